@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef KWHEEL_POLICY_H
+#define KWHEEL_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "kwheel/kwheel.h"
+
+enum kw_policy_family {
+	KW_POLICY_LINUX = 0,     /* plain linux_<arch>: anything goes */
+	KW_POLICY_MANYLINUX = 1,
+	KW_POLICY_MUSLLINUX = 2,
+};
+
+/* Highest allowed version for one symbol-version prefix on one arch. */
+struct kw_policy_symver {
+	char *prefix;      /* "GLIBC", "GLIBCXX", "CXXABI", "GCC", ... */
+	char *max;         /* "2.17"; NULL means no version of that prefix is allowed */
+};
+
+struct kw_policy_arch {
+	char *arch;                     /* "x86_64" */
+	struct kw_policy_symver *symvers;
+	size_t n_symvers;
+};
+
+struct kw_policy_blacklist {
+	char *lib;          /* "libc.so.6" */
+	char **symbols;     /* NULL-terminated */
+	size_t n_symbols;
+};
+
+/* One platform policy: manylinux_2_17, musllinux_1_2, linux. */
+struct kw_policy {
+	char *name;                 /* "manylinux_2_17" (without the _<arch> suffix) */
+	char **aliases;             /* "manylinux2014"; NULL-terminated */
+	size_t n_aliases;
+	enum kw_policy_family family;
+	int major, minor;           /* glibc or musl version; 0.0 for linux */
+	char **libs;                /* sonames a wheel may assume, NULL-terminated */
+	size_t n_libs;
+	struct kw_policy_arch *arches; /* arches the policy exists for */
+	size_t n_arches;
+	struct kw_policy_blacklist *blacklist;
+	size_t n_blacklist;
+};
+
+/* All policies, most compatible (oldest) first within a family. */
+struct kw_policy_set {
+	struct kw_policy *policies;
+	size_t n_policies;
+};
+
+/* Load the policy data built into kwheel (data/policy.json). New set in *out. */
+int kw_policy_set_load_default(struct kw_policy_set **out, struct kw_error *err);
+/* Load from JSON text in kwheel's own format (see data/policy.json). */
+int kw_policy_set_load_json(const char *text, size_t len, struct kw_policy_set **out,
+			    struct kw_error *err);
+void kw_policy_set_free(struct kw_policy_set *set);
+/* ctx->policy, loading the default on first use. Borrowed. */
+int kw_ctx_policy(struct kw_ctx *ctx, const struct kw_policy_set **out, struct kw_error *err);
+
+/* By name or alias ("manylinux2014" or "manylinux_2_17"), arch suffix allowed
+ * ("manylinux_2_17_x86_64"). Borrowed, or NULL. */
+const struct kw_policy *kw_policy_find(const struct kw_policy_set *set, const char *name);
+/* Policy data for an arch, or NULL if the policy does not exist for it. Borrowed. */
+const struct kw_policy_arch *kw_policy_arch(const struct kw_policy *p, const char *arch);
+/* Is soname on the policy's list of assumed libraries? */
+bool kw_policy_allows_lib(const struct kw_policy *p, const char *soname);
+/*
+ * Is a version requirement like "GLIBC_2.17" allowed on arch? Versions whose
+ * prefix the policy does not govern (a library's own, e.g. "OPENSSL_3.0.0")
+ * are allowed; a governed prefix with a version above the maximum, or a
+ * non-numeric one ("GLIBC_PRIVATE"), is not.
+ */
+bool kw_policy_allows_version(const struct kw_policy *p, const char *arch, const char *version);
+/* Is symbol (imported from lib) blacklisted by the policy? */
+bool kw_policy_blacklisted(const struct kw_policy *p, const char *lib, const char *symbol);
+/* The platform tag for the policy and arch: "manylinux_2_17_x86_64". New string. */
+char *kw_policy_tag(const struct kw_policy *p, const char *arch);
+/* Compare dotted numeric versions "2.17" vs "2.5": <0, 0, >0. Non-numeric parts compare last. */
+int kw_version_cmp(const char *a, const char *b);
+
+#endif

@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef KWHEEL_RESOLVE_H
+#define KWHEEL_RESOLVE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "kwheel/elf.h"
+#include "kwheel/kwheel.h"
+
+/* How a dependency was found, in the loader's search order. */
+enum kw_found_via {
+	KW_VIA_NONE = 0,       /* not found */
+	KW_VIA_ROOT,           /* the object the tree starts from */
+	KW_VIA_LOADED,         /* already loaded under that name or SONAME */
+	KW_VIA_PATHNAME,       /* DT_NEEDED with a '/' */
+	KW_VIA_RPATH,
+	KW_VIA_LD_LIBRARY_PATH,
+	KW_VIA_RUNPATH,
+	KW_VIA_EXTRA,          /* ctx->lib_paths */
+	KW_VIA_LDSOCONF,
+	KW_VIA_DEFAULT,        /* the architecture's trusted directories */
+};
+
+/* One object in a dependency graph. */
+struct kw_dep_node {
+	char *name;        /* DT_NEEDED string that first led here (root: its path) */
+	char *path;        /* path as the loader opened it (without ctx->root), or NULL */
+	char *realpath;    /* path with symlinks and ".." resolved (without ctx->root), or NULL */
+	const struct kw_elf_info *info; /* borrowed from the resolver's cache; NULL if not found */
+	enum kw_found_via via;
+	bool in_overlay;   /* served by the overlay (a wheel member) */
+	size_t *deps;      /* graph indexes of this object's DT_NEEDED, in order */
+	size_t n_deps;
+	char *error;       /* why it could not be read (a candidate was corrupt), or NULL */
+};
+
+/*
+ * A dependency graph in the loader's breadth-first load order; node 0 is the
+ * root. Each object appears once, as the loader would load it once.
+ */
+struct kw_dep_graph {
+	struct kw_dep_node *nodes;
+	size_t n_nodes;
+};
+
+/*
+ * Load a candidate path from the overlay. Return 0 and a new info (the
+ * resolver takes it), KW_ENOTFOUND if there is no such member, or another
+ * status with err set if the member exists but is unreadable.
+ */
+typedef int (*kw_resolve_overlay_fn)(void *ud, const char *path, struct kw_elf_info **info,
+				     struct kw_error *err);
+
+struct kw_resolver;
+
+/*
+ * New resolver for ctx (borrowed; must outlive it). It reads ld.so.conf
+ * (with includes) under ctx->root once and caches every parsed ELF by path,
+ * so many trees over the same system libraries cost one parse each.
+ */
+int kw_resolver_new(struct kw_ctx *ctx, struct kw_resolver **out, struct kw_error *err);
+void kw_resolver_free(struct kw_resolver *r);
+/*
+ * Paths under prefix (an absolute directory, e.g. where a wheel would be
+ * unpacked) are looked up through fn instead of the filesystem. Lexical
+ * normalisation applies there ('.' and '..' folded); a path that leaves the
+ * prefix through '..' falls back to the filesystem as the loader would.
+ */
+int kw_resolver_set_overlay(struct kw_resolver *r, const char *prefix, kw_resolve_overlay_fn fn,
+			    void *ud, struct kw_error *err);
+
+/*
+ * Resolve the dependency tree of the object at path (a filesystem path under
+ * ctx->root, or an overlay path). If info is not NULL it is used for the root
+ * instead of reading path (borrowed). New graph in *out (kw_dep_graph_free).
+ * Libraries not found are nodes with path NULL, not errors.
+ */
+int kw_resolve_tree(struct kw_resolver *r, const char *path, const struct kw_elf_info *info,
+		    struct kw_dep_graph **out, struct kw_error *err);
+void kw_dep_graph_free(struct kw_dep_graph *g);
+const char *kw_found_via_str(enum kw_found_via via);
+
+/*
+ * Expand $ORIGIN/${ORIGIN}, $LIB/${LIB}, $PLATFORM/${PLATFORM} in one path
+ * list entry as the loader does for an object of class elfclass and machine
+ * whose directory is origin. New string in *out; KW_ENOTFOUND if the entry
+ * must be dropped (unknown token).
+ */
+int kw_resolve_expand(const char *entry, const char *origin, const struct kw_elf_info *info,
+		      char **out, struct kw_error *err);
+
+#endif

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef KWHEEL_UTIL_H
+#define KWHEEL_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kwheel/kwheel.h"
+
+/* A growable vector of owned strings. Zero-initialised is empty. */
+struct kw_strv {
+	char **v;
+	size_t n;
+	size_t cap;
+};
+
+/* Append a copy of s. */
+int kw_strv_push(struct kw_strv *sv, const char *s);
+/* Append s itself; on success the vector owns it, on failure the caller still does. */
+int kw_strv_push_take(struct kw_strv *sv, char *s);
+/* Index of s or -1. */
+long kw_strv_find(const struct kw_strv *sv, const char *s);
+/* Append a copy of s unless present. */
+int kw_strv_push_unique(struct kw_strv *sv, const char *s);
+void kw_strv_sort(struct kw_strv *sv);
+void kw_strv_release(struct kw_strv *sv);
+/* Split s at every sep (empty fields kept as ""); appends to sv. */
+int kw_strv_split(struct kw_strv *sv, const char *s, char sep);
+
+/* SHA-256, incremental. */
+struct kw_sha256 {
+	uint32_t h[8];
+	uint64_t len;
+	unsigned char buf[64];
+	size_t used;
+};
+void kw_sha256_init(struct kw_sha256 *s);
+void kw_sha256_update(struct kw_sha256 *s, const void *data, size_t len);
+void kw_sha256_final(struct kw_sha256 *s, unsigned char out[32]);
+
+/* URL-safe base64 without padding (RECORD's digest form). out needs 4*ceil(n/3)+1 bytes. */
+void kw_b64url_nopad(const unsigned char *in, size_t n, char *out);
+/* Lower-case hex. out needs 2n+1 bytes. */
+void kw_hex(const unsigned char *in, size_t n, char *out);
+
+/* Does name match the shell glob pat (fnmatch without flags)? */
+int kw_glob_match(const char *pat, const char *name);
+
+#endif

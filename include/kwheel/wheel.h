@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef KWHEEL_WHEEL_H
+#define KWHEEL_WHEEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kwheel/kwheel.h"
+
+/* A wheel file name split per the binary distribution format spec. */
+struct kw_wheel_name {
+	char *distribution; /* as written (escaped form), e.g. "numpy" */
+	char *version;
+	char *build;        /* build tag or NULL */
+	char *python;       /* compressed tag set, e.g. "py2.py3" */
+	char *abi;
+	char *platform;     /* compressed, e.g. "manylinux_2_17_x86_64.manylinux2014_x86_64" */
+	char **platforms;   /* platform split at '.', NULL-terminated */
+	size_t n_platforms;
+};
+
+/* Parse a file name (basename or path: the directory part is ignored). */
+int kw_wheel_parse_name(const char *filename, struct kw_wheel_name *out, struct kw_error *err);
+void kw_wheel_name_release(struct kw_wheel_name *name);
+
+/* The parsed *.dist-info/WHEEL file. */
+struct kw_wheel_meta {
+	char *wheel_version;  /* "1.0" */
+	char *generator;      /* or NULL */
+	bool root_is_purelib;
+	char **tags;          /* Tag: lines in order, NULL-terminated */
+	size_t n_tags;
+	char *build;          /* Build: or NULL */
+};
+
+struct kw_wheel_member {
+	char *name;         /* validated: relative, no "..", no backslash, no NUL */
+	uint64_t size;      /* uncompressed size declared by the central directory */
+	uint64_t comp_size;
+	uint32_t crc;
+	uint16_t method;    /* ZIP_CM_STORE / ZIP_CM_DEFLATE ... */
+	bool is_dir;
+	uint64_t index;     /* libzip index */
+};
+
+struct kw_wheel;
+
+/*
+ * Open a wheel read-only and validate it: zip structure, member names
+ * (absolute, "..", backslash, NUL, drive letters, duplicates, names that
+ * differ only in case), symlink/device entries, encryption, unsupported
+ * compression, zip-bomb ratios and totals against ctx->limits, exactly one
+ * *.dist-info directory. Nothing is inflated here.
+ * Returns 0 and a new wheel (kw_wheel_free) in *out; on failure err names
+ * the path and the problem.
+ */
+int kw_wheel_open(struct kw_ctx *ctx, const char *path, struct kw_wheel **out, struct kw_error *err);
+void kw_wheel_free(struct kw_wheel *w);
+
+/* Borrowed; valid until kw_wheel_free. */
+const char *kw_wheel_path(const struct kw_wheel *w);
+const struct kw_wheel_name *kw_wheel_name(const struct kw_wheel *w);
+/* "pkg-1.0.dist-info" (no trailing slash). */
+const char *kw_wheel_dist_info(const struct kw_wheel *w);
+size_t kw_wheel_member_count(const struct kw_wheel *w);
+const struct kw_wheel_member *kw_wheel_member(const struct kw_wheel *w, size_t i);
+/* Index of the member with that name, or -1. */
+long kw_wheel_find(const struct kw_wheel *w, const char *name);
+
+/*
+ * Inflate up to max bytes of member i from its start into buf; *got is the
+ * count read (less than max only at the end of the member).
+ */
+int kw_wheel_read_head(struct kw_wheel *w, size_t i, void *buf, size_t max, size_t *got,
+		       struct kw_error *err);
+
+/*
+ * Inflate member i whole into a new buffer (free()). Fails with KW_EHOSTILE
+ * if the data inflates to more or fewer bytes than declared, or the CRC is
+ * wrong, and with KW_ELIMIT over ctx->limits.max_member_size.
+ */
+int kw_wheel_read(struct kw_wheel *w, size_t i, unsigned char **buf, size_t *len,
+		  struct kw_error *err);
+
+/*
+ * Stream member i through cb in chunks (no whole-member buffer). Same checks
+ * as kw_wheel_read. cb returns 0 to go on, or a negative status to stop
+ * (which is returned).
+ */
+typedef int (*kw_wheel_chunk_fn)(void *ud, const void *data, size_t len);
+int kw_wheel_stream(struct kw_wheel *w, size_t i, kw_wheel_chunk_fn cb, void *ud,
+		    struct kw_error *err);
+
+/* Read and parse *.dist-info/WHEEL. Fills *meta (release with kw_wheel_meta_release). */
+int kw_wheel_read_meta(struct kw_wheel *w, struct kw_wheel_meta *meta, struct kw_error *err);
+void kw_wheel_meta_release(struct kw_wheel_meta *meta);
+/* Parse WHEEL text (for tests and for repair). */
+int kw_wheel_parse_meta(const char *text, size_t len, struct kw_wheel_meta *meta,
+			struct kw_error *err);
+
+enum kw_record_problem_kind {
+	KW_RECORD_NOT_LISTED,     /* member present, no RECORD line */
+	KW_RECORD_NO_MEMBER,      /* RECORD line, no such member */
+	KW_RECORD_HASH_MISMATCH,
+	KW_RECORD_SIZE_MISMATCH,
+	KW_RECORD_NO_HASH,        /* line without a hash (allowed only for RECORD itself / signatures) */
+	KW_RECORD_BAD_HASH,       /* unknown or weak algorithm, malformed digest */
+	KW_RECORD_BAD_LINE,       /* not three CSV fields, unsafe path */
+	KW_RECORD_DUPLICATE,      /* path listed twice */
+};
+
+struct kw_record_problem {
+	enum kw_record_problem_kind kind;
+	char *path;
+	char *detail; /* e.g. "expected sha256=..., got sha256=..." or NULL */
+};
+
+struct kw_record_entry {
+	char *path;
+	char *algo;     /* "sha256" or NULL when empty */
+	char *digest;   /* urlsafe base64, no padding, or NULL */
+	int64_t size;   /* -1 when empty */
+};
+
+struct kw_record {
+	struct kw_record_entry *entries;
+	size_t n_entries;
+	struct kw_record_problem *problems;
+	size_t n_problems;
+};
+
+/* Parse RECORD CSV text (quoted fields allowed). */
+int kw_record_parse(const char *text, size_t len, struct kw_record *rec, struct kw_error *err);
+/*
+ * Read RECORD and check every member against it (hashing each member in a
+ * stream). Problems go into rec->problems; the return is 0 even when there are
+ * problems, non-zero only when RECORD cannot be read at all.
+ */
+int kw_wheel_verify_record(struct kw_wheel *w, struct kw_record *rec, struct kw_error *err);
+void kw_record_release(struct kw_record *rec);
+const char *kw_record_problem_str(enum kw_record_problem_kind kind);
+
+#endif

@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef KWHEEL_CLI_H
+#define KWHEEL_CLI_H
+
+#include <getopt.h>
+#include <stdio.h>
+
+#include "kwheel/kwheel.h"
+
+/* CLI exit codes (documented in kwheel(1)). */
+enum {
+	KW_EXIT_OK = 0,      /* done; wheel compliant / convertible */
+	KW_EXIT_VERDICT = 1, /* done; negative verdict (not compliant, problems found) */
+	KW_EXIT_ERROR = 2,   /* an input could not be processed */
+	KW_EXIT_USAGE = 3,   /* bad command line */
+};
+
+struct kw_cmd {
+	const char *name;
+	int (*fn)(struct kw_ctx *ctx, int argc, char **argv);
+	const char *summary;
+};
+
+/* One option of a command: its getopt entry and its help text, side by side. */
+struct kw_opt_help {
+	struct option opt;
+	const char *arg;   /* metavariable or NULL */
+	const char *help;
+};
+
+/*
+ * Build a getopt_long table and short optstring from helps (terminated by an
+ * entry with opt.name NULL). Writes at most n entries into longopts.
+ */
+void kw_cli_opts(const struct kw_opt_help *helps, struct option *longopts, size_t n,
+		 char *shortopts, size_t shortn);
+/* Print "usage: kwheel CMD SYNOPSIS", the summary, options and exit codes. */
+void kw_cli_help(FILE *f, const char *cmd, const char *synopsis, const char *summary,
+		 const struct kw_opt_help *helps);
+/* Print "kwheel: MSG" for an error; returns KW_EXIT_ERROR. */
+int kw_cli_error(const struct kw_error *err);
+/* Print "kwheel CMD: MSG" usage error with a hint; returns KW_EXIT_USAGE. */
+int kw_cli_usage(const char *cmd, const char *fmt, ...) KW_PRINTF(2, 3);
+
+/* Options every resolving command takes: --root, --library-path, --no-default-paths. */
+/* Long-only (vals above 255) so they never collide with a command's letters. */
+enum { KW_OPT_ROOT = 1001, KW_OPT_LIBPATH, KW_OPT_NODEFAULT };
+#define KW_CLI_RESOLVE_OPTS \
+	{ { "root", required_argument, NULL, KW_OPT_ROOT }, "DIR", \
+	  "resolve libraries as if DIR were / (ld.so.conf and defaults too)" }, \
+	{ { "library-path", required_argument, NULL, KW_OPT_LIBPATH }, "DIRS", \
+	  "colon-separated directories searched like LD_LIBRARY_PATH (default: $LD_LIBRARY_PATH)" }, \
+	{ { "no-default-paths", no_argument, NULL, KW_OPT_NODEFAULT }, NULL, \
+	  "do not search ld.so.conf or the default directories" }
+/* Apply one of the resolve options; returns 1 if c was one of them, 0 if not, <0 on error. */
+int kw_cli_resolve_opt(struct kw_ctx *ctx, int c, const char *arg, struct kw_error *err);
+
+extern const struct kw_cmd kw_cmd_show;
+extern const struct kw_cmd kw_cmd_lddtree;
+
+#endif

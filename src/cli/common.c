@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: MIT */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "kwheel/kwheel.h"
+
+#include "cli.h"
+
+void kw_cli_opts(const struct kw_opt_help *helps, struct option *longopts, size_t n,
+		 char *shortopts, size_t shortn)
+{
+	size_t i, k = 0, s = 0;
+
+	if (shortn > 0) {
+		shortopts[s++] = '+';
+	}
+	for (i = 0; helps[i].opt.name && k + 1 < n; i++) {
+		longopts[k++] = helps[i].opt;
+		/* Short letters are the printable vals; long-only options use vals >= 256. */
+		if (helps[i].opt.val > 0 && helps[i].opt.val < 128 && s + 3 < shortn) {
+			shortopts[s++] = (char)helps[i].opt.val;
+			if (helps[i].opt.has_arg == required_argument) {
+				shortopts[s++] = ':';
+			}
+		}
+	}
+	memset(&longopts[k], 0, sizeof(longopts[k]));
+	if (shortn > 0) {
+		shortopts[s] = '\0';
+	}
+}
+
+void kw_cli_help(FILE *f, const char *cmd, const char *synopsis, const char *summary,
+		 const struct kw_opt_help *helps)
+{
+	size_t i;
+
+	fprintf(f, "usage: kwheel %s %s\n\n%s\n\noptions:\n", cmd, synopsis, summary);
+	for (i = 0; helps[i].opt.name; i++) {
+		char left[64];
+		int v = helps[i].opt.val;
+
+		if (v > 0 && v < 128) {
+			snprintf(left, sizeof(left), "-%c, --%s%s%s", v, helps[i].opt.name,
+				 helps[i].arg ? " " : "", helps[i].arg ? helps[i].arg : "");
+		} else {
+			snprintf(left, sizeof(left), "    --%s%s%s", helps[i].opt.name,
+				 helps[i].arg ? " " : "", helps[i].arg ? helps[i].arg : "");
+		}
+		fprintf(f, "  %-28s %s\n", left, helps[i].help);
+	}
+	fprintf(f, "\nexit codes: 0 ok, 1 negative verdict, 2 error, 3 usage\n");
+}
+
+int kw_cli_error(const struct kw_error *err)
+{
+	fprintf(stderr, "kwheel: %s\n", err->msg[0] ? err->msg : kw_status_str(err->code));
+	return KW_EXIT_ERROR;
+}
+
+int kw_cli_usage(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "kwheel %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry 'kwheel %s --help'.\n", cmd);
+	return KW_EXIT_USAGE;
+}
+
+int kw_cli_resolve_opt(struct kw_ctx *ctx, int c, const char *arg, struct kw_error *err)
+{
+	switch (c) {
+	case KW_OPT_ROOT:
+		return kw_ctx_set_root(ctx, arg, err) ? -1 : 1;
+	case KW_OPT_LIBPATH:
+		return kw_ctx_set_ld_library_path(ctx, arg, err) ? -1 : 1;
+	case KW_OPT_NODEFAULT:
+		ctx->no_default_paths = true;
+		return 1;
+	}
+	return 0;
+}

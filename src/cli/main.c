@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kw-config.h"
+#include "kwheel/kwheel.h"
+
+#include "cli.h"
+
+static const struct kw_cmd *const commands[] = {
+	&kw_cmd_show,
+	&kw_cmd_lddtree,
+};
+
+static void usage(FILE *f)
+{
+	size_t i;
+
+	fprintf(f, "usage: kwheel [--version] [--help] [-v] COMMAND [ARGS]\n\n"
+		   "Audit and repair Python wheels.\n\ncommands:\n");
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		fprintf(f, "  %-10s %s\n", commands[i]->name, commands[i]->summary);
+	}
+	fprintf(f, "\nRun 'kwheel COMMAND --help' for a command's options.\n"
+		   "exit codes: 0 ok, 1 negative verdict, 2 error, 3 usage\n");
+}
+
+static void log_stderr(void *ud, enum kw_log_level level, const char *msg)
+{
+	static const char *const names[] = { "error", "warning", "info", "debug" };
+
+	(void)ud;
+	fprintf(stderr, "kwheel: %s: %s\n", names[level], msg);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct kw_ctx *ctx = NULL;
+	struct kw_error err = { 0 };
+	const struct kw_cmd *cmd = NULL;
+	int verbosity = KW_LOG_WARN;
+	int rc = KW_EXIT_USAGE;
+	int c;
+	size_t i;
+
+	while ((c = getopt_long(argc, argv, "+hVvq", opts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			usage(stdout);
+			return KW_EXIT_OK;
+		case 'V':
+			printf("kwheel %s\n", KW_VERSION);
+			return KW_EXIT_OK;
+		case 'v':
+			verbosity++;
+			break;
+		case 'q':
+			verbosity = KW_LOG_ERROR;
+			break;
+		default:
+			usage(stderr);
+			return KW_EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return KW_EXIT_USAGE;
+	}
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(commands[i]->name, argv[optind]) == 0) {
+			cmd = commands[i];
+		}
+	}
+	if (!cmd) {
+		fprintf(stderr, "kwheel: unknown command '%s'\n", argv[optind]);
+		usage(stderr);
+		return KW_EXIT_USAGE;
+	}
+	if (kw_ctx_new(&ctx, &err)) {
+		return kw_cli_error(&err);
+	}
+	ctx->log_fn = log_stderr;
+	ctx->log_level = verbosity;
+	if (getenv("LD_LIBRARY_PATH") && kw_ctx_set_ld_library_path(ctx, getenv("LD_LIBRARY_PATH"), &err)) {
+		kw_ctx_free(ctx);
+		return kw_cli_error(&err);
+	}
+	/* Commands parse from their own name on: a full getopt reset. */
+	c = optind;
+	optind = 0;
+	rc = cmd->fn(ctx, argc - c, argv + c);
+	kw_ctx_free(ctx);
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		fprintf(stderr, "kwheel: cannot write output: %s\n", strerror(errno));
+		return KW_EXIT_ERROR;
+	}
+	return rc;
+}

@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: MIT */
+#include <stdlib.h>
+#include <string.h>
+
+#include "kwheel/util.h"
+#include "testlib.h"
+
+/* FIPS 180-2 examples and an input crossing several blocks. */
+static const struct {
+	const char *in;
+	const char *hex;
+} sha_cases[] = {
+	{ "", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" },
+	{ "abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" },
+	{ "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+	  "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1" },
+};
+
+START_TEST(sha256_vectors)
+{
+	struct kw_sha256 s;
+	unsigned char d[32];
+	char hex[65];
+
+	kw_sha256_init(&s);
+	kw_sha256_update(&s, sha_cases[_i].in, strlen(sha_cases[_i].in));
+	kw_sha256_final(&s, d);
+	kw_hex(d, 32, hex);
+	ck_assert_str_eq(hex, sha_cases[_i].hex);
+}
+END_TEST
+
+START_TEST(sha256_incremental_matches_oneshot)
+{
+	unsigned char buf[1000], a[32], b[32];
+	struct kw_sha256 s;
+	size_t i;
+
+	for (i = 0; i < sizeof(buf); i++) {
+		buf[i] = (unsigned char)(i * 7 + 3);
+	}
+	kw_sha256_init(&s);
+	kw_sha256_update(&s, buf, sizeof(buf));
+	kw_sha256_final(&s, a);
+	kw_sha256_init(&s);
+	for (i = 0; i < sizeof(buf); i += 13) {
+		kw_sha256_update(&s, buf + i, i + 13 <= sizeof(buf) ? 13 : sizeof(buf) - i);
+	}
+	kw_sha256_final(&s, b);
+	ck_assert_mem_eq(a, b, 32);
+}
+END_TEST
+
+START_TEST(b64url_forms)
+{
+	char out[16];
+
+	kw_b64url_nopad((const unsigned char *)"\xfb\xff", 2, out);
+	ck_assert_str_eq(out, "-_8");
+	kw_b64url_nopad((const unsigned char *)"abc", 3, out);
+	ck_assert_str_eq(out, "YWJj");
+	kw_b64url_nopad((const unsigned char *)"a", 1, out);
+	ck_assert_str_eq(out, "YQ");
+}
+END_TEST
+
+START_TEST(strv_split_keeps_empty_fields)
+{
+	struct kw_strv sv = { 0 };
+
+	ck_assert_int_eq(kw_strv_split(&sv, "a::b:", ':'), 0);
+	ck_assert_uint_eq(sv.n, 4);
+	ck_assert_str_eq(sv.v[0], "a");
+	ck_assert_str_eq(sv.v[1], "");
+	ck_assert_str_eq(sv.v[2], "b");
+	ck_assert_str_eq(sv.v[3], "");
+	ck_assert_ptr_null(sv.v[4]);
+	kw_strv_release(&sv);
+}
+END_TEST
+
+START_TEST(alloc_fault_injection)
+{
+	char *a, *b;
+
+	kw_alloc_fail_at(2);
+	a = kw_strdup("x");
+	b = kw_strdup("y");
+	kw_alloc_fail_at(0);
+	ck_assert_ptr_nonnull(a);
+	ck_assert_ptr_null(b);
+	free(a);
+}
+END_TEST
+
+START_TEST(ctx_root_is_normalised)
+{
+	struct kw_ctx *ctx;
+	struct kw_error err;
+	char *p;
+
+	ck_assert_int_eq(kw_ctx_new(&ctx, &err), 0);
+	ck_assert_int_eq(kw_ctx_set_root(ctx, "/srv/root//", &err), 0);
+	p = kw_ctx_rooted(ctx, "/usr/lib");
+	ck_assert_str_eq(p, "/srv/root/usr/lib");
+	free(p);
+	ck_assert_int_eq(kw_ctx_set_root(ctx, "/", &err), 0);
+	p = kw_ctx_rooted(ctx, "/usr/lib");
+	ck_assert_str_eq(p, "/usr/lib");
+	free(p);
+	kw_ctx_free(ctx);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("util");
+	TCase *tc = tcase_create("core");
+
+	tcase_add_loop_test(tc, sha256_vectors, 0, sizeof(sha_cases) / sizeof(sha_cases[0]));
+	tcase_add_test(tc, sha256_incremental_matches_oneshot);
+	tcase_add_test(tc, b64url_forms);
+	tcase_add_test(tc, strv_split_keeps_empty_fields);
+	tcase_add_test(tc, alloc_fault_injection);
+	tcase_add_test(tc, ctx_root_is_normalised);
+	suite_add_tcase(s, tc);
+	return kwt_main(s);
+}

@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: MIT */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "testlib.h"
+
+static const char *env_or(const char *name, const char *dflt)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? v : dflt;
+}
+
+const char *kwt_source_root(void) { return env_or("KW_SOURCE_ROOT", "."); }
+const char *kwt_build_root(void) { return env_or("KW_BUILD_ROOT", "."); }
+const char *kwt_corpus(void) { return env_or("KW_CORPUS", "../shared/corpus"); }
+const char *kwt_kwheel(void) { return env_or("KWHEEL", "kwheel"); }
+
+char *kwt_fmt(const char *fmt, ...)
+{
+	va_list ap;
+	char *s = NULL;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	ck_assert_int_ge(n, 0);
+	return s;
+}
+
+char *kwt_mkdtemp(void)
+{
+	char *t = kwt_fmt("%s/kwheel-test-XXXXXX", env_or("TMPDIR", "/tmp"));
+
+	ck_assert_ptr_nonnull(mkdtemp(t));
+	return t;
+}
+
+void kwt_rmtree(const char *dir)
+{
+	char *cmd;
+
+	if (!dir || strlen(dir) < 8) {
+		return;
+	}
+	cmd = kwt_fmt("rm -rf '%s'", dir);
+	if (system(cmd) != 0) {
+		fprintf(stderr, "cannot remove %s\n", dir);
+	}
+	free(cmd);
+}
+
+static char *slurp_fd(int fd)
+{
+	size_t cap = 4096, len = 0;
+	char *buf = malloc(cap);
+	ssize_t n;
+
+	ck_assert_ptr_nonnull(buf);
+	for (;;) {
+		if (len + 1 >= cap) {
+			cap *= 2;
+			buf = realloc(buf, cap);
+			ck_assert_ptr_nonnull(buf);
+		}
+		n = read(fd, buf + len, cap - len - 1);
+		if (n < 0 && errno == EINTR) {
+			continue;
+		}
+		if (n <= 0) {
+			break;
+		}
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+	return buf;
+}
+
+int kwt_run(const char *cmd, char **out, char **err)
+{
+	char *ofile = kwt_fmt("%s/kwt-out-XXXXXX", env_or("TMPDIR", "/tmp"));
+	char *efile = kwt_fmt("%s/kwt-err-XXXXXX", env_or("TMPDIR", "/tmp"));
+	int ofd = mkstemp(ofile), efd = mkstemp(efile);
+	char *full;
+	int st;
+
+	ck_assert_int_ge(ofd, 0);
+	ck_assert_int_ge(efd, 0);
+	full = kwt_fmt("(%s) >'%s' 2>'%s' </dev/null", cmd, ofile, efile);
+	st = system(full);
+	free(full);
+	if (out) {
+		lseek(ofd, 0, SEEK_SET);
+		*out = slurp_fd(ofd);
+	}
+	if (err) {
+		lseek(efd, 0, SEEK_SET);
+		*err = slurp_fd(efd);
+	}
+	close(ofd);
+	close(efd);
+	unlink(ofile);
+	unlink(efile);
+	free(ofile);
+	free(efile);
+	if (st == -1 || !WIFEXITED(st)) {
+		return -1;
+	}
+	return WEXITSTATUS(st);
+}
+
+char *kwt_read_file(const char *path, size_t *len)
+{
+	int fd = open(path, O_RDONLY);
+	char *buf;
+	struct stat sb;
+
+	if (fd < 0) {
+		return NULL;
+	}
+	if (fstat(fd, &sb) != 0) {
+		close(fd);
+		return NULL;
+	}
+	buf = slurp_fd(fd);
+	close(fd);
+	if (len) {
+		*len = (size_t)sb.st_size;
+	}
+	return buf;
+}
+
+int kwt_write_file(const char *path, const void *buf, size_t len)
+{
+	FILE *f = fopen(path, "wb");
+	int rc = 0;
+
+	if (!f) {
+		return -1;
+	}
+	if (len && fwrite(buf, 1, len, f) != len) {
+		rc = -1;
+	}
+	if (fclose(f) != 0) {
+		rc = -1;
+	}
+	return rc;
+}
+
+int kwt_main(Suite *s)
+{
+	SRunner *sr = srunner_create(s);
+	int failed;
+
+	srunner_run_all(sr, CK_ENV);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef KWHEEL_TESTLIB_H
+#define KWHEEL_TESTLIB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <check.h>
+
+#include "kwheel/kwheel.h"
+
+/* Directories handed in by meson (KW_SOURCE_ROOT, KW_BUILD_ROOT, KW_CORPUS). */
+const char *kwt_source_root(void);
+const char *kwt_build_root(void);
+const char *kwt_corpus(void);
+/* The kwheel binary under test. */
+const char *kwt_kwheel(void);
+/* printf into a new string (free()); aborts the test on failure. */
+char *kwt_fmt(const char *fmt, ...) KW_PRINTF(1, 2);
+/* A new empty directory under $TMPDIR, removed by kwt_rmtree. */
+char *kwt_mkdtemp(void);
+void kwt_rmtree(const char *dir);
+/* Run a shell command; capture stdout and stderr (new strings, may be NULL). Returns exit code. */
+int kwt_run(const char *cmd, char **out, char **err);
+/* Read a whole file (new buffer, NUL-terminated); NULL if unreadable. */
+char *kwt_read_file(const char *path, size_t *len);
+/* Write buf to path; returns 0 on success. */
+int kwt_write_file(const char *path, const void *buf, size_t len);
+/* Run a suite with the TAP-friendly settings used by every unit test. */
+int kwt_main(Suite *s);
+
+#endif
