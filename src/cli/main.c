@@ -13,6 +13,7 @@
 static const struct kw_cmd *const commands[] = {
 	&kw_cmd_show,
 	&kw_cmd_lddtree,
+	&kw_cmd_patch,
 };
 
 static void usage(FILE *f)
