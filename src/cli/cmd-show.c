@@ -1,15 +1,203 @@
 /* SPDX-License-Identifier: MIT */
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "kwheel/audit.h"
+#include "kwheel/policy.h"
+#include "kwheel/report.h"
+#include "kwheel/util.h"
 
 #include "cli.h"
+#include "inputs.h"
+
+static const char synopsis[] = "[options] WHEEL|DIR|- ...";
+static const char summary[] =
+	"Audit wheels: find every ELF member, resolve its libraries as the loader would,\n"
+	"and tell which manylinux/musllinux tag the wheel satisfies and why not a better one.\n"
+	"DIR is searched for *.whl; '-' reads wheel paths from standard input, one a line.";
+
+enum { OPT_JSON = 2001 };
+
+static const struct kw_opt_help helps[] = {
+	{ { "json", no_argument, NULL, OPT_JSON }, NULL, "one JSON object per wheel, one a line (JSONL)" },
+	{ { "jobs", required_argument, NULL, 'j' }, "N", "audit N wheels at once (default 1)" },
+	{ { "verbose", no_argument, NULL, 'v' }, NULL, "text report: every member's dependency tree" },
+	KW_CLI_RESOLVE_OPTS,
+	{ { "help", no_argument, NULL, 'h' }, NULL, "show this help" },
+	{ { NULL, 0, NULL, 0 }, NULL, NULL },
+};
+
+struct job {
+	struct kw_ctx *ctx;
+	struct kw_strv *inputs;
+	size_t next;            /* next input to take */
+	bool json;
+	bool verbose;
+	int worst;              /* highest exit code so far */
+	pthread_mutex_t lock;
+};
+
+static void emit(struct job *job, const char *text, bool is_err, int code)
+{
+	pthread_mutex_lock(&job->lock);
+	if (text) {
+		fputs(text, is_err ? stderr : stdout);
+		fputc('\n', is_err ? stderr : stdout);
+		fflush(is_err ? stderr : stdout);
+	}
+	if (code > job->worst) {
+		job->worst = code;
+	}
+	pthread_mutex_unlock(&job->lock);
+}
+
+static void audit_one(struct job *job, const char *path)
+{
+	struct kw_audit *a = NULL;
+	struct kw_error err = { 0 };
+	struct kw_error rerr = { 0 };
+	char *text = NULL;
+	int code;
+
+	if (kw_audit_wheel(job->ctx, path, &a, &err)) {
+		/* One bad wheel gets its own line and does not stop the others. */
+		if (job->json && kw_report_error_json(path, &err, &text, &rerr) == 0) {
+			emit(job, text, false, KW_EXIT_ERROR);
+		} else {
+			char *line = kw_asprintf("kwheel: %s", err.msg);
+
+			emit(job, line ? line : err.msg, true, KW_EXIT_ERROR);
+			free(line);
+		}
+		free(text);
+		return;
+	}
+	code = (a->tags_ok && a->record.n_problems == 0) ? KW_EXIT_OK : KW_EXIT_VERDICT;
+	if (job->json ? kw_report_show_json(a, &text, &rerr) : kw_report_show_text(a, job->verbose, &text, &rerr)) {
+		char *line = kw_asprintf("kwheel: '%s': %s", path, rerr.msg);
+
+		emit(job, line ? line : rerr.msg, true, KW_EXIT_ERROR);
+		free(line);
+	} else {
+		emit(job, text, false, code);
+	}
+	free(text);
+	kw_audit_free(a);
+}
+
+static void *worker(void *arg)
+{
+	struct job *job = arg;
+
+	for (;;) {
+		const char *path;
+
+		pthread_mutex_lock(&job->lock);
+		path = job->next < job->inputs->n ? job->inputs->v[job->next++] : NULL;
+		pthread_mutex_unlock(&job->lock);
+		if (!path) {
+			return NULL;
+		}
+		audit_one(job, path);
+	}
+}
 
 static int cmd_show(struct kw_ctx *ctx, int argc, char **argv)
 {
-	(void)ctx;
-	(void)argc;
-	(void)argv;
-	fprintf(stderr, "kwheel show: not built yet\n");
-	return KW_EXIT_ERROR;
+	struct option longopts[32];
+	char shortopts[64];
+	struct kw_strv inputs = { 0 };
+	struct kw_error err = { 0 };
+	const struct kw_policy_set *set;
+	struct job job;
+	pthread_t *threads = NULL;
+	long jobs = 1;
+	size_t started = 0, i;
+	int c, rc = KW_EXIT_ERROR;
+
+	memset(&job, 0, sizeof(job));
+	kw_cli_opts(helps, longopts, 32, shortopts, sizeof(shortopts));
+	while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+		int r = kw_cli_resolve_opt(ctx, c, optarg, &err);
+
+		if (r < 0) {
+			return kw_cli_error(&err);
+		}
+		if (r > 0) {
+			continue;
+		}
+		switch (c) {
+		case OPT_JSON:
+			job.json = true;
+			break;
+		case 'j': {
+			char *end;
+
+			errno = 0;
+			jobs = strtol(optarg, &end, 10);
+			if (errno || *end || jobs < 1 || jobs > 256) {
+				return kw_cli_usage("show", "--jobs takes a number from 1 to 256, not '%s'", optarg);
+			}
+			break;
+		}
+		case 'v':
+			job.verbose = true;
+			break;
+		case 'h':
+			kw_cli_help(stdout, "show", synopsis, summary, helps);
+			return KW_EXIT_OK;
+		default:
+			return kw_cli_usage("show", "unknown option");
+		}
+	}
+	if (optind >= argc) {
+		return kw_cli_usage("show", "no wheel given");
+	}
+	if (kw_cli_collect_wheels(argv + optind, (size_t)(argc - optind), &inputs, &err)) {
+		rc = kw_cli_error(&err);
+		goto out;
+	}
+	if (inputs.n == 0) {
+		rc = kw_cli_usage("show", "no wheel found in the arguments");
+		goto out;
+	}
+	/* Loaded once here: workers then only read the context. */
+	if (kw_ctx_policy(ctx, &set, &err)) {
+		rc = kw_cli_error(&err);
+		goto out;
+	}
+	job.ctx = ctx;
+	job.inputs = &inputs;
+	pthread_mutex_init(&job.lock, NULL);
+	if ((size_t)jobs > inputs.n) {
+		jobs = (long)inputs.n;
+	}
+	if (jobs > 1) {
+		threads = kw_calloc((size_t)jobs, sizeof(*threads));
+		for (i = 0; threads && i < (size_t)jobs; i++) {
+			if (pthread_create(&threads[i], NULL, worker, &job) != 0) {
+				break;
+			}
+			started++;
+		}
+	}
+	/* The main thread works too, so -j1 (or failed thread creation) still runs. */
+	worker(&job);
+	for (i = 0; i < started; i++) {
+		pthread_join(threads[i], NULL);
+	}
+	pthread_mutex_destroy(&job.lock);
+	rc = job.worst;
+out:
+	free(threads);
+	kw_strv_release(&inputs);
+	return rc;
 }
 
-const struct kw_cmd kw_cmd_show = { "show", cmd_show, "placeholder" };
+const struct kw_cmd kw_cmd_show = { "show", cmd_show,
+				    "audit wheels: external libraries, symbol versions, best tag" };

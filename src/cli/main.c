@@ -14,6 +14,7 @@ static const struct kw_cmd *const commands[] = {
 	&kw_cmd_show,
 	&kw_cmd_lddtree,
 	&kw_cmd_patch,
+	&kw_cmd_km,
 };
 
 static void usage(FILE *f)

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "kwheel/kwheel.h"
@@ -10,8 +11,8 @@
  * place every module reaches, and a test needs to fail "the Nth allocation"
  * across all of them.
  */
-static long fail_at;
-static long count;
+static _Atomic long fail_at;
+static _Atomic long count;
 
 long kw_alloc_fail_at(long nth)
 {

@@ -1,0 +1,446 @@
+/* SPDX-License-Identifier: MIT */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "kwheel/report.h"
+
+static const char *base_name(const char *path)
+{
+	const char *s = strrchr(path, '/');
+
+	return s ? s + 1 : path;
+}
+
+/* jansson setters steal; a NULL value means an allocation already failed. */
+static int set(json_t *obj, const char *key, json_t *val)
+{
+	if (!val) {
+		return -1;
+	}
+	return json_object_set_new(obj, key, val);
+}
+
+static json_t *str_or_null(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+static json_t *strv_json(char *const *v, size_t n)
+{
+	json_t *arr = json_array();
+	size_t i;
+
+	if (!arr) {
+		return NULL;
+	}
+	for (i = 0; i < n; i++) {
+		if (json_array_append_new(arr, json_string(v[i]))) {
+			json_decref(arr);
+			return NULL;
+		}
+	}
+	return arr;
+}
+
+static const char *lib_path(const struct kw_audit *a, const char *soname)
+{
+	size_t i;
+
+	for (i = 0; i < a->n_libs; i++) {
+		if (strcmp(a->libs[i].soname, soname) == 0) {
+			return a->libs[i].path;
+		}
+	}
+	return NULL;
+}
+
+static json_t *members_json(const struct kw_audit *a)
+{
+	json_t *arr = json_array();
+	size_t i;
+	int bad = 0;
+
+	for (i = 0; arr && i < a->n_members; i++) {
+		const struct kw_audit_member *m = &a->members[i];
+		json_t *o = json_object();
+
+		bad |= set(o, "name", json_string(m->name));
+		bad |= set(o, "error", str_or_null(m->error));
+		bad |= set(o, "extension", json_boolean(m->extension));
+		bad |= set(o, "arch", str_or_null(m->arch));
+		if (m->info) {
+			bad |= set(o, "needed", strv_json(m->info->needed, m->info->n_needed));
+			bad |= set(o, "soname", str_or_null(m->info->soname));
+			bad |= set(o, "rpath", str_or_null(m->info->rpath));
+			bad |= set(o, "runpath", str_or_null(m->info->runpath));
+		}
+		bad |= json_array_append_new(arr, o);
+	}
+	if (bad) {
+		json_decref(arr);
+		return NULL;
+	}
+	return arr;
+}
+
+static json_t *libraries_json(const struct kw_audit *a)
+{
+	json_t *arr = json_array();
+	size_t i;
+	int bad = 0;
+
+	for (i = 0; arr && i < a->n_libs; i++) {
+		const struct kw_audit_lib *l = &a->libs[i];
+		json_t *o = json_object();
+
+		bad |= set(o, "soname", json_string(l->soname));
+		bad |= set(o, "path", str_or_null(l->path));
+		bad |= set(o, "realpath", str_or_null(l->realpath));
+		bad |= set(o, "needed_by", strv_json(l->needed_by.v, l->needed_by.n));
+		bad |= json_array_append_new(arr, o);
+	}
+	if (bad) {
+		json_decref(arr);
+		return NULL;
+	}
+	return arr;
+}
+
+/* What stands between the wheel and one better policy. */
+static json_t *upgrade_json(const struct kw_audit_verdict *v)
+{
+	json_t *o = json_object();
+	json_t *syms = json_array();
+	json_t *black = json_object();
+	json_t *other = json_array();
+	size_t i;
+	int bad = !o || !syms || !black || !other;
+
+	for (i = 0; !bad && i < v->n_reasons; i++) {
+		const struct kw_audit_reason *r = &v->reasons[i];
+		json_t *e;
+
+		switch (r->kind) {
+		case KW_REASON_LIB:
+			break;
+		case KW_REASON_SYMVER:
+			e = json_object();
+			bad |= set(e, "member", str_or_null(r->member));
+			bad |= set(e, "lib", str_or_null(r->lib));
+			bad |= set(e, "version", str_or_null(r->what));
+			bad |= json_array_append_new(syms, e);
+			break;
+		case KW_REASON_BLACKLIST: {
+			json_t *list = json_object_get(black, r->lib);
+
+			if (!list) {
+				list = json_array();
+				bad |= set(black, r->lib, list);
+			}
+			bad |= json_array_append_new(list, json_string(r->what));
+			break;
+		}
+		default:
+			bad |= json_array_append_new(other, json_string(kw_reason_kind_str(r->kind)));
+			break;
+		}
+	}
+	bad |= set(o, "libs_to_eliminate", strv_json(v->graft.v, v->graft.n));
+	bad |= set(o, "symbol_versions", syms);
+	bad |= set(o, "blacklisted_symbols", black);
+	bad |= set(o, "other", other);
+	if (bad) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+static json_t *record_json(const struct kw_record *rec)
+{
+	json_t *o = json_object();
+	json_t *arr = json_array();
+	size_t i;
+	int bad = !o || !arr;
+
+	for (i = 0; !bad && i < rec->n_problems; i++) {
+		json_t *p = json_object();
+
+		bad |= set(p, "kind", json_string(kw_record_problem_str(rec->problems[i].kind)));
+		bad |= set(p, "path", str_or_null(rec->problems[i].path));
+		bad |= set(p, "detail", str_or_null(rec->problems[i].detail));
+		bad |= json_array_append_new(arr, p);
+	}
+	bad |= set(o, "ok", json_boolean(rec->n_problems == 0));
+	bad |= set(o, "problems", arr);
+	if (bad) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+static const char *family_str(const struct kw_audit *a)
+{
+	if (!a->arch || a->no_policy) {
+		return NULL;
+	}
+	return a->family == KW_POLICY_MUSLLINUX ? "musl" : "glibc";
+}
+
+static json_t *audit_json(const struct kw_audit *a)
+{
+	json_t *o = json_object();
+	json_t *name = json_object();
+	json_t *ext = json_object();
+	json_t *vs = json_object();
+	json_t *up = json_object();
+	size_t i, k;
+	int bad = !o || !name || !ext || !vs || !up;
+	const struct kw_audit_verdict *target = a->sym_best >= 0 ? &a->verdicts[a->sym_best] : NULL;
+	size_t n_better = a->best >= 0 ? (size_t)a->best : a->n_verdicts;
+
+	bad |= set(o, "version", json_integer(KW_REPORT_SHOW_VERSION));
+	bad |= set(o, "wheel", json_string(a->filename));
+	bad |= set(o, "path", json_string(a->path));
+	bad |= set(o, "pure", json_boolean(a->pure));
+	bad |= set(name, "distribution", json_string(a->name.distribution));
+	bad |= set(name, "version", json_string(a->name.version));
+	bad |= set(name, "build", str_or_null(a->name.build));
+	bad |= set(name, "python", json_string(a->name.python));
+	bad |= set(name, "abi", json_string(a->name.abi));
+	bad |= set(name, "platforms", strv_json(a->name.platforms, a->name.n_platforms));
+	bad |= set(o, "name", name);
+	bad |= set(o, "wheel_tags", strv_json(a->meta.tags, a->meta.n_tags));
+	bad |= set(o, "arch", str_or_null(a->arch));
+	bad |= set(o, "libc", str_or_null(family_str(a)));
+	bad |= set(o, "overall_tag", str_or_null(a->best_tag));
+	bad |= set(o, "sym_tag", str_or_null(a->sym_tag));
+	bad |= set(o, "tags_ok", json_boolean(a->tags_ok));
+	bad |= set(o, "bad_tags", strv_json(a->bad_tags.v, a->bad_tags.n));
+	bad |= set(o, "pyfpe", json_boolean(a->pyfpe));
+	bad |= set(o, "ucs2", json_boolean(a->ucs2));
+	bad |= set(o, "note", str_or_null(a->not_elf ? a->not_elf : a->no_policy));
+	bad |= set(o, "members", members_json(a));
+	bad |= set(o, "libraries", libraries_json(a));
+	/* As auditwheel: what must be vendored to reach the tag symbol versions allow. */
+	if (target) {
+		for (i = 0; i < target->graft.n; i++) {
+			bad |= set(ext, target->graft.v[i], str_or_null(lib_path(a, target->graft.v[i])));
+		}
+	} else {
+		for (i = 0; i < a->n_libs; i++) {
+			bad |= set(ext, a->libs[i].soname, str_or_null(a->libs[i].path));
+		}
+	}
+	bad |= set(o, "external_libs", ext);
+	for (i = 0; i < a->n_symvers; i++) {
+		const struct kw_audit_symvers *sv = &a->symvers[i];
+
+		bad |= set(vs, sv->lib, strv_json(sv->versions.v, sv->versions.n));
+	}
+	bad |= set(o, "versioned_symbols", vs);
+	for (k = 0; k < n_better && k < a->n_verdicts; k++) {
+		bad |= set(up, a->verdicts[k].tag, upgrade_json(&a->verdicts[k]));
+	}
+	bad |= set(o, "policy_upgrades", up);
+	bad |= set(o, "record", record_json(&a->record));
+	if (bad) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+int kw_report_show_json(const struct kw_audit *a, char **out, struct kw_error *err)
+{
+	json_t *o = audit_json(a);
+	char *s;
+
+	*out = NULL;
+	if (!o) {
+		return kw_error_set(err, KW_ENOMEM, "out of memory building the report");
+	}
+	s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(o);
+	if (!s) {
+		return kw_error_set(err, KW_ENOMEM, "out of memory building the report");
+	}
+	*out = s;
+	return 0;
+}
+
+int kw_report_error_json(const char *path, const struct kw_error *what, char **out,
+			 struct kw_error *err)
+{
+	json_t *o = json_object();
+	int bad = !o;
+	char *s;
+
+	*out = NULL;
+	bad |= set(o, "version", json_integer(KW_REPORT_SHOW_VERSION));
+	bad |= set(o, "wheel", json_string(base_name(path)));
+	bad |= set(o, "path", json_string(path));
+	bad |= set(o, "error", json_string(what->msg[0] ? what->msg : kw_status_str(what->code)));
+	bad |= set(o, "error_kind", json_string(kw_status_str(what->code)));
+	s = bad ? NULL : json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(o);
+	if (!s) {
+		return kw_error_set(err, KW_ENOMEM, "out of memory building the report");
+	}
+	*out = s;
+	return 0;
+}
+
+static void print_reasons(FILE *f, const struct kw_audit_verdict *v)
+{
+	size_t i;
+
+	for (i = 0; i < v->n_reasons; i++) {
+		const struct kw_audit_reason *r = &v->reasons[i];
+
+		switch (r->kind) {
+		case KW_REASON_LIB:
+			fprintf(f, "      - %s needs %s, which the policy does not allow\n", r->member, r->lib);
+			break;
+		case KW_REASON_SYMVER:
+			fprintf(f, "      - %s needs %s from %s\n", r->member, r->what, r->lib);
+			break;
+		case KW_REASON_BLACKLIST:
+			fprintf(f, "      - %s imports %s from %s, which the policy forbids\n", r->member,
+				r->what, r->lib);
+			break;
+		case KW_REASON_PYFPE:
+			fprintf(f, "      - %s uses PyFPE_jbuf (built with --with-fpectl)\n", r->member);
+			break;
+		default:
+			fprintf(f, "      - %s\n", kw_reason_kind_str(r->kind));
+			break;
+		}
+	}
+}
+
+static void print_tree(FILE *f, const struct kw_audit_member *m)
+{
+	const struct kw_dep_graph *g = m->graph;
+	size_t i;
+
+	/* Node 0 is the member itself; the rest in the loader's load order. */
+	for (i = 1; g && i < g->n_nodes; i++) {
+		const struct kw_dep_node *n = &g->nodes[i];
+
+		fprintf(f, "      %s => %s%s\n", n->name, n->in_overlay ? "in the wheel: " : "",
+			n->path ? n->path : "not found");
+	}
+}
+
+int kw_report_show_text(const struct kw_audit *a, bool verbose, char **out, struct kw_error *err)
+{
+	char *buf = NULL;
+	size_t len = 0, i, k;
+	FILE *f;
+	const struct kw_audit_verdict *target = a->sym_best >= 0 ? &a->verdicts[a->sym_best] : NULL;
+
+	*out = NULL;
+	f = open_memstream(&buf, &len);
+	if (!f) {
+		return kw_error_set(err, KW_ENOMEM, "out of memory building the report");
+	}
+	fprintf(f, "%s\n", a->filename);
+	fprintf(f, "  file name tags: %s-%s-%s\n", a->name.python, a->name.abi, a->name.platform);
+	if (a->meta.n_tags) {
+		fprintf(f, "  WHEEL tags:     ");
+		for (i = 0; i < a->meta.n_tags; i++) {
+			fprintf(f, "%s%s", i ? ", " : "", a->meta.tags[i]);
+		}
+		fprintf(f, "\n");
+	}
+	if (a->record.n_problems) {
+		fprintf(f, "  RECORD: %zu problem%s\n", a->record.n_problems,
+			a->record.n_problems == 1 ? "" : "s");
+		for (i = 0; i < a->record.n_problems; i++) {
+			fprintf(f, "    - %s: %s%s%s\n", kw_record_problem_str(a->record.problems[i].kind),
+				a->record.problems[i].path ? a->record.problems[i].path : "",
+				a->record.problems[i].detail ? ": " : "",
+				a->record.problems[i].detail ? a->record.problems[i].detail : "");
+		}
+	} else {
+		fprintf(f, "  RECORD: every member listed with the right hash and size\n");
+	}
+	if (a->pure) {
+		fprintf(f, "  pure: no ELF member; the wheel is platform-independent\n");
+		goto done;
+	}
+	if (a->not_elf) {
+		fprintf(f, "  %s\n", a->not_elf);
+		goto done;
+	}
+	fprintf(f, "  architecture: %s (%s)\n", a->arch ? a->arch : "unknown",
+		a->no_policy ? "no policy" : a->family == KW_POLICY_MUSLLINUX ? "musl" : "glibc");
+	if (a->no_policy) {
+		fprintf(f, "  %s\n", a->no_policy);
+	}
+	fprintf(f, "  consistent with: %s\n", a->best_tag ? a->best_tag : "nothing");
+	if (a->sym_tag && a->best_tag && strcmp(a->sym_tag, a->best_tag) != 0) {
+		fprintf(f, "  symbol versions allow: %s (after vendoring the libraries below)\n", a->sym_tag);
+	}
+	if (!a->tags_ok) {
+		fprintf(f, "  the wheel claims tags it does not satisfy:");
+		for (i = 0; i < a->bad_tags.n; i++) {
+			fprintf(f, " %s", a->bad_tags.v[i]);
+		}
+		fprintf(f, "\n");
+	}
+	fprintf(f, "  ELF members: %zu\n", a->n_members);
+	for (i = 0; i < a->n_members; i++) {
+		const struct kw_audit_member *m = &a->members[i];
+
+		if (m->error) {
+			fprintf(f, "    %s: unreadable: %s\n", m->name, m->error);
+			continue;
+		}
+		fprintf(f, "    %s%s\n", m->name, m->extension ? " (extension)" : "");
+		if (verbose) {
+			print_tree(f, m);
+		}
+	}
+	if (a->n_symvers) {
+		fprintf(f, "  versioned symbols required:\n");
+		for (i = 0; i < a->n_symvers; i++) {
+			fprintf(f, "    %s:", a->symvers[i].lib);
+			for (k = 0; k < a->symvers[i].versions.n; k++) {
+				fprintf(f, " %s", a->symvers[i].versions.v[k]);
+			}
+			fprintf(f, "\n");
+		}
+	}
+	if (a->n_libs) {
+		fprintf(f, "  libraries from outside the wheel:\n");
+		for (i = 0; i < a->n_libs; i++) {
+			const struct kw_audit_lib *l = &a->libs[i];
+			bool graft = target && kw_strv_find(&target->graft, l->soname) >= 0;
+
+			fprintf(f, "    %s => %s%s\n", l->soname, l->path ? l->path : "not found",
+				graft ? "  [must be vendored]" : "");
+		}
+	}
+	if (a->best != 0 && a->n_verdicts) {
+		size_t n_better = a->best >= 0 ? (size_t)a->best : a->n_verdicts;
+
+		fprintf(f, "  why not a more compatible tag:\n");
+		for (i = 0; i < n_better; i++) {
+			fprintf(f, "    %s:\n", a->verdicts[i].tag);
+			print_reasons(f, &a->verdicts[i]);
+		}
+	}
+done:
+	if (fclose(f) != 0 || !buf) {
+		free(buf);
+		return kw_error_set(err, KW_ENOMEM, "out of memory building the report");
+	}
+	*out = buf;
+	return 0;
+}
