@@ -247,7 +247,8 @@ static int check_object(struct kw_audit *a, struct kw_audit_verdict *v, size_t *
 		for (k = 0; k < info->n_needed; k++) {
 			if (kw_policy_blacklisted(p, info->needed[k], s->name)) {
 				rc = add_reason(v, cap, KW_REASON_BLACKLIST, who, info->needed[k], s->name);
-				if (rc) {
+				/* A vendored copy is the one that import binds to, so grafting cures it. */
+				if (rc || (rc = kw_strv_push_unique(&v->graft, info->needed[k]))) {
 					return rc;
 				}
 			}
@@ -512,6 +513,23 @@ static enum kw_policy_family libc_family(const struct kw_audit *a)
 			if (strncmp(info->needed[k], "libc.musl-", 10) == 0) {
 				return KW_POLICY_MUSLLINUX;
 			}
+			if (strcmp(info->needed[k], "libc.so.6") == 0) {
+				return KW_POLICY_MANYLINUX;
+			}
+		}
+	}
+	/*
+	 * Nothing links a libc (static or libc-free code): the CPython extension
+	 * suffix and the claimed tag are all that is left to tell.
+	 */
+	for (i = 0; i < a->n_members; i++) {
+		if (strstr(a->members[i].name, "-linux-musl")) {
+			return KW_POLICY_MUSLLINUX;
+		}
+	}
+	for (i = 0; i < a->name.n_platforms; i++) {
+		if (strncmp(a->name.platforms[i], "musllinux_", 10) == 0) {
+			return KW_POLICY_MUSLLINUX;
 		}
 	}
 	return KW_POLICY_MANYLINUX;
