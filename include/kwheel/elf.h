@@ -56,6 +56,7 @@ struct kw_elf_info {
 	uint32_t *reloc_types;  /* distinct dynamic relocation types, sorted */
 	size_t n_reloc_types;
 	bool has_relr;          /* DT_RELR present */
+	int arm_cpu_arch;       /* EM_ARM: Tag_CPU_arch from .ARM.attributes, -1 if absent */
 };
 
 /* True if buf starts with the ELF magic. */

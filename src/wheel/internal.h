@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef KWHEEL_WHEEL_INTERNAL_H
+#define KWHEEL_WHEEL_INTERNAL_H
+
+#include <zip.h>
+
+#include "kwheel/wheel.h"
+
+struct kw_wheel {
+	struct kw_ctx *ctx;
+	zip_t *zip;
+	char *path;
+	char *label;                   /* base name, for messages */
+	struct kw_wheel_name name;
+	char *dist_info;
+	struct kw_wheel_member *members; /* zip order */
+	size_t n_members;
+	size_t *by_name;               /* indexes into members, sorted by name */
+};
+
+/* The open archive, for the writer in this module. Borrowed. */
+zip_t *kw_wheel_zip(struct kw_wheel *w);
+
+#endif

@@ -1,0 +1,514 @@
+/* SPDX-License-Identifier: MIT */
+/* *.dist-info/WHEEL and *.dist-info/RECORD. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "kwheel/util.h"
+
+#define META_MAX (1u << 20)   /* a WHEEL file is a few lines; refuse megabytes */
+#define RECORD_MAX (64u << 20)
+
+void kw_wheel_meta_release(struct kw_wheel_meta *meta)
+{
+	size_t i;
+
+	if (!meta) {
+		return;
+	}
+	free(meta->wheel_version);
+	free(meta->generator);
+	free(meta->build);
+	for (i = 0; i < meta->n_tags; i++) {
+		free(meta->tags[i]);
+	}
+	free(meta->tags);
+	memset(meta, 0, sizeof(*meta));
+}
+
+static char *trim(char *s)
+{
+	char *e;
+
+	while (*s == ' ' || *s == '\t') {
+		s++;
+	}
+	e = s + strlen(s);
+	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r')) {
+		*--e = '\0';
+	}
+	return s;
+}
+
+int kw_wheel_parse_meta(const char *text, size_t len, struct kw_wheel_meta *meta, struct kw_error *err)
+{
+	struct kw_wheel_meta m;
+	struct kw_strv tags = { 0 };
+	char *copy = NULL, *line, *save = NULL;
+	unsigned lineno = 0;
+	bool have_purelib = false;
+	int rc = KW_EFORMAT;
+
+	memset(&m, 0, sizeof(m));
+	if (memchr(text, '\0', len)) {
+		return kw_error_set(err, KW_EFORMAT, "WHEEL: NUL byte in the file");
+	}
+	copy = kw_strndup(text, len);
+	if (!copy) {
+		return kw_error_set(err, KW_ENOMEM, "out of memory");
+	}
+	for (line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *colon, *key, *val;
+		char **slot = NULL;
+
+		lineno++;
+		if (!*trim(line)) {
+			/* A blank line ends the headers (RFC 822); anything after is a body. */
+			break;
+		}
+		colon = strchr(line, ':');
+		if (!colon) {
+			rc = kw_error_set(err, KW_EFORMAT, "WHEEL: line %u is not 'Key: value'", lineno);
+			goto out;
+		}
+		*colon = '\0';
+		key = trim(line);
+		val = trim(colon + 1);
+		if (strcasecmp(key, "Wheel-Version") == 0) {
+			slot = &m.wheel_version;
+		} else if (strcasecmp(key, "Generator") == 0) {
+			slot = &m.generator;
+		} else if (strcasecmp(key, "Build") == 0) {
+			slot = &m.build;
+		} else if (strcasecmp(key, "Root-Is-Purelib") == 0) {
+			if (strcasecmp(val, "true") == 0) {
+				m.root_is_purelib = true;
+			} else if (strcasecmp(val, "false") != 0) {
+				rc = kw_error_set(err, KW_EFORMAT, "WHEEL: Root-Is-Purelib is '%s', not true or false", val);
+				goto out;
+			}
+			have_purelib = true;
+		} else if (strcasecmp(key, "Tag") == 0) {
+			if (kw_strv_push(&tags, val)) {
+				rc = kw_error_set(err, KW_ENOMEM, "out of memory");
+				goto out;
+			}
+		}
+		if (slot) {
+			free(*slot);
+			*slot = kw_strdup(val);
+			if (!*slot) {
+				rc = kw_error_set(err, KW_ENOMEM, "out of memory");
+				goto out;
+			}
+		}
+	}
+	if (!m.wheel_version) {
+		rc = kw_error_set(err, KW_EFORMAT, "WHEEL: no Wheel-Version");
+		goto out;
+	}
+	if (strtol(m.wheel_version, NULL, 10) != 1 || strncmp(m.wheel_version, "1.", 2) != 0) {
+		rc = kw_error_set(err, KW_EUNSUPPORTED, "WHEEL: Wheel-Version %s is not supported (1.x is)",
+				  m.wheel_version);
+		goto out;
+	}
+	if (!have_purelib) {
+		rc = kw_error_set(err, KW_EFORMAT, "WHEEL: no Root-Is-Purelib");
+		goto out;
+	}
+	m.tags = tags.v;
+	m.n_tags = tags.n;
+	memset(&tags, 0, sizeof(tags));
+	*meta = m;
+	memset(&m, 0, sizeof(m));
+	rc = 0;
+out:
+	kw_strv_release(&tags);
+	kw_wheel_meta_release(&m);
+	free(copy);
+	return rc;
+}
+
+static int read_small(struct kw_wheel *w, const char *name, size_t max, unsigned char **buf, size_t *len,
+		      struct kw_error *err)
+{
+	long idx = kw_wheel_find(w, name);
+
+	if (idx < 0) {
+		return kw_error_set(err, KW_EFORMAT, "'%s': no '%s'", w->label, name);
+	}
+	if (w->members[idx].size > max) {
+		return kw_error_set(err, KW_ELIMIT, "'%s': '%s' is %llu bytes, too large", w->label, name,
+				    (unsigned long long)w->members[idx].size);
+	}
+	return kw_wheel_read(w, (size_t)idx, buf, len, err);
+}
+
+int kw_wheel_read_meta(struct kw_wheel *w, struct kw_wheel_meta *meta, struct kw_error *err)
+{
+	unsigned char *buf = NULL;
+	char *name;
+	size_t len;
+	int rc;
+
+	name = kw_asprintf("%s/WHEEL", w->dist_info);
+	if (!name) {
+		return kw_error_set(err, KW_ENOMEM, "out of memory");
+	}
+	rc = read_small(w, name, META_MAX, &buf, &len, err);
+	if (!rc) {
+		rc = kw_wheel_parse_meta((const char *)buf, len, meta, err);
+		if (rc) {
+			kw_error_prefix(err, "'%s'", w->label);
+		}
+	}
+	free(buf);
+	free(name);
+	return rc;
+}
+
+/* RECORD */
+
+void kw_record_release(struct kw_record *rec)
+{
+	size_t i;
+
+	if (!rec) {
+		return;
+	}
+	for (i = 0; i < rec->n_entries; i++) {
+		free(rec->entries[i].path);
+		free(rec->entries[i].algo);
+		free(rec->entries[i].digest);
+	}
+	free(rec->entries);
+	for (i = 0; i < rec->n_problems; i++) {
+		free(rec->problems[i].path);
+		free(rec->problems[i].detail);
+	}
+	free(rec->problems);
+	memset(rec, 0, sizeof(*rec));
+}
+
+const char *kw_record_problem_str(enum kw_record_problem_kind kind)
+{
+	switch (kind) {
+	case KW_RECORD_NOT_LISTED: return "not-listed";
+	case KW_RECORD_NO_MEMBER: return "no-such-member";
+	case KW_RECORD_HASH_MISMATCH: return "hash-mismatch";
+	case KW_RECORD_SIZE_MISMATCH: return "size-mismatch";
+	case KW_RECORD_NO_HASH: return "no-hash";
+	case KW_RECORD_BAD_HASH: return "bad-hash";
+	case KW_RECORD_BAD_LINE: return "bad-line";
+	case KW_RECORD_DUPLICATE: return "duplicate";
+	}
+	return "unknown";
+}
+
+static int add_problem(struct kw_record *rec, size_t *cap, enum kw_record_problem_kind kind,
+		       const char *path, char *detail_take)
+{
+	struct kw_record_problem *p;
+
+	if (kw_grow(&rec->problems, cap, rec->n_problems + 1, sizeof(*rec->problems))) {
+		free(detail_take);
+		return KW_ENOMEM;
+	}
+	p = &rec->problems[rec->n_problems];
+	p->kind = kind;
+	p->detail = detail_take;
+	p->path = path ? kw_strdup(path) : NULL;
+	if (path && !p->path) {
+		free(detail_take);
+		return KW_ENOMEM;
+	}
+	rec->n_problems++;
+	return 0;
+}
+
+/* Split one CSV record at *pos into fields; quoted fields may hold commas and newlines. */
+static int csv_row(const char *text, size_t len, size_t *pos, struct kw_strv *fields)
+{
+	size_t i = *pos;
+
+	for (;;) {
+		char *field = kw_malloc(len - *pos + 1);
+		size_t n = 0;
+
+		if (!field) {
+			return KW_ENOMEM;
+		}
+		if (i < len && text[i] == '"') {
+			i++;
+			while (i < len) {
+				if (text[i] == '"') {
+					if (i + 1 < len && text[i + 1] == '"') {
+						field[n++] = '"';
+						i += 2;
+						continue;
+					}
+					i++;
+					break;
+				}
+				field[n++] = text[i++];
+			}
+		}
+		while (i < len && text[i] != ',' && text[i] != '\n') {
+			field[n++] = text[i++];
+		}
+		if (n > 0 && field[n - 1] == '\r' && (i >= len || text[i] == '\n')) {
+			n--;
+		}
+		field[n] = '\0';
+		if (kw_strv_push_take(fields, field)) {
+			free(field);
+			return KW_ENOMEM;
+		}
+		if (i < len && text[i] == ',') {
+			i++;
+			continue;
+		}
+		if (i < len) {
+			i++; /* the newline */
+		}
+		*pos = i;
+		return 0;
+	}
+}
+
+static bool b64url_ok(const char *s)
+{
+	for (; *s; s++) {
+		if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
+		      *s == '-' || *s == '_')) {
+			return false;
+		}
+	}
+	return true;
+}
+
+static bool unsafe_record_path(const char *p)
+{
+	const char *c;
+
+	if (p[0] == '/' || strchr(p, '\\') || (p[0] && p[1] == ':')) {
+		return true;
+	}
+	for (c = p; (c = strstr(c, "..")) != NULL; c += 2) {
+		if ((c == p || c[-1] == '/') && (c[2] == '\0' || c[2] == '/')) {
+			return true;
+		}
+	}
+	return false;
+}
+
+int kw_record_parse(const char *text, size_t len, struct kw_record *rec, struct kw_error *err)
+{
+	size_t pos = 0, ecap = 0, pcap = 0;
+	unsigned lineno = 0;
+	int rc = 0;
+
+	memset(rec, 0, sizeof(*rec));
+	while (pos < len) {
+		struct kw_strv f = { 0 };
+		struct kw_record_entry e = { 0 };
+		char *eq;
+
+		lineno++;
+		if (csv_row(text, len, &pos, &f)) {
+			rc = KW_ENOMEM;
+			goto fail;
+		}
+		if (f.n == 1 && f.v[0][0] == '\0') {
+			kw_strv_release(&f);
+			continue;
+		}
+		if (f.n != 3 || f.v[0][0] == '\0' || unsafe_record_path(f.v[0])) {
+			rc = add_problem(rec, &pcap, KW_RECORD_BAD_LINE, f.n ? f.v[0] : NULL,
+					 kw_asprintf("line %u: %s", lineno,
+						     f.n != 3 ? "not three fields" : "unsafe path"));
+			kw_strv_release(&f);
+			if (rc) {
+				goto fail;
+			}
+			continue;
+		}
+		e.size = -1;
+		e.path = f.v[0];
+		f.v[0] = NULL;
+		if (f.v[1][0]) {
+			eq = strchr(f.v[1], '=');
+			if (eq) {
+				*eq = '\0';
+				e.algo = kw_strdup(f.v[1]);
+				e.digest = kw_strdup(eq + 1);
+				if (!e.algo || !e.digest) {
+					free(e.path);
+					free(e.algo);
+					free(e.digest);
+					kw_strv_release(&f);
+					rc = KW_ENOMEM;
+					goto fail;
+				}
+			} else {
+				e.algo = kw_strdup("");
+				e.digest = kw_strdup(f.v[1]);
+			}
+		}
+		if (f.v[2][0]) {
+			char *end;
+			long long sz = strtoll(f.v[2], &end, 10);
+
+			e.size = (*end || sz < 0) ? -2 : sz;
+		}
+		kw_strv_release(&f);
+		if (kw_grow(&rec->entries, &ecap, rec->n_entries + 1, sizeof(*rec->entries))) {
+			free(e.path);
+			free(e.algo);
+			free(e.digest);
+			rc = KW_ENOMEM;
+			goto fail;
+		}
+		rec->entries[rec->n_entries++] = e;
+	}
+	return 0;
+fail:
+	kw_record_release(rec);
+	return kw_error_set(err, rc, "out of memory");
+}
+
+static int cmp_entry(const void *a, const void *b)
+{
+	return strcmp(((const struct kw_record_entry *)a)->path, ((const struct kw_record_entry *)b)->path);
+}
+
+static int hash_chunk(void *ud, const void *data, size_t len)
+{
+	kw_sha256_update(ud, data, len);
+	return 0;
+}
+
+static bool unsigned_ok(const struct kw_wheel *w, const char *path)
+{
+	/* RECORD cannot hash itself, nor can its signatures. */
+	size_t dl = strlen(w->dist_info);
+
+	if (strncmp(path, w->dist_info, dl) != 0 || path[dl] != '/') {
+		return false;
+	}
+	path += dl + 1;
+	return !strcmp(path, "RECORD") || !strcmp(path, "RECORD.jws") || !strcmp(path, "RECORD.p7s");
+}
+
+int kw_wheel_verify_record(struct kw_wheel *w, struct kw_record *rec, struct kw_error *err)
+{
+	unsigned char *buf = NULL;
+	size_t len = 0, i, pcap;
+	char *name = NULL;
+	bool *seen = NULL;
+	int rc;
+
+	memset(rec, 0, sizeof(*rec));
+	name = kw_asprintf("%s/RECORD", w->dist_info);
+	if (!name) {
+		return kw_error_set(err, KW_ENOMEM, "out of memory");
+	}
+	rc = read_small(w, name, RECORD_MAX, &buf, &len, err);
+	if (rc) {
+		goto out;
+	}
+	rc = kw_record_parse((const char *)buf, len, rec, err);
+	if (rc) {
+		goto out;
+	}
+	pcap = rec->n_problems;
+	rc = KW_ENOMEM;
+	qsort(rec->entries, rec->n_entries, sizeof(*rec->entries), cmp_entry);
+	seen = kw_calloc(rec->n_entries ? rec->n_entries : 1, sizeof(*seen));
+	if (!seen) {
+		kw_error_set(err, rc, "out of memory");
+		goto out;
+	}
+	for (i = 1; i < rec->n_entries; i++) {
+		if (strcmp(rec->entries[i - 1].path, rec->entries[i].path) == 0 &&
+		    add_problem(rec, &pcap, KW_RECORD_DUPLICATE, rec->entries[i].path, NULL)) {
+			kw_error_set(err, rc, "out of memory");
+			goto out;
+		}
+	}
+	for (i = 0; i < w->n_members; i++) {
+		const struct kw_wheel_member *m = &w->members[i];
+		struct kw_record_entry key = { 0 }, *e;
+		unsigned char d[32];
+		char b64[48];
+		struct kw_sha256 sha;
+		char *detail;
+		int prc = 0;
+
+		if (m->is_dir) {
+			continue;
+		}
+		key.path = m->name;
+		e = bsearch(&key, rec->entries, rec->n_entries, sizeof(*rec->entries), cmp_entry);
+		if (!e) {
+			if (add_problem(rec, &pcap, KW_RECORD_NOT_LISTED, m->name, NULL)) {
+				kw_error_set(err, rc, "out of memory");
+				goto out;
+			}
+			continue;
+		}
+		seen[e - rec->entries] = true;
+		if (!e->algo) {
+			if (!unsigned_ok(w, m->name)) {
+				prc = add_problem(rec, &pcap, KW_RECORD_NO_HASH, m->name, NULL);
+			}
+		} else if (strcmp(e->algo, "sha256") != 0) {
+			prc = add_problem(rec, &pcap, KW_RECORD_BAD_HASH, m->name,
+					  kw_asprintf("algorithm '%s' is not accepted (sha256 is)", e->algo));
+		} else if (strlen(e->digest) != 43 || !b64url_ok(e->digest)) {
+			prc = add_problem(rec, &pcap, KW_RECORD_BAD_HASH, m->name,
+					  kw_asprintf("'%s' is not an urlsafe-base64 sha256 digest", e->digest));
+		} else {
+			kw_sha256_init(&sha);
+			rc = kw_wheel_stream(w, i, hash_chunk, &sha, err);
+			if (rc) {
+				goto out;
+			}
+			rc = KW_ENOMEM;
+			kw_sha256_final(&sha, d);
+			kw_b64url_nopad(d, 32, b64);
+			if (strcmp(b64, e->digest) != 0) {
+				detail = kw_asprintf("RECORD says sha256=%s, member has sha256=%s", e->digest, b64);
+				prc = add_problem(rec, &pcap, KW_RECORD_HASH_MISMATCH, m->name, detail);
+			}
+		}
+		if (!prc && e->size != -1 && (e->size < 0 || (uint64_t)e->size != m->size)) {
+			detail = kw_asprintf("RECORD says %lld bytes, member has %llu", (long long)e->size,
+					     (unsigned long long)m->size);
+			prc = add_problem(rec, &pcap, KW_RECORD_SIZE_MISMATCH, m->name, detail);
+		} else if (!prc && e->size == -1 && e->algo && !unsigned_ok(w, m->name)) {
+			prc = add_problem(rec, &pcap, KW_RECORD_SIZE_MISMATCH, m->name,
+					  kw_strdup("RECORD gives no size"));
+		}
+		if (prc) {
+			kw_error_set(err, rc, "out of memory");
+			goto out;
+		}
+	}
+	for (i = 0; i < rec->n_entries; i++) {
+		if (!seen[i] && (i == 0 || strcmp(rec->entries[i - 1].path, rec->entries[i].path) != 0) &&
+		    add_problem(rec, &pcap, KW_RECORD_NO_MEMBER, rec->entries[i].path, NULL)) {
+			kw_error_set(err, rc, "out of memory");
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	if (rc) {
+		kw_record_release(rec);
+	}
+	free(seen);
+	free(buf);
+	free(name);
+	return rc;
+}

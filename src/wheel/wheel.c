@@ -1,0 +1,545 @@
+/* SPDX-License-Identifier: MIT */
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include <zip.h>
+
+#include "internal.h"
+#include "kwheel/util.h"
+
+/* Ratios are judged only above this size: a small file of zeros is not a bomb. */
+#define BOMB_MIN_SIZE (UINT64_C(1) << 20)
+#define CHUNK (256 * 1024)
+
+static const char *base_name(const char *path)
+{
+	const char *s = strrchr(path, '/');
+
+	return s ? s + 1 : path;
+}
+
+zip_t *kw_wheel_zip(struct kw_wheel *w)
+{
+	return w->zip;
+}
+
+void kw_wheel_free(struct kw_wheel *w)
+{
+	size_t i;
+
+	if (!w) {
+		return;
+	}
+	if (w->zip) {
+		zip_discard(w->zip);
+	}
+	for (i = 0; i < w->n_members; i++) {
+		free(w->members[i].name);
+	}
+	free(w->members);
+	free(w->by_name);
+	free(w->path);
+	free(w->label);
+	free(w->dist_info);
+	kw_wheel_name_release(&w->name);
+	free(w);
+}
+
+const char *kw_wheel_path(const struct kw_wheel *w) { return w->path; }
+const struct kw_wheel_name *kw_wheel_name(const struct kw_wheel *w) { return &w->name; }
+const char *kw_wheel_dist_info(const struct kw_wheel *w) { return w->dist_info; }
+size_t kw_wheel_member_count(const struct kw_wheel *w) { return w->n_members; }
+
+const struct kw_wheel_member *kw_wheel_member(const struct kw_wheel *w, size_t i)
+{
+	return i < w->n_members ? &w->members[i] : NULL;
+}
+
+/* Why a member name is unsafe to extract, or NULL. */
+static const char *unsafe_name(const char *name)
+{
+	const char *p = name;
+
+	if (!*name) {
+		return "empty name";
+	}
+	if (name[0] == '/') {
+		return "absolute path";
+	}
+	if (strchr(name, '\\')) {
+		return "backslash in name";
+	}
+	if (isalpha((unsigned char)name[0]) && name[1] == ':') {
+		return "drive letter in name";
+	}
+	for (; *p; p++) {
+		if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+			return "control character in name";
+		}
+	}
+	p = name;
+	for (;;) {
+		const char *e = strchr(p, '/');
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+
+		if (n == 2 && p[0] == '.' && p[1] == '.') {
+			return "path escapes the wheel";
+		}
+		if (n == 1 && p[0] == '.') {
+			return "'.' component in name";
+		}
+		if (n == 0 && e) {
+			return "empty component in name";
+		}
+		if (!e) {
+			break;
+		}
+		p = e + 1;
+	}
+	return NULL;
+}
+
+/* Sort members by name without shared state: through pointers, then back to indexes. */
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp((*(struct kw_wheel_member *const *)a)->name, (*(struct kw_wheel_member *const *)b)->name);
+}
+
+static int cmp_name_ci(const void *a, const void *b)
+{
+	return strcasecmp((*(struct kw_wheel_member *const *)a)->name,
+			  (*(struct kw_wheel_member *const *)b)->name);
+}
+
+static int sorted_index(const struct kw_wheel *w, int (*cmp)(const void *, const void *), size_t *out)
+{
+	struct kw_wheel_member **ptrs = kw_calloc(w->n_members ? w->n_members : 1, sizeof(*ptrs));
+	size_t i;
+
+	if (!ptrs) {
+		return KW_ENOMEM;
+	}
+	for (i = 0; i < w->n_members; i++) {
+		ptrs[i] = &w->members[i];
+	}
+	qsort(ptrs, w->n_members, sizeof(*ptrs), cmp);
+	for (i = 0; i < w->n_members; i++) {
+		out[i] = (size_t)(ptrs[i] - w->members);
+	}
+	free(ptrs);
+	return 0;
+}
+
+long kw_wheel_find(const struct kw_wheel *w, const char *name)
+{
+	size_t lo = 0, hi = w->n_members;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(w->members[w->by_name[mid]].name, name);
+
+		if (c == 0) {
+			return (long)w->by_name[mid];
+		}
+		if (c < 0) {
+			lo = mid + 1;
+		} else {
+			hi = mid;
+		}
+	}
+	return -1;
+}
+
+/* Distribution names compare case-insensitively with runs of '-', '_', '.' folded. */
+static bool same_project(const char *a, size_t an, const char *b, size_t bn)
+{
+	size_t i = 0, k = 0;
+
+	while (i < an && k < bn) {
+		bool sa = a[i] == '-' || a[i] == '_' || a[i] == '.';
+		bool sb = b[k] == '-' || b[k] == '_' || b[k] == '.';
+
+		if (sa && sb) {
+			while (i < an && (a[i] == '-' || a[i] == '_' || a[i] == '.')) {
+				i++;
+			}
+			while (k < bn && (b[k] == '-' || b[k] == '_' || b[k] == '.')) {
+				k++;
+			}
+			continue;
+		}
+		if (tolower((unsigned char)a[i]) != tolower((unsigned char)b[k])) {
+			return false;
+		}
+		i++;
+		k++;
+	}
+	return i == an && k == bn;
+}
+
+static int find_dist_info(struct kw_wheel *w, struct kw_error *err)
+{
+	size_t i, dlen = strlen(w->name.distribution);
+
+	for (i = 0; i < w->n_members; i++) {
+		const char *n = w->members[i].name;
+		const char *slash = strchr(n, '/');
+		size_t top;
+
+		if (!slash) {
+			continue;
+		}
+		top = (size_t)(slash - n);
+		if (top < 10 || strncmp(slash - 10, ".dist-info", 10) != 0) {
+			continue;
+		}
+		if (w->dist_info) {
+			if (strlen(w->dist_info) == top && strncmp(w->dist_info, n, top) == 0) {
+				continue;
+			}
+			return kw_error_set(err, KW_EFORMAT, "'%s': more than one .dist-info directory ('%s', '%.*s')",
+					    w->label, w->dist_info, (int)top, n);
+		}
+		w->dist_info = kw_strndup(n, top);
+		if (!w->dist_info) {
+			return kw_error_set(err, KW_ENOMEM, "out of memory");
+		}
+	}
+	if (!w->dist_info) {
+		return kw_error_set(err, KW_EFORMAT, "'%s': no .dist-info directory", w->label);
+	}
+	{
+		/* "{name}-{version}.dist-info" must name the wheel's project. */
+		const char *dash = strrchr(w->dist_info, '-');
+		size_t nlen = dash ? (size_t)(dash - w->dist_info) : 0;
+
+		if (!dash || !same_project(w->dist_info, nlen, w->name.distribution, dlen)) {
+			return kw_error_set(err, KW_EFORMAT, "'%s': .dist-info directory '%s' does not match the distribution '%s'",
+					    w->label, w->dist_info, w->name.distribution);
+		}
+	}
+	return 0;
+}
+
+static int check_members(struct kw_wheel *w, struct kw_error *err)
+{
+	const struct kw_limits *lim = &w->ctx->limits;
+	size_t *ci = NULL;
+	uint64_t total = 0;
+	size_t i;
+	int rc = 0;
+
+	for (i = 0; i < w->n_members; i++) {
+		const struct kw_wheel_member *m = &w->members[i];
+
+		if (m->size > lim->max_member_size) {
+			return kw_error_set(err, KW_ELIMIT, "'%s': member '%s' is %llu bytes, over the limit of %llu",
+					    w->label, m->name, (unsigned long long)m->size,
+					    (unsigned long long)lim->max_member_size);
+		}
+		if (m->size > BOMB_MIN_SIZE && (m->comp_size == 0 || m->size / m->comp_size > lim->max_ratio)) {
+			return kw_error_set(err, KW_EHOSTILE,
+					    "'%s': member '%s' expands %llu times (zip bomb)", w->label, m->name,
+					    (unsigned long long)(m->comp_size ? m->size / m->comp_size : m->size));
+		}
+		total += m->size;
+		if (total > lim->max_total_size) {
+			return kw_error_set(err, KW_ELIMIT, "'%s': members add up to more than %llu bytes (zip bomb)",
+					    w->label, (unsigned long long)lim->max_total_size);
+		}
+	}
+	/* Exact and case-only duplicates both overwrite something on extraction. */
+	ci = kw_calloc(w->n_members ? w->n_members : 1, sizeof(*ci));
+	if (!ci) {
+		return kw_error_set(err, KW_ENOMEM, "out of memory");
+	}
+	if (sorted_index(w, cmp_name_ci, ci)) {
+		free(ci);
+		return kw_error_set(err, KW_ENOMEM, "out of memory");
+	}
+	for (i = 1; i < w->n_members; i++) {
+		const char *a = w->members[ci[i - 1]].name, *b = w->members[ci[i]].name;
+
+		if (strcasecmp(a, b) == 0) {
+			rc = kw_error_set(err, KW_EHOSTILE, strcmp(a, b) == 0
+				? "'%s': member '%s' appears twice"
+				: "'%s': members '%s' and '%s' differ only in case", w->label, a, b);
+			break;
+		}
+	}
+	free(ci);
+	return rc;
+}
+
+int kw_wheel_open(struct kw_ctx *ctx, const char *path, struct kw_wheel **out, struct kw_error *err)
+{
+	struct kw_wheel *w = NULL;
+	zip_error_t zerr;
+	zip_int64_t n;
+	int zep = 0, rc = KW_ENOMEM;
+	size_t i;
+	struct stat st;
+
+	*out = NULL;
+	w = kw_calloc(1, sizeof(*w));
+	if (!w || !(w->path = kw_strdup(path)) || !(w->label = kw_strdup(base_name(path)))) {
+		rc = kw_error_set(err, KW_ENOMEM, "out of memory");
+		goto out;
+	}
+	w->ctx = ctx;
+	rc = kw_wheel_parse_name(path, &w->name, err);
+	if (rc) {
+		goto out;
+	}
+	if (stat(path, &st) != 0) {
+		rc = kw_error_set(err, KW_EIO, "cannot open '%s': %s", path, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		rc = kw_error_set(err, KW_EFORMAT, "'%s': not a regular file", path);
+		goto out;
+	}
+	w->zip = zip_open(path, ZIP_RDONLY | ZIP_CHECKCONS, &zep);
+	if (!w->zip) {
+		zip_error_init_with_code(&zerr, zep);
+		rc = kw_error_set(err, zep == ZIP_ER_OPEN || zep == ZIP_ER_READ ? KW_EIO : KW_EFORMAT,
+				  "'%s': not a valid zip archive: %s", w->label, zip_error_strerror(&zerr));
+		zip_error_fini(&zerr);
+		goto out;
+	}
+	n = zip_get_num_entries(w->zip, 0);
+	if (n < 0 || (uint64_t)n > ctx->limits.max_members) {
+		rc = kw_error_set(err, KW_ELIMIT, "'%s': %lld members, over the limit", w->label, (long long)n);
+		goto out;
+	}
+	w->members = kw_calloc(n ? (size_t)n : 1, sizeof(*w->members));
+	w->by_name = kw_calloc(n ? (size_t)n : 1, sizeof(*w->by_name));
+	if (!w->members || !w->by_name) {
+		rc = kw_error_set(err, KW_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < (size_t)n; i++) {
+		struct kw_wheel_member *m = &w->members[i];
+		zip_stat_t zs;
+		zip_uint8_t opsys;
+		zip_uint32_t attr;
+		const char *why;
+		const char *name;
+
+		if (zip_stat_index(w->zip, i, ZIP_FL_ENC_RAW, &zs) != 0) {
+			rc = kw_error_set(err, KW_EFORMAT, "'%s': member %zu: %s", w->label, i, zip_strerror(w->zip));
+			goto out;
+		}
+		name = zs.name;
+		if (!name || !(zs.valid & ZIP_STAT_SIZE) || !(zs.valid & ZIP_STAT_COMP_SIZE)) {
+			rc = kw_error_set(err, KW_EFORMAT, "'%s': member %zu has no name or size", w->label, i);
+			goto out;
+		}
+		why = unsafe_name(name);
+		if (why) {
+			rc = kw_error_set(err, KW_EHOSTILE, "'%s': member '%s': %s", w->label, name, why);
+			goto out;
+		}
+		if ((zs.valid & ZIP_STAT_ENCRYPTION_METHOD) && zs.encryption_method != ZIP_EM_NONE) {
+			rc = kw_error_set(err, KW_EHOSTILE, "'%s': member '%s' is encrypted", w->label, name);
+			goto out;
+		}
+		if (zs.comp_method != ZIP_CM_STORE && zs.comp_method != ZIP_CM_DEFLATE &&
+		    !zip_compression_method_supported(zs.comp_method, 0)) {
+			rc = kw_error_set(err, KW_EUNSUPPORTED, "'%s': member '%s' uses unsupported compression method %u",
+					  w->label, name, zs.comp_method);
+			goto out;
+		}
+		if (zip_file_get_external_attributes(w->zip, i, 0, &opsys, &attr) == 0 &&
+		    opsys == ZIP_OPSYS_UNIX) {
+			unsigned mode = attr >> 16;
+
+			if ((mode & S_IFMT) && !S_ISREG(mode) && !S_ISDIR(mode)) {
+				rc = kw_error_set(err, KW_EHOSTILE, "'%s': member '%s' is a %s, not a regular file",
+						  w->label, name, S_ISLNK(mode) ? "symbolic link" : "special file");
+				goto out;
+			}
+		}
+		m->name = kw_strdup(name);
+		if (!m->name) {
+			rc = kw_error_set(err, KW_ENOMEM, "out of memory");
+			goto out;
+		}
+		m->size = zs.size;
+		m->comp_size = zs.comp_size;
+		m->crc = zs.crc;
+		m->method = zs.comp_method;
+		m->is_dir = name[strlen(name) - 1] == '/';
+		m->index = i;
+		w->n_members++;
+	}
+	if (sorted_index(w, cmp_name, w->by_name)) {
+		rc = kw_error_set(err, KW_ENOMEM, "out of memory");
+		goto out;
+	}
+	rc = check_members(w, err);
+	if (rc) {
+		goto out;
+	}
+	rc = find_dist_info(w, err);
+	if (rc) {
+		goto out;
+	}
+	*out = w;
+	w = NULL;
+	rc = 0;
+out:
+	kw_wheel_free(w);
+	return rc;
+}
+
+/* Read exactly the declared size, proving the data neither stops short nor runs on. */
+int kw_wheel_stream(struct kw_wheel *w, size_t i, kw_wheel_chunk_fn cb, void *ud, struct kw_error *err)
+{
+	const struct kw_wheel_member *m = kw_wheel_member(w, i);
+	unsigned char *buf = NULL;
+	zip_file_t *f = NULL;
+	uint64_t total = 0;
+	int rc = KW_ENOMEM;
+
+	if (!m) {
+		return kw_error_set(err, KW_EINVAL, "'%s': no member %zu", w->label, i);
+	}
+	buf = kw_malloc(CHUNK);
+	if (!buf) {
+		return kw_error_set(err, KW_ENOMEM, "out of memory");
+	}
+	f = zip_fopen_index(w->zip, m->index, 0);
+	if (!f) {
+		rc = kw_error_set(err, KW_EFORMAT, "'%s': cannot read member '%s': %s", w->label, m->name,
+				  zip_strerror(w->zip));
+		goto out;
+	}
+	for (;;) {
+		zip_int64_t got = zip_fread(f, buf, CHUNK);
+
+		if (got < 0) {
+			zip_error_t *ze = zip_file_get_error(f);
+
+			rc = kw_error_set(err, zip_error_code_zip(ze) == ZIP_ER_CRC ? KW_EHOSTILE : KW_EFORMAT,
+					  "'%s': cannot read member '%s': %s", w->label, m->name, zip_file_strerror(f));
+			goto out;
+		}
+		if (got == 0) {
+			break;
+		}
+		if ((uint64_t)got > m->size - total) {
+			rc = kw_error_set(err, KW_EHOSTILE, "'%s': member '%s' inflates to more than its declared %llu bytes",
+					  w->label, m->name, (unsigned long long)m->size);
+			goto out;
+		}
+		total += (uint64_t)got;
+		rc = cb(ud, buf, (size_t)got);
+		if (rc) {
+			kw_error_set(err, rc, "'%s': member '%s': %s", w->label, m->name, kw_status_str(rc));
+			goto out;
+		}
+	}
+	if (total != m->size) {
+		rc = kw_error_set(err, KW_EHOSTILE, "'%s': member '%s' inflates to %llu bytes, not the declared %llu",
+				  w->label, m->name, (unsigned long long)total, (unsigned long long)m->size);
+		goto out;
+	}
+	rc = 0;
+out:
+	if (f) {
+		zip_fclose(f);
+	}
+	free(buf);
+	return rc;
+}
+
+struct membuf {
+	unsigned char *p;
+	size_t len, cap;
+};
+
+static int append(void *ud, const void *data, size_t len)
+{
+	struct membuf *b = ud;
+
+	if (len > b->cap - b->len) {
+		return KW_EHOSTILE;
+	}
+	memcpy(b->p + b->len, data, len);
+	b->len += len;
+	return 0;
+}
+
+int kw_wheel_read(struct kw_wheel *w, size_t i, unsigned char **out, size_t *len, struct kw_error *err)
+{
+	const struct kw_wheel_member *m = kw_wheel_member(w, i);
+	struct membuf b = { 0 };
+	int rc;
+
+	*out = NULL;
+	*len = 0;
+	if (!m) {
+		return kw_error_set(err, KW_EINVAL, "'%s': no member %zu", w->label, i);
+	}
+	/* Sizes were checked against the limits when the wheel was opened. */
+	if (m->size > SIZE_MAX - 1) {
+		return kw_error_set(err, KW_ELIMIT, "'%s': member '%s' is too large", w->label, m->name);
+	}
+	b.cap = (size_t)m->size;
+	b.p = kw_malloc(b.cap + 1);
+	if (!b.p) {
+		return kw_error_set(err, KW_ENOMEM, "out of memory reading '%s'", m->name);
+	}
+	rc = kw_wheel_stream(w, i, append, &b, err);
+	if (rc) {
+		free(b.p);
+		return rc;
+	}
+	b.p[b.len] = '\0';
+	*out = b.p;
+	*len = b.len;
+	return 0;
+}
+
+int kw_wheel_read_head(struct kw_wheel *w, size_t i, void *buf, size_t max, size_t *got,
+		       struct kw_error *err)
+{
+	const struct kw_wheel_member *m = kw_wheel_member(w, i);
+	zip_file_t *f;
+	size_t total = 0;
+
+	*got = 0;
+	if (!m) {
+		return kw_error_set(err, KW_EINVAL, "'%s': no member %zu", w->label, i);
+	}
+	if (m->size == 0 || max == 0) {
+		return 0;
+	}
+	f = zip_fopen_index(w->zip, m->index, 0);
+	if (!f) {
+		return kw_error_set(err, KW_EFORMAT, "'%s': cannot read member '%s': %s", w->label, m->name,
+				    zip_strerror(w->zip));
+	}
+	while (total < max) {
+		zip_int64_t n = zip_fread(f, (unsigned char *)buf + total, max - total);
+
+		if (n < 0) {
+			int rc = kw_error_set(err, KW_EFORMAT, "'%s': cannot read member '%s': %s", w->label,
+					      m->name, zip_file_strerror(f));
+			zip_fclose(f);
+			return rc;
+		}
+		if (n == 0) {
+			break;
+		}
+		total += (size_t)n;
+	}
+	zip_fclose(f);
+	*got = total;
+	return 0;
+}
