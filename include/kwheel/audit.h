@@ -88,6 +88,7 @@ struct kw_audit {
 	bool ucs2;
 	struct kw_record record;  /* RECORD check */
 	bool tags_ok;          /* every platform tag the wheel claims is satisfied */
+	struct kw_resolver *resolver; /* owns the ELF infos the graphs borrow */
 	struct kw_strv bad_tags;  /* claimed platform tags the wheel does not satisfy */
 };
 

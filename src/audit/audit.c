@@ -126,6 +126,7 @@ void kw_audit_free(struct kw_audit *a)
 		kw_strv_release(&a->verdicts[i].graft);
 	}
 	free(a->verdicts);
+	kw_resolver_free(a->resolver);
 	free(a);
 }
 
@@ -797,6 +798,8 @@ done:
 			goto out;
 		}
 	}
+	a->resolver = r;
+	r = NULL;
 	*out = a;
 	a = NULL;
 	rc = 0;

@@ -214,8 +214,16 @@ static int find_dist_info(struct kw_wheel *w, struct kw_error *err)
 	}
 	{
 		/* "{name}-{version}.dist-info" must name the wheel's project. */
-		const char *dash = strrchr(w->dist_info, '-');
-		size_t nlen = dash ? (size_t)(dash - w->dist_info) : 0;
+		size_t stem = strlen(w->dist_info) - 10, nlen = 0;
+		const char *dash = NULL;
+
+		for (nlen = stem; nlen > 0; nlen--) {
+			if (w->dist_info[nlen - 1] == '-') {
+				dash = w->dist_info + nlen - 1;
+				nlen--;
+				break;
+			}
+		}
 
 		if (!dash || !same_project(w->dist_info, nlen, w->name.distribution, dlen)) {
 			return kw_error_set(err, KW_EFORMAT, "'%s': .dist-info directory '%s' does not match the distribution '%s'",

@@ -58,9 +58,11 @@ def main():
     corpus = os.environ.get("KW_CORPUS", os.path.join(src, "..", "shared", "corpus"))
     corpus = os.path.realpath(corpus)
     tmp = tempfile.mkdtemp(prefix="kwheel-case-")
+    sysroot = os.path.join(os.environ.get("KW_BUILD_ROOT", "."), "fixtures", "sysroot", "root")
     env = {
         "@CORPUS@": corpus,
-        "@SYSROOT_LIBPATH@": f"{corpus}/sysroot/usr/lib/x86_64-linux-gnu:{corpus}/sysroot/lib/x86_64-linux-gnu",
+        "@SYSROOT_LIBPATH@": f"{sysroot}/usr/lib/x86_64-linux-gnu:{sysroot}/lib/x86_64-linux-gnu",
+        "@SYSROOT@": sysroot,
         "@FIXTURES@": os.path.join(os.environ.get("KW_BUILD_ROOT", "."), "fixtures"),
         "@TMP@": tmp,
     }
