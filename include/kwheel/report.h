@@ -19,4 +19,11 @@ int kw_report_error_json(const char *path, const struct kw_error *what, char **o
 /* The human report of one audit. New string in *out. verbose adds every member's tree. */
 int kw_report_show_text(const struct kw_audit *a, bool verbose, char **out, struct kw_error *err);
 
+/*
+ * A dependency graph as one JSON line: {"path", "interpreter", "needed",
+ * "libs": [{"name", "path", "realpath", "via", "needed": [names]}]} in load
+ * order. New string in *out.
+ */
+int kw_report_lddtree_json(const struct kw_dep_graph *g, char **out, struct kw_error *err);
+
 #endif

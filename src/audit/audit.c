@@ -217,17 +217,25 @@ static int add_reason(struct kw_audit_verdict *v, size_t *cap, enum kw_reason_ki
 	return 0;
 }
 
-/* Versions and blacklisted imports of one object against one policy. */
+/*
+ * One object against one policy: its blacklisted imports (which make their
+ * library vendored), or, with versions, the symbol versions it requires from
+ * libraries that stay on the system.
+ */
 static int check_object(struct kw_audit *a, struct kw_audit_verdict *v, size_t *cap,
-			const char *who, const struct kw_elf_info *info, bool *sym_ok)
+			const char *who, const struct kw_elf_info *info, bool *sym_ok, bool versions)
 {
 	const struct kw_policy *p = v->policy;
 	size_t i, k;
 	int rc;
 
-	for (i = 0; i < info->n_verneed; i++) {
+	for (i = 0; versions && i < info->n_verneed; i++) {
 		const struct kw_elf_verneed *vn = &info->verneed[i];
 
+		/* A vendored copy answers these, whatever the system has. */
+		if (kw_strv_find(&v->graft, vn->file) >= 0) {
+			continue;
+		}
 		for (k = 0; k < vn->n_versions; k++) {
 			if (kw_policy_allows_version(p, a->arch, vn->versions[k])) {
 				continue;
@@ -239,7 +247,7 @@ static int check_object(struct kw_audit *a, struct kw_audit_verdict *v, size_t *
 			}
 		}
 	}
-	for (i = 0; i < info->n_syms; i++) {
+	for (i = 0; !versions && i < info->n_syms; i++) {
 		const struct kw_elf_sym *s = &info->syms[i];
 
 		if (s->defined) {
@@ -283,8 +291,7 @@ static const char *node_label(const struct kw_audit_member *m, const struct kw_d
  * wheel are walked through, allowed ones end the walk, the rest must be
  * vendored and their own needs walked too.
  */
-static int walk_policy(struct kw_audit *a, struct kw_audit_verdict *v, size_t *cap,
-		       const struct kw_audit_member *m, bool *sym_ok)
+static int walk_policy(struct kw_audit_verdict *v, size_t *cap, const struct kw_audit_member *m)
 {
 	const struct kw_dep_graph *g = m->graph;
 	size_t *stack = NULL, sp = 0, i;
@@ -322,13 +329,6 @@ static int walk_policy(struct kw_audit *a, struct kw_audit_verdict *v, size_t *c
 				if (rc || (rc = kw_strv_push_unique(&v->graft, dn->name))) {
 					goto out;
 				}
-				/* A vendored library brings its symbol versions along. */
-				if (dn->info) {
-					rc = check_object(a, v, cap, node_label(m, g, d), dn->info, sym_ok);
-					if (rc) {
-						goto out;
-					}
-				}
 			}
 			stack[sp++] = d;
 		}
@@ -338,6 +338,36 @@ out:
 	free(stack);
 	free(seen);
 	return rc;
+}
+
+/* A vendored library brings its own symbol versions and imports along. */
+static int check_grafted(struct kw_audit *a, struct kw_audit_verdict *v, size_t *cap, bool *sym_ok)
+{
+	size_t i, k, j;
+
+	for (i = 0; i < v->graft.n; i++) {
+		for (k = 0; k < a->n_members; k++) {
+			const struct kw_dep_graph *g = a->members[k].graph;
+			bool done = false;
+
+			for (j = 1; g && j < g->n_nodes && !done; j++) {
+				const struct kw_dep_node *n = &g->nodes[j];
+
+				if (n->in_overlay || !n->info || strcmp(n->name, v->graft.v[i]) != 0) {
+					continue;
+				}
+				if (check_object(a, v, cap, n->path ? n->path : n->name, n->info, sym_ok, false) ||
+				    check_object(a, v, cap, n->path ? n->path : n->name, n->info, sym_ok, true)) {
+					return KW_ENOMEM;
+				}
+				done = true;
+			}
+			if (done) {
+				break;
+			}
+		}
+	}
+	return 0;
 }
 
 static int judge(struct kw_audit *a, const struct kw_policy_set *set, struct kw_error *err)
@@ -368,16 +398,21 @@ static int judge(struct kw_audit *a, const struct kw_policy_set *set, struct kw_
 		size_t rcap = 0;
 		bool sym_ok = true;
 
+		/* First what must be vendored, then what the result still requires. */
 		for (k = 0; k < a->n_members; k++) {
-			const struct kw_audit_member *m = &a->members[k];
-
-			if (!m->info) {
-				continue;
-			}
-			if (check_object(a, v, &rcap, m->name, m->info, &sym_ok) ||
-			    walk_policy(a, v, &rcap, m, &sym_ok)) {
+			if (a->members[k].info && walk_policy(v, &rcap, &a->members[k])) {
 				return kw_error_set(err, KW_ENOMEM, "out of memory");
 			}
+		}
+		for (k = 0; k < 2 * a->n_members; k++) {
+			const struct kw_audit_member *m = &a->members[k % a->n_members];
+
+			if (m->info && check_object(a, v, &rcap, m->name, m->info, &sym_ok, k >= a->n_members)) {
+				return kw_error_set(err, KW_ENOMEM, "out of memory");
+			}
+		}
+		if (check_grafted(a, v, &rcap, &sym_ok)) {
+			return kw_error_set(err, KW_ENOMEM, "out of memory");
 		}
 		v->sym_ok = sym_ok;
 		kw_strv_sort(&v->graft);

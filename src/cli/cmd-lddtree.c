@@ -1,15 +1,136 @@
 /* SPDX-License-Identifier: MIT */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kwheel/report.h"
+#include "kwheel/resolve.h"
 
 #include "cli.h"
 
-static int cmd_lddtree(struct kw_ctx *ctx, int argc, char **argv)
+static const char synopsis[] = "[options] FILE...";
+static const char summary[] =
+	"Print the libraries an ELF file loads, in the loader's order, as glibc's ld.so\n"
+	"would find them: DT_RPATH, LD_LIBRARY_PATH, DT_RUNPATH, ld.so.conf, system dirs.";
+
+enum { OPT_JSON = 2001 };
+
+static const struct kw_opt_help helps[] = {
+	{ { "json", no_argument, NULL, OPT_JSON }, NULL, "one JSON object per file, one a line" },
+	{ { "list", no_argument, NULL, 'l' }, NULL, "only the resolved paths, one a line, like ldd's right column" },
+	{ { "all", no_argument, NULL, 'a' }, NULL, "repeat libraries under every object that needs them" },
+	KW_CLI_RESOLVE_OPTS,
+	{ { "help", no_argument, NULL, 'h' }, NULL, "show this help" },
+	{ { NULL, 0, NULL, 0 }, NULL, NULL },
+};
+
+static void print_node(const struct kw_dep_graph *g, size_t i, unsigned depth, bool all, bool *shown)
 {
-	(void)ctx;
-	(void)argc;
-	(void)argv;
-	fprintf(stderr, "kwheel lddtree: not built yet\n");
-	return KW_EXIT_ERROR;
+	const struct kw_dep_node *n = &g->nodes[i];
+	size_t k;
+
+	for (k = 0; k < n->n_deps; k++) {
+		const struct kw_dep_node *d = &g->nodes[n->deps[k]];
+		bool again = shown[n->deps[k]];
+
+		printf("%*s%s => %s%s\n", (int)(depth * 4), "", d->name, d->path ? d->path : "not found",
+		       again && !all ? " (already listed)" : "");
+		if (again && !all) {
+			continue;
+		}
+		shown[n->deps[k]] = true;
+		/* --all can revisit; the depth bound keeps a DT_NEEDED cycle finite. */
+		if (depth < 64) {
+			print_node(g, n->deps[k], depth + 1, all, shown);
+		}
+	}
 }
 
-const struct kw_cmd kw_cmd_lddtree = { "lddtree", cmd_lddtree, "placeholder" };
+static int cmd_lddtree(struct kw_ctx *ctx, int argc, char **argv)
+{
+	struct option longopts[16];
+	char shortopts[32];
+	struct kw_error err = { 0 };
+	struct kw_resolver *r = NULL;
+	bool json = false, list = false, all = false;
+	int c, i, rc = KW_EXIT_OK;
+
+	kw_cli_opts(helps, longopts, 16, shortopts, sizeof(shortopts));
+	while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+		int ro = kw_cli_resolve_opt(ctx, c, optarg, &err);
+
+		if (ro < 0) {
+			return kw_cli_error(&err);
+		}
+		if (ro > 0) {
+			continue;
+		}
+		switch (c) {
+		case OPT_JSON: json = true; break;
+		case 'l': list = true; break;
+		case 'a': all = true; break;
+		case 'h':
+			kw_cli_help(stdout, "lddtree", synopsis, summary, helps);
+			return KW_EXIT_OK;
+		default:
+			return kw_cli_usage("lddtree", "unknown option");
+		}
+	}
+	if (optind >= argc) {
+		return kw_cli_usage("lddtree", "no file given");
+	}
+	if (kw_resolver_new(ctx, &r, &err)) {
+		return kw_cli_error(&err);
+	}
+	for (i = optind; i < argc; i++) {
+		struct kw_dep_graph *g = NULL;
+		size_t k;
+
+		if (kw_resolve_tree(r, argv[i], NULL, &g, &err)) {
+			kw_cli_error(&err);
+			rc = KW_EXIT_ERROR;
+			continue;
+		}
+		for (k = 1; k < g->n_nodes; k++) {
+			if (!g->nodes[k].path && rc == KW_EXIT_OK) {
+				rc = KW_EXIT_VERDICT;
+			}
+		}
+		if (json) {
+			char *line = NULL;
+
+			if (kw_report_lddtree_json(g, &line, &err)) {
+				kw_cli_error(&err);
+				rc = KW_EXIT_ERROR;
+			} else {
+				puts(line);
+			}
+			free(line);
+		} else if (list) {
+			for (k = 1; k < g->n_nodes; k++) {
+				printf("%s\n", g->nodes[k].path ? g->nodes[k].path : g->nodes[k].name);
+			}
+		} else {
+			bool *shown = calloc(g->n_nodes, sizeof(*shown));
+
+			const char *interp = g->nodes[0].info ? g->nodes[0].info->interp : NULL;
+
+			printf("%s", argv[i]);
+			if (interp) {
+				printf(" (interpreter => %s)", interp);
+			}
+			printf("\n");
+			if (shown) {
+				shown[0] = true;
+				print_node(g, 0, 1, all, shown);
+			}
+			free(shown);
+		}
+		kw_dep_graph_free(g);
+	}
+	kw_resolver_free(r);
+	return rc;
+}
+
+const struct kw_cmd kw_cmd_lddtree = { "lddtree", cmd_lddtree,
+				       "print an ELF file's library tree as the loader resolves it" };

@@ -44,7 +44,8 @@ const char *kw_elf_arch(const struct kw_elf_info *info)
 	case EM_RISCV:
 		return is64 ? "riscv64" : "riscv32";
 	case EM_MIPS:
-		return is64 ? (le ? "mips64el" : "mips64") : (le ? "mipsel" : "mips");
+		/* uname -m, and so the platform tag, does not tell the byte order. */
+		return is64 ? "mips64" : "mips";
 	case EM_LOONGARCH:
 		return is64 ? "loongarch64" : NULL;
 	case EM_SPARCV9:
