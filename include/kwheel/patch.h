@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef KWHEEL_PATCH_H
+#define KWHEEL_PATCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kwheel/kwheel.h"
+
+struct kw_patch_replace {
+	const char *from;
+	const char *to;
+};
+
+/*
+ * Edits to apply to one ELF object, all in one rewrite. NULL / 0 leaves a
+ * field alone. The order of application is: remove-needed, replace-needed,
+ * add-needed, soname, then the search path (remove, set, add).
+ */
+struct kw_patch_ops {
+	const char *set_rpath;       /* new RUNPATH (or RPATH, see below) */
+	const char *const *add_rpath;/* entries appended to the path */
+	size_t n_add_rpath;
+	bool remove_rpath;           /* drop DT_RPATH and DT_RUNPATH */
+	/*
+	 * Write DT_RPATH. Without it the file keeps the tag it had; a file
+	 * that had none gets DT_RUNPATH.
+	 */
+	bool force_rpath;
+	const char *set_soname;
+	const struct kw_patch_replace *replace_needed;
+	size_t n_replace_needed;
+	const char *const *add_needed;   /* inserted before the first DT_NEEDED */
+	size_t n_add_needed;
+	const char *const *remove_needed;
+	size_t n_remove_needed;
+};
+
+/* What a rewrite did, for reports and tests. */
+struct kw_patch_result {
+	bool changed;          /* any byte differs */
+	bool grew;             /* a new PT_LOAD was appended */
+	bool moved_dynamic;    /* .dynamic was rebuilt in the new segment */
+	bool moved_dynstr;     /* .dynstr was rebuilt in the new segment */
+	size_t in_place;       /* strings written over their old bytes */
+	/*
+	 * Bytes to append to the input at offset tail_at (== input length):
+	 * padding then the new segment. NULL when nothing is appended.
+	 */
+	unsigned char *tail;
+	size_t tail_len;
+};
+
+/*
+ * Apply ops to the ELF image in buf (len bytes, writable). Changed bytes are
+ * written into buf itself; anything that must grow comes back in res->tail,
+ * to be written after buf. On error buf is unchanged (edits are planned and
+ * checked before the first byte is written). name is for messages.
+ */
+int kw_patch_image(unsigned char *buf, size_t len, const char *name, const struct kw_patch_ops *ops,
+		   struct kw_patch_result *res, struct kw_error *err);
+void kw_patch_result_release(struct kw_patch_result *res);
+
+/*
+ * Patch a file. out NULL means in place. Either way the result is written
+ * to a temporary file next to the destination and renamed over it, so a
+ * crash leaves the old file or the new one, never a mix. The input is mapped
+ * copy-on-write: only the pages that change are duplicated in memory.
+ */
+int kw_patch_file(const char *in, const char *out, const struct kw_patch_ops *ops,
+		  struct kw_patch_result *res, struct kw_error *err);
+
+/*
+ * The RPATH/RUNPATH of path with only the entries that hold one of its
+ * DT_NEEDED libraries (a compatible ELF file). $ORIGIN is expanded against
+ * the file's directory; entries that do not start with one of prefixes (if
+ * any are given) are dropped too. Result in *out (free()).
+ */
+int kw_patch_shrunk_rpath(struct kw_ctx *ctx, const char *path, const char *const *prefixes,
+			  size_t n_prefixes, char **out, struct kw_error *err);
+
+#endif

@@ -1,0 +1,348 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The editor works on raw bytes rather than through libelf's update path:
+ * libelf rewrites the whole file from its own model, which holds it twice in
+ * memory and re-lays-out sections we must not move. Here every header is
+ * decoded, checked against the image, and written back field by field.
+ */
+#include <elf.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "image.h"
+
+#define MAX_DYN_ENTRIES (1u << 20)
+
+size_t img_word(const struct img *im)
+{
+	return im->is64 ? 8 : 4;
+}
+
+size_t img_phentsize(const struct img *im)
+{
+	return im->is64 ? sizeof(Elf64_Phdr) : sizeof(Elf32_Phdr);
+}
+
+size_t img_shentsize(const struct img *im)
+{
+	return im->is64 ? sizeof(Elf64_Shdr) : sizeof(Elf32_Shdr);
+}
+
+size_t img_dynentsize(const struct img *im)
+{
+	return im->is64 ? sizeof(Elf64_Dyn) : sizeof(Elf32_Dyn);
+}
+
+uint64_t img_rd(const struct img *im, const unsigned char *p, size_t width)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	for (i = 0; i < width; i++) {
+		v |= (uint64_t)p[im->msb ? i : width - 1 - i] << (8 * (width - 1 - i));
+	}
+	return v;
+}
+
+void img_wr(const struct img *im, unsigned char *p, size_t width, uint64_t v)
+{
+	size_t i;
+
+	for (i = 0; i < width; i++) {
+		p[im->msb ? width - 1 - i : i] = (unsigned char)(v >> (8 * i));
+	}
+}
+
+static bool in_file(const struct img *im, uint64_t off, uint64_t size)
+{
+	return size <= im->len && off <= im->len - size;
+}
+
+static void get_ph(const struct img *im, const unsigned char *p, struct ph *ph)
+{
+	if (im->is64) {
+		ph->type = (uint32_t)img_rd(im, p, 4);
+		ph->flags = (uint32_t)img_rd(im, p + 4, 4);
+		ph->offset = img_rd(im, p + 8, 8);
+		ph->vaddr = img_rd(im, p + 16, 8);
+		ph->paddr = img_rd(im, p + 24, 8);
+		ph->filesz = img_rd(im, p + 32, 8);
+		ph->memsz = img_rd(im, p + 40, 8);
+		ph->align = img_rd(im, p + 48, 8);
+	} else {
+		ph->type = (uint32_t)img_rd(im, p, 4);
+		ph->offset = img_rd(im, p + 4, 4);
+		ph->vaddr = img_rd(im, p + 8, 4);
+		ph->paddr = img_rd(im, p + 12, 4);
+		ph->filesz = img_rd(im, p + 16, 4);
+		ph->memsz = img_rd(im, p + 20, 4);
+		ph->flags = (uint32_t)img_rd(im, p + 24, 4);
+		ph->align = img_rd(im, p + 28, 4);
+	}
+}
+
+void img_put_ph(const struct img *im, unsigned char *p, const struct ph *ph)
+{
+	if (im->is64) {
+		img_wr(im, p, 4, ph->type);
+		img_wr(im, p + 4, 4, ph->flags);
+		img_wr(im, p + 8, 8, ph->offset);
+		img_wr(im, p + 16, 8, ph->vaddr);
+		img_wr(im, p + 24, 8, ph->paddr);
+		img_wr(im, p + 32, 8, ph->filesz);
+		img_wr(im, p + 40, 8, ph->memsz);
+		img_wr(im, p + 48, 8, ph->align);
+	} else {
+		img_wr(im, p, 4, ph->type);
+		img_wr(im, p + 4, 4, ph->offset);
+		img_wr(im, p + 8, 4, ph->vaddr);
+		img_wr(im, p + 12, 4, ph->paddr);
+		img_wr(im, p + 16, 4, ph->filesz);
+		img_wr(im, p + 20, 4, ph->memsz);
+		img_wr(im, p + 24, 4, ph->flags);
+		img_wr(im, p + 28, 4, ph->align);
+	}
+}
+
+static void get_sh(const struct img *im, const unsigned char *p, struct sh *sh)
+{
+	size_t w = img_word(im);
+
+	sh->name = (uint32_t)img_rd(im, p, 4);
+	sh->type = (uint32_t)img_rd(im, p + 4, 4);
+	sh->flags = img_rd(im, p + 8, w);
+	sh->addr = img_rd(im, p + 8 + w, w);
+	sh->offset = img_rd(im, p + 8 + 2 * w, w);
+	sh->size = img_rd(im, p + 8 + 3 * w, w);
+	sh->link = (uint32_t)img_rd(im, p + 8 + 4 * w, 4);
+	sh->info = (uint32_t)img_rd(im, p + 12 + 4 * w, 4);
+	sh->addralign = img_rd(im, p + 16 + 4 * w, w);
+	sh->entsize = img_rd(im, p + 16 + 5 * w, w);
+}
+
+void img_put_sh(const struct img *im, unsigned char *p, const struct sh *sh)
+{
+	size_t w = img_word(im);
+
+	img_wr(im, p, 4, sh->name);
+	img_wr(im, p + 4, 4, sh->type);
+	img_wr(im, p + 8, w, sh->flags);
+	img_wr(im, p + 8 + w, w, sh->addr);
+	img_wr(im, p + 8 + 2 * w, w, sh->offset);
+	img_wr(im, p + 8 + 3 * w, w, sh->size);
+	img_wr(im, p + 8 + 4 * w, 4, sh->link);
+	img_wr(im, p + 12 + 4 * w, 4, sh->info);
+	img_wr(im, p + 16 + 4 * w, w, sh->addralign);
+	img_wr(im, p + 16 + 5 * w, w, sh->entsize);
+}
+
+void img_put_dyn(const struct img *im, unsigned char *p, const struct dynent *d)
+{
+	size_t w = img_word(im);
+
+	img_wr(im, p, w, (uint64_t)d->tag);
+	img_wr(im, p + w, w, d->val);
+}
+
+bool img_vaddr_off(const struct img *im, uint64_t vaddr, uint64_t size, uint64_t *off)
+{
+	uint16_t i;
+
+	for (i = 0; i < im->phnum; i++) {
+		const struct ph *p = &im->ph[i];
+
+		if (p->type != PT_LOAD || vaddr < p->vaddr || vaddr - p->vaddr > p->filesz ||
+		    size > p->filesz - (vaddr - p->vaddr)) {
+			continue;
+		}
+		if (!in_file(im, p->offset + (vaddr - p->vaddr), size) || p->offset > im->len) {
+			return false;
+		}
+		*off = p->offset + (vaddr - p->vaddr);
+		return true;
+	}
+	return false;
+}
+
+const char *img_str(const struct img *im, uint64_t idx)
+{
+	const char *s;
+
+	if (idx >= im->str_size) {
+		return NULL;
+	}
+	s = (const char *)im->b + im->str_off + idx;
+	return memchr(s, 0, im->str_size - idx) ? s : NULL;
+}
+
+bool img_dyn(const struct img *im, int64_t tag, uint64_t *val)
+{
+	size_t i;
+
+	for (i = 0; i < im->ndyn; i++) {
+		if (im->dyn[i].tag == tag) {
+			*val = im->dyn[i].val;
+			return true;
+		}
+	}
+	return false;
+}
+
+void img_release(struct img *im)
+{
+	free(im->ph);
+	free(im->sh);
+	free(im->dyn);
+	memset(im, 0, sizeof(*im));
+}
+
+static int load_sections(struct img *im, struct kw_error *err)
+{
+	const unsigned char *e = im->b;
+	size_t es = img_shentsize(im), i;
+	uint64_t shentsize;
+
+	im->sh_dynstr = im->sh_dynamic = im->sh_verneed = -1;
+	if (im->shoff == 0 || im->shnum == 0) {
+		return 0;
+	}
+	shentsize = img_rd(im, e + (im->is64 ? 58 : 46), 2);
+	if (shentsize != es) {
+		return kw_error_set(err, KW_EFORMAT, "'%s': e_shentsize is %llu, expected %zu", im->name,
+				    (unsigned long long)shentsize, es);
+	}
+	if (!in_file(im, im->shoff, (uint64_t)im->shnum * es)) {
+		return kw_error_set(err, KW_EFORMAT, "'%s': section header table runs past the end of the file",
+				    im->name);
+	}
+	im->sh = kw_calloc(im->shnum, sizeof(*im->sh));
+	if (!im->sh) {
+		return kw_error_set(err, KW_ENOMEM, "out of memory");
+	}
+	for (i = 0; i < im->shnum; i++) {
+		get_sh(im, im->b + im->shoff + i * es, &im->sh[i]);
+	}
+	for (i = 0; i < im->shnum; i++) {
+		const struct sh *s = &im->sh[i];
+
+		if (s->type == SHT_DYNAMIC && im->sh_dynamic < 0) {
+			im->sh_dynamic = (long)i;
+		} else if (s->type == SHT_STRTAB && (s->flags & SHF_ALLOC) && s->addr == im->str_vaddr &&
+			   im->sh_dynstr < 0) {
+			im->sh_dynstr = (long)i;
+		} else if (s->type == SHT_GNU_verneed && im->sh_verneed < 0) {
+			im->sh_verneed = (long)i;
+		}
+	}
+	return 0;
+}
+
+int img_load(struct img *im, unsigned char *buf, size_t len, const char *name, struct kw_error *err)
+{
+	size_t pes, des, i, n;
+	uint64_t phentsize, dyn_off = 0;
+	int rc;
+
+	memset(im, 0, sizeof(*im));
+	im->b = buf;
+	im->len = len;
+	im->name = name;
+	im->dyn_ph = -1;
+	im->sh_dynstr = im->sh_dynamic = im->sh_verneed = -1;
+	if (len < EI_NIDENT || memcmp(buf, ELFMAG, SELFMAG) != 0) {
+		return kw_error_set(err, KW_EFORMAT, "'%s': not an ELF file", name);
+	}
+	if (buf[EI_CLASS] != ELFCLASS32 && buf[EI_CLASS] != ELFCLASS64) {
+		return kw_error_set(err, KW_EFORMAT, "'%s': unknown ELF class %u", name, buf[EI_CLASS]);
+	}
+	if (buf[EI_DATA] != ELFDATA2LSB && buf[EI_DATA] != ELFDATA2MSB) {
+		return kw_error_set(err, KW_EFORMAT, "'%s': unknown ELF data encoding %u", name, buf[EI_DATA]);
+	}
+	im->is64 = buf[EI_CLASS] == ELFCLASS64;
+	im->msb = buf[EI_DATA] == ELFDATA2MSB;
+	if (len < (im->is64 ? sizeof(Elf64_Ehdr) : sizeof(Elf32_Ehdr))) {
+		return kw_error_set(err, KW_EFORMAT, "'%s': truncated ELF header", name);
+	}
+	im->type = (uint16_t)img_rd(im, buf + 16, 2);
+	im->machine = (uint16_t)img_rd(im, buf + 18, 2);
+	im->phoff = img_rd(im, buf + (im->is64 ? 32 : 28), img_word(im));
+	im->shoff = img_rd(im, buf + (im->is64 ? 40 : 32), img_word(im));
+	phentsize = img_rd(im, buf + (im->is64 ? 54 : 42), 2);
+	im->phnum = (uint16_t)img_rd(im, buf + (im->is64 ? 56 : 44), 2);
+	im->shnum = (uint16_t)img_rd(im, buf + (im->is64 ? 60 : 48), 2);
+	im->shstrndx = (uint16_t)img_rd(im, buf + (im->is64 ? 62 : 50), 2);
+	if (im->type != ET_DYN && im->type != ET_EXEC) {
+		return kw_error_set(err, KW_EUNSUPPORTED, "'%s': not a shared object or executable (e_type %u)",
+				    name, im->type);
+	}
+	pes = img_phentsize(im);
+	if (phentsize != pes) {
+		return kw_error_set(err, KW_EFORMAT, "'%s': e_phentsize is %llu, expected %zu", name,
+				    (unsigned long long)phentsize, pes);
+	}
+	/* PN_XNUM (program header count in section 0) is not something a loader-visible .so uses. */
+	if (im->phnum == 0 || im->phnum >= PN_XNUM) {
+		return kw_error_set(err, KW_EFORMAT, "'%s': %u program headers", name, im->phnum);
+	}
+	if (!in_file(im, im->phoff, (uint64_t)im->phnum * pes)) {
+		return kw_error_set(err, KW_EFORMAT, "'%s': program header table runs past the end of the file", name);
+	}
+	im->ph = kw_calloc(im->phnum, sizeof(*im->ph));
+	if (!im->ph) {
+		return kw_error_set(err, KW_ENOMEM, "out of memory");
+	}
+	for (i = 0; i < im->phnum; i++) {
+		get_ph(im, buf + im->phoff + i * pes, &im->ph[i]);
+		if (im->ph[i].type == PT_LOAD &&
+		    (!in_file(im, im->ph[i].offset, im->ph[i].filesz) || im->ph[i].filesz > im->ph[i].memsz)) {
+			return kw_error_set(err, KW_EFORMAT, "'%s': PT_LOAD %zu lies outside the file", name, i);
+		}
+		if (im->ph[i].type == PT_DYNAMIC && im->dyn_ph < 0) {
+			im->dyn_ph = (long)i;
+		}
+	}
+	if (im->dyn_ph < 0) {
+		return kw_error_set(err, KW_EUNSUPPORTED, "'%s': no dynamic section (a static executable?)", name);
+	}
+	des = img_dynentsize(im);
+	{
+		const struct ph *d = &im->ph[im->dyn_ph];
+
+		if (!in_file(im, d->offset, d->filesz) || d->filesz < des) {
+			return kw_error_set(err, KW_EFORMAT, "'%s': PT_DYNAMIC lies outside the file", name);
+		}
+		dyn_off = d->offset;
+		im->dyn_cap = d->filesz / des;
+		if (im->dyn_cap > MAX_DYN_ENTRIES) {
+			return kw_error_set(err, KW_EFORMAT, "'%s': PT_DYNAMIC claims %zu entries", name, im->dyn_cap);
+		}
+	}
+	im->dyn = kw_calloc(im->dyn_cap + 1, sizeof(*im->dyn));
+	if (!im->dyn) {
+		return kw_error_set(err, KW_ENOMEM, "out of memory");
+	}
+	for (n = 0; n < im->dyn_cap; n++) {
+		const unsigned char *p = buf + dyn_off + n * des;
+
+		im->dyn[n].tag = (int64_t)img_rd(im, p, img_word(im));
+		if (!im->is64) {
+			im->dyn[n].tag = (int32_t)im->dyn[n].tag;
+		}
+		im->dyn[n].val = img_rd(im, p + img_word(im), img_word(im));
+		if (im->dyn[n].tag == DT_NULL) {
+			break;
+		}
+	}
+	if (n == im->dyn_cap) {
+		return kw_error_set(err, KW_EFORMAT, "'%s': dynamic section has no DT_NULL terminator", name);
+	}
+	im->ndyn = n;
+	if (!img_dyn(im, DT_STRTAB, &im->str_vaddr) || !img_dyn(im, DT_STRSZ, &im->str_size)) {
+		return kw_error_set(err, KW_EFORMAT, "'%s': no DT_STRTAB/DT_STRSZ", name);
+	}
+	if (!img_vaddr_off(im, im->str_vaddr, im->str_size, &im->str_off) || im->str_size == 0) {
+		return kw_error_set(err, KW_EFORMAT, "'%s': dynamic string table lies outside the file", name);
+	}
+	rc = load_sections(im, err);
+	return rc;
+}

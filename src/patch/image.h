@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: MIT */
+/* A raw, writable view of an ELF image: headers decoded, bytes endian-aware. */
+#ifndef KWHEEL_PATCH_IMAGE_H
+#define KWHEEL_PATCH_IMAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kwheel/kwheel.h"
+
+struct ph {
+	uint32_t type, flags;
+	uint64_t offset, vaddr, paddr, filesz, memsz, align;
+};
+
+struct sh {
+	uint32_t name, type;
+	uint64_t flags, addr, offset, size;
+	uint32_t link, info;
+	uint64_t addralign, entsize;
+};
+
+struct dynent {
+	int64_t tag;
+	uint64_t val;
+};
+
+struct img {
+	unsigned char *b;
+	size_t len;
+	const char *name;
+	bool is64, msb;
+	uint16_t type, machine;
+	uint64_t phoff, shoff;
+	uint16_t phnum, shnum, shstrndx;
+	struct ph *ph;
+	struct sh *sh; /* NULL when the file has no usable section headers */
+	/* dynamic segment */
+	long dyn_ph;
+	size_t dyn_cap;      /* entries the segment holds, DT_NULLs included */
+	struct dynent *dyn;  /* entries before the first DT_NULL */
+	size_t ndyn;
+	/* dynamic string table */
+	uint64_t str_vaddr, str_off, str_size;
+	long sh_dynstr, sh_dynamic, sh_verneed;
+};
+
+size_t img_word(const struct img *im); /* 4 or 8 */
+size_t img_phentsize(const struct img *im);
+size_t img_shentsize(const struct img *im);
+size_t img_dynentsize(const struct img *im);
+
+uint64_t img_rd(const struct img *im, const unsigned char *p, size_t width);
+void img_wr(const struct img *im, unsigned char *p, size_t width, uint64_t v);
+
+/* Decode headers and the dynamic segment. Nothing is written. */
+int img_load(struct img *im, unsigned char *buf, size_t len, const char *name, struct kw_error *err);
+void img_release(struct img *im);
+/* File offset of [vaddr, vaddr+size) if a PT_LOAD's file image holds all of it. */
+bool img_vaddr_off(const struct img *im, uint64_t vaddr, uint64_t size, uint64_t *off);
+/* The dynamic string at idx, or NULL if it is out of range or unterminated. */
+const char *img_str(const struct img *im, uint64_t idx);
+/* Value of the first dynamic entry with tag, or false. */
+bool img_dyn(const struct img *im, int64_t tag, uint64_t *val);
+
+void img_put_ph(const struct img *im, unsigned char *p, const struct ph *ph);
+void img_put_sh(const struct img *im, unsigned char *p, const struct sh *sh);
+void img_put_dyn(const struct img *im, unsigned char *p, const struct dynent *d);
+
+#endif
