@@ -102,6 +102,10 @@ struct kw_audit {
  */
 int kw_audit_wheel(struct kw_ctx *ctx, const char *path, struct kw_audit **out,
 		   struct kw_error *err);
+/* Skip the RECORD check (repair rewrites RECORD and must not inflate every member). */
+#define KW_AUDIT_NO_RECORD 1u
+int kw_audit_wheel_flags(struct kw_ctx *ctx, const char *path, unsigned flags, struct kw_audit **out,
+			 struct kw_error *err);
 void kw_audit_free(struct kw_audit *a);
 const char *kw_reason_kind_str(enum kw_reason_kind kind);
 /* The verdict for a policy name/alias/tag, or NULL. Borrowed. */

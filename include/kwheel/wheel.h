@@ -40,6 +40,7 @@ struct kw_wheel_member {
 	uint64_t comp_size;
 	uint32_t crc;
 	uint16_t method;    /* ZIP_CM_STORE / ZIP_CM_DEFLATE ... */
+	int64_t mtime;      /* member time stamp (seconds), 0 if unknown */
 	bool is_dir;
 	uint64_t index;     /* libzip index */
 };
@@ -140,5 +141,33 @@ int kw_record_parse(const char *text, size_t len, struct kw_record *rec, struct 
 int kw_wheel_verify_record(struct kw_wheel *w, struct kw_record *rec, struct kw_error *err);
 void kw_record_release(struct kw_record *rec);
 const char *kw_record_problem_str(enum kw_record_problem_kind kind);
+
+/*
+ * Writing a wheel. Members are added in order; nothing reaches the final
+ * path until kw_wheel_writer_commit, which writes a temporary file in the
+ * same directory and renames it: the final path holds a complete wheel or
+ * nothing. Members copied from another wheel keep their compressed bytes
+ * (no inflate, no deflate), their time stamp and their attributes.
+ */
+struct kw_wheel_writer;
+
+/*
+ * level: deflate level 1-9, or 0 for libzip's default. mtime: time stamp
+ * for new members (UTC seconds; DOS time has two-second resolution).
+ */
+int kw_wheel_writer_new(const char *final_path, int level, int64_t mtime, struct kw_wheel_writer **out,
+			struct kw_error *err);
+/* Copy member i of src as it is stored. */
+int kw_wheel_writer_copy(struct kw_wheel_writer *ww, struct kw_wheel *src, size_t i, struct kw_error *err);
+/* Add name from a buffer, which the writer takes (free()d by it, even on error). */
+int kw_wheel_writer_add_buffer(struct kw_wheel_writer *ww, const char *name, void *buf, size_t len,
+			       unsigned mode, struct kw_error *err);
+/* Add name from a file read at commit time (it must stay until then). */
+int kw_wheel_writer_add_file(struct kw_wheel_writer *ww, const char *name, const char *path, unsigned mode,
+			     struct kw_error *err);
+/* Write everything and rename into place. The writer is freed either way. */
+int kw_wheel_writer_commit(struct kw_wheel_writer *ww, struct kw_error *err);
+/* Drop everything; nothing is left on disk. */
+void kw_wheel_writer_abort(struct kw_wheel_writer *ww);
 
 #endif

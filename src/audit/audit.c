@@ -155,7 +155,11 @@ const struct kw_audit_verdict *kw_audit_verdict_for(const struct kw_audit *a, co
 			return &a->verdicts[i];
 		}
 		for (k = 0; k < p->n_aliases; k++) {
-			if (strcmp(p->aliases[k], name) == 0) {
+			size_t l = strlen(p->aliases[k]);
+
+			/* "manylinux2014" or "manylinux2014_x86_64" */
+			if (strncmp(p->aliases[k], name, l) == 0 &&
+			    (name[l] == 0 || (name[l] == '_' && a->arch && strcmp(name + l + 1, a->arch) == 0))) {
 				return &a->verdicts[i];
 			}
 		}
@@ -222,8 +226,30 @@ static int add_reason(struct kw_audit_verdict *v, size_t *cap, enum kw_reason_ki
  * library vendored), or, with versions, the symbol versions it requires from
  * libraries that stay on the system.
  */
-static int check_object(struct kw_audit *a, struct kw_audit_verdict *v, size_t *cap,
-			const char *who, const struct kw_elf_info *info, bool *sym_ok, bool versions)
+/* Does the object at the root of g load file from inside the wheel? */
+static bool from_wheel(const struct kw_dep_graph *g, const char *file)
+{
+	size_t i;
+
+	if (!g || g->n_nodes == 0) {
+		return false;
+	}
+	for (i = 0; i < g->nodes[0].n_deps; i++) {
+		const struct kw_dep_node *n;
+
+		if (g->nodes[0].deps[i] >= g->n_nodes) {
+			continue;
+		}
+		n = &g->nodes[g->nodes[0].deps[i]];
+		if (strcmp(n->name, file) == 0 || (n->info && n->info->soname && strcmp(n->info->soname, file) == 0)) {
+			return n->in_overlay;
+		}
+	}
+	return false;
+}
+
+static int check_object(struct kw_audit *a, struct kw_audit_verdict *v, size_t *cap, const char *who,
+			const struct kw_elf_info *info, const struct kw_dep_graph *g, bool *sym_ok, bool versions)
 {
 	const struct kw_policy *p = v->policy;
 	size_t i, k;
@@ -232,8 +258,8 @@ static int check_object(struct kw_audit *a, struct kw_audit_verdict *v, size_t *
 	for (i = 0; versions && i < info->n_verneed; i++) {
 		const struct kw_elf_verneed *vn = &info->verneed[i];
 
-		/* A vendored copy answers these, whatever the system has. */
-		if (kw_strv_find(&v->graft, vn->file) >= 0) {
+		/* A vendored copy answers these, whatever the system has; so does a library the wheel ships. */
+		if (kw_strv_find(&v->graft, vn->file) >= 0 || from_wheel(g, vn->file)) {
 			continue;
 		}
 		for (k = 0; k < vn->n_versions; k++) {
@@ -356,8 +382,8 @@ static int check_grafted(struct kw_audit *a, struct kw_audit_verdict *v, size_t 
 				if (n->in_overlay || !n->info || strcmp(n->name, v->graft.v[i]) != 0) {
 					continue;
 				}
-				if (check_object(a, v, cap, n->path ? n->path : n->name, n->info, sym_ok, false) ||
-				    check_object(a, v, cap, n->path ? n->path : n->name, n->info, sym_ok, true)) {
+				if (check_object(a, v, cap, n->path ? n->path : n->name, n->info, NULL, sym_ok, false) ||
+				    check_object(a, v, cap, n->path ? n->path : n->name, n->info, NULL, sym_ok, true)) {
 					return KW_ENOMEM;
 				}
 				done = true;
@@ -407,7 +433,7 @@ static int judge(struct kw_audit *a, const struct kw_policy_set *set, struct kw_
 		for (k = 0; k < 2 * a->n_members; k++) {
 			const struct kw_audit_member *m = &a->members[k % a->n_members];
 
-			if (m->info && check_object(a, v, &rcap, m->name, m->info, &sym_ok, k >= a->n_members)) {
+			if (m->info && check_object(a, v, &rcap, m->name, m->info, m->graph, &sym_ok, k >= a->n_members)) {
 				return kw_error_set(err, KW_ENOMEM, "out of memory");
 			}
 		}
@@ -687,6 +713,12 @@ static const char *base_name(const char *path)
 
 int kw_audit_wheel(struct kw_ctx *ctx, const char *path, struct kw_audit **out, struct kw_error *err)
 {
+	return kw_audit_wheel_flags(ctx, path, 0, out, err);
+}
+
+int kw_audit_wheel_flags(struct kw_ctx *ctx, const char *path, unsigned flags, struct kw_audit **out,
+			 struct kw_error *err)
+{
 	const struct kw_policy_set *set = NULL;
 	struct kw_resolver *r = NULL;
 	struct kw_wheel *w = NULL;
@@ -726,7 +758,7 @@ int kw_audit_wheel(struct kw_ctx *ctx, const char *path, struct kw_audit **out, 
 	if (rc) {
 		goto out;
 	}
-	rc = kw_wheel_verify_record(w, &a->record, err);
+	rc = (flags & KW_AUDIT_NO_RECORD) ? 0 : kw_wheel_verify_record(w, &a->record, err);
 	if (rc) {
 		goto out;
 	}

@@ -57,6 +57,7 @@ int kw_cli_resolve_opt(struct kw_ctx *ctx, int c, const char *arg, struct kw_err
 
 extern const struct kw_cmd kw_cmd_show;
 extern const struct kw_cmd kw_cmd_lddtree;
+extern const struct kw_cmd kw_cmd_repair;
 extern const struct kw_cmd kw_cmd_patch;
 extern const struct kw_cmd kw_cmd_km;
 

@@ -13,6 +13,7 @@
 static const struct kw_cmd *const commands[] = {
 	&kw_cmd_show,
 	&kw_cmd_lddtree,
+	&kw_cmd_repair,
 	&kw_cmd_patch,
 	&kw_cmd_km,
 };

@@ -380,6 +380,7 @@ int kw_wheel_open(struct kw_ctx *ctx, const char *path, struct kw_wheel **out, s
 		m->size = zs.size;
 		m->comp_size = zs.comp_size;
 		m->crc = zs.crc;
+		m->mtime = (zs.valid & ZIP_STAT_MTIME) ? (int64_t)zs.mtime : 0;
 		m->method = zs.comp_method;
 		m->is_dir = name[strlen(name) - 1] == '/';
 		m->index = i;

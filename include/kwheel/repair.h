@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef KWHEEL_REPAIR_H
+#define KWHEEL_REPAIR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kwheel/kwheel.h"
+#include "kwheel/util.h"
+
+struct kw_repair_opts {
+	const char *out_dir;         /* where the repaired wheel goes (must exist) */
+	const char *plat;            /* requested platform tag or policy name, or NULL for the best */
+	bool only_plat;              /* use plat even if a more compatible tag is reachable */
+	const char *lib_sdir;        /* suffix of the libraries directory: "<dist><lib_sdir>/"; NULL: ".libs" */
+	const char *const *exclude;  /* sonames (globs) left external */
+	size_t n_exclude;
+	bool strip;                  /* strip symbols from grafted libraries and ELF members */
+	int zip_level;               /* deflate level for new members, 0: default */
+	int64_t mtime;               /* time stamp of new members; < 0: newest member of the input */
+};
+
+struct kw_repair_graft {
+	char *soname;     /* the DT_NEEDED name it replaced */
+	char *src;        /* where it was found (real path, outside any --root) */
+	char *dest;       /* member path in the new wheel */
+	char *sha256;     /* of the source file, hex */
+};
+
+enum kw_repair_action {
+	KW_REPAIR_REPAIRED = 0, /* a new wheel was written */
+	KW_REPAIR_COPIED,       /* nothing to change: the wheel was copied as it is */
+};
+
+struct kw_repair_result {
+	char *input;
+	char *output;              /* path of the wheel written */
+	char *tag;                 /* platform tags of the output, compressed ("a.b") */
+	enum kw_repair_action action;
+	char *note;                /* why it was copied, or NULL */
+	struct kw_repair_graft *grafts;
+	size_t n_grafts;
+	struct kw_strv patched;    /* wheel members whose ELF was edited */
+	struct kw_strv excluded;   /* external libraries left out on request */
+};
+
+/*
+ * Repair one wheel: audit it, pick the target policy, vendor every external
+ * library the policy does not allow into <dist><lib_sdir>/ under a unique
+ * name (SONAME stem + 8 hex digits of its sha256), point the ELF members at
+ * them, retag, rewrite RECORD, add an SBOM, and write the new wheel to
+ * out_dir atomically. Unchanged members are copied without recompression.
+ * The input is never modified. New result in *out (kw_repair_result_free).
+ */
+int kw_repair_wheel(struct kw_ctx *ctx, const char *path, const struct kw_repair_opts *opts,
+		    struct kw_repair_result **out, struct kw_error *err);
+void kw_repair_result_free(struct kw_repair_result *r);
+
+#endif

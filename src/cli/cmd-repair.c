@@ -1,0 +1,314 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "kwheel/repair.h"
+#include "kwheel/report.h"
+#include "kwheel/util.h"
+
+#include "cli.h"
+#include "inputs.h"
+
+static const char synopsis[] = "[options] WHEEL|DIR|- ...";
+static const char summary[] =
+	"Vendor the external libraries of wheels into <dist>.libs/, point the extensions at\n"
+	"them, retag for the best reachable manylinux/musllinux policy, and write the new\n"
+	"wheels to the wheel directory. Options mean what auditwheel's do.";
+
+enum { OPT_JSON = 2001, OPT_PLAT, OPT_ONLY_PLAT, OPT_EXCLUDE, OPT_STRIP, OPT_LEVEL };
+
+static const struct kw_opt_help helps[] = {
+	{ { "wheel-dir", required_argument, NULL, 'w' }, "DIR", "where repaired wheels go (default: wheelhouse)" },
+	{ { "plat", required_argument, NULL, OPT_PLAT }, "TAG", "target tag (default: the most compatible reachable)" },
+	{ { "only-plat", no_argument, NULL, OPT_ONLY_PLAT }, NULL, "tag with --plat even if a more compatible tag is reachable" },
+	{ { "lib-sdir", required_argument, NULL, 'L' }, "SUFFIX", "libraries go to <dist>SUFFIX/ (default: .libs)" },
+	{ { "exclude", required_argument, NULL, OPT_EXCLUDE }, "SONAME", "leave libraries matching this glob external (repeatable)" },
+	{ { "strip", no_argument, NULL, OPT_STRIP }, NULL, "strip symbols from grafted libraries and ELF members" },
+	{ { "zip-compression-level", required_argument, NULL, OPT_LEVEL }, "N", "deflate level 0-9 for new members (0: default)" },
+	{ { "jobs", required_argument, NULL, 'j' }, "N", "repair N wheels at once (default 1)" },
+	{ { "json", no_argument, NULL, OPT_JSON }, NULL, "one JSON object per wheel, one a line" },
+	KW_CLI_RESOLVE_OPTS,
+	{ { "help", no_argument, NULL, 'h' }, NULL, "show this help" },
+	{ { NULL, 0, NULL, 0 }, NULL, NULL },
+};
+
+struct job {
+	struct kw_ctx *ctx;
+	struct kw_strv *inputs;
+	struct kw_repair_opts opts;
+	size_t next;
+	bool json;
+	int worst;
+	pthread_mutex_t lock;
+};
+
+static void emit(struct job *job, const char *text, bool is_err, int code)
+{
+	pthread_mutex_lock(&job->lock);
+	if (text) {
+		fputs(text, is_err ? stderr : stdout);
+		fputc('\n', is_err ? stderr : stdout);
+		fflush(is_err ? stderr : stdout);
+	}
+	if (code > job->worst) {
+		job->worst = code;
+	}
+	pthread_mutex_unlock(&job->lock);
+}
+
+static json_t *strv_json(const struct kw_strv *sv)
+{
+	json_t *a = json_array();
+	size_t i;
+
+	for (i = 0; a && i < sv->n; i++) {
+		json_array_append_new(a, json_string(sv->v[i]));
+	}
+	return a;
+}
+
+static char *result_json(const struct kw_repair_result *r)
+{
+	json_t *o = json_object(), *g = json_array();
+	const char *slash = strrchr(r->input, '/');
+	char *s;
+	size_t i;
+
+	if (!o || !g) {
+		json_decref(o);
+		json_decref(g);
+		return NULL;
+	}
+	json_object_set_new(o, "wheel", json_string(slash ? slash + 1 : r->input));
+	json_object_set_new(o, "input", json_string(r->input));
+	json_object_set_new(o, "output", json_string(r->output));
+	json_object_set_new(o, "action", json_string(r->action == KW_REPAIR_COPIED ? "copied" : "repaired"));
+	json_object_set_new(o, "tag", r->tag ? json_string(r->tag) : json_null());
+	json_object_set_new(o, "note", r->note ? json_string(r->note) : json_null());
+	for (i = 0; i < r->n_grafts; i++) {
+		json_t *e = json_object();
+
+		json_object_set_new(e, "soname", json_string(r->grafts[i].soname));
+		json_object_set_new(e, "source", json_string(r->grafts[i].src));
+		json_object_set_new(e, "dest", json_string(r->grafts[i].dest));
+		json_object_set_new(e, "sha256", json_string(r->grafts[i].sha256));
+		json_array_append_new(g, e);
+	}
+	json_object_set_new(o, "grafted", g);
+	json_object_set_new(o, "patched", strv_json(&r->patched));
+	json_object_set_new(o, "excluded", strv_json(&r->excluded));
+	s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(o);
+	return s;
+}
+
+static char *result_text(const struct kw_repair_result *r)
+{
+	size_t i, len = 256 + strlen(r->input) + strlen(r->output);
+	char *s;
+
+	for (i = 0; i < r->n_grafts; i++) {
+		len += strlen(r->grafts[i].soname) + strlen(r->grafts[i].src) + strlen(r->grafts[i].dest) + 16;
+	}
+	for (i = 0; i < r->excluded.n; i++) {
+		len += strlen(r->excluded.v[i]) + 32;
+	}
+	s = malloc(len + (r->note ? strlen(r->note) : 0));
+	if (!s) {
+		return NULL;
+	}
+	if (r->action == KW_REPAIR_COPIED) {
+		sprintf(s, "%s: %s -> %s", r->input, r->note ? r->note : "copied", r->output);
+		return s;
+	}
+	sprintf(s, "%s -> %s", r->input, r->output);
+	for (i = 0; i < r->n_grafts; i++) {
+		sprintf(s + strlen(s), "\n  grafted %s from %s as %s", r->grafts[i].soname, r->grafts[i].src,
+			r->grafts[i].dest);
+	}
+	for (i = 0; i < r->excluded.n; i++) {
+		sprintf(s + strlen(s), "\n  left external (--exclude): %s", r->excluded.v[i]);
+	}
+	return s;
+}
+
+static void repair_one(struct job *job, const char *path)
+{
+	struct kw_repair_result *r = NULL;
+	struct kw_error err = { 0 }, rerr = { 0 };
+	char *text = NULL;
+
+	if (kw_repair_wheel(job->ctx, path, &job->opts, &r, &err)) {
+		/* Cannot reach the tag or a library is missing: a verdict; the rest: the input is bad. */
+		int code = (err.code == KW_EUNSUPPORTED || err.code == KW_ENOTFOUND || err.code == KW_EINVAL)
+				   ? KW_EXIT_VERDICT
+				   : KW_EXIT_ERROR;
+
+		if (job->json && kw_report_error_json(path, &err, &text, &rerr) == 0) {
+			emit(job, text, false, code);
+		} else {
+			char *line = kw_asprintf("kwheel: %s", err.msg);
+
+			emit(job, line ? line : err.msg, true, code);
+			free(line);
+		}
+		free(text);
+		return;
+	}
+	text = job->json ? result_json(r) : result_text(r);
+	emit(job, text ? text : "kwheel: out of memory", !text, text ? KW_EXIT_OK : KW_EXIT_ERROR);
+	free(text);
+	kw_repair_result_free(r);
+}
+
+static void *worker(void *arg)
+{
+	struct job *job = arg;
+
+	for (;;) {
+		const char *path;
+
+		pthread_mutex_lock(&job->lock);
+		path = job->next < job->inputs->n ? job->inputs->v[job->next++] : NULL;
+		pthread_mutex_unlock(&job->lock);
+		if (!path) {
+			return NULL;
+		}
+		repair_one(job, path);
+	}
+}
+
+static int cmd_repair(struct kw_ctx *ctx, int argc, char **argv)
+{
+	struct option longopts[32];
+	char shortopts[64];
+	struct kw_strv inputs = { 0 }, exclude = { 0 };
+	struct kw_error err = { 0 };
+	struct job job;
+	pthread_t *threads = NULL;
+	const char *wheel_dir = "wheelhouse", *sde;
+	long jobs = 1;
+	size_t started = 0, i;
+	int c, rc = KW_EXIT_ERROR;
+
+	memset(&job, 0, sizeof(job));
+	job.opts.mtime = -1;
+	kw_cli_opts(helps, longopts, 32, shortopts, sizeof(shortopts));
+	while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+		int r = kw_cli_resolve_opt(ctx, c, optarg, &err);
+		char *end;
+
+		if (r < 0) {
+			rc = kw_cli_error(&err);
+			goto out;
+		}
+		if (r > 0) {
+			continue;
+		}
+		switch (c) {
+		case 'w': wheel_dir = optarg; break;
+		case OPT_PLAT: job.opts.plat = optarg; break;
+		case OPT_ONLY_PLAT: job.opts.only_plat = true; break;
+		case 'L':
+			if (!*optarg || strchr(optarg, '/') || strstr(optarg, "..")) {
+				rc = kw_cli_usage("repair", "--lib-sdir takes a plain name suffix, not '%s'", optarg);
+				goto out;
+			}
+			job.opts.lib_sdir = optarg;
+			break;
+		case OPT_EXCLUDE:
+			if (kw_strv_push(&exclude, optarg)) {
+				rc = KW_EXIT_ERROR;
+				goto out;
+			}
+			break;
+		case OPT_STRIP: job.opts.strip = true; break;
+		case OPT_LEVEL:
+			errno = 0;
+			job.opts.zip_level = (int)strtol(optarg, &end, 10);
+			if (errno || *end || job.opts.zip_level < 0 || job.opts.zip_level > 9) {
+				rc = kw_cli_usage("repair", "--zip-compression-level takes 0 to 9, not '%s'", optarg);
+				goto out;
+			}
+			break;
+		case 'j':
+			errno = 0;
+			jobs = strtol(optarg, &end, 10);
+			if (errno || *end || jobs < 1 || jobs > 256) {
+				rc = kw_cli_usage("repair", "--jobs takes a number from 1 to 256, not '%s'", optarg);
+				goto out;
+			}
+			break;
+		case OPT_JSON: job.json = true; break;
+		case 'h':
+			kw_cli_help(stdout, "repair", synopsis, summary, helps);
+			rc = KW_EXIT_OK;
+			goto out;
+		default:
+			rc = kw_cli_usage("repair", "unknown option");
+			goto out;
+		}
+	}
+	if (optind >= argc) {
+		rc = kw_cli_usage("repair", "no wheel given");
+		goto out;
+	}
+	/* Reproducible output: new members carry SOURCE_DATE_EPOCH when it is set. */
+	sde = getenv("SOURCE_DATE_EPOCH");
+	if (sde && *sde) {
+		char *end;
+
+		errno = 0;
+		job.opts.mtime = strtoll(sde, &end, 10);
+		if (errno || *end || job.opts.mtime < 0) {
+			rc = kw_cli_usage("repair", "SOURCE_DATE_EPOCH is not a number of seconds: '%s'", sde);
+			goto out;
+		}
+	}
+	if (mkdir(wheel_dir, 0777) < 0 && errno != EEXIST) {
+		fprintf(stderr, "kwheel: '%s': cannot create the wheel directory: %s\n", wheel_dir, strerror(errno));
+		goto out;
+	}
+	job.opts.out_dir = wheel_dir;
+	job.opts.exclude = (const char *const *)exclude.v;
+	job.opts.n_exclude = exclude.n;
+	if (kw_cli_collect_wheels(argv + optind, (size_t)(argc - optind), &inputs, &err)) {
+		rc = kw_cli_error(&err);
+		goto out;
+	}
+	if (inputs.n == 0) {
+		rc = kw_cli_usage("repair", "no wheel found in the arguments");
+		goto out;
+	}
+	job.ctx = ctx;
+	job.inputs = &inputs;
+	pthread_mutex_init(&job.lock, NULL);
+	if (jobs > (long)inputs.n) {
+		jobs = (long)inputs.n;
+	}
+	threads = calloc((size_t)jobs, sizeof(*threads));
+	for (i = 1; threads && i < (size_t)jobs; i++) {
+		if (pthread_create(&threads[i], NULL, worker, &job) == 0) {
+			started++;
+		}
+	}
+	worker(&job);
+	for (i = 1; threads && i <= started; i++) {
+		pthread_join(threads[i], NULL);
+	}
+	pthread_mutex_destroy(&job.lock);
+	rc = job.worst;
+out:
+	free(threads);
+	kw_strv_release(&inputs);
+	kw_strv_release(&exclude);
+	return rc;
+}
+
+const struct kw_cmd kw_cmd_repair = { "repair", cmd_repair,
+				      "vendor external libraries, relink and retag wheels (like auditwheel repair)" };

@@ -1,0 +1,1453 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * repair: audit, choose the policy, graft, relink, retag, repack.
+ *
+ * Everything is planned from the audit before the output is opened. ELF
+ * members and grafted libraries that change are written to a private work
+ * directory next to the output (so the final rename stays on one file
+ * system), edited there with the patch module, and added to the new wheel
+ * from disk; every other member is copied compressed, byte for byte. Peak
+ * memory is bounded by the largest ELF member the audit parses, not by the
+ * wheel.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "kw-config.h"
+
+#include "kwheel/audit.h"
+#include "kwheel/patch.h"
+#include "kwheel/repair.h"
+#include "kwheel/wheel.h"
+
+#define OVERLAY_PREFIX "/.kwheel-wheel/"
+
+extern char **environ;
+
+/* One library to vendor (one per distinct content). */
+struct inst {
+	char *soname;      /* DT_NEEDED name that reached it */
+	char *realpath;    /* as the resolver saw it (without ctx->root) */
+	char *src;         /* rooted path to read */
+	char sha[65];
+	char *newname;
+	char *work;        /* edited copy in the work directory */
+	const struct kw_dep_node *node; /* first node that reached it (for its edges) */
+	const struct kw_dep_graph *graph;
+};
+
+struct job {
+	struct kw_ctx *ctx;
+	const struct kw_repair_opts *o;
+	struct kw_audit *a;
+	struct kw_wheel *w;
+	const struct kw_audit_verdict *v;
+	struct kw_strv graft;      /* sonames to vendor */
+	struct inst *inst;
+	size_t n_inst;
+	char *libs_dir;            /* "pkg.libs" */
+	char *workdir;
+	struct kw_strv plats;      /* new platform tags */
+	char **member_work;        /* per audit member: edited copy path or NULL */
+	struct kw_repair_result *res;
+};
+
+static int oom(struct kw_error *err)
+{
+	return kw_error_set(err, KW_ENOMEM, "out of memory");
+}
+
+static const char *base_name(const char *p)
+{
+	const char *s = strrchr(p, '/');
+
+	return s ? s + 1 : p;
+}
+
+static bool excluded(const struct kw_repair_opts *o, const char *soname)
+{
+	size_t i;
+
+	for (i = 0; i < o->n_exclude; i++) {
+		if (kw_glob_match(o->exclude[i], soname)) {
+			return true;
+		}
+	}
+	return false;
+}
+
+static int sha256_file(const char *path, char hex[65], struct kw_error *err)
+{
+	struct kw_sha256 s;
+	unsigned char buf[1 << 16], d[32];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0) {
+		return kw_error_set(err, KW_EIO, "'%s': %s", path, strerror(errno));
+	}
+	kw_sha256_init(&s);
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		kw_sha256_update(&s, buf, (size_t)n);
+	}
+	close(fd);
+	if (n < 0) {
+		return kw_error_set(err, KW_EIO, "'%s': %s", path, strerror(errno));
+	}
+	kw_sha256_final(&s, d);
+	kw_hex(d, 32, hex);
+	return 0;
+}
+
+/* RECORD form of a digest: "sha256=<urlsafe base64, no padding>". */
+static int record_hash_file(const char *path, char **hash, uint64_t *size, struct kw_error *err)
+{
+	struct kw_sha256 s;
+	unsigned char buf[1 << 16], d[32];
+	char b64[64];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	*size = 0;
+	if (fd < 0) {
+		return kw_error_set(err, KW_EIO, "'%s': %s", path, strerror(errno));
+	}
+	kw_sha256_init(&s);
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		kw_sha256_update(&s, buf, (size_t)n);
+		*size += (uint64_t)n;
+	}
+	close(fd);
+	if (n < 0) {
+		return kw_error_set(err, KW_EIO, "'%s': %s", path, strerror(errno));
+	}
+	kw_sha256_final(&s, d);
+	kw_b64url_nopad(d, 32, b64);
+	*hash = kw_asprintf("sha256=%s", b64);
+	return *hash ? 0 : oom(err);
+}
+
+static char *record_hash_buf(const void *buf, size_t len)
+{
+	struct kw_sha256 s;
+	unsigned char d[32];
+	char b64[64];
+
+	kw_sha256_init(&s);
+	kw_sha256_update(&s, buf, len);
+	kw_sha256_final(&s, d);
+	kw_b64url_nopad(d, 32, b64);
+	return kw_asprintf("sha256=%s", b64);
+}
+
+struct hash_ud {
+	struct kw_sha256 s;
+	uint64_t size;
+};
+
+static int hash_chunk(void *ud, const void *data, size_t len)
+{
+	struct hash_ud *h = ud;
+
+	kw_sha256_update(&h->s, data, len);
+	h->size += len;
+	return 0;
+}
+
+/* ---- choosing the policy ---------------------------------------------- */
+
+static long verdict_index(const struct kw_audit *a, const struct kw_audit_verdict *v)
+{
+	return v ? (long)(v - a->verdicts) : -1;
+}
+
+static bool blocking(const struct kw_audit_verdict *v, const struct kw_audit_reason **why)
+{
+	size_t i;
+
+	for (i = 0; i < v->n_reasons; i++) {
+		enum kw_reason_kind k = v->reasons[i].kind;
+
+		if (k == KW_REASON_SYMVER || k == KW_REASON_PYFPE || k == KW_REASON_ARCH || k == KW_REASON_LIBC) {
+			*why = &v->reasons[i];
+			return true;
+		}
+	}
+	return false;
+}
+
+static int too_new(const struct kw_audit *a, const struct kw_audit_verdict *v, const char *tag, struct kw_error *err)
+{
+	char msg[400] = "";
+	size_t i, shown = 0, total = 0;
+
+	for (i = 0; i < v->n_reasons; i++) {
+		const struct kw_audit_reason *r = &v->reasons[i];
+		char one[160];
+
+		if (r->kind == KW_REASON_LIB || r->kind == KW_REASON_BLACKLIST) {
+			continue;
+		}
+		total++;
+		if (shown < 3) {
+			if (r->kind == KW_REASON_SYMVER) {
+				snprintf(one, sizeof(one), "%s%s needs %s from %s", shown ? "; " : "",
+					 r->member ? r->member : "?", r->what ? r->what : "?", r->lib ? r->lib : "?");
+			} else {
+				snprintf(one, sizeof(one), "%s%s: %s", shown ? "; " : "", r->member ? r->member : "wheel",
+					 kw_reason_kind_str(r->kind));
+			}
+			strncat(msg, one, sizeof(msg) - strlen(msg) - 1);
+			shown++;
+		}
+	}
+	return kw_error_set(err, KW_EUNSUPPORTED, "'%s': cannot reach %s: %s%s (best reachable: %s)", a->filename,
+			    tag, msg, total > shown ? "; ..." : "", a->sym_tag ? a->sym_tag : "none");
+}
+
+static int choose(struct job *j, struct kw_error *err)
+{
+	struct kw_audit *a = j->a;
+	const struct kw_audit_reason *why = NULL;
+	long target = -1, i;
+
+	if (a->sym_best >= 0) {
+		for (i = a->sym_best; i < (long)a->n_verdicts; i++) {
+			if (!blocking(&a->verdicts[i], &why)) {
+				target = i;
+				break;
+			}
+		}
+	}
+	if (j->o->plat) {
+		const struct kw_audit_verdict *req = kw_audit_verdict_for(a, j->o->plat);
+		long ri = verdict_index(a, req);
+
+		if (!req) {
+			return kw_error_set(err, KW_EINVAL, "'%s': %s is not a %s policy for %s", a->filename, j->o->plat,
+					    a->family == KW_POLICY_MUSLLINUX ? "musllinux" : "manylinux",
+					    a->arch ? a->arch : "this architecture");
+		}
+		if (blocking(req, &why)) {
+			return too_new(a, req, j->o->plat, err);
+		}
+		if (j->o->only_plat || target < 0 || target > ri) {
+			target = ri;
+		}
+	}
+	if (target < 0) {
+		const struct kw_audit_verdict *last = &a->verdicts[a->n_verdicts - 1];
+
+		return too_new(a, last, last->tag, err);
+	}
+	j->v = &a->verdicts[target];
+	return 0;
+}
+
+/* ---- what to graft ---------------------------------------------------- */
+
+static long find_inst_by_real(const struct job *j, const char *realpath)
+{
+	size_t i;
+
+	for (i = 0; i < j->n_inst; i++) {
+		if (strcmp(j->inst[i].realpath, realpath) == 0) {
+			return (long)i;
+		}
+	}
+	return -1;
+}
+
+static char *graft_name(const char *realpath, const char *soname, const char *sha)
+{
+	const char *b = base_name(realpath), *so = strstr(b, ".so");
+
+	if (!so) {
+		b = soname;
+		so = strstr(b, ".so");
+	}
+	if (!so) {
+		return kw_asprintf("%s-%.8s", b, sha);
+	}
+	return kw_asprintf("%.*s-%.8s%s", (int)(so - b), b, sha, so);
+}
+
+/* Aliases of one library under several real paths share content: graft once. */
+static int add_inst(struct job *j, const struct kw_dep_graph *g, const struct kw_dep_node *n, size_t *cap,
+		    struct kw_error *err)
+{
+	struct inst *in;
+	char sha[65];
+	char *src;
+	size_t i;
+	int rc;
+
+	if (find_inst_by_real(j, n->realpath) >= 0) {
+		return 0;
+	}
+	src = kw_ctx_rooted(j->ctx, n->realpath);
+	if (!src) {
+		return oom(err);
+	}
+	rc = sha256_file(src, sha, err);
+	if (rc) {
+		free(src);
+		return rc;
+	}
+	for (i = 0; i < j->n_inst; i++) {
+		if (strcmp(j->inst[i].sha, sha) == 0 && strcmp(j->inst[i].soname, n->name) == 0) {
+			free(src);
+			return 0;
+		}
+	}
+	if (kw_grow(&j->inst, cap, j->n_inst + 1, sizeof(*j->inst))) {
+		free(src);
+		return oom(err);
+	}
+	in = &j->inst[j->n_inst++];
+	memset(in, 0, sizeof(*in));
+	in->src = src;
+	memcpy(in->sha, sha, sizeof(sha));
+	in->soname = kw_strdup(n->name);
+	in->realpath = kw_strdup(n->realpath);
+	in->newname = graft_name(n->realpath, n->name, sha);
+	in->node = n;
+	in->graph = g;
+	if (!in->soname || !in->realpath || !in->newname) {
+		return oom(err);
+	}
+	for (i = 0; i + 1 < j->n_inst; i++) {
+		if (strcmp(j->inst[i].newname, in->newname) == 0) {
+			return kw_error_set(err, KW_EINTERNAL, "two libraries would be grafted as '%s'", in->newname);
+		}
+	}
+	return 0;
+}
+
+static int plan_grafts(struct job *j, struct kw_error *err)
+{
+	struct kw_audit *a = j->a;
+	size_t i, k, cap = 0;
+	int rc;
+
+	for (i = 0; i < j->v->graft.n; i++) {
+		const char *so = j->v->graft.v[i];
+
+		if (excluded(j->o, so)) {
+			if (kw_strv_push_unique(&j->res->excluded, so)) {
+				return oom(err);
+			}
+			continue;
+		}
+		if (kw_strv_push(&j->graft, so)) {
+			return oom(err);
+		}
+	}
+	for (i = 0; i < a->n_members; i++) {
+		const struct kw_dep_graph *g = a->members[i].graph;
+
+		for (k = 1; g && k < g->n_nodes; k++) {
+			const struct kw_dep_node *n = &g->nodes[k];
+
+			if (n->in_overlay || kw_strv_find(&j->graft, n->name) < 0) {
+				continue;
+			}
+			if (!n->path || !n->realpath || !n->info) {
+				/* Who needs it, for the message. */
+				const char *by = a->members[i].name;
+				size_t p, q;
+
+				for (p = 0; p < g->n_nodes; p++) {
+					for (q = 0; q < g->nodes[p].n_deps; q++) {
+						if (g->nodes[p].deps[q] == k) {
+							by = p == 0 ? a->members[i].name : g->nodes[p].name;
+						}
+					}
+				}
+				return kw_error_set(err, KW_ENOTFOUND,
+						    "'%s': %s not found (needed by %s); give its directory with "
+						    "--library-path or leave it out with --exclude",
+						    a->filename, n->name, by);
+			}
+			rc = add_inst(j, g, n, &cap, err);
+			if (rc) {
+				return rc;
+			}
+		}
+	}
+	return 0;
+}
+
+/* The grafted copy a node of graph g stands for, or NULL. */
+static const struct inst *inst_for(const struct job *j, const struct kw_dep_node *n)
+{
+	long i;
+	size_t k;
+
+	if (n->in_overlay || !n->realpath || kw_strv_find(&j->graft, n->name) < 0) {
+		return NULL;
+	}
+	i = find_inst_by_real(j, n->realpath);
+	if (i >= 0) {
+		return &j->inst[i];
+	}
+	/* Deduplicated by content under another path. */
+	for (k = 0; k < j->n_inst; k++) {
+		if (strcmp(j->inst[k].soname, n->name) == 0) {
+			return &j->inst[k];
+		}
+	}
+	return NULL;
+}
+
+/*
+ * The renames an object needs: its DT_NEEDED entries, each matched to the
+ * graph node the loader would bind it to.
+ */
+static int edges(const struct job *j, const struct kw_dep_graph *g, const struct kw_dep_node *n,
+		 struct kw_patch_replace **out, size_t *n_out, struct kw_error *err)
+{
+	const struct kw_elf_info *info = n->info;
+	size_t k;
+
+	*out = NULL;
+	*n_out = 0;
+	if (!info) {
+		return 0;
+	}
+	*out = kw_calloc(info->n_needed + 1, sizeof(**out));
+	if (!*out) {
+		return oom(err);
+	}
+	for (k = 0; k < info->n_needed && k < n->n_deps; k++) {
+		size_t d = n->deps[k];
+		const struct inst *in;
+
+		if (d >= g->n_nodes) {
+			continue;
+		}
+		in = inst_for(j, &g->nodes[d]);
+		if (in && strcmp(info->needed[k], in->newname) != 0) {
+			(*out)[*n_out].from = info->needed[k];
+			(*out)[*n_out].to = in->newname;
+			(*n_out)++;
+		}
+	}
+	return 0;
+}
+
+/* ---- work files ------------------------------------------------------- */
+
+static int run_strip(const char *path, struct kw_error *err)
+{
+	char *argv[] = { "strip", "-s", (char *)path, NULL };
+	pid_t pid;
+	int st;
+
+	if (posix_spawnp(&pid, "strip", NULL, NULL, argv, environ) != 0) {
+		return kw_error_set(err, KW_EIO, "cannot run strip (binutils) for --strip");
+	}
+	if (waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		return kw_error_set(err, KW_EIO, "'%s': strip failed", path);
+	}
+	return 0;
+}
+
+static int copy_file(const char *src, const char *dst, struct kw_error *err)
+{
+	unsigned char buf[1 << 16];
+	int in = open(src, O_RDONLY | O_CLOEXEC), out;
+	ssize_t n;
+
+	if (in < 0) {
+		return kw_error_set(err, KW_EIO, "'%s': %s", src, strerror(errno));
+	}
+	out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+	if (out < 0) {
+		close(in);
+		return kw_error_set(err, KW_EIO, "'%s': %s", dst, strerror(errno));
+	}
+	while ((n = read(in, buf, sizeof(buf))) > 0) {
+		if (write(out, buf, (size_t)n) != n) {
+			n = -1;
+			break;
+		}
+	}
+	close(in);
+	if (close(out) < 0 || n < 0) {
+		return kw_error_set(err, KW_EIO, "'%s': write failed: %s", dst, strerror(errno));
+	}
+	return 0;
+}
+
+struct fd_sink {
+	int fd;
+};
+
+static int to_fd(void *ud, const void *data, size_t len)
+{
+	struct fd_sink *s = ud;
+	const unsigned char *p = data;
+
+	while (len > 0) {
+		ssize_t n = write(s->fd, p, len);
+
+		if (n < 0) {
+			if (errno == EINTR) {
+				continue;
+			}
+			return KW_EIO;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int extract(struct kw_wheel *w, size_t idx, const char *dst, struct kw_error *err)
+{
+	struct fd_sink s;
+	int rc;
+
+	s.fd = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+	if (s.fd < 0) {
+		return kw_error_set(err, KW_EIO, "'%s': %s", dst, strerror(errno));
+	}
+	rc = kw_wheel_stream(w, idx, to_fd, &s, err);
+	if (close(s.fd) < 0 && rc == 0) {
+		rc = kw_error_set(err, KW_EIO, "'%s': %s", dst, strerror(errno));
+	}
+	if (rc == KW_EIO && err && !err->msg[0]) {
+		kw_error_set(err, KW_EIO, "'%s': write failed", dst);
+	}
+	return rc;
+}
+
+/* "$ORIGIN/../.." from a member's directory up to the wheel root, then down to dir. */
+static char *origin_path(const char *member, const char *dir)
+{
+	size_t depth = 0, i, len;
+	const char *p;
+	char *s;
+
+	for (p = member; *p; p++) {
+		depth += *p == '/';
+	}
+	len = strlen("$ORIGIN") + depth * 3 + 1 + strlen(dir) + 1;
+	s = kw_malloc(len);
+	if (!s) {
+		return NULL;
+	}
+	strcpy(s, "$ORIGIN");
+	for (i = 0; i < depth; i++) {
+		strcat(s, "/..");
+	}
+	strcat(s, "/");
+	strcat(s, dir);
+	return s;
+}
+
+/* Does "$ORIGIN/rest" from member stay inside the wheel? */
+static bool origin_inside(const char *member, const char *entry)
+{
+	const char *rest;
+	long depth = 0;
+	const char *p;
+
+	if (strncmp(entry, "$ORIGIN", 7) == 0) {
+		rest = entry + 7;
+	} else if (strncmp(entry, "${ORIGIN}", 9) == 0) {
+		rest = entry + 9;
+	} else {
+		return false;
+	}
+	for (p = member; *p; p++) {
+		depth += *p == '/';
+	}
+	while (*rest) {
+		const char *seg;
+		size_t n;
+
+		while (*rest == '/') {
+			rest++;
+		}
+		seg = rest;
+		while (*rest && *rest != '/') {
+			rest++;
+		}
+		n = (size_t)(rest - seg);
+		if (n == 2 && seg[0] == '.' && seg[1] == '.') {
+			if (--depth < 0) {
+				return false;
+			}
+		} else if (n > 0 && !(n == 1 && seg[0] == '.')) {
+			depth++;
+		}
+	}
+	return true;
+}
+
+/* The member's new search path: its in-wheel $ORIGIN entries, then the libraries directory. */
+static char *member_rpath(const struct job *j, const char *member, const struct kw_elf_info *info)
+{
+	const char *cur = info->runpath ? info->runpath : info->rpath;
+	char *mine = origin_path(member, j->libs_dir), *out = NULL;
+	struct kw_strv keep = { 0 }, parts = { 0 };
+	size_t i, len = 1;
+
+	if (!mine || (cur && kw_strv_split(&parts, cur, ':'))) {
+		free(mine);
+		return NULL;
+	}
+	for (i = 0; i < parts.n; i++) {
+		if (origin_inside(member, parts.v[i]) && kw_strv_push_unique(&keep, parts.v[i])) {
+			goto out;
+		}
+	}
+	if (kw_strv_push_unique(&keep, mine)) {
+		goto out;
+	}
+	for (i = 0; i < keep.n; i++) {
+		len += strlen(keep.v[i]) + 1;
+	}
+	out = kw_calloc(1, len);
+	for (i = 0; out && i < keep.n; i++) {
+		if (i) {
+			strcat(out, ":");
+		}
+		strcat(out, keep.v[i]);
+	}
+out:
+	free(mine);
+	kw_strv_release(&keep);
+	kw_strv_release(&parts);
+	return out;
+}
+
+static int prepare_grafts(struct job *j, struct kw_error *err)
+{
+	size_t i;
+	int rc;
+
+	for (i = 0; i < j->n_inst; i++) {
+		struct inst *in = &j->inst[i];
+		struct kw_patch_ops ops = { 0 };
+		struct kw_patch_replace *rep = NULL;
+		const char *src = in->src;
+		size_t n_rep = 0;
+
+		in->work = kw_asprintf("%s/%s", j->workdir, in->newname);
+		if (!in->work) {
+			return oom(err);
+		}
+		rc = edges(j, in->graph, in->node, &rep, &n_rep, err);
+		if (rc) {
+			return rc;
+		}
+		if (j->o->strip) {
+			rc = copy_file(in->src, in->work, err);
+			if (!rc) {
+				rc = run_strip(in->work, err);
+			}
+			src = in->work;
+		}
+		ops.set_soname = in->newname;
+		ops.replace_needed = rep;
+		ops.n_replace_needed = n_rep;
+		if (n_rep) {
+			/* Its own grafted dependencies sit next to it. */
+			ops.set_rpath = "$ORIGIN";
+			ops.force_rpath = true;
+		} else {
+			ops.remove_rpath = true;
+		}
+		if (!rc) {
+			rc = kw_patch_file(src, in->work, &ops, NULL, err);
+		}
+		free(rep);
+		if (rc) {
+			kw_error_prefix(err, "grafting %s", in->realpath);
+			return rc;
+		}
+		chmod(in->work, 0755);
+	}
+	return 0;
+}
+
+static int prepare_members(struct job *j, struct kw_error *err)
+{
+	struct kw_audit *a = j->a;
+	size_t i;
+	int rc;
+
+	j->member_work = kw_calloc(a->n_members + 1, sizeof(*j->member_work));
+	if (!j->member_work) {
+		return oom(err);
+	}
+	for (i = 0; i < a->n_members; i++) {
+		const struct kw_audit_member *m = &a->members[i];
+		struct kw_patch_replace *rep = NULL;
+		struct kw_patch_ops ops = { 0 };
+		size_t n_rep = 0;
+		char *rpath = NULL;
+		long idx;
+
+		if (!m->graph || m->graph->n_nodes == 0) {
+			continue;
+		}
+		rc = edges(j, m->graph, &m->graph->nodes[0], &rep, &n_rep, err);
+		if (rc) {
+			return rc;
+		}
+		if (n_rep == 0 && !j->o->strip) {
+			free(rep);
+			continue;
+		}
+		idx = kw_wheel_find(j->w, m->name);
+		j->member_work[i] = kw_asprintf("%s/member-%zu", j->workdir, i);
+		if (idx < 0 || !j->member_work[i]) {
+			free(rep);
+			return idx < 0 ? kw_error_set(err, KW_EINTERNAL, "member '%s' vanished", m->name) : oom(err);
+		}
+		rc = extract(j->w, (size_t)idx, j->member_work[i], err);
+		if (!rc && j->o->strip) {
+			rc = run_strip(j->member_work[i], err);
+		}
+		if (!rc && n_rep) {
+			rpath = member_rpath(j, m->name, m->info);
+			if (!rpath) {
+				rc = oom(err);
+			}
+			ops.replace_needed = rep;
+			ops.n_replace_needed = n_rep;
+			ops.set_rpath = rpath;
+			ops.force_rpath = true;
+		}
+		if (!rc && n_rep) {
+			rc = kw_patch_file(j->member_work[i], NULL, &ops, NULL, err);
+		}
+		free(rep);
+		free(rpath);
+		if (rc) {
+			kw_error_prefix(err, "'%s'", m->name);
+			return rc;
+		}
+		if (kw_strv_push(&j->res->patched, m->name)) {
+			return oom(err);
+		}
+	}
+	return 0;
+}
+
+/* ---- metadata --------------------------------------------------------- */
+
+static int plan_tags(struct job *j, struct kw_error *err)
+{
+	const struct kw_policy *p = j->v->policy;
+	size_t i;
+	char *t = kw_policy_tag(p, j->a->arch);
+
+	if (!t || kw_strv_push_take(&j->plats, t)) {
+		return oom(err);
+	}
+	for (i = 0; i < p->n_aliases; i++) {
+		struct kw_policy alias = *p;
+
+		alias.name = p->aliases[i];
+		t = kw_policy_tag(&alias, j->a->arch);
+		if (!t || kw_strv_push_take(&j->plats, t)) {
+			return oom(err);
+		}
+	}
+	return 0;
+}
+
+static char *joined(const struct kw_strv *sv, char sep)
+{
+	size_t i, len = 1;
+	char *s;
+
+	for (i = 0; i < sv->n; i++) {
+		len += strlen(sv->v[i]) + 1;
+	}
+	s = kw_calloc(1, len);
+	for (i = 0; s && i < sv->n; i++) {
+		size_t l = strlen(s);
+
+		if (i) {
+			s[l++] = sep;
+		}
+		strcpy(s + l, sv->v[i]);
+	}
+	return s;
+}
+
+static char *new_filename(const struct job *j, const char *plat)
+{
+	const struct kw_wheel_name *n = &j->a->name;
+
+	if (n->build) {
+		return kw_asprintf("%s-%s-%s-%s-%s-%s.whl", n->distribution, n->version, n->build, n->python, n->abi, plat);
+	}
+	return kw_asprintf("%s-%s-%s-%s-%s.whl", n->distribution, n->version, n->python, n->abi, plat);
+}
+
+/* WHEEL with its Tag lines for the new platforms (python and abi parts kept). */
+static char *new_wheel_meta(const struct job *j, const char *text, size_t len)
+{
+	struct kw_strv pyabi = { 0 }, lines = { 0 };
+	char *copy = kw_strndup(text, len), *save = NULL, *line, *out = NULL;
+	size_t i, k, cap = len + 1, used = 0;
+	bool tags_written = false;
+
+	if (!copy) {
+		return NULL;
+	}
+	for (i = 0; i < j->a->meta.n_tags; i++) {
+		const char *t = j->a->meta.tags[i];
+		const char *last = strrchr(t, '-');
+
+		if (last) {
+			char *pa = kw_strndup(t, (size_t)(last - t));
+
+			if (!pa || kw_strv_push_unique(&pyabi, pa)) {
+				free(pa);
+				goto out;
+			}
+			free(pa);
+		}
+	}
+	for (line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		size_t l = strlen(line);
+
+		if (l && line[l - 1] == '\r') {
+			line[--l] = 0;
+		}
+		if (strncmp(line, "Tag:", 4) == 0) {
+			if (!tags_written) {
+				for (i = 0; i < pyabi.n; i++) {
+					for (k = 0; k < j->plats.n; k++) {
+						char *t = kw_asprintf("Tag: %s-%s", pyabi.v[i], j->plats.v[k]);
+
+						if (!t || kw_strv_push_take(&lines, t)) {
+							goto out;
+						}
+					}
+				}
+				tags_written = true;
+			}
+			continue;
+		}
+		if (kw_strv_push(&lines, line)) {
+			goto out;
+		}
+	}
+	for (i = 0; i < lines.n; i++) {
+		cap += strlen(lines.v[i]) + 1;
+	}
+	out = kw_malloc(cap);
+	if (!out) {
+		goto out;
+	}
+	for (i = 0; i < lines.n; i++) {
+		size_t l = strlen(lines.v[i]);
+
+		memcpy(out + used, lines.v[i], l);
+		used += l;
+		out[used++] = '\n';
+	}
+	out[used] = 0;
+out:
+	free(copy);
+	kw_strv_release(&pyabi);
+	kw_strv_release(&lines);
+	return out;
+}
+
+/* A CycloneDX document naming what was vendored and from where. */
+static char *sbom(const struct job *j)
+{
+	const struct kw_wheel_name *n = &j->a->name;
+	json_t *doc = json_object(), *meta = json_object(), *comp = json_object(), *comps = json_array(),
+	       *deps = json_array(), *dep = json_object(), *dep_on = json_array(), *tool = json_object(),
+	       *tools = json_array();
+	char *purl = kw_asprintf("pkg:pypi/%s@%s", n->distribution, n->version), *s = NULL;
+	size_t i;
+
+	if (!doc || !meta || !comp || !comps || !deps || !dep || !dep_on || !purl || !tool || !tools) {
+		goto out;
+	}
+	json_object_set_new(doc, "bomFormat", json_string("CycloneDX"));
+	json_object_set_new(doc, "specVersion", json_string("1.4"));
+	json_object_set_new(doc, "version", json_integer(1));
+	json_object_set_new(comp, "type", json_string("library"));
+	json_object_set_new(comp, "bom-ref", json_string(purl));
+	json_object_set_new(comp, "name", json_string(n->distribution));
+	json_object_set_new(comp, "version", json_string(n->version));
+	json_object_set_new(comp, "purl", json_string(purl));
+	json_object_set_new(tool, "name", json_string("kwheel"));
+	json_object_set_new(tool, "version", json_string(KW_VERSION));
+	json_array_append_new(tools, tool);
+	tool = NULL;
+	json_object_set_new(meta, "tools", tools);
+	tools = NULL;
+	json_object_set_new(meta, "component", comp);
+	comp = NULL;
+	json_object_set_new(doc, "metadata", meta);
+	meta = NULL;
+	for (i = 0; i < j->n_inst; i++) {
+		const struct inst *in = &j->inst[i];
+		json_t *c = json_object(), *h = json_array(), *hv = json_object(), *props = json_array(),
+		       *pr = json_object(), *pr2 = json_object();
+		char *ref = kw_asprintf("%s/%s", j->libs_dir, in->newname);
+
+		if (!c || !h || !hv || !props || !pr || !pr2 || !ref) {
+			json_decref(c), json_decref(h), json_decref(hv), json_decref(props), json_decref(pr),
+				json_decref(pr2), free(ref);
+			goto out;
+		}
+		json_object_set_new(c, "type", json_string("library"));
+		json_object_set_new(c, "bom-ref", json_string(ref));
+		json_object_set_new(c, "name", json_string(in->soname));
+		json_object_set_new(hv, "alg", json_string("SHA-256"));
+		json_object_set_new(hv, "content", json_string(in->sha));
+		json_array_append_new(h, hv);
+		json_object_set_new(c, "hashes", h);
+		json_object_set_new(pr, "name", json_string("kwheel:source_path"));
+		json_object_set_new(pr, "value", json_string(in->realpath));
+		json_array_append_new(props, pr);
+		json_object_set_new(pr2, "name", json_string("kwheel:wheel_path"));
+		json_object_set_new(pr2, "value", json_string(ref));
+		json_array_append_new(props, pr2);
+		json_object_set_new(c, "properties", props);
+		json_array_append_new(comps, c);
+		json_array_append_new(dep_on, json_string(ref));
+		free(ref);
+	}
+	json_object_set_new(doc, "components", comps);
+	comps = NULL;
+	json_object_set_new(dep, "ref", json_string(purl));
+	json_object_set_new(dep, "dependsOn", dep_on);
+	dep_on = NULL;
+	json_array_append_new(deps, dep);
+	dep = NULL;
+	json_object_set_new(doc, "dependencies", deps);
+	deps = NULL;
+	s = json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS);
+out:
+	json_decref(doc);
+	json_decref(meta);
+	json_decref(comp);
+	json_decref(comps);
+	json_decref(deps);
+	json_decref(dep);
+	json_decref(dep_on);
+	json_decref(tool);
+	json_decref(tools);
+	free(purl);
+	return s;
+}
+
+/* ---- RECORD ----------------------------------------------------------- */
+
+struct rec {
+	char *buf;
+	size_t len, cap;
+};
+
+static int rec_line(struct rec *r, const char *path, const char *hash, long long size)
+{
+	char sz[32] = "";
+	bool quote = strpbrk(path, ",\"\r\n") != NULL;
+	size_t need = strlen(path) * 2 + (hash ? strlen(hash) : 0) + 40;
+	const char *p;
+
+	if (kw_grow(&r->buf, &r->cap, r->len + need + 1, 1)) {
+		return KW_ENOMEM;
+	}
+	if (quote) {
+		r->buf[r->len++] = '"';
+		for (p = path; *p; p++) {
+			if (*p == '"') {
+				r->buf[r->len++] = '"';
+			}
+			r->buf[r->len++] = *p;
+		}
+		r->buf[r->len++] = '"';
+	} else {
+		memcpy(r->buf + r->len, path, strlen(path));
+		r->len += strlen(path);
+	}
+	if (size >= 0) {
+		snprintf(sz, sizeof(sz), "%lld", size);
+	}
+	r->len += (size_t)snprintf(r->buf + r->len, r->cap - r->len, ",%s,%s\n", hash ? hash : "", sz);
+	return 0;
+}
+
+/* ---- writing ---------------------------------------------------------- */
+
+static int add_work_file(struct job *j, struct kw_wheel_writer *ww, struct rec *r, const char *name,
+			 const char *path, struct kw_error *err)
+{
+	char *hash = NULL;
+	uint64_t size = 0;
+	int rc = record_hash_file(path, &hash, &size, err);
+
+	if (!rc) {
+		rc = rec_line(r, name, hash, (long long)size) ? oom(err) : 0;
+	}
+	free(hash);
+	(void)j;
+	return rc ? rc : kw_wheel_writer_add_file(ww, name, path, 0755, err);
+}
+
+static int write_wheel(struct job *j, const char *out_path, int64_t mtime, struct kw_error *err)
+{
+	struct kw_wheel *w = j->w;
+	const char *di = kw_wheel_dist_info(w);
+	char *record_name = kw_asprintf("%s/RECORD", di), *wheel_name = kw_asprintf("%s/WHEEL", di);
+	char *sbom_name = kw_asprintf("%s/sboms/kwheel.cdx.json", di), *di_prefix = kw_asprintf("%s/", di);
+	struct kw_wheel_writer *ww = NULL;
+	struct kw_record old = { 0 };
+	struct rec r = { 0 };
+	unsigned char *buf = NULL;
+	size_t n = kw_wheel_member_count(w), i, k, len = 0;
+	bool libs_done = false;
+	long ri;
+	int rc;
+
+	if (!record_name || !wheel_name || !sbom_name || !di_prefix) {
+		rc = oom(err);
+		goto out;
+	}
+	ri = kw_wheel_find(w, record_name);
+	if (ri >= 0) {
+		rc = kw_wheel_read(w, (size_t)ri, &buf, &len, err);
+		if (!rc) {
+			rc = kw_record_parse((const char *)buf, len, &old, err);
+		}
+		free(buf);
+		buf = NULL;
+		if (rc) {
+			goto out;
+		}
+	}
+	rc = kw_wheel_writer_new(out_path, j->o->zip_level, mtime, &ww, err);
+	if (rc) {
+		goto out;
+	}
+	for (i = 0; i < n && !rc; i++) {
+		const struct kw_wheel_member *m = kw_wheel_member(w, i);
+		long ai = -1;
+
+		if (!libs_done && strncmp(m->name, di_prefix, strlen(di_prefix)) == 0) {
+			/* Vendored libraries go before the metadata, as installers expect RECORD last. */
+			for (k = 0; k < j->n_inst && !rc; k++) {
+				char *name = kw_asprintf("%s/%s", j->libs_dir, j->inst[k].newname);
+
+				rc = name ? add_work_file(j, ww, &r, name, j->inst[k].work, err) : oom(err);
+				free(name);
+			}
+			libs_done = true;
+			if (rc) {
+				break;
+			}
+		}
+		if (strcmp(m->name, record_name) == 0 || strcmp(m->name, sbom_name) == 0) {
+			continue;
+		}
+		if (m->is_dir) {
+			rc = kw_wheel_writer_copy(ww, w, i, err);
+			continue;
+		}
+		if (strcmp(m->name, wheel_name) == 0) {
+			char *text = NULL, *hash;
+
+			rc = kw_wheel_read(w, i, &buf, &len, err);
+			if (rc) {
+				break;
+			}
+			text = new_wheel_meta(j, (const char *)buf, len);
+			free(buf);
+			buf = NULL;
+			if (!text) {
+				rc = oom(err);
+				break;
+			}
+			hash = record_hash_buf(text, strlen(text));
+			if (!hash || rec_line(&r, m->name, hash, (long long)strlen(text))) {
+				free(hash);
+				free(text);
+				rc = oom(err);
+				break;
+			}
+			free(hash);
+			rc = kw_wheel_writer_add_buffer(ww, m->name, text, strlen(text), 0644, err);
+			continue;
+		}
+		for (k = 0; k < j->a->n_members; k++) {
+			if (j->member_work[k] && strcmp(j->a->members[k].name, m->name) == 0) {
+				ai = (long)k;
+			}
+		}
+		if (ai >= 0) {
+			rc = add_work_file(j, ww, &r, m->name, j->member_work[ai], err);
+			continue;
+		}
+		/* Unchanged: its RECORD line stands as it was, unless it had none. */
+		{
+			const struct kw_record_entry *e = NULL;
+
+			for (k = 0; k < old.n_entries; k++) {
+				if (strcmp(old.entries[k].path, m->name) == 0 && old.entries[k].digest) {
+					e = &old.entries[k];
+				}
+			}
+			if (e && e->size >= 0 && (uint64_t)e->size == m->size) {
+				char *hash = kw_asprintf("%s=%s", e->algo, e->digest);
+
+				if (!hash || rec_line(&r, m->name, hash, (long long)e->size)) {
+					free(hash);
+					rc = oom(err);
+					break;
+				}
+				free(hash);
+			} else {
+				struct hash_ud h;
+				unsigned char d[32];
+				char b64[64], *hash;
+
+				kw_sha256_init(&h.s);
+				h.size = 0;
+				rc = kw_wheel_stream(w, i, hash_chunk, &h, err);
+				if (rc) {
+					break;
+				}
+				kw_sha256_final(&h.s, d);
+				kw_b64url_nopad(d, 32, b64);
+				hash = kw_asprintf("sha256=%s", b64);
+				if (!hash || rec_line(&r, m->name, hash, (long long)h.size)) {
+					free(hash);
+					rc = oom(err);
+					break;
+				}
+				free(hash);
+			}
+			rc = kw_wheel_writer_copy(ww, w, i, err);
+		}
+	}
+	if (!rc && !libs_done) {
+		for (k = 0; k < j->n_inst && !rc; k++) {
+			char *name = kw_asprintf("%s/%s", j->libs_dir, j->inst[k].newname);
+
+			rc = name ? add_work_file(j, ww, &r, name, j->inst[k].work, err) : oom(err);
+			free(name);
+		}
+	}
+	if (!rc && j->n_inst > 0) {
+		char *doc = sbom(j), *hash;
+
+		if (!doc) {
+			rc = oom(err);
+		} else {
+			hash = record_hash_buf(doc, strlen(doc));
+			if (!hash || rec_line(&r, sbom_name, hash, (long long)strlen(doc))) {
+				free(doc);
+				rc = oom(err);
+			} else {
+				rc = kw_wheel_writer_add_buffer(ww, sbom_name, doc, strlen(doc), 0644, err);
+			}
+			free(hash);
+		}
+	}
+	if (!rc) {
+		if (rec_line(&r, record_name, NULL, -1)) {
+			rc = oom(err);
+		} else {
+			rc = kw_wheel_writer_add_buffer(ww, record_name, r.buf, r.len, 0644, err);
+			r.buf = NULL;
+		}
+	}
+	if (!rc) {
+		rc = kw_wheel_writer_commit(ww, err);
+		ww = NULL;
+	}
+out:
+	kw_wheel_writer_abort(ww);
+	kw_record_release(&old);
+	free(r.buf);
+	free(record_name);
+	free(wheel_name);
+	free(sbom_name);
+	free(di_prefix);
+	return rc;
+}
+
+static int copy_as_is(const char *src, const char *out_path, struct kw_error *err)
+{
+	char *tmp = kw_asprintf("%s.kwheel-tmp", out_path);
+	int rc;
+
+	if (!tmp) {
+		return oom(err);
+	}
+	rc = copy_file(src, tmp, err);
+	if (!rc) {
+		chmod(tmp, 0644);
+		if (rename(tmp, out_path) < 0) {
+			rc = kw_error_set(err, KW_EIO, "'%s': %s", out_path, strerror(errno));
+		}
+	}
+	if (rc) {
+		unlink(tmp);
+	}
+	free(tmp);
+	return rc;
+}
+
+/* The work directory holds only plain files we made. */
+static void rmtree_flat(const char *dir)
+{
+	DIR *d = dir ? opendir(dir) : NULL;
+	struct dirent *e;
+
+	if (!d) {
+		return;
+	}
+	while ((e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+			unlinkat(dirfd(d), e->d_name, 0);
+		}
+	}
+	closedir(d);
+	rmdir(dir);
+}
+
+void kw_repair_result_free(struct kw_repair_result *r)
+{
+	size_t i;
+
+	if (!r) {
+		return;
+	}
+	for (i = 0; i < r->n_grafts; i++) {
+		free(r->grafts[i].soname);
+		free(r->grafts[i].src);
+		free(r->grafts[i].dest);
+		free(r->grafts[i].sha256);
+	}
+	free(r->grafts);
+	free(r->input);
+	free(r->output);
+	free(r->tag);
+	free(r->note);
+	kw_strv_release(&r->patched);
+	kw_strv_release(&r->excluded);
+	free(r);
+}
+
+static bool same_file(const char *a, const char *b)
+{
+	struct stat sa, sb;
+
+	return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+int kw_repair_wheel(struct kw_ctx *ctx, const char *path, const struct kw_repair_opts *o,
+		    struct kw_repair_result **out, struct kw_error *err)
+{
+	struct job j;
+	char *out_path = NULL, *plat = NULL;
+	int64_t mtime = o->mtime;
+	size_t i;
+	int rc;
+
+	*out = NULL;
+	memset(&j, 0, sizeof(j));
+	j.ctx = ctx;
+	j.o = o;
+	j.res = kw_calloc(1, sizeof(*j.res));
+	if (!j.res || !(j.res->input = kw_strdup(path))) {
+		rc = oom(err);
+		goto out;
+	}
+	rc = kw_audit_wheel_flags(ctx, path, KW_AUDIT_NO_RECORD, &j.a, err);
+	if (rc) {
+		goto out;
+	}
+	if (j.a->pure) {
+		out_path = kw_asprintf("%s/%s", o->out_dir, j.a->filename);
+		if (!out_path) {
+			rc = oom(err);
+			goto out;
+		}
+		j.res->action = KW_REPAIR_COPIED;
+		j.res->note = kw_strdup("pure wheel (no ELF member, platform 'any'): nothing to repair, copied");
+		j.res->tag = kw_strdup(j.a->name.platform);
+		rc = same_file(path, out_path) ? 0 : copy_as_is(path, out_path, err);
+		goto done;
+	}
+	if (j.a->not_elf || j.a->no_policy) {
+		rc = kw_error_set(err, KW_EUNSUPPORTED, "'%s': %s", j.a->filename, j.a->not_elf ? j.a->not_elf : j.a->no_policy);
+		goto out;
+	}
+	for (i = 0; i < j.a->n_members; i++) {
+		if (j.a->members[i].error) {
+			rc = kw_error_set(err, KW_EFORMAT, "'%s': member %s", j.a->filename, j.a->members[i].error);
+			goto out;
+		}
+	}
+	if (!j.a->arch || j.a->n_verdicts == 0) {
+		rc = kw_error_set(err, KW_EUNSUPPORTED, "'%s': no manylinux or musllinux policy applies (architecture %s)",
+				  j.a->filename, j.a->arch ? j.a->arch : "unknown");
+		goto out;
+	}
+	rc = choose(&j, err);
+	if (!rc) {
+		rc = plan_grafts(&j, err);
+	}
+	if (!rc) {
+		rc = plan_tags(&j, err);
+	}
+	if (rc) {
+		goto out;
+	}
+	plat = joined(&j.plats, '.');
+	j.libs_dir = kw_asprintf("%s%s", j.a->name.distribution, o->lib_sdir ? o->lib_sdir : ".libs");
+	if (!plat || !j.libs_dir || !(j.res->tag = kw_strdup(plat))) {
+		rc = oom(err);
+		goto out;
+	}
+	/* Already what it would become: say so and copy, as auditwheel does. */
+	if (j.n_inst == 0 && !o->strip && strcmp(plat, j.a->name.platform) == 0) {
+		out_path = kw_asprintf("%s/%s", o->out_dir, j.a->filename);
+		j.res->action = KW_REPAIR_COPIED;
+		j.res->note = kw_asprintf("already %s with no external library to vendor: copied", plat);
+		if (!out_path || !j.res->note) {
+			rc = oom(err);
+			goto out;
+		}
+		rc = same_file(path, out_path) ? 0 : copy_as_is(path, out_path, err);
+		goto done;
+	}
+	out_path = new_filename(&j, plat);
+	if (out_path) {
+		char *full = kw_asprintf("%s/%s", o->out_dir, out_path);
+
+		free(out_path);
+		out_path = full;
+	}
+	j.workdir = kw_asprintf("%s/.kwheel-work-XXXXXX", o->out_dir);
+	if (!out_path || !j.workdir) {
+		rc = oom(err);
+		goto out;
+	}
+	if (same_file(path, out_path)) {
+		rc = kw_error_set(err, KW_EINVAL, "'%s': the output would overwrite the input", j.a->filename);
+		goto out;
+	}
+	if (!mkdtemp(j.workdir)) {
+		rc = kw_error_set(err, KW_EIO, "'%s': cannot create a work directory: %s", o->out_dir, strerror(errno));
+		free(j.workdir);
+		j.workdir = NULL;
+		goto out;
+	}
+	rc = kw_wheel_open(ctx, path, &j.w, err);
+	if (!rc) {
+		for (i = 0; i < j.n_inst && !rc; i++) {
+			char *name = kw_asprintf("%s/%s", j.libs_dir, j.inst[i].newname);
+
+			if (!name) {
+				rc = oom(err);
+			} else if (kw_wheel_find(j.w, name) >= 0) {
+				rc = kw_error_set(err, KW_EINVAL, "'%s': already has a member %s", j.a->filename, name);
+			}
+			free(name);
+		}
+	}
+	if (!rc) {
+		rc = prepare_grafts(&j, err);
+	}
+	if (!rc) {
+		rc = prepare_members(&j, err);
+	}
+	if (rc) {
+		goto out;
+	}
+	if (mtime < 0) {
+		mtime = 0;
+		for (i = 0; i < kw_wheel_member_count(j.w); i++) {
+			if (kw_wheel_member(j.w, i)->mtime > mtime) {
+				mtime = kw_wheel_member(j.w, i)->mtime;
+			}
+		}
+	}
+	rc = write_wheel(&j, out_path, mtime, err);
+	if (rc) {
+		goto out;
+	}
+	j.res->action = KW_REPAIR_REPAIRED;
+	j.res->grafts = kw_calloc(j.n_inst + 1, sizeof(*j.res->grafts));
+	if (!j.res->grafts) {
+		rc = oom(err);
+		goto out;
+	}
+	for (i = 0; i < j.n_inst; i++) {
+		struct kw_repair_graft *g = &j.res->grafts[j.res->n_grafts++];
+
+		g->soname = kw_strdup(j.inst[i].soname);
+		g->src = kw_strdup(j.inst[i].realpath);
+		g->dest = kw_asprintf("%s/%s", j.libs_dir, j.inst[i].newname);
+		g->sha256 = kw_strdup(j.inst[i].sha);
+		if (!g->soname || !g->src || !g->dest || !g->sha256) {
+			rc = oom(err);
+			goto out;
+		}
+	}
+done:
+	if (!rc) {
+		j.res->output = out_path;
+		out_path = NULL;
+		*out = j.res;
+		j.res = NULL;
+	}
+out:
+	if (j.workdir) {
+		rmtree_flat(j.workdir);
+	}
+	for (i = 0; i < j.n_inst; i++) {
+		free(j.inst[i].soname);
+		free(j.inst[i].realpath);
+		free(j.inst[i].src);
+		free(j.inst[i].newname);
+		free(j.inst[i].work);
+	}
+	free(j.inst);
+	if (j.member_work) {
+		for (i = 0; j.a && i < j.a->n_members; i++) {
+			free(j.member_work[i]);
+		}
+		free(j.member_work);
+	}
+	kw_strv_release(&j.graft);
+	kw_strv_release(&j.plats);
+	free(j.libs_dir);
+	free(j.workdir);
+	free(plat);
+	free(out_path);
+	kw_wheel_free(j.w);
+	kw_audit_free(j.a);
+	kw_repair_result_free(j.res);
+	return rc;
+}
