@@ -17,7 +17,7 @@ struct kw_repair_opts {
 	const char *const *exclude;  /* sonames (globs) left external */
 	size_t n_exclude;
 	bool strip;                  /* strip symbols from grafted libraries and ELF members */
-	int zip_level;               /* deflate level for new members, 0: default */
+	int zip_level;               /* deflate level for new members: 0 stores, 1-9, < 0 default (6) */
 	int64_t mtime;               /* time stamp of new members; < 0: newest member of the input */
 };
 

@@ -152,12 +152,13 @@ const char *kw_record_problem_str(enum kw_record_problem_kind kind);
 struct kw_wheel_writer;
 
 /*
- * level: deflate level 1-9, or 0 for libzip's default. mtime: time stamp
- * for new members (UTC seconds; DOS time has two-second resolution).
+ * level: deflate level 1-9, 0 to store, negative for the default (6). mtime:
+ * time stamp for new members (UTC seconds; DOS time has two-second
+ * resolution). New members are compressed on every core at commit.
  */
 int kw_wheel_writer_new(const char *final_path, int level, int64_t mtime, struct kw_wheel_writer **out,
 			struct kw_error *err);
-/* Copy member i of src as it is stored. */
+/* Copy member i of src as it is stored (src must stay open until commit). */
 int kw_wheel_writer_copy(struct kw_wheel_writer *ww, struct kw_wheel *src, size_t i, struct kw_error *err);
 /* Add name from a buffer, which the writer takes (free()d by it, even on error). */
 int kw_wheel_writer_add_buffer(struct kw_wheel_writer *ww, const char *name, void *buf, size_t len,

@@ -29,7 +29,7 @@ static const struct kw_opt_help helps[] = {
 	{ { "lib-sdir", required_argument, NULL, 'L' }, "SUFFIX", "libraries go to <dist>SUFFIX/ (default: .libs)" },
 	{ { "exclude", required_argument, NULL, OPT_EXCLUDE }, "SONAME", "leave libraries matching this glob external (repeatable)" },
 	{ { "strip", no_argument, NULL, OPT_STRIP }, NULL, "strip symbols from grafted libraries and ELF members" },
-	{ { "zip-compression-level", required_argument, NULL, OPT_LEVEL }, "N", "deflate level 0-9 for new members (0: default)" },
+	{ { "zip-compression-level", required_argument, NULL, OPT_LEVEL }, "N", "deflate level for new members: 0 stores, 1-9 (default 6)" },
 	{ { "jobs", required_argument, NULL, 'j' }, "N", "repair N wheels at once (default 1)" },
 	{ { "json", no_argument, NULL, OPT_JSON }, NULL, "one JSON object per wheel, one a line" },
 	KW_CLI_RESOLVE_OPTS,
@@ -198,6 +198,7 @@ static int cmd_repair(struct kw_ctx *ctx, int argc, char **argv)
 
 	memset(&job, 0, sizeof(job));
 	job.opts.mtime = -1;
+	job.opts.zip_level = -1;
 	kw_cli_opts(helps, longopts, 32, shortopts, sizeof(shortopts));
 	while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
 		int r = kw_cli_resolve_opt(ctx, c, optarg, &err);

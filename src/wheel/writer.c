@@ -1,6 +1,19 @@
 /* SPDX-License-Identifier: MIT */
+/*
+ * The wheel writer. It writes the zip format itself rather than through
+ * libzip's writer for two reasons: members copied from another archive must
+ * keep their compressed bytes, moved by the kernel (copy_file_range) without
+ * passing through user space; and the output must be the same bytes for the
+ * same input (no extra fields, fixed field values, our time stamps). New
+ * members are still deflated by libzip: each worker thread compresses its
+ * share into a private temporary archive, whose compressed bytes are then
+ * copied like any other member. So deflate runs on every core and zlib stays
+ * libzip's business.
+ */
+#define _GNU_SOURCE /* copy_file_range */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,13 +23,86 @@
 
 #include "internal.h"
 
+#define SIG_LOCAL 0x04034b50u
+#define SIG_CENTRAL 0x02014b50u
+#define SIG_EOCD 0x06054b50u
+#define SIG_EOCD64 0x06064b50u
+#define SIG_LOC64 0x07064b50u
+#define MAX_WORKERS 16
+
+/* A member as stored in some archive on disk: where its compressed bytes are. */
+struct raw {
+	char *name;
+	uint16_t flags, method, dtime, ddate, made_by;
+	uint32_t crc, ext_attr;
+	uint64_t comp_size, size;
+	uint64_t data_off;
+};
+
+struct rawzip {
+	char *path;
+	int fd;
+	struct raw *e;
+	size_t n;
+};
+
+enum item_kind { ITEM_COPY, ITEM_FILE, ITEM_BUFFER };
+
+struct item {
+	enum item_kind kind;
+	char *name;
+	struct kw_wheel *src;  /* ITEM_COPY */
+	size_t src_index;
+	char *path;            /* ITEM_FILE */
+	void *buf;             /* ITEM_BUFFER */
+	size_t len;
+	unsigned mode;
+	int worker;            /* ITEM_FILE/BUFFER: which temporary archive holds it */
+};
+
 struct kw_wheel_writer {
-	zip_t *zip;
 	char *final_path;
 	char *tmp_path;
+	char *dir;
 	int level;
-	uint16_t dos_time, dos_date;
+	int jobs;
+	uint16_t dtime, ddate;
+	struct item *items;
+	size_t n_items, cap_items;
 };
+
+static uint16_t le16(const unsigned char *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static uint32_t le32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t le64(const unsigned char *p)
+{
+	return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
+}
+
+static void put16(unsigned char *p, uint64_t v)
+{
+	p[0] = (unsigned char)v;
+	p[1] = (unsigned char)(v >> 8);
+}
+
+static void put32(unsigned char *p, uint64_t v)
+{
+	put16(p, v);
+	put16(p + 2, v >> 16);
+}
+
+static void put64(unsigned char *p, uint64_t v)
+{
+	put32(p, v);
+	put32(p + 4, v >> 32);
+}
 
 /* DOS date and time from UTC seconds, independent of the local time zone. */
 static void dos_stamp(int64_t t, uint16_t *dtime, uint16_t *ddate)
@@ -28,190 +114,717 @@ static void dos_stamp(int64_t t, uint16_t *dtime, uint16_t *ddate)
 		tt = 315532800;
 	}
 	gmtime_r(&tt, &tm);
-	if (tm.tm_year > 207) { /* 2107 is the last */
+	if (tm.tm_year > 207) {
 		tm.tm_year = 207;
 	}
 	*dtime = (uint16_t)(tm.tm_hour << 11 | tm.tm_min << 5 | tm.tm_sec / 2);
 	*ddate = (uint16_t)((tm.tm_year - 80) << 9 | (tm.tm_mon + 1) << 5 | tm.tm_mday);
 }
 
-static int zip_err(struct kw_wheel_writer *ww, const char *what, struct kw_error *err)
+static int pread_all(int fd, void *buf, size_t len, uint64_t off)
 {
-	return kw_error_set(err, KW_EIO, "'%s': %s: %s", ww->final_path, what, zip_strerror(ww->zip));
+	unsigned char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = pread(fd, p, len, (off_t)off);
+
+		if (n < 0 && errno == EINTR) {
+			continue;
+		}
+		if (n <= 0) {
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
 }
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+	const unsigned char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR) {
+			continue;
+		}
+		if (n <= 0) {
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static void rawzip_close(struct rawzip *z)
+{
+	size_t i;
+
+	for (i = 0; i < z->n; i++) {
+		free(z->e[i].name);
+	}
+	free(z->e);
+	if (z->fd >= 0) {
+		close(z->fd);
+	}
+	free(z->path);
+	memset(z, 0, sizeof(*z));
+	z->fd = -1;
+}
+
+static int raw_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct raw *)a)->name, ((const struct raw *)b)->name);
+}
+
+/*
+ * Read a central directory (zip64 included) and every local header it
+ * points to. Every size and offset is checked against the file: this also
+ * reads archives that came from outside, even if libzip accepted them first.
+ */
+static int rawzip_open(struct rawzip *z, const char *path, struct kw_error *err)
+{
+	unsigned char tail[65536 + 22], h[64], *cd = NULL;
+	uint64_t fsize, cd_off, cd_size, n_ent, pos, i;
+	size_t tl, k;
+	struct stat st;
+	long eocd = -1;
+	int rc = KW_EFORMAT;
+
+	memset(z, 0, sizeof(*z));
+	z->fd = open(path, O_RDONLY | O_CLOEXEC);
+	z->path = kw_strdup(path);
+	if (z->fd < 0 || !z->path || fstat(z->fd, &st) < 0) {
+		rc = kw_error_set(err, KW_EIO, "'%s': %s", path, strerror(errno));
+		goto fail;
+	}
+	fsize = (uint64_t)st.st_size;
+	tl = fsize < sizeof(tail) ? (size_t)fsize : sizeof(tail);
+	if (tl < 22 || pread_all(z->fd, tail, tl, fsize - tl) < 0) {
+		kw_error_set(err, rc, "'%s': not a zip archive", path);
+		goto fail;
+	}
+	for (k = tl - 22 + 1; k-- > 0;) {
+		if (le32(tail + k) == SIG_EOCD && k + 22 + le16(tail + k + 20) <= tl) {
+			eocd = (long)k;
+			break;
+		}
+	}
+	if (eocd < 0) {
+		kw_error_set(err, rc, "'%s': no end of central directory", path);
+		goto fail;
+	}
+	n_ent = le16(tail + eocd + 10);
+	cd_size = le32(tail + eocd + 12);
+	cd_off = le32(tail + eocd + 16);
+	if ((n_ent == 0xffff || cd_size == 0xffffffffu || cd_off == 0xffffffffu) && eocd >= 20 &&
+	    le32(tail + eocd - 20) == SIG_LOC64) {
+		uint64_t e64 = le64(tail + eocd - 20 + 8);
+
+		if (e64 > fsize - 56 || pread_all(z->fd, h, 56, e64) < 0 || le32(h) != SIG_EOCD64) {
+			kw_error_set(err, rc, "'%s': bad zip64 end of central directory", path);
+			goto fail;
+		}
+		n_ent = le64(h + 32);
+		cd_size = le64(h + 40);
+		cd_off = le64(h + 48);
+	}
+	if (cd_off > fsize || cd_size > fsize - cd_off || n_ent > cd_size / 46 || cd_size > (1u << 30)) {
+		kw_error_set(err, rc, "'%s': central directory lies outside the file", path);
+		goto fail;
+	}
+	cd = kw_malloc(cd_size + 1);
+	z->e = kw_calloc(n_ent + 1, sizeof(*z->e));
+	if (!cd || !z->e) {
+		rc = kw_error_set(err, KW_ENOMEM, "out of memory");
+		goto fail;
+	}
+	if (pread_all(z->fd, cd, cd_size, cd_off) < 0) {
+		rc = kw_error_set(err, KW_EIO, "'%s': cannot read the central directory", path);
+		goto fail;
+	}
+	for (pos = 0, i = 0; i < n_ent; i++) {
+		struct raw *r = &z->e[z->n];
+		uint64_t nl, xl, cl, lho, x;
+		const unsigned char *c = cd + pos;
+
+		if (cd_size - pos < 46 || le32(c) != SIG_CENTRAL) {
+			kw_error_set(err, rc, "'%s': corrupt central directory entry %llu", path, (unsigned long long)i);
+			goto fail;
+		}
+		nl = le16(c + 28);
+		xl = le16(c + 30);
+		cl = le16(c + 32);
+		if (46 + nl + xl + cl > cd_size - pos) {
+			kw_error_set(err, rc, "'%s': central directory entry %llu runs past it", path, (unsigned long long)i);
+			goto fail;
+		}
+		r->made_by = le16(c + 4);
+		r->flags = le16(c + 8);
+		r->method = le16(c + 10);
+		r->dtime = le16(c + 12);
+		r->ddate = le16(c + 14);
+		r->crc = le32(c + 16);
+		r->comp_size = le32(c + 20);
+		r->size = le32(c + 24);
+		r->ext_attr = le32(c + 38);
+		lho = le32(c + 42);
+		r->name = kw_strndup((const char *)c + 46, nl);
+		if (!r->name) {
+			rc = kw_error_set(err, KW_ENOMEM, "out of memory");
+			goto fail;
+		}
+		z->n++;
+		/* zip64 extra: the fields that were 0xffffffff, in this order. */
+		for (x = 0; x + 4 <= xl;) {
+			const unsigned char *f = c + 46 + nl + x;
+			uint64_t id = le16(f), fl = le16(f + 2), q = 4;
+
+			if (x + 4 + fl > xl) {
+				break;
+			}
+			if (id == 1) {
+				if (r->size == 0xffffffffu && q + 8 <= 4 + fl) {
+					r->size = le64(f + q), q += 8;
+				}
+				if (r->comp_size == 0xffffffffu && q + 8 <= 4 + fl) {
+					r->comp_size = le64(f + q), q += 8;
+				}
+				if (lho == 0xffffffffu && q + 8 <= 4 + fl) {
+					lho = le64(f + q);
+				}
+			}
+			x += 4 + fl;
+		}
+		if (lho > fsize - 30 || pread_all(z->fd, h, 30, lho) < 0 || le32(h) != SIG_LOCAL) {
+			kw_error_set(err, rc, "'%s': member '%s' has no local header", path, r->name);
+			goto fail;
+		}
+		r->data_off = lho + 30 + le16(h + 26) + le16(h + 28);
+		if (r->data_off > fsize || r->comp_size > fsize - r->data_off) {
+			kw_error_set(err, rc, "'%s': member '%s' runs past the end of the file", path, r->name);
+			goto fail;
+		}
+		pos += 46 + nl + xl + cl;
+	}
+	qsort(z->e, z->n, sizeof(*z->e), raw_cmp);
+	free(cd);
+	return 0;
+fail:
+	free(cd);
+	rawzip_close(z);
+	return rc;
+}
+
+static const struct raw *rawzip_find(const struct rawzip *z, const char *name)
+{
+	struct raw key;
+
+	key.name = (char *)name;
+	return bsearch(&key, z->e, z->n, sizeof(*z->e), raw_cmp);
+}
+
+/* ---- output ------------------------------------------------------------ */
+
+struct central {
+	unsigned char *buf;
+	size_t len, cap;
+	uint64_t count;
+};
+
+static int copy_range(int in, uint64_t off, int out, uint64_t len)
+{
+	loff_t o = (loff_t)off;
+
+	while (len > 0) {
+		ssize_t n = copy_file_range(in, &o, out, NULL, len > (1u << 30) ? (1u << 30) : len, 0);
+
+		if (n < 0 && errno == EINTR) {
+			continue;
+		}
+		if (n <= 0) {
+			/* Across file systems or on old kernels: do it by hand. */
+			unsigned char buf[1 << 16];
+
+			while (len > 0) {
+				size_t chunk = len < sizeof(buf) ? (size_t)len : sizeof(buf);
+
+				if (pread_all(in, buf, chunk, (uint64_t)o) < 0 || write_all(out, buf, chunk) < 0) {
+					return -1;
+				}
+				o += (loff_t)chunk;
+				len -= chunk;
+			}
+			return 0;
+		}
+		len -= (uint64_t)n;
+	}
+	return 0;
+}
+
+/* One member: local header, data, and its central directory record. */
+static int emit(int out, uint64_t *pos, struct central *cd, const struct raw *r, const char *name, int src_fd,
+		struct kw_error *err, const char *dest)
+{
+	size_t nl = strlen(name);
+	bool z64 = r->size >= 0xffffffffu || r->comp_size >= 0xffffffffu || *pos >= 0xffffffffu;
+	unsigned char lh[30 + 20];
+	uint16_t flags = (uint16_t)(r->flags & 0x0806); /* keep UTF-8 and deflate option bits only */
+	size_t need = 46 + nl + 28;
+	unsigned char *c;
+
+	put32(lh, SIG_LOCAL);
+	put16(lh + 4, z64 ? 45 : 20);
+	put16(lh + 6, flags);
+	put16(lh + 8, r->method);
+	put16(lh + 10, r->dtime);
+	put16(lh + 12, r->ddate);
+	put32(lh + 14, r->crc);
+	put32(lh + 18, z64 ? 0xffffffffu : r->comp_size);
+	put32(lh + 22, z64 ? 0xffffffffu : r->size);
+	put16(lh + 26, nl);
+	put16(lh + 28, z64 ? 20 : 0);
+	if (z64) {
+		put16(lh + 30, 1);
+		put16(lh + 32, 16);
+		put64(lh + 34, r->size);
+		put64(lh + 42, r->comp_size);
+	}
+	if (write_all(out, lh, 30) < 0 || write_all(out, name, nl) < 0 || (z64 && write_all(out, lh + 30, 20) < 0) ||
+	    copy_range(src_fd, r->data_off, out, r->comp_size) < 0) {
+		return kw_error_set(err, KW_EIO, "'%s': write failed: %s", dest, strerror(errno));
+	}
+	if (kw_grow(&cd->buf, &cd->cap, cd->len + need, 1)) {
+		return kw_error_set(err, KW_ENOMEM, "out of memory");
+	}
+	c = cd->buf + cd->len;
+	put32(c, SIG_CENTRAL);
+	put16(c + 4, 3u << 8 | (z64 ? 45 : 20)); /* made by: unix, so external attributes are modes */
+	put16(c + 6, z64 ? 45 : 20);
+	put16(c + 8, flags);
+	put16(c + 10, r->method);
+	put16(c + 12, r->dtime);
+	put16(c + 14, r->ddate);
+	put32(c + 16, r->crc);
+	put32(c + 20, z64 ? 0xffffffffu : r->comp_size);
+	put32(c + 24, z64 ? 0xffffffffu : r->size);
+	put16(c + 28, nl);
+	put16(c + 30, z64 ? 28 : 0);
+	put16(c + 32, 0);
+	put16(c + 34, 0);
+	put16(c + 36, 0);
+	put32(c + 38, r->ext_attr);
+	put32(c + 42, z64 ? 0xffffffffu : *pos);
+	memcpy(c + 46, name, nl);
+	if (z64) {
+		put16(c + 46 + nl, 1);
+		put16(c + 48 + nl, 24);
+		put64(c + 50 + nl, r->size);
+		put64(c + 58 + nl, r->comp_size);
+		put64(c + 66 + nl, *pos);
+	}
+	cd->len += 46 + nl + (z64 ? 28 : 0);
+	cd->count++;
+	*pos += 30 + nl + (z64 ? 20 : 0) + r->comp_size;
+	return 0;
+}
+
+static int finish(int out, uint64_t pos, const struct central *cd, const char *dest, struct kw_error *err)
+{
+	unsigned char e[56 + 20 + 22];
+	bool z64 = cd->count >= 0xffff || pos >= 0xffffffffu || cd->len >= 0xffffffffu;
+	size_t el = 0;
+
+	if (write_all(out, cd->buf, cd->len) < 0) {
+		return kw_error_set(err, KW_EIO, "'%s': write failed: %s", dest, strerror(errno));
+	}
+	if (z64) {
+		put32(e, SIG_EOCD64);
+		put64(e + 4, 44);
+		put16(e + 12, 3u << 8 | 45);
+		put16(e + 14, 45);
+		put32(e + 16, 0);
+		put32(e + 20, 0);
+		put64(e + 24, cd->count);
+		put64(e + 32, cd->count);
+		put64(e + 40, cd->len);
+		put64(e + 48, pos);
+		put32(e + 56, SIG_LOC64);
+		put32(e + 60, 0);
+		put64(e + 64, pos + cd->len);
+		put32(e + 72, 1);
+		el = 76;
+	}
+	put32(e + el, SIG_EOCD);
+	put16(e + el + 4, 0);
+	put16(e + el + 6, 0);
+	put16(e + el + 8, z64 ? 0xffff : cd->count);
+	put16(e + el + 10, z64 ? 0xffff : cd->count);
+	put32(e + el + 12, z64 ? 0xffffffffu : cd->len);
+	put32(e + el + 16, z64 ? 0xffffffffu : pos);
+	put16(e + el + 20, 0);
+	if (write_all(out, e, el + 22) < 0) {
+		return kw_error_set(err, KW_EIO, "'%s': write failed: %s", dest, strerror(errno));
+	}
+	return 0;
+}
+
+/* ---- compression workers ------------------------------------------------ */
+
+struct worker {
+	struct kw_wheel_writer *ww;
+	int id;
+	char *zpath;
+	int rc;
+	struct kw_error err;
+};
+
+static void *compress_worker(void *arg)
+{
+	struct worker *wk = arg;
+	struct kw_wheel_writer *ww = wk->ww;
+	zip_t *z;
+	int zerr = 0;
+	size_t i;
+
+	z = zip_open(wk->zpath, ZIP_CREATE | ZIP_TRUNCATE, &zerr);
+	if (!z) {
+		wk->rc = kw_error_set(&wk->err, KW_EIO, "'%s': cannot create a temporary archive", ww->final_path);
+		return NULL;
+	}
+	for (i = 0; i < ww->n_items; i++) {
+		struct item *it = &ww->items[i];
+		zip_source_t *s;
+		zip_int64_t idx;
+
+		if (it->kind == ITEM_COPY || it->worker != wk->id) {
+			continue;
+		}
+		s = it->kind == ITEM_FILE ? zip_source_file(z, it->path, 0, -1) : zip_source_buffer(z, it->buf, it->len, 0);
+		idx = s ? zip_file_add(z, it->name, s, ZIP_FL_ENC_UTF_8) : -1;
+		if (idx < 0) {
+			zip_source_free(s);
+			wk->rc = kw_error_set(&wk->err, KW_EIO, "'%s': %s: %s", ww->final_path, it->name, zip_strerror(z));
+			zip_discard(z);
+			return NULL;
+		}
+		zip_set_file_compression(z, (zip_uint64_t)idx, ww->level ? ZIP_CM_DEFLATE : ZIP_CM_STORE,
+					 (zip_uint32_t)ww->level);
+	}
+	if (zip_close(z) < 0) {
+		wk->rc = kw_error_set(&wk->err, KW_EIO, "'%s': compressing: %s", ww->final_path, zip_strerror(z));
+		zip_discard(z);
+	}
+	return NULL;
+}
+
+/* ---- API ---------------------------------------------------------------- */
 
 int kw_wheel_writer_new(const char *final_path, int level, int64_t mtime, struct kw_wheel_writer **out,
 			struct kw_error *err)
 {
 	struct kw_wheel_writer *ww;
 	const char *slash = strrchr(final_path, '/');
-	int zerr = 0, fd;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 
 	*out = NULL;
 	ww = kw_calloc(1, sizeof(*ww));
 	if (!ww) {
 		return kw_error_set(err, KW_ENOMEM, "out of memory");
 	}
-	ww->level = level > 0 ? level : 6; /* zlib's default, what pip and auditwheel use */
-	dos_stamp(mtime, &ww->dos_time, &ww->dos_date);
+	/* Negative is "default": zlib's 6, what pip and auditwheel write; 0 stores. */
+	ww->level = level < 0 ? 6 : level > 9 ? 9 : level;
+	ww->jobs = ncpu < 1 ? 1 : ncpu > MAX_WORKERS ? MAX_WORKERS : (int)ncpu;
+	dos_stamp(mtime, &ww->dtime, &ww->ddate);
 	ww->final_path = kw_strdup(final_path);
-	/* Hidden and without the .whl suffix: a crash never leaves something that looks like a wheel. */
-	ww->tmp_path = slash ? kw_asprintf("%.*s/.%s.kwheel-XXXXXX", (int)(slash - final_path), final_path, slash + 1)
-			     : kw_asprintf(".%s.kwheel-XXXXXX", final_path);
-	if (!ww->final_path || !ww->tmp_path) {
+	ww->dir = slash ? kw_strndup(final_path, (size_t)(slash - final_path)) : kw_strdup(".");
+	if (!ww->final_path || !ww->dir) {
 		kw_wheel_writer_abort(ww);
 		return kw_error_set(err, KW_ENOMEM, "out of memory");
-	}
-	fd = mkstemp(ww->tmp_path);
-	if (fd < 0) {
-		int e = errno;
-
-		free(ww->tmp_path);
-		ww->tmp_path = NULL;
-		kw_wheel_writer_abort(ww);
-		return kw_error_set(err, KW_EIO, "'%s': cannot create a file there: %s", final_path, strerror(e));
-	}
-	close(fd);
-	ww->zip = zip_open(ww->tmp_path, ZIP_CREATE | ZIP_TRUNCATE, &zerr);
-	if (!ww->zip) {
-		zip_error_t ze;
-
-		zip_error_init_with_code(&ze, zerr);
-		kw_error_set(err, KW_EIO, "'%s': %s", final_path, zip_error_strerror(&ze));
-		zip_error_fini(&ze);
-		kw_wheel_writer_abort(ww);
-		return KW_EIO;
 	}
 	*out = ww;
 	return 0;
 }
 
-static int added(struct kw_wheel_writer *ww, zip_int64_t idx, unsigned mode, bool compress, struct kw_error *err)
+static struct item *new_item(struct kw_wheel_writer *ww, enum item_kind kind, const char *name)
 {
-	if (zip_file_set_dostime(ww->zip, (zip_uint64_t)idx, ww->dos_time, ww->dos_date, 0) < 0 ||
-	    zip_file_set_external_attributes(ww->zip, (zip_uint64_t)idx, 0, ZIP_OPSYS_UNIX,
-					     (zip_uint32_t)(0100000 | (mode & 0777)) << 16) < 0 ||
-	    zip_set_file_compression(ww->zip, (zip_uint64_t)idx, compress ? ZIP_CM_DEFLATE : ZIP_CM_STORE,
-				     compress ? (zip_uint32_t)ww->level : 0) < 0) {
-		return zip_err(ww, "cannot set member attributes", err);
+	struct item *it;
+
+	if (kw_grow(&ww->items, &ww->cap_items, ww->n_items + 1, sizeof(*ww->items))) {
+		return NULL;
 	}
-	return 0;
+	it = &ww->items[ww->n_items];
+	memset(it, 0, sizeof(*it));
+	it->kind = kind;
+	it->name = kw_strdup(name);
+	if (!it->name) {
+		return NULL;
+	}
+	ww->n_items++;
+	return it;
 }
 
 int kw_wheel_writer_copy(struct kw_wheel_writer *ww, struct kw_wheel *src, size_t i, struct kw_error *err)
 {
 	const struct kw_wheel_member *m = kw_wheel_member(src, i);
-	zip_t *sz = kw_wheel_zip(src);
-	zip_source_t *s;
-	zip_int64_t idx;
-	zip_uint8_t opsys;
-	zip_uint32_t attr;
-	zip_stat_t st;
+	struct item *it;
 
 	if (!m) {
 		return kw_error_set(err, KW_EINVAL, "no member %zu", i);
 	}
-	/* start 0, length -1: the compressed bytes, as stored. */
-	s = zip_source_zip(ww->zip, sz, m->index, 0, 0, -1);
-	if (!s) {
-		return zip_err(ww, "cannot copy a member", err);
+	it = new_item(ww, ITEM_COPY, m->name);
+	if (!it) {
+		return kw_error_set(err, KW_ENOMEM, "out of memory");
 	}
-	idx = zip_file_add(ww->zip, m->name, s, ZIP_FL_ENC_UTF_8);
-	if (idx < 0) {
-		zip_source_free(s);
-		return zip_err(ww, "cannot add a member", err);
-	}
-	zip_stat_init(&st);
-	if (zip_stat_index(sz, m->index, 0, &st) == 0 && (st.valid & ZIP_STAT_MTIME)) {
-		zip_file_set_mtime(ww->zip, (zip_uint64_t)idx, st.mtime, 0);
-	}
-	if (zip_file_get_external_attributes(sz, m->index, 0, &opsys, &attr) == 0) {
-		zip_file_set_external_attributes(ww->zip, (zip_uint64_t)idx, 0, opsys, attr);
-	}
+	it->src = src;
+	it->src_index = i;
 	return 0;
 }
 
-int kw_wheel_writer_add_buffer(struct kw_wheel_writer *ww, const char *name, void *buf, size_t len,
-			       unsigned mode, struct kw_error *err)
+int kw_wheel_writer_add_buffer(struct kw_wheel_writer *ww, const char *name, void *buf, size_t len, unsigned mode,
+			       struct kw_error *err)
 {
-	zip_source_t *s = zip_source_buffer(ww->zip, buf, len, 1);
-	zip_int64_t idx;
+	struct item *it = new_item(ww, ITEM_BUFFER, name);
 
-	if (!s) {
+	if (!it) {
 		free(buf);
-		return zip_err(ww, "cannot add a member", err);
+		return kw_error_set(err, KW_ENOMEM, "out of memory");
 	}
-	idx = zip_file_add(ww->zip, name, s, ZIP_FL_ENC_UTF_8);
-	if (idx < 0) {
-		zip_source_free(s);
-		return zip_err(ww, "cannot add a member", err);
-	}
-	return added(ww, idx, mode, true, err);
+	it->buf = buf;
+	it->len = len;
+	it->mode = mode;
+	return 0;
 }
 
 int kw_wheel_writer_add_file(struct kw_wheel_writer *ww, const char *name, const char *path, unsigned mode,
 			     struct kw_error *err)
 {
-	zip_source_t *s = zip_source_file(ww->zip, path, 0, -1);
-	zip_int64_t idx;
+	struct item *it = new_item(ww, ITEM_FILE, name);
 
-	if (!s) {
-		return zip_err(ww, "cannot add a member", err);
+	if (!it || !(it->path = kw_strdup(path))) {
+		return kw_error_set(err, KW_ENOMEM, "out of memory");
 	}
-	idx = zip_file_add(ww->zip, name, s, ZIP_FL_ENC_UTF_8);
-	if (idx < 0) {
-		zip_source_free(s);
-		return zip_err(ww, "cannot add a member", err);
+	it->mode = mode;
+	return 0;
+}
+
+/* Spread new members over the workers, biggest first, to the least loaded. */
+static int assign(struct kw_wheel_writer *ww)
+{
+	uint64_t load[MAX_WORKERS] = { 0 };
+	size_t i;
+	int used = 0;
+
+	for (;;) {
+		struct item *big = NULL;
+		uint64_t bs = 0;
+		int k, best = 0;
+
+		for (i = 0; i < ww->n_items; i++) {
+			struct item *it = &ww->items[i];
+			uint64_t sz;
+			struct stat st;
+
+			if (it->kind == ITEM_COPY || it->worker != 0) {
+				continue;
+			}
+			sz = it->kind == ITEM_BUFFER ? it->len : (stat(it->path, &st) == 0 ? (uint64_t)st.st_size : 0);
+			if (!big || sz > bs) {
+				big = it;
+				bs = sz;
+			}
+		}
+		if (!big) {
+			return used;
+		}
+		for (k = 1; k < ww->jobs; k++) {
+			if (load[k] < load[best]) {
+				best = k;
+			}
+		}
+		load[best] += bs + 1;
+		big->worker = best + 1; /* 0 means unassigned */
+		if (best + 1 > used) {
+			used = best + 1;
+		}
 	}
-	return added(ww, idx, mode, true, err);
 }
 
 int kw_wheel_writer_commit(struct kw_wheel_writer *ww, struct kw_error *err)
 {
-	int rc = 0, fd;
+	struct worker wk[MAX_WORKERS];
+	pthread_t th[MAX_WORKERS];
+	bool started[MAX_WORKERS] = { false };
+	struct rawzip tz[MAX_WORKERS];
+	struct rawzip in[8];
+	size_t n_in = 0, i;
+	struct central cd = { 0 };
+	uint64_t pos = 0;
+	int out = -1, rc = 0, used, k;
 
-	if (zip_close(ww->zip) < 0) {
-		rc = kw_error_set(err, KW_EIO, "'%s': cannot write: %s", ww->final_path, zip_strerror(ww->zip));
-		zip_discard(ww->zip);
-		ww->zip = NULL;
-		kw_wheel_writer_abort(ww);
-		return rc;
+	memset(wk, 0, sizeof(wk));
+	for (k = 0; k < MAX_WORKERS; k++) {
+		tz[k].fd = -1;
+		tz[k].n = 0;
+		tz[k].e = NULL;
+		tz[k].path = NULL;
 	}
-	ww->zip = NULL;
-	/* libzip renamed its own temporary over ours; make it durable, then final. */
-	fd = open(ww->tmp_path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fsync(fd) < 0) {
+	used = assign(ww);
+	for (k = 0; k < used; k++) {
+		wk[k].ww = ww;
+		wk[k].id = k + 1;
+		wk[k].zpath = kw_asprintf("%s/.kwheel-z%d-XXXXXX", ww->dir, k);
+		if (!wk[k].zpath) {
+			rc = kw_error_set(err, KW_ENOMEM, "out of memory");
+			break;
+		}
+		{
+			int fd = mkstemp(wk[k].zpath);
+
+			if (fd < 0) {
+				rc = kw_error_set(err, KW_EIO, "'%s': cannot create a temporary file: %s", ww->dir,
+						  strerror(errno));
+				free(wk[k].zpath);
+				wk[k].zpath = NULL;
+				break;
+			}
+			close(fd);
+		}
+		started[k] = pthread_create(&th[k], NULL, compress_worker, &wk[k]) == 0;
+		if (!started[k]) {
+			compress_worker(&wk[k]);
+		}
+	}
+	for (k = 0; k < used; k++) {
+		if (started[k]) {
+			pthread_join(th[k], NULL);
+		}
+		if (!rc && wk[k].rc) {
+			rc = kw_error_set(err, wk[k].rc, "%s", wk[k].err.msg);
+		}
+	}
+	for (k = 0; !rc && k < used; k++) {
+		rc = rawzip_open(&tz[k], wk[k].zpath, err);
+	}
+	if (rc) {
+		goto out;
+	}
+	ww->tmp_path = kw_asprintf("%s/.%s.kwheel-XXXXXX", ww->dir, strrchr(ww->final_path, '/') ?
+						  strrchr(ww->final_path, '/') + 1 : ww->final_path);
+	out = ww->tmp_path ? mkstemp(ww->tmp_path) : -1;
+	if (out < 0) {
+		rc = ww->tmp_path ? kw_error_set(err, KW_EIO, "'%s': cannot create a file there: %s", ww->final_path,
+						 strerror(errno))
+				  : kw_error_set(err, KW_ENOMEM, "out of memory");
+		free(ww->tmp_path);
+		ww->tmp_path = NULL;
+		goto out;
+	}
+	for (i = 0; !rc && i < ww->n_items; i++) {
+		struct item *it = &ww->items[i];
+		const struct raw *r;
+		struct raw copy;
+		int fd;
+
+		if (it->kind == ITEM_COPY) {
+			const char *p = kw_wheel_path(it->src);
+			const struct kw_wheel_member *m = kw_wheel_member(it->src, it->src_index);
+			size_t z;
+
+			for (z = 0; z < n_in && strcmp(in[z].path, p) != 0; z++) {
+			}
+			if (z == n_in) {
+				if (n_in == sizeof(in) / sizeof(in[0])) {
+					rc = kw_error_set(err, KW_ELIMIT, "too many source archives");
+					break;
+				}
+				rc = rawzip_open(&in[n_in], p, err);
+				if (rc) {
+					break;
+				}
+				n_in++;
+			}
+			r = rawzip_find(&in[z], m->name);
+			/* What libzip validated and what we copy must be the same member. */
+			if (!r || r->crc != m->crc || r->comp_size != m->comp_size || r->method != m->method) {
+				rc = kw_error_set(err, KW_EHOSTILE, "'%s': member '%s' is not what the central directory says",
+						  p, m->name);
+				break;
+			}
+			copy = *r;
+			fd = in[z].fd;
+		} else {
+			r = rawzip_find(&tz[it->worker - 1], it->name);
+			if (!r) {
+				rc = kw_error_set(err, KW_EINTERNAL, "compressed member '%s' went missing", it->name);
+				break;
+			}
+			copy = *r;
+			copy.dtime = ww->dtime;
+			copy.ddate = ww->ddate;
+			copy.ext_attr = (uint32_t)(0100000 | (it->mode & 0777)) << 16;
+			fd = tz[it->worker - 1].fd;
+		}
+		rc = emit(out, &pos, &cd, &copy, it->name, fd, err, ww->final_path);
+	}
+	if (!rc) {
+		rc = finish(out, pos, &cd, ww->final_path, err);
+	}
+	if (!rc && (fchmod(out, 0644) < 0 || fsync(out) < 0)) {
 		rc = kw_error_set(err, KW_EIO, "'%s': %s", ww->final_path, strerror(errno));
 	}
-	if (fd >= 0) {
-		close(fd);
-	}
-	if (rc == 0 && chmod(ww->tmp_path, 0644) < 0) {
+	if (close(out) < 0 && !rc) {
 		rc = kw_error_set(err, KW_EIO, "'%s': %s", ww->final_path, strerror(errno));
 	}
-	if (rc == 0 && rename(ww->tmp_path, ww->final_path) < 0) {
+	out = -1;
+	if (!rc && rename(ww->tmp_path, ww->final_path) < 0) {
 		rc = kw_error_set(err, KW_EIO, "'%s': cannot rename into place: %s", ww->final_path, strerror(errno));
 	}
-	if (rc == 0) {
+	if (!rc) {
 		free(ww->tmp_path);
 		ww->tmp_path = NULL;
 	}
+out:
+	if (out >= 0) {
+		close(out);
+	}
+	for (k = 0; k < used; k++) {
+		rawzip_close(&tz[k]);
+		if (wk[k].zpath) {
+			unlink(wk[k].zpath);
+			free(wk[k].zpath);
+		}
+	}
+	for (i = 0; i < n_in; i++) {
+		rawzip_close(&in[i]);
+	}
+	free(cd.buf);
 	kw_wheel_writer_abort(ww);
 	return rc;
 }
 
 void kw_wheel_writer_abort(struct kw_wheel_writer *ww)
 {
+	size_t i;
+
 	if (!ww) {
 		return;
-	}
-	if (ww->zip) {
-		zip_discard(ww->zip);
 	}
 	if (ww->tmp_path) {
 		unlink(ww->tmp_path);
 	}
+	for (i = 0; i < ww->n_items; i++) {
+		free(ww->items[i].name);
+		free(ww->items[i].path);
+		free(ww->items[i].buf);
+	}
+	free(ww->items);
 	free(ww->tmp_path);
 	free(ww->final_path);
+	free(ww->dir);
 	free(ww);
 }
