@@ -27,6 +27,7 @@ enum kw_status {
 	KW_EINVAL = -7,       /* bad argument from the caller */
 	KW_ELIMIT = -8,       /* a resource limit was reached */
 	KW_EINTERNAL = -9,    /* a bug in kwheel */
+	KW_EPOLICY = -10,     /* the wheel cannot meet the policy asked for (too-new symbols, missing library) */
 };
 
 #define KW_ERROR_MSG_MAX 512

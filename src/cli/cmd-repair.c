@@ -145,9 +145,7 @@ static void repair_one(struct job *job, const char *path)
 
 	if (kw_repair_wheel(job->ctx, path, &job->opts, &r, &err)) {
 		/* Cannot reach the tag or a library is missing: a verdict; the rest: the input is bad. */
-		int code = (err.code == KW_EUNSUPPORTED || err.code == KW_ENOTFOUND || err.code == KW_EINVAL)
-				   ? KW_EXIT_VERDICT
-				   : KW_EXIT_ERROR;
+		int code = err.code == KW_EPOLICY ? KW_EXIT_VERDICT : KW_EXIT_ERROR;
 
 		if (job->json && kw_report_error_json(path, &err, &text, &rerr) == 0) {
 			emit(job, text, false, code);

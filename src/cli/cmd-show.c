@@ -78,6 +78,11 @@ static void audit_one(struct job *job, const char *path)
 		return;
 	}
 	code = (a->tags_ok && a->record.n_problems == 0) ? KW_EXIT_OK : KW_EXIT_VERDICT;
+	for (size_t i = 0; i < a->n_members; i++) {
+		if (a->members[i].error) {
+			code = KW_EXIT_VERDICT; /* an ELF member the loader could not load */
+		}
+	}
 	if (job->json ? kw_report_show_json(a, &text, &rerr) : kw_report_show_text(a, job->verbose, &text, &rerr)) {
 		char *line = kw_asprintf("kwheel: '%s': %s", path, rerr.msg);
 

@@ -763,13 +763,27 @@ static int parse(const struct view *v0, struct kw_elf_info **out, struct kw_erro
 	info->type = eh.e_type;
 	info->e_flags = eh.e_flags;
 	if (eh.e_phnum == 0) {
+		if (eh.e_type == ET_DYN || eh.e_type == ET_EXEC) {
+			rc = kw_error_set(err, KW_EFORMAT, "'%s': no program headers: the loader cannot load it", v.name);
+			goto out;
+		}
 		goto done;
 	}
 	if (eh.e_phentsize != (v.is64 ? sizeof(Elf64_Phdr) : sizeof(Elf32_Phdr))) {
 		rc = kw_error_set(err, KW_EFORMAT, "'%s': program header size %u is wrong", v.name, eh.e_phentsize);
 		goto out;
 	}
-	if (elf_getphdrnum(e, &phnum) != 0 || !in_file(&v, eh.e_phoff, (uint64_t)phnum * eh.e_phentsize)) {
+	/*
+	 * The declared count, not elf_getphdrnum's: libelf quietly shrinks a
+	 * table that runs past the end to nothing, which would read a truncated
+	 * object as one without dependencies.
+	 */
+	phnum = eh.e_phnum;
+	if (phnum == PN_XNUM && (elf_getphdrnum(e, &phnum) != 0 || phnum == PN_XNUM || phnum == 0)) {
+		rc = kw_error_set(err, KW_EFORMAT, "'%s': e_phnum is PN_XNUM but section 0 holds no count", v.name);
+		goto out;
+	}
+	if (!in_file(&v, eh.e_phoff, (uint64_t)phnum * eh.e_phentsize)) {
 		rc = kw_error_set(err, KW_EFORMAT, "'%s': truncated program header table", v.name);
 		goto out;
 	}

@@ -211,7 +211,7 @@ static int too_new(const struct kw_audit *a, const struct kw_audit_verdict *v, c
 			shown++;
 		}
 	}
-	return kw_error_set(err, KW_EUNSUPPORTED, "'%s': cannot reach %s: %s%s (best reachable: %s)", a->filename,
+	return kw_error_set(err, KW_EPOLICY, "'%s': cannot reach %s: %s%s (best reachable: %s)", a->filename,
 			    tag, msg, total > shown ? "; ..." : "", a->sym_tag ? a->sym_tag : "none");
 }
 
@@ -234,7 +234,7 @@ static int choose(struct job *j, struct kw_error *err)
 		long ri = verdict_index(a, req);
 
 		if (!req) {
-			return kw_error_set(err, KW_EINVAL, "'%s': %s is not a %s policy for %s", a->filename, j->o->plat,
+			return kw_error_set(err, KW_EPOLICY, "'%s': %s is not a %s policy for %s", a->filename, j->o->plat,
 					    a->family == KW_POLICY_MUSLLINUX ? "musllinux" : "manylinux",
 					    a->arch ? a->arch : "this architecture");
 		}
@@ -374,7 +374,7 @@ static int plan_grafts(struct job *j, struct kw_error *err)
 						}
 					}
 				}
-				return kw_error_set(err, KW_ENOTFOUND,
+				return kw_error_set(err, KW_EPOLICY,
 						    "'%s': %s not found (needed by %s); give its directory with "
 						    "--library-path or leave it out with --exclude",
 						    a->filename, n->name, by);

@@ -48,6 +48,7 @@ const char *kw_status_str(int code)
 	case KW_EINVAL: return "invalid argument";
 	case KW_ELIMIT: return "limit exceeded";
 	case KW_EINTERNAL: return "internal error";
+	case KW_EPOLICY: return "cannot meet the policy";
 	}
 	return "unknown error";
 }

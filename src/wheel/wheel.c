@@ -9,6 +9,7 @@
 #include <zip.h>
 
 #include "internal.h"
+#include "rawzip.h"
 #include "kwheel/util.h"
 
 /* Ratios are judged only above this size: a small file of zeros is not a bomb. */
@@ -283,6 +284,35 @@ static int check_members(struct kw_wheel *w, struct kw_error *err)
 	return rc;
 }
 
+/*
+ * libzip hands names over as C strings: a NUL inside a name would cut it
+ * short unseen, and a duplicate shows up only as a failed open. Our own read
+ * of the central directory sees the raw bytes.
+ */
+static int cross_check(struct kw_wheel *w, struct kw_error *err)
+{
+	struct rawzip z;
+	size_t i;
+	int rc;
+
+	rc = rawzip_open(&z, w->path, err);
+	if (rc) {
+		kw_error_set(err, rc, "'%s': not a valid zip archive: %s", w->label, err ? err->msg : "");
+		return rc;
+	}
+	if (z.n != w->n_members) {
+		rc = kw_error_set(err, KW_EHOSTILE, "'%s': central directory holds %zu entries, libzip sees %zu", w->label,
+				  z.n, w->n_members);
+	}
+	for (i = 0; !rc && i < z.n; i++) {
+		if (z.e[i].name_len != strlen(z.e[i].name)) {
+			rc = kw_error_set(err, KW_EHOSTILE, "'%s': member '%s...': NUL byte in its name", w->label, z.e[i].name);
+		}
+	}
+	rawzip_close(&z);
+	return rc;
+}
+
 int kw_wheel_open(struct kw_ctx *ctx, const char *path, struct kw_wheel **out, struct kw_error *err)
 {
 	struct kw_wheel *w = NULL;
@@ -314,8 +344,12 @@ int kw_wheel_open(struct kw_ctx *ctx, const char *path, struct kw_wheel **out, s
 	w->zip = zip_open(path, ZIP_RDONLY | ZIP_CHECKCONS, &zep);
 	if (!w->zip) {
 		zip_error_init_with_code(&zerr, zep);
-		rc = kw_error_set(err, zep == ZIP_ER_OPEN || zep == ZIP_ER_READ ? KW_EIO : KW_EFORMAT,
-				  "'%s': not a valid zip archive: %s", w->label, zip_error_strerror(&zerr));
+		if (zep == ZIP_ER_EXISTS) {
+			rc = kw_error_set(err, KW_EHOSTILE, "'%s': duplicate member names", w->label);
+		} else {
+			rc = kw_error_set(err, zep == ZIP_ER_OPEN || zep == ZIP_ER_READ ? KW_EIO : KW_EFORMAT,
+					  "'%s': not a valid zip archive: %s", w->label, zip_error_strerror(&zerr));
+		}
 		zip_error_fini(&zerr);
 		goto out;
 	}
@@ -388,6 +422,10 @@ int kw_wheel_open(struct kw_ctx *ctx, const char *path, struct kw_wheel **out, s
 	}
 	if (sorted_index(w, cmp_name, w->by_name)) {
 		rc = kw_error_set(err, KW_ENOMEM, "out of memory");
+		goto out;
+	}
+	rc = cross_check(w, err);
+	if (rc) {
 		goto out;
 	}
 	rc = check_members(w, err);
