@@ -23,6 +23,8 @@ struct kw_policy_arch {
 	char *arch;                     /* "x86_64" */
 	struct kw_policy_symver *symvers;
 	size_t n_symvers;
+	char **named;                   /* non-numeric versions also provided ("CXXABI_TM_1") */
+	size_t n_named;
 };
 
 struct kw_policy_blacklist {
@@ -69,10 +71,12 @@ const struct kw_policy_arch *kw_policy_arch(const struct kw_policy *p, const cha
 /* Is soname on the policy's list of assumed libraries? */
 bool kw_policy_allows_lib(const struct kw_policy *p, const char *soname);
 /*
- * Is a version requirement like "GLIBC_2.17" allowed on arch? Versions whose
- * prefix the policy does not govern (a library's own, e.g. "OPENSSL_3.0.0")
- * are allowed; a governed prefix with a version above the maximum, or a
- * non-numeric one ("GLIBC_PRIVATE"), is not.
+ * Is a version requirement like "GLIBC_2.17" allowed on arch? The prefix is
+ * what comes before the first '_'. Versions whose prefix the policy does not
+ * govern (a library's own, e.g. "OPENSSL_3.0.0") are allowed; a governed
+ * prefix with a number above the maximum is not; a governed prefix with a
+ * name ("GLIBC_ABI_DT_RELR", "CXXABI_TM_1", "GLIBC_PRIVATE") only if the
+ * policy's toolchain provides that name on arch.
  */
 bool kw_policy_allows_version(const struct kw_policy *p, const char *arch, const char *version);
 /* Is symbol (imported from lib) blacklisted by the policy? */

@@ -34,6 +34,10 @@ static void policy_release(struct kw_policy *p)
 			free(p->arches[i].symvers[k].prefix);
 			free(p->arches[i].symvers[k].max);
 		}
+		for (k = 0; k < p->arches[i].n_named; k++) {
+			free(p->arches[i].named[k]);
+		}
+		free(p->arches[i].named);
 		free(p->arches[i].symvers);
 		free(p->arches[i].arch);
 	}
@@ -258,6 +262,68 @@ static int load_policy(struct kw_policy *p, json_t *jp, json_t *lib_sets, json_t
 	return 0;
 }
 
+/*
+ * Version names that are not numbers come with a toolchain, not with a
+ * glibc number: each entry says from which manylinux policy on, and on which
+ * arches ("*": all), the name exists.
+ */
+static int load_named_versions(struct kw_policy_set *set, json_t *table, struct kw_error *err)
+{
+	size_t i, k, a;
+	json_t *e;
+
+	if (!table) {
+		return 0;
+	}
+	if (!json_is_array(table)) {
+		return kw_error_set(err, KW_EFORMAT, "policy data: 'named_versions': expected an array");
+	}
+	json_array_foreach(table, i, e) {
+		const char *ver = json_string_value(json_object_get(e, "version"));
+		json_t *since = json_object_get(e, "since"), *arches = json_object_get(e, "arches");
+		int maj, min;
+
+		if (!ver || !strchr(ver, '_') || !json_is_array(since) || json_array_size(since) != 2 ||
+		    !(json_is_array(arches) || json_is_string(arches))) {
+			return kw_error_set(err, KW_EFORMAT,
+					    "policy data: 'named_versions'[%zu]: expected version, since [major, minor], arches", i);
+		}
+		maj = (int)json_integer_value(json_array_get(since, 0));
+		min = (int)json_integer_value(json_array_get(since, 1));
+		for (k = 0; k < set->n_policies; k++) {
+			struct kw_policy *p = &set->policies[k];
+
+			if (p->family != KW_POLICY_MANYLINUX || p->major < maj || (p->major == maj && p->minor < min)) {
+				continue;
+			}
+			for (a = 0; a < p->n_arches; a++) {
+				struct kw_policy_arch *pa = &p->arches[a];
+				bool match = json_is_string(arches) && strcmp(json_string_value(arches), "*") == 0;
+				size_t q;
+				json_t *an;
+				char **nv;
+
+				json_array_foreach(arches, q, an) {
+					match |= json_is_string(an) && strcmp(json_string_value(an), pa->arch) == 0;
+				}
+				if (!match) {
+					continue;
+				}
+				nv = kw_realloc(pa->named, (pa->n_named + 1) * sizeof(*nv));
+				if (!nv) {
+					return kw_error_set(err, KW_ENOMEM, "out of memory");
+				}
+				pa->named = nv;
+				if (!(pa->named[pa->n_named] = kw_strdup(ver))) {
+					return kw_error_set(err, KW_ENOMEM, "out of memory");
+				}
+				pa->n_named++;
+			}
+		}
+	}
+	return 0;
+}
+
 int kw_policy_set_load_json(const char *text, size_t len, struct kw_policy_set **out, struct kw_error *err)
 {
 	struct kw_policy_set *set = NULL;
@@ -305,6 +371,10 @@ int kw_policy_set_load_json(const char *text, size_t len, struct kw_policy_set *
 					  set->policies[i].name);
 			goto out;
 		}
+	}
+	rc = load_named_versions(set, json_object_get(root, "named_versions"), err);
+	if (rc) {
+		goto out;
 	}
 	*out = set;
 	set = NULL;
@@ -449,24 +519,30 @@ int kw_version_cmp(const char *a, const char *b)
 bool kw_policy_allows_version(const struct kw_policy *p, const char *arch, const char *version)
 {
 	const struct kw_policy_arch *pa = kw_policy_arch(p, arch);
-	const char *us = strrchr(version, '_');
+	const char *us = strchr(version, '_');
 	size_t plen, i;
 
 	if (!pa || !us) {
 		return pa != NULL;
 	}
-	/* The prefix is everything before the last '_' ("GLIBC" of "GLIBC_2.17"). */
+	/* The prefix is everything before the first '_' ("GLIBC" of "GLIBC_ABI_DT_RELR"). */
 	plen = (size_t)(us - version);
 	for (i = 0; i < pa->n_symvers; i++) {
 		const struct kw_policy_symver *sv = &pa->symvers[i];
+		size_t k;
 
 		if (strlen(sv->prefix) != plen || strncmp(sv->prefix, version, plen) != 0) {
 			continue;
 		}
-		if (!sv->max || !numeric_version(us + 1)) {
-			return false;
+		if (numeric_version(us + 1)) {
+			return sv->max && kw_version_cmp(us + 1, sv->max) <= 0;
 		}
-		return kw_version_cmp(us + 1, sv->max) <= 0;
+		for (k = 0; k < pa->n_named; k++) {
+			if (strcmp(pa->named[k], version) == 0) {
+				return true;
+			}
+		}
+		return false;
 	}
 	return true;
 }
