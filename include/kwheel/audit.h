@@ -90,6 +90,7 @@ struct kw_audit {
 	bool tags_ok;          /* every platform tag the wheel claims is satisfied */
 	struct kw_resolver *resolver; /* owns the ELF infos the graphs borrow */
 	struct kw_strv bad_tags;  /* claimed platform tags the wheel does not satisfy */
+	struct kw_strv tag_mismatches; /* where WHEEL's Tag lines and the file name disagree, as sentences */
 };
 
 /*

@@ -38,6 +38,18 @@ void kw_sha256_init(struct kw_sha256 *s);
 void kw_sha256_update(struct kw_sha256 *s, const void *data, size_t len);
 void kw_sha256_final(struct kw_sha256 *s, unsigned char out[32]);
 
+/* SHA-512, or SHA-384 (same function, other start values, truncated), incremental. */
+struct kw_sha512 {
+	uint64_t h[8];
+	uint64_t len;
+	unsigned char buf[128];
+	size_t used, out_len;
+};
+void kw_sha512_init(struct kw_sha512 *s, bool sha384);
+void kw_sha512_update(struct kw_sha512 *s, const void *data, size_t len);
+/* Writes 64 or 48 bytes; returns how many. */
+size_t kw_sha512_final(struct kw_sha512 *s, unsigned char out[64]);
+
 /* URL-safe base64 without padding (RECORD's digest form). out needs 4*ceil(n/3)+1 bytes. */
 void kw_b64url_nopad(const unsigned char *in, size_t n, char *out);
 /* Lower-case hex. out needs 2n+1 bytes. */

@@ -101,6 +101,7 @@ void kw_audit_free(struct kw_audit *a)
 	kw_wheel_meta_release(&a->meta);
 	kw_record_release(&a->record);
 	kw_strv_release(&a->bad_tags);
+	kw_strv_release(&a->tag_mismatches);
 	for (i = 0; i < a->n_members; i++) {
 		free(a->members[i].name);
 		free(a->members[i].error);
@@ -704,6 +705,64 @@ static int check_tags(struct kw_audit *a)
 	return 0;
 }
 
+/*
+ * The wheel spec has WHEEL list the same tag triples as the file name's
+ * expansion: installers trust one and indexes the other, so a difference
+ * is a wheel that says two things.
+ */
+static int compare_wheel_tags(struct kw_audit *a)
+{
+	struct kw_strv py = { 0 }, abi = { 0 }, plat = { 0 }, named = { 0 };
+	size_t i, j, k;
+	int rc = KW_ENOMEM;
+
+	if (kw_strv_split(&py, a->name.python, '.') || kw_strv_split(&abi, a->name.abi, '.') ||
+	    kw_strv_split(&plat, a->name.platform, '.')) {
+		goto out;
+	}
+	for (i = 0; i < py.n; i++) {
+		for (j = 0; j < abi.n; j++) {
+			for (k = 0; k < plat.n; k++) {
+				char *t = kw_asprintf("%s-%s-%s", py.v[i], abi.v[j], plat.v[k]);
+
+				if (!t || kw_strv_push_take(&named, t)) {
+					goto out;
+				}
+			}
+		}
+	}
+	for (i = 0; i < a->meta.n_tags; i++) {
+		if (kw_strv_find(&named, a->meta.tags[i]) < 0) {
+			char *m = kw_asprintf("WHEEL has Tag %s, which the file name does not", a->meta.tags[i]);
+
+			if (!m || kw_strv_push_take(&a->tag_mismatches, m)) {
+				goto out;
+			}
+		}
+	}
+	for (i = 0; i < named.n; i++) {
+		bool listed = false;
+
+		for (j = 0; j < a->meta.n_tags && !listed; j++) {
+			listed = strcmp(a->meta.tags[j], named.v[i]) == 0;
+		}
+		if (!listed) {
+			char *m = kw_asprintf("the file name has tag %s, which WHEEL does not list", named.v[i]);
+
+			if (!m || kw_strv_push_take(&a->tag_mismatches, m)) {
+				goto out;
+			}
+		}
+	}
+	rc = 0;
+out:
+	kw_strv_release(&py);
+	kw_strv_release(&abi);
+	kw_strv_release(&plat);
+	kw_strv_release(&named);
+	return rc;
+}
+
 static const char *base_name(const char *path)
 {
 	const char *s = strrchr(path, '/');
@@ -756,6 +815,10 @@ int kw_audit_wheel_flags(struct kw_ctx *ctx, const char *path, unsigned flags, s
 	}
 	rc = kw_wheel_read_meta(w, &a->meta, err);
 	if (rc) {
+		goto out;
+	}
+	if (compare_wheel_tags(a)) {
+		rc = kw_error_set(err, KW_ENOMEM, "out of memory");
 		goto out;
 	}
 	rc = (flags & KW_AUDIT_NO_RECORD) ? 0 : kw_wheel_verify_record(w, &a->record, err);

@@ -32,31 +32,54 @@ static const struct kw_opt_help helps[] = {
 	{ { NULL, 0, NULL, 0 }, NULL, NULL },
 };
 
+/* A finished report waiting for the ones before it, so -j N prints in input order. */
+struct slot {
+	char *text;
+	bool is_err;
+	bool done;
+};
+
 struct job {
 	struct kw_ctx *ctx;
 	struct kw_strv *inputs;
+	struct slot *slots;
 	size_t next;            /* next input to take */
+	size_t printed;         /* inputs whose report has been written */
 	bool json;
 	bool verbose;
 	int worst;              /* highest exit code so far */
 	pthread_mutex_t lock;
 };
 
-static void emit(struct job *job, const char *text, bool is_err, int code)
+static void emit(struct job *job, size_t idx, const char *text, bool is_err, int code)
 {
 	pthread_mutex_lock(&job->lock);
-	if (text) {
-		fputs(text, is_err ? stderr : stdout);
-		fputc('\n', is_err ? stderr : stdout);
-		fflush(is_err ? stderr : stdout);
-	}
 	if (code > job->worst) {
 		job->worst = code;
+	}
+	/* Without memory to hold it, a report is written at once, out of order. */
+	job->slots[idx].text = text ? kw_strdup(text) : NULL;
+	if (text && !job->slots[idx].text) {
+		fputs(text, is_err ? stderr : stdout);
+		fputc('\n', is_err ? stderr : stdout);
+	}
+	job->slots[idx].is_err = is_err;
+	job->slots[idx].done = true;
+	while (job->printed < job->inputs->n && job->slots[job->printed].done) {
+		struct slot *sl = &job->slots[job->printed++];
+
+		if (sl->text) {
+			fputs(sl->text, sl->is_err ? stderr : stdout);
+			fputc('\n', sl->is_err ? stderr : stdout);
+			fflush(sl->is_err ? stderr : stdout);
+			free(sl->text);
+			sl->text = NULL;
+		}
 	}
 	pthread_mutex_unlock(&job->lock);
 }
 
-static void audit_one(struct job *job, const char *path)
+static void audit_one(struct job *job, size_t idx, const char *path)
 {
 	struct kw_audit *a = NULL;
 	struct kw_error err = { 0 };
@@ -67,17 +90,17 @@ static void audit_one(struct job *job, const char *path)
 	if (kw_audit_wheel(job->ctx, path, &a, &err)) {
 		/* One bad wheel gets its own line and does not stop the others. */
 		if (job->json && kw_report_error_json(path, &err, &text, &rerr) == 0) {
-			emit(job, text, false, KW_EXIT_ERROR);
+			emit(job, idx, text, false, KW_EXIT_ERROR);
 		} else {
 			char *line = kw_asprintf("kwheel: %s", err.msg);
 
-			emit(job, line ? line : err.msg, true, KW_EXIT_ERROR);
+			emit(job, idx, line ? line : err.msg, true, KW_EXIT_ERROR);
 			free(line);
 		}
 		free(text);
 		return;
 	}
-	code = (a->tags_ok && a->record.n_problems == 0) ? KW_EXIT_OK : KW_EXIT_VERDICT;
+	code = (a->tags_ok && a->tag_mismatches.n == 0 && a->record.n_problems == 0) ? KW_EXIT_OK : KW_EXIT_VERDICT;
 	for (size_t i = 0; i < a->n_members; i++) {
 		if (a->members[i].error) {
 			code = KW_EXIT_VERDICT; /* an ELF member the loader could not load */
@@ -86,10 +109,10 @@ static void audit_one(struct job *job, const char *path)
 	if (job->json ? kw_report_show_json(a, &text, &rerr) : kw_report_show_text(a, job->verbose, &text, &rerr)) {
 		char *line = kw_asprintf("kwheel: '%s': %s", path, rerr.msg);
 
-		emit(job, line ? line : rerr.msg, true, KW_EXIT_ERROR);
+		emit(job, idx, line ? line : rerr.msg, true, KW_EXIT_ERROR);
 		free(line);
 	} else {
-		emit(job, text, false, code);
+		emit(job, idx, text, false, code);
 	}
 	free(text);
 	kw_audit_free(a);
@@ -100,15 +123,19 @@ static void *worker(void *arg)
 	struct job *job = arg;
 
 	for (;;) {
-		const char *path;
+		const char *path = NULL;
+		size_t idx = 0;
 
 		pthread_mutex_lock(&job->lock);
-		path = job->next < job->inputs->n ? job->inputs->v[job->next++] : NULL;
+		if (job->next < job->inputs->n) {
+			idx = job->next++;
+			path = job->inputs->v[idx];
+		}
 		pthread_mutex_unlock(&job->lock);
 		if (!path) {
 			return NULL;
 		}
-		audit_one(job, path);
+		audit_one(job, idx, path);
 	}
 }
 
@@ -178,6 +205,12 @@ static int cmd_show(struct kw_ctx *ctx, int argc, char **argv)
 	}
 	job.ctx = ctx;
 	job.inputs = &inputs;
+	job.slots = kw_calloc(inputs.n, sizeof(*job.slots));
+	if (!job.slots) {
+		kw_error_set(&err, KW_ENOMEM, "out of memory");
+		rc = kw_cli_error(&err);
+		goto out;
+	}
 	pthread_mutex_init(&job.lock, NULL);
 	if ((size_t)jobs > inputs.n) {
 		jobs = (long)inputs.n;
@@ -199,6 +232,7 @@ static int cmd_show(struct kw_ctx *ctx, int argc, char **argv)
 	pthread_mutex_destroy(&job.lock);
 	rc = job.worst;
 out:
+	free(job.slots);
 	free(threads);
 	kw_strv_release(&inputs);
 	return rc;

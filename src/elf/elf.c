@@ -31,7 +31,6 @@
 /* Hard bounds, far above anything real, so a forged count cannot make us spin. */
 #define MAX_VERNEED_ENTRIES 4096
 #define MAX_VERSION_AUX 65536
-#define MAX_RELOC_TYPES 256
 
 struct seg {
 	uint64_t vaddr, memsz, offset, filesz;
@@ -264,19 +263,21 @@ static int dyn_string(const struct view *v, uint64_t idx, const char *what, char
 }
 
 /* Number of dynamic symbols, from DT_HASH or by walking DT_GNU_HASH. */
-static int symbol_count(const struct view *v, const struct dyn *d, uint64_t max, uint64_t *count,
-			struct kw_error *err)
+static int symbol_count(const struct view *v, uint16_t machine, const struct dyn *d, uint64_t max,
+			uint64_t *count, struct kw_error *err)
 {
 	uint64_t off, room;
 
 	*count = 0;
 	if (d->has_hash) {
+		/* 64-bit s390x and alpha use 64-bit hash words; everyone else 32-bit. */
+		bool wide = v->is64 && (machine == EM_S390 || machine == EM_ALPHA);
+
 		room = vaddr_room(v, d->hash, &off);
-		if (room < 8) {
+		if (room < (wide ? 16u : 8u)) {
 			return kw_error_set(err, KW_EFORMAT, "'%s': DT_HASH lies outside the file", v->name);
 		}
-		/* s390x and alpha use 64-bit hash words; everyone else 32-bit. */
-		*count = rd32(v, v->buf + off + 4);
+		*count = wide ? rd64(v, v->buf + off + 8) : rd32(v, v->buf + off + 4);
 		if (*count > max) {
 			return kw_error_set(err, KW_EFORMAT, "'%s': DT_HASH claims %llu symbols, more than the file holds",
 					    v->name, (unsigned long long)*count);
@@ -473,7 +474,7 @@ static int read_verdef(const struct view *v, const struct dyn *d, struct kw_elf_
 	return 0;
 }
 
-static int read_symbols(const struct view *v, const struct dyn *d, struct kw_elf_info *info,
+static int read_symbols(const struct view *v, uint16_t machine, const struct dyn *d, struct kw_elf_info *info,
 			const struct vermap *map, size_t n_map, struct kw_error *err)
 {
 	uint64_t syment = v->is64 ? 24 : 16, off, room, count, i, voff = 0;
@@ -488,7 +489,7 @@ static int read_symbols(const struct view *v, const struct dyn *d, struct kw_elf
 				    (unsigned long long)d->syment, (unsigned long long)syment);
 	}
 	room = vaddr_room(v, d->symtab, &off);
-	rc = symbol_count(v, d, room / syment, &count, err);
+	rc = symbol_count(v, machine, d, room / syment, &count, err);
 	if (rc) {
 		return rc;
 	}
@@ -562,8 +563,39 @@ static int read_symbols(const struct view *v, const struct dyn *d, struct kw_elf
 	return 0;
 }
 
+/* Distinct relocation types, kept sorted; few per file, so insertion is cheap. */
+struct typeset {
+	uint32_t *v;
+	size_t n, cap;
+};
+
+static int typeset_add(struct typeset *t, uint32_t type)
+{
+	size_t lo = 0, hi = t->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (t->v[mid] == type) {
+			return 0;
+		}
+		if (t->v[mid] < type) {
+			lo = mid + 1;
+		} else {
+			hi = mid;
+		}
+	}
+	if (kw_grow(&t->v, &t->cap, t->n + 1, sizeof(*t->v))) {
+		return -1;
+	}
+	memmove(t->v + lo + 1, t->v + lo, (t->n - lo) * sizeof(*t->v));
+	t->v[lo] = type;
+	t->n++;
+	return 0;
+}
+
 static int add_reloc_types(const struct view *v, uint16_t machine, uint64_t addr, uint64_t size,
-			   bool rela, struct kw_elf_info *info, bool *seen, struct kw_error *err)
+			   bool rela, struct typeset *seen, struct kw_error *err)
 {
 	uint64_t ent = v->is64 ? (rela ? 24 : 16) : (rela ? 12 : 8), off, room, i;
 
@@ -590,9 +622,8 @@ static int add_reloc_types(const struct view *v, uint16_t machine, uint64_t addr
 		} else {
 			type = rd32(v, p) & 0xff;
 		}
-		if (type < MAX_RELOC_TYPES && !seen[type]) {
-			seen[type] = true;
-			info->n_reloc_types++;
+		if (typeset_add(seen, type)) {
+			return kw_error_set(err, KW_ENOMEM, "out of memory");
 		}
 	}
 	return 0;
@@ -601,31 +632,24 @@ static int add_reloc_types(const struct view *v, uint16_t machine, uint64_t addr
 static int read_relocs(const struct view *v, uint16_t machine, const struct dyn *d,
 		       struct kw_elf_info *info, struct kw_error *err)
 {
-	bool seen[MAX_RELOC_TYPES] = { false };
-	size_t i, k = 0;
+	struct typeset seen = { NULL, 0, 0 };
 	int rc = 0;
 
 	if (d->has_rela) {
-		rc = add_reloc_types(v, machine, d->rela, d->relasz, true, info, seen, err);
+		rc = add_reloc_types(v, machine, d->rela, d->relasz, true, &seen, err);
 	}
 	if (!rc && d->has_rel) {
-		rc = add_reloc_types(v, machine, d->rel, d->relsz, false, info, seen, err);
+		rc = add_reloc_types(v, machine, d->rel, d->relsz, false, &seen, err);
 	}
 	if (!rc && d->has_jmprel) {
-		rc = add_reloc_types(v, machine, d->jmprel, d->pltrelsz, d->pltrel == DT_RELA, info, seen, err);
+		rc = add_reloc_types(v, machine, d->jmprel, d->pltrelsz, d->pltrel == DT_RELA, &seen, err);
 	}
-	if (rc || info->n_reloc_types == 0) {
+	if (rc) {
+		free(seen.v);
 		return rc;
 	}
-	info->reloc_types = kw_calloc(info->n_reloc_types, sizeof(*info->reloc_types));
-	if (!info->reloc_types) {
-		return kw_error_set(err, KW_ENOMEM, "out of memory");
-	}
-	for (i = 0; i < MAX_RELOC_TYPES; i++) {
-		if (seen[i]) {
-			info->reloc_types[k++] = (uint32_t)i;
-		}
-	}
+	info->reloc_types = seen.v;
+	info->n_reloc_types = seen.n;
 	return 0;
 }
 
@@ -796,6 +820,13 @@ static int parse(const struct view *v0, struct kw_elf_info **out, struct kw_erro
 		}
 		switch (ph.p_type) {
 		case PT_LOAD:
+			/* The loader would map past the end and fault on first touch. */
+			if (!in_file(&v, ph.p_offset, ph.p_filesz)) {
+				rc = kw_error_set(err, KW_EFORMAT,
+						  "'%s': loadable segment %zu runs past the end of the file (truncated?)",
+						  v.name, i);
+				goto out;
+			}
 			if (kw_grow(&v.loads, &lcap, v.n_loads + 1, sizeof(*v.loads))) {
 				rc = kw_error_set(err, KW_ENOMEM, "out of memory");
 				goto out;
@@ -877,7 +908,7 @@ static int parse(const struct view *v0, struct kw_elf_info **out, struct kw_erro
 	if (d.has_verdef && (rc = read_verdef(&v, &d, info, &map, &n_map, &mcap, err))) {
 		goto out;
 	}
-	if ((rc = read_symbols(&v, &d, info, map, n_map, err)) || (rc = read_relocs(&v, info->machine, &d, info, err))) {
+	if ((rc = read_symbols(&v, info->machine, &d, info, map, n_map, err)) || (rc = read_relocs(&v, info->machine, &d, info, err))) {
 		goto out;
 	}
 done:

@@ -220,6 +220,7 @@ static json_t *audit_json(const struct kw_audit *a)
 	bad |= set(o, "overall_tag", str_or_null(a->best_tag));
 	bad |= set(o, "sym_tag", str_or_null(a->sym_tag));
 	bad |= set(o, "tags_ok", json_boolean(a->tags_ok));
+	bad |= set(o, "tag_mismatches", strv_json(a->tag_mismatches.v, a->tag_mismatches.n));
 	bad |= set(o, "bad_tags", strv_json(a->bad_tags.v, a->bad_tags.n));
 	bad |= set(o, "pyfpe", json_boolean(a->pyfpe));
 	bad |= set(o, "ucs2", json_boolean(a->ucs2));
@@ -386,6 +387,9 @@ int kw_report_show_text(const struct kw_audit *a, bool verbose, char **out, stru
 	fprintf(f, "  consistent with: %s\n", a->best_tag ? a->best_tag : "nothing");
 	if (a->sym_tag && a->best_tag && strcmp(a->sym_tag, a->best_tag) != 0) {
 		fprintf(f, "  symbol versions allow: %s (after vendoring the libraries below)\n", a->sym_tag);
+	}
+	for (i = 0; i < a->tag_mismatches.n; i++) {
+		fprintf(f, "  WHEEL and the file name do not match: %s\n", a->tag_mismatches.v[i]);
 	}
 	if (!a->tags_ok) {
 		fprintf(f, "  the wheel claims tags it does not satisfy:");

@@ -44,7 +44,7 @@ int kw_wheel_parse_meta(const char *text, size_t len, struct kw_wheel_meta *meta
 {
 	struct kw_wheel_meta m;
 	struct kw_strv tags = { 0 };
-	char *copy = NULL, *line, *save = NULL;
+	char *copy = NULL, *line, *next;
 	unsigned lineno = 0;
 	bool have_purelib = false;
 	int rc = KW_EFORMAT;
@@ -57,14 +57,25 @@ int kw_wheel_parse_meta(const char *text, size_t len, struct kw_wheel_meta *meta
 	if (!copy) {
 		return kw_error_set(err, KW_ENOMEM, "out of memory");
 	}
-	for (line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		char *colon, *key, *val;
+	for (line = copy; line; line = next) {
+		char *colon, *key, *val, *nl = strchr(line, '\n');
 		char **slot = NULL;
 
+		next = nl ? nl + 1 : NULL;
+		if (nl) {
+			*nl = '\0';
+		}
+		if (!nl && !*line) {
+			break; /* the final newline */
+		}
 		lineno++;
 		if (!*trim(line)) {
 			/* A blank line ends the headers (RFC 822); anything after is a body. */
 			break;
+		}
+		if (*line == ' ' || *line == '\t') {
+			/* A folded continuation: no field kwheel reads is ever folded. */
+			continue;
 		}
 		colon = strchr(line, ':');
 		if (!colon) {
@@ -382,10 +393,48 @@ static int cmp_entry(const void *a, const void *b)
 	return strcmp(((const struct kw_record_entry *)a)->path, ((const struct kw_record_entry *)b)->path);
 }
 
+/* The digests RECORD may use: "sha256 or better" from hashlib's guaranteed set. */
+struct hasher {
+	bool wide;
+	struct kw_sha256 s256;
+	struct kw_sha512 s512;
+};
+
+static bool hasher_init(struct hasher *h, const char *algo, size_t *digest_len)
+{
+	if (strcmp(algo, "sha256") == 0) {
+		h->wide = false;
+		kw_sha256_init(&h->s256);
+		*digest_len = 32;
+	} else if (strcmp(algo, "sha384") == 0 || strcmp(algo, "sha512") == 0) {
+		h->wide = true;
+		kw_sha512_init(&h->s512, algo[3] == '3');
+		*digest_len = algo[3] == '3' ? 48 : 64;
+	} else {
+		return false;
+	}
+	return true;
+}
+
 static int hash_chunk(void *ud, const void *data, size_t len)
 {
-	kw_sha256_update(ud, data, len);
+	struct hasher *h = ud;
+
+	if (h->wide) {
+		kw_sha512_update(&h->s512, data, len);
+	} else {
+		kw_sha256_update(&h->s256, data, len);
+	}
 	return 0;
+}
+
+static void hasher_final(struct hasher *h, unsigned char out[64])
+{
+	if (h->wide) {
+		kw_sha512_final(&h->s512, out);
+	} else {
+		kw_sha256_final(&h->s256, out);
+	}
 }
 
 static bool unsigned_ok(const struct kw_wheel *w, const char *path)
@@ -438,10 +487,11 @@ int kw_wheel_verify_record(struct kw_wheel *w, struct kw_record *rec, struct kw_
 	}
 	for (i = 0; i < w->n_members; i++) {
 		const struct kw_wheel_member *m = &w->members[i];
-		struct kw_record_entry key = { 0 }, *e;
-		unsigned char d[32];
-		char b64[48];
-		struct kw_sha256 sha;
+		struct kw_record_entry key = { 0 }, *e, *end = rec->entries + rec->n_entries;
+		unsigned char d[64];
+		char b64[90];
+		struct hasher sha;
+		size_t dlen = 0;
 		char *detail;
 		int prc = 0;
 
@@ -457,28 +507,33 @@ int kw_wheel_verify_record(struct kw_wheel *w, struct kw_record *rec, struct kw_
 			}
 			continue;
 		}
-		seen[e - rec->entries] = true;
+		/* Duplicates were reported above; every copy counts as listed, the first is checked. */
+		while (e > rec->entries && strcmp(e[-1].path, m->name) == 0) {
+			e--;
+		}
+		for (struct kw_record_entry *c = e; c < end && strcmp(c->path, m->name) == 0; c++) {
+			seen[c - rec->entries] = true;
+		}
 		if (!e->algo) {
 			if (!unsigned_ok(w, m->name)) {
 				prc = add_problem(rec, &pcap, KW_RECORD_NO_HASH, m->name, NULL);
 			}
-		} else if (strcmp(e->algo, "sha256") != 0) {
+		} else if (!hasher_init(&sha, e->algo, &dlen)) {
 			prc = add_problem(rec, &pcap, KW_RECORD_BAD_HASH, m->name,
-					  kw_asprintf("algorithm '%s' is not accepted (sha256 is)", e->algo));
-		} else if (strlen(e->digest) != 43 || !b64url_ok(e->digest)) {
+					  kw_asprintf("algorithm '%s' is not accepted (sha256, sha384 or sha512 are)", e->algo));
+		} else if (strlen(e->digest) != (dlen * 4 + 2) / 3 || !b64url_ok(e->digest)) {
 			prc = add_problem(rec, &pcap, KW_RECORD_BAD_HASH, m->name,
-					  kw_asprintf("'%s' is not an urlsafe-base64 sha256 digest", e->digest));
+					  kw_asprintf("'%s' is not an urlsafe-base64 %s digest", e->digest, e->algo));
 		} else {
-			kw_sha256_init(&sha);
 			rc = kw_wheel_stream(w, i, hash_chunk, &sha, err);
 			if (rc) {
 				goto out;
 			}
 			rc = KW_ENOMEM;
-			kw_sha256_final(&sha, d);
-			kw_b64url_nopad(d, 32, b64);
+			hasher_final(&sha, d);
+			kw_b64url_nopad(d, dlen, b64);
 			if (strcmp(b64, e->digest) != 0) {
-				detail = kw_asprintf("RECORD says sha256=%s, member has sha256=%s", e->digest, b64);
+				detail = kw_asprintf("RECORD says %s=%s, member has %s=%s", e->algo, e->digest, e->algo, b64);
 				prc = add_problem(rec, &pcap, KW_RECORD_HASH_MISMATCH, m->name, detail);
 			}
 		}

@@ -313,6 +313,39 @@ static int cross_check(struct kw_wheel *w, struct kw_error *err)
 	return rc;
 }
 
+/*
+ * libzip's consistency check refuses encrypted and exotic members with a
+ * generic "inconsistent": name the member and the reason when our own read
+ * of the directory can.
+ */
+static bool explain_refusal(struct kw_wheel *w, struct kw_error *err, int *rc)
+{
+	struct kw_error scratch = { 0 };
+	struct rawzip z;
+	bool told = false;
+	size_t i;
+
+	if (rawzip_open(&z, w->path, &scratch)) {
+		return false;
+	}
+	for (i = 0; !told && i < z.n; i++) {
+		const struct raw *r = &z.e[i];
+
+		if (r->flags & 1 || r->method == 99) {
+			*rc = kw_error_set(err, KW_EUNSUPPORTED, "'%s': member '%s' is encrypted%s", w->label, r->name,
+					   r->method == 99 ? " (compression method 99, AES)" : "");
+			told = true;
+		} else if (r->method != ZIP_CM_STORE && r->method != ZIP_CM_DEFLATE &&
+			   !zip_compression_method_supported(r->method, 0)) {
+			*rc = kw_error_set(err, KW_EUNSUPPORTED, "'%s': member '%s' uses unsupported compression method %u",
+					   w->label, r->name, r->method);
+			told = true;
+		}
+	}
+	rawzip_close(&z);
+	return told;
+}
+
 int kw_wheel_open(struct kw_ctx *ctx, const char *path, struct kw_wheel **out, struct kw_error *err)
 {
 	struct kw_wheel *w = NULL;
@@ -346,7 +379,7 @@ int kw_wheel_open(struct kw_ctx *ctx, const char *path, struct kw_wheel **out, s
 		zip_error_init_with_code(&zerr, zep);
 		if (zep == ZIP_ER_EXISTS) {
 			rc = kw_error_set(err, KW_EHOSTILE, "'%s': duplicate member names", w->label);
-		} else {
+		} else if (zep == ZIP_ER_OPEN || zep == ZIP_ER_READ || !explain_refusal(w, err, &rc)) {
 			rc = kw_error_set(err, zep == ZIP_ER_OPEN || zep == ZIP_ER_READ ? KW_EIO : KW_EFORMAT,
 					  "'%s': not a valid zip archive: %s", w->label, zip_error_strerror(&zerr));
 		}
