@@ -58,6 +58,7 @@ char *kw_strdup(const char *s);
 char *kw_strndup(const char *s, size_t n);
 /* printf into a new string (freed with free()); NULL on failure. */
 char *kw_asprintf(const char *fmt, ...) KW_PRINTF(1, 2);
+char *kw_vasprintf(const char *fmt, va_list ap) KW_PRINTF(1, 0);
 /*
  * Fault injection for tests: the nth allocation from now (1-based) and every
  * later one fail; 0 turns it off. Returns how many allocations happened since

@@ -5,6 +5,7 @@
 
 #include <jansson.h>
 
+#include "kwheel/km.h"
 #include "kwheel/report.h"
 
 static const char *base_name(const char *path)
@@ -107,6 +108,86 @@ static json_t *libraries_json(const struct kw_audit *a)
 		return NULL;
 	}
 	return arr;
+}
+
+static const char *km_mode_str(enum kw_km_mode m)
+{
+	return m == KW_KM_MODULE ? "module" : "lib";
+}
+
+/* The KM verdict: can the wheel's objects be delinked into a static interpreter? */
+static json_t *km_json(const struct kw_audit *a)
+{
+	struct kw_km_verdict v;
+	struct kw_error err = { 0 };
+	json_t *o, *objs;
+	size_t i;
+	int bad;
+
+	if (kw_km_judge(a, &v, &err)) {
+		return NULL;
+	}
+	o = json_object();
+	objs = json_array();
+	bad = !o || !objs;
+	bad |= set(o, "convertible", json_boolean(v.convertible));
+	bad |= set(o, "needs_deps", json_boolean(v.needs_deps));
+	bad |= set(o, "reasons", strv_json(v.reasons.v, v.reasons.n));
+	bad |= set(o, "warnings", strv_json(v.warnings.v, v.warnings.n));
+	for (i = 0; !bad && i < v.n_objects; i++) {
+		const struct kw_km_object *ko = &v.objects[i];
+		json_t *e = json_object();
+
+		bad |= set(e, "name", json_string(ko->name));
+		bad |= set(e, "soname", str_or_null(ko->soname));
+		bad |= set(e, "in_wheel", json_boolean(ko->in_wheel));
+		bad |= set(e, "mode", json_string(km_mode_str(ko->mode)));
+		bad |= set(e, "executable", json_boolean(ko->executable));
+		bad |= set(e, "convertible", json_boolean(ko->convertible));
+		bad |= set(e, "reasons", strv_json(ko->reasons.v, ko->reasons.n));
+		bad |= set(e, "warnings", strv_json(ko->warnings.v, ko->warnings.n));
+		bad |= json_array_append_new(objs, e);
+	}
+	bad |= set(o, "objects", objs);
+	kw_km_verdict_release(&v);
+	if (bad) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+static int print_km(FILE *f, const struct kw_audit *a)
+{
+	struct kw_km_verdict v;
+	struct kw_error err = { 0 };
+	size_t i, k, deps = 0;
+
+	if (kw_km_judge(a, &v, &err)) {
+		return -1;
+	}
+	for (i = 0; i < v.n_objects; i++) {
+		deps += !v.objects[i].in_wheel;
+	}
+	if (v.convertible && deps) {
+		fprintf(f, "  KM: convertible, with %zu external librar%s converted too (km --deps)\n", deps,
+			deps == 1 ? "y" : "ies");
+	} else {
+		fprintf(f, "  KM: %s\n", v.convertible ? "convertible" : "not convertible");
+	}
+	for (i = 0; i < v.reasons.n; i++) {
+		fprintf(f, "    %s\n", v.reasons.v[i]);
+	}
+	for (i = 0; i < v.warnings.n; i++) {
+		fprintf(f, "    warning: %s\n", v.warnings.v[i]);
+	}
+	for (i = 0; i < v.n_objects; i++) {
+		for (k = 0; k < v.objects[i].warnings.n; k++) {
+			fprintf(f, "    warning: %s: %s\n", v.objects[i].name, v.objects[i].warnings.v[k]);
+		}
+	}
+	kw_km_verdict_release(&v);
+	return 0;
 }
 
 /* What stands between the wheel and one better policy. */
@@ -249,6 +330,7 @@ static json_t *audit_json(const struct kw_audit *a)
 	}
 	bad |= set(o, "policy_upgrades", up);
 	bad |= set(o, "record", record_json(&a->record));
+	bad |= set(o, "km", km_json(a));
 	if (bad) {
 		json_decref(o);
 		return NULL;
@@ -439,6 +521,11 @@ int kw_report_show_text(const struct kw_audit *a, bool verbose, char **out, stru
 			fprintf(f, "    %s:\n", a->verdicts[i].tag);
 			print_reasons(f, &a->verdicts[i]);
 		}
+	}
+	if (print_km(f, a)) {
+		fclose(f);
+		free(buf);
+		return kw_error_set(err, KW_ENOMEM, "out of memory building the report");
 	}
 done:
 	if (fclose(f) != 0 || !buf) {

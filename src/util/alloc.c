@@ -102,24 +102,30 @@ char *kw_strdup(const char *s)
 	return kw_strndup(s, strlen(s));
 }
 
-char *kw_asprintf(const char *fmt, ...)
+char *kw_vasprintf(const char *fmt, va_list ap)
 {
-	va_list ap;
+	va_list again;
 	int n;
 	char *s;
 
-	va_start(ap, fmt);
+	va_copy(again, ap);
 	n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n < 0) {
+	if (n < 0 || !(s = kw_malloc((size_t)n + 1))) {
+		va_end(again);
 		return NULL;
 	}
-	s = kw_malloc((size_t)n + 1);
-	if (!s) {
-		return NULL;
-	}
+	vsnprintf(s, (size_t)n + 1, fmt, again);
+	va_end(again);
+	return s;
+}
+
+char *kw_asprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+
 	va_start(ap, fmt);
-	vsnprintf(s, (size_t)n + 1, fmt, ap);
+	s = kw_vasprintf(fmt, ap);
 	va_end(ap);
 	return s;
 }

@@ -1,0 +1,427 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Can a wheel's shared objects be delinked for KM? The answer rests on what
+ * the converter can translate (x86-64, the relocation types of a normal
+ * -fPIC link, no text relocations) and on every dependency being either
+ * converted too or provided by the static link. Warnings name what converts
+ * but behaves differently without a loader.
+ */
+#include <elf.h>
+#include <fnmatch.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kwheel/km.h"
+
+#ifndef R_X86_64_TLSDESC
+#define R_X86_64_TLSDESC 36
+#endif
+#ifndef R_X86_64_IRELATIVE
+#define R_X86_64_IRELATIVE 37
+#endif
+#ifndef STB_GNU_UNIQUE
+#define STB_GNU_UNIQUE 10
+#endif
+
+/* Examples quoted in a warning before "and N more". */
+#define MAX_EXAMPLES 3
+
+bool kw_km_reloc_supported(uint16_t machine, uint32_t type)
+{
+	if (machine != EM_X86_64) {
+		return false;
+	}
+	switch (type) {
+	case R_X86_64_NONE:
+	case R_X86_64_64:
+	case R_X86_64_GLOB_DAT:
+	case R_X86_64_JUMP_SLOT:
+	case R_X86_64_RELATIVE:
+	case R_X86_64_DTPMOD64:
+	case R_X86_64_DTPOFF64:
+	case R_X86_64_TPOFF64:
+	case R_X86_64_TLSDESC:
+	case R_X86_64_IRELATIVE:
+		return true;
+	default:
+		return false;
+	}
+}
+
+bool kw_km_static_provided(const char *soname)
+{
+	/* Each has a static archive in Debian's toolchain and libc packages. */
+	static const char *const provided[] = {
+		"libc.so.6", "libm.so.6", "libmvec.so.1", "libdl.so.2", "librt.so.1", "libpthread.so.0",
+		"libutil.so.1", "libresolv.so.2", "libanl.so.1", "libcrypt.so.1", "ld-linux-x86-64.so.2",
+		"libgcc_s.so.1", "libstdc++.so.6", "libatomic.so.1", "libgomp.so.1",
+		"libc.so", "libc.musl-x86_64.so.1", "ld-musl-x86_64.so.1",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(provided) / sizeof(provided[0]); i++) {
+		if (strcmp(soname, provided[i]) == 0) {
+			return true;
+		}
+	}
+	/* Loaders of other machines: the machine itself is what the verdict refuses. */
+	return fnmatch("libpython3.*.so*", soname, 0) == 0 || fnmatch("ld-linux*.so.*", soname, 0) == 0;
+}
+
+static int addf(struct kw_strv *sv, const char *fmt, ...) KW_PRINTF(2, 3);
+
+static int addf(struct kw_strv *sv, const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+
+	va_start(ap, fmt);
+	s = kw_vasprintf(fmt, ap);
+	va_end(ap);
+	if (!s) {
+		return KW_ENOMEM;
+	}
+	return kw_strv_push_take(sv, s) ? KW_ENOMEM : 0;
+}
+
+/* "what (e.g. a, b, c and 4 more)" from a list of examples. */
+static int add_listed(struct kw_strv *sv, const char *what, const struct kw_strv *names)
+{
+	char buf[512];
+	size_t i, used = 0;
+
+	if (names->n == 0) {
+		return 0;
+	}
+	buf[0] = '\0';
+	for (i = 0; i < names->n && i < MAX_EXAMPLES; i++) {
+		int n = snprintf(buf + used, sizeof(buf) - used, "%s%s", i ? ", " : "", names->v[i]);
+
+		if (n < 0 || (size_t)n >= sizeof(buf) - used) {
+			break;
+		}
+		used += (size_t)n;
+	}
+	if (names->n > i) {
+		return addf(sv, "%s: %s and %zu more", what, buf, names->n - i);
+	}
+	return addf(sv, "%s: %s", what, buf);
+}
+
+static bool is_python_init(const struct kw_elf_info *info)
+{
+	size_t i;
+
+	for (i = 0; i < info->n_syms; i++) {
+		const struct kw_elf_sym *s = &info->syms[i];
+
+		if (s->defined && s->bind != STB_LOCAL && strncmp(s->name, "PyInit_", 7) == 0) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/* The graph node that provides version ver to info (through its version needs), or NULL. */
+static const struct kw_elf_info *provider_of(const struct kw_elf_info *info, const struct kw_dep_graph *g,
+					     const char *ver)
+{
+	size_t i, k, n;
+
+	for (i = 0; i < info->n_verneed; i++) {
+		const struct kw_elf_verneed *vn = &info->verneed[i];
+
+		for (k = 0; k < vn->n_versions; k++) {
+			if (strcmp(vn->versions[k], ver) != 0) {
+				continue;
+			}
+			for (n = 1; g && n < g->n_nodes; n++) {
+				const struct kw_elf_info *li = g->nodes[n].info;
+
+				if (li && ((li->soname && strcmp(li->soname, vn->file) == 0) ||
+					   strcmp(g->nodes[n].name, vn->file) == 0)) {
+					return li;
+				}
+			}
+			return NULL;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * The static link drops versions: an import bound to an old, non-default
+ * version (memcpy@GLIBC_2.2.5) gets the current one instead.
+ */
+static bool binds_old_version(const struct kw_elf_info *lib, const struct kw_elf_sym *s)
+{
+	size_t i;
+
+	for (i = 0; i < lib->n_syms; i++) {
+		const struct kw_elf_sym *d = &lib->syms[i];
+
+		if (d->defined && d->version && strcmp(d->name, s->name) == 0 && strcmp(d->version, s->version) == 0) {
+			return d->version_hidden;
+		}
+	}
+	return false;
+}
+
+static int judge_info(struct kw_km_object *o, const struct kw_elf_info *info, const struct kw_dep_graph *g)
+{
+	struct kw_strv unique = { 0 }, hidden = { 0 }, old = { 0 }, rels = { 0 };
+	size_t i;
+	int rc = KW_ENOMEM;
+
+	if (info->machine != EM_X86_64) {
+		if (addf(&o->reasons, "architecture %s: the converter handles x86_64 only",
+			 kw_elf_arch(info) ? kw_elf_arch(info) : kw_elf_machine_str(info->machine))) {
+			goto out;
+		}
+		rc = 0;
+		goto out; /* relocation numbers mean other things on other machines */
+	}
+	if (info->type != ET_DYN) {
+		if (addf(&o->reasons, "not a shared object (ELF type %u)", info->type)) {
+			goto out;
+		}
+	} else if (info->interp && !is_python_init(info)) {
+		o->executable = true;
+		if (addf(&o->reasons, "a program (it has an interpreter, %s), not a library", info->interp)) {
+			goto out;
+		}
+	}
+	if (info->textrel && addf(&o->reasons, "DT_TEXTREL: it relocates its own code, which the converter refuses")) {
+		goto out;
+	}
+	for (i = 0; i < info->n_reloc_types; i++) {
+		uint32_t t = info->reloc_types[i];
+
+		if (!kw_km_reloc_supported(info->machine, t)) {
+			const char *nm = kw_elf_reloc_str(info->machine, t);
+			char *s = nm ? kw_strdup(nm) : kw_asprintf("type %u", t);
+
+			if (!s || kw_strv_push_take(&rels, s)) {
+				goto out;
+			}
+		}
+	}
+	if (add_listed(&o->reasons, "relocations the converter does not translate", &rels)) {
+		goto out;
+	}
+	for (i = 0; i < info->n_syms; i++) {
+		const struct kw_elf_sym *s = &info->syms[i];
+
+		if (!s->defined) {
+			static const char *const dl[] = { "dlopen", "dlmopen", "dladdr", "dladdr1", "dl_iterate_phdr",
+							  "dlinfo" };
+			size_t k;
+
+			for (k = 0; k < sizeof(dl) / sizeof(dl[0]); k++) {
+				if (strcmp(s->name, dl[k]) == 0 &&
+				    addf(&o->warnings, "imports %s: %s", s->name,
+					 k < 2 ? "only converted, registered modules can be opened; files loaded at run "
+						 "time (ctypes, cffi, plugins) cannot"
+					       : "not emulated for converted images (no loader keeps a list of objects)")) {
+					goto out;
+				}
+			}
+			if (s->version) {
+				const struct kw_elf_info *lib = provider_of(info, g, s->version);
+
+				if (lib && binds_old_version(lib, s)) {
+					char *e = kw_asprintf("%s@%s", s->name, s->version);
+
+					if (!e || kw_strv_push_take(&old, e)) {
+						goto out;
+					}
+				}
+			}
+			continue;
+		}
+		if (s->bind == STB_GNU_UNIQUE && kw_strv_push_unique(&unique, s->name)) {
+			goto out;
+		}
+		if (s->version_hidden && s->bind != STB_LOCAL && s->version) {
+			char *e = kw_asprintf("%s@%s", s->name, s->version);
+
+			if (!e || kw_strv_push_take(&hidden, e)) {
+				goto out;
+			}
+		}
+	}
+	if (add_listed(&o->warnings,
+		       "imports old, non-default symbol versions, which a static link replaces by the current ones",
+		       &old) ||
+	    add_listed(&o->warnings, "exports non-default symbol versions, lost in a static link", &hidden) ||
+	    add_listed(&o->warnings,
+		       "exports STB_GNU_UNIQUE symbols: once converted each object keeps its own copy", &unique)) {
+		goto out;
+	}
+	rc = 0;
+out:
+	kw_strv_release(&unique);
+	kw_strv_release(&hidden);
+	kw_strv_release(&old);
+	kw_strv_release(&rels);
+	return rc;
+}
+
+static struct kw_km_object *new_object(struct kw_km_verdict *v, size_t *cap, const char *name)
+{
+	struct kw_km_object *o;
+
+	if (kw_grow(&v->objects, cap, v->n_objects + 1, sizeof(*v->objects))) {
+		return NULL;
+	}
+	o = &v->objects[v->n_objects];
+	memset(o, 0, sizeof(*o));
+	if (!(o->name = kw_strdup(name))) {
+		return NULL;
+	}
+	v->n_objects++;
+	return o;
+}
+
+static long find_object(const struct kw_km_verdict *v, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < v->n_objects; i++) {
+		if (strcmp(v->objects[i].name, name) == 0) {
+			return (long)i;
+		}
+	}
+	return -1;
+}
+
+/* The dependencies of one object: not found, wheel member, static link, or to convert. */
+static int walk_deps(struct kw_km_verdict *v, size_t *cap, size_t self, const struct kw_dep_graph *g)
+{
+	size_t n;
+
+	for (n = 1; g && n < g->n_nodes; n++) {
+		const struct kw_dep_node *d = &g->nodes[n];
+		struct kw_km_object *o;
+		const char *key;
+
+		if (d->in_overlay || kw_km_static_provided(d->name) ||
+		    (d->info && d->info->soname && kw_km_static_provided(d->info->soname))) {
+			continue;
+		}
+		if (!d->info) {
+			if (addf(&v->objects[self].reasons, "needs %s, which %s", d->name,
+				 d->error ? d->error : "is not found")) {
+				return KW_ENOMEM;
+			}
+			continue;
+		}
+		key = d->realpath ? d->realpath : d->path;
+		if (find_object(v, key) >= 0) {
+			continue;
+		}
+		if (!(o = new_object(v, cap, key)) || (d->info->soname && !(o->soname = kw_strdup(d->info->soname))) ||
+		    (!o->soname && !(o->soname = kw_strdup(d->name)))) {
+			return KW_ENOMEM;
+		}
+		o->mode = KW_KM_LIB;
+		v->needs_deps = true;
+		if (judge_info(o, d->info, NULL)) {
+			return KW_ENOMEM;
+		}
+	}
+	return 0;
+}
+
+int kw_km_judge(const struct kw_audit *a, struct kw_km_verdict *out, struct kw_error *err)
+{
+	struct kw_km_verdict v;
+	size_t cap = 0, i;
+	int rc = KW_ENOMEM;
+
+	memset(&v, 0, sizeof(v));
+	memset(out, 0, sizeof(*out));
+	if (a->not_elf && addf(&v.reasons, "%s", a->not_elf)) {
+		goto out;
+	}
+	if (a->n_members && strncmp(a->name.python, "cp", 2) != 0 && strncmp(a->name.abi, "cp", 2) != 0 &&
+	    strncmp(a->name.abi, "abi3", 4) != 0 &&
+	    addf(&v.reasons, "built for %s/%s: the static interpreter is CPython", a->name.python, a->name.abi)) {
+		goto out;
+	}
+	for (i = 0; i < a->n_members; i++) {
+		const struct kw_audit_member *m = &a->members[i];
+		struct kw_km_object *o = new_object(&v, &cap, m->name);
+
+		if (!o) {
+			goto out;
+		}
+		o->in_wheel = true;
+		if (!m->info) {
+			o->mode = KW_KM_LIB;
+			if (addf(&o->reasons, "unreadable: %s", m->error ? m->error : "not a valid ELF object")) {
+				goto out;
+			}
+			continue;
+		}
+		o->mode = m->extension ? KW_KM_MODULE : KW_KM_LIB;
+		if ((m->info->soname && !(o->soname = kw_strdup(m->info->soname))) ||
+		    judge_info(o, m->info, m->graph)) {
+			goto out;
+		}
+	}
+	/* Dependencies after every member: the objects array may move while they are added. */
+	for (i = 0; i < a->n_members; i++) {
+		if (a->members[i].info && (rc = walk_deps(&v, &cap, i, a->members[i].graph)) != 0) {
+			goto out;
+		}
+		rc = KW_ENOMEM;
+	}
+	if (a->family == KW_POLICY_MUSLLINUX &&
+	    addf(&v.warnings, "built against musl: link it into a musl static interpreter (KM's own), not glibc's")) {
+		goto out;
+	}
+	v.convertible = v.reasons.n == 0;
+	for (i = 0; i < v.n_objects; i++) {
+		struct kw_km_object *o = &v.objects[i];
+		size_t k;
+
+		o->convertible = o->reasons.n == 0;
+		for (k = 0; k < o->reasons.n; k++) {
+			/* A program in the wheel is not loaded by Python: it cannot run, but does not block. */
+			if (addf(o->executable ? &v.warnings : &v.reasons, "%s: %s", o->name, o->reasons.v[k])) {
+				goto out;
+			}
+		}
+		if (!o->convertible && !o->executable) {
+			v.convertible = false;
+		}
+	}
+	*out = v;
+	memset(&v, 0, sizeof(v));
+	rc = 0;
+out:
+	kw_km_verdict_release(&v);
+	return rc ? kw_error_set(err, rc, "out of memory") : 0;
+}
+
+void kw_km_verdict_release(struct kw_km_verdict *v)
+{
+	size_t i;
+
+	if (!v) {
+		return;
+	}
+	for (i = 0; i < v->n_objects; i++) {
+		free(v->objects[i].name);
+		free(v->objects[i].soname);
+		kw_strv_release(&v->objects[i].reasons);
+		kw_strv_release(&v->objects[i].warnings);
+	}
+	free(v->objects);
+	kw_strv_release(&v->reasons);
+	kw_strv_release(&v->warnings);
+	memset(v, 0, sizeof(*v));
+}
