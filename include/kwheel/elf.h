@@ -20,6 +20,7 @@ struct kw_elf_sym {
 	char *name;
 	char *version;      /* version name from versym/verneed/verdef, or NULL */
 	bool defined;       /* st_shndx != SHN_UNDEF */
+	uint16_t shndx;     /* st_shndx (SHN_ABS: value is not an address) */
 	bool version_hidden;/* VERSYM_HIDDEN bit: not the default version */
 	unsigned char bind; /* STB_* */
 	unsigned char type; /* STT_* */

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "kwheel/audit.h"
 #include "kwheel/kwheel.h"
@@ -49,6 +50,69 @@ struct kw_km_verdict {
  */
 int kw_km_judge(const struct kw_audit *a, struct kw_km_verdict *out, struct kw_error *err);
 void kw_km_verdict_release(struct kw_km_verdict *v);
+
+/* What one conversion produced. */
+struct kw_km_converted {
+	char tag[13];            /* 12 hex digits: the object's symbol suffix */
+	struct kw_strv exports;  /* names exported by the shared object */
+	struct kw_strv undefined;/* names the object needs from the static link */
+	struct kw_strv warnings;
+	size_t n_relocs;         /* dynamic relocations translated */
+	size_t n_registered;     /* symbols in the registration table */
+	size_t n_ifuncs;         /* IFUNC slots its constructor fills */
+	uint64_t image_size;
+	bool has_tls;
+	bool eh_frame;           /* its constructor registers .eh_frame */
+};
+
+/*
+ * Delink one x86-64 shared object (buf, len; name for messages) into the
+ * relocatable object out_path. id is the wheel-relative path it registers
+ * under. Module mode makes its exports local (found through registration
+ * only); lib mode keeps them as weak globals. Returns 0 and fills *res
+ * (kw_km_converted_release); on error nothing is left at out_path.
+ */
+int kw_km_delink(const unsigned char *buf, size_t len, const char *name, const char *id, enum kw_km_mode mode,
+		 const char *out_path, struct kw_km_converted *res, struct kw_error *err);
+void kw_km_converted_release(struct kw_km_converted *c);
+
+/* Write a GNU ar archive of the objects (stored as names[i]) with a symbol index. */
+int kw_km_write_archive(const char *path, const char *const *objects, const char *const *names, size_t n,
+			struct kw_error *err);
+
+struct kw_km_options {
+	const char *outdir;      /* where the archive, link file, manifest and objects go */
+	bool deps;               /* convert libraries from outside the wheel too */
+};
+
+/* What converting one wheel wrote (paths owned). */
+struct kw_km_wheel {
+	char *archive;           /* OUTDIR/lib<dist>.km.a */
+	char *link_file;         /* OUTDIR/<dist>.km.link: linker arguments, one a line (gcc @file) */
+	char *manifest;          /* OUTDIR/<dist>.km.json */
+	size_t n_objects;
+	bool cxx;                /* needs libstdc++ */
+};
+
+/*
+ * Convert a wheel: audit it, refuse it (KW_EPOLICY, the first reason named)
+ * if its verdict says no, delink each object into OUTDIR/<dist>-<ver>.km/,
+ * and write the archive, the link file and the manifest.
+ */
+int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km_options *opts,
+			struct kw_km_wheel *res, struct kw_error *err);
+void kw_km_wheel_release(struct kw_km_wheel *r);
+
+/*
+ * Link a static, non-PIE CPython at out from python's libpython3.X.a, the
+ * kwheel runtime (emulated dlopen, TLS helpers) and the link files of
+ * converted wheels. The interpreter's own lib-dynload modules are converted
+ * and built in too (into OUT's directory), except those needing libraries a
+ * static link lacks: their names go to left_out. Runs python (for its
+ * configuration) and gcc.
+ */
+int kw_km_link_python(const char *out, const char *python, const char *const *link_files, size_t n,
+		      struct kw_strv *left_out, struct kw_error *err);
 
 /* Is soname provided by a static link of the interpreter (libc.a, libstdc++.a, libpython.a, ...)? */
 bool kw_km_static_provided(const char *soname);

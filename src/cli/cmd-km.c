@@ -1,15 +1,136 @@
 /* SPDX-License-Identifier: MIT */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "kwheel/km.h"
+#include "kwheel/util.h"
 
 #include "cli.h"
+#include "inputs.h"
+
+static const char synopsis[] = "[options] -o DIR WHEEL|DIR...";
+static const char summary[] =
+	"Convert wheels' extension modules (and the libraries they need) into static archives\n"
+	"for KM's statically linked interpreter: each shared object is delinked into a\n"
+	"relocatable object that registers itself with the emulated dlopen. Writes\n"
+	"DIR/lib<dist>.km.a, DIR/<dist>.km.link (linker arguments) and DIR/<dist>.km.json.";
+
+enum { OPT_DEPS = 2001, OPT_LINK, OPT_PYTHON };
+
+static const struct kw_opt_help helps[] = {
+	{ { "output", required_argument, NULL, 'o' }, "DIR", "where archives, link files and manifests go" },
+	{ { "deps", no_argument, NULL, OPT_DEPS }, NULL,
+	  "convert the libraries from outside the wheel the extensions need too (lib mode)" },
+	{ { "link-python", required_argument, NULL, OPT_LINK }, "OUT",
+	  "then link a static CPython at OUT with the converted wheels built in" },
+	{ { "python", required_argument, NULL, OPT_PYTHON }, "PY",
+	  "the interpreter whose libpython3.X.a --link-python uses (default python3)" },
+	KW_CLI_RESOLVE_OPTS,
+	{ { "help", no_argument, NULL, 'h' }, NULL, "show this help" },
+	{ { NULL, 0, NULL, 0 }, NULL, NULL },
+};
 
 static int cmd_km(struct kw_ctx *ctx, int argc, char **argv)
 {
-	(void)ctx;
-	(void)argc;
-	(void)argv;
-	fprintf(stderr, "kwheel km: not built yet\n");
-	return KW_EXIT_ERROR;
+	struct option longopts[16];
+	char shortopts[32];
+	struct kw_error err = { 0 };
+	struct kw_km_options opts = { NULL, false };
+	struct kw_strv inputs = { 0 }, links = { 0 };
+	const char *link_out = NULL, *python = "python3";
+	size_t i;
+	int c, rc = KW_EXIT_OK;
+
+	kw_cli_opts(helps, longopts, 16, shortopts, sizeof(shortopts));
+	while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+		int r = kw_cli_resolve_opt(ctx, c, optarg, &err);
+
+		if (r < 0) {
+			return kw_cli_error(&err);
+		}
+		if (r > 0) {
+			continue;
+		}
+		switch (c) {
+		case 'o':
+			opts.outdir = optarg;
+			break;
+		case OPT_DEPS:
+			opts.deps = true;
+			break;
+		case OPT_LINK:
+			link_out = optarg;
+			break;
+		case OPT_PYTHON:
+			python = optarg;
+			break;
+		case 'h':
+			kw_cli_help(stdout, "km", synopsis, summary, helps);
+			return KW_EXIT_OK;
+		default:
+			return kw_cli_usage("km", "unknown option");
+		}
+	}
+	if (!opts.outdir) {
+		return kw_cli_usage("km", "no output directory (-o DIR)");
+	}
+	if (optind >= argc) {
+		return kw_cli_usage("km", "no wheel given");
+	}
+	if (mkdir(opts.outdir, 0755) != 0 && errno != EEXIST) {
+		kw_error_set(&err, KW_EIO, "cannot create '%s': %s", opts.outdir, strerror(errno));
+		return kw_cli_error(&err);
+	}
+	if (kw_cli_collect_wheels(argv + optind, (size_t)(argc - optind), &inputs, &err)) {
+		rc = kw_cli_error(&err);
+		goto out;
+	}
+	for (i = 0; i < inputs.n; i++) {
+		struct kw_km_wheel res;
+
+		if (kw_km_convert_wheel(ctx, inputs.v[i], &opts, &res, &err)) {
+			int code = err.code == KW_EPOLICY ? KW_EXIT_VERDICT : KW_EXIT_ERROR;
+
+			kw_cli_error(&err);
+			if (code > rc) {
+				rc = code;
+			}
+			continue;
+		}
+		printf("%s: %zu object%s -> %s\n", inputs.v[i], res.n_objects, res.n_objects == 1 ? "" : "s",
+		       res.archive);
+		if (kw_strv_push(&links, res.link_file)) {
+			kw_error_set(&err, KW_ENOMEM, "out of memory");
+			rc = kw_cli_error(&err);
+			kw_km_wheel_release(&res);
+			goto out;
+		}
+		kw_km_wheel_release(&res);
+	}
+	if (link_out && rc == KW_EXIT_OK) {
+		struct kw_strv left = { 0 };
+
+		if (kw_km_link_python(link_out, python, (const char *const *)links.v, links.n, &left, &err)) {
+			rc = kw_cli_error(&err);
+		} else {
+			printf("linked %s\n", link_out);
+			if (left.n) {
+				printf("not built in (they need libraries a static link lacks):");
+				for (i = 0; i < left.n; i++) {
+					printf(" %s", left.v[i]);
+				}
+				printf("\n");
+			}
+		}
+		kw_strv_release(&left);
+	}
+out:
+	kw_strv_release(&inputs);
+	kw_strv_release(&links);
+	return rc;
 }
 
-const struct kw_cmd kw_cmd_km = { "km", cmd_km, "placeholder" };
+const struct kw_cmd kw_cmd_km = { "km", cmd_km, "convert extension modules into static archives for KM" };

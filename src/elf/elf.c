@@ -543,6 +543,7 @@ static int read_symbols(const struct view *v, uint16_t machine, const struct dyn
 		s->type = (unsigned char)(st_info & 0xf);
 		s->visibility = (unsigned char)(st_other & 3);
 		s->defined = shndx != SHN_UNDEF;
+		s->shndx = shndx;
 		if (have_versym) {
 			uint16_t vs = rd16(v, v->buf + voff + 2 * i);
 			uint16_t idx = vs & 0x7fff;

@@ -1,0 +1,226 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A GNU ar archive with a symbol index, deterministic (zero dates and ids),
+ * so the linker pulls lib-mode members by the names they define and `ar t`
+ * and `nm -s` read it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "kwheel/km.h"
+
+struct member {
+	const char *name;
+	unsigned char *data;
+	size_t len;
+	struct kw_strv syms;   /* global definitions */
+	uint64_t hdr_off;
+};
+
+static int read_all(const char *path, unsigned char **buf, size_t *len, struct kw_error *err)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	size_t got = 0;
+
+	if (fd < 0 || fstat(fd, &st) != 0) {
+		if (fd >= 0) {
+			close(fd);
+		}
+		return kw_error_set(err, KW_EIO, "cannot read '%s': %s", path, strerror(errno));
+	}
+	*buf = kw_malloc(st.st_size ? (size_t)st.st_size : 1);
+	if (!*buf) {
+		close(fd);
+		return kw_error_set(err, KW_ENOMEM, "out of memory");
+	}
+	while (got < (size_t)st.st_size) {
+		ssize_t n = read(fd, *buf + got, (size_t)st.st_size - got);
+
+		if (n <= 0) {
+			close(fd);
+			free(*buf);
+			*buf = NULL;
+			return kw_error_set(err, KW_EIO, "cannot read '%s': %s", path, n ? strerror(errno) : "short read");
+		}
+		got += (size_t)n;
+	}
+	close(fd);
+	*len = got;
+	return 0;
+}
+
+static int defined_globals(struct member *m, struct kw_error *err)
+{
+	Elf *e = elf_memory((char *)m->data, m->len);
+	Elf_Scn *scn = NULL;
+	int rc = 0;
+
+	if (!e) {
+		return kw_error_set(err, KW_EFORMAT, "'%s': %s", m->name, elf_errmsg(-1));
+	}
+	while (!rc && (scn = elf_nextscn(e, scn)) != NULL) {
+		GElf_Shdr sh;
+		Elf_Data *data;
+		size_t i, n;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_SYMTAB || !(data = elf_getdata(scn, NULL)) ||
+		    !sh.sh_entsize) {
+			continue;
+		}
+		n = sh.sh_size / sh.sh_entsize;
+		for (i = sh.sh_info; i < n; i++) {
+			GElf_Sym sym;
+			const char *name;
+
+			if (!gelf_getsym(data, (int)i, &sym) || sym.st_shndx == SHN_UNDEF ||
+			    !(name = elf_strptr(e, sh.sh_link, sym.st_name)) || !*name) {
+				continue;
+			}
+			if (kw_strv_push(&m->syms, name)) {
+				rc = kw_error_set(err, KW_ENOMEM, "out of memory");
+			}
+		}
+	}
+	elf_end(e);
+	return rc;
+}
+
+static void header(FILE *f, const char *name, uint64_t size)
+{
+	char h[61];
+
+	snprintf(h, sizeof(h), "%-16s%-12s%-6s%-6s%-8s%-10llu`\n", name, "0", "0", "0", "644",
+		 (unsigned long long)size);
+	fwrite(h, 1, 60, f);
+}
+
+static void be32(FILE *f, uint32_t v)
+{
+	unsigned char b[4] = { (unsigned char)(v >> 24), (unsigned char)(v >> 16), (unsigned char)(v >> 8),
+			       (unsigned char)v };
+
+	fwrite(b, 1, 4, f);
+}
+
+int kw_km_write_archive(const char *path, const char *const *objects, const char *const *names, size_t n,
+			struct kw_error *err)
+{
+	struct member *m = kw_calloc(n ? n : 1, sizeof(*m));
+	struct kw_strv longnames = { 0 };
+	size_t i, k, n_syms = 0, str_len = 0, long_len = 0;
+	uint64_t off;
+	char *tmp = NULL;
+	FILE *f = NULL;
+	int rc = 0;
+
+	if (!m) {
+		return kw_error_set(err, KW_ENOMEM, "out of memory");
+	}
+	for (i = 0; !rc && i < n; i++) {
+		m[i].name = names[i];
+		rc = read_all(objects[i], &m[i].data, &m[i].len, err);
+		if (!rc) {
+			rc = defined_globals(&m[i], err);
+		}
+		for (k = 0; !rc && k < m[i].syms.n; k++) {
+			str_len += strlen(m[i].syms.v[k]) + 1;
+			n_syms++;
+		}
+		if (strlen(names[i]) > 15) {
+			long_len += strlen(names[i]) + 2;
+		}
+	}
+	if (rc) {
+		goto out;
+	}
+	/* Member offsets: magic, index member, long-name member, then each member. */
+	off = 8 + 60 + 4 + 4 * (uint64_t)n_syms + str_len;
+	off += off & 1;
+	if (long_len) {
+		off += 60 + long_len + (long_len & 1);
+	}
+	for (i = 0; i < n; i++) {
+		m[i].hdr_off = off;
+		off += 60 + m[i].len + (m[i].len & 1);
+	}
+	tmp = kw_asprintf("%s.tmp", path);
+	if (!tmp || !(f = fopen(tmp, "wb"))) {
+		rc = tmp ? kw_error_set(err, KW_EIO, "cannot create '%s': %s", tmp, strerror(errno))
+			 : kw_error_set(err, KW_ENOMEM, "out of memory");
+		goto out;
+	}
+	fwrite("!<arch>\n", 1, 8, f);
+	header(f, "/", 4 + 4 * (uint64_t)n_syms + str_len);
+	be32(f, (uint32_t)n_syms);
+	for (i = 0; i < n; i++) {
+		for (k = 0; k < m[i].syms.n; k++) {
+			be32(f, (uint32_t)m[i].hdr_off);
+		}
+	}
+	for (i = 0; i < n; i++) {
+		for (k = 0; k < m[i].syms.n; k++) {
+			fwrite(m[i].syms.v[k], 1, strlen(m[i].syms.v[k]) + 1, f);
+		}
+	}
+	if ((4 + 4 * n_syms + str_len) & 1) {
+		fputc('\n', f);
+	}
+	if (long_len) {
+		header(f, "//", long_len);
+		for (i = 0; i < n; i++) {
+			if (strlen(names[i]) > 15) {
+				fprintf(f, "%s/\n", names[i]);
+			}
+		}
+		if (long_len & 1) {
+			fputc('\n', f);
+		}
+	}
+	for (i = 0, k = 0; i < n; i++) {
+		char nm[32];
+
+		if (strlen(names[i]) > 15) {
+			snprintf(nm, sizeof(nm), "/%zu", k);
+			k += strlen(names[i]) + 2;
+		} else {
+			snprintf(nm, sizeof(nm), "%s/", names[i]);
+		}
+		header(f, nm, m[i].len);
+		fwrite(m[i].data, 1, m[i].len, f);
+		if (m[i].len & 1) {
+			fputc('\n', f);
+		}
+	}
+	if (ferror(f) | fclose(f)) {
+		f = NULL;
+		rc = kw_error_set(err, KW_EIO, "cannot write '%s': %s", tmp, strerror(errno));
+		goto out;
+	}
+	f = NULL;
+	if (rename(tmp, path) != 0) {
+		rc = kw_error_set(err, KW_EIO, "cannot rename '%s': %s", tmp, strerror(errno));
+	}
+out:
+	if (f) {
+		fclose(f);
+	}
+	if (rc && tmp) {
+		unlink(tmp);
+	}
+	for (i = 0; i < n; i++) {
+		free(m[i].data);
+		kw_strv_release(&m[i].syms);
+	}
+	kw_strv_release(&longnames);
+	free(m);
+	free(tmp);
+	return rc;
+}

@@ -1,0 +1,695 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * `kwheel km` for one wheel: judge, delink every object the extensions need
+ * (wheel members, and with deps the external libraries a static link does
+ * not provide), collect them in one archive, and write the link file and
+ * the manifest beside it. And the link of a static CPython from them.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "kwheel/km.h"
+
+extern const unsigned char kw_km_runtime[];
+extern const size_t kw_km_runtime_len;
+extern char **environ;
+
+void kw_km_wheel_release(struct kw_km_wheel *r)
+{
+	if (!r) {
+		return;
+	}
+	free(r->archive);
+	free(r->link_file);
+	free(r->manifest);
+	memset(r, 0, sizeof(*r));
+}
+
+/* Static libraries the static link needs for what the objects import from the system. */
+static const char *static_flag(const char *soname)
+{
+	static const struct { const char *soname, *flag; } map[] = {
+		{ "libstdc++.so.6", "-lstdc++" }, { "libm.so.6", "-lm" },         { "libmvec.so.1", "-lmvec" },
+		{ "libgomp.so.1", "-lgomp" },     { "libatomic.so.1", "-latomic" }, { "libcrypt.so.1", "-lcrypt" },
+		{ "libresolv.so.2", "-lresolv" }, { "librt.so.1", "-lrt" },       { "libutil.so.1", "-lutil" },
+		{ "libdl.so.2", "-ldl" },         { "libpthread.so.0", "-lpthread" }, { "libanl.so.1", "-lanl" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+		if (strcmp(map[i].soname, soname) == 0) {
+			return map[i].flag;
+		}
+	}
+	return NULL;
+}
+
+static int map_file(const char *path, unsigned char **buf, size_t *len, struct kw_error *err)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	void *p;
+
+	if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0) {
+		if (fd >= 0) {
+			close(fd);
+		}
+		return kw_error_set(err, KW_EIO, "cannot read '%s': %s", path, fd < 0 ? strerror(errno) : "not a file");
+	}
+	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (p == MAP_FAILED) {
+		return kw_error_set(err, KW_EIO, "cannot map '%s': %s", path, strerror(errno));
+	}
+	*buf = p;
+	*len = (size_t)st.st_size;
+	return 0;
+}
+
+static json_t *strv_json(const struct kw_strv *sv)
+{
+	json_t *a = json_array();
+	size_t i;
+
+	for (i = 0; a && i < sv->n; i++) {
+		if (json_array_append_new(a, json_string(sv->v[i]))) {
+			json_decref(a);
+			return NULL;
+		}
+	}
+	return a;
+}
+
+static int set(json_t *o, const char *k, json_t *v)
+{
+	return !o || !v || json_object_set_new(o, k, v) ? -1 : 0;
+}
+
+/* Why the wheel cannot go in: the first blocker and how many more. */
+static int refuse(const struct kw_audit *a, const struct kw_km_verdict *v, struct kw_error *err)
+{
+	if (v->reasons.n > 1) {
+		return kw_error_set(err, KW_EPOLICY, "'%s': cannot be converted for KM: %s (and %zu more; see kwheel show)",
+				    a->filename, v->reasons.v[0], v->reasons.n - 1);
+	}
+	return kw_error_set(err, KW_EPOLICY, "'%s': cannot be converted for KM: %s", a->filename,
+			    v->reasons.n ? v->reasons.v[0] : "no reason given");
+}
+
+int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km_options *opts,
+			struct kw_km_wheel *res, struct kw_error *err)
+{
+	struct kw_audit *a = NULL;
+	struct kw_wheel *w = NULL;
+	struct kw_km_verdict v = { 0 };
+	struct kw_strv objs = { 0 }, names = { 0 }, flags = { 0 };
+	json_t *man = NULL, *jobjs = NULL;
+	char *objdir = NULL, *text = NULL;
+	const char *dist;
+	size_t i, k, n = 0;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	rc = kw_audit_wheel(ctx, path, &a, err);
+	if (rc) {
+		return rc;
+	}
+	if ((rc = kw_km_judge(a, &v, err))) {
+		goto out;
+	}
+	if (!v.convertible) {
+		rc = refuse(a, &v, err);
+		goto out;
+	}
+	if (v.needs_deps && !opts->deps) {
+		for (i = 0; i < v.n_objects && v.objects[i].in_wheel; i++) {
+		}
+		rc = kw_error_set(err, KW_EPOLICY,
+				  "'%s': needs %s (and every library from outside the wheel): convert them too with --deps",
+				  a->filename, i < v.n_objects ? v.objects[i].name : "libraries");
+		goto out;
+	}
+	rc = kw_wheel_open(ctx, path, &w, err);
+	if (rc) {
+		goto out;
+	}
+	rc = KW_ENOMEM;
+	dist = a->name.distribution;
+	objdir = kw_asprintf("%s/%s-%s.km", opts->outdir, dist, a->name.version);
+	res->archive = kw_asprintf("%s/lib%s.km.a", opts->outdir, dist);
+	res->link_file = kw_asprintf("%s/%s.km.link", opts->outdir, dist);
+	res->manifest = kw_asprintf("%s/%s.km.json", opts->outdir, dist);
+	man = json_object();
+	jobjs = json_array();
+	if (!objdir || !res->archive || !res->link_file || !res->manifest || !man || !jobjs) {
+		kw_error_set(err, rc, "out of memory");
+		goto out;
+	}
+	if (mkdir(objdir, 0755) != 0 && errno != EEXIST) {
+		rc = kw_error_set(err, KW_EIO, "cannot create '%s': %s", objdir, strerror(errno));
+		goto out;
+	}
+	for (i = 0; i < v.n_objects; i++) {
+		const struct kw_km_object *o = &v.objects[i];
+		struct kw_km_converted c;
+		unsigned char *buf = NULL;
+		size_t len = 0;
+		bool mapped = false;
+		const char *base = strrchr(o->name, '/') ? strrchr(o->name, '/') + 1 : o->name;
+		char *opath, *oname;
+		json_t *jo;
+
+		if (o->executable) {
+			continue;
+		}
+		if (o->in_wheel) {
+			long mi = kw_wheel_find(w, o->name);
+
+			if (mi < 0) {
+				rc = kw_error_set(err, KW_EINTERNAL, "'%s': member '%s' vanished", a->filename, o->name);
+				goto out;
+			}
+			rc = kw_wheel_read(w, (size_t)mi, &buf, &len, err);
+		} else {
+			char *rooted = kw_ctx_rooted(ctx, o->name);
+
+			rc = rooted ? map_file(rooted, &buf, &len, err) : kw_error_set(err, KW_ENOMEM, "out of memory");
+			mapped = true;
+			free(rooted);
+		}
+		if (rc) {
+			goto out;
+		}
+		oname = kw_asprintf("%03zu-%s.o", n, base);
+		opath = oname ? kw_asprintf("%s/%s", objdir, oname) : NULL;
+		if (!opath) {
+			rc = kw_error_set(err, KW_ENOMEM, "out of memory");
+		} else {
+			rc = kw_km_delink(buf, len, o->name, o->in_wheel ? o->name : base, o->mode, opath, &c, err);
+		}
+		if (mapped) {
+			munmap(buf, len);
+		} else {
+			free(buf);
+		}
+		if (rc) {
+			free(opath);
+			free(oname);
+			goto out;
+		}
+		rc = KW_ENOMEM;
+		if (kw_strv_push_take(&objs, opath) || kw_strv_push_take(&names, oname)) {
+			kw_km_converted_release(&c);
+			kw_error_set(err, rc, "out of memory");
+			goto out;
+		}
+		n++;
+		jo = json_object();
+		{
+			int bad = set(jo, "path", json_string(o->name));
+			struct kw_strv needed = { 0 };
+			const struct kw_elf_info *info = NULL;
+
+			for (k = 0; o->in_wheel && k < a->n_members; k++) {
+				if (strcmp(a->members[k].name, o->name) == 0) {
+					info = a->members[k].info;
+				}
+			}
+			for (k = 0; info && k < info->n_needed; k++) {
+				bad |= kw_strv_push(&needed, info->needed[k]);
+			}
+			bad |= set(jo, "in_wheel", json_boolean(o->in_wheel));
+			bad |= set(jo, "id", json_string(o->in_wheel ? o->name : base));
+			bad |= set(jo, "mode", json_string(o->mode == KW_KM_MODULE ? "module" : "lib"));
+			bad |= set(jo, "object", json_string(names.v[names.n - 1]));
+			bad |= set(jo, "symbol_tag", json_string(c.tag));
+			bad |= set(jo, "exports", strv_json(&c.exports));
+			bad |= set(jo, "undefined", strv_json(&c.undefined));
+			bad |= set(jo, "needed", strv_json(&needed));
+			bad |= set(jo, "warnings", strv_json(&o->warnings));
+			bad |= set(jo, "relocations", json_integer((json_int_t)c.n_relocs));
+			bad |= set(jo, "registered", json_integer((json_int_t)c.n_registered));
+			bad |= json_array_append_new(jobjs, jo);
+			kw_strv_release(&needed);
+			kw_km_converted_release(&c);
+			if (bad) {
+				kw_error_set(err, rc, "out of memory");
+				goto out;
+			}
+		}
+	}
+	/* System libraries the objects were linked against become static flags. */
+	for (i = 0; i < a->n_members; i++) {
+		const struct kw_dep_graph *g = a->members[i].graph;
+
+		for (k = 1; g && k < g->n_nodes; k++) {
+			const char *f = static_flag(g->nodes[k].name);
+
+			if (f && kw_strv_push_unique(&flags, f)) {
+				kw_error_set(err, rc, "out of memory");
+				goto out;
+			}
+		}
+	}
+	rc = kw_km_write_archive(res->archive, (const char *const *)objs.v, (const char *const *)names.v, objs.n, err);
+	if (rc) {
+		goto out;
+	}
+	{
+		FILE *f = fopen(res->link_file, "w");
+
+		if (!f) {
+			rc = kw_error_set(err, KW_EIO, "cannot create '%s': %s", res->link_file, strerror(errno));
+			goto out;
+		}
+		/* Nothing names a module by symbol: the whole archive goes in. */
+		fprintf(f, "-Wl,--whole-archive\n%s\n-Wl,--no-whole-archive\n", res->archive);
+		fprintf(f, "-Wl,--wrap=dlopen\n-Wl,--wrap=dlsym\n-Wl,--wrap=dlerror\n-Wl,--wrap=dlclose\n");
+		fprintf(f, "-Wl,--no-warn-rwx-segments\n");
+		for (i = 0; i < flags.n; i++) {
+			fprintf(f, "%s\n", flags.v[i]);
+		}
+		if (fclose(f) != 0) {
+			rc = kw_error_set(err, KW_EIO, "cannot write '%s': %s", res->link_file, strerror(errno));
+			goto out;
+		}
+	}
+	rc = KW_ENOMEM;
+	if (set(man, "wheel", json_string(a->filename)) || set(man, "archive", json_string(res->archive)) ||
+	    set(man, "link_file", json_string(res->link_file)) || set(man, "static_libs", strv_json(&flags)) ||
+	    set(man, "warnings", strv_json(&v.warnings)) || set(man, "objects", jobjs)) {
+		jobjs = NULL;
+		kw_error_set(err, rc, "out of memory");
+		goto out;
+	}
+	jobjs = NULL;
+	if (json_dump_file(man, res->manifest, JSON_INDENT(1) | JSON_SORT_KEYS) != 0) {
+		rc = kw_error_set(err, KW_EIO, "cannot write '%s'", res->manifest);
+		goto out;
+	}
+	res->n_objects = n;
+	res->cxx = kw_strv_find(&flags, "-lstdc++") >= 0;
+	rc = 0;
+out:
+	if (rc) {
+		for (i = 0; i < objs.n; i++) {
+			unlink(objs.v[i]);
+		}
+		if (objdir) {
+			rmdir(objdir);
+		}
+		if (res->archive) {
+			unlink(res->archive);
+		}
+		kw_km_wheel_release(res);
+	}
+	json_decref(man);
+	json_decref(jobjs);
+	kw_strv_release(&objs);
+	kw_strv_release(&names);
+	kw_strv_release(&flags);
+	kw_km_verdict_release(&v);
+	kw_wheel_free(w);
+	kw_audit_free(a);
+	free(objdir);
+	free(text);
+	return rc;
+}
+
+/* The first line of text that mentions what went wrong, for a one-line error. */
+static void first_error_line(const char *text, char *out, size_t n)
+{
+	static const char *const keys[] = { "undefined reference", "error", "Error", "multiple definition" };
+	size_t i;
+
+	out[0] = '\0';
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]) && !out[0]; i++) {
+		const char *hit = strstr(text, keys[i]), *start, *end;
+
+		if (!hit) {
+			continue;
+		}
+		for (start = hit; start > text && start[-1] != '\n'; start--) {
+		}
+		end = strchr(hit, '\n');
+		snprintf(out, n, "%.*s", (int)(end ? end - start : (long)strlen(start)), start);
+	}
+}
+
+/* Run argv with stdout captured into out (may be NULL) and stderr kept for the error; 0 if it exited 0. */
+static int run(char *const *argv, char **out, struct kw_error *err)
+{
+	posix_spawn_file_actions_t fa;
+	char tmpl[] = "/tmp/kwheel-km-XXXXXX", etmpl[] = "/tmp/kwheel-km-XXXXXX";
+	int fd = -1, efd, st = 0, rc;
+	pid_t pid;
+
+	if (out) {
+		*out = NULL;
+		fd = mkstemp(tmpl);
+		if (fd < 0) {
+			return kw_error_set(err, KW_EIO, "cannot create a temporary file: %s", strerror(errno));
+		}
+		unlink(tmpl);
+	}
+	efd = mkstemp(etmpl);
+	if (efd < 0) {
+		if (fd >= 0) {
+			close(fd);
+		}
+		return kw_error_set(err, KW_EIO, "cannot create a temporary file: %s", strerror(errno));
+	}
+	unlink(etmpl);
+	posix_spawn_file_actions_init(&fa);
+	if (fd >= 0) {
+		posix_spawn_file_actions_adddup2(&fa, fd, 1);
+	}
+	posix_spawn_file_actions_adddup2(&fa, efd, 2);
+	rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (rc != 0) {
+		rc = kw_error_set(err, KW_EIO, "cannot run %s: %s", argv[0], strerror(rc));
+		goto out;
+	}
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+	}
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		char text[4096], line[512];
+		ssize_t n = pread(efd, text, sizeof(text) - 1, 0);
+
+		text[n > 0 ? n : 0] = '\0';
+		first_error_line(text, line, sizeof(line));
+		rc = kw_error_set(err, KW_EIO, "%s failed (status %d)%s%s", argv[0], WIFEXITED(st) ? WEXITSTATUS(st) : -1,
+				  line[0] ? ": " : "", line);
+		goto out;
+	}
+	rc = 0;
+	if (fd >= 0) {
+		off_t end = lseek(fd, 0, SEEK_END);
+
+		*out = end >= 0 ? kw_calloc(1, (size_t)end + 1) : NULL;
+		if (!*out || pread(fd, *out, (size_t)end, 0) != end) {
+			free(*out);
+			*out = NULL;
+			rc = kw_error_set(err, KW_EIO, "cannot read %s's output", argv[0]);
+		}
+	}
+out:
+	if (fd >= 0) {
+		close(fd);
+	}
+	close(efd);
+	return rc;
+}
+
+static int write_text(const char *path, const void *data, size_t len, struct kw_error *err)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f || fwrite(data, 1, len, f) != len || fclose(f) != 0) {
+		if (f) {
+			fclose(f);
+		}
+		return kw_error_set(err, KW_EIO, "cannot write '%s': %s", path, strerror(errno));
+	}
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * The interpreter's own lib-dynload modules go in too, or the static
+ * interpreter could not import the standard library's C parts (json,
+ * decimal, contextvars, ...). Those needing libraries a static link does not
+ * provide (ssl, sqlite3, ctypes, ...) are left out and named.
+ */
+static int convert_dynload(const char *dir, const char *outdir, char **link_file, struct kw_strv *skipped,
+			   struct kw_error *err)
+{
+	struct kw_strv objs = { 0 }, names = { 0 }, files = { 0 };
+	char *objdir = kw_asprintf("%s/lib-dynload.km", outdir), *archive = kw_asprintf("%s/libdynload.km.a", outdir);
+	struct dirent *de;
+	DIR *d = NULL;
+	size_t i, k;
+	FILE *f;
+	int rc = KW_ENOMEM;
+
+	*link_file = kw_asprintf("%s/lib-dynload.km.link", outdir);
+	if (!objdir || !archive || !*link_file) {
+		kw_error_set(err, rc, "out of memory");
+		goto out;
+	}
+	if (mkdir(objdir, 0755) != 0 && errno != EEXIST) {
+		rc = kw_error_set(err, KW_EIO, "cannot create '%s': %s", objdir, strerror(errno));
+		goto out;
+	}
+	if (!(d = opendir(dir))) {
+		rc = kw_error_set(err, KW_EIO, "cannot read '%s': %s", dir, strerror(errno));
+		goto out;
+	}
+	while ((de = readdir(d)) != NULL) {
+		size_t l = strlen(de->d_name);
+
+		if (l > 3 && strcmp(de->d_name + l - 3, ".so") == 0 && kw_strv_push(&files, de->d_name)) {
+			kw_error_set(err, rc, "out of memory");
+			goto out;
+		}
+	}
+	qsort(files.v, files.n, sizeof(*files.v), cmp_str);
+	for (i = 0; i < files.n; i++) {
+		char *path = kw_asprintf("%s/%s", dir, files.v[i]), *id = kw_asprintf("lib-dynload/%s", files.v[i]);
+		char *oname = kw_asprintf("%03zu-%s.o", objs.n, files.v[i]), *opath = NULL;
+		struct kw_elf_info *info = NULL;
+		struct kw_error e2 = { 0 };
+		struct kw_km_converted c;
+		unsigned char *buf = NULL;
+		size_t len = 0;
+		bool ok = path && id && oname;
+
+		if (ok && kw_elf_parse_file(path, &info, &e2) == 0) {
+			for (k = 0; k < info->n_needed; k++) {
+				ok = ok && kw_km_static_provided(info->needed[k]);
+			}
+			kw_elf_info_free(info);
+		} else {
+			ok = false;
+		}
+		if (ok && (opath = kw_asprintf("%s/%s", objdir, oname)) && map_file(path, &buf, &len, &e2) == 0) {
+			ok = kw_km_delink(buf, len, path, id, KW_KM_MODULE, opath, &c, &e2) == 0;
+			munmap(buf, len);
+			if (ok) {
+				kw_km_converted_release(&c);
+			}
+		} else {
+			ok = false;
+		}
+		if (ok ? kw_strv_push_take(&objs, opath) || kw_strv_push_take(&names, oname)
+		       : kw_strv_push(skipped, files.v[i])) {
+			free(path);
+			free(id);
+			kw_error_set(err, rc, "out of memory");
+			goto out;
+		}
+		if (!ok) {
+			free(opath);
+			free(oname);
+		}
+		free(path);
+		free(id);
+	}
+	rc = kw_km_write_archive(archive, (const char *const *)objs.v, (const char *const *)names.v, objs.n, err);
+	if (rc) {
+		goto out;
+	}
+	f = fopen(*link_file, "w");
+	if (!f || fprintf(f, "-Wl,--whole-archive\n%s\n-Wl,--no-whole-archive\n-lcrypt\n", archive) < 0 ||
+	    fclose(f) != 0) {
+		rc = kw_error_set(err, KW_EIO, "cannot write '%s': %s", *link_file, strerror(errno));
+		goto out;
+	}
+	rc = 0;
+out:
+	if (d) {
+		closedir(d);
+	}
+	if (rc) {
+		free(*link_file);
+		*link_file = NULL;
+	}
+	kw_strv_release(&objs);
+	kw_strv_release(&names);
+	kw_strv_release(&files);
+	free(objdir);
+	free(archive);
+	return rc;
+}
+
+int kw_km_link_python(const char *out, const char *python, const char *const *link_files, size_t n,
+		      struct kw_strv *left_out, struct kw_error *err)
+{
+	static const char query[] =
+		"import sysconfig as s\n"
+		"print(s.get_config_var('LIBPL') + '/' + s.get_config_var('LIBRARY'))\n"
+		"print(s.get_path('include'))\n"
+		"print(' '.join(s.get_config_var(k) or '' for k in ('MODLIBS', 'LIBS', 'SYSLIBS')))\n"
+		"print(s.get_config_var('DESTSHARED') or '')\n";
+	static const char main_c[] =
+		"#include <Python.h>\n"
+		"int main(int argc, char **argv) { return Py_BytesMain(argc, argv); }\n";
+	char tmpd[] = "/tmp/kwheel-link-XXXXXX";
+	char *cfg = NULL, *lines[4] = { NULL, NULL, NULL, NULL }, *save = NULL, *p, *dyn_link = NULL;
+	struct kw_strv argv = { 0 };
+	char *rt = NULL, *mainc = NULL, *rto = NULL, *maino = NULL, *inc = NULL;
+	size_t i;
+	int rc;
+
+	if (!mkdtemp(tmpd)) {
+		return kw_error_set(err, KW_EIO, "cannot create a temporary directory: %s", strerror(errno));
+	}
+	{
+		char *const q[] = { (char *)python, (char *)"-c", (char *)query, NULL };
+
+		rc = run(q, &cfg, err);
+		if (rc) {
+			kw_error_prefix(err, "asking %s for its static library", python);
+			goto out;
+		}
+	}
+	for (i = 0, p = strtok_r(cfg, "\n", &save); p && i < 4; p = strtok_r(NULL, "\n", &save)) {
+		lines[i++] = p;
+	}
+	if (i < 2 || access(lines[0], R_OK) != 0) {
+		rc = kw_error_set(err, KW_ENOTFOUND, "%s has no static library (%s): install its -dev package", python,
+				  i ? lines[0] : "unknown");
+		goto out;
+	}
+	rc = KW_ENOMEM;
+	rt = kw_asprintf("%s/kwrt.c", tmpd);
+	mainc = kw_asprintf("%s/main.c", tmpd);
+	rto = kw_asprintf("%s/kwrt.o", tmpd);
+	maino = kw_asprintf("%s/main.o", tmpd);
+	inc = kw_asprintf("-I%s", lines[1]);
+	if (!rt || !mainc || !rto || !maino || !inc) {
+		kw_error_set(err, rc, "out of memory");
+		goto out;
+	}
+	if ((rc = write_text(rt, kw_km_runtime, kw_km_runtime_len, err)) ||
+	    (rc = write_text(mainc, main_c, sizeof(main_c) - 1, err))) {
+		goto out;
+	}
+	{
+		char *const c1[] = { (char *)"gcc", (char *)"-O2", (char *)"-c", rt, (char *)"-o", rto, NULL };
+		char *const c2[] = { (char *)"gcc", (char *)"-O2", inc, (char *)"-c", mainc, (char *)"-o", maino, NULL };
+
+		if ((rc = run(c1, NULL, err)) || (rc = run(c2, NULL, err))) {
+			goto out;
+		}
+	}
+	rc = KW_ENOMEM;
+	if (kw_strv_push(&argv, "gcc") || kw_strv_push(&argv, "-static") || kw_strv_push(&argv, "-no-pie") ||
+	    kw_strv_push(&argv, "-o") || kw_strv_push(&argv, out) || kw_strv_push(&argv, maino) ||
+	    kw_strv_push(&argv, rto)) {
+		kw_error_set(err, rc, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		char *at = kw_asprintf("@%s", link_files[i]);
+
+		if (!at || kw_strv_push_take(&argv, at)) {
+			kw_error_set(err, rc, "out of memory");
+			goto out;
+		}
+	}
+	if (lines[3] && *lines[3]) {
+		char *outdir = kw_strdup(out), *slash;
+
+		if (!outdir) {
+			kw_error_set(err, rc, "out of memory");
+			goto out;
+		}
+		slash = strrchr(outdir, '/');
+		if (slash) {
+			*slash = '\0';
+		}
+		rc = convert_dynload(lines[3], slash ? outdir : ".", &dyn_link, left_out, err);
+		free(outdir);
+		if (rc) {
+			goto out;
+		}
+		rc = KW_ENOMEM;
+		p = kw_asprintf("@%s", dyn_link);
+		if (!p || kw_strv_push_take(&argv, p)) {
+			kw_error_set(err, rc, "out of memory");
+			goto out;
+		}
+	}
+	if (kw_strv_push(&argv, lines[0])) {
+		kw_error_set(err, rc, "out of memory");
+		goto out;
+	}
+	for (p = lines[2] ? strtok_r(lines[2], " \t", &save) : NULL; p; p = strtok_r(NULL, " \t", &save)) {
+		if (kw_strv_push(&argv, p)) {
+			kw_error_set(err, rc, "out of memory");
+			goto out;
+		}
+	}
+	/* After the archives, so their references to libc's and libstdc++'s helpers resolve. */
+	if (kw_strv_push(&argv, "-lstdc++") || kw_strv_push(&argv, "-lm") || kw_strv_push(&argv, "-lpthread") ||
+	    kw_strv_push(&argv, "-Wl,--no-warn-rwx-segments") || kw_strv_push(&argv, "-Wl,--wrap=dlopen") ||
+	    kw_strv_push(&argv, "-Wl,--wrap=dlsym") || kw_strv_push(&argv, "-Wl,--wrap=dlerror") ||
+	    kw_strv_push(&argv, "-Wl,--wrap=dlclose")) {
+		kw_error_set(err, rc, "out of memory");
+		goto out;
+	}
+	{
+		char **av = kw_calloc(argv.n + 1, sizeof(*av));
+
+		if (!av) {
+			kw_error_set(err, rc, "out of memory");
+			goto out;
+		}
+		memcpy(av, argv.v, argv.n * sizeof(*av));
+		rc = run(av, NULL, err);
+		free(av);
+		if (rc) {
+			kw_error_prefix(err, "linking '%s'", out);
+		}
+	}
+out:
+	if (rt) {
+		unlink(rt);
+	}
+	if (mainc) {
+		unlink(mainc);
+	}
+	if (rto) {
+		unlink(rto);
+	}
+	if (maino) {
+		unlink(maino);
+	}
+	rmdir(tmpd);
+	kw_strv_release(&argv);
+	free(dyn_link);
+	free(cfg);
+	free(rt);
+	free(mainc);
+	free(rto);
+	free(maino);
+	free(inc);
+	return rc;
+}
