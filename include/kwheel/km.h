@@ -9,6 +9,7 @@
 #include "kwheel/audit.h"
 #include "kwheel/kwheel.h"
 #include "kwheel/util.h"
+#include "kwheel/wheel.h"
 
 /*
  * KM runs statically linked payloads: no loader, so each shared object must
@@ -83,6 +84,7 @@ int kw_km_write_archive(const char *path, const char *const *objects, const char
 struct kw_km_options {
 	const char *outdir;      /* where the archive, link file, manifest and objects go */
 	bool deps;               /* convert libraries from outside the wheel too */
+	const char *wheel_dir;   /* where the wheel for the KM payload goes, or NULL for none */
 };
 
 /* What converting one wheel wrote (paths owned). */
@@ -90,6 +92,7 @@ struct kw_km_wheel {
 	char *archive;           /* OUTDIR/lib<dist>.km.a */
 	char *link_file;         /* OUTDIR/<dist>.km.link: linker arguments, one a line (gcc @file) */
 	char *manifest;          /* OUTDIR/<dist>.km.json */
+	char *wheel;             /* the repacked wheel (km_<arch> tag), or NULL */
 	size_t n_objects;
 	bool cxx;                /* needs libstdc++ */
 };

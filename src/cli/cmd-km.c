@@ -18,14 +18,20 @@ static const char summary[] =
 	"relocatable object that registers itself with the emulated dlopen. Writes\n"
 	"DIR/lib<dist>.km.a, DIR/<dist>.km.link (linker arguments) and DIR/<dist>.km.json.";
 
-enum { OPT_DEPS = 2001, OPT_LINK, OPT_PYTHON };
+enum { OPT_DEPS = 2001, OPT_LINK, OPT_PYTHON, OPT_WHEEL_OUT, OPT_NO_WHEEL, OPT_LINK_FILE };
 
 static const struct kw_opt_help helps[] = {
 	{ { "output", required_argument, NULL, 'o' }, "DIR", "where archives, link files and manifests go" },
 	{ { "deps", no_argument, NULL, OPT_DEPS }, NULL,
 	  "convert the libraries from outside the wheel the extensions need too (lib mode)" },
+	{ { "wheel-out", required_argument, NULL, OPT_WHEEL_OUT }, "DIR",
+	  "where the wheel for the KM payload goes (default: the output directory)" },
+	{ { "no-wheel", no_argument, NULL, OPT_NO_WHEEL }, NULL, "do not write the KM payload wheel" },
 	{ { "link-python", required_argument, NULL, OPT_LINK }, "OUT",
 	  "then link a static CPython at OUT with the converted wheels built in" },
+	{ { "link-file", required_argument, NULL, OPT_LINK_FILE }, "FILE",
+	  "with --link-python: also link what FILE names (an installed payload's <dist-info>/km/*.km.link; "
+	  "paths in it are relative to the current directory); repeatable, and then no wheel is needed" },
 	{ { "python", required_argument, NULL, OPT_PYTHON }, "PY",
 	  "the interpreter whose libpython3.X.a --link-python uses (default python3)" },
 	KW_CLI_RESOLVE_OPTS,
@@ -38,7 +44,8 @@ static int cmd_km(struct kw_ctx *ctx, int argc, char **argv)
 	struct option longopts[16];
 	char shortopts[32];
 	struct kw_error err = { 0 };
-	struct kw_km_options opts = { NULL, false };
+	struct kw_km_options opts = { NULL, false, NULL };
+	bool no_wheel = false;
 	struct kw_strv inputs = { 0 }, links = { 0 };
 	const char *link_out = NULL, *python = "python3";
 	size_t i;
@@ -61,8 +68,20 @@ static int cmd_km(struct kw_ctx *ctx, int argc, char **argv)
 		case OPT_DEPS:
 			opts.deps = true;
 			break;
+		case OPT_WHEEL_OUT:
+			opts.wheel_dir = optarg;
+			break;
+		case OPT_NO_WHEEL:
+			no_wheel = true;
+			break;
 		case OPT_LINK:
 			link_out = optarg;
+			break;
+		case OPT_LINK_FILE:
+			if (kw_strv_push(&links, optarg)) {
+				kw_error_set(&err, KW_ENOMEM, "out of memory");
+				return kw_cli_error(&err);
+			}
 			break;
 		case OPT_PYTHON:
 			python = optarg;
@@ -74,17 +93,33 @@ static int cmd_km(struct kw_ctx *ctx, int argc, char **argv)
 			return kw_cli_usage("km", "unknown option");
 		}
 	}
-	if (!opts.outdir) {
+	if (links.n && !link_out) {
+		kw_strv_release(&links);
+		return kw_cli_usage("km", "--link-file needs --link-python");
+	}
+	if (optind >= argc && !links.n) {
+		return kw_cli_usage("km", "no wheel given");
+	}
+	if (!opts.outdir && optind < argc) {
+		kw_strv_release(&links);
 		return kw_cli_usage("km", "no output directory (-o DIR)");
 	}
-	if (optind >= argc) {
-		return kw_cli_usage("km", "no wheel given");
+	if (!opts.outdir) {
+		opts.outdir = ".";
 	}
 	if (mkdir(opts.outdir, 0755) != 0 && errno != EEXIST) {
 		kw_error_set(&err, KW_EIO, "cannot create '%s': %s", opts.outdir, strerror(errno));
 		return kw_cli_error(&err);
 	}
-	if (kw_cli_collect_wheels(argv + optind, (size_t)(argc - optind), &inputs, &err)) {
+	if (no_wheel) {
+		opts.wheel_dir = NULL;
+	} else if (!opts.wheel_dir) {
+		opts.wheel_dir = opts.outdir;
+	} else if (mkdir(opts.wheel_dir, 0755) != 0 && errno != EEXIST) {
+		kw_error_set(&err, KW_EIO, "cannot create '%s': %s", opts.wheel_dir, strerror(errno));
+		return kw_cli_error(&err);
+	}
+	if (optind < argc && kw_cli_collect_wheels(argv + optind, (size_t)(argc - optind), &inputs, &err)) {
 		rc = kw_cli_error(&err);
 		goto out;
 	}
@@ -100,8 +135,8 @@ static int cmd_km(struct kw_ctx *ctx, int argc, char **argv)
 			}
 			continue;
 		}
-		printf("%s: %zu object%s -> %s\n", inputs.v[i], res.n_objects, res.n_objects == 1 ? "" : "s",
-		       res.archive);
+		printf("%s: %zu object%s -> %s%s%s\n", inputs.v[i], res.n_objects, res.n_objects == 1 ? "" : "s",
+		       res.archive, res.wheel ? ", " : "", res.wheel ? res.wheel : "");
 		if (kw_strv_push(&links, res.link_file)) {
 			kw_error_set(&err, KW_ENOMEM, "out of memory");
 			rc = kw_cli_error(&err);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -33,6 +34,7 @@ void kw_km_wheel_release(struct kw_km_wheel *r)
 	free(r->archive);
 	free(r->link_file);
 	free(r->manifest);
+	free(r->wheel);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -105,6 +107,320 @@ static int refuse(const struct kw_audit *a, const struct kw_km_verdict *v, struc
 	}
 	return kw_error_set(err, KW_EPOLICY, "'%s': cannot be converted for KM: %s", a->filename,
 			    v->reasons.n ? v->reasons.v[0] : "no reason given");
+}
+
+/* ---- the wheel for the KM payload ---- */
+
+struct rec {
+	char *buf;
+	size_t len, cap;
+};
+
+static int rec_line(struct rec *r, const char *path, const char *hash, long long size)
+{
+	size_t need = 2 * strlen(path) + (hash ? strlen(hash) : 0) + 48;
+	const char *p;
+
+	if (kw_grow(&r->buf, &r->cap, r->len + need, 1)) {
+		return KW_ENOMEM;
+	}
+	if (strpbrk(path, ",\"\r\n")) {
+		r->buf[r->len++] = '"';
+		for (p = path; *p; p++) {
+			if (*p == '"') {
+				r->buf[r->len++] = '"';
+			}
+			r->buf[r->len++] = *p;
+		}
+		r->buf[r->len++] = '"';
+	} else {
+		memcpy(r->buf + r->len, path, strlen(path));
+		r->len += strlen(path);
+	}
+	if (size >= 0) {
+		r->len += (size_t)snprintf(r->buf + r->len, r->cap - r->len, ",%s,%lld\n", hash ? hash : "", size);
+	} else {
+		r->len += (size_t)snprintf(r->buf + r->len, r->cap - r->len, ",,\n");
+	}
+	return 0;
+}
+
+static char *digest_of(struct kw_sha256 *sha)
+{
+	unsigned char d[32];
+	char b64[48];
+
+	kw_sha256_final(sha, d);
+	kw_b64url_nopad(d, 32, b64);
+	return kw_asprintf("sha256=%s", b64);
+}
+
+static char *digest_buf(const void *buf, size_t len)
+{
+	struct kw_sha256 sha;
+
+	kw_sha256_init(&sha);
+	kw_sha256_update(&sha, buf, len);
+	return digest_of(&sha);
+}
+
+static int sha_chunk(void *ud, const void *data, size_t len)
+{
+	kw_sha256_update(ud, data, len);
+	return 0;
+}
+
+/* Add a file from disk into the wheel under name, with its RECORD line. */
+static int add_disk_file(struct kw_wheel_writer *ww, struct rec *r, const char *name, const char *path,
+			 struct kw_error *err)
+{
+	unsigned char *buf = NULL;
+	size_t len = 0;
+	char *h;
+	int rc = map_file(path, &buf, &len, err);
+
+	if (rc) {
+		return rc;
+	}
+	h = digest_buf(buf, len);
+	munmap(buf, len);
+	if (!h || rec_line(r, name, h, (long long)len)) {
+		free(h);
+		return kw_error_set(err, KW_ENOMEM, "out of memory");
+	}
+	free(h);
+	return kw_wheel_writer_add_file(ww, name, path, 0644, err);
+}
+
+/*
+ * The same wheel for the payload's tree: Python files as they are, each
+ * converted object replaced by an empty stub (the import system needs the
+ * name; the emulated dlopen never reads it), the archive, link file and
+ * manifest under <dist-info>/km/, and a km_<arch> platform tag.
+ */
+static int write_km_wheel(struct kw_wheel *w, const struct kw_audit *a, const struct kw_km_verdict *v,
+			  const struct kw_km_wheel *res, const char *outdir, char **out_path, struct kw_error *err)
+{
+	const char *di = kw_wheel_dist_info(w), *ab = strrchr(res->archive, '/') + 1;
+	const char *mb = strrchr(res->manifest, '/') + 1;
+	char *plat = NULL, *tag = NULL, *record_name = kw_asprintf("%s/RECORD", di), *inner_link = NULL;
+	char *wheel_name = kw_asprintf("%s/WHEEL", di), *lpath = NULL, *name = NULL;
+	struct kw_wheel_writer *ww = NULL;
+	struct rec r = { 0 };
+	int64_t mtime = 0;
+	size_t i, k;
+	int rc = KW_ENOMEM;
+	const char *sde = getenv("SOURCE_DATE_EPOCH");
+
+	*out_path = NULL;
+	plat = kw_asprintf("km_%s", a->arch ? a->arch : "x86_64");
+	tag = plat ? kw_asprintf("%s-%s-%s", a->name.python, a->name.abi, plat) : NULL;
+	name = tag ? kw_asprintf("%s/%s-%s%s%s-%s.whl", outdir, a->name.distribution, a->name.version,
+				 a->name.build ? "-" : "", a->name.build ? a->name.build : "", tag)
+		   : NULL;
+	if (!record_name || !wheel_name || !name) {
+		kw_error_set(err, rc, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < kw_wheel_member_count(w); i++) {
+		if (kw_wheel_member(w, i)->mtime > mtime) {
+			mtime = kw_wheel_member(w, i)->mtime;
+		}
+	}
+	if (sde && *sde) {
+		mtime = strtoll(sde, NULL, 10);
+	}
+	if ((rc = kw_wheel_writer_new(name, -1, mtime, &ww, err))) {
+		goto out;
+	}
+	rc = KW_ENOMEM;
+	for (i = 0; i < kw_wheel_member_count(w); i++) {
+		const struct kw_wheel_member *m = kw_wheel_member(w, i);
+		bool converted = false;
+		struct kw_sha256 sha;
+		char *h;
+
+		if (m->is_dir || strcmp(m->name, record_name) == 0) {
+			continue;
+		}
+		for (k = 0; k < v->n_objects && !converted; k++) {
+			converted = v->objects[k].in_wheel && !v->objects[k].executable &&
+				    strcmp(v->objects[k].name, m->name) == 0;
+		}
+		if (converted) {
+			char *empty = kw_malloc(1);
+
+			h = digest_buf("", 0);
+			if (!empty || !h || rec_line(&r, m->name, h, 0)) {
+				free(empty);
+				free(h);
+				kw_error_set(err, rc, "out of memory");
+				goto out;
+			}
+			free(h);
+			if ((rc = kw_wheel_writer_add_buffer(ww, m->name, empty, 0, 0755, err))) {
+				goto out;
+			}
+			rc = KW_ENOMEM;
+			continue;
+		}
+		if (strcmp(m->name, wheel_name) == 0) {
+			char *text = NULL, *nt;
+			size_t len = 0, at = 0;
+
+			if ((rc = kw_wheel_read(w, i, (unsigned char **)&text, &len, err))) {
+				goto out;
+			}
+			rc = KW_ENOMEM;
+			/* Tag lines say where the wheel installs: the payload's tree only. */
+			nt = kw_malloc(len + strlen(tag) + 16);
+			for (size_t pos = 0; nt && pos < len;) {
+				const char *nl = memchr(text + pos, '\n', len - pos);
+				size_t ll = nl ? (size_t)(nl - (text + pos)) + 1 : len - pos;
+
+				if (ll >= 4 && strncasecmp(text + pos, "Tag:", 4) == 0) {
+					pos += ll;
+					continue;
+				}
+				memcpy(nt + at, text + pos, ll);
+				at += ll;
+				pos += ll;
+			}
+			free(text);
+			if (!nt) {
+				kw_error_set(err, rc, "out of memory");
+				goto out;
+			}
+			if (at && nt[at - 1] != '\n') {
+				nt[at++] = '\n';
+			}
+			at += (size_t)sprintf(nt + at, "Tag: %s\n", tag);
+			h = digest_buf(nt, at);
+			if (!h || rec_line(&r, m->name, h, (long long)at)) {
+				free(h);
+				free(nt);
+				kw_error_set(err, rc, "out of memory");
+				goto out;
+			}
+			free(h);
+			if ((rc = kw_wheel_writer_add_buffer(ww, m->name, nt, at, 0644, err))) {
+				goto out;
+			}
+			rc = KW_ENOMEM;
+			continue;
+		}
+		kw_sha256_init(&sha);
+		if ((rc = kw_wheel_stream(w, i, sha_chunk, &sha, err))) {
+			goto out;
+		}
+		rc = KW_ENOMEM;
+		h = digest_of(&sha);
+		if (!h || rec_line(&r, m->name, h, (long long)m->size)) {
+			free(h);
+			kw_error_set(err, rc, "out of memory");
+			goto out;
+		}
+		free(h);
+		if ((rc = kw_wheel_writer_copy(ww, w, i, err))) {
+			goto out;
+		}
+		rc = KW_ENOMEM;
+	}
+	/* The link file inside the wheel names the archive relative to the install root. */
+	lpath = kw_asprintf("%s/km/%s.km.link", di, a->name.distribution);
+	inner_link = kw_asprintf("-Wl,--whole-archive\n%s/km/%s\n-Wl,--no-whole-archive\n", di, ab);
+	if (!lpath || !inner_link) {
+		kw_error_set(err, rc, "out of memory");
+		goto out;
+	}
+	{
+		FILE *f = fopen(res->link_file, "r");
+		char line[512];
+		struct kw_strv tail = { 0 };
+		size_t n = strlen(inner_link);
+		char *h;
+
+		/* The flags after the archive lines are the same as outside. */
+		while (f && fgets(line, sizeof(line), f)) {
+			line[strcspn(line, "\n")] = '\0';
+			if (strstr(line, "whole-archive") || strcmp(line, res->archive) == 0) {
+				continue;
+			}
+			line[strlen(line) + 1] = '\0';
+			line[strlen(line)] = '\n';
+			if (kw_strv_push(&tail, line)) {
+				break;
+			}
+		}
+		if (f) {
+			fclose(f);
+		}
+		for (k = 0; k < tail.n; k++) {
+			char *grown = kw_realloc(inner_link, n + strlen(tail.v[k]) + 1);
+
+			if (!grown) {
+				kw_strv_release(&tail);
+				kw_error_set(err, rc, "out of memory");
+				goto out;
+			}
+			inner_link = grown;
+			memcpy(inner_link + n, tail.v[k], strlen(tail.v[k]) + 1);
+			n += strlen(tail.v[k]);
+		}
+		kw_strv_release(&tail);
+		h = digest_buf(inner_link, n);
+		if (!h || rec_line(&r, lpath, h, (long long)n)) {
+			free(h);
+			kw_error_set(err, rc, "out of memory");
+			goto out;
+		}
+		free(h);
+		rc = kw_wheel_writer_add_buffer(ww, lpath, inner_link, n, 0644, err);
+		inner_link = NULL;
+		if (rc) {
+			goto out;
+		}
+	}
+	{
+		char *an = kw_asprintf("%s/km/%s", di, ab), *mn = kw_asprintf("%s/km/%s", di, mb);
+
+		rc = (!an || !mn) ? kw_error_set(err, KW_ENOMEM, "out of memory")
+				  : add_disk_file(ww, &r, an, res->archive, err);
+		if (!rc) {
+			rc = add_disk_file(ww, &r, mn, res->manifest, err);
+		}
+		free(an);
+		free(mn);
+		if (rc) {
+			goto out;
+		}
+	}
+	rc = KW_ENOMEM;
+	if (rec_line(&r, record_name, NULL, -1)) {
+		kw_error_set(err, rc, "out of memory");
+		goto out;
+	}
+	rc = kw_wheel_writer_add_buffer(ww, record_name, r.buf, r.len, 0644, err);
+	r.buf = NULL;
+	if (!rc) {
+		rc = kw_wheel_writer_commit(ww, err);
+	}
+	ww = NULL;
+	if (!rc) {
+		*out_path = name;
+		name = NULL;
+	}
+out:
+	kw_wheel_writer_abort(ww);
+	free(r.buf);
+	free(plat);
+	free(tag);
+	free(record_name);
+	free(wheel_name);
+	free(lpath);
+	free(inner_link);
+	free(name);
+	return rc;
 }
 
 int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km_options *opts,
@@ -300,6 +616,9 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 	}
 	res->n_objects = n;
 	res->cxx = kw_strv_find(&flags, "-lstdc++") >= 0;
+	if (opts->wheel_dir && (rc = write_km_wheel(w, a, &v, res, opts->wheel_dir, &res->wheel, err))) {
+		goto out;
+	}
 	rc = 0;
 out:
 	if (rc) {

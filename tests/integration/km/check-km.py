@@ -8,7 +8,8 @@ GROUP is one of:
             library, C++ exceptions/static init/call_once/thread_local, two
             modules of one file name): run() gives the same text under
             /usr/bin/python3 loading the real .so files and under the static
-            interpreter with every .so on disk emptied; archive, manifest and
+            interpreter with every .so on disk emptied; the payload wheel
+            installed by pip links and runs the same; archive, manifest and
             negative cases
   corpus    numpy (with BLAS/LAPACK/gfortran converted), lz4 (+liblz4), yaml
             (+libyaml), msgpack, markupsafe, brotli from the corpus, resolved
@@ -49,7 +50,9 @@ def make_wheel(path, members, tag="cp311-cp311-linux_x86_64"):
     record = []
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
         wheel = f"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: false\nTag: {tag}\n"
-        for name, data in list(members.items()) + [(f"{dist}-{ver}.dist-info/WHEEL", wheel.encode())]:
+        meta = f"Metadata-Version: 2.1\nName: {dist}\nVersion: {ver}\n"
+        for name, data in list(members.items()) + [(f"{dist}-{ver}.dist-info/METADATA", meta.encode()),
+                                                   (f"{dist}-{ver}.dist-info/WHEEL", wheel.encode())]:
             z.writestr(name, data)
             d = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
             record.append(f"{name},sha256={d},{len(data)}")
@@ -159,6 +162,25 @@ def fixtures(tmp):
     check(any(l.startswith("c order=ABC ") for l in out_a), "constructor priorities ran in order (ABC)")
     check(any("cxx error raised in C++" == l for l in out_a), "the C++ exception became a Python RuntimeError")
     check(any(l == "twins 100 200 True" for l in out_a), "two modules of one file name are told apart by path")
+
+    # The payload wheel: pip installs it for the km platform, the link runs from its tree.
+    kmw = [f for f in os.listdir(out) if f.endswith("-cp311-cp311-km_x86_64.whl")]
+    check(kmw == ["kmfix-1.0-cp311-cp311-km_x86_64.whl"], f"the KM payload wheel is written ({kmw})")
+    if kmw:
+        tree = os.path.join(tmp, "payload")
+        r = run(PY, "-m", "pip", "install", "-q", "--target", tree, "--no-deps", "--no-index", "--only-binary=:all:",
+                "--platform", "km_x86_64", os.path.join(out, kmw[0]))
+        check(r.returncode == 0, f"pip installs the payload wheel for km_x86_64 ({r.stderr.strip()[-300:]})")
+        sos = [os.path.join(d, f) for d, _, fs in os.walk(tree) for f in fs if f.endswith(".so")]
+        check(len(sos) == 6 and all(os.path.getsize(p) == 0 for p in sos), "every converted object is an empty stub")
+        link = os.path.join("kmfix-1.0.dist-info", "km", "kmfix.km.link")
+        check(os.path.exists(os.path.join(tree, link)), "the link file travels in the wheel")
+        py2 = os.path.join(tmp, "python-payload")
+        r = run(KWHEEL, "km", "--link-python", py2, "--python", PY, "--link-file", link, cwd=tree)
+        check(r.returncode == 0, f"the interpreter links from the installed payload alone ({r.stderr.strip()[-300:]})")
+        r = run(py2, "-c", FIXTURE_SCRIPT, env=dict(env, PYTHONPATH=tree))
+        check(r.returncode == 0 and r.stdout.strip().splitlines() == out_a,
+              f"and runs the fixtures as the real loader does ({r.stderr.strip()[-300:]})")
 
     # The archive: members listed by ar, lib-mode definitions in the symbol index.
     ar = os.path.join(out, "libkmfix.km.a")
