@@ -117,6 +117,18 @@ void kw_km_wheel_release(struct kw_km_wheel *r);
 int kw_km_link_python(const char *out, const char *python, const char *const *link_files, size_t n,
 		      struct kw_strv *left_out, struct kw_error *err);
 
+/*
+ * Kontain's method for a build's object files: rename every global the
+ * objects in dir define to name_<tag>_km (references among them too), add
+ * a registration object for id, and write the archive, link file and
+ * manifest into outdir (named after id's module).
+ */
+int kw_km_convert_objects(const char *dir, const char *id, const char *outdir, struct kw_km_wheel *res,
+			  struct kw_error *err);
+/* The registration object alone: names[i] is found at the symbol targets[i]. */
+int kw_km_registration_object(const char *id, const char *tag, const char *const *names,
+			      const char *const *targets, size_t n, const char *out_path, struct kw_error *err);
+
 /* Is soname provided by a static link of the interpreter (libc.a, libstdc++.a, libpython.a, ...)? */
 bool kw_km_static_provided(const char *soname);
 /* Can the converter translate this dynamic relocation type (x86-64 only)? */

@@ -18,12 +18,17 @@ static const char summary[] =
 	"relocatable object that registers itself with the emulated dlopen. Writes\n"
 	"DIR/lib<dist>.km.a, DIR/<dist>.km.link (linker arguments) and DIR/<dist>.km.json.";
 
-enum { OPT_DEPS = 2001, OPT_LINK, OPT_PYTHON, OPT_WHEEL_OUT, OPT_NO_WHEEL, OPT_LINK_FILE };
+enum { OPT_DEPS = 2001, OPT_LINK, OPT_PYTHON, OPT_WHEEL_OUT, OPT_NO_WHEEL, OPT_LINK_FILE, OPT_OBJECTS, OPT_ID };
 
 static const struct kw_opt_help helps[] = {
 	{ { "output", required_argument, NULL, 'o' }, "DIR", "where archives, link files and manifests go" },
 	{ { "deps", no_argument, NULL, OPT_DEPS }, NULL,
 	  "convert the libraries from outside the wheel the extensions need too (lib mode)" },
+	{ { "objects", required_argument, NULL, OPT_OBJECTS }, "DIR",
+	  "instead of wheels: the object files (*.o) of one extension's build; their globals are renamed "
+	  "and a registration added (needs --id)" },
+	{ { "id", required_argument, NULL, OPT_ID }, "PATH",
+	  "with --objects: the extension's path as installed, e.g. pkg/_mod.cpython-311-x86_64-linux-gnu.so" },
 	{ { "wheel-out", required_argument, NULL, OPT_WHEEL_OUT }, "DIR",
 	  "where the wheel for the KM payload goes (default: the output directory)" },
 	{ { "no-wheel", no_argument, NULL, OPT_NO_WHEEL }, NULL, "do not write the KM payload wheel" },
@@ -47,7 +52,7 @@ static int cmd_km(struct kw_ctx *ctx, int argc, char **argv)
 	struct kw_km_options opts = { NULL, false, NULL };
 	bool no_wheel = false;
 	struct kw_strv inputs = { 0 }, links = { 0 };
-	const char *link_out = NULL, *python = "python3";
+	const char *link_out = NULL, *python = "python3", *objects = NULL, *id = NULL;
 	size_t i;
 	int c, rc = KW_EXIT_OK;
 
@@ -67,6 +72,12 @@ static int cmd_km(struct kw_ctx *ctx, int argc, char **argv)
 			break;
 		case OPT_DEPS:
 			opts.deps = true;
+			break;
+		case OPT_OBJECTS:
+			objects = optarg;
+			break;
+		case OPT_ID:
+			id = optarg;
 			break;
 		case OPT_WHEEL_OUT:
 			opts.wheel_dir = optarg;
@@ -97,7 +108,11 @@ static int cmd_km(struct kw_ctx *ctx, int argc, char **argv)
 		kw_strv_release(&links);
 		return kw_cli_usage("km", "--link-file needs --link-python");
 	}
-	if (optind >= argc && !links.n) {
+	if (objects && (!id || !opts.outdir || optind < argc)) {
+		kw_strv_release(&links);
+		return kw_cli_usage("km", "--objects needs --id and -o, and takes no wheel");
+	}
+	if (optind >= argc && !links.n && !objects) {
 		return kw_cli_usage("km", "no wheel given");
 	}
 	if (!opts.outdir && optind < argc) {
@@ -118,6 +133,22 @@ static int cmd_km(struct kw_ctx *ctx, int argc, char **argv)
 	} else if (mkdir(opts.wheel_dir, 0755) != 0 && errno != EEXIST) {
 		kw_error_set(&err, KW_EIO, "cannot create '%s': %s", opts.wheel_dir, strerror(errno));
 		return kw_cli_error(&err);
+	}
+	if (objects) {
+		struct kw_km_wheel res;
+
+		if (kw_km_convert_objects(objects, id, opts.outdir, &res, &err)) {
+			rc = kw_cli_error(&err);
+			goto out;
+		}
+		printf("%s: %zu object%s -> %s\n", objects, res.n_objects, res.n_objects == 1 ? "" : "s", res.archive);
+		if (kw_strv_push(&links, res.link_file)) {
+			kw_km_wheel_release(&res);
+			kw_error_set(&err, KW_ENOMEM, "out of memory");
+			rc = kw_cli_error(&err);
+			goto out;
+		}
+		kw_km_wheel_release(&res);
 	}
 	if (optind < argc && kw_cli_collect_wheels(argv + optind, (size_t)(argc - optind), &inputs, &err)) {
 		rc = kw_cli_error(&err);

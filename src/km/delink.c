@@ -934,7 +934,9 @@ static int write_object(struct dl *d, const char *out_path)
 	if (!nm) {
 		goto out;
 	}
-	SEC(S_IMG, nm, SHT_PROGBITS, SHF_ALLOC | SHF_WRITE | SHF_EXECINSTR, d->img_align, d->img, d->img_size);
+	if (d->img) {
+		SEC(S_IMG, nm, SHT_PROGBITS, SHF_ALLOC | SHF_WRITE | SHF_EXECINSTR, d->img_align, d->img, d->img_size);
+	}
 	if (d->has_tls) {
 		tdata = kw_calloc(1, d->tls_memsz ? d->tls_memsz : 1);
 		if (!tdata) {
@@ -1262,5 +1264,90 @@ out:
 	free(d.fini_arr.v);
 	free(d.pltref.v);
 	kw_elf_info_free(info);
+	return rc;
+}
+
+/*
+ * The registration alone, for objects a build produced (Kontain's method):
+ * the table maps each name to the renamed symbol that now defines it.
+ */
+int kw_km_registration_object(const char *id, const char *tag, const char *const *names,
+			      const char *const *targets, size_t n, const char *out_path, struct kw_error *err)
+{
+	struct kw_km_converted res;
+	struct kw_elf_info info;
+	struct dl d;
+	const char *base = strrchr(id, '/') ? strrchr(id, '/') + 1 : id;
+	uint64_t reg_off = 0, ns;
+	size_t i;
+	int rc = KW_ENOMEM;
+
+	memset(&d, 0, sizeof(d));
+	memset(&res, 0, sizeof(res));
+	memset(&info, 0, sizeof(info));
+	d.name = out_path;
+	d.id = id;
+	d.mode = KW_KM_MODULE;
+	d.info = &info;
+	d.res = &res;
+	d.err = err;
+	snprintf(d.tag, sizeof(d.tag), "%s", tag);
+	{
+		static const int secs[] = { S_TEXT, S_DATA, S_STR };
+
+		for (i = 0; i < sizeof(secs) / sizeof(secs[0]); i++) {
+			if (!(d.sec_sym[secs[i]] = add_local(&d, kw_strdup(""), STT_SECTION, (uint16_t)secs[i], 0, 0))) {
+				goto nomem;
+			}
+		}
+	}
+	reg_off = d.data.n;
+	if ((ns = add_string(&d, base)) == UINT64_MAX || ptr_slot(&d, &d.data, &d.r_data, d.sec_sym[S_STR], (int64_t)ns) ||
+	    (ns = add_string(&d, id)) == UINT64_MAX || ptr_slot(&d, &d.data, &d.r_data, d.sec_sym[S_STR], (int64_t)ns) ||
+	    ptr_slot(&d, &d.data, &d.r_data, d.sec_sym[S_DATA], 24)) {
+		goto nomem;
+	}
+	for (i = 0; i < n; i++) {
+		uint32_t t = add_global(&d, targets[i], STB_GLOBAL, STT_NOTYPE, SHN_UNDEF, 0, 0);
+
+		if (!t || (ns = add_string(&d, names[i])) == UINT64_MAX ||
+		    ptr_slot(&d, &d.data, &d.r_data, d.sec_sym[S_STR], (int64_t)ns) ||
+		    ptr_slot(&d, &d.data, &d.r_data, t, 0)) {
+			goto nomem;
+		}
+	}
+	if (put64(&d.data, 0) || put64(&d.data, 0)) {
+		goto nomem;
+	}
+	rc = constructor(&d, reg_off);
+	if (!rc) {
+		rc = initialisers(&d);
+	}
+	if (!rc) {
+		rc = write_object(&d, out_path);
+	}
+	goto out;
+nomem:
+	rc = nomem(&d);
+out:
+	for (i = 0; i < d.locals.n; i++) {
+		free(d.locals.v[i].name);
+	}
+	for (i = 0; i < d.globals.n; i++) {
+		free(d.globals.v[i].name);
+	}
+	free(d.locals.v);
+	free(d.globals.v);
+	free(d.r_text.v);
+	free(d.r_data.v);
+	free(d.r_init.v);
+	free(d.text.v);
+	free(d.data.v);
+	free(d.str.v);
+	free(d.init_arr.v);
+	kw_km_converted_release(&res);
+	if (rc) {
+		unlink(out_path);
+	}
 	return rc;
 }

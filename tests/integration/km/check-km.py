@@ -9,7 +9,8 @@ GROUP is one of:
             modules of one file name): run() gives the same text under
             /usr/bin/python3 loading the real .so files and under the static
             interpreter with every .so on disk emptied; the payload wheel
-            installed by pip links and runs the same; archive, manifest and
+            installed by pip links and runs the same; --objects (a build's
+            object files renamed and registered); archive, manifest and
             negative cases
   corpus    numpy (with BLAS/LAPACK/gfortran converted), lz4 (+liblz4), yaml
             (+libyaml), msgpack, markupsafe, brotli from the corpus, resolved
@@ -206,11 +207,64 @@ def fixtures(tmp):
           " T __register_frame_info" in run("nm", "-D", interp).stdout,
           "the static interpreter links the unwinder's registration function")
 
+    # Guard: the same link with the registration reference cut (the weak symbol renamed
+    # to one nobody defines) must make the C++ exception terminate the process.
+    cut_dir = os.path.join(tmp, "cut")
+    os.makedirs(cut_dir)
+    cut = os.path.join(cut_dir, "cxx-cut.o")
+    r = run("objcopy", "--redefine-sym", "__register_frame_info=kw_test_no_registration", obj, cut)
+    lf = os.path.join(out, "kmfix.km.link")
+    others = [os.path.join(out, "kmfix-1.0.km", m) for m in members if "_cxx" not in m]
+    with open(lf) as f:
+        flags = [l.strip() for l in f if l.strip() and "whole-archive" not in l and not l.strip().endswith(".a")]
+    cut_link = os.path.join(cut_dir, "cut.link")
+    with open(cut_link, "w") as f:
+        f.write("\n".join(["-Wl,--whole-archive", cut] + others + ["-Wl,--no-whole-archive"] + flags) + "\n")
+    py_cut = os.path.join(cut_dir, "python-cut")
+    r2 = run(KWHEEL, "km", "--link-python", py_cut, "--python", PY, "--link-file", cut_link)
+    if r.returncode == 0 and r2.returncode == 0:
+        r = run(py_cut, "-c", "import kmfix._cxx as x\ntry:\n    x.fail()\nexcept RuntimeError as e:\n    print(e)",
+                env=env)
+        check(r.returncode != 0 and "terminate" in r.stderr,
+              f"without .eh_frame registration the C++ exception terminates (rc {r.returncode})")
+    else:
+        check(False, f"the guard interpreter links ({r.stderr.strip()[-200:]} {r2.stderr.strip()[-200:]})")
+
     # An extension that was not converted gives a clear ImportError, not a crash.
     shutil.copy(os.path.join(tmp, "twin1.so"), os.path.join(sta, "kmfix", "kmstray.cpython-311-x86_64-linux-gnu.so"))
     r = run(interp, "-c", "import kmfix.kmstray", env=env)
     check(r.returncode == 1 and "ImportError" in r.stderr and "not converted" in r.stderr,
           f"importing an unconverted extension is a clear ImportError ({r.stderr.strip()[-200:]})")
+
+    # Kontain's method: a build's object files, renamed and registered; two modules with
+    # identical exports side by side, told apart by path.
+    ext = os.path.join(SRC, "ext")
+    objdirs = []
+    for n in (1, 2):
+        od = os.path.join(tmp, f"objs{n}")
+        os.makedirs(od)
+        r = run("gcc", "-c", "-fPIC", "-O2", "-I" + PYINC, f"-DTWIN={n}", os.path.join(ext, "kmtwin.c"),
+                "-o", os.path.join(od, "kmtwin.o"))
+        objdirs.append(od)
+    links = []
+    for n, od in zip("ab", objdirs):
+        o3 = os.path.join(tmp, "objs-out-" + n)
+        r = run(KWHEEL, "km", "--objects", od, "--id", f"kmfix/{n}/kmtwin.cpython-311-x86_64-linux-gnu.so", "-o", o3)
+        check(r.returncode == 0, f"--objects converts a build's objects ({r.stderr.strip()[-200:]})")
+        links.append(os.path.join(o3, "kmtwin.km.link"))
+        renamed = run("nm", os.path.join(o3, "libkmtwin.km.a")).stdout
+        check(" T PyInit_kmtwin_" in renamed and " T PyInit_kmtwin\n" not in renamed,
+              "the objects' exports are renamed (nm)")
+        lint_before = run("eu-elflint", "--gnu-ld", os.path.join(od, "kmtwin.o")).stdout
+        renamed_obj = [os.path.join(o3, "kmtwin.objects.km", f) for f in os.listdir(os.path.join(o3, "kmtwin.objects.km"))]
+        lint_after = [run("eu-elflint", "--gnu-ld", f).stdout.strip() for f in renamed_obj]
+        check(len(lint_after) == 2 and all(x == lint_before.strip() for x in lint_after),
+              f"eu-elflint finds nothing new in the renamed and registration objects ({lint_after})")
+    py3 = os.path.join(tmp, "python-objects")
+    r = run(KWHEEL, "km", "--link-python", py3, "--python", PY, "--link-file", links[0], "--link-file", links[1])
+    check(r.returncode == 0, f"objects-mode archives link ({r.stderr.strip()[-200:]})")
+    r = run(py3, "-c", "import kmfix.a.kmtwin as a, kmfix.b.kmtwin as b; print(a.run(), b.run())", env=env)
+    check(r.stdout.strip() == "100 200", f"objects-mode modules import and stay apart ({r.stdout.strip()} {r.stderr.strip()[-200:]})")
 
     # An untranslatable relocation: a clear error naming it, nothing written.
     size64 = os.path.join(tmp, "size64.so")
