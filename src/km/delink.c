@@ -41,7 +41,7 @@
 /* A DTPMOD64 slot's content once converted: any value; kw_tls_get_addr ignores it. */
 #define TLS_MODULE_MARK 0x4b4d544cull
 /* An image larger than this is not a shared object anyone ships. */
-#define MAX_IMAGE (4ull << 30)
+#define MAX_IMAGE (1ull << 30)
 
 struct load {
 	uint64_t vaddr, memsz, off, filesz, align;
@@ -541,6 +541,9 @@ static int convert_one(struct dl *d, uint64_t off, uint32_t type, uint32_t symi,
 		rc = tls_target(d, symi, add, &sym, &a);
 		return rc ? rc : place(d, off, R_X86_64_TPOFF64, sym, a);
 	case R_X86_64_DTPMOD64:
+		if (off > d->img_size - 16) {
+			return kw_error_set(d->err, KW_EFORMAT, "'%s': TLS module slot outside the image", d->name);
+		}
 		/*
 		 * The pair's second word becomes a static TP offset. With a symbol
 		 * (general dynamic) a DTPOFF64 on it does that; without (local
