@@ -61,6 +61,7 @@ struct kw_km_converted {
 	size_t n_relocs;         /* dynamic relocations translated */
 	size_t n_registered;     /* symbols in the registration table */
 	size_t n_ifuncs;         /* IFUNC slots its constructor fills */
+	size_t n_protected;      /* segments its constructor makes read-only again */
 	uint64_t image_size;
 	bool has_tls;
 	bool eh_frame;           /* its constructor registers .eh_frame */
@@ -73,8 +74,9 @@ struct kw_km_converted {
  * only); lib mode keeps them as weak globals. Returns 0 and fills *res
  * (kw_km_converted_release); on error nothing is left at out_path.
  */
+#define KW_KM_NO_WX 1u  /* leave the image writable and executable (no mprotect from the constructor) */
 int kw_km_delink(const unsigned char *buf, size_t len, const char *name, const char *id, enum kw_km_mode mode,
-		 const char *out_path, struct kw_km_converted *res, struct kw_error *err);
+		 unsigned flags, const char *out_path, struct kw_km_converted *res, struct kw_error *err);
 void kw_km_converted_release(struct kw_km_converted *c);
 
 /* Write a GNU ar archive of the objects (stored as names[i]) with a symbol index. */
@@ -85,6 +87,7 @@ struct kw_km_options {
 	const char *outdir;      /* where the archive, link file, manifest and objects go */
 	bool deps;               /* convert libraries from outside the wheel too */
 	const char *wheel_dir;   /* where the wheel for the KM payload goes, or NULL for none */
+	bool no_wx;              /* keep converted images writable and executable */
 };
 
 /* What converting one wheel wrote (paths owned). */

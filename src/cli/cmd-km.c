@@ -18,7 +18,7 @@ static const char summary[] =
 	"relocatable object that registers itself with the emulated dlopen. Writes\n"
 	"DIR/lib<dist>.km.a, DIR/<dist>.km.link (linker arguments) and DIR/<dist>.km.json.";
 
-enum { OPT_DEPS = 2001, OPT_LINK, OPT_PYTHON, OPT_WHEEL_OUT, OPT_NO_WHEEL, OPT_LINK_FILE, OPT_OBJECTS, OPT_ID };
+enum { OPT_DEPS = 2001, OPT_LINK, OPT_PYTHON, OPT_WHEEL_OUT, OPT_NO_WHEEL, OPT_LINK_FILE, OPT_OBJECTS, OPT_ID, OPT_NO_WX };
 
 static const struct kw_opt_help helps[] = {
 	{ { "output", required_argument, NULL, 'o' }, "DIR", "where archives, link files and manifests go" },
@@ -29,6 +29,9 @@ static const struct kw_opt_help helps[] = {
 	  "and a registration added (needs --id)" },
 	{ { "id", required_argument, NULL, OPT_ID }, "PATH",
 	  "with --objects: the extension's path as installed, e.g. pkg/_mod.cpython-311-x86_64-linux-gnu.so" },
+	{ { "no-wx", no_argument, NULL, OPT_NO_WX }, NULL,
+	  "leave converted images writable and executable (by default each object's constructor restores "
+	  "its segments' permissions)" },
 	{ { "wheel-out", required_argument, NULL, OPT_WHEEL_OUT }, "DIR",
 	  "where the wheel for the KM payload goes (default: the output directory)" },
 	{ { "no-wheel", no_argument, NULL, OPT_NO_WHEEL }, NULL, "do not write the KM payload wheel" },
@@ -49,7 +52,7 @@ static int cmd_km(struct kw_ctx *ctx, int argc, char **argv)
 	struct option longopts[16];
 	char shortopts[32];
 	struct kw_error err = { 0 };
-	struct kw_km_options opts = { NULL, false, NULL };
+	struct kw_km_options opts = { NULL, false, NULL, false };
 	bool no_wheel = false;
 	struct kw_strv inputs = { 0 }, links = { 0 };
 	const char *link_out = NULL, *python = "python3", *objects = NULL, *id = NULL;
@@ -72,6 +75,9 @@ static int cmd_km(struct kw_ctx *ctx, int argc, char **argv)
 			break;
 		case OPT_DEPS:
 			opts.deps = true;
+			break;
+		case OPT_NO_WX:
+			opts.no_wx = true;
 			break;
 		case OPT_OBJECTS:
 			objects = optarg;

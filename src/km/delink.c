@@ -45,6 +45,7 @@
 
 struct load {
 	uint64_t vaddr, memsz, off, filesz, align;
+	uint32_t flags;
 };
 
 struct rel {
@@ -95,6 +96,7 @@ struct dl {
 	const char *name;       /* for messages */
 	const char *id;         /* wheel-relative path */
 	enum kw_km_mode mode;
+	bool wx;                /* restore segment permissions from the constructor */
 	const struct kw_elf_info *info;
 	char tag[13];           /* 12 hex digits naming this object's symbols */
 
@@ -279,7 +281,9 @@ static int read_layout(struct dl *d)
 		ph = d->buf + phoff + 56 * i;
 		type = (uint32_t)ph[0] | (uint32_t)ph[1] << 8 | (uint32_t)ph[2] << 16 | (uint32_t)ph[3] << 24;
 		if (type == PT_LOAD) {
-			struct load l = { rd64(ph + 16), rd64(ph + 40), rd64(ph + 8), rd64(ph + 32), rd64(ph + 48) };
+			struct load l = { rd64(ph + 16), rd64(ph + 40), rd64(ph + 8), rd64(ph + 32), rd64(ph + 48),
+					  (uint32_t)ph[4] | (uint32_t)ph[5] << 8 | (uint32_t)ph[6] << 16 |
+						  (uint32_t)ph[7] << 24 };
 
 			if (l.filesz > l.memsz || l.off > d->len || l.filesz > d->len - l.off || l.memsz > MAX_IMAGE ||
 			    l.vaddr > MAX_IMAGE - l.memsz) {
@@ -829,7 +833,49 @@ static int constructor(struct dl *d, uint64_t reg_off)
 			return nomem(d);
 		}
 	}
-	/* 3. registration with the emulated dlopen. */
+	/*
+	 * 3. W^X: the image is one writable, executable section; once the link
+	 * and the IFUNC slots above have written it, its segments get the
+	 * loader's permissions back. Only whole pages inside the image: the
+	 * section starts page-aligned, its last page may be shared.
+	 */
+	for (i = 0; d->wx && i < d->n_loads; i++) {
+		static const unsigned char mov_esi[] = { 0xbe }, mov_edx[] = { 0xba };
+		const struct load *l = &d->loads[i];
+		uint64_t start = l->vaddr & ~4095ull, end = (l->vaddr + l->memsz + 4095) & ~4095ull;
+		uint32_t prot = (l->flags & PF_R ? 1 : 0) | (l->flags & PF_X ? 4 : 0), len;
+		unsigned char imm[4];
+		uint32_t mp;
+
+		/* The segment's last page is its own up to the next segment's first; the image's last is not. */
+		if (i + 1 < d->n_loads ? end > (d->loads[i + 1].vaddr & ~4095ull) : end > d->img_size) {
+			end = (l->vaddr + l->memsz) & ~4095ull;
+		}
+		if (l->flags & PF_W || end <= start || end - start > UINT32_MAX || (l->vaddr & 4095) > 0 ||
+		    (i > 0 && (d->loads[i - 1].vaddr + d->loads[i - 1].memsz) > start)) {
+			continue;
+		}
+		len = (uint32_t)(end - start);
+		mp = runtime_ref(d, "mprotect", false);
+		if (!mp || code_pcrel(d, lea_rdi, 3, R_X86_64_PC32, d->sec_sym[S_IMG], (int64_t)start)) {
+			return nomem(d);
+		}
+		imm[0] = (unsigned char)len;
+		imm[1] = (unsigned char)(len >> 8);
+		imm[2] = (unsigned char)(len >> 16);
+		imm[3] = (unsigned char)(len >> 24);
+		if (put(&d->text, mov_esi, 1) || put(&d->text, imm, 4)) {
+			return nomem(d);
+		}
+		imm[0] = (unsigned char)prot;
+		imm[1] = imm[2] = imm[3] = 0;
+		if (put(&d->text, mov_edx, 1) || put(&d->text, imm, 4) ||
+		    code_pcrel(d, call_rel, 1, R_X86_64_PLT32, mp, 0)) {
+			return nomem(d);
+		}
+		d->res->n_protected++;
+	}
+	/* 4. registration with the emulated dlopen. */
 	{
 		uint32_t reg = runtime_ref(d, "km_dl_register", false);
 
@@ -1155,7 +1201,7 @@ void kw_km_converted_release(struct kw_km_converted *c)
 }
 
 int kw_km_delink(const unsigned char *buf, size_t len, const char *name, const char *id, enum kw_km_mode mode,
-		 const char *out_path, struct kw_km_converted *res, struct kw_error *err)
+		 unsigned flags, const char *out_path, struct kw_km_converted *res, struct kw_error *err)
 {
 	struct kw_elf_info *info = NULL;
 	struct kw_sha256 sha;
@@ -1173,6 +1219,7 @@ int kw_km_delink(const unsigned char *buf, size_t len, const char *name, const c
 	d.name = name;
 	d.id = id;
 	d.mode = mode;
+	d.wx = !(flags & KW_KM_NO_WX);
 	d.res = res;
 	d.err = err;
 	rc = kw_elf_parse_memory(buf, len, name, &info, err);

@@ -512,7 +512,8 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 		if (!opath) {
 			rc = kw_error_set(err, KW_ENOMEM, "out of memory");
 		} else {
-			rc = kw_km_delink(buf, len, o->name, o->in_wheel ? o->name : base, o->mode, opath, &c, err);
+			rc = kw_km_delink(buf, len, o->name, o->in_wheel ? o->name : base, o->mode,
+					  opts->no_wx ? KW_KM_NO_WX : 0, opath, &c, err);
 		}
 		if (mapped) {
 			munmap(buf, len);
@@ -808,7 +809,7 @@ static int convert_dynload(const char *dir, const char *outdir, char **link_file
 			ok = false;
 		}
 		if (ok && (opath = kw_asprintf("%s/%s", objdir, oname)) && map_file(path, &buf, &len, &e2) == 0) {
-			ok = kw_km_delink(buf, len, path, id, KW_KM_MODULE, opath, &c, &e2) == 0;
+			ok = kw_km_delink(buf, len, path, id, KW_KM_MODULE, 0, opath, &c, &e2) == 0;
 			munmap(buf, len);
 			if (ok) {
 				kw_km_converted_release(&c);

@@ -124,11 +124,23 @@ def build_fixtures(tmp):
         f"kmfix/_c.{so}": cc(t("c.so"), os.path.join(ext, "kmfix.c"), *link),
         f"kmfix/_desc.{so}": cc(t("desc.so"), os.path.join(ext, "kmfix.c"), "-DMODNAME=_desc",
                                 "-mtls-dialect=gnu2", *link),
+        f"kmfix/_relr.{so}": cc(t("relr.so"), os.path.join(ext, "kmfix.c"), "-DMODNAME=_relr",
+                                "-Wl,-z,pack-relative-relocs", *link),
         f"kmfix/_cxx.{so}": cc(t("cxx.so"), os.path.join(ext, "kmcxx.cc"), "-pthread", cxx=True),
         f"kmfix/a/kmtwin.{so}": cc(t("twin1.so"), os.path.join(ext, "kmtwin.c"), "-DTWIN=1"),
         f"kmfix/b/kmtwin.{so}": cc(t("twin2.so"), os.path.join(ext, "kmtwin.c"), "-DTWIN=2"),
         "kmfix.libs/libkmdep.so": dep,
     }
+    # The descriptor variant loses its section headers: only the dynamic segment is read.
+    desc = bytearray(members[f"kmfix/_desc.{so}"])
+    desc[0x28:0x30] = bytes(8)
+    desc[0x3c:0x40] = bytes(4)
+    members[f"kmfix/_desc.{so}"] = bytes(desc)
+    with open(t("desc-nosections.so"), "wb") as f:
+        f.write(desc)
+    check("There are no sections" in run("readelf", "-SW", t("desc-nosections.so")).stdout,
+          "oracle: readelf finds no section headers in the stripped variant")
+    check("(RELR)" in run("readelf", "-dW", t("relr.so")).stdout, "oracle: the relr variant uses DT_RELR")
     relocs = run("readelf", "-rW", t("desc.so")).stdout
     check("R_X86_64_TLSDESC" in relocs, "oracle: the gnu2 build really uses TLS descriptors")
     relocs = run("readelf", "-rW", t("c.so")).stdout
@@ -145,6 +157,8 @@ import kmfix.a.kmtwin as a, kmfix.b.kmtwin as b
 print("c", c.run())
 print("c again", c.run())
 print("desc", d.run())
+import kmfix._relr as rr
+print("relr", rr.run())
 print("cxx", x.run())
 try:
     x.fail()
@@ -161,6 +175,8 @@ def fixtures(tmp):
         return
     out_a, b, sta, env = compare(tmp, [whl], interp, FIXTURE_SCRIPT)
     check(any(l.startswith("c order=ABC ") for l in out_a), "constructor priorities ran in order (ABC)")
+    check(all("text=r-xp" in l for l in out_a if l.startswith(("c ", "desc ", "relr "))),
+          "the converted text is mapped read-only and executable, as the loader maps it")
     check(any("cxx error raised in C++" == l for l in out_a), "the C++ exception became a Python RuntimeError")
     check(any(l == "twins 100 200 True" for l in out_a), "two modules of one file name are told apart by path")
 
@@ -173,7 +189,7 @@ def fixtures(tmp):
                 "--platform", "km_x86_64", os.path.join(out, kmw[0]))
         check(r.returncode == 0, f"pip installs the payload wheel for km_x86_64 ({r.stderr.strip()[-300:]})")
         sos = [os.path.join(d, f) for d, _, fs in os.walk(tree) for f in fs if f.endswith(".so")]
-        check(len(sos) == 6 and all(os.path.getsize(p) == 0 for p in sos), "every converted object is an empty stub")
+        check(len(sos) == 7 and all(os.path.getsize(p) == 0 for p in sos), "every converted object is an empty stub")
         link = os.path.join("kmfix-1.0.dist-info", "km", "kmfix.km.link")
         check(os.path.exists(os.path.join(tree, link)), "the link file travels in the wheel")
         py2 = os.path.join(tmp, "python-payload")
@@ -186,7 +202,7 @@ def fixtures(tmp):
     # The archive: members listed by ar, lib-mode definitions in the symbol index.
     ar = os.path.join(out, "libkmfix.km.a")
     members = run("ar", "t", ar).stdout.split()
-    check(len(members) == 6, f"ar lists one member per shared object ({members})")
+    check(len(members) == 7, f"ar lists one member per shared object ({members})")
     index = run("nm", "-s", ar).stdout
     check("kmdep_value in" in index, "nm -s shows the vendored library's export in the index")
     with open(os.path.join(out, "kmfix.km.json")) as f:
