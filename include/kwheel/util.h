@@ -18,6 +18,8 @@ struct kw_strv {
 int kw_strv_push(struct kw_strv *sv, const char *s);
 /* Append s itself; on success the vector owns it, on failure the caller still does. */
 int kw_strv_push_take(struct kw_strv *sv, char *s);
+/* Append s, which is taken in every case: freed on failure, and NULL (a failed allocation) fails. */
+int kw_strv_push_own(struct kw_strv *sv, char *s);
 /* Index of s or -1. */
 long kw_strv_find(const struct kw_strv *sv, const char *s);
 /* Append a copy of s unless present. */

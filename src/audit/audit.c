@@ -725,7 +725,7 @@ static int compare_wheel_tags(struct kw_audit *a)
 			for (k = 0; k < plat.n; k++) {
 				char *t = kw_asprintf("%s-%s-%s", py.v[i], abi.v[j], plat.v[k]);
 
-				if (!t || kw_strv_push_take(&named, t)) {
+				if (kw_strv_push_own(&named, t)) {
 					goto out;
 				}
 			}
@@ -735,7 +735,7 @@ static int compare_wheel_tags(struct kw_audit *a)
 		if (kw_strv_find(&named, a->meta.tags[i]) < 0) {
 			char *m = kw_asprintf("WHEEL has Tag %s, which the file name does not", a->meta.tags[i]);
 
-			if (!m || kw_strv_push_take(&a->tag_mismatches, m)) {
+			if (kw_strv_push_own(&a->tag_mismatches, m)) {
 				goto out;
 			}
 		}
@@ -749,7 +749,7 @@ static int compare_wheel_tags(struct kw_audit *a)
 		if (!listed) {
 			char *m = kw_asprintf("the file name has tag %s, which WHEEL does not list", named.v[i]);
 
-			if (!m || kw_strv_push_take(&a->tag_mismatches, m)) {
+			if (kw_strv_push_own(&a->tag_mismatches, m)) {
 				goto out;
 			}
 		}

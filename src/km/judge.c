@@ -83,7 +83,7 @@ static int addf(struct kw_strv *sv, const char *fmt, ...)
 	if (!s) {
 		return KW_ENOMEM;
 	}
-	return kw_strv_push_take(sv, s) ? KW_ENOMEM : 0;
+	return kw_strv_push_own(sv, s);
 }
 
 /* "what (e.g. a, b, c and 4 more)" from a list of examples. */
@@ -203,7 +203,7 @@ static int judge_info(struct kw_km_object *o, const struct kw_elf_info *info, co
 			const char *nm = kw_elf_reloc_str(info->machine, t);
 			char *s = nm ? kw_strdup(nm) : kw_asprintf("type %u", t);
 
-			if (!s || kw_strv_push_take(&rels, s)) {
+			if (kw_strv_push_own(&rels, s)) {
 				goto out;
 			}
 		}
@@ -234,7 +234,7 @@ static int judge_info(struct kw_km_object *o, const struct kw_elf_info *info, co
 				if (lib && binds_old_version(lib, s)) {
 					char *e = kw_asprintf("%s@%s", s->name, s->version);
 
-					if (!e || kw_strv_push_take(&old, e)) {
+					if (kw_strv_push_own(&old, e)) {
 						goto out;
 					}
 				}
@@ -247,7 +247,7 @@ static int judge_info(struct kw_km_object *o, const struct kw_elf_info *info, co
 		if (s->version_hidden && s->bind != STB_LOCAL && s->version) {
 			char *e = kw_asprintf("%s@%s", s->name, s->version);
 
-			if (!e || kw_strv_push_take(&hidden, e)) {
+			if (kw_strv_push_own(&hidden, e)) {
 				goto out;
 			}
 		}

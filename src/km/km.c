@@ -526,7 +526,7 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 			goto out;
 		}
 		rc = KW_ENOMEM;
-		if (kw_strv_push_take(&objs, opath) || kw_strv_push_take(&names, oname)) {
+		if (kw_strv_push_own(&objs, opath) | kw_strv_push_own(&names, oname)) {
 			kw_km_converted_release(&c);
 			kw_error_set(err, rc, "out of memory");
 			goto out;
@@ -817,7 +817,7 @@ static int convert_dynload(const char *dir, const char *outdir, char **link_file
 		} else {
 			ok = false;
 		}
-		if (ok ? kw_strv_push_take(&objs, opath) || kw_strv_push_take(&names, oname)
+		if (ok ? kw_strv_push_own(&objs, opath) | kw_strv_push_own(&names, oname)
 		       : kw_strv_push(skipped, files.v[i])) {
 			free(path);
 			free(id);
@@ -929,7 +929,7 @@ int kw_km_link_python(const char *out, const char *python, const char *const *li
 	for (i = 0; i < n; i++) {
 		char *at = kw_asprintf("@%s", link_files[i]);
 
-		if (!at || kw_strv_push_take(&argv, at)) {
+		if (kw_strv_push_own(&argv, at)) {
 			kw_error_set(err, rc, "out of memory");
 			goto out;
 		}
@@ -952,7 +952,7 @@ int kw_km_link_python(const char *out, const char *python, const char *const *li
 		}
 		rc = KW_ENOMEM;
 		p = kw_asprintf("@%s", dyn_link);
-		if (!p || kw_strv_push_take(&argv, p)) {
+		if (kw_strv_push_own(&argv, p)) {
 			kw_error_set(err, rc, "out of memory");
 			goto out;
 		}

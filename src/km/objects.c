@@ -197,7 +197,7 @@ int kw_km_convert_objects(const char *dir, const char *id, const char *outdir, s
 {
 	struct kw_strv files = { 0 }, defined = { 0 }, objs = { 0 }, names = { 0 }, targets = { 0 };
 	const char *base = strrchr(id, '/') ? strrchr(id, '/') + 1 : id;
-	char *stem = NULL, *objdir = NULL, *p;
+	char *stem = NULL, *objdir = NULL;
 	struct kw_sha256 sha;
 	unsigned char digest[32];
 	char hex[13];
@@ -214,7 +214,7 @@ int kw_km_convert_objects(const char *dir, const char *id, const char *outdir, s
 		size_t l = strlen(de->d_name);
 
 		if (l > 2 && strcmp(de->d_name + l - 2, ".o") == 0 &&
-		    ((p = kw_asprintf("%s/%s", dir, de->d_name)) == NULL || kw_strv_push_take(&files, p))) {
+		    kw_strv_push_own(&files, kw_asprintf("%s/%s", dir, de->d_name))) {
 			closedir(d);
 			kw_error_set(err, rc, "out of memory");
 			goto out;
@@ -260,7 +260,7 @@ int kw_km_convert_objects(const char *dir, const char *id, const char *outdir, s
 		char *oname = kw_asprintf("%03zu-%s", i, fb), *opath = oname ? kw_asprintf("%s/%s", objdir, oname) : NULL;
 		struct rename r = { &defined, hex, NULL, NULL, err, 0, NULL };
 
-		if (!opath || kw_strv_push_take(&names, oname) || kw_strv_push_take(&objs, opath)) {
+		if (kw_strv_push_own(&names, oname) | kw_strv_push_own(&objs, opath)) {
 			kw_error_set(err, rc, "out of memory");
 			goto out;
 		}
@@ -275,14 +275,13 @@ int kw_km_convert_objects(const char *dir, const char *id, const char *outdir, s
 		rc = KW_ENOMEM;
 	}
 	for (i = 0; i < defined.n; i++) {
-		if (!(p = kw_asprintf("%s_%s_km", defined.v[i], hex)) || kw_strv_push_take(&targets, p)) {
+		if (kw_strv_push_own(&targets, kw_asprintf("%s_%s_km", defined.v[i], hex))) {
 			kw_error_set(err, rc, "out of memory");
 			goto out;
 		}
 	}
-	p = kw_asprintf("%s/%03zu-registration.o", objdir, files.n);
-	if (!p || kw_strv_push_take(&objs, p) ||
-	    !(p = kw_asprintf("%03zu-registration.o", files.n)) || kw_strv_push_take(&names, p)) {
+	if (kw_strv_push_own(&objs, kw_asprintf("%s/%03zu-registration.o", objdir, files.n)) ||
+	    kw_strv_push_own(&names, kw_asprintf("%03zu-registration.o", files.n))) {
 		kw_error_set(err, rc, "out of memory");
 		goto out;
 	}

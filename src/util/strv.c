@@ -15,6 +15,15 @@ int kw_strv_push_take(struct kw_strv *sv, char *s)
 	return 0;
 }
 
+int kw_strv_push_own(struct kw_strv *sv, char *s)
+{
+	if (!s || kw_strv_push_take(sv, s)) {
+		free(s);
+		return KW_ENOMEM;
+	}
+	return 0;
+}
+
 int kw_strv_push(struct kw_strv *sv, const char *s)
 {
 	char *d = kw_strdup(s);
