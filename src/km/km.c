@@ -746,11 +746,6 @@ static int write_text(const char *path, const void *data, size_t len, struct kw_
 	return 0;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /*
  * The interpreter's own lib-dynload modules go in too, or the static
  * interpreter could not import the standard library's C parts (json,
@@ -789,7 +784,7 @@ static int convert_dynload(const char *dir, const char *outdir, char **link_file
 			goto out;
 		}
 	}
-	qsort(files.v, files.n, sizeof(*files.v), cmp_str);
+	kw_strv_sort(&files);
 	for (i = 0; i < files.n; i++) {
 		char *path = kw_asprintf("%s/%s", dir, files.v[i]), *id = kw_asprintf("lib-dynload/%s", files.v[i]);
 		char *oname = kw_asprintf("%03zu-%s.o", objs.n, files.v[i]), *opath = NULL;

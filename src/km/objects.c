@@ -115,7 +115,7 @@ static int rename_one(void *ud, Elf *e, Elf_Data *syms, size_t i, GElf_Sym *sym,
 	char *nn, *grown;
 	size_t at;
 
-	if (!bsearch(&key, r->defined->v, r->defined->n, sizeof(char *), cmp_str)) {
+	if (!r->defined->n || !bsearch(&key, r->defined->v, r->defined->n, sizeof(char *), cmp_str)) {
 		return 0;
 	}
 	if (!r->strtab) {
@@ -225,7 +225,7 @@ int kw_km_convert_objects(const char *dir, const char *id, const char *outdir, s
 		rc = kw_error_set(err, KW_ENOTFOUND, "'%s': no object files (*.o)", dir);
 		goto out;
 	}
-	qsort(files.v, files.n, sizeof(*files.v), cmp_str);
+	kw_strv_sort(&files);
 	{
 		struct collect c = { &defined, err };
 
@@ -235,7 +235,7 @@ int kw_km_convert_objects(const char *dir, const char *id, const char *outdir, s
 			}
 		}
 	}
-	qsort(defined.v, defined.n, sizeof(*defined.v), cmp_str);
+	kw_strv_sort(&defined);
 	/* The tag names the module: its id, so the same sources built twice do not clash either. */
 	kw_sha256_init(&sha);
 	kw_sha256_update(&sha, id, strlen(id));

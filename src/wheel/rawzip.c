@@ -205,7 +205,9 @@ int rawzip_open(struct rawzip *z, const char *path, struct kw_error *err)
 		}
 		pos += 46 + nl + xl + cl;
 	}
-	qsort(z->e, z->n, sizeof(*z->e), raw_cmp);
+	if (z->n) {
+		qsort(z->e, z->n, sizeof(*z->e), raw_cmp);
+	}
 	free(cd);
 	return 0;
 fail:
@@ -219,6 +221,6 @@ const struct raw *rawzip_find(const struct rawzip *z, const char *name)
 	struct raw key;
 
 	key.name = (char *)name;
-	return bsearch(&key, z->e, z->n, sizeof(*z->e), raw_cmp);
+	return z->n ? bsearch(&key, z->e, z->n, sizeof(*z->e), raw_cmp) : NULL;
 }
 

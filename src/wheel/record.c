@@ -327,6 +327,7 @@ int kw_record_parse(const char *text, size_t len, struct kw_record *rec, struct 
 
 		lineno++;
 		if (csv_row(text, len, &pos, &f)) {
+			kw_strv_release(&f);
 			rc = KW_ENOMEM;
 			goto fail;
 		}
@@ -472,7 +473,10 @@ int kw_wheel_verify_record(struct kw_wheel *w, struct kw_record *rec, struct kw_
 	}
 	pcap = rec->n_problems;
 	rc = KW_ENOMEM;
-	qsort(rec->entries, rec->n_entries, sizeof(*rec->entries), cmp_entry);
+	/* An empty RECORD has no array at all: qsort and bsearch must not see NULL. */
+	if (rec->n_entries) {
+		qsort(rec->entries, rec->n_entries, sizeof(*rec->entries), cmp_entry);
+	}
 	seen = kw_calloc(rec->n_entries ? rec->n_entries : 1, sizeof(*seen));
 	if (!seen) {
 		kw_error_set(err, rc, "out of memory");
@@ -499,7 +503,7 @@ int kw_wheel_verify_record(struct kw_wheel *w, struct kw_record *rec, struct kw_
 			continue;
 		}
 		key.path = m->name;
-		e = bsearch(&key, rec->entries, rec->n_entries, sizeof(*rec->entries), cmp_entry);
+		e = rec->n_entries ? bsearch(&key, rec->entries, rec->n_entries, sizeof(*rec->entries), cmp_entry) : NULL;
 		if (!e) {
 			if (add_problem(rec, &pcap, KW_RECORD_NOT_LISTED, m->name, NULL)) {
 				kw_error_set(err, rc, "out of memory");
