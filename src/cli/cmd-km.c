@@ -172,6 +172,10 @@ static int cmd_km(struct kw_ctx *ctx, int argc, char **argv)
 			}
 			continue;
 		}
+		if (!res.archive) {
+			printf("%s: no ELF object, nothing to convert (install it as it is)\n", inputs.v[i]);
+			continue;
+		}
 		printf("%s: %zu object%s -> %s%s%s\n", inputs.v[i], res.n_objects, res.n_objects == 1 ? "" : "s",
 		       res.archive, res.wheel ? ", " : "", res.wheel ? res.wheel : "");
 		if (kw_strv_push(&links, res.link_file)) {

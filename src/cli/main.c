@@ -53,6 +53,8 @@ int main(int argc, char **argv)
 	const struct kw_cmd *cmd = NULL;
 	int verbosity = KW_LOG_WARN;
 	int rc = KW_EXIT_USAGE;
+	const char *fail_alloc = getenv("KWHEEL_FAIL_ALLOC");
+	long fail_at = -1;
 	int c;
 	size_t i;
 
@@ -89,6 +91,23 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return KW_EXIT_USAGE;
 	}
+	/*
+	 * Test hook, always compiled in: KWHEEL_FAIL_ALLOC=N makes the Nth library
+	 * allocation of the command, and every later one, fail (kw_alloc_fail_at).
+	 * N=0 fails nothing and prints "kwheel: debug: A allocations" on stderr at
+	 * the end, so a test knows how far to step. Used by tests/integration/robust.
+	 */
+	if (fail_alloc && *fail_alloc) {
+		char *end;
+
+		errno = 0;
+		fail_at = strtol(fail_alloc, &end, 10);
+		if (errno || *end || fail_at < 0) {
+			fprintf(stderr, "kwheel: KWHEEL_FAIL_ALLOC is not a count: '%s'\n", fail_alloc);
+			return KW_EXIT_USAGE;
+		}
+		kw_alloc_fail_at(fail_at);
+	}
 	if (kw_ctx_new(&ctx, &err)) {
 		return kw_cli_error(&err);
 	}
@@ -103,6 +122,9 @@ int main(int argc, char **argv)
 	optind = 0;
 	rc = cmd->fn(ctx, argc - c, argv + c);
 	kw_ctx_free(ctx);
+	if (fail_at == 0) {
+		fprintf(stderr, "kwheel: debug: %ld allocations\n", kw_alloc_fail_at(0));
+	}
 	if (fflush(stdout) != 0 || ferror(stdout)) {
 		fprintf(stderr, "kwheel: cannot write output: %s\n", strerror(errno));
 		return KW_EXIT_ERROR;

@@ -448,6 +448,11 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 		rc = refuse(a, &v, err);
 		goto out;
 	}
+	if (v.n_objects == 0) {
+		/* A pure wheel installs as it is: no archive, no payload wheel. */
+		rc = 0;
+		goto out;
+	}
 	if (v.needs_deps && !opts->deps) {
 		for (i = 0; i < v.n_objects && v.objects[i].in_wheel; i++) {
 		}

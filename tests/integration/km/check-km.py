@@ -294,6 +294,17 @@ def fixtures(tmp):
           f"an untranslatable relocation is one clear error ({lines})")
     check(not any(f.endswith(".a") for f in os.listdir(o2)), "no archive is written for a refused wheel")
 
+    # A pure wheel needs nothing; another architecture is refused for it.
+    pure = os.path.join(CORPUS, "wheels", "auditwheel", "plumbum-1.6.8-py2.py3-none-any.whl")
+    mscl = os.path.join(CORPUS, "wheels", "auditwheel", "python_mscl-67.0.1.0-cp313-cp313-manylinux2014_aarch64.whl")
+    o4 = os.path.join(tmp, "km-other")
+    r = run(KWHEEL, "km", "-o", o4, pure)
+    check(r.returncode == 0 and "nothing to convert" in r.stdout and not os.listdir(o4),
+          "a pure wheel converts to nothing and writes nothing")
+    r = run(KWHEEL, "km", "-o", o4, mscl)
+    check(r.returncode == 1 and "aarch64" in r.stderr and len(r.stderr.strip().splitlines()) == 1,
+          f"an aarch64 wheel is refused in one line ({r.stderr.strip()})")
+
 
 CORPUS_SCRIPT = r"""
 import numpy as np, lz4.frame, lz4.block, yaml, msgpack, markupsafe, brotli, threading
