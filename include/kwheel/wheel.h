@@ -170,5 +170,10 @@ int kw_wheel_writer_add_file(struct kw_wheel_writer *ww, const char *name, const
 int kw_wheel_writer_commit(struct kw_wheel_writer *ww, struct kw_error *err);
 /* Drop everything; nothing is left on disk. */
 void kw_wheel_writer_abort(struct kw_wheel_writer *ww);
+/*
+ * Remove the temporaries that runs killed before they could clean up left in
+ * dir (their names carry the pid; only those of dead processes go).
+ */
+void kw_wheel_sweep_stale(const char *dir);
 
 #endif

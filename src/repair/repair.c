@@ -492,6 +492,7 @@ static int copy_file(const char *src, const char *dst, struct kw_error *err)
 
 struct fd_sink {
 	int fd;
+	int saved_errno;   /* why a write failed, for the message */
 };
 
 static int to_fd(void *ud, const void *data, size_t len)
@@ -506,6 +507,7 @@ static int to_fd(void *ud, const void *data, size_t len)
 			if (errno == EINTR) {
 				continue;
 			}
+			s->saved_errno = errno;
 			return KW_EIO;
 		}
 		p += n;
@@ -516,7 +518,7 @@ static int to_fd(void *ud, const void *data, size_t len)
 
 static int extract(struct kw_wheel *w, size_t idx, const char *dst, struct kw_error *err)
 {
-	struct fd_sink s;
+	struct fd_sink s = { -1, 0 };
 	int rc;
 
 	s.fd = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
@@ -527,8 +529,9 @@ static int extract(struct kw_wheel *w, size_t idx, const char *dst, struct kw_er
 	if (close(s.fd) < 0 && rc == 0) {
 		rc = kw_error_set(err, KW_EIO, "'%s': %s", dst, strerror(errno));
 	}
-	if (rc == KW_EIO && err && !err->msg[0]) {
-		kw_error_set(err, KW_EIO, "'%s': write failed", dst);
+	if (s.saved_errno) {
+		/* The stream names only the member: say where and why the write failed. */
+		rc = kw_error_set(err, KW_EIO, "cannot write '%s': %s", dst, strerror(s.saved_errno));
 	}
 	return rc;
 }
@@ -606,6 +609,7 @@ static char *member_rpath(const struct job *j, const char *member, const struct 
 	size_t i, len = 1;
 
 	if (!mine || (cur && kw_strv_split(&parts, cur, ':'))) {
+		kw_strv_release(&parts);
 		free(mine);
 		return NULL;
 	}
@@ -758,6 +762,7 @@ static int plan_tags(struct job *j, struct kw_error *err)
 	char *t = kw_policy_tag(p, j->a->arch);
 
 	if (!t || kw_strv_push_take(&j->plats, t)) {
+		free(t);
 		return oom(err);
 	}
 	for (i = 0; i < p->n_aliases; i++) {
@@ -766,6 +771,7 @@ static int plan_tags(struct job *j, struct kw_error *err)
 		alias.name = p->aliases[i];
 		t = kw_policy_tag(&alias, j->a->arch);
 		if (!t || kw_strv_push_take(&j->plats, t)) {
+			free(t);
 			return oom(err);
 		}
 	}
@@ -1348,7 +1354,8 @@ int kw_repair_wheel(struct kw_ctx *ctx, const char *path, const struct kw_repair
 		free(out_path);
 		out_path = full;
 	}
-	j.workdir = kw_asprintf("%s/.kwheel-work-XXXXXX", o->out_dir);
+	kw_wheel_sweep_stale(o->out_dir);
+	j.workdir = kw_asprintf("%s/.kwheel-work-%ld-XXXXXX", o->out_dir, (long)getpid());
 	if (!out_path || !j.workdir) {
 		rc = oom(err);
 		goto out;
@@ -1393,10 +1400,7 @@ int kw_repair_wheel(struct kw_ctx *ctx, const char *path, const struct kw_repair
 			}
 		}
 	}
-	rc = write_wheel(&j, out_path, mtime, err);
-	if (rc) {
-		goto out;
-	}
+	/* The report first: once the wheel is renamed into place nothing may fail. */
 	j.res->action = KW_REPAIR_REPAIRED;
 	j.res->grafts = kw_calloc(j.n_inst + 1, sizeof(*j.res->grafts));
 	if (!j.res->grafts) {
@@ -1414,6 +1418,10 @@ int kw_repair_wheel(struct kw_ctx *ctx, const char *path, const struct kw_repair
 			rc = oom(err);
 			goto out;
 		}
+	}
+	rc = write_wheel(&j, out_path, mtime, err);
+	if (rc) {
+		goto out;
 	}
 done:
 	if (!rc) {

@@ -540,6 +540,7 @@ static int try_list(struct build *b, const char *list, const char *origin, const
 	int rc = 0;
 
 	if (kw_strv_split(&parts, list, ':')) {
+		kw_strv_release(&parts);
 		return kw_error_set(err, KW_ENOMEM, "out of memory");
 	}
 	n = parts.n < b->r->ctx->limits.max_path_entries ? parts.n : b->r->ctx->limits.max_path_entries;

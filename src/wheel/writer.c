@@ -11,9 +11,11 @@
  * libzip's business.
  */
 #define _GNU_SOURCE /* copy_file_range */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -454,7 +456,7 @@ int kw_wheel_writer_commit(struct kw_wheel_writer *ww, struct kw_error *err)
 	for (k = 0; k < used; k++) {
 		wk[k].ww = ww;
 		wk[k].id = k + 1;
-		wk[k].zpath = kw_asprintf("%s/.kwheel-z%d-XXXXXX", ww->dir, k);
+		wk[k].zpath = kw_asprintf("%s/.kwheel-z%d-%ld-XXXXXX", ww->dir, k, (long)getpid());
 		if (!wk[k].zpath) {
 			rc = kw_error_set(err, KW_ENOMEM, "out of memory");
 			break;
@@ -490,8 +492,9 @@ int kw_wheel_writer_commit(struct kw_wheel_writer *ww, struct kw_error *err)
 	if (rc) {
 		goto out;
 	}
-	ww->tmp_path = kw_asprintf("%s/.%s.kwheel-XXXXXX", ww->dir, strrchr(ww->final_path, '/') ?
-						  strrchr(ww->final_path, '/') + 1 : ww->final_path);
+	ww->tmp_path = kw_asprintf("%s/.%s.kwheel-%ld-XXXXXX", ww->dir,
+				   strrchr(ww->final_path, '/') ? strrchr(ww->final_path, '/') + 1 : ww->final_path,
+				   (long)getpid());
 	out = ww->tmp_path ? mkstemp(ww->tmp_path) : -1;
 	if (out < 0) {
 		rc = ww->tmp_path ? kw_error_set(err, KW_EIO, "'%s': cannot create a file there: %s", ww->final_path,
@@ -604,4 +607,75 @@ void kw_wheel_writer_abort(struct kw_wheel_writer *ww)
 	free(ww->final_path);
 	free(ww->dir);
 	free(ww);
+}
+
+/*
+ * A run killed outright leaves its temporaries (named after its pid) in the
+ * output directory. Remove those of processes that no longer exist; a live
+ * pid, ours or another run's, keeps its files.
+ */
+static long temp_owner(const char *name)
+{
+	const char *p = strstr(name, ".kwheel-");
+	char *end;
+	long pid;
+
+	if (name[0] != '.' || !p) {
+		return -1;
+	}
+	p += 8;
+	if (strncmp(p, "work-", 5) == 0) {
+		p += 5;
+	} else if (*p == 'z') {
+		p = strchr(p, '-');
+		if (!p) {
+			return -1;
+		}
+		p++;
+	}
+	pid = strtol(p, &end, 10);
+	return end != p && *end == '-' && pid > 0 ? pid : -1;
+}
+
+static void remove_tree(int at, const char *name, unsigned depth)
+{
+	int fd;
+	DIR *d;
+	struct dirent *de;
+
+	if (unlinkat(at, name, 0) == 0 || errno != EISDIR || depth > 8) {
+		return;
+	}
+	fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || !(d = fdopendir(fd))) {
+		if (fd >= 0) {
+			close(fd);
+		}
+		return;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
+			remove_tree(dirfd(d), de->d_name, depth + 1);
+		}
+	}
+	closedir(d);
+	unlinkat(at, name, AT_REMOVEDIR);
+}
+
+void kw_wheel_sweep_stale(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	if (!d) {
+		return;
+	}
+	while ((de = readdir(d)) != NULL) {
+		long pid = temp_owner(de->d_name);
+
+		if (pid > 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH) {
+			remove_tree(dirfd(d), de->d_name, 0);
+		}
+	}
+	closedir(d);
 }
