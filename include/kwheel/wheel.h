@@ -84,6 +84,10 @@ int kw_wheel_read_head(struct kw_wheel *w, size_t i, void *buf, size_t max, size
 int kw_wheel_read(struct kw_wheel *w, size_t i, unsigned char **buf, size_t *len,
 		  struct kw_error *err);
 
+/* kw_wheel_read that also gives the member's sha256, from the same single inflate. */
+int kw_wheel_read_sha256(struct kw_wheel *w, size_t i, unsigned char **buf, size_t *len, unsigned char digest[32],
+			 struct kw_error *err);
+
 /*
  * Stream member i through cb in chunks (no whole-member buffer). Same checks
  * as kw_wheel_read. cb returns 0 to go on, or a negative status to stop
@@ -139,6 +143,12 @@ int kw_record_parse(const char *text, size_t len, struct kw_record *rec, struct 
  * problems, non-zero only when RECORD cannot be read at all.
  */
 int kw_wheel_verify_record(struct kw_wheel *w, struct kw_record *rec, struct kw_error *err);
+/*
+ * The same, with the sha256 of some members already known (known[i] for
+ * member i where have[i]): those are not inflated again.
+ */
+int kw_wheel_verify_record_known(struct kw_wheel *w, struct kw_record *rec, const unsigned char (*known)[32],
+				 const bool *have, struct kw_error *err);
 void kw_record_release(struct kw_record *rec);
 const char *kw_record_problem_str(enum kw_record_problem_kind kind);
 

@@ -598,7 +598,9 @@ static enum kw_policy_family libc_family(const struct kw_audit *a)
 	return KW_POLICY_MANYLINUX;
 }
 
-static int read_members(struct kw_audit *a, struct kw_wheel *w, struct kw_error *err)
+/* digests/have (per member index, may be NULL): the sha256 of each ELF member, from the read that parses it. */
+static int read_members(struct kw_audit *a, struct kw_wheel *w, unsigned char (*digests)[32], bool *have,
+			struct kw_error *err)
 {
 	size_t n = kw_wheel_member_count(w), i, cap = 0;
 	int rc;
@@ -631,7 +633,12 @@ static int read_members(struct kw_audit *a, struct kw_wheel *w, struct kw_error 
 			return kw_error_set(err, KW_ENOMEM, "out of memory");
 		}
 		a->n_members++;
-		rc = kw_wheel_read(w, i, &buf, &len, err);
+		if (digests) {
+			rc = kw_wheel_read_sha256(w, i, &buf, &len, digests[i], err);
+			have[i] = rc == 0;
+		} else {
+			rc = kw_wheel_read(w, i, &buf, &len, err);
+		}
 		if (rc) {
 			return rc;
 		}
@@ -783,6 +790,8 @@ int kw_audit_wheel_flags(struct kw_ctx *ctx, const char *path, unsigned flags, s
 	struct kw_wheel *w = NULL;
 	struct kw_audit *a = NULL;
 	struct overlay ov;
+	unsigned char (*digests)[32] = NULL;
+	bool *have = NULL;
 	size_t i;
 	bool all_pure = true;
 	int rc = KW_EINTERNAL;
@@ -821,11 +830,24 @@ int kw_audit_wheel_flags(struct kw_ctx *ctx, const char *path, unsigned flags, s
 		rc = kw_error_set(err, KW_ENOMEM, "out of memory");
 		goto out;
 	}
-	rc = (flags & KW_AUDIT_NO_RECORD) ? 0 : kw_wheel_verify_record(w, &a->record, err);
+	/* ELF members are hashed while they are read for parsing: each member is inflated once. */
+	if (!(flags & KW_AUDIT_NO_RECORD)) {
+		size_t nm = kw_wheel_member_count(w);
+
+		digests = kw_calloc(nm ? nm : 1, sizeof(*digests));
+		have = kw_calloc(nm ? nm : 1, sizeof(*have));
+		if (!digests || !have) {
+			rc = kw_error_set(err, KW_ENOMEM, "out of memory");
+			goto out;
+		}
+	}
+	rc = read_members(a, w, digests, have, err);
 	if (rc) {
 		goto out;
 	}
-	rc = read_members(a, w, err);
+	rc = (flags & KW_AUDIT_NO_RECORD) ? 0
+					  : kw_wheel_verify_record_known(w, &a->record, (const unsigned char (*)[32])digests,
+									 have, err);
 	if (rc) {
 		goto out;
 	}
@@ -934,6 +956,8 @@ done:
 	a = NULL;
 	rc = 0;
 out:
+	free(digests);
+	free(have);
 	kw_audit_free(a);
 	kw_resolver_free(r);
 	kw_wheel_free(w);

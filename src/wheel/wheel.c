@@ -586,6 +586,56 @@ int kw_wheel_read(struct kw_wheel *w, size_t i, unsigned char **out, size_t *len
 	return 0;
 }
 
+struct hashed {
+	struct membuf b;
+	struct kw_sha256 sha;
+};
+
+static int append_hash(void *ud, const void *data, size_t len)
+{
+	struct hashed *h = ud;
+	int rc = append(&h->b, data, len);
+
+	if (!rc) {
+		kw_sha256_update(&h->sha, data, len);
+	}
+	return rc;
+}
+
+int kw_wheel_read_sha256(struct kw_wheel *w, size_t i, unsigned char **out, size_t *len, unsigned char digest[32],
+			 struct kw_error *err)
+{
+	const struct kw_wheel_member *m = kw_wheel_member(w, i);
+	struct hashed h;
+	int rc;
+
+	*out = NULL;
+	*len = 0;
+	memset(&h, 0, sizeof(h));
+	if (!m) {
+		return kw_error_set(err, KW_EINVAL, "'%s': no member %zu", w->label, i);
+	}
+	if (m->size > SIZE_MAX - 1) {
+		return kw_error_set(err, KW_ELIMIT, "'%s': member '%s' is too large", w->label, m->name);
+	}
+	h.b.cap = (size_t)m->size;
+	h.b.p = kw_malloc(h.b.cap + 1);
+	if (!h.b.p) {
+		return kw_error_set(err, KW_ENOMEM, "out of memory reading '%s'", m->name);
+	}
+	kw_sha256_init(&h.sha);
+	rc = kw_wheel_stream(w, i, append_hash, &h, err);
+	if (rc) {
+		free(h.b.p);
+		return rc;
+	}
+	h.b.p[h.b.len] = '\0';
+	kw_sha256_final(&h.sha, digest);
+	*out = h.b.p;
+	*len = h.b.len;
+	return 0;
+}
+
 int kw_wheel_read_head(struct kw_wheel *w, size_t i, void *buf, size_t max, size_t *got,
 		       struct kw_error *err)
 {

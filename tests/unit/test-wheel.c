@@ -939,6 +939,68 @@ START_TEST(record_problems)
 }
 END_TEST
 
+/*
+ * One inflate gives bytes and digest; known digests replace the record
+ * check's own: a wrong one is reported, so they are really used.
+ */
+START_TEST(read_sha256_and_known_digests)
+{
+	char *path;
+	struct kw_ctx *ctx;
+	struct kw_wheel *w = NULL;
+	struct kw_record rec = { 0 };
+	struct kw_error err = { 0 };
+	unsigned char *buf = NULL, (*known)[32];
+	unsigned char d[32], want[32];
+	struct kw_sha256 sha;
+	bool *have;
+	size_t len = 0, n, i;
+	long a;
+
+	path = make_wheel("pkg-1.0-py3-none-any.whl", "{\"members\": [[\"pkg/a.py\", \"alpha\"], [\"pkg/b.py\", \"beta\"]]}");
+	ck_assert_int_eq(kw_ctx_new(&ctx, &err), 0);
+	ck_assert_msg(kw_wheel_open(ctx, path, &w, &err) == 0, "%s", err.msg);
+	a = kw_wheel_find(w, "pkg/a.py");
+	ck_assert_int_ge(a, 0);
+	ck_assert_int_eq(kw_wheel_read_sha256(w, (size_t)a, &buf, &len, d, &err), 0);
+	ck_assert_uint_eq(len, 5);
+	ck_assert(memcmp(buf, "alpha", 5) == 0);
+	kw_sha256_init(&sha);
+	kw_sha256_update(&sha, "alpha", 5);
+	kw_sha256_final(&sha, want);
+	ck_assert(memcmp(d, want, 32) == 0);
+	free(buf);
+	n = kw_wheel_member_count(w);
+	known = calloc(n, sizeof(*known));
+	have = calloc(n, sizeof(*have));
+	memcpy(known[a], want, 32);
+	have[a] = true;
+	ck_assert_msg(kw_wheel_verify_record_known(w, &rec, (const unsigned char (*)[32])known, have, &err) == 0, "%s",
+		      err.msg);
+	ck_assert_uint_eq(rec.n_problems, 0);
+	kw_record_release(&rec);
+	known[a][0] ^= 1;
+	ck_assert_msg(kw_wheel_verify_record_known(w, &rec, (const unsigned char (*)[32])known, have, &err) == 0, "%s",
+		      err.msg);
+	ck_assert_uint_eq(rec.n_problems, 1);
+	ck_assert_int_eq(rec.problems[0].kind, KW_RECORD_HASH_MISMATCH);
+	ck_assert_str_eq(rec.problems[0].path, "pkg/a.py");
+	for (i = 0; i < n; i++) {
+		have[i] = false;
+	}
+	kw_record_release(&rec);
+	ck_assert_int_eq(kw_wheel_verify_record_known(w, &rec, (const unsigned char (*)[32])known, have, &err), 0);
+	ck_assert_uint_eq(rec.n_problems, 0);
+	kw_record_release(&rec);
+	free(known);
+	free(have);
+	kw_wheel_free(w);
+	kw_ctx_free(ctx);
+	free(path);
+	drop_workdir();
+}
+END_TEST
+
 START_TEST(record_missing)
 {
 	char *path;
@@ -1084,6 +1146,7 @@ int main(void)
 	tcase_add_test(corpus, read_meta_corpus);
 	tcase_add_loop_test(corpus, record_problems, 0, (int)(sizeof(record_cases) / sizeof(record_cases[0])));
 	tcase_add_test(corpus, record_missing);
+	tcase_add_test(corpus, read_sha256_and_known_digests);
 	tcase_add_loop_test(corpus, hostile_archives, 0, (int)(sizeof(hostile) / sizeof(hostile[0])));
 	tcase_add_test(corpus, not_a_zip);
 	tcase_add_test(corpus, corrupt_member);
