@@ -481,15 +481,45 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 		rc = kw_error_set(err, KW_EIO, "cannot create '%s': %s", objdir, strerror(errno));
 		goto out;
 	}
-	for (i = 0; i < v.n_objects; i++) {
-		const struct kw_km_object *o = &v.objects[i];
+	/*
+	 * Link order is initialisation order: libraries first, the most deeply
+	 * needed first (the reverse of load order), then the modules, as ld.so
+	 * runs initialisers dependencies first.
+	 */
+	for (k = 0; k < v.n_objects; k++) {
+		size_t n_libs = 0, j, i2;
+		const struct kw_km_object *o = NULL;
 		struct kw_km_converted c;
 		unsigned char *buf = NULL;
 		size_t len = 0;
 		bool mapped = false;
-		const char *base = strrchr(o->name, '/') ? strrchr(o->name, '/') + 1 : o->name;
+		const char *base;
 		char *opath, *oname;
 		json_t *jo;
+
+		for (j = 0; j < v.n_objects; j++) {
+			n_libs += v.objects[j].mode == KW_KM_LIB;
+		}
+		if (k < n_libs) {
+			/* the (k+1)-th lib-mode object counted from the end */
+			for (j = v.n_objects, i2 = 0; j-- > 0;) {
+				if (v.objects[j].mode == KW_KM_LIB && i2++ == k) {
+					o = &v.objects[j];
+					break;
+				}
+			}
+		} else {
+			for (j = 0, i2 = n_libs; j < v.n_objects; j++) {
+				if (v.objects[j].mode == KW_KM_MODULE && i2++ == k) {
+					o = &v.objects[j];
+					break;
+				}
+			}
+		}
+		if (!o) {
+			continue;
+		}
+		base = strrchr(o->name, '/') ? strrchr(o->name, '/') + 1 : o->name;
 
 		if (o->executable) {
 			continue;
@@ -543,13 +573,13 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 			struct kw_strv needed = { 0 };
 			const struct kw_elf_info *info = NULL;
 
-			for (k = 0; o->in_wheel && k < a->n_members; k++) {
-				if (strcmp(a->members[k].name, o->name) == 0) {
-					info = a->members[k].info;
+			for (j = 0; o->in_wheel && j < a->n_members; j++) {
+				if (strcmp(a->members[j].name, o->name) == 0) {
+					info = a->members[j].info;
 				}
 			}
-			for (k = 0; info && k < info->n_needed; k++) {
-				bad |= kw_strv_push(&needed, info->needed[k]);
+			for (j = 0; info && j < info->n_needed; j++) {
+				bad |= kw_strv_push(&needed, info->needed[j]);
 			}
 			bad |= set(jo, "in_wheel", json_boolean(o->in_wheel));
 			bad |= set(jo, "id", json_string(o->in_wheel ? o->name : base));

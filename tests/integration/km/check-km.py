@@ -203,6 +203,7 @@ def fixtures(tmp):
     ar = os.path.join(out, "libkmfix.km.a")
     members = run("ar", "t", ar).stdout.split()
     check(len(members) == 7, f"ar lists one member per shared object ({members})")
+    check(members[:1] == ["000-libkmdep.so.o"], "the library comes first: link order is initialisation order")
     index = run("nm", "-s", ar).stdout
     check("kmdep_value in" in index, "nm -s shows the vendored library's export in the index")
     with open(os.path.join(out, "kmfix.km.json")) as f:
