@@ -21,11 +21,13 @@ static const char summary[] =
 	"and tell which manylinux/musllinux tag the wheel satisfies and why not a better one.\n"
 	"DIR is searched for *.whl; '-' reads wheel paths from standard input, one a line.";
 
-enum { OPT_JSON = 2001 };
+enum { OPT_JSON = 2001, OPT_ORDERED };
 
 static const struct kw_opt_help helps[] = {
 	{ { "json", no_argument, NULL, OPT_JSON }, NULL, "one JSON object per wheel, one a line (JSONL)" },
 	{ { "jobs", required_argument, NULL, 'j' }, "N", "audit N wheels at once (default 1)" },
+	{ { "ordered", no_argument, NULL, OPT_ORDERED }, NULL,
+	  "with -j: write the reports in input order (default: as each wheel finishes)" },
 	{ { "verbose", no_argument, NULL, 'v' }, NULL, "text report: every member's dependency tree" },
 	KW_CLI_RESOLVE_OPTS,
 	{ { "help", no_argument, NULL, 'h' }, NULL, "show this help" },
@@ -47,6 +49,7 @@ struct job {
 	size_t printed;         /* inputs whose report has been written */
 	bool json;
 	bool verbose;
+	bool ordered;           /* hold reports back to write them in input order */
 	int worst;              /* highest exit code so far */
 	pthread_mutex_t lock;
 };
@@ -56,6 +59,16 @@ static void emit(struct job *job, size_t idx, const char *text, bool is_err, int
 	pthread_mutex_lock(&job->lock);
 	if (code > job->worst) {
 		job->worst = code;
+	}
+	if (!job->ordered) {
+		/* Streamed as each wheel finishes: a pipeline sees results without waiting for a slow one. */
+		if (text) {
+			fputs(text, is_err ? stderr : stdout);
+			fputc('\n', is_err ? stderr : stdout);
+			fflush(is_err ? stderr : stdout);
+		}
+		pthread_mutex_unlock(&job->lock);
+		return;
 	}
 	/* Without memory to hold it, a report is written at once, out of order. */
 	job->slots[idx].text = text ? kw_strdup(text) : NULL;
@@ -166,6 +179,9 @@ static int cmd_show(struct kw_ctx *ctx, int argc, char **argv)
 		switch (c) {
 		case OPT_JSON:
 			job.json = true;
+			break;
+		case OPT_ORDERED:
+			job.ordered = true;
 			break;
 		case 'j': {
 			char *end;
