@@ -8,6 +8,7 @@
 
 #include "kwheel/kwheel.h"
 #include "kwheel/util.h"
+#include "kwheel/wheel.h"
 
 struct kw_repair_opts {
 	const char *out_dir;         /* where the repaired wheel goes (must exist) */
@@ -19,6 +20,8 @@ struct kw_repair_opts {
 	bool strip;                  /* strip symbols from grafted libraries and ELF members */
 	int zip_level;               /* deflate level for new members: 0 stores, 1-9, < 0 default (6) */
 	int64_t mtime;               /* time stamp of new members; < 0: newest member of the input */
+	kw_progress_fn progress;     /* told of each step of a repair, or NULL */
+	void *progress_ud;
 };
 
 struct kw_repair_graft {

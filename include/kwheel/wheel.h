@@ -176,6 +176,10 @@ int kw_wheel_writer_add_buffer(struct kw_wheel_writer *ww, const char *name, voi
 /* Add name from a file read at commit time (it must stay until then). */
 int kw_wheel_writer_add_file(struct kw_wheel_writer *ww, const char *name, const char *path, unsigned mode,
 			     struct kw_error *err);
+/* Progress of a long step: phase, and bytes done of total (0, 0 when unknown). */
+typedef void (*kw_progress_fn)(void *ud, const char *phase, uint64_t done, uint64_t total);
+/* Have commit report its progress through fn (called from the committing thread only). */
+void kw_wheel_writer_on_progress(struct kw_wheel_writer *ww, kw_progress_fn fn, void *ud);
 /* Write everything and rename into place. The writer is freed either way. */
 int kw_wheel_writer_commit(struct kw_wheel_writer *ww, struct kw_error *err);
 /* Drop everything; nothing is left on disk. */

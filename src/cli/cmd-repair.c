@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "kwheel/repair.h"
 #include "kwheel/report.h"
@@ -43,6 +44,7 @@ struct job {
 	struct kw_repair_opts opts;
 	size_t next;
 	bool json;
+	bool progress;          /* one wheel at a time and stderr is a terminal */
 	int worst;
 	pthread_mutex_t lock;
 };
@@ -137,13 +139,57 @@ static char *result_text(const struct kw_repair_result *r)
 	return s;
 }
 
+/* Wheels this big get a progress line on a terminal: below it a repair takes a blink. */
+#define PROGRESS_MIN_SIZE (32u << 20)
+
+struct progress {
+	const char *name;
+	int last;               /* last percentage shown, -1 for a phase without one */
+	const char *phase;
+	bool shown;
+};
+
+static void show_progress(void *ud, const char *phase, uint64_t done, uint64_t total)
+{
+	struct progress *p = ud;
+	int pct = total ? (int)(done * 100 / total) : -1;
+
+	if (p->shown && phase == p->phase && pct == p->last) {
+		return;
+	}
+	p->phase = phase;
+	p->last = pct;
+	p->shown = true;
+	if (pct >= 0) {
+		fprintf(stderr, "\r\033[Kkwheel: %s: %s %d%% (%llu of %llu MB)", p->name, phase, pct,
+			(unsigned long long)(done >> 20), (unsigned long long)(total >> 20));
+	} else {
+		fprintf(stderr, "\r\033[Kkwheel: %s: %s", p->name, phase);
+	}
+	fflush(stderr);
+}
+
 static void repair_one(struct job *job, const char *path)
 {
 	struct kw_repair_result *r = NULL;
 	struct kw_error err = { 0 }, rerr = { 0 };
+	struct kw_repair_opts opts = job->opts;
+	struct progress prog = { strrchr(path, '/') ? strrchr(path, '/') + 1 : path, -1, NULL, false };
+	struct stat st;
 	char *text = NULL;
+	int rc;
 
-	if (kw_repair_wheel(job->ctx, path, &job->opts, &r, &err)) {
+	if (job->progress && stat(path, &st) == 0 && st.st_size >= (off_t)PROGRESS_MIN_SIZE) {
+		opts.progress = show_progress;
+		opts.progress_ud = &prog;
+		show_progress(&prog, "auditing", 0, 0);
+	}
+	rc = kw_repair_wheel(job->ctx, path, &opts, &r, &err);
+	if (prog.shown) {
+		fputs("\r\033[K", stderr);
+		fflush(stderr);
+	}
+	if (rc) {
 		/* Cannot reach the tag or a library is missing: a verdict; the rest: the input is bad. */
 		int code = err.code == KW_EPOLICY ? KW_EXIT_VERDICT : KW_EXIT_ERROR;
 
@@ -287,6 +333,8 @@ static int cmd_repair(struct kw_ctx *ctx, int argc, char **argv)
 	job.ctx = ctx;
 	job.inputs = &inputs;
 	pthread_mutex_init(&job.lock, NULL);
+	/* Several wheels at once would interleave their lines; JSON readers want no noise. */
+	job.progress = jobs == 1 && !job.json && isatty(STDERR_FILENO);
 	if (jobs > (long)inputs.n) {
 		jobs = (long)inputs.n;
 	}

@@ -1050,6 +1050,9 @@ static int write_wheel(struct job *j, const char *out_path, int64_t mtime, struc
 		}
 	}
 	rc = kw_wheel_writer_new(out_path, j->o->zip_level, mtime, &ww, err);
+	if (!rc && j->o->progress) {
+		kw_wheel_writer_on_progress(ww, j->o->progress, j->o->progress_ud);
+	}
 	if (rc) {
 		goto out;
 	}
@@ -1382,6 +1385,9 @@ int kw_repair_wheel(struct kw_ctx *ctx, const char *path, const struct kw_repair
 			}
 			free(name);
 		}
+	}
+	if (!rc && o->progress) {
+		o->progress(o->progress_ud, "grafting and relinking", 0, 0);
 	}
 	if (!rc) {
 		rc = prepare_grafts(&j, err);

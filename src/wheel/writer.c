@@ -51,6 +51,8 @@ struct kw_wheel_writer {
 	uint16_t dtime, ddate;
 	struct item *items;
 	size_t n_items, cap_items;
+	kw_progress_fn progress;
+	void *progress_ud;
 };
 
 static void put16(unsigned char *p, uint64_t v)
@@ -433,6 +435,12 @@ static int assign(struct kw_wheel_writer *ww)
 	}
 }
 
+void kw_wheel_writer_on_progress(struct kw_wheel_writer *ww, kw_progress_fn fn, void *ud)
+{
+	ww->progress = fn;
+	ww->progress_ud = ud;
+}
+
 int kw_wheel_writer_commit(struct kw_wheel_writer *ww, struct kw_error *err)
 {
 	struct worker wk[MAX_WORKERS];
@@ -442,7 +450,7 @@ int kw_wheel_writer_commit(struct kw_wheel_writer *ww, struct kw_error *err)
 	struct rawzip in[8];
 	size_t n_in = 0, i;
 	struct central cd = { 0 };
-	uint64_t pos = 0;
+	uint64_t pos = 0, total = 0;
 	int out = -1, rc = 0, used, k;
 
 	memset(wk, 0, sizeof(wk));
@@ -453,6 +461,9 @@ int kw_wheel_writer_commit(struct kw_wheel_writer *ww, struct kw_error *err)
 		tz[k].path = NULL;
 	}
 	used = assign(ww);
+	if (ww->progress && used) {
+		ww->progress(ww->progress_ud, "compressing", 0, 0);
+	}
 	for (k = 0; k < used; k++) {
 		wk[k].ww = ww;
 		wk[k].id = k + 1;
@@ -504,11 +515,21 @@ int kw_wheel_writer_commit(struct kw_wheel_writer *ww, struct kw_error *err)
 		ww->tmp_path = NULL;
 		goto out;
 	}
+	for (i = 0; ww->progress && i < ww->n_items; i++) {
+		const struct item *it = &ww->items[i];
+		const struct raw *r = it->kind == ITEM_COPY ? NULL : rawzip_find(&tz[it->worker - 1], it->name);
+
+		total += it->kind == ITEM_COPY ? kw_wheel_member(it->src, it->src_index)->comp_size : r ? r->comp_size : 0;
+	}
 	for (i = 0; !rc && i < ww->n_items; i++) {
 		struct item *it = &ww->items[i];
 		const struct raw *r;
 		struct raw copy;
 		int fd;
+
+		if (ww->progress) {
+			ww->progress(ww->progress_ud, "writing", pos, total);
+		}
 
 		if (it->kind == ITEM_COPY) {
 			const char *p = kw_wheel_path(it->src);

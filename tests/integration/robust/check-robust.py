@@ -245,6 +245,33 @@ def scenario_kill(tmp):
     prob = wheel_problem(os.path.join(ref_dir, ref[0]))
     check(prob is None, f"its output {ref[0]} is a valid wheel ({prob})")
     check(leftovers(ref_dir) == ([], []), "a completed run leaves no temporary")
+    check("%" not in r.stderr and "\r" not in r.stderr, "no progress line when stderr is not a terminal")
+
+    # On a terminal a wheel this size gets a progress line, cleared when done; same bytes.
+    import pty
+    tty_dir = os.path.join(tmp, "tty")
+    os.makedirs(tty_dir)
+    master, slave = pty.openpty()
+    p = spawn(subprocess.Popen, fast_repair_args(wheel, tty_dir), stdout=subprocess.DEVNULL, stderr=slave,
+              env=kw_env())
+    os.close(slave)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    p.wait()
+    os.close(master)
+    text = seen.decode(errors="replace")
+    got = wheels_in(tty_dir)
+    check(p.returncode == 0 and got == ref and sha(os.path.join(tty_dir, got[0])) == ref_sha,
+          "on a terminal the repair writes the same wheel")
+    check("writing" in text and "%" in text and text.rstrip("\r\n").endswith("\x1b[K"),
+          f"on a terminal it shows a progress line and clears it ({text[-120:]!r})")
     seed = int(os.environ.get("KW_ROBUST_SEED", str(random.SystemRandom().randrange(1 << 30))))
     kills = int(os.environ.get("KW_ROBUST_KILLS", "25"))
     note(f"seed {seed} (KW_ROBUST_SEED), {kills} kills over [0, {full:.2f}] s")
