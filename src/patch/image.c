@@ -178,14 +178,16 @@ const char *img_str(const struct img *im, uint64_t idx)
 bool img_dyn(const struct img *im, int64_t tag, uint64_t *val)
 {
 	size_t i;
+	bool found = false;
 
+	/* A repeated tag: the last entry wins, as in glibc (elf_get_dynamic_info) and the parser. */
 	for (i = 0; i < im->ndyn; i++) {
 		if (im->dyn[i].tag == tag) {
 			*val = im->dyn[i].val;
-			return true;
+			found = true;
 		}
 	}
-	return false;
+	return found;
 }
 
 void img_release(struct img *im)
@@ -203,6 +205,15 @@ static int load_sections(struct img *im, struct kw_error *err)
 	uint64_t shentsize;
 
 	im->sh_dynstr = im->sh_dynamic = im->sh_verneed = -1;
+	/*
+	 * e_shnum 0 with an e_shoff means the count is in section 0 (extended
+	 * numbering). A table that starts past the end would start inside the
+	 * tail we append, and readers would take our new bytes for headers.
+	 */
+	if (im->shoff != 0 && im->shnum == 0 && !in_file(im, im->shoff, es)) {
+		return kw_error_set(err, KW_EFORMAT, "'%s': section header table runs past the end of the file",
+				    im->name);
+	}
 	if (im->shoff == 0 || im->shnum == 0) {
 		return 0;
 	}
@@ -297,7 +308,8 @@ int img_load(struct img *im, unsigned char *buf, size_t len, const char *name, s
 		    (!in_file(im, im->ph[i].offset, im->ph[i].filesz) || im->ph[i].filesz > im->ph[i].memsz)) {
 			return kw_error_set(err, KW_EFORMAT, "'%s': PT_LOAD %zu lies outside the file", name, i);
 		}
-		if (im->ph[i].type == PT_DYNAMIC && im->dyn_ph < 0) {
+		/* The last PT_DYNAMIC, as glibc, musl and kw_elf_parse_memory read it. */
+		if (im->ph[i].type == PT_DYNAMIC) {
 			im->dyn_ph = (long)i;
 		}
 	}

@@ -23,6 +23,12 @@
 
 /* Spare DT_NULL entries left in a rebuilt .dynamic so the next edit fits in place. */
 #define DYN_SLACK 8
+/*
+ * Most zero padding written between the end of the input and the new
+ * segment. Real layouts need at most a few alignment units; a forged
+ * p_align or p_vaddr must not make us allocate (and write) gigabytes.
+ */
+#define MAX_TAIL_PAD (UINT64_C(64) << 20)
 
 struct ent {
 	int64_t tag;
@@ -164,6 +170,14 @@ static void set_str(struct ent *e, const char *s)
 
 /* ---- version needs ---------------------------------------------------- */
 
+
+/* True if [off, off+len) shares a byte with the dynamic table, which a rewrite writes in place. */
+static bool overlaps_dynamic(const struct img *im, uint64_t off, uint64_t len)
+{
+	uint64_t d = im->ph[im->dyn_ph].offset, dl = (uint64_t)im->dyn_cap * img_dynentsize(im);
+
+	return off < d + dl && d < off + len;
+}
 
 /*
  * Walk DT_VERNEED. For each record, call back with its offset and file name.
@@ -735,7 +749,10 @@ static int collect_refs(struct plan *p, bool *complete, struct kw_error *err)
 			off += next;
 		}
 	}
-	qsort(p->refs, p->n_refs, sizeof(*p->refs), cmp_u64);
+	/* qsort's array must not be NULL even for no elements, and nothing may be referenced. */
+	if (p->n_refs > 0) {
+		qsort(p->refs, p->n_refs, sizeof(*p->refs), cmp_u64);
+	}
 	*complete = true;
 	return 0;
 }
@@ -868,7 +885,7 @@ static int place_strings(struct plan *p, struct kw_error *err)
 			return KW_ENOMEM;
 		}
 	}
-	if (complete) {
+	if (complete && p->n_refs > 0) {
 		qsort(p->refs, p->n_refs, sizeof(*p->refs), cmp_u64);
 	}
 	for (i = 0; i < p->n; i++) {
@@ -929,7 +946,18 @@ static void write_versym_fixups(struct plan *p)
 	}
 	for (i = 0; i < count && off + 2 * i + 2 <= im->len; i++) {
 		unsigned char *q = im->b + off + 2 * i;
-		uint16_t v = (uint16_t)img_rd(im, q, 2);
+		uint16_t v;
+
+		/*
+		 * A forged sh_size can stretch .gnu.version over the tables this
+		 * rewrite has just written; the symbols cannot go on that far.
+		 */
+		if (overlaps_dynamic(im, off + 2 * i, 2) ||
+		    (off + 2 * i < im->str_off + im->str_size && im->str_off < off + 2 * i + 2) ||
+		    (p->vn_rewrite && off + 2 * i < p->vn_off + p->vn_area && p->vn_off < off + 2 * i + 2)) {
+			break;
+		}
+		v = (uint16_t)img_rd(im, q, 2);
 
 		for (k = 0; k < p->n_dropped; k++) {
 			if ((v & 0x7fff) == p->dropped_ndx[k]) {
@@ -943,6 +971,33 @@ static void write_versym_fixups(struct plan *p)
  * Symbols defined relative to a section that moved (section symbols in
  * .symtab, mostly) follow it, or elflint and debuggers see them out of range.
  */
+/*
+ * How much of [off, off+size) a symbol table named by a section header may
+ * really hold: up to the first table the loader reads that starts after it.
+ * A forged sh_size could otherwise run over .gnu.hash or .dynamic, and
+ * moving "symbols" there would rewrite them.
+ */
+static uint64_t clamp_to_tables(const struct img *im, uint64_t off, uint64_t size)
+{
+	static const int64_t tags[] = { DT_GNU_HASH, DT_HASH, DT_STRTAB, DT_VERSYM, DT_VERNEED, DT_VERDEF,
+					DT_RELA, DT_REL, DT_JMPREL, DT_INIT_ARRAY, DT_FINI_ARRAY };
+	uint64_t lim = size, v, at;
+	size_t i;
+
+	for (i = 0; i < sizeof(tags) / sizeof(tags[0]); i++) {
+		if (img_dyn(im, tags[i], &v) && img_vaddr_off(im, v, 1, &at) && at > off && at - off < lim) {
+			lim = at - off;
+		}
+	}
+	if (im->dyn_ph >= 0) {
+		at = im->ph[im->dyn_ph].offset;
+		if (at > off && at - off < lim) {
+			lim = at - off;
+		}
+	}
+	return lim;
+}
+
 static void move_section_symbols(struct img *im, long sec, uint64_t old_addr, uint64_t old_size, uint64_t new_addr)
 {
 	size_t es = im->is64 ? sizeof(Elf64_Sym) : sizeof(Elf32_Sym), s, i;
@@ -952,12 +1007,15 @@ static void move_section_symbols(struct img *im, long sec, uint64_t old_addr, ui
 	}
 	for (s = 0; s < im->shnum; s++) {
 		const struct sh *t = &im->sh[s];
+		uint64_t n;
 
 		if ((t->type != SHT_SYMTAB && t->type != SHT_DYNSYM) || t->offset > im->len ||
 		    t->size > im->len - t->offset) {
 			continue;
 		}
-		for (i = 0; i < t->size / es; i++) {
+		n = clamp_to_tables(im, t->offset, t->size) / es;
+
+		for (i = 0; i < n; i++) {
 			unsigned char *q = im->b + t->offset + i * es;
 			unsigned char *shndx = q + (im->is64 ? 6 : 14), *val = q + (im->is64 ? 8 : 4);
 			uint64_t v = img_rd(im, val, img_word(im));
@@ -1005,7 +1063,7 @@ static int build(struct plan *p, struct kw_patch_result *res, struct kw_error *e
 	if (need_dynstr || need_dyn) {
 		uint64_t maxalign = 1, maxend = 0, first_delta = 0, seg_off, vaddr, phdr_at, str_at = 0, dyn_at = 0,
 			 seg_size, dyn_cap = p->n + 1 + DYN_SLACK;
-		bool first = true, has_interp = false, has_phdr = false;
+		bool first = true, has_interp = false;
 		size_t nph = im->phnum + 1u, last_load = 0;
 		struct ph *ph;
 
@@ -1013,7 +1071,6 @@ static int build(struct plan *p, struct kw_patch_result *res, struct kw_error *e
 			const struct ph *q = &im->ph[i];
 
 			has_interp |= q->type == PT_INTERP;
-			has_phdr |= q->type == PT_PHDR;
 			if (q->type != PT_LOAD) {
 				continue;
 			}
@@ -1064,6 +1121,10 @@ static int build(struct plan *p, struct kw_patch_result *res, struct kw_error *e
 		}
 		if (maxend > UINT64_MAX / 2 || (!im->is64 && vaddr + 0x100000 > UINT32_MAX)) {
 			return kw_error_set(err, KW_ELIMIT, "'%s': no address space left for a new segment", im->name);
+		}
+		if (seg_off < im->len || seg_off - im->len > MAX_TAIL_PAD) {
+			return kw_error_set(err, KW_ELIMIT, "'%s': new segment would need %llu bytes of padding",
+					    im->name, (unsigned long long)(seg_off - im->len));
 		}
 		phdr_at = 0;
 		seg_size = nph * pes;

@@ -1,0 +1,342 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fuzz-patch: byte 0 picks an operation, byte 1 holds flags, then two
+ * NUL-terminated strings, then an ELF image. kw_patch_image runs on a copy.
+ * Oracles: on error the buffer is unchanged; "not changed" means no byte
+ * differs and nothing is appended; on success (for an input that parsed
+ * before) buf + tail parses again, shows the requested value, and keeps
+ * every field the operation did not touch.
+ */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kwheel/elf.h"
+#include "kwheel/kwheel.h"
+#include "kwheel/patch.h"
+
+#include "fuzz-common.h"
+
+enum op {
+	OP_SET_RPATH,
+	OP_ADD_RPATH,
+	OP_REMOVE_RPATH,
+	OP_FORCE_RPATH,
+	OP_SET_SONAME,
+	OP_REPLACE_NEEDED,
+	OP_ADD_NEEDED,
+	OP_REMOVE_NEEDED,
+	OP_COUNT,
+};
+
+#define FLAG_FORCE 0x01   /* add force_rpath to set/add */
+#define FLAG_SECOND 0x02  /* add-rpath/add-needed: also the second string */
+
+/* Harness state for the failure report only: the two views being compared and the image. */
+static const struct kw_elf_info *cmp_old, *cmp_new;
+static const unsigned char *cmp_img;
+static size_t cmp_len;
+
+static void dump(const char *label, const struct kw_elf_info *info)
+{
+	size_t i;
+
+	if (!info) {
+		return;
+	}
+	fprintf(stderr, "  %s: rpath '%s' runpath '%s' soname '%s' needed", label,
+		info->rpath ? info->rpath : "(null)", info->runpath ? info->runpath : "(null)",
+		info->soname ? info->soname : "(null)");
+	for (i = 0; i < info->n_needed; i++) {
+		fprintf(stderr, " '%s'", info->needed[i]);
+	}
+	fprintf(stderr, "\n");
+}
+
+static void fail(const char *what, const char *a, const char *b)
+{
+	fprintf(stderr, "fuzz-patch: %s ('%s' vs '%s')\n", what, a ? a : "(null)", b ? b : "(null)");
+	dump("before", cmp_old);
+	dump("after", cmp_new);
+	/* FUZZ_PATCH_DUMP=FILE keeps the patched image for readelf. */
+	if (cmp_img && getenv("FUZZ_PATCH_DUMP")) {
+		FILE *f = fopen(getenv("FUZZ_PATCH_DUMP"), "wb");
+
+		if (f) {
+			fwrite(cmp_img, 1, cmp_len, f);
+			fclose(f);
+		}
+	}
+	abort();
+}
+
+static bool str_eq(const char *a, const char *b)
+{
+	if (!a || !b) {
+		return a == b;
+	}
+	return strcmp(a, b) == 0;
+}
+
+/* NULL and "" are the same search path: no entry. */
+static bool path_eq(const char *a, const char *b)
+{
+	return str_eq(a && *a ? a : NULL, b && *b ? b : NULL);
+}
+
+static bool has_needed(const struct kw_elf_info *info, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < info->n_needed; i++) {
+		if (strcmp(info->needed[i], name) == 0) {
+			return true;
+		}
+	}
+	return false;
+}
+
+static void same_needed(const struct kw_elf_info *a, const struct kw_elf_info *b)
+{
+	size_t i;
+
+	if (a->n_needed != b->n_needed) {
+		fail("DT_NEEDED count changed by an unrelated operation", a->n_needed ? a->needed[0] : NULL,
+		     b->n_needed ? b->needed[0] : NULL);
+	}
+	for (i = 0; i < a->n_needed; i++) {
+		if (strcmp(a->needed[i], b->needed[i]) != 0) {
+			fail("DT_NEEDED changed by an unrelated operation", a->needed[i], b->needed[i]);
+		}
+	}
+}
+
+static const char *effective(const struct kw_elf_info *info)
+{
+	return info->runpath ? info->runpath : info->rpath;
+}
+
+/* The path the patcher builds: the current one (or none), then each added entry after a ':'. */
+static char *joined(const char *cur, const char *const *add, size_t n)
+{
+	size_t len = cur ? strlen(cur) : 0, k;
+	char *s;
+
+	for (k = 0; k < n; k++) {
+		len += strlen(add[k]) + 1;
+	}
+	s = malloc(len + 1);
+	if (!s) {
+		abort();
+	}
+	strcpy(s, cur ? cur : "");
+	for (k = 0; k < n; k++) {
+		if (s[0]) {
+			strcat(s, ":");
+		}
+		strcat(s, add[k]);
+	}
+	return s;
+}
+
+static void check_result(enum op op, const struct kw_patch_ops *ops, const struct kw_elf_info *old,
+			 const struct kw_elf_info *nw)
+{
+	bool rpath_op = op <= OP_FORCE_RPATH, needed_op = op >= OP_REPLACE_NEEDED;
+	char *want = NULL;
+	size_t k;
+
+	if (!rpath_op) {
+		if (!str_eq(old->rpath, nw->rpath) || !str_eq(old->runpath, nw->runpath)) {
+			fail("search path changed by an unrelated operation", effective(old), effective(nw));
+		}
+	}
+	if (!needed_op) {
+		same_needed(old, nw);
+	}
+	if (op != OP_SET_SONAME && !str_eq(old->soname, nw->soname)) {
+		fail("DT_SONAME changed by an unrelated operation", old->soname, nw->soname);
+	}
+	switch (op) {
+	case OP_SET_RPATH:
+	case OP_ADD_RPATH:
+	case OP_FORCE_RPATH:
+		want = joined(ops->set_rpath ? ops->set_rpath : effective(old), ops->add_rpath, ops->n_add_rpath);
+		if (ops->force_rpath && *want) {
+			if (!str_eq(nw->rpath, want) || nw->runpath) {
+				fail("forced DT_RPATH not as requested", want, nw->rpath);
+			}
+		} else if (!path_eq(effective(nw), want)) {
+			fail("search path not as requested", want, effective(nw));
+		}
+		free(want);
+		break;
+	case OP_REMOVE_RPATH:
+		if (nw->rpath || nw->runpath) {
+			fail("search path not removed", NULL, effective(nw));
+		}
+		break;
+	case OP_SET_SONAME:
+		if (*ops->set_soname && !str_eq(nw->soname, ops->set_soname)) {
+			fail("DT_SONAME not as requested", ops->set_soname, nw->soname);
+		}
+		break;
+	case OP_REPLACE_NEEDED: {
+		const struct kw_patch_replace *r = ops->replace_needed;
+
+		if (strcmp(r->from, r->to) != 0 && has_needed(nw, r->from)) {
+			fail("replaced DT_NEEDED still there", r->from, r->to);
+		}
+		if (has_needed(old, r->from) && !has_needed(nw, r->to)) {
+			fail("replacement DT_NEEDED missing", r->from, r->to);
+		}
+		break;
+	}
+	case OP_ADD_NEEDED:
+		for (k = 0; k < ops->n_add_needed; k++) {
+			if (!has_needed(nw, ops->add_needed[k])) {
+				fail("added DT_NEEDED missing", ops->add_needed[k], NULL);
+			}
+		}
+		break;
+	case OP_REMOVE_NEEDED:
+		for (k = 0; k < ops->n_remove_needed; k++) {
+			if (has_needed(nw, ops->remove_needed[k])) {
+				fail("removed DT_NEEDED still there", ops->remove_needed[k], NULL);
+			}
+		}
+		break;
+	case OP_COUNT:
+		break;
+	}
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct fz_part parts[3];
+	struct kw_patch_ops ops;
+	struct kw_patch_replace rep;
+	struct kw_patch_result res;
+	struct kw_elf_info *old = NULL, *nw = NULL;
+	struct kw_error err;
+	const char *list[2];
+	unsigned char *buf = NULL, *out = NULL;
+	char *s1 = NULL, *s2 = NULL;
+	size_t len, np;
+	enum op op;
+	uint8_t flags;
+	int rc;
+
+	if (size < 2) {
+		return 0;
+	}
+	op = (enum op)(data[0] % OP_COUNT);
+	flags = data[1];
+	np = fz_split(data + 2, size - 2, 0, parts, 3);
+	if (np < 3 || parts[2].len == 0) {
+		return 0;
+	}
+	s1 = fz_strdup_part(&parts[0]);
+	s2 = fz_strdup_part(&parts[1]);
+	len = parts[2].len;
+	buf = malloc(len);
+	if (!buf) {
+		abort();
+	}
+	memcpy(buf, parts[2].p, len);
+	/* The oracle needs the input's own view; an input the parser refuses has none. */
+	if (kw_elf_parse_memory(buf, len, "fuzz.so", &old, &err) < 0) {
+		old = NULL;
+	}
+
+	memset(&ops, 0, sizeof(ops));
+	list[0] = s1;
+	list[1] = s2;
+	switch (op) {
+	case OP_SET_RPATH:
+		ops.set_rpath = s1;
+		ops.force_rpath = flags & FLAG_FORCE;
+		break;
+	case OP_ADD_RPATH:
+		ops.add_rpath = list;
+		ops.n_add_rpath = flags & FLAG_SECOND ? 2 : 1;
+		ops.force_rpath = flags & FLAG_FORCE;
+		break;
+	case OP_REMOVE_RPATH:
+		ops.remove_rpath = true;
+		break;
+	case OP_FORCE_RPATH:
+		ops.force_rpath = true;
+		break;
+	case OP_SET_SONAME:
+		ops.set_soname = s1;
+		break;
+	case OP_REPLACE_NEEDED:
+		/* An empty "from" means the input's first DT_NEEDED, so the edit usually bites. */
+		rep.from = *s1 || !old || !old->n_needed ? s1 : old->needed[0];
+		rep.to = s2;
+		ops.replace_needed = &rep;
+		ops.n_replace_needed = 1;
+		break;
+	case OP_ADD_NEEDED:
+		ops.add_needed = list;
+		ops.n_add_needed = flags & FLAG_SECOND ? 2 : 1;
+		break;
+	case OP_REMOVE_NEEDED:
+		if (!*s1 && old && old->n_needed) {
+			list[0] = old->needed[0];
+		}
+		ops.remove_needed = list;
+		ops.n_remove_needed = flags & FLAG_SECOND ? 2 : 1;
+		break;
+	case OP_COUNT:
+		break;
+	}
+
+	rc = kw_patch_image(buf, len, "fuzz.so", &ops, &res, &err);
+	if (rc < 0) {
+		if (memcmp(buf, parts[2].p, len) != 0) {
+			fail("buffer modified by a failed patch", err.msg, NULL);
+		}
+		goto out;
+	}
+	if (!res.changed && (res.tail_len || memcmp(buf, parts[2].p, len) != 0)) {
+		fail("result says unchanged but bytes differ", NULL, NULL);
+	}
+	if ((res.tail == NULL) != (res.tail_len == 0)) {
+		fail("tail and tail_len disagree", NULL, NULL);
+	}
+	if (!old) {
+		goto out;
+	}
+	/* The file kw_patch_file would write: buf, then the tail at offset len. */
+	out = malloc(len + res.tail_len);
+	if (!out) {
+		abort();
+	}
+	memcpy(out, buf, len);
+	if (res.tail_len) {
+		memcpy(out + len, res.tail, res.tail_len);
+	}
+	cmp_old = old;
+	cmp_img = out;
+	cmp_len = len + res.tail_len;
+	if (kw_elf_parse_memory(out, len + res.tail_len, "patched.so", &nw, &err) < 0) {
+		fail("patched image does not parse", err.msg, NULL);
+	}
+	fz_walk_elf(nw);
+	cmp_new = nw;
+	check_result(op, &ops, old, nw);
+	cmp_old = cmp_new = NULL;
+	cmp_img = NULL;
+out:
+	kw_patch_result_release(&res);
+	kw_elf_info_free(old);
+	kw_elf_info_free(nw);
+	free(out);
+	free(buf);
+	free(s1);
+	free(s2);
+	return 0;
+}
