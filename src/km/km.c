@@ -206,6 +206,8 @@ static int write_km_wheel(struct kw_wheel *w, const struct kw_audit *a, const st
 	char *plat = NULL, *tag = NULL, *record_name = kw_asprintf("%s/RECORD", di), *inner_link = NULL;
 	char *wheel_name = kw_asprintf("%s/WHEEL", di), *lpath = NULL, *name = NULL;
 	struct kw_wheel_writer *ww = NULL;
+	struct kw_strv pys = { 0 }, abis = { 0 };
+	bool tags_done = false;
 	struct rec r = { 0 };
 	int64_t mtime = 0;
 	size_t i, k;
@@ -273,7 +275,16 @@ static int write_km_wheel(struct kw_wheel *w, const struct kw_audit *a, const st
 			}
 			rc = KW_ENOMEM;
 			/* Tag lines say where the wheel installs: the payload's tree only. */
-			nt = kw_malloc(len + strlen(tag) + 16);
+			/* One Tag line per python x abi pair of the (compressed) name, as the spec expands them. */
+			if (!tags_done) {
+				if (kw_strv_split(&pys, a->name.python, '.') || kw_strv_split(&abis, a->name.abi, '.')) {
+					free(text);
+					kw_error_set(err, rc, "out of memory");
+					goto out;
+				}
+				tags_done = true;
+			}
+			nt = kw_malloc(len + (pys.n * abis.n) * (strlen(tag) + 8) + 16);
 			for (size_t pos = 0; nt && pos < len;) {
 				const char *nl = memchr(text + pos, '\n', len - pos);
 				size_t ll = nl ? (size_t)(nl - (text + pos)) + 1 : len - pos;
@@ -294,7 +305,11 @@ static int write_km_wheel(struct kw_wheel *w, const struct kw_audit *a, const st
 			if (at && nt[at - 1] != '\n') {
 				nt[at++] = '\n';
 			}
-			at += (size_t)sprintf(nt + at, "Tag: %s\n", tag);
+			for (size_t pi = 0; pi < pys.n; pi++) {
+				for (size_t ai = 0; ai < abis.n; ai++) {
+					at += (size_t)sprintf(nt + at, "Tag: %s-%s-%s\n", pys.v[pi], abis.v[ai], plat);
+				}
+			}
 			h = digest_buf(nt, at);
 			if (!h || rec_line(&r, m->name, h, (long long)at)) {
 				free(h);
@@ -412,6 +427,8 @@ static int write_km_wheel(struct kw_wheel *w, const struct kw_audit *a, const st
 	}
 out:
 	kw_wheel_writer_abort(ww);
+	kw_strv_release(&pys);
+	kw_strv_release(&abis);
 	free(r.buf);
 	free(plat);
 	free(tag);

@@ -184,6 +184,11 @@ def fixtures(tmp):
     kmw = [f for f in os.listdir(out) if f.endswith("-cp311-cp311-km_x86_64.whl")]
     check(kmw == ["kmfix-1.0-cp311-cp311-km_x86_64.whl"], f"the KM payload wheel is written ({kmw})")
     if kmw:
+        r = run(KWHEEL, "show", "--json", os.path.join(out, kmw[0]))
+        doc = json.loads(r.stdout) if r.stdout.strip() else {}
+        check(doc.get("record", {}).get("ok") and doc.get("tag_mismatches") == []
+              and doc.get("wheel_tags") == ["cp311-cp311-km_x86_64"],
+              f"kwheel show finds the payload wheel's RECORD and tags consistent ({r.stdout[:200]})")
         tree = os.path.join(tmp, "payload")
         r = run(PY, "-m", "pip", "install", "-q", "--target", tree, "--no-deps", "--no-index", "--only-binary=:all:",
                 "--platform", "km_x86_64", os.path.join(out, kmw[0]))
