@@ -27,7 +27,7 @@ struct kw_km_object {
 	char *name;              /* wheel member name, or the external library's path */
 	char *soname;            /* DT_SONAME or the DT_NEEDED name that led to it, or NULL */
 	bool in_wheel;
-	bool executable;         /* a program, not a library: not converted, not a blocker */
+	bool executable;         /* a program (or not ET_DYN), not a library: not converted, not a blocker */
 	enum kw_km_mode mode;
 	bool convertible;
 	struct kw_strv reasons;  /* why it cannot be converted, one sentence each */

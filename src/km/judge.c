@@ -184,7 +184,9 @@ static int judge_info(struct kw_km_object *o, const struct kw_elf_info *info, co
 		goto out; /* relocation numbers mean other things on other machines */
 	}
 	if (info->type != ET_DYN) {
-		if (addf(&o->reasons, "not a shared object (ELF type %u)", info->type)) {
+		/* Programs and objects in a wheel are not what Python loads: reported, not blocking. */
+		o->executable = true;
+		if (addf(&o->reasons, "not a shared object (ELF type %u), never loaded by Python", info->type)) {
 			goto out;
 		}
 	} else if (info->interp && !is_python_init(info)) {

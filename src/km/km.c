@@ -448,7 +448,7 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 	struct kw_km_verdict v = { 0 };
 	struct kw_strv objs = { 0 }, names = { 0 }, flags = { 0 };
 	json_t *man = NULL, *jobjs = NULL;
-	char *objdir = NULL, *text = NULL;
+	char *objdir = NULL;
 	const char *dist;
 	size_t i, k, n = 0;
 	int rc;
@@ -695,7 +695,6 @@ out:
 	kw_wheel_free(w);
 	kw_audit_free(a);
 	free(objdir);
-	free(text);
 	return rc;
 }
 

@@ -90,6 +90,10 @@ def build(tmp):
     whl = t("kmverdict-1.0-cp311-cp311-linux_x86_64.whl")
     members = {f"kmverdict/{m}.cpython-311-x86_64-linux-gnu.so": p for m, p in mods.items()}
     members["kmverdict.libs/libkwvhelper.so"] = t("libkwvhelper.so")
+    r = run("gcc", "-O1", "-o", t("tool"), s("tool.c"))
+    if r.returncode:
+        sys.exit("fixture build failed: " + r.stderr)
+    members["kmverdict/bin/tool"] = t("tool")
     members["kmverdict/__init__.py"] = None
     record = []
     with zipfile.ZipFile(whl, "w", zipfile.ZIP_DEFLATED) as z:
@@ -156,6 +160,9 @@ def fixtures(tmp):
     check(o["convertible"] and o["mode"] == "module" and not o["warnings"] and not o["reasons"],
           "the control module converts without warnings")
 
+    o = obj(doc, "kmverdict/bin/tool")
+    check(o["executable"] and not o["convertible"] and mentions(km["warnings"], "kmverdict/bin/tool"),
+          f"a program in the wheel is reported as a warning, not a blocker ({o['reasons']})")
     check(not km["convertible"] and len(km["reasons"]) == 3 and not km["needs_deps"],
           f"the wheel is refused for exactly three objects ({km['reasons']})")
 
