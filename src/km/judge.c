@@ -169,7 +169,9 @@ static bool binds_old_version(const struct kw_elf_info *lib, const struct kw_elf
 	return false;
 }
 
-static int judge_info(struct kw_km_object *o, const struct kw_elf_info *info, const struct kw_dep_graph *g)
+/* needed: something loads it as a library, so an interpreter segment does not make it a program. */
+static int judge_info(struct kw_km_object *o, const struct kw_elf_info *info, const struct kw_dep_graph *g,
+		      bool needed)
 {
 	struct kw_strv unique = { 0 }, hidden = { 0 }, old = { 0 }, rels = { 0 };
 	size_t i;
@@ -189,7 +191,7 @@ static int judge_info(struct kw_km_object *o, const struct kw_elf_info *info, co
 		if (addf(&o->reasons, "not a shared object (ELF type %u), never loaded by Python", info->type)) {
 			goto out;
 		}
-	} else if (info->interp && !is_python_init(info)) {
+	} else if (info->interp && !needed && !is_python_init(info)) {
 		o->executable = true;
 		if (addf(&o->reasons, "a program (it has an interpreter, %s), not a library", info->interp)) {
 			goto out;
@@ -314,8 +316,8 @@ static int walk_deps(struct kw_km_verdict *v, size_t *cap, size_t self, const st
 			continue;
 		}
 		if (!d->info) {
-			if (addf(&v->objects[self].reasons, "needs %s, which %s", d->name,
-				 d->error ? d->error : "is not found")) {
+			if (d->error ? addf(&v->objects[self].reasons, "needs %s, which cannot be read: %s", d->name, d->error)
+				     : addf(&v->objects[self].reasons, "needs %s, which is not found", d->name)) {
 				return KW_ENOMEM;
 			}
 			continue;
@@ -330,11 +332,32 @@ static int walk_deps(struct kw_km_verdict *v, size_t *cap, size_t self, const st
 		}
 		o->mode = KW_KM_LIB;
 		v->needs_deps = true;
-		if (judge_info(o, d->info, NULL)) {
+		if (judge_info(o, d->info, NULL, true)) {
 			return KW_ENOMEM;
 		}
 	}
 	return 0;
+}
+
+/* Does another member of the wheel load member i as a library? */
+static bool loaded_by_another(const struct kw_audit *a, size_t i)
+{
+	size_t k, n, l = strlen(a->members[i].name);
+
+	for (k = 0; k < a->n_members; k++) {
+		const struct kw_dep_graph *g = a->members[k].graph;
+
+		for (n = 1; k != i && g && n < g->n_nodes; n++) {
+			const char *p = g->nodes[n].path;
+			size_t pl = p ? strlen(p) : 0;
+
+			if (g->nodes[n].in_overlay && pl > l && p[pl - l - 1] == '/' &&
+			    strcmp(p + pl - l, a->members[i].name) == 0) {
+				return true;
+			}
+		}
+	}
+	return false;
 }
 
 int kw_km_judge(const struct kw_audit *a, struct kw_km_verdict *out, struct kw_error *err)
@@ -370,7 +393,7 @@ int kw_km_judge(const struct kw_audit *a, struct kw_km_verdict *out, struct kw_e
 		}
 		o->mode = m->extension ? KW_KM_MODULE : KW_KM_LIB;
 		if ((m->info->soname && !(o->soname = kw_strdup(m->info->soname))) ||
-		    judge_info(o, m->info, m->graph)) {
+		    judge_info(o, m->info, m->graph, loaded_by_another(a, i))) {
 			goto out;
 		}
 	}
