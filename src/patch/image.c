@@ -248,6 +248,31 @@ static int load_sections(struct img *im, struct kw_error *err)
 	return 0;
 }
 
+/*
+ * The DT_NULL slack after the dynamic entries is room to grow in place, but
+ * only up to the first table the loader reads that starts inside it: a
+ * forged layout can put .hash or .dynstr there, and growing would overwrite it.
+ */
+static void clamp_dyn_cap(struct img *im, uint64_t dyn_off)
+{
+	static const int64_t tags[] = { DT_HASH, DT_GNU_HASH, DT_STRTAB, DT_SYMTAB, DT_VERSYM, DT_VERNEED, DT_VERDEF,
+					DT_RELA, DT_REL, DT_JMPREL, DT_INIT_ARRAY, DT_FINI_ARRAY, DT_PREINIT_ARRAY };
+	size_t des = img_dynentsize(im), i, k;
+	uint64_t at;
+
+	for (i = 0; i < im->ndyn; i++) {
+		for (k = 0; k < sizeof(tags) / sizeof(tags[0]); k++) {
+			if (im->dyn[i].tag == tags[k] && img_vaddr_off(im, im->dyn[i].val, 1, &at) && at > dyn_off &&
+			    at < dyn_off + im->dyn_cap * des) {
+				size_t cap = (size_t)((at - dyn_off) / des);
+
+				/* Never below what is in use: the entries and their DT_NULL. */
+				im->dyn_cap = cap > im->ndyn + 1 ? cap : im->ndyn + 1;
+			}
+		}
+	}
+}
+
 int img_load(struct img *im, unsigned char *buf, size_t len, const char *name, struct kw_error *err)
 {
 	size_t pes, des, i, n;
@@ -355,6 +380,7 @@ int img_load(struct img *im, unsigned char *buf, size_t len, const char *name, s
 	if (!img_vaddr_off(im, im->str_vaddr, im->str_size, &im->str_off) || im->str_size == 0) {
 		return kw_error_set(err, KW_EFORMAT, "'%s': dynamic string table lies outside the file", name);
 	}
+	clamp_dyn_cap(im, dyn_off);
 	rc = load_sections(im, err);
 	return rc;
 }
