@@ -42,6 +42,8 @@
 #define TLS_MODULE_MARK 0x4b4d544cull
 /* An image larger than this is not a shared object anyone ships. */
 #define MAX_IMAGE (1ull << 30)
+/* TLS blocks are aligned to a cache line or a page in practice. */
+#define MAX_TLS_ALIGN (1ull << 16)
 
 struct load {
 	uint64_t vaddr, memsz, off, filesz, align;
@@ -331,6 +333,11 @@ static int read_layout(struct dl *d)
 	if (d->has_tls && (d->tls_filesz > d->tls_memsz || !vrange(d, d->tls_vaddr, d->tls_filesz) ||
 			   d->tls_memsz > MAX_IMAGE || (d->tls_align & (d->tls_align - 1)))) {
 		return kw_error_set(d->err, KW_EFORMAT, "'%s': TLS segment lies outside the image", d->name);
+	}
+	/* The section keeps the segment's alignment: a forged one would pad the object to gigabytes. */
+	if (d->has_tls && d->tls_align > MAX_TLS_ALIGN) {
+		return kw_error_set(d->err, KW_EFORMAT, "'%s': TLS alignment %llu is beyond any real object", d->name,
+				    (unsigned long long)d->tls_align);
 	}
 	if (!vrange(d, dyn_vaddr, dyn_size)) {
 		return kw_error_set(d->err, KW_EFORMAT, "'%s': dynamic segment lies outside the image", d->name);
