@@ -132,7 +132,21 @@ static int load_entries(struct plan *p, struct kw_error *err)
 	return 0;
 }
 
+/* The last entry with tag: a repeated tag's last one is what the loader uses. */
 static long find_tag(const struct plan *p, int64_t tag)
+{
+	size_t i;
+	long at = -1;
+
+	for (i = 0; i < p->n; i++) {
+		if (p->e[i].tag == tag) {
+			at = (long)i;
+		}
+	}
+	return at;
+}
+
+static long find_first_tag(const struct plan *p, int64_t tag)
 {
 	size_t i;
 
@@ -142,6 +156,16 @@ static long find_tag(const struct plan *p, int64_t tag)
 		}
 	}
 	return -1;
+}
+
+static size_t count_tag(const struct plan *p, int64_t tag)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < p->n; i++) {
+		n += p->e[i].tag == tag;
+	}
+	return n;
 }
 
 /* Where new entries of a kind go: after the last of tags, else at the front. */
@@ -490,7 +514,7 @@ static int apply_ops(struct plan *p, const struct kw_patch_ops *ops, struct kw_e
 	}
 	for (k = ops->n_add_needed; k-- > 0;) {
 		struct ent e = { .tag = DT_NEEDED, .str = ops->add_needed[k], .changed = true };
-		long first = find_tag(p, DT_NEEDED);
+		long first = find_first_tag(p, DT_NEEDED);
 		bool have = false;
 
 		if (!*e.str) {
@@ -555,12 +579,15 @@ static int apply_ops(struct plan *p, const struct kw_patch_ops *ops, struct kw_e
 			}
 			strcat(p->rpath_buf, ops->add_rpath[k]);
 		}
-		/* Keep the entry in place (and its string, if equal) when tag and value stay. */
-		if (tag == DT_RUNPATH && rn >= 0 && rp < 0 && !ops->remove_rpath) {
+		/*
+		 * Keep the entry in place (and its string, if equal) when tag and
+		 * value stay; a repeated entry is rebuilt as one.
+		 */
+		if (tag == DT_RUNPATH && rn >= 0 && rp < 0 && !ops->remove_rpath && count_tag(p, DT_RUNPATH) == 1) {
 			set_str(&p->e[rn], p->rpath_buf);
 			return 0;
 		}
-		if (tag == DT_RPATH && rp >= 0 && rn < 0 && !ops->remove_rpath) {
+		if (tag == DT_RPATH && rp >= 0 && rn < 0 && !ops->remove_rpath && count_tag(p, DT_RPATH) == 1) {
 			set_str(&p->e[rp], p->rpath_buf);
 			return 0;
 		}
@@ -605,7 +632,11 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* True if some reference lies in [off, off+len). */
+/*
+ * True if a string still referenced shares a byte with [off, off+len]: one
+ * that starts inside it, or one that starts before it and runs into it (the
+ * linker merges tails: "libc.so.6" also serves as ".6").
+ */
 static bool referenced(const struct plan *p, uint64_t off, uint64_t len)
 {
 	size_t lo = 0, hi = p->n_refs;
@@ -619,7 +650,16 @@ static bool referenced(const struct plan *p, uint64_t off, uint64_t len)
 			hi = mid;
 		}
 	}
-	return lo < p->n_refs && p->refs[lo] < off + len;
+	if (lo < p->n_refs && p->refs[lo] < off + len) {
+		return true;
+	}
+	if (lo > 0) {
+		/* Nearer earlier references are suffixes of farther ones: the nearest decides. */
+		const char *s = img_str(&p->im, p->refs[lo - 1]);
+
+		return !s || p->refs[lo - 1] + strlen(s) >= off;
+	}
+	return false;
 }
 
 struct ref_walk {
