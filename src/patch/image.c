@@ -253,7 +253,7 @@ static int load_sections(struct img *im, struct kw_error *err)
  * only up to the first table the loader reads that starts inside it: a
  * forged layout can put .hash or .dynstr there, and growing would overwrite it.
  */
-static void clamp_dyn_cap(struct img *im, uint64_t dyn_off)
+static int clamp_dyn_cap(struct img *im, uint64_t dyn_off, struct kw_error *err)
 {
 	static const int64_t tags[] = { DT_HASH, DT_GNU_HASH, DT_STRTAB, DT_SYMTAB, DT_VERSYM, DT_VERNEED, DT_VERDEF,
 					DT_RELA, DT_REL, DT_JMPREL, DT_INIT_ARRAY, DT_FINI_ARRAY, DT_PREINIT_ARRAY };
@@ -262,15 +262,19 @@ static void clamp_dyn_cap(struct img *im, uint64_t dyn_off)
 
 	for (i = 0; i < im->ndyn; i++) {
 		for (k = 0; k < sizeof(tags) / sizeof(tags[0]); k++) {
-			if (im->dyn[i].tag == tags[k] && img_vaddr_off(im, im->dyn[i].val, 1, &at) && at > dyn_off &&
-			    at < dyn_off + im->dyn_cap * des) {
-				size_t cap = (size_t)((at - dyn_off) / des);
-
-				/* Never below what is in use: the entries and their DT_NULL. */
-				im->dyn_cap = cap > im->ndyn + 1 ? cap : im->ndyn + 1;
+			if (im->dyn[i].tag != tags[k] || !img_vaddr_off(im, im->dyn[i].val, 1, &at) || at < dyn_off ||
+			    at >= dyn_off + im->dyn_cap * des) {
+				continue;
 			}
+			/* Inside the entries in use, any rewrite of them would rewrite that table too. */
+			if (at < dyn_off + (im->ndyn + 1) * des) {
+				return kw_error_set(err, KW_EFORMAT, "'%s': a table the loader reads lies inside .dynamic",
+						    im->name);
+			}
+			im->dyn_cap = (size_t)((at - dyn_off) / des);
 		}
 	}
+	return 0;
 }
 
 int img_load(struct img *im, unsigned char *buf, size_t len, const char *name, struct kw_error *err)
@@ -380,7 +384,10 @@ int img_load(struct img *im, unsigned char *buf, size_t len, const char *name, s
 	if (!img_vaddr_off(im, im->str_vaddr, im->str_size, &im->str_off) || im->str_size == 0) {
 		return kw_error_set(err, KW_EFORMAT, "'%s': dynamic string table lies outside the file", name);
 	}
-	clamp_dyn_cap(im, dyn_off);
+	rc = clamp_dyn_cap(im, dyn_off, err);
+	if (rc) {
+		return rc;
+	}
 	rc = load_sections(im, err);
 	return rc;
 }
