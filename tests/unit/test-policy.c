@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The project's policy data (data/policy.json, its own format, written from
- * the PEPs) against auditwheel's policy files in /work/shared/reference
+ * the PEPs) against auditwheel's policy files in ../shared/reference
  * (../reference from the corpus), read with jansson at test time and never
  * copied. For every policy both know: aliases, order (auditwheel's
  * priority), the library whitelist, the arches, per arch and prefix the
