@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "kwheel/kwheel.h"
+#include "kwheel/util.h"
 
 /* A wheel file name split per the binary distribution format spec. */
 struct kw_wheel_name {
@@ -150,6 +151,17 @@ int kw_wheel_verify_record(struct kw_wheel *w, struct kw_record *rec, struct kw_
 int kw_wheel_verify_record_known(struct kw_wheel *w, struct kw_record *rec, const unsigned char (*known)[32],
 				 const bool *have, struct kw_error *err);
 void kw_record_release(struct kw_record *rec);
+
+/* A RECORD being written: one CSV line per member, quoted where the path needs it. */
+struct kw_record_text {
+	char *buf;
+	size_t len, cap;
+};
+/* Append "path,hash,size" (hash NULL and size < 0 leave those fields empty). */
+int kw_record_text_add(struct kw_record_text *r, const char *path, const char *hash, long long size);
+/* "sha256=<urlsafe base64>" of a finished hash or of a buffer (new strings, NULL on failure). */
+char *kw_record_digest(struct kw_sha256 *sha);
+char *kw_record_digest_buf(const void *buf, size_t len);
 const char *kw_record_problem_str(enum kw_record_problem_kind kind);
 
 /*

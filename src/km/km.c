@@ -111,59 +111,6 @@ static int refuse(const struct kw_audit *a, const struct kw_km_verdict *v, struc
 
 /* ---- the wheel for the KM payload ---- */
 
-struct rec {
-	char *buf;
-	size_t len, cap;
-};
-
-static int rec_line(struct rec *r, const char *path, const char *hash, long long size)
-{
-	size_t need = 2 * strlen(path) + (hash ? strlen(hash) : 0) + 48;
-	const char *p;
-
-	if (kw_grow(&r->buf, &r->cap, r->len + need, 1)) {
-		return KW_ENOMEM;
-	}
-	if (strpbrk(path, ",\"\r\n")) {
-		r->buf[r->len++] = '"';
-		for (p = path; *p; p++) {
-			if (*p == '"') {
-				r->buf[r->len++] = '"';
-			}
-			r->buf[r->len++] = *p;
-		}
-		r->buf[r->len++] = '"';
-	} else {
-		memcpy(r->buf + r->len, path, strlen(path));
-		r->len += strlen(path);
-	}
-	if (size >= 0) {
-		r->len += (size_t)snprintf(r->buf + r->len, r->cap - r->len, ",%s,%lld\n", hash ? hash : "", size);
-	} else {
-		r->len += (size_t)snprintf(r->buf + r->len, r->cap - r->len, ",,\n");
-	}
-	return 0;
-}
-
-static char *digest_of(struct kw_sha256 *sha)
-{
-	unsigned char d[32];
-	char b64[48];
-
-	kw_sha256_final(sha, d);
-	kw_b64url_nopad(d, 32, b64);
-	return kw_asprintf("sha256=%s", b64);
-}
-
-static char *digest_buf(const void *buf, size_t len)
-{
-	struct kw_sha256 sha;
-
-	kw_sha256_init(&sha);
-	kw_sha256_update(&sha, buf, len);
-	return digest_of(&sha);
-}
-
 static int sha_chunk(void *ud, const void *data, size_t len)
 {
 	kw_sha256_update(ud, data, len);
@@ -171,7 +118,7 @@ static int sha_chunk(void *ud, const void *data, size_t len)
 }
 
 /* Add a file from disk into the wheel under name, with its RECORD line. */
-static int add_disk_file(struct kw_wheel_writer *ww, struct rec *r, const char *name, const char *path,
+static int add_disk_file(struct kw_wheel_writer *ww, struct kw_record_text *r, const char *name, const char *path,
 			 struct kw_error *err)
 {
 	unsigned char *buf = NULL;
@@ -182,9 +129,9 @@ static int add_disk_file(struct kw_wheel_writer *ww, struct rec *r, const char *
 	if (rc) {
 		return rc;
 	}
-	h = digest_buf(buf, len);
+	h = kw_record_digest_buf(buf, len);
 	munmap(buf, len);
-	if (!h || rec_line(r, name, h, (long long)len)) {
+	if (!h || kw_record_text_add(r, name, h, (long long)len)) {
 		free(h);
 		return kw_error_set(err, KW_ENOMEM, "out of memory");
 	}
@@ -208,7 +155,7 @@ static int write_km_wheel(struct kw_wheel *w, const struct kw_audit *a, const st
 	struct kw_wheel_writer *ww = NULL;
 	struct kw_strv pys = { 0 }, abis = { 0 };
 	bool tags_done = false;
-	struct rec r = { 0 };
+	struct kw_record_text r = { 0 };
 	int64_t mtime = 0;
 	size_t i, k;
 	int rc = KW_ENOMEM;
@@ -252,8 +199,8 @@ static int write_km_wheel(struct kw_wheel *w, const struct kw_audit *a, const st
 		if (converted) {
 			char *empty = kw_malloc(1);
 
-			h = digest_buf("", 0);
-			if (!empty || !h || rec_line(&r, m->name, h, 0)) {
+			h = kw_record_digest_buf("", 0);
+			if (!empty || !h || kw_record_text_add(&r, m->name, h, 0)) {
 				free(empty);
 				free(h);
 				kw_error_set(err, rc, "out of memory");
@@ -310,8 +257,8 @@ static int write_km_wheel(struct kw_wheel *w, const struct kw_audit *a, const st
 					at += (size_t)sprintf(nt + at, "Tag: %s-%s-%s\n", pys.v[pi], abis.v[ai], plat);
 				}
 			}
-			h = digest_buf(nt, at);
-			if (!h || rec_line(&r, m->name, h, (long long)at)) {
+			h = kw_record_digest_buf(nt, at);
+			if (!h || kw_record_text_add(&r, m->name, h, (long long)at)) {
 				free(h);
 				free(nt);
 				kw_error_set(err, rc, "out of memory");
@@ -329,8 +276,8 @@ static int write_km_wheel(struct kw_wheel *w, const struct kw_audit *a, const st
 			goto out;
 		}
 		rc = KW_ENOMEM;
-		h = digest_of(&sha);
-		if (!h || rec_line(&r, m->name, h, (long long)m->size)) {
+		h = kw_record_digest(&sha);
+		if (!h || kw_record_text_add(&r, m->name, h, (long long)m->size)) {
 			free(h);
 			kw_error_set(err, rc, "out of memory");
 			goto out;
@@ -383,8 +330,8 @@ static int write_km_wheel(struct kw_wheel *w, const struct kw_audit *a, const st
 			n += strlen(tail.v[k]);
 		}
 		kw_strv_release(&tail);
-		h = digest_buf(inner_link, n);
-		if (!h || rec_line(&r, lpath, h, (long long)n)) {
+		h = kw_record_digest_buf(inner_link, n);
+		if (!h || kw_record_text_add(&r, lpath, h, (long long)n)) {
 			free(h);
 			kw_error_set(err, rc, "out of memory");
 			goto out;
@@ -411,7 +358,7 @@ static int write_km_wheel(struct kw_wheel *w, const struct kw_audit *a, const st
 		}
 	}
 	rc = KW_ENOMEM;
-	if (rec_line(&r, record_name, NULL, -1)) {
+	if (kw_record_text_add(&r, record_name, NULL, -1)) {
 		kw_error_set(err, rc, "out of memory");
 		goto out;
 	}

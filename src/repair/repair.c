@@ -113,8 +113,7 @@ static int sha256_file(const char *path, char hex[65], struct kw_error *err)
 static int record_hash_file(const char *path, char **hash, uint64_t *size, struct kw_error *err)
 {
 	struct kw_sha256 s;
-	unsigned char buf[1 << 16], d[32];
-	char b64[64];
+	unsigned char buf[1 << 16];
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	ssize_t n;
 
@@ -131,23 +130,8 @@ static int record_hash_file(const char *path, char **hash, uint64_t *size, struc
 	if (n < 0) {
 		return kw_error_set(err, KW_EIO, "'%s': %s", path, strerror(errno));
 	}
-	kw_sha256_final(&s, d);
-	kw_b64url_nopad(d, 32, b64);
-	*hash = kw_asprintf("sha256=%s", b64);
+	*hash = kw_record_digest(&s);
 	return *hash ? 0 : oom(err);
-}
-
-static char *record_hash_buf(const void *buf, size_t len)
-{
-	struct kw_sha256 s;
-	unsigned char d[32];
-	char b64[64];
-
-	kw_sha256_init(&s);
-	kw_sha256_update(&s, buf, len);
-	kw_sha256_final(&s, d);
-	kw_b64url_nopad(d, 32, b64);
-	return kw_asprintf("sha256=%s", b64);
 }
 
 struct hash_ud {
@@ -966,44 +950,9 @@ out:
 
 /* ---- RECORD ----------------------------------------------------------- */
 
-struct rec {
-	char *buf;
-	size_t len, cap;
-};
-
-static int rec_line(struct rec *r, const char *path, const char *hash, long long size)
-{
-	char sz[32] = "";
-	bool quote = strpbrk(path, ",\"\r\n") != NULL;
-	size_t need = strlen(path) * 2 + (hash ? strlen(hash) : 0) + 40;
-	const char *p;
-
-	if (kw_grow(&r->buf, &r->cap, r->len + need + 1, 1)) {
-		return KW_ENOMEM;
-	}
-	if (quote) {
-		r->buf[r->len++] = '"';
-		for (p = path; *p; p++) {
-			if (*p == '"') {
-				r->buf[r->len++] = '"';
-			}
-			r->buf[r->len++] = *p;
-		}
-		r->buf[r->len++] = '"';
-	} else {
-		memcpy(r->buf + r->len, path, strlen(path));
-		r->len += strlen(path);
-	}
-	if (size >= 0) {
-		snprintf(sz, sizeof(sz), "%lld", size);
-	}
-	r->len += (size_t)snprintf(r->buf + r->len, r->cap - r->len, ",%s,%s\n", hash ? hash : "", sz);
-	return 0;
-}
-
 /* ---- writing ---------------------------------------------------------- */
 
-static int add_work_file(struct job *j, struct kw_wheel_writer *ww, struct rec *r, const char *name,
+static int add_work_file(struct job *j, struct kw_wheel_writer *ww, struct kw_record_text *r, const char *name,
 			 const char *path, struct kw_error *err)
 {
 	char *hash = NULL;
@@ -1011,7 +960,7 @@ static int add_work_file(struct job *j, struct kw_wheel_writer *ww, struct rec *
 	int rc = record_hash_file(path, &hash, &size, err);
 
 	if (!rc) {
-		rc = rec_line(r, name, hash, (long long)size) ? oom(err) : 0;
+		rc = kw_record_text_add(r, name, hash, (long long)size) ? oom(err) : 0;
 	}
 	free(hash);
 	(void)j;
@@ -1026,7 +975,7 @@ static int write_wheel(struct job *j, const char *out_path, int64_t mtime, struc
 	char *sbom_name = kw_asprintf("%s/sboms/kwheel.cdx.json", di), *di_prefix = kw_asprintf("%s/", di);
 	struct kw_wheel_writer *ww = NULL;
 	struct kw_record old = { 0 };
-	struct rec r = { 0 };
+	struct kw_record_text r = { 0 };
 	unsigned char *buf = NULL;
 	size_t n = kw_wheel_member_count(w), i, k, len = 0;
 	bool libs_done = false;
@@ -1094,8 +1043,8 @@ static int write_wheel(struct job *j, const char *out_path, int64_t mtime, struc
 				rc = oom(err);
 				break;
 			}
-			hash = record_hash_buf(text, strlen(text));
-			if (!hash || rec_line(&r, m->name, hash, (long long)strlen(text))) {
+			hash = kw_record_digest_buf(text, strlen(text));
+			if (!hash || kw_record_text_add(&r, m->name, hash, (long long)strlen(text))) {
 				free(hash);
 				free(text);
 				rc = oom(err);
@@ -1126,7 +1075,7 @@ static int write_wheel(struct job *j, const char *out_path, int64_t mtime, struc
 			if (e && e->size >= 0 && (uint64_t)e->size == m->size) {
 				char *hash = kw_asprintf("%s=%s", e->algo, e->digest);
 
-				if (!hash || rec_line(&r, m->name, hash, (long long)e->size)) {
+				if (!hash || kw_record_text_add(&r, m->name, hash, (long long)e->size)) {
 					free(hash);
 					rc = oom(err);
 					break;
@@ -1146,7 +1095,7 @@ static int write_wheel(struct job *j, const char *out_path, int64_t mtime, struc
 				kw_sha256_final(&h.s, d);
 				kw_b64url_nopad(d, 32, b64);
 				hash = kw_asprintf("sha256=%s", b64);
-				if (!hash || rec_line(&r, m->name, hash, (long long)h.size)) {
+				if (!hash || kw_record_text_add(&r, m->name, hash, (long long)h.size)) {
 					free(hash);
 					rc = oom(err);
 					break;
@@ -1170,8 +1119,8 @@ static int write_wheel(struct job *j, const char *out_path, int64_t mtime, struc
 		if (!doc) {
 			rc = oom(err);
 		} else {
-			hash = record_hash_buf(doc, strlen(doc));
-			if (!hash || rec_line(&r, sbom_name, hash, (long long)strlen(doc))) {
+			hash = kw_record_digest_buf(doc, strlen(doc));
+			if (!hash || kw_record_text_add(&r, sbom_name, hash, (long long)strlen(doc))) {
 				free(doc);
 				rc = oom(err);
 			} else {
@@ -1181,7 +1130,7 @@ static int write_wheel(struct job *j, const char *out_path, int64_t mtime, struc
 		}
 	}
 	if (!rc) {
-		if (rec_line(&r, record_name, NULL, -1)) {
+		if (kw_record_text_add(&r, record_name, NULL, -1)) {
 			rc = oom(err);
 		} else {
 			rc = kw_wheel_writer_add_buffer(ww, record_name, r.buf, r.len, 0644, err);

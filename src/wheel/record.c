@@ -581,3 +581,54 @@ out:
 	free(name);
 	return rc;
 }
+
+/* ---- writing RECORD ---- */
+
+int kw_record_text_add(struct kw_record_text *r, const char *path, const char *hash, long long size)
+{
+	char sz[32] = "";
+	bool quote = strpbrk(path, ",\"\r\n") != NULL;
+	size_t need = strlen(path) * 2 + (hash ? strlen(hash) : 0) + 40;
+	const char *p;
+
+	if (kw_grow(&r->buf, &r->cap, r->len + need + 1, 1)) {
+		return KW_ENOMEM;
+	}
+	if (quote) {
+		r->buf[r->len++] = '"';
+		for (p = path; *p; p++) {
+			if (*p == '"') {
+				r->buf[r->len++] = '"';
+			}
+			r->buf[r->len++] = *p;
+		}
+		r->buf[r->len++] = '"';
+	} else {
+		memcpy(r->buf + r->len, path, strlen(path));
+		r->len += strlen(path);
+	}
+	if (size >= 0) {
+		snprintf(sz, sizeof(sz), "%lld", size);
+	}
+	r->len += (size_t)snprintf(r->buf + r->len, r->cap - r->len, ",%s,%s\n", hash ? hash : "", sz);
+	return 0;
+}
+
+char *kw_record_digest(struct kw_sha256 *sha)
+{
+	unsigned char d[32];
+	char b64[48];
+
+	kw_sha256_final(sha, d);
+	kw_b64url_nopad(d, 32, b64);
+	return kw_asprintf("sha256=%s", b64);
+}
+
+char *kw_record_digest_buf(const void *buf, size_t len)
+{
+	struct kw_sha256 sha;
+
+	kw_sha256_init(&sha);
+	kw_sha256_update(&sha, buf, len);
+	return kw_record_digest(&sha);
+}
