@@ -58,6 +58,25 @@ static bool in_file(const struct img *im, uint64_t off, uint64_t size)
 	return size <= im->len && off <= im->len - size;
 }
 
+static bool ranges_meet(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
+{
+	return alen && blen && a < b + blen && b < a + alen;
+}
+
+/*
+ * No table the editor writes may lie on the headers: in a real file none
+ * does, and in a forged one a "symbol value" or string written there would
+ * rewrite e_phoff or a program header behind the editor's back.
+ */
+bool img_hits_headers(const struct img *im, uint64_t off, uint64_t len)
+{
+	uint64_t eh = im->is64 ? sizeof(Elf64_Ehdr) : sizeof(Elf32_Ehdr);
+
+	return ranges_meet(off, len, 0, eh) ||
+	       ranges_meet(off, len, im->phoff, (uint64_t)im->phnum * img_phentsize(im)) ||
+	       (im->sh && ranges_meet(off, len, im->shoff, (uint64_t)im->shnum * img_shentsize(im)));
+}
+
 static void get_ph(const struct img *im, const unsigned char *p, struct ph *ph)
 {
 	if (im->is64) {
@@ -226,6 +245,11 @@ static int load_sections(struct img *im, struct kw_error *err)
 		return kw_error_set(err, KW_EFORMAT, "'%s': section header table runs past the end of the file",
 				    im->name);
 	}
+	/* Rewriting a section header there would rewrite the ELF or program headers. */
+	if (img_hits_headers(im, im->shoff, (uint64_t)im->shnum * es)) {
+		return kw_error_set(err, KW_EFORMAT, "'%s': section header table lies on the ELF or program headers",
+				    im->name);
+	}
 	im->sh = kw_calloc(im->shnum, sizeof(*im->sh));
 	if (!im->sh) {
 		return kw_error_set(err, KW_ENOMEM, "out of memory");
@@ -352,6 +376,9 @@ int img_load(struct img *im, unsigned char *buf, size_t len, const char *name, s
 		if (!in_file(im, d->offset, d->filesz) || d->filesz < des) {
 			return kw_error_set(err, KW_EFORMAT, "'%s': PT_DYNAMIC lies outside the file", name);
 		}
+		if (img_hits_headers(im, d->offset, d->filesz)) {
+			return kw_error_set(err, KW_EFORMAT, "'%s': PT_DYNAMIC lies on the ELF or program headers", name);
+		}
 		dyn_off = d->offset;
 		im->dyn_cap = d->filesz / des;
 		if (im->dyn_cap > MAX_DYN_ENTRIES) {
@@ -389,5 +416,8 @@ int img_load(struct img *im, unsigned char *buf, size_t len, const char *name, s
 		return rc;
 	}
 	rc = load_sections(im, err);
+	if (rc == 0 && img_hits_headers(im, im->str_off, im->str_size)) {
+		rc = kw_error_set(err, KW_EFORMAT, "'%s': .dynstr lies on the ELF, program or section headers", name);
+	}
 	return rc;
 }

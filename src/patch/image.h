@@ -59,6 +59,8 @@ int img_load(struct img *im, unsigned char *buf, size_t len, const char *name, s
 void img_release(struct img *im);
 /* File offset of [vaddr, vaddr+size) if a PT_LOAD's file image holds all of it. */
 bool img_vaddr_off(const struct img *im, uint64_t vaddr, uint64_t size, uint64_t *off);
+/* True if [off, off+len) shares a byte with the ELF header or the program or section header table. */
+bool img_hits_headers(const struct img *im, uint64_t off, uint64_t len);
 /* The dynamic string at idx, or NULL if it is out of range or unterminated. */
 const char *img_str(const struct img *im, uint64_t idx);
 /* Value of the first dynamic entry with tag, or false. */

@@ -387,6 +387,11 @@ static int plan_verneed_removal(struct plan *p, const struct kw_patch_ops *ops, 
 		rc = kw_error_set(err, KW_EUNSUPPORTED, "'%s': .gnu.version_r is not one contiguous block", im->name);
 		goto out;
 	}
+	if (img_hits_headers(im, lo, hi - lo)) {
+		rc = kw_error_set(err, KW_EFORMAT, "'%s': .gnu.version_r lies on the ELF, program or section headers",
+				  im->name);
+		goto out;
+	}
 	p->vn_bytes = kw_calloc(1, hi - lo);
 	if (!p->vn_bytes) {
 		rc = oom(err);
@@ -992,7 +997,7 @@ static void write_versym_fixups(struct plan *p)
 		 * A forged sh_size can stretch .gnu.version over the tables this
 		 * rewrite has just written; the symbols cannot go on that far.
 		 */
-		if (overlaps_dynamic(im, off + 2 * i, 2) ||
+		if (overlaps_dynamic(im, off + 2 * i, 2) || img_hits_headers(im, off + 2 * i, 2) ||
 		    (off + 2 * i < im->str_off + im->str_size && im->str_off < off + 2 * i + 2) ||
 		    (p->vn_rewrite && off + 2 * i < p->vn_off + p->vn_area && p->vn_off < off + 2 * i + 2)) {
 			break;
@@ -1050,7 +1055,7 @@ static void move_section_symbols(struct img *im, long sec, uint64_t old_addr, ui
 		uint64_t n;
 
 		if ((t->type != SHT_SYMTAB && t->type != SHT_DYNSYM) || t->offset > im->len ||
-		    t->size > im->len - t->offset) {
+		    t->size > im->len - t->offset || img_hits_headers(im, t->offset, t->size)) {
 			continue;
 		}
 		n = clamp_to_tables(im, t->offset, t->size) / es;
