@@ -42,6 +42,13 @@
 #define TLS_MODULE_MARK 0x4b4d544cull
 /* An image larger than this is not a shared object anyone ships. */
 #define MAX_IMAGE (1ull << 30)
+/*
+ * The image is the segments' span, zeros included, and goes whole into the
+ * object: a linker leaves at most its maximum page size (2 MiB) between
+ * segments and starts a shared object at 0, so a larger hole is a forged
+ * address, not a layout (a 200-byte file asked for a 1 GiB object).
+ */
+#define MAX_HOLE (1ull << 24)
 /* TLS blocks are aligned to a cache line or a page in practice. */
 #define MAX_TLS_ALIGN (1ull << 16)
 
@@ -291,6 +298,15 @@ static int read_layout(struct dl *d)
 			    l.vaddr > MAX_IMAGE - l.memsz) {
 				return kw_error_set(d->err, KW_EFORMAT, "'%s': loadable segment %llu lies outside the file",
 						    d->name, (unsigned long long)i);
+			}
+			/* Ascending and apart, as the ELF specification orders them; W^X relies on it. */
+			uint64_t prev_end = d->n_loads ? d->loads[d->n_loads - 1].vaddr + d->loads[d->n_loads - 1].memsz : 0;
+
+			if (l.vaddr < prev_end || l.vaddr - prev_end > MAX_HOLE) {
+				return kw_error_set(d->err, KW_EFORMAT,
+						    "'%s': loadable segment %llu %s", d->name, (unsigned long long)i,
+						    l.vaddr < prev_end ? "overlaps or precedes the one before it"
+								       : "leaves a hole no linker would");
 			}
 			if (kw_grow(&d->loads, &cap, d->n_loads + 1, sizeof(*d->loads))) {
 				return nomem(d);

@@ -520,6 +520,10 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 			free(buf);
 		}
 		if (rc) {
+			/* The converter names the member; the user needs the wheel too. */
+			if (rc != KW_ENOMEM) {
+				kw_error_prefix(err, "'%s'", a->filename);
+			}
 			free(opath);
 			free(oname);
 			goto out;

@@ -21,6 +21,7 @@ import base64
 import hashlib
 import json
 import os
+import struct
 import shutil
 import subprocess
 import sys
@@ -299,6 +300,28 @@ def fixtures(tmp):
     check(r.returncode == 1 and len(lines) == 1 and "R_X86_64_SIZE64" in lines[0] and "kmbad" in lines[0],
           f"an untranslatable relocation is one clear error ({lines})")
     check(not any(f.endswith(".a") for f in os.listdir(o2)), "no archive is written for a refused wheel")
+
+    # A forged segment address: the image (zeros included) goes whole into the
+    # object, so a hole no linker leaves is refused, not written as a 512 MiB object.
+    hole = os.path.join(tmp, "hole.so")
+    r = subprocess.run(["gcc", "-shared", "-fPIC", "-x", "c", "-", "-o", hole],
+                       input="int hole(void) { return 1; }\n", text=True, capture_output=True)
+    check(r.returncode == 0, f"builds the hole fixture ({r.stderr.strip()})")
+    img = bytearray(open(hole, "rb").read())
+    phoff, = struct.unpack_from("<Q", img, 32)
+    phnum, = struct.unpack_from("<H", img, 56)
+    last = max(phoff + 56 * i for i in range(phnum) if struct.unpack_from("<I", img, phoff + 56 * i)[0] == 1)
+    for field in (16, 24):  # p_vaddr, p_paddr
+        v, = struct.unpack_from("<Q", img, last + field)
+        struct.pack_into("<Q", img, last + field, v + (512 << 20))
+    holed = os.path.join(tmp, "kmhole-1.0-cp311-cp311-linux_x86_64.whl")
+    make_wheel(holed, {"kmhole/hole.cpython-311-x86_64-linux-gnu.so": bytes(img)})
+    o3 = os.path.join(tmp, "km-hole")
+    r = run(KWHEEL, "km", "-o", o3, holed)
+    lines = r.stderr.strip().splitlines()
+    check(r.returncode != 0 and len(lines) == 1 and "hole" in lines[0] and "kmhole-1.0" in lines[0],
+          f"a forged segment hole is one clear error ({lines})")
+    check(not os.path.isdir(o3) or not os.listdir(o3), f"nothing is written for it ({os.listdir(o3) if os.path.isdir(o3) else []})")
 
     # A pure wheel needs nothing; another architecture is refused for it.
     pure = os.path.join(CORPUS, "wheels", "auditwheel", "plumbum-1.6.8-py2.py3-none-any.whl")
