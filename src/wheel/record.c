@@ -238,35 +238,79 @@ static int add_problem(struct kw_record *rec, size_t *cap, enum kw_record_proble
 }
 
 /* Split one CSV record at *pos into fields; quoted fields may hold commas and newlines. */
+/*
+ * One CSV field from text[i]: copied to out (when not NULL) as n bytes,
+ * returning the index just past it. Called twice per field, to measure and
+ * then to copy, so each field costs its own length rather than the rest of
+ * the text. The delimiters are found with memchr, bounded by the line, so a
+ * line is scanned a fixed number of times however the fields fall.
+ */
+static size_t csv_field(const char *text, size_t len, size_t i, char *out, size_t *n_out)
+{
+	size_t n = 0;
+	const char *p, *nl, *comma;
+
+	if (i < len && text[i] == '"') {
+		i++;
+		while (i < len) {
+			size_t run;
+
+			p = memchr(text + i, '"', len - i);
+			run = (p ? (size_t)(p - text) : len) - i;
+			if (out) {
+				memcpy(out + n, text + i, run);
+			}
+			n += run;
+			i += run;
+			if (i >= len) {
+				break;
+			}
+			/* text[i] is a quote: doubled, it stands for one; alone, it ends the quoted part. */
+			if (i + 1 < len && text[i + 1] == '"') {
+				if (out) {
+					out[n] = '"';
+				}
+				n++;
+				i += 2;
+				continue;
+			}
+			i++;
+			break;
+		}
+	}
+	if (i < len) {
+		size_t end, run;
+
+		nl = memchr(text + i, '\n', len - i);
+		end = nl ? (size_t)(nl - text) : len;
+		comma = memchr(text + i, ',', end - i);
+		if (comma) {
+			end = (size_t)(comma - text);
+		}
+		run = end - i;
+		if (out) {
+			memcpy(out + n, text + i, run);
+		}
+		n += run;
+		i = end;
+	}
+	*n_out = n;
+	return i;
+}
+
 static int csv_row(const char *text, size_t len, size_t *pos, struct kw_strv *fields)
 {
 	size_t i = *pos;
 
 	for (;;) {
-		char *field = kw_malloc(len - *pos + 1);
-		size_t n = 0;
+		size_t n, end = csv_field(text, len, i, NULL, &n);
+		char *field = kw_malloc(n + 1);
 
 		if (!field) {
 			return KW_ENOMEM;
 		}
-		if (i < len && text[i] == '"') {
-			i++;
-			while (i < len) {
-				if (text[i] == '"') {
-					if (i + 1 < len && text[i + 1] == '"') {
-						field[n++] = '"';
-						i += 2;
-						continue;
-					}
-					i++;
-					break;
-				}
-				field[n++] = text[i++];
-			}
-		}
-		while (i < len && text[i] != ',' && text[i] != '\n') {
-			field[n++] = text[i++];
-		}
+		(void)csv_field(text, len, i, field, &n);
+		i = end;
 		if (n > 0 && field[n - 1] == '\r' && (i >= len || text[i] == '\n')) {
 			n--;
 		}

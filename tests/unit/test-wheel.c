@@ -365,6 +365,17 @@ START_TEST(record_csv)
 	ck_assert_int_eq(kw_record_parse("", 0, &rec, &err), 0);
 	ck_assert_uint_eq(rec.n_entries, 0);
 	kw_record_release(&rec);
+
+	/* Text after a closing quote joins the field; a quote never closed runs to the end. */
+	static const char tail[] = "\"pkg/a\"b.py,\"\"\"\",3\n\"pkg/open,,\nnext,,";
+	ck_assert_int_eq(kw_record_parse(tail, strlen(tail), &rec, &err), 0);
+	ck_assert_uint_eq(rec.n_entries, 1);
+	ck_assert_str_eq(rec.entries[0].path, "pkg/ab.py");
+	ck_assert_str_eq(rec.entries[0].digest, "\"");
+	ck_assert_int_eq(rec.entries[0].size, 3);
+	ck_assert_uint_eq(rec.n_problems, 1);
+	ck_assert_str_eq(rec.problems[0].path, "pkg/open,,\nnext,,");
+	kw_record_release(&rec);
 }
 END_TEST
 
