@@ -1223,6 +1223,19 @@ void kw_km_converted_release(struct kw_km_converted *c)
 	memset(c, 0, sizeof(*c));
 }
 
+/* The tag only tells objects apart in one link: a fast 64-bit hash of the bytes will do (FNV-1a). */
+/* Out of line so the fuzzing build can leave this loop out of coverage (fuzz/coverage-ignore.txt). */
+__attribute__((noinline)) static uint64_t fnv1a64(const unsigned char *buf, size_t len)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	size_t k;
+
+	for (k = 0; k < len; k++) {
+		h = (h ^ buf[k]) * 0x100000001b3ull;
+	}
+	return h;
+}
+
 int kw_km_delink(const unsigned char *buf, size_t len, const char *name, const char *id, enum kw_km_mode mode,
 		 unsigned flags, const char *out_path, struct kw_km_converted *res, struct kw_error *err)
 {
@@ -1251,16 +1264,7 @@ int kw_km_delink(const unsigned char *buf, size_t len, const char *name, const c
 		rc = kw_error_set(err, KW_EUNSUPPORTED, "'%s': DT_TEXTREL: text relocations cannot be converted", name);
 		goto out;
 	}
-	/* The tag only tells objects apart in one link: a fast 64-bit hash of the bytes will do. */
-	{
-		uint64_t h = 0xcbf29ce484222325ull;
-		size_t k;
-
-		for (k = 0; k < len; k++) {
-			h = (h ^ buf[k]) * 0x100000001b3ull;
-		}
-		snprintf(d.tag, sizeof(d.tag), "%012llx", (unsigned long long)(h & 0xffffffffffffull));
-	}
+	snprintf(d.tag, sizeof(d.tag), "%012llx", (unsigned long long)(fnv1a64(buf, len) & 0xffffffffffffull));
 	memcpy(res->tag, d.tag, sizeof(res->tag));
 	if ((rc = read_layout(&d))) {
 		goto out;
