@@ -57,6 +57,12 @@ void kw_b64url_nopad(const unsigned char *in, size_t n, char *out);
 /* Lower-case hex. out needs 2n+1 bytes. */
 void kw_hex(const unsigned char *in, size_t n, char *out);
 
+/* A private (copy-on-write) mapping of a whole regular, non-empty file; kw_unmap_file releases it. */
+int kw_map_file(const char *path, unsigned char **buf, size_t *len, struct kw_error *err);
+void kw_unmap_file(unsigned char *buf, size_t len);
+/* Copy src to dst (created with mode, truncated if it exists). */
+int kw_copy_file(const char *src, const char *dst, unsigned mode, struct kw_error *err);
+
 /* Does name match the shell glob pat (fnmatch without flags)? */
 int kw_glob_match(const char *pat, const char *name);
 

@@ -24,39 +24,6 @@ struct member {
 	uint64_t hdr_off;
 };
 
-static int read_all(const char *path, unsigned char **buf, size_t *len, struct kw_error *err)
-{
-	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	size_t got = 0;
-
-	if (fd < 0 || fstat(fd, &st) != 0) {
-		if (fd >= 0) {
-			close(fd);
-		}
-		return kw_error_set(err, KW_EIO, "cannot read '%s': %s", path, strerror(errno));
-	}
-	*buf = kw_malloc(st.st_size ? (size_t)st.st_size : 1);
-	if (!*buf) {
-		close(fd);
-		return kw_error_set(err, KW_ENOMEM, "out of memory");
-	}
-	while (got < (size_t)st.st_size) {
-		ssize_t n = read(fd, *buf + got, (size_t)st.st_size - got);
-
-		if (n <= 0) {
-			close(fd);
-			free(*buf);
-			*buf = NULL;
-			return kw_error_set(err, KW_EIO, "cannot read '%s': %s", path, n ? strerror(errno) : "short read");
-		}
-		got += (size_t)n;
-	}
-	close(fd);
-	*len = got;
-	return 0;
-}
-
 static int defined_globals(struct member *m, struct kw_error *err)
 {
 	Elf *e = elf_memory((char *)m->data, m->len);
@@ -126,7 +93,7 @@ int kw_km_write_archive(const char *path, const char *const *objects, const char
 	}
 	for (i = 0; !rc && i < n; i++) {
 		m[i].name = names[i];
-		rc = read_all(objects[i], &m[i].data, &m[i].len, err);
+		rc = kw_map_file(objects[i], &m[i].data, &m[i].len, err);
 		if (!rc) {
 			rc = defined_globals(&m[i], err);
 		}
@@ -216,7 +183,7 @@ out:
 		unlink(tmp);
 	}
 	for (i = 0; i < n; i++) {
-		free(m[i].data);
+		kw_unmap_file(m[i].data, m[i].len);
 		kw_strv_release(&m[i].syms);
 	}
 	kw_strv_release(&longnames);

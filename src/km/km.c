@@ -57,28 +57,6 @@ static const char *static_flag(const char *soname)
 	return NULL;
 }
 
-static int map_file(const char *path, unsigned char **buf, size_t *len, struct kw_error *err)
-{
-	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	void *p;
-
-	if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0) {
-		if (fd >= 0) {
-			close(fd);
-		}
-		return kw_error_set(err, KW_EIO, "cannot read '%s': %s", path, fd < 0 ? strerror(errno) : "not a file");
-	}
-	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-	close(fd);
-	if (p == MAP_FAILED) {
-		return kw_error_set(err, KW_EIO, "cannot map '%s': %s", path, strerror(errno));
-	}
-	*buf = p;
-	*len = (size_t)st.st_size;
-	return 0;
-}
-
 static json_t *strv_json(const struct kw_strv *sv)
 {
 	json_t *a = json_array();
@@ -124,13 +102,13 @@ static int add_disk_file(struct kw_wheel_writer *ww, struct kw_record_text *r, c
 	unsigned char *buf = NULL;
 	size_t len = 0;
 	char *h;
-	int rc = map_file(path, &buf, &len, err);
+	int rc = kw_map_file(path, &buf, &len, err);
 
 	if (rc) {
 		return rc;
 	}
 	h = kw_record_digest_buf(buf, len);
-	munmap(buf, len);
+	kw_unmap_file(buf, len);
 	if (!h || kw_record_text_add(r, name, h, (long long)len)) {
 		free(h);
 		return kw_error_set(err, KW_ENOMEM, "out of memory");
@@ -499,7 +477,7 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 		} else {
 			char *rooted = kw_ctx_rooted(ctx, o->name);
 
-			rc = rooted ? map_file(rooted, &buf, &len, err) : kw_error_set(err, KW_ENOMEM, "out of memory");
+			rc = rooted ? kw_map_file(rooted, &buf, &len, err) : kw_error_set(err, KW_ENOMEM, "out of memory");
 			mapped = true;
 			free(rooted);
 		}
@@ -515,7 +493,7 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 					  opts->no_wx ? KW_KM_NO_WX : 0, opath, &c, err);
 		}
 		if (mapped) {
-			munmap(buf, len);
+			kw_unmap_file(buf, len);
 		} else {
 			free(buf);
 		}
@@ -805,9 +783,9 @@ static int convert_dynload(const char *dir, const char *outdir, char **link_file
 		} else {
 			ok = false;
 		}
-		if (ok && (opath = kw_asprintf("%s/%s", objdir, oname)) && map_file(path, &buf, &len, &e2) == 0) {
+		if (ok && (opath = kw_asprintf("%s/%s", objdir, oname)) && kw_map_file(path, &buf, &len, &e2) == 0) {
 			ok = kw_km_delink(buf, len, path, id, KW_KM_MODULE, 0, opath, &c, &e2) == 0;
-			munmap(buf, len);
+			kw_unmap_file(buf, len);
 			if (ok) {
 				kw_km_converted_release(&c);
 			}

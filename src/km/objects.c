@@ -169,29 +169,6 @@ static int rename_one(void *ud, Elf *e, Elf_Data *syms, size_t i, GElf_Sym *sym,
 	return 0;
 }
 
-static int copy_file(const char *src, const char *dst, struct kw_error *err)
-{
-	char buf[65536];
-	int in = open(src, O_RDONLY | O_CLOEXEC), out = -1, rc = 0;
-	ssize_t n;
-
-	if (in < 0 || (out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0) {
-		rc = kw_error_set(err, KW_EIO, "cannot copy '%s': %s", src, strerror(errno));
-	}
-	while (!rc && (n = read(in, buf, sizeof(buf))) != 0) {
-		if (n < 0 || write(out, buf, (size_t)n) != n) {
-			rc = kw_error_set(err, KW_EIO, "cannot copy '%s': %s", src, strerror(errno));
-		}
-	}
-	if (in >= 0) {
-		close(in);
-	}
-	if (out >= 0 && close(out) != 0 && !rc) {
-		rc = kw_error_set(err, KW_EIO, "cannot write '%s': %s", dst, strerror(errno));
-	}
-	return rc;
-}
-
 int kw_km_convert_objects(const char *dir, const char *id, const char *outdir, struct kw_km_wheel *res,
 			  struct kw_error *err)
 {
@@ -264,7 +241,7 @@ int kw_km_convert_objects(const char *dir, const char *id, const char *outdir, s
 			kw_error_set(err, rc, "out of memory");
 			goto out;
 		}
-		rc = copy_file(files.v[i], opath, err);
+		rc = kw_copy_file(files.v[i], opath, 0644, err);
 		if (!rc) {
 			rc = each_global(opath, true, rename_one, &r, err);
 			free(r.own);

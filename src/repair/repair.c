@@ -447,33 +447,6 @@ static int run_strip(const char *path, struct kw_error *err)
 	return 0;
 }
 
-static int copy_file(const char *src, const char *dst, struct kw_error *err)
-{
-	unsigned char buf[1 << 16];
-	int in = open(src, O_RDONLY | O_CLOEXEC), out;
-	ssize_t n;
-
-	if (in < 0) {
-		return kw_error_set(err, KW_EIO, "'%s': %s", src, strerror(errno));
-	}
-	out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
-	if (out < 0) {
-		close(in);
-		return kw_error_set(err, KW_EIO, "'%s': %s", dst, strerror(errno));
-	}
-	while ((n = read(in, buf, sizeof(buf))) > 0) {
-		if (write(out, buf, (size_t)n) != n) {
-			n = -1;
-			break;
-		}
-	}
-	close(in);
-	if (close(out) < 0 || n < 0) {
-		return kw_error_set(err, KW_EIO, "'%s': write failed: %s", dst, strerror(errno));
-	}
-	return 0;
-}
-
 struct fd_sink {
 	int fd;
 	int saved_errno;   /* why a write failed, for the message */
@@ -643,7 +616,7 @@ static int prepare_grafts(struct job *j, struct kw_error *err)
 			return rc;
 		}
 		if (j->o->strip) {
-			rc = copy_file(in->src, in->work, err);
+			rc = kw_copy_file(in->src, in->work, 0755, err);
 			if (!rc) {
 				rc = run_strip(in->work, err);
 			}
@@ -1160,7 +1133,7 @@ static int copy_as_is(const char *src, const char *out_path, struct kw_error *er
 	if (!tmp) {
 		return oom(err);
 	}
-	rc = copy_file(src, tmp, err);
+	rc = kw_copy_file(src, tmp, 0755, err);
 	if (!rc) {
 		chmod(tmp, 0644);
 		if (rename(tmp, out_path) < 0) {

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "kwheel/util.h"
 #include "testlib.h"
@@ -112,6 +113,56 @@ START_TEST(ctx_root_is_normalised)
 }
 END_TEST
 
+START_TEST(file_copy_and_map)
+{
+	char *dir = kwt_mkdtemp(), *a = kwt_fmt("%s/a", dir), *b = kwt_fmt("%s/b", dir), *e = kwt_fmt("%s/empty", dir);
+	char *big = malloc(200000), *got;
+	unsigned char *m;
+	struct kw_error err;
+	struct stat st;
+	size_t i, len;
+
+	for (i = 0; i < 200000; i++) {
+		big[i] = (char)(i * 7 + i / 251);
+	}
+	ck_assert_int_eq(kwt_write_file(a, big, 200000), 0);
+	umask(022);
+	/* More than one read buffer, the mode asked for, the bytes unchanged. */
+	ck_assert_int_eq(kw_copy_file(a, b, 0750, &err), 0);
+	ck_assert_int_eq(stat(b, &st), 0);
+	ck_assert_int_eq(st.st_mode & 0777, 0750);
+	got = kwt_read_file(b, &len);
+	ck_assert_uint_eq(len, 200000);
+	ck_assert_mem_eq(got, big, 200000);
+	free(got);
+	ck_assert_int_eq(kw_map_file(b, &m, &len, &err), 0);
+	ck_assert_uint_eq(len, 200000);
+	ck_assert_mem_eq(m, big, 200000);
+	m[0] ^= 1; /* private: the file keeps its byte */
+	kw_unmap_file(m, len);
+	got = kwt_read_file(b, &len);
+	ck_assert_int_eq(got[0], big[0]);
+	free(got);
+	/* Errors name the file. */
+	ck_assert_int_ne(kw_copy_file(e, b, 0644, &err), 0);
+	ck_assert_ptr_nonnull(strstr(err.msg, "empty"));
+	ck_assert_int_eq(kwt_write_file(e, "", 0), 0);
+	ck_assert_int_ne(kw_map_file(e, &m, &len, &err), 0);
+	ck_assert_ptr_nonnull(strstr(err.msg, e));
+	ck_assert_int_ne(kw_map_file(dir, &m, &len, &err), 0);
+	got = kwt_fmt("%s/no/such/dir", dir);
+	ck_assert_int_ne(kw_copy_file(a, got, 0644, &err), 0);
+	ck_assert_ptr_nonnull(strstr(err.msg, "no/such/dir"));
+	free(got);
+	free(big);
+	free(a);
+	free(b);
+	free(e);
+	kwt_rmtree(dir);
+	free(dir);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("util");
@@ -123,6 +174,7 @@ int main(void)
 	tcase_add_test(tc, strv_split_keeps_empty_fields);
 	tcase_add_test(tc, alloc_fault_injection);
 	tcase_add_test(tc, ctx_root_is_normalised);
+	tcase_add_test(tc, file_copy_and_map);
 	suite_add_tcase(s, tc);
 	return kwt_main(s);
 }
