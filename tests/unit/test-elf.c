@@ -34,47 +34,6 @@
 /* ------------------------------------------------------------------ */
 /* String lists */
 
-struct strlist {
-	char **v;
-	size_t n, cap;
-};
-
-static void sl_add(struct strlist *l, const char *s)
-{
-	if (l->n + 1 >= l->cap) {
-		l->cap = l->cap ? 2 * l->cap : 16;
-		l->v = realloc(l->v, l->cap * sizeof(*l->v));
-		ck_assert_ptr_nonnull(l->v);
-	}
-	l->v[l->n] = strdup(s);
-	ck_assert_ptr_nonnull(l->v[l->n]);
-	l->n++;
-	l->v[l->n] = NULL;
-}
-
-static void sl_free(struct strlist *l)
-{
-	size_t i;
-
-	for (i = 0; i < l->n; i++) {
-		free(l->v[i]);
-	}
-	free(l->v);
-	memset(l, 0, sizeof(*l));
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static void sl_sort(struct strlist *l)
-{
-	if (l->n) {
-		qsort(l->v, l->n, sizeof(*l->v), cmp_str);
-	}
-}
-
 /* Sort and drop duplicates: a set. */
 static void sl_set(struct strlist *l)
 {

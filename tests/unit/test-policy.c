@@ -19,35 +19,6 @@
 #include "kwheel/policy.h"
 #include "testlib.h"
 
-struct strlist {
-	char **v;
-	size_t n, cap;
-};
-
-static void sl_add(struct strlist *l, const char *s)
-{
-	if (l->n + 1 >= l->cap) {
-		l->cap = l->cap ? 2 * l->cap : 16;
-		l->v = realloc(l->v, l->cap * sizeof(*l->v));
-		ck_assert_ptr_nonnull(l->v);
-	}
-	l->v[l->n] = strdup(s);
-	ck_assert_ptr_nonnull(l->v[l->n]);
-	l->n++;
-	l->v[l->n] = NULL;
-}
-
-static void sl_free(struct strlist *l)
-{
-	size_t i;
-
-	for (i = 0; i < l->n; i++) {
-		free(l->v[i]);
-	}
-	free(l->v);
-	memset(l, 0, sizeof(*l));
-}
-
 static struct strlist diffs, notes;
 
 #define DIFF(...)                                \

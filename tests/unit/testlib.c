@@ -166,3 +166,49 @@ int kwt_main(Suite *s)
 	srunner_free(sr);
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
+
+void sl_add(struct strlist *l, const char *s)
+{
+	if (l->n + 1 >= l->cap) {
+		l->cap = l->cap ? 2 * l->cap : 16;
+		l->v = realloc(l->v, l->cap * sizeof(*l->v));
+		ck_assert_ptr_nonnull(l->v);
+	}
+	l->v[l->n] = strdup(s);
+	ck_assert_ptr_nonnull(l->v[l->n]);
+	l->n++;
+	l->v[l->n] = NULL;
+}
+
+void sl_lines(struct strlist *l, const char *text)
+{
+	char *copy = strdup(text), *line, *save = NULL;
+
+	for (line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		sl_add(l, line);
+	}
+	free(copy);
+}
+
+void sl_free(struct strlist *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++) {
+		free(l->v[i]);
+	}
+	free(l->v);
+	memset(l, 0, sizeof(*l));
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void sl_sort(struct strlist *l)
+{
+	if (l->n) {
+		qsort(l->v, l->n, sizeof(*l->v), cmp_str);
+	}
+}

@@ -26,6 +26,17 @@ int kwt_run(const char *cmd, char **out, char **err);
 char *kwt_read_file(const char *path, size_t *len);
 /* Write buf to path; returns 0 on success. */
 int kwt_write_file(const char *path, const void *buf, size_t len);
+/* A growable, NULL-terminated list of owned strings; zero-initialised is empty. Failures abort the test. */
+struct strlist {
+	char **v;
+	size_t n, cap;
+};
+void sl_add(struct strlist *l, const char *s);
+/* Each line of text (empty lines skipped). */
+void sl_lines(struct strlist *l, const char *text);
+void sl_sort(struct strlist *l);
+void sl_free(struct strlist *l);
+
 /* Run a suite with the TAP-friendly settings used by every unit test. */
 int kwt_main(Suite *s);
 
