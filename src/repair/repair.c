@@ -86,23 +86,44 @@ static bool excluded(const struct kw_repair_opts *o, const char *soname)
 	return false;
 }
 
-static int sha256_file(const char *path, char hex[65], struct kw_error *err)
+/* SHA-256 of a whole file, left in s, and its size. */
+static int hash_file(const char *path, struct kw_sha256 *s, uint64_t *size, struct kw_error *err)
 {
-	struct kw_sha256 s;
-	unsigned char buf[1 << 16], d[32];
+	unsigned char buf[1 << 16];
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	ssize_t n;
 
+	*size = 0;
 	if (fd < 0) {
 		return kw_error_set(err, KW_EIO, "'%s': %s", path, strerror(errno));
 	}
-	kw_sha256_init(&s);
-	while ((n = read(fd, buf, sizeof(buf))) > 0) {
-		kw_sha256_update(&s, buf, (size_t)n);
+	kw_sha256_init(s);
+	while ((n = read(fd, buf, sizeof(buf))) != 0) {
+		if (n < 0 && errno == EINTR) {
+			continue;
+		}
+		if (n < 0) {
+			int e = errno;
+
+			close(fd);
+			return kw_error_set(err, KW_EIO, "'%s': %s", path, strerror(e));
+		}
+		kw_sha256_update(s, buf, (size_t)n);
+		*size += (uint64_t)n;
 	}
 	close(fd);
-	if (n < 0) {
-		return kw_error_set(err, KW_EIO, "'%s': %s", path, strerror(errno));
+	return 0;
+}
+
+static int sha256_file(const char *path, char hex[65], struct kw_error *err)
+{
+	struct kw_sha256 s;
+	unsigned char d[32];
+	uint64_t size;
+	int rc = hash_file(path, &s, &size, err);
+
+	if (rc) {
+		return rc;
 	}
 	kw_sha256_final(&s, d);
 	kw_hex(d, 32, hex);
@@ -113,22 +134,10 @@ static int sha256_file(const char *path, char hex[65], struct kw_error *err)
 static int record_hash_file(const char *path, char **hash, uint64_t *size, struct kw_error *err)
 {
 	struct kw_sha256 s;
-	unsigned char buf[1 << 16];
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
+	int rc = hash_file(path, &s, size, err);
 
-	*size = 0;
-	if (fd < 0) {
-		return kw_error_set(err, KW_EIO, "'%s': %s", path, strerror(errno));
-	}
-	kw_sha256_init(&s);
-	while ((n = read(fd, buf, sizeof(buf))) > 0) {
-		kw_sha256_update(&s, buf, (size_t)n);
-		*size += (uint64_t)n;
-	}
-	close(fd);
-	if (n < 0) {
-		return kw_error_set(err, KW_EIO, "'%s': %s", path, strerror(errno));
+	if (rc) {
+		return rc;
 	}
 	*hash = kw_record_digest(&s);
 	return *hash ? 0 : oom(err);
