@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "kwheel/km.h"
+#include "internal.h"
 
 struct member {
 	const char *name;
@@ -24,15 +25,11 @@ struct member {
 	uint64_t hdr_off;
 };
 
-static int defined_globals(struct member *m, struct kw_error *err)
+int km_each_nonlocal(Elf *e, km_sym_fn fn, void *ud)
 {
-	Elf *e = elf_memory((char *)m->data, m->len);
 	Elf_Scn *scn = NULL;
 	int rc = 0;
 
-	if (!e) {
-		return kw_error_set(err, KW_EFORMAT, "'%s': %s", m->name, elf_errmsg(-1));
-	}
 	while (!rc && (scn = elf_nextscn(e, scn)) != NULL) {
 		GElf_Shdr sh;
 		Elf_Data *data;
@@ -43,21 +40,44 @@ static int defined_globals(struct member *m, struct kw_error *err)
 			continue;
 		}
 		n = sh.sh_size / sh.sh_entsize;
-		for (i = sh.sh_info; i < n; i++) {
+		for (i = sh.sh_info; !rc && i < n; i++) {
 			GElf_Sym sym;
 			const char *name;
 
-			if (!gelf_getsym(data, (int)i, &sym) || sym.st_shndx == SHN_UNDEF ||
-			    !(name = elf_strptr(e, sh.sh_link, sym.st_name)) || !*name) {
+			if (!gelf_getsym(data, (int)i, &sym) || !(name = elf_strptr(e, sh.sh_link, sym.st_name)) ||
+			    !*name) {
 				continue;
 			}
-			if (kw_strv_push(&m->syms, name)) {
-				rc = kw_error_set(err, KW_ENOMEM, "out of memory");
-			}
+			rc = fn(ud, e, data, i, &sym, name);
 		}
 	}
-	elf_end(e);
 	return rc;
+}
+
+static int add_defined(void *ud, Elf *e, Elf_Data *syms, size_t i, GElf_Sym *sym, const char *name)
+{
+	struct member *m = ud;
+
+	(void)e;
+	(void)syms;
+	(void)i;
+	if (sym->st_shndx == SHN_UNDEF) {
+		return 0;
+	}
+	return kw_strv_push(&m->syms, name) ? KW_ENOMEM : 0;
+}
+
+static int defined_globals(struct member *m, struct kw_error *err)
+{
+	Elf *e = elf_memory((char *)m->data, m->len);
+	int rc;
+
+	if (!e) {
+		return kw_error_set(err, KW_EFORMAT, "'%s': %s", m->name, elf_errmsg(-1));
+	}
+	rc = km_each_nonlocal(e, add_defined, m);
+	elf_end(e);
+	return rc ? kw_error_set(err, KW_ENOMEM, "out of memory") : 0;
 }
 
 static void header(FILE *f, const char *name, uint64_t size)

@@ -21,20 +21,34 @@
 #include <jansson.h>
 
 #include "kwheel/km.h"
+#include "internal.h"
 
 static int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Calls fn on each global or weak symbol of the relocatable object at path. */
-typedef int (*sym_fn)(void *ud, Elf *e, Elf_Data *syms, size_t i, GElf_Sym *sym, const char *name);
+struct binding_filter {
+	km_sym_fn fn;
+	void *ud;
+};
 
-static int each_global(const char *path, bool write, sym_fn fn, void *ud, struct kw_error *err)
+static int global_or_weak(void *ud, Elf *e, Elf_Data *syms, size_t i, GElf_Sym *sym, const char *name)
+{
+	const struct binding_filter *f = ud;
+
+	if (GELF_ST_BIND(sym->st_info) != STB_GLOBAL && GELF_ST_BIND(sym->st_info) != STB_WEAK) {
+		return 0;
+	}
+	return f->fn(f->ud, e, syms, i, sym, name);
+}
+
+/* Calls fn on each global or weak symbol of the relocatable object at path. */
+static int each_global(const char *path, bool write, km_sym_fn fn, void *ud, struct kw_error *err)
 {
 	int fd = open(path, (write ? O_RDWR : O_RDONLY) | O_CLOEXEC), rc = 0;
+	struct binding_filter filter = { fn, ud };
 	Elf *e = NULL;
-	Elf_Scn *scn = NULL;
 	GElf_Ehdr eh;
 
 	if (fd < 0) {
@@ -46,27 +60,7 @@ static int each_global(const char *path, bool write, sym_fn fn, void *ud, struct
 		rc = kw_error_set(err, KW_EFORMAT, "'%s': not an x86-64 relocatable object", path);
 		goto out;
 	}
-	while (!rc && (scn = elf_nextscn(e, scn)) != NULL) {
-		GElf_Shdr sh;
-		Elf_Data *data;
-		size_t i, n;
-
-		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_SYMTAB || !(data = elf_getdata(scn, NULL)) ||
-		    !sh.sh_entsize) {
-			continue;
-		}
-		n = sh.sh_size / sh.sh_entsize;
-		for (i = sh.sh_info; !rc && i < n; i++) {
-			GElf_Sym sym;
-			const char *name;
-
-			if (!gelf_getsym(data, (int)i, &sym) || !(name = elf_strptr(e, sh.sh_link, sym.st_name)) ||
-			    !*name || (GELF_ST_BIND(sym.st_info) != STB_GLOBAL && GELF_ST_BIND(sym.st_info) != STB_WEAK)) {
-				continue;
-			}
-			rc = fn(ud, e, data, i, &sym, name);
-		}
-	}
+	rc = km_each_nonlocal(e, global_or_weak, &filter);
 	if (!rc && write && elf_update(e, ELF_C_WRITE) < 0) {
 		rc = kw_error_set(err, KW_EIO, "'%s': rewriting: %s", path, elf_errmsg(-1));
 	}
