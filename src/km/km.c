@@ -123,6 +123,31 @@ static int add_disk_file(struct kw_wheel_writer *ww, struct kw_record_text *r, c
  * name; the emulated dlopen never reads it), the archive, link file and
  * manifest under <dist-info>/km/, and a km_<arch> platform tag.
  */
+static int cmp_entry_path(const void *key, const void *e)
+{
+	return strcmp(key, ((const struct kw_record_entry *)e)->path);
+}
+
+/*
+ * "algo=digest" of m's RECORD line when the audit found no problem at all in
+ * RECORD (so that line was checked against the member's bytes), or NULL: the
+ * member is then hashed again.
+ */
+static char *verified_hash(const struct kw_audit *a, const struct kw_wheel_member *m)
+{
+	const struct kw_record_entry *e;
+
+	if (a->record.n_problems || !a->record.n_entries) {
+		return NULL;
+	}
+	/* The audit left the entries sorted by path. */
+	e = bsearch(m->name, a->record.entries, a->record.n_entries, sizeof(*e), cmp_entry_path);
+	if (!e || !e->algo || !e->digest || e->size < 0 || (uint64_t)e->size != m->size) {
+		return NULL;
+	}
+	return kw_asprintf("%s=%s", e->algo, e->digest);
+}
+
 static int write_km_wheel(struct kw_wheel *w, const struct kw_audit *a, const struct kw_km_verdict *v,
 			  const struct kw_km_wheel *res, const char *outdir, char **out_path, struct kw_error *err)
 {
@@ -244,6 +269,20 @@ static int write_km_wheel(struct kw_wheel *w, const struct kw_audit *a, const st
 			}
 			free(h);
 			if ((rc = kw_wheel_writer_add_buffer(ww, m->name, nt, at, 0644, err))) {
+				goto out;
+			}
+			rc = KW_ENOMEM;
+			continue;
+		}
+		/* The audit has just checked this member against its RECORD line: a clean RECORD's line stands. */
+		if ((h = verified_hash(a, m)) != NULL) {
+			if (kw_record_text_add(&r, m->name, h, (long long)m->size)) {
+				free(h);
+				kw_error_set(err, rc, "out of memory");
+				goto out;
+			}
+			free(h);
+			if ((rc = kw_wheel_writer_copy(ww, w, i, err))) {
 				goto out;
 			}
 			rc = KW_ENOMEM;
