@@ -301,6 +301,70 @@ static int clamp_dyn_cap(struct img *im, uint64_t dyn_off, struct kw_error *err)
 	return 0;
 }
 
+/* Does a record of the version chain at the vaddr of tag (counted by num_tag) lie on the headers? */
+static bool version_chain_hits_headers(const struct img *im, int64_t tag, int64_t num_tag, bool def)
+{
+	uint64_t vaddr, num, off, pos, i, k;
+	size_t rec = def ? 20 : 16, auxsz = def ? 8 : 16;
+
+	if (!img_dyn(im, tag, &vaddr) || !img_dyn(im, num_tag, &num) || !img_vaddr_off(im, vaddr, 1, &off)) {
+		return false;
+	}
+	/* The parser's own bounds: a chain longer than this is refused before anyone writes. */
+	for (i = 0, pos = off; i < num && i < 4096 && pos <= im->len && im->len - pos >= rec; i++) {
+		const unsigned char *r = im->b + pos;
+		uint64_t cnt = img_rd(im, r + (def ? 6 : 2), 2), apos = pos + img_rd(im, r + (def ? 12 : 8), 4);
+		uint64_t next = img_rd(im, r + (def ? 16 : 12), 4);
+
+		if (img_hits_headers(im, pos, rec)) {
+			return true;
+		}
+		for (k = 0; k < cnt && k < 4096 && apos <= im->len && im->len - apos >= auxsz; k++) {
+			uint64_t anext = img_rd(im, im->b + apos + (def ? 4 : 12), 4);
+
+			if (img_hits_headers(im, apos, auxsz)) {
+				return true;
+			}
+			if (anext == 0) {
+				break;
+			}
+			apos += anext;
+		}
+		if (next == 0) {
+			break;
+		}
+		pos += next;
+	}
+	return false;
+}
+
+/*
+ * Growing rewrites e_phoff and e_phnum, and section headers: a loader table
+ * laid over them would change under the editor. No linker lays one there;
+ * a forged file that does is refused (fuzzing: a VERDEF chain whose vd_next
+ * was e_phoff).
+ */
+static int check_tables_off_headers(const struct img *im, struct kw_error *err)
+{
+	static const int64_t tags[] = { DT_HASH, DT_GNU_HASH, DT_STRTAB, DT_SYMTAB, DT_VERSYM, DT_VERNEED, DT_VERDEF,
+					DT_RELA, DT_REL, DT_JMPREL, DT_INIT_ARRAY, DT_FINI_ARRAY, DT_PREINIT_ARRAY };
+	uint64_t v, off;
+	size_t k;
+
+	for (k = 0; k < sizeof(tags) / sizeof(tags[0]); k++) {
+		if (img_dyn(im, tags[k], &v) && img_vaddr_off(im, v, 1, &off) && img_hits_headers(im, off, 1)) {
+			return kw_error_set(err, KW_EFORMAT, "'%s': a table the loader reads lies on the ELF, program or section headers",
+					    im->name);
+		}
+	}
+	if (version_chain_hits_headers(im, DT_VERDEF, DT_VERDEFNUM, true) ||
+	    version_chain_hits_headers(im, DT_VERNEED, DT_VERNEEDNUM, false)) {
+		return kw_error_set(err, KW_EFORMAT, "'%s': a version record lies on the ELF, program or section headers",
+				    im->name);
+	}
+	return 0;
+}
+
 int img_load(struct img *im, unsigned char *buf, size_t len, const char *name, struct kw_error *err)
 {
 	size_t pes, des, i, n;
@@ -418,6 +482,9 @@ int img_load(struct img *im, unsigned char *buf, size_t len, const char *name, s
 	rc = load_sections(im, err);
 	if (rc == 0 && img_hits_headers(im, im->str_off, im->str_size)) {
 		rc = kw_error_set(err, KW_EFORMAT, "'%s': .dynstr lies on the ELF, program or section headers", name);
+	}
+	if (rc == 0) {
+		rc = check_tables_off_headers(im, err);
 	}
 	return rc;
 }
