@@ -640,6 +640,10 @@ static int convert_relr(struct dl *d)
 
 		if (!(e & 1)) {
 			where = e;
+			/* An address entry is the file's word: it can point anywhere (fuzzing: past the image). */
+			if (d->img_size < 8 || where > d->img_size - 8) {
+				return kw_error_set(d->err, KW_EFORMAT, "'%s': DT_RELR entry outside the image", d->name);
+			}
 			if ((rc = convert_one(d, where, R_X86_64_RELATIVE, 0, (int64_t)rd64(d->img + where)))) {
 				return rc;
 			}
@@ -652,7 +656,7 @@ static int convert_relr(struct dl *d)
 			if (!((e >> b) & 1)) {
 				continue;
 			}
-			if (at > d->img_size - 8) {
+			if (at < where || d->img_size < 8 || at > d->img_size - 8) {
 				return kw_error_set(d->err, KW_EFORMAT, "'%s': DT_RELR entry outside the image", d->name);
 			}
 			if ((rc = convert_one(d, at, R_X86_64_RELATIVE, 0, (int64_t)rd64(d->img + at)))) {
