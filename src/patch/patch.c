@@ -207,6 +207,66 @@ static bool overlaps_dynamic(const struct img *im, uint64_t off, uint64_t len)
  * Walk DT_VERNEED. For each record, call back with its offset and file name.
  * Bounded by DT_VERNEEDNUM and by the file, so a looping chain ends.
  */
+static int cmp_off(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * Records and their aux entries (16 bytes each) must not share a byte: the
+ * editor rewrites vn_file in place, and in an overlapping chain that write
+ * lands in another record (fuzzing: a vn_next of 1).
+ */
+static int verneed_apart(const struct img *im, uint64_t off, uint64_t num, struct kw_error *err)
+{
+	uint64_t *at = NULL, i, k;
+	size_t n = 0, cap = 0;
+	int rc = 0;
+
+	for (i = 0; i < num && off <= im->len && im->len - off >= 16; i++) {
+		const unsigned char *r = im->b + off;
+		uint64_t cnt = img_rd(im, r + 2, 2), aux = off + img_rd(im, r + 8, 4), next = img_rd(im, r + 12, 4);
+
+		if (kw_grow(&at, &cap, n + 1, sizeof(*at))) {
+			rc = oom(err);
+			goto out;
+		}
+		at[n++] = off;
+		for (k = 0; k < cnt && aux <= im->len && im->len - aux >= 16; k++) {
+			uint64_t anext = img_rd(im, im->b + aux + 12, 4);
+
+			if (n >= 65536 || kw_grow(&at, &cap, n + 1, sizeof(*at))) {
+				rc = n >= 65536 ? kw_error_set(err, KW_EFORMAT, "'%s': too many version need entries", im->name)
+						: oom(err);
+				goto out;
+			}
+			at[n++] = aux;
+			if (anext == 0) {
+				break;
+			}
+			aux += anext;
+		}
+		if (next == 0) {
+			break;
+		}
+		off += next;
+	}
+	if (n > 1) {
+		qsort(at, n, sizeof(*at), cmp_off);
+	}
+	for (i = 1; i < n; i++) {
+		if (at[i] - at[i - 1] < 16) {
+			rc = kw_error_set(err, KW_EFORMAT, "'%s': version need records overlap", im->name);
+			break;
+		}
+	}
+out:
+	free(at);
+	return rc;
+}
+
 static int each_verneed(struct plan *p, int (*fn)(struct plan *, uint64_t off, const char *file, void *),
 			void *ud, struct kw_error *err)
 {
@@ -222,6 +282,10 @@ static int each_verneed(struct plan *p, int (*fn)(struct plan *, uint64_t off, c
 	}
 	if (!img_vaddr_off(im, vaddr, 16, &off)) {
 		return kw_error_set(err, KW_EFORMAT, "'%s': DT_VERNEED lies outside the file", im->name);
+	}
+	rc = verneed_apart(im, off, num, err);
+	if (rc) {
+		return rc;
 	}
 	for (i = 0; i < num; i++) {
 		const unsigned char *r;
