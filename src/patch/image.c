@@ -352,9 +352,16 @@ static int check_tables_off_headers(const struct img *im, struct kw_error *err)
 	size_t k;
 
 	for (k = 0; k < sizeof(tags) / sizeof(tags[0]); k++) {
-		if (img_dyn(im, tags[k], &v) && img_vaddr_off(im, v, 1, &off) && img_hits_headers(im, off, 1)) {
+		if (!img_dyn(im, tags[k], &v) || !img_vaddr_off(im, v, 1, &off)) {
+			continue;
+		}
+		if (img_hits_headers(im, off, 1)) {
 			return kw_error_set(err, KW_EFORMAT, "'%s': a table the loader reads lies on the ELF, program or section headers",
 					    im->name);
+		}
+		/* Strings are rewritten in place: another table starting among them would change with them. */
+		if (tags[k] != DT_STRTAB && off >= im->str_off && off - im->str_off < im->str_size) {
+			return kw_error_set(err, KW_EFORMAT, "'%s': a table the loader reads lies inside .dynstr", im->name);
 		}
 	}
 	if (version_chain_hits_headers(im, DT_VERDEF, DT_VERDEFNUM, true) ||

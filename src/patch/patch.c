@@ -234,6 +234,12 @@ static int verneed_apart(const struct img *im, uint64_t off, uint64_t num, struc
 			goto out;
 		}
 		at[n++] = off;
+		/* Likewise, no record inside the tables rewritten in place (.dynamic, .dynstr). */
+		if (overlaps_dynamic(im, off, 16) || (off < im->str_off + im->str_size && im->str_off < off + 16)) {
+			rc = kw_error_set(err, KW_EFORMAT, "'%s': a version need record lies inside .dynamic or .dynstr",
+					  im->name);
+			goto out;
+		}
 		for (k = 0; k < cnt && aux <= im->len && im->len - aux >= 16; k++) {
 			uint64_t anext = img_rd(im, im->b + aux + 12, 4);
 
@@ -243,6 +249,11 @@ static int verneed_apart(const struct img *im, uint64_t off, uint64_t num, struc
 				goto out;
 			}
 			at[n++] = aux;
+			if (overlaps_dynamic(im, aux, 16) || (aux < im->str_off + im->str_size && im->str_off < aux + 16)) {
+				rc = kw_error_set(err, KW_EFORMAT,
+						  "'%s': a version need entry lies inside .dynamic or .dynstr", im->name);
+				goto out;
+			}
 			if (anext == 0) {
 				break;
 			}
