@@ -1134,6 +1134,10 @@ static void move_section_symbols(struct img *im, long sec, uint64_t old_addr, ui
 			continue;
 		}
 		n = clamp_to_tables(im, t->offset, t->size) / es;
+		/* One starting inside .dynamic is no symbol table: its "values" would be dynamic entries. */
+		if (n && overlaps_dynamic(im, t->offset, n * es)) {
+			continue;
+		}
 
 		for (i = 0; i < n; i++) {
 			unsigned char *q = im->b + t->offset + i * es;
