@@ -304,13 +304,13 @@ static int clamp_dyn_cap(struct img *im, uint64_t dyn_off, struct kw_error *err)
 /* Does a record of the version chain at the vaddr of tag (counted by num_tag) lie on the headers? */
 static bool version_chain_hits_headers(const struct img *im, int64_t tag, int64_t num_tag, bool def)
 {
-	uint64_t vaddr, num, off, pos, i, k;
+	uint64_t vaddr, num, off, pos, i, k, total = 0;
 	size_t rec = def ? 20 : 16, auxsz = def ? 8 : 16;
 
 	if (!img_dyn(im, tag, &vaddr) || !img_dyn(im, num_tag, &num) || !img_vaddr_off(im, vaddr, 1, &off)) {
 		return false;
 	}
-	/* The parser's own bounds: a chain longer than this is refused before anyone writes. */
+	/* The parser's own bounds (4096 records, 65536 entries): a longer chain is refused before anyone writes. */
 	for (i = 0, pos = off; i < num && i < 4096 && pos <= im->len && im->len - pos >= rec; i++) {
 		const unsigned char *r = im->b + pos;
 		uint64_t cnt = img_rd(im, r + (def ? 6 : 2), 2), apos = pos + img_rd(im, r + (def ? 12 : 8), 4);
@@ -319,7 +319,7 @@ static bool version_chain_hits_headers(const struct img *im, int64_t tag, int64_
 		if (img_hits_headers(im, pos, rec)) {
 			return true;
 		}
-		for (k = 0; k < cnt && k < 4096 && apos <= im->len && im->len - apos >= auxsz; k++) {
+		for (k = 0; k < cnt && ++total <= 65536 && apos <= im->len && im->len - apos >= auxsz; k++) {
 			uint64_t anext = img_rd(im, im->b + apos + (def ? 4 : 12), 4);
 
 			if (img_hits_headers(im, apos, auxsz)) {

@@ -203,10 +203,6 @@ static bool overlaps_dynamic(const struct img *im, uint64_t off, uint64_t len)
 	return off < d + dl && d < off + len;
 }
 
-/*
- * Walk DT_VERNEED. For each record, call back with its offset and file name.
- * Bounded by DT_VERNEEDNUM and by the file, so a looping chain ends.
- */
 static int cmp_off(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -278,6 +274,10 @@ out:
 	return rc;
 }
 
+/*
+ * Walk DT_VERNEED. For each record, call back with its offset and file name.
+ * Bounded by DT_VERNEEDNUM and by the file, so a looping chain ends.
+ */
 static int each_verneed(struct plan *p, int (*fn)(struct plan *, uint64_t off, const char *file, void *),
 			void *ud, struct kw_error *err)
 {
