@@ -275,25 +275,15 @@ static int write_km_wheel(struct kw_wheel *w, const struct kw_audit *a, const st
 			continue;
 		}
 		/* The audit has just checked this member against its RECORD line: a clean RECORD's line stands. */
-		if ((h = verified_hash(a, m)) != NULL) {
-			if (kw_record_text_add(&r, m->name, h, (long long)m->size)) {
-				free(h);
-				kw_error_set(err, rc, "out of memory");
-				goto out;
-			}
-			free(h);
-			if ((rc = kw_wheel_writer_copy(ww, w, i, err))) {
+		h = verified_hash(a, m);
+		if (!h) {
+			kw_sha256_init(&sha);
+			if ((rc = kw_wheel_stream(w, i, sha_chunk, &sha, err))) {
 				goto out;
 			}
 			rc = KW_ENOMEM;
-			continue;
+			h = kw_record_digest(&sha);
 		}
-		kw_sha256_init(&sha);
-		if ((rc = kw_wheel_stream(w, i, sha_chunk, &sha, err))) {
-			goto out;
-		}
-		rc = KW_ENOMEM;
-		h = kw_record_digest(&sha);
 		if (!h || kw_record_text_add(&r, m->name, h, (long long)m->size)) {
 			free(h);
 			kw_error_set(err, rc, "out of memory");
