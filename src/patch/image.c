@@ -301,29 +301,27 @@ static int clamp_dyn_cap(struct img *im, uint64_t dyn_off, struct kw_error *err)
 	return 0;
 }
 
-/* Does a record of the version chain at the vaddr of tag (counted by num_tag) lie on the headers? */
-static bool version_chain_hits_headers(const struct img *im, int64_t tag, int64_t num_tag, bool def)
+int img_each_version_entry(const struct img *im, uint64_t off, uint64_t num, bool def,
+			   int (*fn)(void *ud, uint64_t off, uint64_t size, bool record), void *ud)
 {
-	uint64_t vaddr, num, off, pos, i, k, total = 0;
+	uint64_t pos, i, k, total = 0;
 	size_t rec = def ? 20 : 16, auxsz = def ? 8 : 16;
+	int rc;
 
-	if (!img_dyn(im, tag, &vaddr) || !img_dyn(im, num_tag, &num) || !img_vaddr_off(im, vaddr, 1, &off)) {
-		return false;
-	}
 	/* The parser's own bounds (4096 records, 65536 entries): a longer chain is refused before anyone writes. */
 	for (i = 0, pos = off; i < num && i < 4096 && pos <= im->len && im->len - pos >= rec; i++) {
 		const unsigned char *r = im->b + pos;
 		uint64_t cnt = img_rd(im, r + (def ? 6 : 2), 2), apos = pos + img_rd(im, r + (def ? 12 : 8), 4);
 		uint64_t next = img_rd(im, r + (def ? 16 : 12), 4);
 
-		if (img_hits_headers(im, pos, rec)) {
-			return true;
+		if ((rc = fn(ud, pos, rec, true))) {
+			return rc;
 		}
 		for (k = 0; k < cnt && ++total <= 65536 && apos <= im->len && im->len - apos >= auxsz; k++) {
 			uint64_t anext = img_rd(im, im->b + apos + (def ? 4 : 12), 4);
 
-			if (img_hits_headers(im, apos, auxsz)) {
-				return true;
+			if ((rc = fn(ud, apos, auxsz, false))) {
+				return rc;
 			}
 			if (anext == 0) {
 				break;
@@ -335,7 +333,24 @@ static bool version_chain_hits_headers(const struct img *im, int64_t tag, int64_
 		}
 		pos += next;
 	}
-	return false;
+	return 0;
+}
+
+static int entry_hits_headers(void *ud, uint64_t off, uint64_t size, bool record)
+{
+	(void)record;
+	return img_hits_headers(ud, off, size);
+}
+
+/* Does a record of the version chain at the vaddr of tag (counted by num_tag) lie on the headers? */
+static bool version_chain_hits_headers(const struct img *im, int64_t tag, int64_t num_tag, bool def)
+{
+	uint64_t vaddr, num, off;
+
+	if (!img_dyn(im, tag, &vaddr) || !img_dyn(im, num_tag, &num) || !img_vaddr_off(im, vaddr, 1, &off)) {
+		return false;
+	}
+	return img_each_version_entry(im, off, num, def, entry_hits_headers, (void *)im) != 0;
 }
 
 /*

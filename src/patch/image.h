@@ -61,6 +61,14 @@ void img_release(struct img *im);
 bool img_vaddr_off(const struct img *im, uint64_t vaddr, uint64_t size, uint64_t *off);
 /* True if [off, off+len) shares a byte with the ELF header or the program or section header table. */
 bool img_hits_headers(const struct img *im, uint64_t off, uint64_t len);
+/*
+ * Call fn on each record and aux entry (file offset, size) of the VERDEF
+ * (def) or VERNEED chain of num records at file offset off, within the file
+ * and the parser's bounds; a non-zero return of fn stops the walk and is
+ * returned.
+ */
+int img_each_version_entry(const struct img *im, uint64_t off, uint64_t num, bool def,
+			   int (*fn)(void *ud, uint64_t off, uint64_t size, bool record), void *ud);
 /* The dynamic string at idx, or NULL if it is out of range or unterminated. */
 const char *img_str(const struct img *im, uint64_t idx);
 /* Value of the first dynamic entry with tag, or false. */

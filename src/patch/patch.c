@@ -210,6 +210,33 @@ static int cmp_off(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+struct vn_entries {
+	const struct img *im;
+	struct kw_error *err;
+	uint64_t *at;
+	size_t n, cap;
+};
+
+static int collect_vn_entry(void *ud, uint64_t off, uint64_t size, bool record)
+{
+	struct vn_entries *v = ud;
+	const struct img *im = v->im;
+
+	if (v->n >= 65536) {
+		return kw_error_set(v->err, KW_EFORMAT, "'%s': too many version need entries", im->name);
+	}
+	if (kw_grow(&v->at, &v->cap, v->n + 1, sizeof(*v->at))) {
+		return oom(v->err);
+	}
+	v->at[v->n++] = off;
+	/* Likewise, no record inside the tables rewritten in place (.dynamic, .dynstr). */
+	if (overlaps_dynamic(im, off, size) || (off < im->str_off + im->str_size && im->str_off < off + size)) {
+		return kw_error_set(v->err, KW_EFORMAT, "'%s': a version need %s lies inside .dynamic or .dynstr",
+				    im->name, record ? "record" : "entry");
+	}
+	return 0;
+}
+
 /*
  * Records and their aux entries (16 bytes each) must not share a byte: the
  * editor rewrites vn_file in place, and in an overlapping chain that write
@@ -217,60 +244,19 @@ static int cmp_off(const void *a, const void *b)
  */
 static int verneed_apart(const struct img *im, uint64_t off, uint64_t num, struct kw_error *err)
 {
-	uint64_t *at = NULL, i, k;
-	size_t n = 0, cap = 0;
-	int rc = 0;
+	struct vn_entries v = { im, err, NULL, 0, 0 };
+	size_t i;
+	int rc = img_each_version_entry(im, off, num, false, collect_vn_entry, &v);
 
-	for (i = 0; i < num && off <= im->len && im->len - off >= 16; i++) {
-		const unsigned char *r = im->b + off;
-		uint64_t cnt = img_rd(im, r + 2, 2), aux = off + img_rd(im, r + 8, 4), next = img_rd(im, r + 12, 4);
-
-		if (kw_grow(&at, &cap, n + 1, sizeof(*at))) {
-			rc = oom(err);
-			goto out;
-		}
-		at[n++] = off;
-		/* Likewise, no record inside the tables rewritten in place (.dynamic, .dynstr). */
-		if (overlaps_dynamic(im, off, 16) || (off < im->str_off + im->str_size && im->str_off < off + 16)) {
-			rc = kw_error_set(err, KW_EFORMAT, "'%s': a version need record lies inside .dynamic or .dynstr",
-					  im->name);
-			goto out;
-		}
-		for (k = 0; k < cnt && aux <= im->len && im->len - aux >= 16; k++) {
-			uint64_t anext = img_rd(im, im->b + aux + 12, 4);
-
-			if (n >= 65536 || kw_grow(&at, &cap, n + 1, sizeof(*at))) {
-				rc = n >= 65536 ? kw_error_set(err, KW_EFORMAT, "'%s': too many version need entries", im->name)
-						: oom(err);
-				goto out;
-			}
-			at[n++] = aux;
-			if (overlaps_dynamic(im, aux, 16) || (aux < im->str_off + im->str_size && im->str_off < aux + 16)) {
-				rc = kw_error_set(err, KW_EFORMAT,
-						  "'%s': a version need entry lies inside .dynamic or .dynstr", im->name);
-				goto out;
-			}
-			if (anext == 0) {
-				break;
-			}
-			aux += anext;
-		}
-		if (next == 0) {
-			break;
-		}
-		off += next;
+	if (!rc && v.n > 1) {
+		qsort(v.at, v.n, sizeof(*v.at), cmp_off);
 	}
-	if (n > 1) {
-		qsort(at, n, sizeof(*at), cmp_off);
-	}
-	for (i = 1; i < n; i++) {
-		if (at[i] - at[i - 1] < 16) {
+	for (i = 1; !rc && i < v.n; i++) {
+		if (v.at[i] - v.at[i - 1] < 16) {
 			rc = kw_error_set(err, KW_EFORMAT, "'%s': version need records overlap", im->name);
-			break;
 		}
 	}
-out:
-	free(at);
+	free(v.at);
 	return rc;
 }
 
