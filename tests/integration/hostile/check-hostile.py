@@ -15,7 +15,6 @@ usage: check-hostile.py --list                      (case ids, for meson)
        check-hostile.py KWHEEL HOSTILE_DIR --table  (the table matches cases.json)
        check-hostile.py KWHEEL HOSTILE_DIR [ID...]  (run cases; all without ids)
 """
-import hashlib
 import json
 import os
 import resource
@@ -24,6 +23,9 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from testlib import sha  # noqa: E402
 
 TIMEOUT = 10           # seconds per kwheel run
 MEM_LIMIT = 2 << 30    # RLIMIT_AS of each kwheel run (not under AddressSanitizer)
@@ -267,13 +269,13 @@ class Case:
                         f.write(z.read(n))
             for p in sorted(os.path.join(tmp, x) for x in os.listdir(tmp)):
                 tag = "patch " + os.path.basename(p)
-                before = sha256(p)
+                before = sha(p)
                 rc, out, err = self.run(["patch", "--set-rpath", "$ORIGIN/" + "x" * 300,
                                          "--replace-needed", "libc.so.6", "libc-kw.so.6", p], cwd=tmp)
                 if not self.sane(tag, rc, err):
                     continue
                 if rc != 0:
-                    self.check(sha256(p) == before, f"{tag}: refused input left unchanged")
+                    self.check(sha(p) == before, f"{tag}: refused input left unchanged")
                     lines = err.strip().splitlines()
                     self.check(len(lines) == 1 and os.path.basename(p) in lines[0],
                                f"{tag}: one error line naming the file ({lines!r})")
@@ -289,26 +291,18 @@ class Case:
     def go(self):
         c = self.c
         print(f"# {c['id']}: {c['what']}\n# {self.path}", flush=True)
-        before = sha256(self.path)
+        before = sha(self.path)
         listing = sorted(os.listdir(self.dir))
         self.show_text()
         self.show_json()
         self.repair()
         if c["kind"] == "elf":
             self.patch()
-        self.check(sha256(self.path) == before, "the input is unchanged (sha256)")
+        self.check(sha(self.path) == before, "the input is unchanged (sha256)")
         now = sorted(os.listdir(self.dir))
         self.check(now == listing, f"nothing appeared beside the input ({sorted(set(now) - set(listing))})")
         print(f"{'FAIL' if self.fails else 'PASS'} {c['id']}", flush=True)
         return not self.fails
-
-
-def sha256(p):
-    h = hashlib.sha256()
-    with open(p, "rb") as f:
-        for b in iter(lambda: f.read(1 << 20), b""):
-            h.update(b)
-    return h.hexdigest()
 
 
 def main(argv):

@@ -17,8 +17,6 @@ GROUP is one of:
             against the sysroot: the same smoke script, the same output,
             no .so mapped
 """
-import base64
-import hashlib
 import json
 import os
 import struct
@@ -28,38 +26,23 @@ import sys
 import tempfile
 import zipfile
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from testlib import check, failures, run, write_wheel  # noqa: E402
+
 KWHEEL, CORPUS, SYSROOT, GROUP = sys.argv[1:5]
 SRC = os.path.join(os.environ.get("KW_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "..", "..", "..")),
                    "fixtures", "km")
 PY = "/usr/bin/python3"
 PYINC = subprocess.run([PY, "-c", "import sysconfig; print(sysconfig.get_path('include'))"],
                        capture_output=True, text=True).stdout.strip()
-failures = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
-
-
-def run(*cmd, **kw):
-    return subprocess.run(cmd, capture_output=True, text=True, **kw)
 
 
 def make_wheel(path, members, tag="cp311-cp311-linux_x86_64"):
     dist, ver = os.path.basename(path).split("-")[:2]
-    record = []
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
-        wheel = f"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: false\nTag: {tag}\n"
-        meta = f"Metadata-Version: 2.1\nName: {dist}\nVersion: {ver}\n"
-        for name, data in list(members.items()) + [(f"{dist}-{ver}.dist-info/METADATA", meta.encode()),
-                                                   (f"{dist}-{ver}.dist-info/WHEEL", wheel.encode())]:
-            z.writestr(name, data)
-            d = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-            record.append(f"{name},sha256={d},{len(data)}")
-        record.append(f"{dist}-{ver}.dist-info/RECORD,,")
-        z.writestr(f"{dist}-{ver}.dist-info/RECORD", "\n".join(record) + "\n")
+    di = f"{dist}-{ver}.dist-info"
+    write_wheel(path, dict(members, **{
+        f"{di}/METADATA": f"Metadata-Version: 2.1\nName: {dist}\nVersion: {ver}\n".encode(),
+        f"{di}/WHEEL": f"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: false\nTag: {tag}\n".encode()}))
 
 
 def install(wheels, where, empty_so):

@@ -12,28 +12,17 @@ each object's verdict, then real corpus wheels (numpy, an aarch64 wheel).
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import zipfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from testlib import check, failures, run, write_wheel  # noqa: E402
 
 KWHEEL, CORPUS, SYSROOT = sys.argv[1:4]
 SRC = os.path.join(os.environ.get("KW_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "..", "..", "..")),
                    "fixtures", "km", "verdict")
 SCHEMA = os.path.join(os.path.dirname(SRC), "..", "..", "man", "kwheel-show.schema.json")
-failures = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
-
-
-def run(*cmd, **kw):
-    return subprocess.run(cmd, capture_output=True, text=True, **kw)
-
-
 def readelf(*args):
     return run("readelf", "-W", *args).stdout
 
@@ -95,21 +84,15 @@ def build(tmp):
         sys.exit("fixture build failed: " + r.stderr)
     members["kmverdict/bin/tool"] = t("tool")
     members["kmverdict/__init__.py"] = None
-    record = []
-    with zipfile.ZipFile(whl, "w", zipfile.ZIP_DEFLATED) as z:
-        import base64
-        import hashlib
-        for name, path in members.items():
-            data = open(path, "rb").read() if path else b""
-            z.writestr(name, data)
-            d = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-            record.append(f"{name},sha256={d},{len(data)}")
-        wheel = "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: false\nTag: cp311-cp311-linux_x86_64\n"
-        z.writestr("kmverdict-1.0.dist-info/WHEEL", wheel)
-        d = base64.urlsafe_b64encode(hashlib.sha256(wheel.encode()).digest()).rstrip(b"=").decode()
-        record.append(f"kmverdict-1.0.dist-info/WHEEL,sha256={d},{len(wheel)}")
-        record.append("kmverdict-1.0.dist-info/RECORD,,")
-        z.writestr("kmverdict-1.0.dist-info/RECORD", "\n".join(record) + "\n")
+    files = {}
+    for name, path in members.items():
+        files[name] = b""
+        if path:
+            with open(path, "rb") as f:
+                files[name] = f.read()
+    files["kmverdict-1.0.dist-info/WHEEL"] = (b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: false\n"
+                                              b"Tag: cp311-cp311-linux_x86_64\n")
+    write_wheel(whl, files)
     return whl, mods
 
 

@@ -12,38 +12,21 @@ Builds its inputs from fixtures/patch/*.c with the system compiler:
   - --print-* against readelf; bad and truncated files: one clear error line,
     exit 2, file unchanged, no temporary left behind.
 """
-import hashlib
 import os
 import re
 import shutil
 import struct
-import subprocess
 import sys
 import tempfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from testlib import check, failures, run, sha  # noqa: E402
 
 KWHEEL = sys.argv[1]
 SRC = os.path.join(os.environ.get("KW_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "..", "..", "..")),
                    "fixtures", "patch")
-failures = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what)
-    if not cond:
-        failures.append(what)
-
-
-def run(args, **kw):
-    return subprocess.run(args, capture_output=True, text=True, **kw)
-
-
 def kw(*args):
     return run([KWHEEL, "patch"] + list(args))
-
-
-def sha(p):
-    with open(p, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
 
 
 def readelf_d(p):

@@ -13,19 +13,17 @@ Usage: check-patch.py KWHEEL CORPUS SYSROOT_ROOT [--quick]
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import zipfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from testlib import run  # noqa: E402
 
 KWHEEL, CORPUS, SYSROOT = sys.argv[1], sys.argv[2], sys.argv[3]
 QUICK = "--quick" in sys.argv
 LONG = "$ORIGIN/../" + "/".join(["a-rather-long-directory-name-%d" % i for i in range(12)]) + ":$ORIGIN"
 STR_TAGS = ("NEEDED", "SONAME", "RPATH", "RUNPATH")
-
-
-def run(args, **kw):
-    return subprocess.run(args, capture_output=True, text=True, **kw)
 
 
 def dynamic(path):

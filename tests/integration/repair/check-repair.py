@@ -17,40 +17,22 @@ GROUP is one of:
             RPATH into the wheel kept and one out of it dropped; a tag too old;
             --exclude; SOURCE_DATE_EPOCH; a pure wheel copied
 """
-import hashlib
 import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import zipfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from testlib import check, failures, run, sha, write_wheel  # noqa: E402
 
 KWHEEL, CORPUS, SYSROOT, GROUP = sys.argv[1:5]
 SRC = os.path.join(os.environ.get("KW_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "..", "..", "..")),
                    "fixtures", "repair")
 PY = "/usr/bin/python3"
 LIBPATH = ":".join(os.path.join(SYSROOT, d) for d in ("usr/lib/x86_64-linux-gnu", "lib/x86_64-linux-gnu"))
-failures = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
-    return cond
-
-
-def run(args, **kw):
-    return subprocess.run(args, capture_output=True, text=True, **kw)
-
-
-def sha(p):
-    with open(p, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
-
 def clean_env():
     env = {k: v for k, v in os.environ.items() if k not in ("LD_LIBRARY_PATH", "LD_PRELOAD", "PYTHONPATH")}
     return env
@@ -262,18 +244,7 @@ def build_edge(tmp):
     files[f"{di}/METADATA"] = b"Metadata-Version: 2.1\nName: kwdemo\nVersion: 1.0\n"
     files[f"{di}/WHEEL"] = b"Wheel-Version: 1.0\nGenerator: kwheel-tests\nRoot-Is-Purelib: false\nTag: cp311-cp311-linux_x86_64\n"
     files[f"{di}/top_level.txt"] = b"pkg_a\npkg_b\n"
-    import base64
-    rec = ""
-    for n, data in files.items():
-        h = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-        rec += f"{n},sha256={h},{len(data)}\n"
-    rec += f"{di}/RECORD,,\n"
-    files[f"{di}/RECORD"] = rec.encode()
-    wheel = os.path.join(tmp, "kwdemo-1.0-cp311-cp311-linux_x86_64.whl")
-    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as z:
-        for n, data in files.items():
-            z.writestr(zipfile.ZipInfo(n, (2020, 1, 1, 0, 0, 0)), data, zipfile.ZIP_DEFLATED)
-    return wheel, b
+    return write_wheel(os.path.join(tmp, "kwdemo-1.0-cp311-cp311-linux_x86_64.whl"), files), b
 
 
 def group_edge(tmp):

@@ -33,9 +33,7 @@ KW_SOURCE_ROOT (fixtures), KW_ROBUST_SEED (random seed of the kill scenario),
 KW_ROBUST_KILLS (number of kills, default 25), KW_ROBUST_ALLOC_BUDGET (seconds
 the alloc scenario aims for per command, default 15).
 """
-import base64
 import csv
-import hashlib
 import io
 import os
 import random
@@ -48,6 +46,9 @@ import sys
 import tempfile
 import time
 import zipfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from testlib import record_digest, sha  # noqa: E402
 
 KWHEEL, CORPUS, SYSROOT, SCENARIO = sys.argv[1:5]
 SRC = os.path.join(os.environ.get("KW_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "..", "..", "..")),
@@ -116,18 +117,6 @@ def run(args, env=None, **kw):
     return spawn(subprocess.run, args, capture_output=True, text=True, env=env or kw_env(), **kw)
 
 
-def sha(p):
-    h = hashlib.sha256()
-    with open(p, "rb") as f:
-        for b in iter(lambda: f.read(1 << 20), b""):
-            h.update(b)
-    return h.hexdigest()
-
-
-def record_hash(data):
-    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-
-
 def wheel_problem(path):
     """None if PATH opens with zipfile, testzip() is clean and RECORD lists every member with its hash and size."""
     try:
@@ -149,7 +138,7 @@ def wheel_problem(path):
                 if n == recs[0]:
                     continue
                 data = z.read(n)
-                if rows[n][1] != record_hash(data) or rows[n][2] != str(len(data)):
+                if rows[n][1] != record_digest(data) or rows[n][2] != str(len(data)):
                     return f"RECORD line of {n} does not match"
     except Exception as e:  # noqa: BLE001 - any failure to read is the answer
         return f"{type(e).__name__}: {e}"
@@ -194,7 +183,7 @@ def rewrite_wheel(src, dst, extra, stored=()):
         info = zipfile.ZipInfo(n, (2020, 1, 1, 0, 0, 0))
         info.external_attr = 0o644 << 16
         files[n] = (data, info)
-    lines = [f"{n},{record_hash(data)},{len(data)}" for n, (data, _) in files.items()] + [f"{rec},,"]
+    lines = [f"{n},{record_digest(data)},{len(data)}" for n, (data, _) in files.items()] + [f"{rec},,"]
     files[rec] = ("\n".join(lines).encode() + b"\n", zipfile.ZipInfo(rec, (2020, 1, 1, 0, 0, 0)))
     with zipfile.ZipFile(dst, "w") as z:
         for n, (data, info) in files.items():
@@ -450,7 +439,7 @@ def build_dup_wheels(tmp):
                  f"{di}/METADATA": f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n".encode(),
                  f"{di}/WHEEL": b"Wheel-Version: 1.0\nGenerator: kwheel-tests\nRoot-Is-Purelib: false\n"
                                 b"Tag: cp311-cp311-linux_x86_64\n"}
-        lines = [f"{n},{record_hash(data)},{len(data)}" for n, data in files.items()] + [f"{di}/RECORD,,"]
+        lines = [f"{n},{record_digest(data)},{len(data)}" for n, data in files.items()] + [f"{di}/RECORD,,"]
         files[f"{di}/RECORD"] = "\n".join(lines).encode() + b"\n"
         path = os.path.join(tmp, f"{dist}-1.0-cp311-cp311-linux_x86_64.whl")
         with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
