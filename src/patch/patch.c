@@ -766,14 +766,17 @@ static int vn_refs_cb(struct plan *p, uint64_t off, const char *file, void *ud)
 /*
  * Everything that will still point into .dynstr after the edit. Only with
  * section headers can .dynsym be sized without trusting hash tables, and a
- * section we do not understand linking to .dynstr could hold offsets too:
- * then no old string is overwritten (we append instead), which is always safe.
+ * section we do not understand linking to .dynstr could hold offsets too;
+ * a .dynsym section that is not where DT_SYMTAB points says nothing about the
+ * symbols the loader reads. In those cases no old string is overwritten (we
+ * append instead), which is always safe.
  */
 static int collect_refs(struct plan *p, bool *complete, struct kw_error *err)
 {
 	struct img *im = &p->im;
 	struct ref_walk w = { err };
-	uint64_t vaddr, num, off, i;
+	uint64_t vaddr, num, off, i, symtab = 0;
+	bool has_symtab, symtab_seen = false;
 	size_t s;
 	int rc;
 
@@ -781,6 +784,7 @@ static int collect_refs(struct plan *p, bool *complete, struct kw_error *err)
 	if (!im->sh || im->sh_dynstr < 0) {
 		return 0;
 	}
+	has_symtab = img_dyn(im, DT_SYMTAB, &symtab);
 	for (i = 0; i < p->n; i++) {
 		if (p->e[i].str && !p->e[i].changed && add_ref(p, p->e[i].val, err) < 0) {
 			return KW_ENOMEM;
@@ -799,6 +803,12 @@ static int collect_refs(struct plan *p, bool *complete, struct kw_error *err)
 			if (sh->offset > im->len || sh->size > im->len - sh->offset) {
 				return 0;
 			}
+			/* The loader reads the symbols at DT_SYMTAB: a section elsewhere names other bytes. */
+			if (!has_symtab || sh->addr != symtab || !img_vaddr_off(im, symtab, 1, &off) ||
+			    off != sh->offset) {
+				return 0;
+			}
+			symtab_seen = true;
 			for (i = 0; i < sh->size / es; i++) {
 				uint64_t n = img_rd(im, im->b + sh->offset + i * es, 4);
 
@@ -819,6 +829,9 @@ static int collect_refs(struct plan *p, bool *complete, struct kw_error *err)
 		default:
 			return 0;
 		}
+	}
+	if (has_symtab && !symtab_seen) {
+		return 0;
 	}
 	rc = each_verneed(p, vn_refs_cb, &w, err);
 	if (rc < 0) {
