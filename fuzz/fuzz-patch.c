@@ -5,7 +5,10 @@
  * Oracles: on error the buffer is unchanged; "not changed" means no byte
  * differs and nothing is appended; on success (for an input that parsed
  * before) buf + tail parses again, shows the requested value, and keeps
- * every field the operation did not touch.
+ * every field the operation did not touch: the other dynamic strings, the
+ * header fields, the relocation types, every dynamic symbol (name, binding,
+ * type, size, version) and the version definitions and needs, except what
+ * replace-needed renames and remove-needed drops with its library.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -140,6 +143,111 @@ static char *joined(const char *cur, const char *const *add, size_t n)
 	return s;
 }
 
+static bool in_list(const char *s, const char *const *v, size_t n)
+{
+	size_t k;
+
+	for (k = 0; k < n; k++) {
+		if (strcmp(s, v[k]) == 0) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Was version name v needed from a library this operation removes? */
+static bool dropped_version(const struct kw_elf_info *old, const struct kw_patch_ops *ops, const char *v)
+{
+	size_t i, k;
+
+	for (i = 0; i < old->n_verneed; i++) {
+		if (!in_list(old->verneed[i].file, ops->remove_needed, ops->n_remove_needed)) {
+			continue;
+		}
+		for (k = 0; k < old->verneed[i].n_versions; k++) {
+			if (strcmp(old->verneed[i].versions[k], v) == 0) {
+				return true;
+			}
+		}
+	}
+	return false;
+}
+
+/*
+ * What no operation may disturb. Moving .dynstr, .dynamic or the version
+ * tables must leave every name they carry readable where the loader looks.
+ */
+static void same_elsewhere(const struct kw_patch_ops *ops, const struct kw_elf_info *old,
+			   const struct kw_elf_info *nw)
+{
+	const struct kw_patch_replace *r = ops->n_replace_needed ? ops->replace_needed : NULL;
+	size_t i, j, k;
+
+	if (old->elfclass != nw->elfclass || old->data != nw->data || old->machine != nw->machine ||
+	    old->type != nw->type || old->e_flags != nw->e_flags || old->osabi != nw->osabi) {
+		fail("ELF header changed", NULL, NULL);
+	}
+	if (!str_eq(old->interp, nw->interp) || old->has_tls != nw->has_tls || old->has_relr != nw->has_relr ||
+	    old->textrel != nw->textrel || old->dt_flags != nw->dt_flags || old->dt_flags_1 != nw->dt_flags_1) {
+		fail("interpreter, TLS or dynamic flags changed", old->interp, nw->interp);
+	}
+	if (old->n_reloc_types != nw->n_reloc_types ||
+	    (old->n_reloc_types &&
+	     memcmp(old->reloc_types, nw->reloc_types, old->n_reloc_types * sizeof(*old->reloc_types)) != 0)) {
+		fail("relocation types changed", NULL, NULL);
+	}
+	if (old->n_verdef != nw->n_verdef) {
+		fail("version definition count changed", NULL, NULL);
+	}
+	for (i = 0; i < old->n_verdef; i++) {
+		if (strcmp(old->verdef[i], nw->verdef[i]) != 0) {
+			fail("version definition changed", old->verdef[i], nw->verdef[i]);
+		}
+	}
+	for (i = j = 0; i < old->n_verneed; i++) {
+		const struct kw_elf_verneed *a = &old->verneed[i], *b;
+
+		if (in_list(a->file, ops->remove_needed, ops->n_remove_needed)) {
+			continue;
+		}
+		if (j == nw->n_verneed) {
+			fail("version need record lost", a->file, NULL);
+		}
+		b = &nw->verneed[j++];
+		if (!str_eq(b->file, r && strcmp(a->file, r->from) == 0 ? r->to : a->file)) {
+			fail("version need file changed", a->file, b->file);
+		}
+		if (a->n_versions != b->n_versions) {
+			fail("version need count changed", a->file, b->file);
+		}
+		for (k = 0; k < a->n_versions; k++) {
+			if (strcmp(a->versions[k], b->versions[k]) != 0) {
+				fail("needed version changed", a->versions[k], b->versions[k]);
+			}
+		}
+	}
+	if (j != nw->n_verneed) {
+		fail("version need record appeared", NULL, nw->verneed[j].file);
+	}
+	if (old->n_syms != nw->n_syms) {
+		fail("dynamic symbol count changed", NULL, NULL);
+	}
+	for (i = 0; i < old->n_syms; i++) {
+		const struct kw_elf_sym *a = &old->syms[i], *b = &nw->syms[i];
+
+		if (!str_eq(a->name, b->name) || a->defined != b->defined || a->bind != b->bind ||
+		    a->type != b->type || a->visibility != b->visibility || a->size != b->size) {
+			fail("dynamic symbol changed", a->name, b->name);
+		}
+		/* remove-needed rebinds symbols of the dropped library's versions to the base version. */
+		if (!str_eq(a->version, b->version) || a->version_hidden != b->version_hidden) {
+			if (b->version || !a->version || !dropped_version(old, ops, a->version)) {
+				fail("symbol version changed", a->version, b->version);
+			}
+		}
+	}
+}
+
 static void check_result(enum op op, const struct kw_patch_ops *ops, const struct kw_elf_info *old,
 			 const struct kw_elf_info *nw)
 {
@@ -158,6 +266,7 @@ static void check_result(enum op op, const struct kw_patch_ops *ops, const struc
 	if (op != OP_SET_SONAME && !str_eq(old->soname, nw->soname)) {
 		fail("DT_SONAME changed by an unrelated operation", old->soname, nw->soname);
 	}
+	same_elsewhere(ops, old, nw);
 	switch (op) {
 	case OP_SET_RPATH:
 	case OP_ADD_RPATH:
