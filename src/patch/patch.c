@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "image.h"
+#include "kwheel/elf.h"
 #include "kwheel/patch.h"
 
 #ifndef DT_MIPS_RLD_MAP_REL
@@ -764,19 +765,39 @@ static int vn_refs_cb(struct plan *p, uint64_t off, const char *file, void *ud)
 }
 
 /*
+ * How many .dynsym entries the loader reaches, as the reader counts them
+ * (from the hash tables); *known is false when the reader refuses the image.
+ */
+static int loader_symbols(const struct img *im, uint64_t *count, bool *known, struct kw_error *err)
+{
+	struct kw_elf_info *info = NULL;
+	struct kw_error perr;
+
+	*known = false;
+	if (kw_elf_parse_memory(im->b, im->len, im->name, &info, &perr) < 0) {
+		return perr.code == KW_ENOMEM ? kw_error_set(err, KW_ENOMEM, "out of memory") : 0;
+	}
+	*count = info->n_syms ? info->n_syms + 1 : 0;
+	*known = true;
+	kw_elf_info_free(info);
+	return 0;
+}
+
+/*
  * Everything that will still point into .dynstr after the edit. Only with
  * section headers can .dynsym be sized without trusting hash tables, and a
  * section we do not understand linking to .dynstr could hold offsets too;
- * a .dynsym section that is not where DT_SYMTAB points says nothing about the
- * symbols the loader reads. In those cases no old string is overwritten (we
- * append instead), which is always safe.
+ * a .dynsym section that is not where DT_SYMTAB points, or shorter than the
+ * table the hash tables index, says nothing about (all) the symbols the
+ * loader reads. In those cases no old string is overwritten (we append
+ * instead), which is always safe.
  */
 static int collect_refs(struct plan *p, bool *complete, struct kw_error *err)
 {
 	struct img *im = &p->im;
 	struct ref_walk w = { err };
-	uint64_t vaddr, num, off, i, symtab = 0;
-	bool has_symtab, symtab_seen = false;
+	uint64_t vaddr, num, off, i, symtab = 0, nsyms = 0;
+	bool has_symtab, symtab_seen = false, known;
 	size_t s;
 	int rc;
 
@@ -785,6 +806,10 @@ static int collect_refs(struct plan *p, bool *complete, struct kw_error *err)
 		return 0;
 	}
 	has_symtab = img_dyn(im, DT_SYMTAB, &symtab);
+	rc = loader_symbols(im, &nsyms, &known, err);
+	if (rc < 0 || !known) {
+		return rc;
+	}
 	for (i = 0; i < p->n; i++) {
 		if (p->e[i].str && !p->e[i].changed && add_ref(p, p->e[i].val, err) < 0) {
 			return KW_ENOMEM;
@@ -805,7 +830,7 @@ static int collect_refs(struct plan *p, bool *complete, struct kw_error *err)
 			}
 			/* The loader reads the symbols at DT_SYMTAB: a section elsewhere names other bytes. */
 			if (!has_symtab || sh->addr != symtab || !img_vaddr_off(im, symtab, 1, &off) ||
-			    off != sh->offset) {
+			    off != sh->offset || sh->size / es < nsyms) {
 				return 0;
 			}
 			symtab_seen = true;
