@@ -775,7 +775,7 @@ static int loader_symbols(const struct img *im, uint64_t *count, bool *known, st
 
 	*known = false;
 	if (kw_elf_parse_memory(im->b, im->len, im->name, &info, &perr) < 0) {
-		return perr.code == KW_ENOMEM ? kw_error_set(err, KW_ENOMEM, "out of memory") : 0;
+		return perr.code == KW_ENOMEM ? oom(err) : 0;
 	}
 	*count = info->n_syms ? info->n_syms + 1 : 0;
 	*known = true;
