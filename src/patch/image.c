@@ -10,8 +10,13 @@
 #include <string.h>
 
 #include "image.h"
+#include "kwheel/elf.h"
 
 #define MAX_DYN_ENTRIES (1u << 20)
+#ifndef DT_RELR
+#define DT_RELRSZ 35
+#define DT_RELR 36
+#endif
 
 size_t img_word(const struct img *im)
 {
@@ -214,6 +219,7 @@ void img_release(struct img *im)
 	free(im->ph);
 	free(im->sh);
 	free(im->dyn);
+	free(im->tab);
 	memset(im, 0, sizeof(*im));
 }
 
@@ -272,31 +278,140 @@ static int load_sections(struct img *im, struct kw_error *err)
 	return 0;
 }
 
+static int add_extent(struct img *im, int64_t tag, uint64_t vaddr, uint64_t len, struct kw_error *err)
+{
+	struct extent *t;
+	uint64_t off;
+
+	/* Outside every PT_LOAD's file image the loader reads nothing of the file there. */
+	if (!img_vaddr_off(im, vaddr, 1, &off)) {
+		return 0;
+	}
+	if (len == 0 || len > im->len - off) {
+		len = len ? im->len - off : 1;
+	}
+	t = kw_realloc(im->tab, (im->ntab + 1) * sizeof(*t));
+	if (!t) {
+		return kw_error_set(err, KW_ENOMEM, "out of memory");
+	}
+	im->tab = t;
+	im->tab[im->ntab].tag = tag;
+	im->tab[im->ntab].off = off;
+	im->tab[im->ntab].len = len;
+	im->ntab++;
+	return 0;
+}
+
+/* Bytes of the hash table at vaddr (DT_HASH or DT_GNU_HASH), up to what its header declares. */
+static uint64_t hash_extent(const struct img *im, int64_t tag, uint64_t vaddr)
+{
+	uint64_t off, w = im->is64 && (im->machine == EM_S390 || im->machine == EM_ALPHA) ? 8 : 4;
+
+	if (!img_vaddr_off(im, vaddr, 16, &off)) {
+		return 1;
+	}
+	if (tag == DT_HASH) {
+		uint64_t nb = img_rd(im, im->b + off, w), nc = img_rd(im, im->b + off + w, w);
+
+		/* Counts beyond the file are clamped to it by the caller; here they must not wrap. */
+		return nb > im->len || nc > im->len ? im->len : (2 + nb + nc) * w;
+	} else {
+		uint64_t nb = img_rd(im, im->b + off, 4), symoff = img_rd(im, im->b + off + 4, 4);
+		uint64_t bloom = img_rd(im, im->b + off + 8, 4);
+
+		return 16 + bloom * img_word(im) + nb * 4 + (im->nsyms > symoff ? (im->nsyms - symoff) * 4 : 0);
+	}
+}
+
+/*
+ * Where the loader's tables lie, so no in-place write lands on one it does
+ * not mean to change (fuzzing: a relocation table overlapping .dynamic, a
+ * version need record inside .dynsym). Sizes come from the dynamic section
+ * and the tables' own headers; the symbol count from the reader, which counts
+ * as the loader does. A table of unknown size is its first byte; the version
+ * chains are their first record here and are walked where they are written.
+ */
+static int load_extents(struct img *im, struct kw_error *err)
+{
+	static const int64_t sized[][2] = {
+		{ DT_RELA, DT_RELASZ }, { DT_REL, DT_RELSZ }, { DT_JMPREL, DT_PLTRELSZ }, { DT_RELR, DT_RELRSZ },
+		{ DT_INIT_ARRAY, DT_INIT_ARRAYSZ }, { DT_FINI_ARRAY, DT_FINI_ARRAYSZ },
+		{ DT_PREINIT_ARRAY, DT_PREINIT_ARRAYSZ }, { DT_STRTAB, DT_STRSZ },
+	};
+	struct kw_elf_info *info = NULL;
+	struct kw_error perr;
+	uint64_t v, len;
+	size_t k;
+	int rc = 0;
+
+	if (kw_elf_parse_memory(im->b, im->len, im->name, &info, &perr) == 0) {
+		im->nsyms = info->n_syms ? info->n_syms + 1 : 0;
+		im->nsyms_known = true;
+		kw_elf_info_free(info);
+	} else if (perr.code == KW_ENOMEM) {
+		return kw_error_set(err, KW_ENOMEM, "out of memory");
+	}
+	for (k = 0; rc == 0 && k < sizeof(sized) / sizeof(sized[0]); k++) {
+		if (img_dyn(im, sized[k][0], &v)) {
+			rc = add_extent(im, sized[k][0], v, img_dyn(im, sized[k][1], &len) ? len : 1, err);
+		}
+	}
+	if (rc == 0 && img_dyn(im, DT_SYMTAB, &v)) {
+		rc = add_extent(im, DT_SYMTAB, v, im->nsyms * (im->is64 ? sizeof(Elf64_Sym) : sizeof(Elf32_Sym)), err);
+	}
+	if (rc == 0 && img_dyn(im, DT_VERSYM, &v)) {
+		rc = add_extent(im, DT_VERSYM, v, im->nsyms * 2, err);
+	}
+	if (rc == 0 && img_dyn(im, DT_HASH, &v)) {
+		rc = add_extent(im, DT_HASH, v, hash_extent(im, DT_HASH, v), err);
+	}
+	if (rc == 0 && img_dyn(im, DT_GNU_HASH, &v)) {
+		rc = add_extent(im, DT_GNU_HASH, v, hash_extent(im, DT_GNU_HASH, v), err);
+	}
+	if (rc == 0 && img_dyn(im, DT_VERNEED, &v)) {
+		rc = add_extent(im, DT_VERNEED, v, 16, err);
+	}
+	if (rc == 0 && img_dyn(im, DT_VERDEF, &v)) {
+		rc = add_extent(im, DT_VERDEF, v, 20, err);
+	}
+	return rc;
+}
+
+int64_t img_table_hit(const struct img *im, uint64_t off, uint64_t len, int64_t except)
+{
+	size_t i;
+
+	for (i = 0; i < im->ntab; i++) {
+		const struct extent *t = &im->tab[i];
+
+		if (t->tag != except && off < t->off + t->len && t->off < off + len) {
+			return t->tag;
+		}
+	}
+	return DT_NULL;
+}
+
 /*
  * The DT_NULL slack after the dynamic entries is room to grow in place, but
- * only up to the first table the loader reads that starts inside it: a
- * forged layout can put .hash or .dynstr there, and growing would overwrite it.
+ * only up to the first table the loader reads that lies inside it: a forged
+ * layout can put .hash or .dynstr there, and growing would overwrite it.
  */
 static int clamp_dyn_cap(struct img *im, uint64_t dyn_off, struct kw_error *err)
 {
-	static const int64_t tags[] = { DT_HASH, DT_GNU_HASH, DT_STRTAB, DT_SYMTAB, DT_VERSYM, DT_VERNEED, DT_VERDEF,
-					DT_RELA, DT_REL, DT_JMPREL, DT_INIT_ARRAY, DT_FINI_ARRAY, DT_PREINIT_ARRAY };
-	size_t des = img_dynentsize(im), i, k;
-	uint64_t at;
+	size_t des = img_dynentsize(im), i;
 
-	for (i = 0; i < im->ndyn; i++) {
-		for (k = 0; k < sizeof(tags) / sizeof(tags[0]); k++) {
-			if (im->dyn[i].tag != tags[k] || !img_vaddr_off(im, im->dyn[i].val, 1, &at) || at < dyn_off ||
-			    at >= dyn_off + im->dyn_cap * des) {
-				continue;
-			}
-			/* Inside the entries in use, any rewrite of them would rewrite that table too. */
-			if (at < dyn_off + (im->ndyn + 1) * des) {
-				return kw_error_set(err, KW_EFORMAT, "'%s': a table the loader reads lies inside .dynamic",
-						    im->name);
-			}
-			im->dyn_cap = (size_t)((at - dyn_off) / des);
+	for (i = 0; i < im->ntab; i++) {
+		const struct extent *t = &im->tab[i];
+
+		if (t->off >= dyn_off + im->dyn_cap * des || t->off + t->len <= dyn_off) {
+			continue;
 		}
+		/* On the entries in use, any rewrite of them would rewrite that table too. */
+		if (t->off < dyn_off + (im->ndyn + 1) * des) {
+			return kw_error_set(err, KW_EFORMAT, "'%s': a table the loader reads overlaps .dynamic",
+					    im->name);
+		}
+		im->dyn_cap = (size_t)((t->off - dyn_off) / des);
 	}
 	return 0;
 }
@@ -496,6 +611,10 @@ int img_load(struct img *im, unsigned char *buf, size_t len, const char *name, s
 	}
 	if (!img_vaddr_off(im, im->str_vaddr, im->str_size, &im->str_off) || im->str_size == 0) {
 		return kw_error_set(err, KW_EFORMAT, "'%s': dynamic string table lies outside the file", name);
+	}
+	rc = load_extents(im, err);
+	if (rc) {
+		return rc;
 	}
 	rc = clamp_dyn_cap(im, dyn_off, err);
 	if (rc) {

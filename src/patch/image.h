@@ -26,6 +26,12 @@ struct dynent {
 	uint64_t val;
 };
 
+/* A table the loader reads, as file offsets (tag: its DT_ address tag). */
+struct extent {
+	int64_t tag;
+	uint64_t off, len;
+};
+
 struct img {
 	unsigned char *b;
 	size_t len;
@@ -44,6 +50,12 @@ struct img {
 	/* dynamic string table */
 	uint64_t str_vaddr, str_off, str_size;
 	long sh_dynstr, sh_dynamic, sh_verneed;
+	/* .dynsym entries the hash tables index, as the reader counts them; 0 if it refused the image */
+	uint64_t nsyms;
+	bool nsyms_known;
+	/* the loader's tables of known extent, so an in-place write can be kept off them */
+	struct extent *tab;
+	size_t ntab;
 };
 
 size_t img_word(const struct img *im); /* 4 or 8 */
@@ -69,6 +81,12 @@ bool img_hits_headers(const struct img *im, uint64_t off, uint64_t len);
  */
 int img_each_version_entry(const struct img *im, uint64_t off, uint64_t num, bool def,
 			   int (*fn)(void *ud, uint64_t off, uint64_t size, bool record), void *ud);
+/*
+ * The tag of a loader table (relocations, symbols, hash tables, versym,
+ * strings, init/fini arrays) sharing a byte with [off, off+len), other than
+ * one tagged except; DT_NULL (0) if none does.
+ */
+int64_t img_table_hit(const struct img *im, uint64_t off, uint64_t len, int64_t except);
 /* The dynamic string at idx, or NULL if it is out of range or unterminated. */
 const char *img_str(const struct img *im, uint64_t idx);
 /* Value of the first dynamic entry with tag, or false. */

@@ -15,7 +15,6 @@
 #include <string.h>
 
 #include "image.h"
-#include "kwheel/elf.h"
 #include "kwheel/patch.h"
 
 #ifndef DT_MIPS_RLD_MAP_REL
@@ -235,6 +234,11 @@ static int collect_vn_entry(void *ud, uint64_t off, uint64_t size, bool record)
 		return kw_error_set(v->err, KW_EFORMAT, "'%s': a version need %s lies inside .dynamic or .dynstr",
 				    im->name, record ? "record" : "entry");
 	}
+	/* And none on another table the loader reads (fuzzing: a record inside .dynsym). */
+	if (img_table_hit(im, off, size, DT_VERNEED) != DT_NULL) {
+		return kw_error_set(v->err, KW_EFORMAT, "'%s': a version need %s overlaps another table the loader reads",
+				    im->name, record ? "record" : "entry");
+	}
 	return 0;
 }
 
@@ -386,6 +390,19 @@ static bool name_in(const char *s, const char *const *v, size_t n)
 	return false;
 }
 
+static bool versym_hits_tables(const struct img *im)
+{
+	size_t i;
+
+	for (i = 0; i < im->ntab; i++) {
+		if (im->tab[i].tag == DT_VERSYM &&
+		    img_table_hit(im, im->tab[i].off, im->tab[i].len, DT_VERSYM) != DT_NULL) {
+			return true;
+		}
+	}
+	return false;
+}
+
 /*
  * Removing a DT_NEEDED that still has version needs would make glibc look
  * for a library that is not loaded, so its Verneed goes too: the chain is
@@ -451,6 +468,12 @@ static int plan_verneed_removal(struct plan *p, const struct kw_patch_ops *ops, 
 	}
 	if (img_hits_headers(im, lo, hi - lo)) {
 		rc = kw_error_set(err, KW_EFORMAT, "'%s': .gnu.version_r lies on the ELF, program or section headers",
+				  im->name);
+		goto out;
+	}
+	/* The chain is rewritten, and so are the version indices in .gnu.version: neither may lie on another table. */
+	if (img_table_hit(im, lo, hi - lo, DT_VERNEED) != DT_NULL || versym_hits_tables(im)) {
+		rc = kw_error_set(err, KW_EFORMAT, "'%s': .gnu.version_r or .gnu.version overlaps another table the loader reads",
 				  im->name);
 		goto out;
 	}
@@ -765,25 +788,6 @@ static int vn_refs_cb(struct plan *p, uint64_t off, const char *file, void *ud)
 }
 
 /*
- * How many .dynsym entries the loader reaches, as the reader counts them
- * (from the hash tables); *known is false when the reader refuses the image.
- */
-static int loader_symbols(const struct img *im, uint64_t *count, bool *known, struct kw_error *err)
-{
-	struct kw_elf_info *info = NULL;
-	struct kw_error perr;
-
-	*known = false;
-	if (kw_elf_parse_memory(im->b, im->len, im->name, &info, &perr) < 0) {
-		return perr.code == KW_ENOMEM ? oom(err) : 0;
-	}
-	*count = info->n_syms ? info->n_syms + 1 : 0;
-	*known = true;
-	kw_elf_info_free(info);
-	return 0;
-}
-
-/*
  * Everything that will still point into .dynstr after the edit. Only with
  * section headers can .dynsym be sized without trusting hash tables, and a
  * section we do not understand linking to .dynstr could hold offsets too;
@@ -796,20 +800,16 @@ static int collect_refs(struct plan *p, bool *complete, struct kw_error *err)
 {
 	struct img *im = &p->im;
 	struct ref_walk w = { err };
-	uint64_t vaddr, num, off, i, symtab = 0, nsyms = 0;
-	bool has_symtab, symtab_seen = false, known;
+	uint64_t vaddr, num, off, i, symtab = 0;
+	bool has_symtab, symtab_seen = false;
 	size_t s;
 	int rc;
 
 	*complete = false;
-	if (!im->sh || im->sh_dynstr < 0) {
+	if (!im->sh || im->sh_dynstr < 0 || !im->nsyms_known) {
 		return 0;
 	}
 	has_symtab = img_dyn(im, DT_SYMTAB, &symtab);
-	rc = loader_symbols(im, &nsyms, &known, err);
-	if (rc < 0 || !known) {
-		return rc;
-	}
 	for (i = 0; i < p->n; i++) {
 		if (p->e[i].str && !p->e[i].changed && add_ref(p, p->e[i].val, err) < 0) {
 			return KW_ENOMEM;
@@ -830,7 +830,7 @@ static int collect_refs(struct plan *p, bool *complete, struct kw_error *err)
 			}
 			/* The loader reads the symbols at DT_SYMTAB: a section elsewhere names other bytes. */
 			if (!has_symtab || sh->addr != symtab || !img_vaddr_off(im, symtab, 1, &off) ||
-			    off != sh->offset || sh->size / es < nsyms) {
+			    off != sh->offset || sh->size / es < im->nsyms) {
 				return 0;
 			}
 			symtab_seen = true;
@@ -942,6 +942,7 @@ static int place_string(struct plan *p, const char *s, bool can_overwrite, uint6
 			struct slot *sl = &p->slots[i];
 
 			if (!sl->used && sl->len >= n && !referenced(p, sl->off, sl->len) &&
+			    img_table_hit(&p->im, p->im.str_off + sl->off, sl->len + 1, DT_STRTAB) == DT_NULL &&
 			    (!best || sl->len < best->len)) {
 				best = sl;
 			}
@@ -1158,8 +1159,12 @@ static void move_section_symbols(struct img *im, long sec, uint64_t old_addr, ui
 			continue;
 		}
 		n = clamp_to_tables(im, t->offset, t->size) / es;
-		/* One starting inside .dynamic is no symbol table: its "values" would be dynamic entries. */
-		if (n && overlaps_dynamic(im, t->offset, n * es)) {
+		/*
+		 * One starting inside .dynamic is no symbol table: its "values" would be dynamic entries;
+		 * nor is one lying on another table the loader reads (.dynsym itself excepted).
+		 */
+		if (n && (overlaps_dynamic(im, t->offset, n * es) ||
+			  img_table_hit(im, t->offset, n * es, t->type == SHT_DYNSYM ? DT_SYMTAB : DT_NULL) != DT_NULL)) {
 			continue;
 		}
 
