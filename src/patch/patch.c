@@ -497,7 +497,8 @@ static int plan_verneed_removal(struct plan *p, const struct kw_patch_ops *ops, 
 			const unsigned char *a = im->b + aux;
 			uint64_t next = img_rd(im, a + 12, 4);
 
-			if (drop) {
+			/* Indices 0 and 1 are local and global, never a library's version: no symbol is rebound for them. */
+			if (drop && (img_rd(im, a + 6, 2) & 0x7fff) > 1) {
 				uint16_t *nd = kw_realloc(p->dropped_ndx, (p->n_dropped + 1) * sizeof(*nd));
 
 				if (!nd) {
@@ -506,7 +507,7 @@ static int plan_verneed_removal(struct plan *p, const struct kw_patch_ops *ops, 
 				}
 				p->dropped_ndx = nd;
 				p->dropped_ndx[p->n_dropped++] = (uint16_t)(img_rd(im, a + 6, 2) & 0x7fff);
-			} else {
+			} else if (!drop) {
 				memcpy(p->vn_bytes + pos, a, 16);
 				img_wr(im, p->vn_bytes + pos + 12, 4, k + 1 < cnt && next ? 16 : 0);
 				pos += 16;
