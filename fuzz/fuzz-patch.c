@@ -239,9 +239,15 @@ static void same_elsewhere(const struct kw_patch_ops *ops, const struct kw_elf_i
 		    a->type != b->type || a->visibility != b->visibility || a->size != b->size) {
 			fail("dynamic symbol changed", a->name, b->name);
 		}
-		/* remove-needed rebinds symbols of the dropped library's versions to the base version. */
+		/*
+		 * remove-needed rebinds symbols of the dropped library's versions to the base version;
+		 * when no version need or definition is left, DT_VERSYM goes and with it every hidden bit.
+		 */
 		if (!str_eq(a->version, b->version) || a->version_hidden != b->version_hidden) {
-			if (b->version || !a->version || !dropped_version(old, ops, a->version)) {
+			bool unversioned = ops->n_remove_needed && !nw->n_verneed && !nw->n_verdef;
+
+			if (b->version || b->version_hidden ||
+			    !(a->version ? dropped_version(old, ops, a->version) : unversioned)) {
 				fail("symbol version changed", a->version, b->version);
 			}
 		}
