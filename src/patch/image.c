@@ -562,6 +562,10 @@ int img_load(struct img *im, unsigned char *buf, size_t len, const char *name, s
 		    (!in_file(im, im->ph[i].offset, im->ph[i].filesz) || im->ph[i].filesz > im->ph[i].memsz)) {
 			return kw_error_set(err, KW_EFORMAT, "'%s': PT_LOAD %zu lies outside the file", name, i);
 		}
+		/* A wrapped end would hide the segment from the search for free address space (fuzzing). */
+		if (im->ph[i].type == PT_LOAD && im->ph[i].memsz > (im->is64 ? UINT64_MAX : UINT32_MAX) - im->ph[i].vaddr) {
+			return kw_error_set(err, KW_EFORMAT, "'%s': PT_LOAD %zu wraps around the address space", name, i);
+		}
 		/* The last PT_DYNAMIC, as glibc, musl and kw_elf_parse_memory read it. */
 		if (im->ph[i].type == PT_DYNAMIC) {
 			im->dyn_ph = (long)i;

@@ -1253,6 +1253,9 @@ static int build(struct plan *p, struct kw_patch_result *res, struct kw_error *e
 		 * relocation to cover its symbol's size when it checks that no
 		 * relocation touches a read-only segment.
 		 */
+		if (maxend > UINT64_MAX / 2) {
+			return kw_error_set(err, KW_ELIMIT, "'%s': no address space left for a new segment", im->name);
+		}
 		maxend += largest_symbol(im);
 		seg_off = align_up(im->len, 16);
 		vaddr = align_up(maxend, maxalign) + seg_off % maxalign;
@@ -1273,7 +1276,8 @@ static int build(struct plan *p, struct kw_patch_result *res, struct kw_error *e
 			}
 			vaddr = seg_off + first_delta;
 		}
-		if (maxend > UINT64_MAX / 2 || (!im->is64 && vaddr + 0x100000 > UINT32_MAX)) {
+		/* vaddr below maxend: a huge p_align wrapped the rounding. */
+		if (vaddr < maxend || vaddr > UINT64_MAX / 2 || (!im->is64 && vaddr + 0x100000 > UINT32_MAX)) {
 			return kw_error_set(err, KW_ELIMIT, "'%s': no address space left for a new segment", im->name);
 		}
 		if (seg_off < im->len || seg_off - im->len > MAX_TAIL_PAD) {
