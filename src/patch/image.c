@@ -278,15 +278,11 @@ static int load_sections(struct img *im, struct kw_error *err)
 	return 0;
 }
 
-static int add_extent(struct img *im, int64_t tag, uint64_t vaddr, uint64_t len, struct kw_error *err)
+/* [off, off+len) of the file, clamped to it (len 0: its first byte). */
+static int add_extent_at(struct img *im, int64_t tag, uint64_t off, uint64_t len, struct kw_error *err)
 {
 	struct extent *t;
-	uint64_t off;
 
-	/* Outside every PT_LOAD's file image the loader reads nothing of the file there. */
-	if (!img_vaddr_off(im, vaddr, 1, &off)) {
-		return 0;
-	}
 	if (len == 0 || len > im->len - off) {
 		len = len ? im->len - off : 1;
 	}
@@ -300,6 +296,17 @@ static int add_extent(struct img *im, int64_t tag, uint64_t vaddr, uint64_t len,
 	im->tab[im->ntab].len = len;
 	im->ntab++;
 	return 0;
+}
+
+static int add_extent(struct img *im, int64_t tag, uint64_t vaddr, uint64_t len, struct kw_error *err)
+{
+	uint64_t off;
+
+	/* Outside every PT_LOAD's file image the loader reads nothing of the file there. */
+	if (!img_vaddr_off(im, vaddr, 1, &off)) {
+		return 0;
+	}
+	return add_extent_at(im, tag, off, len, err);
 }
 
 /* Bytes of the hash table at vaddr (DT_HASH or DT_GNU_HASH), up to what its header declares. */
@@ -373,6 +380,12 @@ static int load_extents(struct img *im, struct kw_error *err)
 	}
 	if (rc == 0 && img_dyn(im, DT_VERDEF, &v)) {
 		rc = add_extent(im, DT_VERDEF, v, 20, err);
+	}
+	/* The kernel reads the interpreter's path by file offset (fuzzing: one on e_phoff changed when it moved). */
+	for (k = 0; rc == 0 && k < im->phnum; k++) {
+		if (im->ph[k].type == PT_INTERP && im->ph[k].offset < im->len) {
+			rc = add_extent_at(im, IMG_TAB_INTERP, im->ph[k].offset, im->ph[k].filesz, err);
+		}
 	}
 	return rc;
 }
@@ -476,22 +489,19 @@ static bool version_chain_hits_headers(const struct img *im, int64_t tag, int64_
  */
 static int check_tables_off_headers(const struct img *im, struct kw_error *err)
 {
-	static const int64_t tags[] = { DT_HASH, DT_GNU_HASH, DT_STRTAB, DT_SYMTAB, DT_VERSYM, DT_VERNEED, DT_VERDEF,
-					DT_RELA, DT_REL, DT_JMPREL, DT_INIT_ARRAY, DT_FINI_ARRAY, DT_PREINIT_ARRAY };
-	uint64_t v, off;
 	size_t k;
 
-	for (k = 0; k < sizeof(tags) / sizeof(tags[0]); k++) {
-		if (!img_dyn(im, tags[k], &v) || !img_vaddr_off(im, v, 1, &off)) {
-			continue;
-		}
-		if (img_hits_headers(im, off, 1)) {
-			return kw_error_set(err, KW_EFORMAT, "'%s': a table the loader reads lies on the ELF, program or section headers",
-					    im->name);
+	for (k = 0; k < im->ntab; k++) {
+		const struct extent *t = &im->tab[k];
+
+		if (img_hits_headers(im, t->off, t->len)) {
+			return kw_error_set(err, KW_EFORMAT, "'%s': %s lies on the ELF, program or section headers", im->name,
+					    t->tag == IMG_TAB_INTERP ? "the interpreter path" : "a table the loader reads");
 		}
 		/* Strings are rewritten in place: another table starting among them would change with them. */
-		if (tags[k] != DT_STRTAB && off >= im->str_off && off - im->str_off < im->str_size) {
-			return kw_error_set(err, KW_EFORMAT, "'%s': a table the loader reads lies inside .dynstr", im->name);
+		if (t->tag != DT_STRTAB && t->off >= im->str_off && t->off - im->str_off < im->str_size) {
+			return kw_error_set(err, KW_EFORMAT, "'%s': %s lies inside .dynstr", im->name,
+					    t->tag == IMG_TAB_INTERP ? "the interpreter path" : "a table the loader reads");
 		}
 	}
 	if (version_chain_hits_headers(im, DT_VERDEF, DT_VERDEFNUM, true) ||

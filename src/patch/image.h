@@ -26,7 +26,8 @@ struct dynent {
 	uint64_t val;
 };
 
-/* A table the loader reads, as file offsets (tag: its DT_ address tag). */
+/* A table the loader reads, as file offsets (tag: its DT_ address tag, or IMG_TAB_INTERP for PT_INTERP). */
+#define IMG_TAB_INTERP (-1)
 struct extent {
 	int64_t tag;
 	uint64_t off, len;
@@ -83,8 +84,8 @@ int img_each_version_entry(const struct img *im, uint64_t off, uint64_t num, boo
 			   int (*fn)(void *ud, uint64_t off, uint64_t size, bool record), void *ud);
 /*
  * The tag of a loader table (relocations, symbols, hash tables, versym,
- * strings, init/fini arrays) sharing a byte with [off, off+len), other than
- * one tagged except; DT_NULL (0) if none does.
+ * strings, init/fini arrays, the interpreter path) sharing a byte with
+ * [off, off+len), other than one tagged except; DT_NULL (0) if none does.
  */
 int64_t img_table_hit(const struct img *im, uint64_t off, uint64_t len, int64_t except);
 /* The dynamic string at idx, or NULL if it is out of range or unterminated. */
