@@ -73,13 +73,36 @@ static bool ranges_meet(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
  * does, and in a forged one a "symbol value" or string written there would
  * rewrite e_phoff or a program header behind the editor's back.
  */
-bool img_hits_headers(const struct img *im, uint64_t off, uint64_t len)
+static bool hits_elf_or_program_headers(const struct img *im, uint64_t off, uint64_t len)
 {
 	uint64_t eh = im->is64 ? sizeof(Elf64_Ehdr) : sizeof(Elf32_Ehdr);
 
-	return ranges_meet(off, len, 0, eh) ||
-	       ranges_meet(off, len, im->phoff, (uint64_t)im->phnum * img_phentsize(im)) ||
-	       (im->sh && ranges_meet(off, len, im->shoff, (uint64_t)im->shnum * img_shentsize(im)));
+	return ranges_meet(off, len, 0, eh) || ranges_meet(off, len, im->phoff, (uint64_t)im->phnum * img_phentsize(im));
+}
+
+/*
+ * The section header table's bytes in the file, whether or not the editor
+ * uses the sections: with extended numbering (e_shnum 0) the editor leaves
+ * them alone, but other readers take the count from section 0's sh_size
+ * (fuzzing: growing .dynamic in place rewrote it).
+ */
+static uint64_t shdr_bytes(const struct img *im)
+{
+	uint64_t es = img_shentsize(im), n = im->shnum;
+
+	if (im->shoff == 0 || !in_file(im, im->shoff, es)) {
+		return 0;
+	}
+	if (n == 0) {
+		n = img_rd(im, im->b + im->shoff + (im->is64 ? 32 : 20), img_word(im));
+	}
+	n = n ? n : 1;
+	return n > (im->len - im->shoff) / es ? im->len - im->shoff : n * es;
+}
+
+bool img_hits_headers(const struct img *im, uint64_t off, uint64_t len)
+{
+	return hits_elf_or_program_headers(im, off, len) || ranges_meet(off, len, im->shoff, shdr_bytes(im));
 }
 
 static void get_ph(const struct img *im, const unsigned char *p, struct ph *ph)
@@ -252,7 +275,7 @@ static int load_sections(struct img *im, struct kw_error *err)
 				    im->name);
 	}
 	/* Rewriting a section header there would rewrite the ELF or program headers. */
-	if (img_hits_headers(im, im->shoff, (uint64_t)im->shnum * es)) {
+	if (hits_elf_or_program_headers(im, im->shoff, (uint64_t)im->shnum * es)) {
 		return kw_error_set(err, KW_EFORMAT, "'%s': section header table lies on the ELF or program headers",
 				    im->name);
 	}
@@ -592,7 +615,7 @@ int img_load(struct img *im, unsigned char *buf, size_t len, const char *name, s
 			return kw_error_set(err, KW_EFORMAT, "'%s': PT_DYNAMIC lies outside the file", name);
 		}
 		if (img_hits_headers(im, d->offset, d->filesz)) {
-			return kw_error_set(err, KW_EFORMAT, "'%s': PT_DYNAMIC lies on the ELF or program headers", name);
+			return kw_error_set(err, KW_EFORMAT, "'%s': PT_DYNAMIC lies on the ELF, program or section headers", name);
 		}
 		dyn_off = d->offset;
 		im->dyn_cap = d->filesz / des;
