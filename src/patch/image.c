@@ -68,11 +68,6 @@ static bool ranges_meet(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
 	return alen && blen && a < b + blen && b < a + alen;
 }
 
-/*
- * No table the editor writes may lie on the headers: in a real file none
- * does, and in a forged one a "symbol value" or string written there would
- * rewrite e_phoff or a program header behind the editor's back.
- */
 static bool hits_elf_or_program_headers(const struct img *im, uint64_t off, uint64_t len)
 {
 	uint64_t eh = im->is64 ? sizeof(Elf64_Ehdr) : sizeof(Elf32_Ehdr);
@@ -100,6 +95,11 @@ static uint64_t shdr_bytes(const struct img *im)
 	return n > (im->len - im->shoff) / es ? im->len - im->shoff : n * es;
 }
 
+/*
+ * No table the editor writes may lie on the headers: in a real file none
+ * does, and in a forged one a "symbol value" or string written there would
+ * rewrite e_phoff or a program header behind the editor's back.
+ */
 bool img_hits_headers(const struct img *im, uint64_t off, uint64_t len)
 {
 	return hits_elf_or_program_headers(im, off, len) || ranges_meet(off, len, im->shoff, shdr_bytes(im));
