@@ -516,15 +516,15 @@ static int check_tables_off_headers(const struct img *im, struct kw_error *err)
 
 	for (k = 0; k < im->ntab; k++) {
 		const struct extent *t = &im->tab[k];
+		const char *what = t->tag == IMG_TAB_INTERP ? "the interpreter path" : "a table the loader reads";
 
 		if (img_hits_headers(im, t->off, t->len)) {
 			return kw_error_set(err, KW_EFORMAT, "'%s': %s lies on the ELF, program or section headers", im->name,
-					    t->tag == IMG_TAB_INTERP ? "the interpreter path" : "a table the loader reads");
+					    what);
 		}
 		/* Strings are rewritten in place: another table starting among them would change with them. */
 		if (t->tag != DT_STRTAB && t->off >= im->str_off && t->off - im->str_off < im->str_size) {
-			return kw_error_set(err, KW_EFORMAT, "'%s': %s lies inside .dynstr", im->name,
-					    t->tag == IMG_TAB_INTERP ? "the interpreter path" : "a table the loader reads");
+			return kw_error_set(err, KW_EFORMAT, "'%s': %s lies inside .dynstr", im->name, what);
 		}
 	}
 	if (version_chain_hits_headers(im, DT_VERDEF, DT_VERDEFNUM, true) ||

@@ -1247,15 +1247,15 @@ static int build(struct plan *p, struct kw_patch_result *res, struct kw_error *e
 			return kw_error_set(err, KW_EFORMAT, "'%s': p_align %llu is not a power of two", im->name,
 					    (unsigned long long)maxalign);
 		}
+		if (maxend > UINT64_MAX / 2) {
+			return kw_error_set(err, KW_ELIMIT, "'%s': no address space left for a new segment", im->name);
+		}
 		/*
 		 * Leave a gap of the largest dynamic symbol's size after the last
 		 * segment: it costs only address space, and eu-elflint takes a
 		 * relocation to cover its symbol's size when it checks that no
 		 * relocation touches a read-only segment.
 		 */
-		if (maxend > UINT64_MAX / 2) {
-			return kw_error_set(err, KW_ELIMIT, "'%s': no address space left for a new segment", im->name);
-		}
 		maxend += largest_symbol(im);
 		seg_off = align_up(im->len, 16);
 		vaddr = align_up(maxend, maxalign) + seg_off % maxalign;
