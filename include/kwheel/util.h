@@ -2,6 +2,8 @@
 #ifndef KWHEEL_UTIL_H
 #define KWHEEL_UTIL_H
 
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,6 +30,28 @@ void kw_strv_sort(struct kw_strv *sv);
 void kw_strv_release(struct kw_strv *sv);
 /* Split s at every sep (empty fields kept as ""); appends to sv. */
 int kw_strv_split(struct kw_strv *sv, const char *s, char sep);
+
+/*
+ * A growable string. Zero-initialised is empty. Appends never fail loudly:
+ * the first failed allocation makes the builder "failed", later appends do
+ * nothing, and kw_buf_take reports it, so a text is built without a check per
+ * line and without a buffer sized by hand.
+ */
+struct kw_buf {
+	char *s;      /* NUL-terminated once anything was appended */
+	size_t len;   /* bytes in s, without the NUL */
+	size_t cap;
+	bool failed;  /* an allocation failed: the text is incomplete */
+};
+void kw_buf_append(struct kw_buf *b, const char *s);
+void kw_buf_append_n(struct kw_buf *b, const char *s, size_t n);
+void kw_buf_appendf(struct kw_buf *b, const char *fmt, ...) KW_PRINTF(2, 3);
+void kw_buf_vappendf(struct kw_buf *b, const char *fmt, va_list ap) KW_PRINTF(2, 0);
+/* The text as a new string (freed with free()), "" if nothing was appended; NULL if an
+ * allocation failed. The builder is empty afterwards in both cases. */
+char *kw_buf_take(struct kw_buf *b);
+/* Free the text; the builder is empty again. */
+void kw_buf_release(struct kw_buf *b);
 
 /* SHA-256, incremental. */
 struct kw_sha256 {

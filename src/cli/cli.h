@@ -55,6 +55,13 @@ enum { KW_OPT_ROOT = 1001, KW_OPT_LIBPATH, KW_OPT_NODEFAULT };
 /* Apply one of the resolve options; returns 1 if c was one of them, 0 if not, <0 on error. */
 int kw_cli_resolve_opt(struct kw_ctx *ctx, int c, const char *arg, struct kw_error *err);
 
+/*
+ * The one worker pool of the CLI: calls fn(ud, i) once for each i < n, on up
+ * to jobs threads (the caller's thread is one of them). Returns when all are
+ * done. fn must do its own locking for what the items share.
+ */
+void kw_cli_pool_run(long jobs, size_t n, void (*fn)(void *ud, size_t i), void *ud);
+
 extern const struct kw_cmd kw_cmd_show;
 extern const struct kw_cmd kw_cmd_lddtree;
 extern const struct kw_cmd kw_cmd_repair;

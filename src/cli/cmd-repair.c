@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "kwheel/policy.h"
 #include "kwheel/repair.h"
 #include "kwheel/report.h"
 #include "kwheel/util.h"
@@ -42,7 +43,6 @@ struct job {
 	struct kw_ctx *ctx;
 	struct kw_strv *inputs;
 	struct kw_repair_opts opts;
-	size_t next;
 	bool json;
 	bool progress;          /* one wheel at a time and stderr is a terminal */
 	int worst;
@@ -111,32 +111,22 @@ static char *result_json(const struct kw_repair_result *r)
 
 static char *result_text(const struct kw_repair_result *r)
 {
-	size_t i, len = 256 + strlen(r->input) + strlen(r->output);
-	char *s;
+	struct kw_buf b = { 0 };
+	size_t i;
 
-	for (i = 0; i < r->n_grafts; i++) {
-		len += strlen(r->grafts[i].soname) + strlen(r->grafts[i].src) + strlen(r->grafts[i].dest) + 16;
-	}
-	for (i = 0; i < r->excluded.n; i++) {
-		len += strlen(r->excluded.v[i]) + 32;
-	}
-	s = malloc(len + (r->note ? strlen(r->note) : 0));
-	if (!s) {
-		return NULL;
-	}
 	if (r->action == KW_REPAIR_COPIED) {
-		sprintf(s, "%s: %s -> %s", r->input, r->note ? r->note : "copied", r->output);
-		return s;
+		kw_buf_appendf(&b, "%s: %s -> %s", r->input, r->note ? r->note : "copied", r->output);
+		return kw_buf_take(&b);
 	}
-	sprintf(s, "%s -> %s", r->input, r->output);
+	kw_buf_appendf(&b, "%s -> %s", r->input, r->output);
 	for (i = 0; i < r->n_grafts; i++) {
-		sprintf(s + strlen(s), "\n  grafted %s from %s as %s", r->grafts[i].soname, r->grafts[i].src,
-			r->grafts[i].dest);
+		kw_buf_appendf(&b, "\n  grafted %s from %s as %s", r->grafts[i].soname, r->grafts[i].src,
+			       r->grafts[i].dest);
 	}
 	for (i = 0; i < r->excluded.n; i++) {
-		sprintf(s + strlen(s), "\n  left external (--exclude): %s", r->excluded.v[i]);
+		kw_buf_appendf(&b, "\n  left external (--exclude): %s", r->excluded.v[i]);
 	}
-	return s;
+	return kw_buf_take(&b);
 }
 
 /* Wheels this big get a progress line on a terminal: below it a repair takes a blink. */
@@ -210,21 +200,11 @@ static void repair_one(struct job *job, const char *path)
 	kw_repair_result_free(r);
 }
 
-static void *worker(void *arg)
+static void work(void *ud, size_t idx)
 {
-	struct job *job = arg;
+	struct job *job = ud;
 
-	for (;;) {
-		const char *path;
-
-		pthread_mutex_lock(&job->lock);
-		path = job->next < job->inputs->n ? job->inputs->v[job->next++] : NULL;
-		pthread_mutex_unlock(&job->lock);
-		if (!path) {
-			return NULL;
-		}
-		repair_one(job, path);
-	}
+	repair_one(job, job->inputs->v[idx]);
 }
 
 static int cmd_repair(struct kw_ctx *ctx, int argc, char **argv)
@@ -234,10 +214,9 @@ static int cmd_repair(struct kw_ctx *ctx, int argc, char **argv)
 	struct kw_strv inputs = { 0 }, exclude = { 0 };
 	struct kw_error err = { 0 };
 	struct job job;
-	pthread_t *threads = NULL;
+	const struct kw_policy_set *set;
 	const char *wheel_dir = "wheelhouse", *sde;
 	long jobs = 1;
-	size_t started = 0, i;
 	int c, rc = KW_EXIT_ERROR;
 
 	memset(&job, 0, sizeof(job));
@@ -330,28 +309,20 @@ static int cmd_repair(struct kw_ctx *ctx, int argc, char **argv)
 		rc = kw_cli_usage("repair", "no wheel found in the arguments");
 		goto out;
 	}
+	/* Loaded once here, before any worker starts: workers then only read the context. */
+	if (kw_ctx_policy(ctx, &set, &err)) {
+		rc = kw_cli_error(&err);
+		goto out;
+	}
 	job.ctx = ctx;
 	job.inputs = &inputs;
 	pthread_mutex_init(&job.lock, NULL);
 	/* Several wheels at once would interleave their lines; JSON readers want no noise. */
 	job.progress = jobs == 1 && !job.json && isatty(STDERR_FILENO);
-	if (jobs > (long)inputs.n) {
-		jobs = (long)inputs.n;
-	}
-	threads = calloc((size_t)jobs, sizeof(*threads));
-	for (i = 1; threads && i < (size_t)jobs; i++) {
-		if (pthread_create(&threads[i], NULL, worker, &job) == 0) {
-			started++;
-		}
-	}
-	worker(&job);
-	for (i = 1; threads && i <= started; i++) {
-		pthread_join(threads[i], NULL);
-	}
+	kw_cli_pool_run(jobs, inputs.n, work, &job);
 	pthread_mutex_destroy(&job.lock);
 	rc = job.worst;
 out:
-	free(threads);
 	kw_strv_release(&inputs);
 	kw_strv_release(&exclude);
 	return rc;

@@ -45,7 +45,6 @@ struct job {
 	struct kw_ctx *ctx;
 	struct kw_strv *inputs;
 	struct slot *slots;
-	size_t next;            /* next input to take */
 	size_t printed;         /* inputs whose report has been written */
 	bool json;
 	bool verbose;
@@ -131,25 +130,11 @@ static void audit_one(struct job *job, size_t idx, const char *path)
 	kw_audit_free(a);
 }
 
-static void *worker(void *arg)
+static void work(void *ud, size_t idx)
 {
-	struct job *job = arg;
+	struct job *job = ud;
 
-	for (;;) {
-		const char *path = NULL;
-		size_t idx = 0;
-
-		pthread_mutex_lock(&job->lock);
-		if (job->next < job->inputs->n) {
-			idx = job->next++;
-			path = job->inputs->v[idx];
-		}
-		pthread_mutex_unlock(&job->lock);
-		if (!path) {
-			return NULL;
-		}
-		audit_one(job, idx, path);
-	}
+	audit_one(job, idx, job->inputs->v[idx]);
 }
 
 static int cmd_show(struct kw_ctx *ctx, int argc, char **argv)
@@ -160,9 +145,7 @@ static int cmd_show(struct kw_ctx *ctx, int argc, char **argv)
 	struct kw_error err = { 0 };
 	const struct kw_policy_set *set;
 	struct job job;
-	pthread_t *threads = NULL;
 	long jobs = 1;
-	size_t started = 0, i;
 	int c, rc = KW_EXIT_ERROR;
 
 	memset(&job, 0, sizeof(job));
@@ -228,28 +211,11 @@ static int cmd_show(struct kw_ctx *ctx, int argc, char **argv)
 		goto out;
 	}
 	pthread_mutex_init(&job.lock, NULL);
-	if ((size_t)jobs > inputs.n) {
-		jobs = (long)inputs.n;
-	}
-	if (jobs > 1) {
-		threads = kw_calloc((size_t)jobs, sizeof(*threads));
-		for (i = 0; threads && i < (size_t)jobs; i++) {
-			if (pthread_create(&threads[i], NULL, worker, &job) != 0) {
-				break;
-			}
-			started++;
-		}
-	}
-	/* The main thread works too, so -j1 (or failed thread creation) still runs. */
-	worker(&job);
-	for (i = 0; i < started; i++) {
-		pthread_join(threads[i], NULL);
-	}
+	kw_cli_pool_run(jobs, inputs.n, work, &job);
 	pthread_mutex_destroy(&job.lock);
 	rc = job.worst;
 out:
 	free(job.slots);
-	free(threads);
 	kw_strv_release(&inputs);
 	return rc;
 }

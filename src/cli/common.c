@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kwheel/kwheel.h"
@@ -83,4 +85,58 @@ int kw_cli_resolve_opt(struct kw_ctx *ctx, int c, const char *arg, struct kw_err
 		return 1;
 	}
 	return 0;
+}
+
+struct pool {
+	size_t n, next;
+	void (*fn)(void *ud, size_t i);
+	void *ud;
+	pthread_mutex_t lock;
+};
+
+static void *pool_worker(void *arg)
+{
+	struct pool *p = arg;
+
+	for (;;) {
+		size_t i;
+
+		pthread_mutex_lock(&p->lock);
+		i = p->next < p->n ? p->next++ : p->n;
+		pthread_mutex_unlock(&p->lock);
+		if (i == p->n) {
+			return NULL;
+		}
+		p->fn(p->ud, i);
+	}
+}
+
+void kw_cli_pool_run(long jobs, size_t n, void (*fn)(void *ud, size_t i), void *ud)
+{
+	struct pool p = { .n = n, .fn = fn, .ud = ud };
+	pthread_t *threads = NULL;
+	size_t started = 0, i, want;
+
+	want = jobs > 1 ? (size_t)jobs - 1 : 0;
+	if (want >= n) {
+		want = n ? n - 1 : 0;
+	}
+	pthread_mutex_init(&p.lock, NULL);
+	if (want) {
+		threads = kw_calloc(want, sizeof(*threads));
+	}
+	/* Only threads that started are joined; a failed start leaves the work to the others. */
+	for (i = 0; threads && i < want; i++) {
+		if (pthread_create(&threads[started], NULL, pool_worker, &p) != 0) {
+			break;
+		}
+		started++;
+	}
+	/* The calling thread works too, so -j1, or no thread at all, still gets everything done. */
+	pool_worker(&p);
+	for (i = 0; i < started; i++) {
+		pthread_join(threads[i], NULL);
+	}
+	pthread_mutex_destroy(&p.lock);
+	free(threads);
 }

@@ -163,6 +163,40 @@ START_TEST(file_copy_and_map)
 }
 END_TEST
 
+START_TEST(buf_grows_and_fails_sticky)
+{
+	struct kw_buf b = { 0 };
+	char *s;
+	size_t i;
+
+	s = kw_buf_take(&b);
+	ck_assert_str_eq(s, "");
+	free(s);
+	/* Far past any initial capacity, with formatted pieces of every length. */
+	for (i = 0; i < 1000; i++) {
+		kw_buf_appendf(&b, "%zu:%s;", i, i % 7 ? "x" : "a longer piece of text");
+	}
+	kw_buf_append(&b, "end");
+	ck_assert(!b.failed);
+	ck_assert_uint_eq(b.len, strlen(b.s));
+	ck_assert_ptr_nonnull(strstr(b.s, ";999:x;end"));
+	ck_assert(strncmp(b.s, "0:a longer piece of text;1:x;", 29) == 0);
+	s = kw_buf_take(&b);
+	ck_assert_ptr_nonnull(s);
+	ck_assert_ptr_null(b.s);
+	free(s);
+	/* One failed allocation: later appends do nothing, take says NULL, nothing leaks. */
+	kw_buf_append(&b, "before");
+	kw_alloc_fail_at(1);
+	kw_buf_appendf(&b, "%0300d", 1);
+	kw_alloc_fail_at(0);
+	ck_assert(b.failed);
+	kw_buf_append(&b, "after");
+	ck_assert_ptr_null(kw_buf_take(&b));
+	ck_assert(!b.failed);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("util");
@@ -175,6 +209,7 @@ int main(void)
 	tcase_add_test(tc, alloc_fault_injection);
 	tcase_add_test(tc, ctx_root_is_normalised);
 	tcase_add_test(tc, file_copy_and_map);
+	tcase_add_test(tc, buf_grows_and_fails_sticky);
 	suite_add_tcase(s, tc);
 	return kwt_main(s);
 }
