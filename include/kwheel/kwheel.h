@@ -2,6 +2,7 @@
 #ifndef KWHEEL_KWHEEL_H
 #define KWHEEL_KWHEEL_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -92,6 +93,11 @@ struct kw_policy_set;
 /*
  * Everything the library needs that would otherwise be global: options,
  * the filesystem root that lookups go through, logging and loaded policy.
+ *
+ * Threads: configure a context (kw_ctx_set_*, kw_ctx_add_lib_path, the
+ * fields) from one thread, then share it: every library call only reads it,
+ * except kw_ctx_policy's first load, which is serialised by the context's
+ * lock. log_fn may be called from any thread that uses the context.
  */
 struct kw_ctx {
 	char *root;               /* "" or a directory that stands for "/" in lookups */
@@ -103,7 +109,10 @@ struct kw_ctx {
 	kw_log_fn log_fn;
 	void *log_data;
 	int log_level;
-	struct kw_policy_set *policy; /* loaded lazily by kw_ctx_policy() */
+	struct kw_policy_set *policy; /* loaded lazily by kw_ctx_policy(), under lock */
+	/* How to free policy: set by the module that loaded it, so util/ needs no policy code. */
+	void (*policy_free)(struct kw_policy_set *set);
+	pthread_mutex_t lock;         /* guards the lazy load of policy */
 };
 
 /*

@@ -392,15 +392,24 @@ int kw_policy_set_load_default(struct kw_policy_set **out, struct kw_error *err)
 
 int kw_ctx_policy(struct kw_ctx *ctx, const struct kw_policy_set **out, struct kw_error *err)
 {
-	if (!ctx->policy) {
-		int rc = kw_policy_set_load_default(&ctx->policy, err);
+	int rc = 0;
 
-		if (rc) {
-			return rc;
+	/* Workers of one context may all ask first; one loads, the others wait and share it. */
+	pthread_mutex_lock(&ctx->lock);
+	if (!ctx->policy) {
+		struct kw_policy_set *set = NULL;
+
+		rc = kw_policy_set_load_default(&set, err);
+		if (rc == 0) {
+			ctx->policy = set;
+			ctx->policy_free = kw_policy_set_free;
 		}
 	}
-	*out = ctx->policy;
-	return 0;
+	if (rc == 0) {
+		*out = ctx->policy;
+	}
+	pthread_mutex_unlock(&ctx->lock);
+	return rc;
 }
 
 const struct kw_policy_arch *kw_policy_arch(const struct kw_policy *p, const char *arch)

@@ -6,7 +6,6 @@
 #include <libelf.h>
 
 #include "kwheel/kwheel.h"
-#include "kwheel/policy.h"
 
 int kw_ctx_new(struct kw_ctx **out, struct kw_error *err)
 {
@@ -25,6 +24,7 @@ int kw_ctx_new(struct kw_ctx **out, struct kw_error *err)
 		free(ctx);
 		return kw_error_set(err, KW_ENOMEM, "out of memory");
 	}
+	pthread_mutex_init(&ctx->lock, NULL);
 	/* Generous for real wheels (torch ships 2 GB members), fatal for bombs. */
 	ctx->limits.max_member_size = UINT64_C(8) << 30;
 	ctx->limits.max_total_size = UINT64_C(32) << 30;
@@ -44,7 +44,10 @@ void kw_ctx_free(struct kw_ctx *ctx)
 	if (!ctx) {
 		return;
 	}
-	kw_policy_set_free(ctx->policy);
+	if (ctx->policy && ctx->policy_free) {
+		ctx->policy_free(ctx->policy);
+	}
+	pthread_mutex_destroy(&ctx->lock);
 	free(ctx->root);
 	free(ctx->ld_library_path);
 	for (i = 0; i < ctx->n_lib_paths; i++) {
