@@ -76,11 +76,16 @@ static bool in_file(const struct view *v, uint64_t off, uint64_t size)
 	return size <= v->len && off <= v->len - size;
 }
 
-/* Bytes available in the file from vaddr to the end of its segment's file image. */
+/*
+ * Bytes available in the file from vaddr to the end of its segment's file
+ * image, and in *off the file offset of vaddr; 0 and *off 0 if no segment
+ * holds it, so a caller that checks only the room never reads an unset offset.
+ */
 static uint64_t vaddr_room(const struct view *v, uint64_t vaddr, uint64_t *off)
 {
 	size_t i;
 
+	*off = 0;
 	for (i = 0; i < v->n_loads; i++) {
 		const struct seg *s = &v->loads[i];
 		uint64_t o, room;
