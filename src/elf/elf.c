@@ -833,6 +833,17 @@ static int parse(const struct view *v0, struct kw_elf_info **out, struct kw_erro
 						  v.name, i);
 				goto out;
 			}
+			/*
+			 * The loader cannot map a segment whose end wraps around the
+			 * address space, and vaddr_room would map addresses through it;
+			 * the editor refuses such a file too, so both agree.
+			 */
+			if (ph.p_memsz > (v.is64 ? UINT64_MAX : UINT32_MAX) - ph.p_vaddr ||
+			    ph.p_filesz > (v.is64 ? UINT64_MAX : UINT32_MAX) - ph.p_vaddr) {
+				rc = kw_error_set(err, KW_EFORMAT, "'%s': PT_LOAD %zu wraps around the address space",
+						  v.name, i);
+				goto out;
+			}
 			if (kw_grow(&v.loads, &lcap, v.n_loads + 1, sizeof(*v.loads))) {
 				rc = kw_error_set(err, KW_ENOMEM, "out of memory");
 				goto out;

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "kwheel/elf.h"
+#include "kwheel/patch.h"
 #include "testlib.h"
 
 #ifndef EM_LOONGARCH
@@ -1126,6 +1127,45 @@ START_TEST(forged_headers)
 	m = copy();
 	put(&m, e_phnum_at(&m), 2, 0);
 	expect_error(&m, "no program headers in a shared object");
+
+	/*
+	 * A PT_LOAD whose end wraps around the address space: the loader cannot
+	 * map it and the editor refuses it, so the reader must too. Ending at the
+	 * very last address is still a (useless but) valid segment.
+	 */
+	{
+		size_t phoff = get(&orig, e_phoff_at(&orig), 8), ld = 0, k;
+		uint64_t va = 0;
+		struct kw_patch_ops ops = { 0 };
+		struct kw_patch_result res = { 0 };
+		struct kw_error perr = { 0 };
+
+		/* The last PT_LOAD: its vaddr is not 0, so UINT64_MAX - va + 1 does not wrap to 0 itself. */
+		for (k = 0; k < get(&orig, e_phnum_at(&orig), 2); k++) {
+			if (get(&orig, phoff + k * 56, 4) == PT_LOAD) {
+				ld = phoff + k * 56;
+			}
+		}
+		va = get(&orig, ld + ph_vaddr(&orig), 8);
+		ck_assert_uint_ne(va, 0);
+
+		m = copy();
+		put(&m, ld + 40, 8, UINT64_MAX - va + 1);
+		expect_error(&m, "PT_LOAD p_memsz wraps by one byte");
+		m = copy();
+		put(&m, ld + 40, 8, UINT64_MAX);
+		ck_assert_int_lt(kw_patch_image(m.b, m.len, "wrap", &ops, &res, &perr), 0);
+		ck_assert_ptr_nonnull(strstr(perr.msg, "wraps"));
+		kw_patch_result_release(&res);
+		expect_error(&m, "PT_LOAD p_memsz UINT64_MAX");
+		m = copy();
+		put(&m, ld + ph_vaddr(&m), 8, UINT64_MAX - 0xfff);
+		put(&m, ld + 40, 8, 0x2000);
+		expect_error(&m, "PT_LOAD at the top of the address space, running past it");
+		m = copy();
+		put(&m, ld + 40, 8, UINT64_MAX - va);
+		expect_ok(&m, "PT_LOAD ending at the last address");
+	}
 
 	/* PT_INTERP with no bytes */
 	m = copy();
