@@ -479,6 +479,34 @@ static int read_verdef(const struct view *v, const struct dyn *d, struct kw_elf_
 	return 0;
 }
 
+/* Highest symbol index a table of dynamic relocations names (0 if none); entries past the file are not read. */
+static uint64_t reloc_max_sym(const struct view *v, uint16_t machine, uint64_t addr, uint64_t size, bool rela)
+{
+	uint64_t ent = v->is64 ? (rela ? 24 : 16) : (rela ? 12 : 8), off, room, i, max = 0;
+
+	room = vaddr_room(v, addr, &off);
+	if (size < room) {
+		room = size;
+	}
+	for (i = 0; room >= ent && i <= room - ent; i += ent) {
+		const unsigned char *p = v->buf + off + i + (v->is64 ? 8 : 4);
+		uint64_t sym;
+
+		if (v->is64) {
+			uint64_t rinfo = rd64(v, p);
+
+			/* MIPS64 little-endian stores r_sym as the low word, the types above it. */
+			sym = machine == EM_MIPS && !v->msb ? rinfo & 0xffffffff : rinfo >> 32;
+		} else {
+			sym = rd32(v, p) >> 8;
+		}
+		if (sym > max) {
+			max = sym;
+		}
+	}
+	return max;
+}
+
 static int read_symbols(const struct view *v, uint16_t machine, const struct dyn *d, struct kw_elf_info *info,
 			const struct vermap *map, size_t n_map, struct kw_error *err)
 {
@@ -497,6 +525,34 @@ static int read_symbols(const struct view *v, uint16_t machine, const struct dyn
 	rc = symbol_count(v, machine, d, room / syment, &count, err);
 	if (rc) {
 		return rc;
+	}
+	/*
+	 * A hash table counts only the symbols it hashes and those below
+	 * symoffset: GNU ld writes an "empty" DT_GNU_HASH (one unused bucket,
+	 * symoffset 1) for an object that exports nothing, whatever undefined
+	 * symbols its relocations name. The loader reaches a symbol through a
+	 * hash chain or a relocation, so the table holds at least every symbol
+	 * a relocation names.
+	 */
+	{
+		uint64_t rmax = 0, m;
+
+		if (d->has_rela) {
+			rmax = reloc_max_sym(v, machine, d->rela, d->relasz, true);
+		}
+		if (d->has_rel && (m = reloc_max_sym(v, machine, d->rel, d->relsz, false)) > rmax) {
+			rmax = m;
+		}
+		if (d->has_jmprel && (m = reloc_max_sym(v, machine, d->jmprel, d->pltrelsz, d->pltrel == DT_RELA)) > rmax) {
+			rmax = m;
+		}
+		if (rmax >= room / syment) {
+			return kw_error_set(err, KW_EFORMAT, "'%s': a relocation names symbol %llu, past the symbol table",
+					    v->name, (unsigned long long)rmax);
+		}
+		if (rmax >= count) {
+			count = rmax + 1;
+		}
 	}
 	if (count > room / syment) {
 		return kw_error_set(err, KW_EFORMAT, "'%s': symbol table runs past the file", v->name);

@@ -1529,6 +1529,73 @@ START_TEST(sysv_hash_symbol_count)
 }
 END_TEST
 
+/*
+ * Objects whose DT_GNU_HASH hashes nothing, built here: GNU ld writes one
+ * unused bucket and symoffset 1 however many undefined symbols the
+ * relocations name (libopenmpi's Fortran stubs are such files). The reader
+ * must list exactly the dynamic symbols readelf lists from .dynsym, each
+ * relocation's symbol included.
+ */
+static const struct {
+	const char *what, *src, *flags;
+} empty_hash_objs[] = {
+	{ "exports nothing (hidden)", "int f(void) { return 1; }", "-fvisibility=hidden" },
+	{ "only undefined symbols", "#include <stdio.h>\nextern int g;\n"
+	  "__attribute__((visibility(\"hidden\"))) int f(void) { puts(\"x\"); return g; }", "" },
+	{ "no symbols at all", "int f(void) { return 1; }", "-fvisibility=hidden -nostdlib" },
+	{ "no symbols, DT_HASH too", "int f(void) { return 1; }", "-fvisibility=hidden -nostdlib -Wl,--hash-style=both" },
+};
+
+START_TEST(empty_gnu_hash)
+{
+	char *dir = kwt_mkdtemp(), *src = kwt_fmt("%s/x.c", dir), *so = kwt_fmt("%s/x.so", dir), *cmd, *out = NULL;
+	size_t nn = 0, ns = 0, nr = 0, nv = 0, i;
+	struct kw_elf_info *info = NULL;
+	struct kw_error err = { 0 };
+	long want;
+
+	ck_assert_int_eq(kwt_write_file(src, empty_hash_objs[_i].src, strlen(empty_hash_objs[_i].src)), 0);
+	cmd = kwt_fmt("gcc -shared -fPIC -Wl,--hash-style=gnu %s -o '%s' '%s' 2>&1", empty_hash_objs[_i].flags, so, src);
+	ck_assert_msg(kwt_run(cmd, &out, NULL) == 0, "%s: %s", cmd, out);
+	free(cmd);
+	free(out);
+	/* The case is what it claims: one bucket, empty, and symoffset 1. */
+	cmd = kwt_fmt("readelf -W -S '%s' | sed -n 's/.*\\.gnu\\.hash *GNU_HASH *[0-9a-f]* \\([0-9a-f]*\\) .*/\\1/p' | "
+		      "{ read off && od -An -tu4 -j $((0x$off)) -N 8 '%s'; }; "
+		      "od -An -tu4 -j $((0x$(readelf -W -S '%s' | sed -n 's/.*\\.gnu\\.hash *GNU_HASH *[0-9a-f]* "
+		      "\\([0-9a-f]*\\) .*/\\1/p') + 24)) -N 4 '%s'", so, so, so, so);
+	ck_assert_int_eq(kwt_run(cmd, &out, NULL), 0);
+	{
+		unsigned long nb = 0, symoff = 0, bucket = 99;
+
+		ck_assert_int_eq(sscanf(out, "%lu %lu %lu", &nb, &symoff, &bucket), 3);
+		ck_assert_msg(nb == 1 && symoff == 1 && bucket == 0, "%s: .gnu.hash %lu buckets, symoffset %lu, bucket %lu",
+			      empty_hash_objs[_i].what, nb, symoff, bucket);
+	}
+	free(cmd);
+	free(out);
+	cmd = kwt_fmt("readelf -W --dyn-syms '%s' | grep -c '^ *[0-9]*:'", so);
+	ck_assert_int_eq(kwt_run(cmd, &out, NULL), 0);
+	want = strtol(out, NULL, 10) - 1;
+	free(cmd);
+	free(out);
+	ck_assert_int_eq(kw_elf_parse_file(so, &info, &err), 0);
+	ck_assert_msg((long)info->n_syms == (want < 0 ? 0 : want), "%s: %zu symbols, readelf %ld", empty_hash_objs[_i].what,
+		      info->n_syms, want);
+	kw_elf_info_free(info);
+	ck_assert(compare_one(so, &nn, &ns, &nr, &nv));
+	for (i = 0; i < problems.n; i++) {
+		fprintf(stderr, "# MISMATCH %s\n", problems.v[i]);
+	}
+	ck_assert_msg(problems.n == 0, "%s: %s", empty_hash_objs[_i].what, problems.n ? problems.v[0] : "");
+	sl_free(&problems);
+	kwt_rmtree(dir);
+	free(dir);
+	free(src);
+	free(so);
+}
+END_TEST
+
 START_TEST(misc_api)
 {
 	struct kw_elf_info *info = NULL;
@@ -1573,6 +1640,7 @@ int main(void)
 	tcase_add_loop_test(th, forged_versions, 0, 2);
 	tcase_add_loop_test(th, random_damage_never_crashes, 0, 4);
 	tcase_add_loop_test(th, sysv_hash_symbol_count, 0, 6);
+	tcase_add_loop_test(th, empty_gnu_hash, 0, sizeof(empty_hash_objs) / sizeof(empty_hash_objs[0]));
 	tcase_add_test(th, misc_api);
 	suite_add_tcase(s, th);
 	return kwt_main(s);
