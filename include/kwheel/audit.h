@@ -56,7 +56,7 @@ struct kw_audit_member {
 	char *name;            /* path inside the wheel */
 	struct kw_elf_info *info; /* NULL when error is set */
 	char *error;           /* why it could not be read as ELF, or NULL */
-	bool extension;        /* exports PyInit_<name> (or init<name>) */
+	bool extension;        /* kw_audit_is_extension */
 	const char *arch;      /* platform-tag arch, borrowed static string, or NULL */
 	struct kw_dep_graph *graph; /* its dependency tree */
 };
@@ -109,6 +109,14 @@ int kw_audit_wheel_flags(struct kw_ctx *ctx, const char *path, unsigned flags, s
 			 struct kw_error *err);
 void kw_audit_free(struct kw_audit *a);
 const char *kw_reason_kind_str(enum kw_reason_kind kind);
+/*
+ * Is the ELF object at name (a wheel member path, or any path) a CPython
+ * extension module? auditwheel's rule: it exports PyInit_<stem> (or
+ * init<stem>, Python 2), stem being the file name up to its first dot, so a
+ * library exporting ncurses' initscr is not one. The one definition audit
+ * and km share.
+ */
+bool kw_audit_is_extension(const struct kw_elf_info *info, const char *name);
 /* The verdict for a policy name/alias/tag, or NULL. Borrowed. */
 const struct kw_audit_verdict *kw_audit_verdict_for(const struct kw_audit *a, const char *name);
 

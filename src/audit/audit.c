@@ -168,23 +168,31 @@ const struct kw_audit_verdict *kw_audit_verdict_for(const struct kw_audit *a, co
 	return NULL;
 }
 
-/* The module name a CPython extension's file name promises ("_foo" for "_foo.cpython-311-x86_64-linux-gnu.so"). */
-static bool exports_init(const struct kw_elf_info *info)
+bool kw_audit_is_extension(const struct kw_elf_info *info, const char *name)
 {
-	size_t i;
+	const char *base = strrchr(name, '/') ? strrchr(name, '/') + 1 : name;
+	size_t stem = strcspn(base, "."), i;
 
+	/* auditwheel's rule: the module a file name promises is the name up to its first dot. */
+	if (!info || stem == 0) {
+		return false;
+	}
 	for (i = 0; i < info->n_syms; i++) {
 		const struct kw_elf_sym *s = &info->syms[i];
+		const char *rest;
 
 		if (!s->defined || s->bind == 0 /* STB_LOCAL */) {
 			continue;
 		}
-		if (strncmp(s->name, "PyInit_", 7) == 0 || strncmp(s->name, "init", 4) == 0) {
-			const char *base = s->name + (s->name[0] == 'P' ? 7 : 4);
-
-			if (*base) {
-				return true;
-			}
+		if (strncmp(s->name, "PyInit_", 7) == 0) {
+			rest = s->name + 7;
+		} else if (strncmp(s->name, "init", 4) == 0) {
+			rest = s->name + 4; /* Python 2 */
+		} else {
+			continue;
+		}
+		if (strlen(rest) == stem && strncmp(rest, base, stem) == 0) {
+			return true;
 		}
 	}
 	return false;
@@ -655,7 +663,7 @@ static int read_members(struct kw_audit *a, struct kw_wheel *w, unsigned char (*
 			}
 			continue;
 		}
-		m->extension = exports_init(m->info);
+		m->extension = kw_audit_is_extension(m->info, m->name);
 		m->arch = kw_elf_arch(m->info);
 	}
 	return 0;

@@ -110,20 +110,6 @@ static int add_listed(struct kw_strv *sv, const char *what, const struct kw_strv
 	return addf(sv, "%s: %s", what, buf);
 }
 
-static bool is_python_init(const struct kw_elf_info *info)
-{
-	size_t i;
-
-	for (i = 0; i < info->n_syms; i++) {
-		const struct kw_elf_sym *s = &info->syms[i];
-
-		if (s->defined && s->bind != STB_LOCAL && strncmp(s->name, "PyInit_", 7) == 0) {
-			return true;
-		}
-	}
-	return false;
-}
-
 /* The graph node that provides version ver to info (through its version needs), or NULL. */
 static const struct kw_elf_info *provider_of(const struct kw_elf_info *info, const struct kw_dep_graph *g,
 					     const char *ver)
@@ -191,7 +177,7 @@ static int judge_info(struct kw_km_object *o, const struct kw_elf_info *info, co
 		if (addf(&o->reasons, "not a shared object (ELF type %u), never loaded by Python", info->type)) {
 			goto out;
 		}
-	} else if (info->interp && !needed && !is_python_init(info)) {
+	} else if (info->interp && !needed && !kw_audit_is_extension(info, o->name)) {
 		o->executable = true;
 		if (addf(&o->reasons, "a program (it has an interpreter, %s), not a library", info->interp)) {
 			goto out;

@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: MIT */
+#include <elf.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kwheel/audit.h"
+#include "kwheel/elf.h"
+#include "kwheel/km.h"
+#include "testlib.h"
+
+/* One dynamic symbol, defined and global unless said otherwise. */
+static struct kw_elf_info *info_with(const char *sym, unsigned char bind, bool defined)
+{
+	static struct kw_elf_sym s;
+	static struct kw_elf_info info;
+
+	memset(&s, 0, sizeof(s));
+	memset(&info, 0, sizeof(info));
+	s.name = (char *)sym;
+	s.bind = bind;
+	s.defined = defined;
+	info.syms = &s;
+	info.n_syms = 1;
+	return &info;
+}
+
+/* auditwheel's rule: PyInit_<stem> or init<stem>, stem = file name up to its first dot. */
+static const struct {
+	const char *name, *sym;
+	unsigned char bind;
+	bool defined, want;
+} ext_cases[] = {
+	{ "pkg/foo.cpython-311-x86_64-linux-gnu.so", "PyInit_foo", STB_GLOBAL, true, true },
+	{ "foo.abi3.so", "PyInit_foo", STB_WEAK, true, true },
+	{ "pkg/_foo.so", "init_foo", STB_GLOBAL, true, true },
+	{ "pkg/libncursesw.so.6", "initscr", STB_GLOBAL, true, false },
+	{ "pkg/bar.cpython-311-x86_64-linux-gnu.so", "PyInit_foo", STB_GLOBAL, true, false },
+	{ "pkg/foo.cpython-311-x86_64-linux-gnu.so", "PyInit_foobar", STB_GLOBAL, true, false },
+	{ "pkg/foo.cpython-311-x86_64-linux-gnu.so", "PyInit_foo", STB_LOCAL, true, false },
+	{ "pkg/foo.cpython-311-x86_64-linux-gnu.so", "PyInit_foo", STB_GLOBAL, false, false },
+	{ "pkg/.so", "PyInit_", STB_GLOBAL, true, false },
+	{ "pkg/foo", "PyInit_foo", STB_GLOBAL, true, true },
+};
+
+START_TEST(extension_rule)
+{
+	const struct kw_elf_info *info =
+		info_with(ext_cases[_i].sym, ext_cases[_i].bind, ext_cases[_i].defined);
+
+	ck_assert_msg(kw_audit_is_extension(info, ext_cases[_i].name) == ext_cases[_i].want, "%s exporting %s",
+		      ext_cases[_i].name, ext_cases[_i].sym);
+}
+END_TEST
+
+/* Compile src into a shared object at out; the test fails if gcc does. */
+static void cc_shared(const char *dir, const char *src, const char *out)
+{
+	char *c = kwt_fmt("%s/src.c", dir), *cmd;
+
+	ck_assert_int_eq(kwt_write_file(c, src, strlen(src)), 0);
+	cmd = kwt_fmt("gcc -shared -fPIC -o '%s' '%s'", out, c);
+	ck_assert_int_eq(kwt_run(cmd, NULL, NULL), 0);
+	free(cmd);
+	free(c);
+}
+
+/* A wheel of the files in dir/tree (their relative paths as member names), with RECORD, written by Python. */
+static char *make_wheel(const char *dir, const char *name)
+{
+	static const char script[] =
+		"import base64,hashlib,os,sys,zipfile\n"
+		"tree, out = sys.argv[1], sys.argv[2]\n"
+		"dist, ver = os.path.basename(out).split('-')[:2]\n"
+		"di = f'{dist}-{ver}.dist-info'\n"
+		"files = {}\n"
+		"for d, _, fs in sorted(os.walk(tree)):\n"
+		"    for f in sorted(fs):\n"
+		"        p = os.path.join(d, f)\n"
+		"        files[os.path.relpath(p, tree)] = open(p, 'rb').read()\n"
+		"files[di + '/METADATA'] = f'Metadata-Version: 2.1\\nName: {dist}\\nVersion: {ver}\\n'.encode()\n"
+		"tag = os.path.basename(out)[:-4].split('-')[-3:]\n"
+		"files[di + '/WHEEL'] = ('Wheel-Version: 1.0\\nRoot-Is-Purelib: false\\nTag: ' + '-'.join(tag) + "
+		"'\\n').encode()\n"
+		"dig = lambda b: 'sha256=' + base64.urlsafe_b64encode(hashlib.sha256(b).digest()).rstrip(b'=').decode()\n"
+		"rec = ''.join(f'{n},{dig(b)},{len(b)}\\n' for n, b in files.items()) + di + '/RECORD,,\\n'\n"
+		"files[di + '/RECORD'] = rec.encode()\n"
+		"with zipfile.ZipFile(out, 'w') as z:\n"
+		"    for n, b in files.items():\n"
+		"        z.writestr(n, b)\n";
+	char *py = kwt_fmt("%s/mkwheel.py", dir), *out = kwt_fmt("%s/%s", dir, name), *cmd;
+
+	ck_assert_int_eq(kwt_write_file(py, script, strlen(script)), 0);
+	cmd = kwt_fmt("python3 '%s' '%s/tree' '%s'", py, dir, out);
+	ck_assert_int_eq(kwt_run(cmd, NULL, NULL), 0);
+	free(cmd);
+	free(py);
+	return out;
+}
+
+static const struct kw_audit_member *member(const struct kw_audit *a, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < a->n_members; i++) {
+		if (strcmp(a->members[i].name, name) == 0) {
+			return &a->members[i];
+		}
+	}
+	ck_abort_msg("no member %s", name);
+	return NULL;
+}
+
+/* The audit and KM's judge agree: PyInit_foo in foo.*.so is a module, ncurses' initscr is a library. */
+START_TEST(extension_audit_and_km_agree)
+{
+	char *dir = kwt_mkdtemp(), *cmd = kwt_fmt("mkdir -p '%s/tree/pkg'", dir), *whl, *p;
+	struct kw_ctx *ctx = NULL;
+	struct kw_audit *a = NULL;
+	struct kw_km_verdict v;
+	struct kw_error err = { 0 };
+	size_t i, seen = 0;
+
+	ck_assert_int_eq(kwt_run(cmd, NULL, NULL), 0);
+	free(cmd);
+	p = kwt_fmt("%s/tree/pkg/foo.cpython-311-x86_64-linux-gnu.so", dir);
+	cc_shared(dir, "void *PyInit_foo(void) { return 0; }\n", p);
+	free(p);
+	p = kwt_fmt("%s/tree/pkg/libcurses.so", dir);
+	cc_shared(dir, "int initscr(void) { return 1; }\n", p);
+	free(p);
+	whl = make_wheel(dir, "foo-1.0-cp311-cp311-linux_x86_64.whl");
+	ck_assert_int_eq(kw_ctx_new(&ctx, &err), 0);
+	ck_assert_msg(kw_audit_wheel(ctx, whl, &a, &err) == 0, "%s", err.msg);
+	ck_assert(member(a, "pkg/foo.cpython-311-x86_64-linux-gnu.so")->extension);
+	ck_assert(!member(a, "pkg/libcurses.so")->extension);
+	ck_assert_int_eq(kw_km_judge(a, &v, &err), 0);
+	for (i = 0; i < v.n_objects; i++) {
+		if (strcmp(v.objects[i].name, "pkg/foo.cpython-311-x86_64-linux-gnu.so") == 0) {
+			ck_assert_int_eq(v.objects[i].mode, KW_KM_MODULE);
+			seen++;
+		} else if (strcmp(v.objects[i].name, "pkg/libcurses.so") == 0) {
+			ck_assert_int_eq(v.objects[i].mode, KW_KM_LIB);
+			seen++;
+		}
+	}
+	ck_assert_uint_eq(seen, 2);
+	kw_km_verdict_release(&v);
+	kw_audit_free(a);
+	kw_ctx_free(ctx);
+	kwt_rmtree(dir);
+	free(whl);
+	free(dir);
+}
+END_TEST
+
+static Suite *audit_suite(void)
+{
+	Suite *s = suite_create("audit");
+	TCase *tc = tcase_create("extension");
+
+	tcase_add_loop_test(tc, extension_rule, 0, sizeof(ext_cases) / sizeof(ext_cases[0]));
+	tcase_add_test(tc, extension_audit_and_km_agree);
+	tcase_set_timeout(tc, 60);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return kwt_main(audit_suite());
+}
