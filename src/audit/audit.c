@@ -875,7 +875,10 @@ int kw_audit_wheel_flags(struct kw_ctx *ctx, const char *path, unsigned flags, s
 				goto out;
 			}
 		}
-		rc = check_tags(a) ? kw_error_set(err, KW_ENOMEM, "out of memory") : 0;
+		if (check_tags(a)) {
+			rc = kw_error_set(err, KW_ENOMEM, "out of memory");
+			goto out;
+		}
 		goto done;
 	}
 

@@ -153,6 +153,60 @@ START_TEST(extension_audit_and_km_agree)
 }
 END_TEST
 
+/*
+ * A wheel without ELF members that claims a platform tag: every allocation
+ * failing in turn ends in KW_ENOMEM or in the clean run's verdict, never in
+ * a "success" that lost the bad tags.
+ */
+START_TEST(no_elf_wheel_under_failing_allocations)
+{
+	char *dir = kwt_mkdtemp(), *cmd = kwt_fmt("mkdir -p '%s/tree/pkg'", dir), *whl, *p;
+	struct kw_ctx *ctx = NULL;
+	struct kw_audit *a = NULL;
+	struct kw_error err = { 0 };
+	size_t clean_bad;
+	long n;
+
+	ck_assert_int_eq(kwt_run(cmd, NULL, NULL), 0);
+	free(cmd);
+	p = kwt_fmt("%s/tree/pkg/__init__.py", dir);
+	ck_assert_int_eq(kwt_write_file(p, "x = 1\n", 6), 0);
+	free(p);
+	whl = make_wheel(dir, "foo-1.0-py3-none-manylinux1_x86_64.whl");
+	ck_assert_int_eq(kw_ctx_new(&ctx, &err), 0);
+	ck_assert_msg(kw_audit_wheel(ctx, whl, &a, &err) == 0, "%s", err.msg);
+	ck_assert(!a->tags_ok);
+	clean_bad = a->bad_tags.n;
+	ck_assert_uint_eq(clean_bad, 1);
+	kw_audit_free(a);
+	for (n = 1;; n++) {
+		long used;
+		int rc;
+
+		kw_alloc_fail_at(n);
+		rc = kw_audit_wheel(ctx, whl, &a, &err);
+		used = kw_alloc_fail_at(0);
+		if (rc == 0) {
+			ck_assert_msg(a->bad_tags.n == clean_bad && !a->tags_ok && a->not_elf,
+				      "allocation %ld failing: a success without the clean run's verdict", n);
+			kw_audit_free(a);
+			/* A run that reached the end without a failed allocation: none is left to fail. */
+			if (used < n) {
+				break;
+			}
+			continue;
+		}
+		/* Some readers report a failed allocation inside libzip as an I/O error: still an error. */
+		ck_assert_msg(rc < 0, "allocation %ld failing: rc %d", n, rc);
+		ck_assert_ptr_null(a);
+	}
+	kw_ctx_free(ctx);
+	kwt_rmtree(dir);
+	free(whl);
+	free(dir);
+}
+END_TEST
+
 static Suite *audit_suite(void)
 {
 	Suite *s = suite_create("audit");
@@ -160,6 +214,10 @@ static Suite *audit_suite(void)
 
 	tcase_add_loop_test(tc, extension_rule, 0, sizeof(ext_cases) / sizeof(ext_cases[0]));
 	tcase_add_test(tc, extension_audit_and_km_agree);
+	tcase_set_timeout(tc, 60);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("alloc");
+	tcase_add_test(tc, no_elf_wheel_under_failing_allocations);
 	tcase_set_timeout(tc, 60);
 	suite_add_tcase(s, tc);
 	return s;
