@@ -87,6 +87,26 @@ void kw_unmap_file(unsigned char *buf, size_t len);
 /* Copy src to dst (created with mode, truncated if it exists). */
 int kw_copy_file(const char *src, const char *dst, unsigned mode, struct kw_error *err);
 
+/*
+ * Run the program argv[0] (looked up in PATH) with argv (NULL-terminated),
+ * stdin from /dev/null, its stdout appended to out and its stderr to
+ * errtext (either may be NULL: stdout is then inherited, stderr still read
+ * for the message; at most 1 MiB of stderr is kept). Returns 0 if it exited
+ * with status 0. Otherwise KW_EIO with err saying exactly how it ended
+ * ("gcc failed (exit status 1): <the first lines that name an error>",
+ * "strip killed by signal 9 (Killed)", "cannot run ...", "cannot wait
+ * ..."), or KW_ENOMEM. Safe to call from several threads at once.
+ */
+int kw_run(char *const *argv, struct kw_buf *out, struct kw_buf *errtext, struct kw_error *err);
+/*
+ * The first max_lines lines of a tool's output that name an error
+ * ("error:", "undefined reference", "multiple definition", "cannot find"), joined with
+ * "; ", or its first non-empty line if none does: the one-line reason for a
+ * message, wherever in a long log it stands. New string (free()); NULL if
+ * out of memory.
+ */
+char *kw_run_first_errors(const char *text, size_t len, size_t max_lines);
+
 /* Does name match the shell glob pat (fnmatch without flags)? */
 int kw_glob_match(const char *pat, const char *name);
 

@@ -444,16 +444,12 @@ static int edges(const struct job *j, const struct kw_dep_graph *g, const struct
 static int run_strip(const char *path, struct kw_error *err)
 {
 	char *argv[] = { "strip", "-s", (char *)path, NULL };
-	pid_t pid;
-	int st;
+	int rc = kw_run(argv, NULL, NULL, err);
 
-	if (posix_spawnp(&pid, "strip", NULL, NULL, argv, environ) != 0) {
-		return kw_error_set(err, KW_EIO, "cannot run strip (binutils) for --strip");
+	if (rc) {
+		kw_error_prefix(err, "--strip '%s'", path);
 	}
-	if (waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-		return kw_error_set(err, KW_EIO, "'%s': strip failed", path);
-	}
-	return 0;
+	return rc;
 }
 
 struct fd_sink {

@@ -197,6 +197,36 @@ START_TEST(buf_grows_and_fails_sticky)
 }
 END_TEST
 
+/* kw_run: output captured, exit status and signal said exactly, the first error line of a long log. */
+START_TEST(run_reports_how_it_ended)
+{
+	char *ok[] = { "sh", "-c", "echo out; echo err >&2", NULL };
+	char *fail[] = { "sh", "-c", "exit 7", NULL };
+	char *killed[] = { "sh", "-c", "kill -9 $$", NULL };
+	char *missing[] = { "kwheel-no-such-program", NULL };
+	char *noisy[] = { "sh", "-c",
+			  "i=0; while [ $i -lt 2000 ]; do echo 'note: -Werror is only a word here' >&2; i=$((i+1)); done; "
+			  "echo 'x.o: undefined reference to f' >&2; exit 1",
+			  NULL };
+	struct kw_buf out = { 0 }, err_text = { 0 };
+	struct kw_error err = { 0 };
+
+	ck_assert_int_eq(kw_run(ok, &out, &err_text, &err), 0);
+	ck_assert_str_eq(out.s, "out\n");
+	ck_assert_str_eq(err_text.s, "err\n");
+	ck_assert_int_eq(kw_run(fail, NULL, NULL, &err), KW_EIO);
+	ck_assert_str_eq(err.msg, "sh failed (exit status 7)");
+	ck_assert_int_eq(kw_run(killed, NULL, NULL, &err), KW_EIO);
+	ck_assert_str_eq(err.msg, "sh killed by signal 9 (Killed)");
+	ck_assert_int_eq(kw_run(missing, NULL, NULL, &err), KW_EIO);
+	ck_assert_str_eq(err.msg, "cannot run kwheel-no-such-program: No such file or directory");
+	ck_assert_int_eq(kw_run(noisy, NULL, NULL, &err), KW_EIO);
+	ck_assert_str_eq(err.msg, "sh failed (exit status 1): x.o: undefined reference to f");
+	kw_buf_release(&out);
+	kw_buf_release(&err_text);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("util");
@@ -210,6 +240,7 @@ int main(void)
 	tcase_add_test(tc, ctx_root_is_normalised);
 	tcase_add_test(tc, file_copy_and_map);
 	tcase_add_test(tc, buf_grows_and_fails_sticky);
+	tcase_add_test(tc, run_reports_how_it_ended);
 	suite_add_tcase(s, tc);
 	return kwt_main(s);
 }
