@@ -97,15 +97,13 @@ static void be32(FILE *f, uint32_t v)
 	fwrite(b, 1, 4, f);
 }
 
-int kw_km_write_archive(const char *path, const char *const *objects, const char *const *names, size_t n,
-			struct kw_error *err)
+int km_archive_write(FILE *f, const char *path, const char *const *objects, const char *const *names, size_t n,
+		     struct kw_error *err)
 {
 	struct member *m = kw_calloc(n ? n : 1, sizeof(*m));
 	struct kw_strv longnames = { 0 };
 	size_t i, k, n_syms = 0, str_len = 0, long_len = 0;
 	uint64_t off;
-	char *tmp = NULL;
-	FILE *f = NULL;
 	int rc = 0;
 
 	if (!m) {
@@ -137,12 +135,6 @@ int kw_km_write_archive(const char *path, const char *const *objects, const char
 	for (i = 0; i < n; i++) {
 		m[i].hdr_off = off;
 		off += 60 + m[i].len + (m[i].len & 1);
-	}
-	tmp = kw_asprintf("%s.tmp", path);
-	if (!tmp || !(f = fopen(tmp, "wb"))) {
-		rc = tmp ? kw_error_set(err, KW_EIO, "cannot create '%s': %s", tmp, strerror(errno))
-			 : kw_error_set(err, KW_ENOMEM, "out of memory");
-		goto out;
 	}
 	fwrite("!<arch>\n", 1, 8, f);
 	header(f, "/", 4 + 4 * (uint64_t)n_syms + str_len);
@@ -186,28 +178,31 @@ int kw_km_write_archive(const char *path, const char *const *objects, const char
 			fputc('\n', f);
 		}
 	}
-	if (ferror(f) | fclose(f)) {
-		f = NULL;
-		rc = kw_error_set(err, KW_EIO, "cannot write '%s': %s", tmp, strerror(errno));
-		goto out;
-	}
-	f = NULL;
-	if (rename(tmp, path) != 0) {
-		rc = kw_error_set(err, KW_EIO, "cannot rename '%s': %s", tmp, strerror(errno));
+	if (ferror(f)) {
+		rc = kw_error_set(err, KW_EIO, "cannot write '%s': %s", path, strerror(errno));
 	}
 out:
-	if (f) {
-		fclose(f);
-	}
-	if (rc && tmp) {
-		unlink(tmp);
-	}
 	for (i = 0; i < n; i++) {
 		kw_unmap_file(m[i].data, m[i].len);
 		kw_strv_release(&m[i].syms);
 	}
 	kw_strv_release(&longnames);
 	free(m);
-	free(tmp);
+	return rc;
+}
+
+int kw_km_write_archive(const char *path, const char *const *objects, const char *const *names, size_t n,
+			struct kw_error *err)
+{
+	struct km_out o;
+	int rc = km_out_open(&o, path, err);
+
+	if (!rc) {
+		rc = km_archive_write(o.f, path, objects, names, n, err);
+	}
+	if (!rc) {
+		rc = km_out_commit(&o, err);
+	}
+	km_out_discard(&o);
 	return rc;
 }

@@ -3,12 +3,47 @@
 #ifndef KWHEEL_KM_INTERNAL_H
 #define KWHEEL_KM_INTERNAL_H
 
+#include <stdio.h>
+
 #include <gelf.h>
 #include <libelf.h>
+
+#include "kwheel/kwheel.h"
 
 /* Called for each named non-local symbol (index >= sh_info) of each symbol table; non-zero stops the walk. */
 typedef int (*km_sym_fn)(void *ud, Elf *e, Elf_Data *syms, size_t i, GElf_Sym *sym, const char *name);
 
 int km_each_nonlocal(Elf *e, km_sym_fn fn, void *ud);
+
+/*
+ * One output file in the making (output.c): km_out_open creates a unique
+ * temporary beside final (mode 0644) and opens f on it; km_out_close flushes
+ * and syncs it; km_out_commit closes it and renames it over final;
+ * km_out_discard removes the temporary (a no-op on a zeroed or committed one).
+ */
+struct km_out {
+	char *final;
+	char *tmp;     /* NULL once renamed */
+	FILE *f;       /* NULL once closed */
+};
+int km_out_open(struct km_out *o, const char *final, struct kw_error *err);
+int km_out_close(struct km_out *o, struct kw_error *err);
+/* Write all of data and close: the whole file in one call. */
+int km_out_write(struct km_out *o, const void *data, size_t len, struct kw_error *err);
+int km_out_commit(struct km_out *o, struct kw_error *err);
+void km_out_discard(struct km_out *o);
+
+/* The same for a directory of objects: a fresh one, swapped for whatever stands at final on commit. */
+struct km_dir {
+	char *final;
+	char *tmp;
+};
+int km_dir_open(struct km_dir *d, const char *final, struct kw_error *err);
+int km_dir_commit(struct km_dir *d, struct kw_error *err);
+void km_dir_discard(struct km_dir *d);
+
+/* Write the archive of kw_km_write_archive into f (left open; the caller checks and closes it). */
+int km_archive_write(FILE *f, const char *path, const char *const *objects, const char *const *names, size_t n,
+		     struct kw_error *err);
 
 #endif

@@ -8,23 +8,22 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
 #include "kwheel/km.h"
 
+#include "internal.h"
+
 extern const unsigned char kw_km_runtime[];
 extern const size_t kw_km_runtime_len;
-extern char **environ;
 
 void kw_km_wheel_release(struct kw_km_wheel *r)
 {
@@ -148,8 +147,29 @@ static char *verified_hash(const struct kw_audit *a, const struct kw_wheel_membe
 	return kw_asprintf("%s=%s", e->algo, e->digest);
 }
 
+/*
+ * The link file: the archive as a whole (nothing names a module by symbol),
+ * the emulated loader's wraps, then the static libraries. Built from the
+ * flag list, for the file beside the archive and the one in the payload
+ * wheel alike. New string (free()), NULL if out of memory.
+ */
+static char *link_text(const char *archive, const struct kw_strv *flags)
+{
+	struct kw_buf b = { 0 };
+	size_t i;
+
+	kw_buf_appendf(&b, "-Wl,--whole-archive\n%s\n-Wl,--no-whole-archive\n", archive);
+	kw_buf_append(&b, "-Wl,--wrap=dlopen\n-Wl,--wrap=dlsym\n-Wl,--wrap=dlerror\n-Wl,--wrap=dlclose\n");
+	kw_buf_append(&b, "-Wl,--no-warn-rwx-segments\n");
+	for (i = 0; i < flags->n; i++) {
+		kw_buf_appendf(&b, "%s\n", flags->v[i]);
+	}
+	return kw_buf_take(&b);
+}
+
 static int write_km_wheel(struct kw_wheel *w, const struct kw_audit *a, const struct kw_km_verdict *v,
-			  const struct kw_km_wheel *res, const char *outdir, char **out_path, struct kw_error *err)
+			  const struct kw_km_wheel *res, const struct kw_strv *flags, const char *archive_src,
+			  const char *manifest_src, const char *outdir, char **out_path, struct kw_error *err)
 {
 	const char *di = kw_wheel_dist_info(w), *ab = strrchr(res->archive, '/') + 1;
 	const char *mb = strrchr(res->manifest, '/') + 1;
@@ -234,31 +254,33 @@ static int write_km_wheel(struct kw_wheel *w, const struct kw_audit *a, const st
 				}
 				tags_done = true;
 			}
-			nt = kw_malloc(len + (pys.n * abis.n) * (strlen(tag) + 8) + 16);
-			for (size_t pos = 0; nt && pos < len;) {
-				const char *nl = memchr(text + pos, '\n', len - pos);
-				size_t ll = nl ? (size_t)(nl - (text + pos)) + 1 : len - pos;
+			{
+				struct kw_buf b = { 0 };
 
-				if (ll >= 4 && strncasecmp(text + pos, "Tag:", 4) == 0) {
+				for (size_t pos = 0; pos < len;) {
+					const char *nl = memchr(text + pos, '\n', len - pos);
+					size_t ll = nl ? (size_t)(nl - (text + pos)) + 1 : len - pos;
+
+					if (!(ll >= 4 && strncasecmp(text + pos, "Tag:", 4) == 0)) {
+						kw_buf_append_n(&b, text + pos, ll);
+					}
 					pos += ll;
-					continue;
 				}
-				memcpy(nt + at, text + pos, ll);
-				at += ll;
-				pos += ll;
+				free(text);
+				if (b.len && b.s[b.len - 1] != '\n') {
+					kw_buf_append(&b, "\n");
+				}
+				for (size_t pi = 0; pi < pys.n; pi++) {
+					for (size_t ai = 0; ai < abis.n; ai++) {
+						kw_buf_appendf(&b, "Tag: %s-%s-%s\n", pys.v[pi], abis.v[ai], plat);
+					}
+				}
+				at = b.len;
+				nt = kw_buf_take(&b);
 			}
-			free(text);
 			if (!nt) {
 				kw_error_set(err, rc, "out of memory");
 				goto out;
-			}
-			if (at && nt[at - 1] != '\n') {
-				nt[at++] = '\n';
-			}
-			for (size_t pi = 0; pi < pys.n; pi++) {
-				for (size_t ai = 0; ai < abis.n; ai++) {
-					at += (size_t)sprintf(nt + at, "Tag: %s-%s-%s\n", pys.v[pi], abis.v[ai], plat);
-				}
 			}
 			h = kw_record_digest_buf(nt, at);
 			if (!h || kw_record_text_add(&r, m->name, h, (long long)at)) {
@@ -297,46 +319,20 @@ static int write_km_wheel(struct kw_wheel *w, const struct kw_audit *a, const st
 	}
 	/* The link file inside the wheel names the archive relative to the install root. */
 	lpath = kw_asprintf("%s/km/%s.km.link", di, a->name.distribution);
-	inner_link = kw_asprintf("-Wl,--whole-archive\n%s/km/%s\n-Wl,--no-whole-archive\n", di, ab);
+	{
+		char *inner_archive = kw_asprintf("%s/km/%s", di, ab);
+
+		inner_link = inner_archive ? link_text(inner_archive, flags) : NULL;
+		free(inner_archive);
+	}
 	if (!lpath || !inner_link) {
 		kw_error_set(err, rc, "out of memory");
 		goto out;
 	}
 	{
-		FILE *f = fopen(res->link_file, "r");
-		char line[512];
-		struct kw_strv tail = { 0 };
 		size_t n = strlen(inner_link);
 		char *h;
 
-		/* The flags after the archive lines are the same as outside. */
-		while (f && fgets(line, sizeof(line), f)) {
-			line[strcspn(line, "\n")] = '\0';
-			if (strstr(line, "whole-archive") || strcmp(line, res->archive) == 0) {
-				continue;
-			}
-			line[strlen(line) + 1] = '\0';
-			line[strlen(line)] = '\n';
-			if (kw_strv_push(&tail, line)) {
-				break;
-			}
-		}
-		if (f) {
-			fclose(f);
-		}
-		for (k = 0; k < tail.n; k++) {
-			char *grown = kw_realloc(inner_link, n + strlen(tail.v[k]) + 1);
-
-			if (!grown) {
-				kw_strv_release(&tail);
-				kw_error_set(err, rc, "out of memory");
-				goto out;
-			}
-			inner_link = grown;
-			memcpy(inner_link + n, tail.v[k], strlen(tail.v[k]) + 1);
-			n += strlen(tail.v[k]);
-		}
-		kw_strv_release(&tail);
 		h = kw_record_digest_buf(inner_link, n);
 		if (!h || kw_record_text_add(&r, lpath, h, (long long)n)) {
 			free(h);
@@ -354,9 +350,9 @@ static int write_km_wheel(struct kw_wheel *w, const struct kw_audit *a, const st
 		char *an = kw_asprintf("%s/km/%s", di, ab), *mn = kw_asprintf("%s/km/%s", di, mb);
 
 		rc = (!an || !mn) ? kw_error_set(err, KW_ENOMEM, "out of memory")
-				  : add_disk_file(ww, &r, an, res->archive, err);
+				  : add_disk_file(ww, &r, an, archive_src, err);
 		if (!rc) {
-			rc = add_disk_file(ww, &r, mn, res->manifest, err);
+			rc = add_disk_file(ww, &r, mn, manifest_src, err);
 		}
 		free(an);
 		free(mn);
@@ -402,7 +398,9 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 	struct kw_km_verdict v = { 0 };
 	struct kw_strv objs = { 0 }, names = { 0 }, flags = { 0 };
 	json_t *man = NULL, *jobjs = NULL;
-	char *objdir = NULL;
+	struct km_dir objdir = { 0 };
+	struct km_out o_archive = { 0 }, o_link = { 0 }, o_manifest = { 0 };
+	char *objdir_path = NULL, *text = NULL, *wheel = NULL;
 	const char *dist;
 	size_t i, k, n = 0;
 	int rc;
@@ -438,20 +436,21 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 	}
 	rc = KW_ENOMEM;
 	dist = a->name.distribution;
-	objdir = kw_asprintf("%s/%s-%s.km", opts->outdir, dist, a->name.version);
+	objdir_path = kw_asprintf("%s/%s-%s.km", opts->outdir, dist, a->name.version);
 	res->archive = kw_asprintf("%s/lib%s.km.a", opts->outdir, dist);
 	res->link_file = kw_asprintf("%s/%s.km.link", opts->outdir, dist);
 	res->manifest = kw_asprintf("%s/%s.km.json", opts->outdir, dist);
 	man = json_object();
 	jobjs = json_array();
-	if (!objdir || !res->archive || !res->link_file || !res->manifest || !man || !jobjs) {
+	if (!objdir_path || !res->archive || !res->link_file || !res->manifest || !man || !jobjs) {
 		kw_error_set(err, rc, "out of memory");
 		goto out;
 	}
-	if (mkdir(objdir, 0755) != 0 && errno != EEXIST) {
-		rc = kw_error_set(err, KW_EIO, "cannot create '%s': %s", objdir, strerror(errno));
+	/* Every output is made beside its final name and put in place at the end, all or nothing. */
+	if ((rc = km_dir_open(&objdir, objdir_path, err))) {
 		goto out;
 	}
+	rc = KW_ENOMEM;
 	/*
 	 * Link order is initialisation order: libraries first, the most deeply
 	 * needed first (the reverse of load order), then the modules, as ld.so
@@ -514,7 +513,7 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 			goto out;
 		}
 		oname = kw_asprintf("%03zu-%s.o", n, base);
-		opath = oname ? kw_asprintf("%s/%s", objdir, oname) : NULL;
+		opath = oname ? kw_asprintf("%s/%s", objdir.tmp, oname) : NULL;
 		if (!opath) {
 			rc = kw_error_set(err, KW_ENOMEM, "out of memory");
 		} else {
@@ -589,61 +588,70 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 			}
 		}
 	}
-	rc = kw_km_write_archive(res->archive, (const char *const *)objs.v, (const char *const *)names.v, objs.n, err);
-	if (rc) {
+	if ((rc = km_out_open(&o_archive, res->archive, err)) ||
+	    (rc = km_archive_write(o_archive.f, res->archive, (const char *const *)objs.v,
+				   (const char *const *)names.v, objs.n, err)) ||
+	    (rc = km_out_close(&o_archive, err))) {
 		goto out;
 	}
-	{
-		FILE *f = fopen(res->link_file, "w");
-
-		if (!f) {
-			rc = kw_error_set(err, KW_EIO, "cannot create '%s': %s", res->link_file, strerror(errno));
-			goto out;
-		}
-		/* Nothing names a module by symbol: the whole archive goes in. */
-		fprintf(f, "-Wl,--whole-archive\n%s\n-Wl,--no-whole-archive\n", res->archive);
-		fprintf(f, "-Wl,--wrap=dlopen\n-Wl,--wrap=dlsym\n-Wl,--wrap=dlerror\n-Wl,--wrap=dlclose\n");
-		fprintf(f, "-Wl,--no-warn-rwx-segments\n");
-		for (i = 0; i < flags.n; i++) {
-			fprintf(f, "%s\n", flags.v[i]);
-		}
-		if (fclose(f) != 0) {
-			rc = kw_error_set(err, KW_EIO, "cannot write '%s': %s", res->link_file, strerror(errno));
-			goto out;
-		}
+	rc = KW_ENOMEM;
+	text = link_text(res->archive, &flags);
+	if (!text) {
+		kw_error_set(err, rc, "out of memory");
+		goto out;
 	}
+	if ((rc = km_out_open(&o_link, res->link_file, err)) || (rc = km_out_write(&o_link, text, strlen(text), err))) {
+		goto out;
+	}
+	free(text);
+	text = NULL;
 	rc = KW_ENOMEM;
 	if (set(man, "wheel", json_string(a->filename)) || set(man, "archive", json_string(res->archive)) ||
 	    set(man, "link_file", json_string(res->link_file)) || set(man, "static_libs", strv_json(&flags)) ||
-	    set(man, "warnings", strv_json(&v.warnings)) || set(man, "objects", jobjs)) {
+	    set(man, "warnings", strv_json(&v.warnings))) {
+		kw_error_set(err, rc, "out of memory");
+		goto out;
+	}
+	if (set(man, "objects", jobjs)) {
 		jobjs = NULL;
 		kw_error_set(err, rc, "out of memory");
 		goto out;
 	}
 	jobjs = NULL;
-	if (json_dump_file(man, res->manifest, JSON_INDENT(1) | JSON_SORT_KEYS) != 0) {
-		rc = kw_error_set(err, KW_EIO, "cannot write '%s'", res->manifest);
+	text = json_dumps(man, JSON_INDENT(1) | JSON_SORT_KEYS);
+	if (!text) {
+		kw_error_set(err, rc, "out of memory");
+		goto out;
+	}
+	if ((rc = km_out_open(&o_manifest, res->manifest, err)) ||
+	    (rc = km_out_write(&o_manifest, text, strlen(text), err))) {
 		goto out;
 	}
 	res->n_objects = n;
 	res->cxx = kw_strv_find(&flags, "-lstdc++") >= 0;
-	if (opts->wheel_dir && (rc = write_km_wheel(w, a, &v, res, opts->wheel_dir, &res->wheel, err))) {
+	/* The payload wheel reads the archive and manifest from their temporaries; its own commit is atomic. */
+	if (opts->wheel_dir && (rc = write_km_wheel(w, a, &v, res, &flags, o_archive.tmp, o_manifest.tmp,
+						    opts->wheel_dir, &wheel, err))) {
 		goto out;
 	}
+	if ((rc = km_dir_commit(&objdir, err)) || (rc = km_out_commit(&o_archive, err)) ||
+	    (rc = km_out_commit(&o_link, err)) || (rc = km_out_commit(&o_manifest, err))) {
+		goto out;
+	}
+	res->wheel = wheel;
+	wheel = NULL;
 	rc = 0;
 out:
 	if (rc) {
-		for (i = 0; i < objs.n; i++) {
-			unlink(objs.v[i]);
-		}
-		if (objdir) {
-			rmdir(objdir);
-		}
-		if (res->archive) {
-			unlink(res->archive);
-		}
 		kw_km_wheel_release(res);
 	}
+	km_dir_discard(&objdir);
+	km_out_discard(&o_archive);
+	km_out_discard(&o_link);
+	km_out_discard(&o_manifest);
+	free(objdir_path);
+	free(text);
+	free(wheel);
 	json_decref(man);
 	json_decref(jobjs);
 	kw_strv_release(&objs);
@@ -652,107 +660,39 @@ out:
 	kw_km_verdict_release(&v);
 	kw_wheel_free(w);
 	kw_audit_free(a);
-	free(objdir);
 	return rc;
 }
 
-/* The first line of text that mentions what went wrong, for a one-line error. */
-static void first_error_line(const char *text, char *out, size_t n)
-{
-	static const char *const keys[] = { "undefined reference", "error", "Error", "multiple definition" };
-	size_t i;
-
-	out[0] = '\0';
-	for (i = 0; i < sizeof(keys) / sizeof(keys[0]) && !out[0]; i++) {
-		const char *hit = strstr(text, keys[i]), *start, *end;
-
-		if (!hit) {
-			continue;
-		}
-		for (start = hit; start > text && start[-1] != '\n'; start--) {
-		}
-		end = strchr(hit, '\n');
-		snprintf(out, n, "%.*s", (int)(end ? end - start : (long)strlen(start)), start);
-	}
-}
-
-/* Run argv with stdout captured into out (may be NULL) and stderr kept for the error; 0 if it exited 0. */
+/* Run argv (kw_run); its stdout, when out is not NULL, as a new string in *out. */
 static int run(char *const *argv, char **out, struct kw_error *err)
 {
-	posix_spawn_file_actions_t fa;
-	char tmpl[] = "/tmp/kwheel-km-XXXXXX", etmpl[] = "/tmp/kwheel-km-XXXXXX";
-	int fd = -1, efd, st = 0, rc;
-	pid_t pid;
+	struct kw_buf b = { 0 };
+	int rc = kw_run(argv, out ? &b : NULL, NULL, err);
 
-	if (out) {
-		*out = NULL;
-		fd = mkstemp(tmpl);
-		if (fd < 0) {
-			return kw_error_set(err, KW_EIO, "cannot create a temporary file: %s", strerror(errno));
-		}
-		unlink(tmpl);
-	}
-	efd = mkstemp(etmpl);
-	if (efd < 0) {
-		if (fd >= 0) {
-			close(fd);
-		}
-		return kw_error_set(err, KW_EIO, "cannot create a temporary file: %s", strerror(errno));
-	}
-	unlink(etmpl);
-	posix_spawn_file_actions_init(&fa);
-	if (fd >= 0) {
-		posix_spawn_file_actions_adddup2(&fa, fd, 1);
-	}
-	posix_spawn_file_actions_adddup2(&fa, efd, 2);
-	rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	if (rc != 0) {
-		rc = kw_error_set(err, KW_EIO, "cannot run %s: %s", argv[0], strerror(rc));
-		goto out;
-	}
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-	}
-	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-		char text[4096], line[512];
-		ssize_t n = pread(efd, text, sizeof(text) - 1, 0);
-
-		text[n > 0 ? n : 0] = '\0';
-		first_error_line(text, line, sizeof(line));
-		rc = kw_error_set(err, KW_EIO, "%s failed (status %d)%s%s", argv[0], WIFEXITED(st) ? WEXITSTATUS(st) : -1,
-				  line[0] ? ": " : "", line);
-		goto out;
-	}
-	rc = 0;
-	if (fd >= 0) {
-		off_t end = lseek(fd, 0, SEEK_END);
-
-		*out = end >= 0 ? kw_calloc(1, (size_t)end + 1) : NULL;
-		if (!*out || pread(fd, *out, (size_t)end, 0) != end) {
-			free(*out);
-			*out = NULL;
-			rc = kw_error_set(err, KW_EIO, "cannot read %s's output", argv[0]);
+	if (!rc && out) {
+		*out = kw_buf_take(&b);
+		if (!*out) {
+			rc = kw_error_set(err, KW_ENOMEM, "out of memory");
 		}
 	}
-out:
-	if (fd >= 0) {
-		close(fd);
-	}
-	close(efd);
+	kw_buf_release(&b);
 	return rc;
 }
 
+/* A whole file written at a temporary and renamed into place. */
 static int write_text(const char *path, const void *data, size_t len, struct kw_error *err)
 {
-	FILE *f = fopen(path, "w");
+	struct km_out o;
+	int rc = km_out_open(&o, path, err);
 
-	if (!f || fwrite(data, 1, len, f) != len || fclose(f) != 0) {
-		if (f) {
-			fclose(f);
-		}
-		return kw_error_set(err, KW_EIO, "cannot write '%s': %s", path, strerror(errno));
+	if (!rc) {
+		rc = km_out_write(&o, data, len, err);
 	}
-	return 0;
+	if (!rc) {
+		rc = km_out_commit(&o, err);
+	}
+	km_out_discard(&o);
+	return rc;
 }
 
 /*
@@ -769,7 +709,7 @@ static int convert_dynload(const char *dir, const char *outdir, char **link_file
 	struct dirent *de;
 	DIR *d = NULL;
 	size_t i, k;
-	FILE *f;
+	char *text = NULL;
 	int rc = KW_ENOMEM;
 
 	*link_file = kw_asprintf("%s/lib-dynload.km.link", outdir);
@@ -839,10 +779,12 @@ static int convert_dynload(const char *dir, const char *outdir, char **link_file
 	if (rc) {
 		goto out;
 	}
-	f = fopen(*link_file, "w");
-	if (!f || fprintf(f, "-Wl,--whole-archive\n%s\n-Wl,--no-whole-archive\n-lcrypt\n", archive) < 0 ||
-	    fclose(f) != 0) {
-		rc = kw_error_set(err, KW_EIO, "cannot write '%s': %s", *link_file, strerror(errno));
+	text = kw_asprintf("-Wl,--whole-archive\n%s\n-Wl,--no-whole-archive\n-lcrypt\n", archive);
+	if (!text) {
+		rc = kw_error_set(err, KW_ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((rc = write_text(*link_file, text, strlen(text), err))) {
 		goto out;
 	}
 	rc = 0;
@@ -859,6 +801,7 @@ out:
 	kw_strv_release(&files);
 	free(objdir);
 	free(archive);
+	free(text);
 	return rc;
 }
 

@@ -1,0 +1,187 @@
+#!/usr/bin/env python3
+"""`kwheel km`'s outputs: written safely, whole or not at all, and failures said in one line.
+
+usage: check-km-outputs.py KWHEEL
+
+- a deep -o directory (a path of more than 600 characters): the link file in
+  the payload wheel names the archive once and carries the same flags as the
+  one beside the archive (they were re-read through a 512-byte line buffer)
+- symlinks planted at every output name (and at the old fixed temporary
+  name) pointing at a victim: the victim is untouched, the outputs are
+  regular files of mode 0644
+- a second run that fails after converting (its payload wheel cannot be
+  written): the first run's archive, link file, manifest and objects are
+  still there, byte for byte, and the link file names an existing archive
+- a static link whose linker output is long: the error names the first
+  undefined reference, on one line
+"""
+import hashlib
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import zipfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from testlib import check, failures, run, write_wheel  # noqa: E402
+
+KWHEEL = sys.argv[1]
+DIST = "kmout"
+
+
+def digest(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def make_wheel(tmp, path):
+    """A wheel with one extension (PyInit_<stem>) that needs libm: a static flag in the link file."""
+    src = os.path.join(tmp, "ext.c")
+    so = os.path.join(tmp, "ext.so")
+    with open(src, "w") as f:
+        f.write("#include <math.h>\nvolatile double kmout_x = 2.0;\n"
+                "void *PyInit__ext(void) { return (void *)(long)cos(kmout_x); }\n")
+    r = run("gcc", "-shared", "-fPIC", "-O1", "-o", so, src, "-lm")
+    if not check(r.returncode == 0, f"gcc builds the extension ({r.stderr.strip()[-200:]})"):
+        sys.exit(1)
+    di = f"{DIST}-1.0.dist-info"
+    with open(so, "rb") as f:
+        data = f.read()
+    write_wheel(path, {
+        f"{DIST}/__init__.py": b"",
+        f"{DIST}/_ext.cpython-311-x86_64-linux-gnu.so": data,
+        f"{di}/METADATA": f"Metadata-Version: 2.1\nName: {DIST}\nVersion: 1.0\n".encode(),
+        f"{di}/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: false\nTag: cp311-cp311-linux_x86_64\n"})
+    return path
+
+
+def outputs(out):
+    return {"archive": os.path.join(out, f"lib{DIST}.km.a"), "link": os.path.join(out, f"{DIST}.km.link"),
+            "manifest": os.path.join(out, f"{DIST}.km.json")}
+
+
+def lines(text):
+    return [l for l in text.splitlines() if l]
+
+
+def deep_output(tmp, whl):
+    out = tmp
+    while len(out) <= 620:
+        out = os.path.join(out, "d" * 60)
+    os.makedirs(out)
+    r = run(KWHEEL, "km", "-o", out, whl)
+    if not check(r.returncode == 0, f"km converts into a {len(out)}-character -o path ({r.stderr.strip()[-300:]})"):
+        return
+    o = outputs(out)
+    with open(o["link"]) as f:
+        outer = lines(f.read())
+    check(outer[:3] == ["-Wl,--whole-archive", o["archive"], "-Wl,--no-whole-archive"] and "-lm" in outer,
+          "the link file names the archive and asks for libm")
+    kmw = [f for f in os.listdir(out) if f.endswith(".whl")]
+    if not check(len(kmw) == 1, f"one payload wheel ({kmw})"):
+        return
+    with zipfile.ZipFile(os.path.join(out, kmw[0])) as z:
+        inner = lines(z.read(f"{DIST}-1.0.dist-info/km/{DIST}.km.link").decode())
+    check(inner[:3] == ["-Wl,--whole-archive", f"{DIST}-1.0.dist-info/km/lib{DIST}.km.a", "-Wl,--no-whole-archive"],
+          f"the payload's link file names the installed archive once ({inner[:4]})")
+    check(inner[3:] == outer[3:], "and carries exactly the flags of the one beside the archive")
+    check(not any(out[:40] in l for l in inner), "and no piece of the -o path")
+
+
+def planted_symlinks(tmp, whl):
+    out = os.path.join(tmp, "planted")
+    os.makedirs(out)
+    victim = os.path.join(tmp, "victim")
+    with open(victim, "w") as f:
+        f.write("precious\n")
+    before = digest(victim)
+    o = outputs(out)
+    names = list(o.values()) + [o["archive"] + ".tmp"]
+    for n in names:
+        os.symlink(victim, n)
+    r = run(KWHEEL, "km", "-o", out, "--no-wheel", whl)
+    check(r.returncode == 0, f"km runs with symlinks at its output names ({r.stderr.strip()[-300:]})")
+    check(digest(victim) == before, "the file the symlinks point at is untouched")
+    for k, p in o.items():
+        st = os.lstat(p)
+        check(stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o644,
+              f"the {k} is a regular file of mode 0644 ({oct(st.st_mode)})")
+    check(not [f for f in os.listdir(out) if f.startswith(".")], "no temporary is left behind")
+
+
+def failed_rerun(tmp, whl):
+    out = os.path.join(tmp, "rerun")
+    os.makedirs(out)
+    r = run(KWHEEL, "km", "-o", out, whl)
+    if not check(r.returncode == 0, f"the first run converts ({r.stderr.strip()[-300:]})"):
+        return
+    o = outputs(out)
+    objdir = os.path.join(out, f"{DIST}-1.0.km")
+    snap = {p: digest(p) for p in list(o.values()) + [os.path.join(objdir, f) for f in os.listdir(objdir)]}
+    wheels = sorted(f for f in os.listdir(out) if f.endswith(".whl"))
+    # The same wheel with a changed module (other objects, other archive), and nowhere to put its payload wheel.
+    whl2 = os.path.join(tmp, "second", os.path.basename(whl))
+    os.makedirs(os.path.dirname(whl2))
+    with zipfile.ZipFile(whl) as z:
+        files = {n: z.read(n) for n in z.namelist() if not n.endswith("/RECORD")}
+    files[f"{DIST}/__init__.py"] = b"changed = True\n"
+    write_wheel(whl2, files)
+    blocker = os.path.join(tmp, "not-a-dir")
+    with open(blocker, "w") as f:
+        f.write("a file where the wheel directory should be\n")
+    r = run(KWHEEL, "km", "-o", out, "--wheel-out", blocker, whl2)
+    check(r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1,
+          f"the second run fails with one line ({r.returncode}, {r.stderr.strip()[-300:]})")
+    now = {p: digest(p) if os.path.exists(p) else None for p in snap}
+    check(now == snap, "the first run's archive, link file, manifest and objects are as they were")
+    with open(o["link"]) as f:
+        named = lines(f.read())[1]
+    check(os.path.isfile(named), "the link file names an archive that exists")
+    with open(o["manifest"]) as f:
+        check(json.load(f).get("archive") == o["archive"], "the manifest names the same archive")
+    check(sorted(f for f in os.listdir(out) if f.endswith(".whl")) == wheels, "the payload wheel is the first run's")
+    check(not [f for f in os.listdir(out) if f.startswith(".")], "no temporary is left behind")
+
+
+def linker_error(tmp):
+    src = os.path.join(tmp, "u.c")
+    obj = os.path.join(tmp, "u.o")
+    with open(src, "w") as f:
+        f.write("extern int kw_missing_symbol(void);\nint kw_use(void) { return kw_missing_symbol(); }\n")
+    r = run("gcc", "-c", src, "-o", obj)
+    if not check(r.returncode == 0, "gcc builds the object with an undefined reference"):
+        return
+    link = os.path.join(tmp, "u.link")
+    # gcc -v and long search paths: kilobytes of output (some of it saying "werror") before the error.
+    with open(link, "w") as f:
+        f.write("\n".join(["-v", obj, "-Wl,--undefined=kw_use"] +
+                          [f"-L/nonexistent/{'p' * 200}{i}" for i in range(40)]) + "\n")
+    r = run(KWHEEL, "km", "--link-python", os.path.join(tmp, "python-u"), "--python", "/usr/bin/python3",
+            "--link-file", link)
+    if "no static library" in r.stderr:
+        check(True, "skipped: no libpython3.X.a for the static link")
+        return
+    err = r.stderr.strip().splitlines()
+    check(r.returncode == 2 and len(err) == 1 and "undefined reference to `kw_missing_symbol'" in err[0],
+          f"the link error names the first undefined reference, on one line ({r.stderr.strip()[-300:]})")
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="kw-km-out-")
+    try:
+        whl = make_wheel(tmp, os.path.join(tmp, f"{DIST}-1.0-cp311-cp311-linux_x86_64.whl"))
+        deep_output(tmp, whl)
+        planted_symlinks(tmp, whl)
+        failed_rerun(tmp, whl)
+        linker_error(tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"{len(failures)} failure(s)")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
