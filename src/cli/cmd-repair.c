@@ -109,24 +109,26 @@ static char *result_json(const struct kw_repair_result *r)
 	return s;
 }
 
-static char *result_text(const struct kw_repair_result *r)
+/*
+ * Written straight to the stream, not built first: the wheel is already in
+ * place when this runs, so the report of a repair that succeeded must not
+ * be able to fail for want of memory.
+ */
+static void print_text(FILE *f, const struct kw_repair_result *r)
 {
-	struct kw_buf b = { 0 };
 	size_t i;
 
 	if (r->action == KW_REPAIR_COPIED) {
-		kw_buf_appendf(&b, "%s: %s -> %s", r->input, r->note ? r->note : "copied", r->output);
-		return kw_buf_take(&b);
+		fprintf(f, "%s: %s -> %s\n", r->input, r->note ? r->note : "copied", r->output);
+		return;
 	}
-	kw_buf_appendf(&b, "%s -> %s", r->input, r->output);
+	fprintf(f, "%s -> %s\n", r->input, r->output);
 	for (i = 0; i < r->n_grafts; i++) {
-		kw_buf_appendf(&b, "\n  grafted %s from %s as %s", r->grafts[i].soname, r->grafts[i].src,
-			       r->grafts[i].dest);
+		fprintf(f, "  grafted %s from %s as %s\n", r->grafts[i].soname, r->grafts[i].src, r->grafts[i].dest);
 	}
 	for (i = 0; i < r->excluded.n; i++) {
-		kw_buf_appendf(&b, "\n  left external (--exclude): %s", r->excluded.v[i]);
+		fprintf(f, "  left external (--exclude): %s\n", r->excluded.v[i]);
 	}
-	return kw_buf_take(&b);
 }
 
 /* Wheels this big get a progress line on a terminal: below it a repair takes a blink. */
@@ -194,7 +196,15 @@ static void repair_one(struct job *job, const char *path)
 		free(text);
 		return;
 	}
-	text = job->json ? result_json(r) : result_text(r);
+	if (!job->json) {
+		pthread_mutex_lock(&job->lock);
+		print_text(stdout, r);
+		fflush(stdout);
+		pthread_mutex_unlock(&job->lock);
+		kw_repair_result_free(r);
+		return;
+	}
+	text = result_json(r);
 	emit(job, text ? text : "kwheel: out of memory", !text, text ? KW_EXIT_OK : KW_EXIT_ERROR);
 	free(text);
 	kw_repair_result_free(r);
