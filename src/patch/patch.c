@@ -964,8 +964,8 @@ static int place_string(struct plan *p, const char *s, bool can_overwrite, uint6
 		*off = best->off;
 		return 0;
 	}
-	/* Reuse an already appended copy. */
-	for (i = 0; i + n < p->n_append + 1 && p->append; i++) {
+	/* Reuse an already appended copy: s and its NUL, n + 1 bytes, must lie wholly inside. */
+	for (i = 0; p->append && n < p->n_append && i < p->n_append - n; i++) {
 		if ((i == 0 || p->append[i - 1] == 0) && memcmp(p->append + i, s, n + 1) == 0) {
 			*off = p->im.str_size + i;
 			return 0;
