@@ -166,10 +166,15 @@ const char *kw_record_problem_str(enum kw_record_problem_kind kind);
 
 /*
  * Writing a wheel. Members are added in order; nothing reaches the final
- * path until kw_wheel_writer_commit, which writes a temporary file in the
- * same directory and renames it: the final path holds a complete wheel or
- * nothing. Members copied from another wheel keep their compressed bytes
- * (no inflate, no deflate), their time stamp and their attributes.
+ * path until kw_wheel_writer_commit, which writes the new wheel in a private
+ * temporary directory next to it (made by kw_wheel_temp_dir: locked for the
+ * writer's life, created O_EXCL, never through a link), fsyncs it and
+ * renames it into place: the final path holds a complete wheel or nothing,
+ * and every wheel kwheel writes goes this way. Members copied from another
+ * wheel keep their compressed bytes (no inflate, no deflate) and their time
+ * stamp. Every member's mode is made sane: 0644, or 0755 for a directory or
+ * a file with an execute bit; set-uid, set-gid, sticky and group- or
+ * world-writable bits never reach the output.
  */
 struct kw_wheel_writer;
 
@@ -182,6 +187,12 @@ int kw_wheel_writer_new(const char *final_path, int level, int64_t mtime, struct
 			struct kw_error *err);
 /* Copy member i of src as it is stored (src must stay open until commit). */
 int kw_wheel_writer_copy(struct kw_wheel_writer *ww, struct kw_wheel *src, size_t i, struct kw_error *err);
+/*
+ * Make the output src's archive byte for byte, only member modes made sane
+ * (for a wheel that needs no change). Nothing else may be added; src must
+ * stay open until commit.
+ */
+int kw_wheel_writer_copy_whole(struct kw_wheel_writer *ww, struct kw_wheel *src, struct kw_error *err);
 /* Add name from a buffer, which the writer takes (free()d by it, even on error). */
 int kw_wheel_writer_add_buffer(struct kw_wheel_writer *ww, const char *name, void *buf, size_t len,
 			       unsigned mode, struct kw_error *err);
@@ -196,9 +207,21 @@ void kw_wheel_writer_on_progress(struct kw_wheel_writer *ww, kw_progress_fn fn, 
 int kw_wheel_writer_commit(struct kw_wheel_writer *ww, struct kw_error *err);
 /* Drop everything; nothing is left on disk. */
 void kw_wheel_writer_abort(struct kw_wheel_writer *ww);
+
 /*
- * Remove the temporaries that runs killed before they could clean up left in
- * dir (their names carry the pid; only those of dead processes go).
+ * A new private directory "<dir>/<stem>-<pid>-XXXXXX" (mode 0700), held with
+ * flock(LOCK_EX) through *fd until kw_wheel_temp_dir_remove: the sweeper
+ * never touches it while the lock is held. New path in *path (free() it, or
+ * pass it to kw_wheel_temp_dir_remove). stem must match what
+ * kw_wheel_sweep_stale knows: ".kwheel-work" or ".<wheel name>.kwheel".
+ */
+int kw_wheel_temp_dir(const char *dir, const char *stem, char **path, int *fd, struct kw_error *err);
+/* Empty and remove such a directory, then drop its lock; takes path (freed) and fd (closed). */
+void kw_wheel_temp_dir_remove(char *path, int fd);
+/*
+ * Remove the temporaries runs killed before they could clean up left in
+ * dir: those no live process holds the lock of (the pid in the name is not
+ * trusted: another pid namespace may share the directory).
  */
 void kw_wheel_sweep_stale(const char *dir);
 

@@ -152,6 +152,7 @@ int rawzip_open(struct rawzip *z, const char *path, struct kw_error *err)
 			kw_error_set(err, rc, "'%s': central directory entry %llu runs past it", path, (unsigned long long)i);
 			goto fail;
 		}
+		r->cd_entry_off = cd_off + pos;
 		r->made_by = le16(c + 4);
 		r->flags = le16(c + 8);
 		r->method = le16(c + 10);

@@ -22,6 +22,7 @@ struct raw {
 	uint32_t crc, ext_attr;
 	uint64_t comp_size, size;
 	uint64_t data_off;
+	uint64_t cd_entry_off; /* where its central directory record starts in the file */
 };
 
 struct rawzip {

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -44,8 +45,10 @@ struct item {
 
 struct kw_wheel_writer {
 	char *final_path;
-	char *tmp_path;
+	char *tmp_dir;         /* private, locked directory of this commit's temporaries */
+	int tmp_fd;            /* holds the lock on tmp_dir, or -1 */
 	char *dir;
+	struct kw_wheel *whole; /* copy this archive whole instead of member by member */
 	int level;
 	int jobs;
 	uint16_t dtime, ddate;
@@ -145,6 +148,26 @@ static int copy_range(int in, uint64_t off, int out, uint64_t len)
 		len -= (uint64_t)n;
 	}
 	return 0;
+}
+
+/*
+ * The external attributes a member gets in every wheel written: a regular
+ * file 0644, or 0755 when the input had any execute bit; a directory 0755.
+ * Set-uid, set-gid, sticky and group- or world-writable bits never pass on
+ * (an installer may honour them). The low half (MS-DOS attributes) stays;
+ * no mode at all stays no mode.
+ */
+static uint32_t sane_attr(uint32_t attr, const char *name, size_t name_len)
+{
+	unsigned mode = attr >> 16, perm, type;
+	bool dir = name_len > 0 && name[name_len - 1] == '/';
+
+	if (mode == 0) {
+		return attr;
+	}
+	perm = dir || (mode & 0111) ? 0755 : 0644;
+	type = dir ? S_IFDIR : S_IFREG;
+	return (uint32_t)(type | perm) << 16 | (attr & 0xffff);
 }
 
 /* One member: local header, data, and its central directory record. */
@@ -321,6 +344,7 @@ int kw_wheel_writer_new(const char *final_path, int level, int64_t mtime, struct
 	ww->level = level < 0 ? 6 : level > 9 ? 9 : level;
 	ww->jobs = ncpu < 1 ? 1 : ncpu > MAX_WORKERS ? MAX_WORKERS : (int)ncpu;
 	dos_stamp(mtime, &ww->dtime, &ww->ddate);
+	ww->tmp_fd = -1;
 	ww->final_path = kw_strdup(final_path);
 	ww->dir = slash ? kw_strndup(final_path, (size_t)(slash - final_path)) : kw_strdup(".");
 	if (!ww->final_path || !ww->dir) {
@@ -335,6 +359,9 @@ static struct item *new_item(struct kw_wheel_writer *ww, enum item_kind kind, co
 {
 	struct item *it;
 
+	if (ww->whole) {
+		return NULL;
+	}
 	if (kw_grow(&ww->items, &ww->cap_items, ww->n_items + 1, sizeof(*ww->items))) {
 		return NULL;
 	}
@@ -363,6 +390,15 @@ int kw_wheel_writer_copy(struct kw_wheel_writer *ww, struct kw_wheel *src, size_
 	}
 	it->src = src;
 	it->src_index = i;
+	return 0;
+}
+
+int kw_wheel_writer_copy_whole(struct kw_wheel_writer *ww, struct kw_wheel *src, struct kw_error *err)
+{
+	if (ww->n_items > 0 || ww->whole) {
+		return kw_error_set(err, KW_EINVAL, "'%s': a whole copy cannot be mixed with members", ww->final_path);
+	}
+	ww->whole = src;
 	return 0;
 }
 
@@ -441,6 +477,142 @@ void kw_wheel_writer_on_progress(struct kw_wheel_writer *ww, kw_progress_fn fn, 
 	ww->progress_ud = ud;
 }
 
+/* ---- private, locked temporary directories ------------------------------ */
+
+/*
+ * Every temporary kwheel leaves in an output directory lives in a directory
+ * made here, and the process that made it holds flock(LOCK_EX) on it from
+ * before it writes anything until it has removed it. The lock, not a pid,
+ * says whether the owner still runs: it goes with the owner's death, in
+ * whatever pid namespace that owner ran.
+ */
+int kw_wheel_temp_dir(const char *dir, const char *stem, char **path, int *fd, struct kw_error *err)
+{
+	unsigned tries;
+
+	*path = NULL;
+	*fd = -1;
+	for (tries = 0; tries < 16; tries++) {
+		char *p = kw_asprintf("%s/%s-%ld-XXXXXX", dir, stem, (long)getpid());
+		struct stat a, b;
+		int d;
+
+		if (!p) {
+			return kw_error_set(err, KW_ENOMEM, "out of memory");
+		}
+		if (!mkdtemp(p)) {
+			int e = errno;
+
+			free(p);
+			return kw_error_set(err, KW_EIO, "'%s': cannot create a temporary directory: %s", dir,
+					    strerror(e));
+		}
+		d = open(p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		while (d >= 0 && flock(d, LOCK_EX) < 0 && errno == EINTR) {
+		}
+		/*
+		 * A sweeper may have locked and removed it between mkdtemp and our
+		 * lock: then the name is gone (or is another's) and we start again.
+		 */
+		if (d >= 0 && fstat(d, &a) == 0 && lstat(p, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
+			*path = p;
+			*fd = d;
+			return 0;
+		}
+		if (d >= 0) {
+			close(d);
+		}
+		free(p);
+	}
+	return kw_error_set(err, KW_EIO, "'%s': cannot keep a temporary directory there", dir);
+}
+
+/* Remove what lies in the directory open as fd (plain files and directories, a few levels). */
+static void empty_dir(int fd, unsigned depth)
+{
+	int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+	struct dirent *de;
+
+	if (!d) {
+		if (dup_fd >= 0) {
+			close(dup_fd);
+		}
+		return;
+	}
+	while ((de = readdir(d)) != NULL) {
+		int sub;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) {
+			continue;
+		}
+		if (unlinkat(fd, de->d_name, 0) == 0 || errno != EISDIR || depth > 8) {
+			continue;
+		}
+		sub = openat(fd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (sub >= 0) {
+			empty_dir(sub, depth + 1);
+			close(sub);
+		}
+		unlinkat(fd, de->d_name, AT_REMOVEDIR);
+	}
+	closedir(d);
+}
+
+void kw_wheel_temp_dir_remove(char *path, int fd)
+{
+	if (path && fd >= 0) {
+		empty_dir(fd, 0);
+		rmdir(path);
+	}
+	if (fd >= 0) {
+		close(fd); /* the lock goes last: nothing of ours is left for a sweeper to see */
+	}
+	free(path);
+}
+
+/* ---- committing --------------------------------------------------------- */
+
+/* The whole archive as it is stored, with only the member modes made sane. */
+static int copy_whole(struct kw_wheel_writer *ww, int out, struct kw_error *err)
+{
+	struct rawzip z;
+	struct stat st;
+	size_t i;
+	int rc;
+
+	rc = rawzip_open(&z, kw_wheel_path(ww->whole), err);
+	if (rc) {
+		return rc;
+	}
+	if (z.n != kw_wheel_member_count(ww->whole) || fstat(z.fd, &st) < 0) {
+		rc = kw_error_set(err, KW_EHOSTILE, "'%s': changed while it was read", kw_wheel_path(ww->whole));
+		goto out;
+	}
+	if (copy_range(z.fd, 0, out, (uint64_t)st.st_size) < 0) {
+		rc = kw_error_set(err, KW_EIO, "'%s': write failed: %s", ww->final_path, strerror(errno));
+		goto out;
+	}
+	for (i = 0; i < z.n; i++) {
+		const struct raw *r = &z.e[i];
+		uint32_t attr = sane_attr(r->ext_attr, r->name, r->name_len);
+		unsigned char b[4];
+
+		if (attr == r->ext_attr) {
+			continue;
+		}
+		put32(b, attr);
+		if (pwrite(out, b, 4, (off_t)(r->cd_entry_off + 38)) != 4) {
+			rc = kw_error_set(err, KW_EIO, "'%s': write failed: %s", ww->final_path, strerror(errno));
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	rawzip_close(&z);
+	return rc;
+}
+
 int kw_wheel_writer_commit(struct kw_wheel_writer *ww, struct kw_error *err)
 {
 	struct worker wk[MAX_WORKERS];
@@ -451,7 +623,9 @@ int kw_wheel_writer_commit(struct kw_wheel_writer *ww, struct kw_error *err)
 	size_t n_in = 0, i;
 	struct central cd = { 0 };
 	uint64_t pos = 0, total = 0;
-	int out = -1, rc = 0, used, k;
+	const char *base = strrchr(ww->final_path, '/') ? strrchr(ww->final_path, '/') + 1 : ww->final_path;
+	char *stem = NULL;
+	int out = -1, rc = 0, used = 0, k;
 
 	memset(wk, 0, sizeof(wk));
 	for (k = 0; k < MAX_WORKERS; k++) {
@@ -460,29 +634,25 @@ int kw_wheel_writer_commit(struct kw_wheel_writer *ww, struct kw_error *err)
 		tz[k].e = NULL;
 		tz[k].path = NULL;
 	}
-	used = assign(ww);
+	/* ".<name>.kwheel-<pid>-XXXXXX": all of this commit's temporaries go in there. */
+	stem = kw_asprintf(".%s.kwheel", base);
+	rc = stem ? kw_wheel_temp_dir(ww->dir, stem, &ww->tmp_dir, &ww->tmp_fd, err)
+		  : kw_error_set(err, KW_ENOMEM, "out of memory");
+	free(stem);
+	if (rc) {
+		goto out;
+	}
+	used = ww->whole ? 0 : assign(ww);
 	if (ww->progress && used) {
 		ww->progress(ww->progress_ud, "compressing", 0, 0);
 	}
 	for (k = 0; k < used; k++) {
 		wk[k].ww = ww;
 		wk[k].id = k + 1;
-		wk[k].zpath = kw_asprintf("%s/.kwheel-z%d-%ld-XXXXXX", ww->dir, k, (long)getpid());
+		wk[k].zpath = kw_asprintf("%s/z%d", ww->tmp_dir, k);
 		if (!wk[k].zpath) {
 			rc = kw_error_set(err, KW_ENOMEM, "out of memory");
 			break;
-		}
-		{
-			int fd = mkstemp(wk[k].zpath);
-
-			if (fd < 0) {
-				rc = kw_error_set(err, KW_EIO, "'%s': cannot create a temporary file: %s", ww->dir,
-						  strerror(errno));
-				free(wk[k].zpath);
-				wk[k].zpath = NULL;
-				break;
-			}
-			close(fd);
 		}
 		started[k] = pthread_create(&th[k], NULL, compress_worker, &wk[k]) == 0;
 		if (!started[k]) {
@@ -503,17 +673,15 @@ int kw_wheel_writer_commit(struct kw_wheel_writer *ww, struct kw_error *err)
 	if (rc) {
 		goto out;
 	}
-	ww->tmp_path = kw_asprintf("%s/.%s.kwheel-%ld-XXXXXX", ww->dir,
-				   strrchr(ww->final_path, '/') ? strrchr(ww->final_path, '/') + 1 : ww->final_path,
-				   (long)getpid());
-	out = ww->tmp_path ? mkstemp(ww->tmp_path) : -1;
+	/* Inside our own directory, by name relative to it: never through a link, never an old file. */
+	out = openat(ww->tmp_fd, "wheel", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (out < 0) {
-		rc = ww->tmp_path ? kw_error_set(err, KW_EIO, "'%s': cannot create a file there: %s", ww->final_path,
-						 strerror(errno))
-				  : kw_error_set(err, KW_ENOMEM, "out of memory");
-		free(ww->tmp_path);
-		ww->tmp_path = NULL;
+		rc = kw_error_set(err, KW_EIO, "'%s': cannot create a file there: %s", ww->final_path,
+				  strerror(errno));
 		goto out;
+	}
+	if (ww->whole) {
+		rc = copy_whole(ww, out, err);
 	}
 	for (i = 0; ww->progress && i < ww->n_items; i++) {
 		const struct item *it = &ww->items[i];
@@ -557,6 +725,7 @@ int kw_wheel_writer_commit(struct kw_wheel_writer *ww, struct kw_error *err)
 				break;
 			}
 			copy = *r;
+			copy.ext_attr = sane_attr(r->ext_attr, r->name, r->name_len);
 			fd = in[z].fd;
 		} else {
 			r = rawzip_find(&tz[it->worker - 1], it->name);
@@ -567,12 +736,13 @@ int kw_wheel_writer_commit(struct kw_wheel_writer *ww, struct kw_error *err)
 			copy = *r;
 			copy.dtime = ww->dtime;
 			copy.ddate = ww->ddate;
-			copy.ext_attr = (uint32_t)(0100000 | (it->mode & 0777)) << 16;
+			copy.ext_attr = sane_attr((uint32_t)(0100000 | (it->mode & 0777)) << 16, it->name,
+						  strlen(it->name));
 			fd = tz[it->worker - 1].fd;
 		}
 		rc = emit(out, &pos, &cd, &copy, it->name, fd, err, ww->final_path);
 	}
-	if (!rc) {
+	if (!rc && !ww->whole) {
 		rc = finish(out, pos, &cd, ww->final_path, err);
 	}
 	if (!rc && (fchmod(out, 0644) < 0 || fsync(out) < 0)) {
@@ -582,12 +752,9 @@ int kw_wheel_writer_commit(struct kw_wheel_writer *ww, struct kw_error *err)
 		rc = kw_error_set(err, KW_EIO, "'%s': %s", ww->final_path, strerror(errno));
 	}
 	out = -1;
-	if (!rc && rename(ww->tmp_path, ww->final_path) < 0) {
+	/* rename() replaces whatever the final name is (a planted link included) and never follows it. */
+	if (!rc && renameat(ww->tmp_fd, "wheel", AT_FDCWD, ww->final_path) < 0) {
 		rc = kw_error_set(err, KW_EIO, "'%s': cannot rename into place: %s", ww->final_path, strerror(errno));
-	}
-	if (!rc) {
-		free(ww->tmp_path);
-		ww->tmp_path = NULL;
 	}
 out:
 	if (out >= 0) {
@@ -595,10 +762,7 @@ out:
 	}
 	for (k = 0; k < used; k++) {
 		rawzip_close(&tz[k]);
-		if (wk[k].zpath) {
-			unlink(wk[k].zpath);
-			free(wk[k].zpath);
-		}
+		free(wk[k].zpath);
 	}
 	for (i = 0; i < n_in; i++) {
 		rawzip_close(&in[i]);
@@ -615,88 +779,116 @@ void kw_wheel_writer_abort(struct kw_wheel_writer *ww)
 	if (!ww) {
 		return;
 	}
-	if (ww->tmp_path) {
-		unlink(ww->tmp_path);
-	}
+	kw_wheel_temp_dir_remove(ww->tmp_dir, ww->tmp_fd);
 	for (i = 0; i < ww->n_items; i++) {
 		free(ww->items[i].name);
 		free(ww->items[i].path);
 		free(ww->items[i].buf);
 	}
 	free(ww->items);
-	free(ww->tmp_path);
 	free(ww->final_path);
 	free(ww->dir);
 	free(ww);
 }
 
-/*
- * A run killed outright leaves its temporaries (named after its pid) in the
- * output directory. Remove those of processes that no longer exist; a live
- * pid, ours or another run's, keeps its files.
- */
-static long temp_owner(const char *name)
-{
-	const char *p = strstr(name, ".kwheel-");
-	char *end;
-	long pid;
+/* ---- sweeping ------------------------------------------------------------- */
 
-	if (name[0] != '.' || !p) {
-		return -1;
-	}
-	p += 8;
-	if (strncmp(p, "work-", 5) == 0) {
-		p += 5;
-	} else if (*p == 'z') {
-		p = strchr(p, '-');
-		if (!p) {
-			return -1;
+static bool alnum6(const char *p, const char **end)
+{
+	int i;
+
+	for (i = 0; i < 6; i++) {
+		if (!((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= 'A' && p[i] <= 'Z') || (p[i] >= '0' && p[i] <= '9'))) {
+			return false;
 		}
-		p++;
 	}
-	pid = strtol(p, &end, 10);
-	return end != p && *end == '-' && pid > 0 ? pid : -1;
+	*end = p + 6;
+	return true;
 }
 
-static void remove_tree(int at, const char *name, unsigned depth)
+static bool digits(const char *p, const char **end)
 {
-	int fd;
-	DIR *d;
-	struct dirent *de;
+	const char *s = p;
 
-	if (unlinkat(at, name, 0) == 0 || errno != EISDIR || depth > 8) {
-		return;
+	while (*p >= '0' && *p <= '9') {
+		p++;
 	}
-	fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0 || !(d = fdopendir(fd))) {
-		if (fd >= 0) {
-			close(fd);
+	*end = p;
+	return p != s;
+}
+
+/*
+ * The names kwheel gives its temporaries in an output directory:
+ * ".kwheel-work-<pid>-XXXXXX" (repair's work directory),
+ * ".<wheel>.kwheel-<pid>-XXXXXX" (the writer's directory), and the loose
+ * ".kwheel-z<k>-<pid>-XXXXXX[.XXXXXX]" files earlier versions left.
+ */
+static bool temp_name(const char *name)
+{
+	const char *p = name, *q, *last = NULL;
+
+	if (name[0] != '.') {
+		return false;
+	}
+	while ((q = strstr(p, ".kwheel-")) != NULL) {
+		last = q;
+		p = q + 1;
+	}
+	if (!last) {
+		return false;
+	}
+	p = last + 8;
+	if (last == name && strncmp(p, "work-", 5) == 0) {
+		p += 5;
+	} else if (last == name && *p == 'z') {
+		if (!digits(p + 1, &p) || *p != '-') {
+			return false;
 		}
-		return;
+		p++;
+	} else if (last == name) {
+		return false;
 	}
-	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
-			remove_tree(dirfd(d), de->d_name, depth + 1);
-		}
+	if (!digits(p, &p) || *p != '-' || !alnum6(p + 1, &p)) {
+		return false;
 	}
-	closedir(d);
-	unlinkat(at, name, AT_REMOVEDIR);
+	return *p == '\0' || (last == name && last[8] == 'z' && *p == '.' && alnum6(p + 1, &p) && *p == '\0');
 }
 
 void kw_wheel_sweep_stale(const char *dir)
 {
-	DIR *d = opendir(dir);
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
 	struct dirent *de;
 
 	if (!d) {
+		if (dfd >= 0) {
+			close(dfd);
+		}
 		return;
 	}
 	while ((de = readdir(d)) != NULL) {
-		long pid = temp_owner(de->d_name);
+		struct stat a, b;
+		int fd;
 
-		if (pid > 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH) {
-			remove_tree(dirfd(d), de->d_name, 0);
+		if (!temp_name(de->d_name) || fstatat(dfd, de->d_name, &a, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !(S_ISREG(a.st_mode) || S_ISDIR(a.st_mode))) {
+			continue;
 		}
+		fd = openat(dfd, de->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		if (fd < 0) {
+			continue;
+		}
+		/* Only what nobody holds: a live run keeps its lock until its temporaries are gone. */
+		if (fstat(fd, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino &&
+		    flock(fd, LOCK_EX | LOCK_NB) == 0) {
+			if (S_ISDIR(b.st_mode)) {
+				empty_dir(fd, 0);
+				unlinkat(dfd, de->d_name, AT_REMOVEDIR);
+			} else {
+				unlinkat(dfd, de->d_name, 0);
+			}
+		}
+		close(fd);
 	}
 	closedir(d);
 }
