@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -205,7 +206,19 @@ static void repair_one(struct job *job, const char *path)
 		return;
 	}
 	text = result_json(r);
-	emit(job, text ? text : "kwheel: out of memory", !text, text ? KW_EXIT_OK : KW_EXIT_ERROR);
+	if (text) {
+		emit(job, text, false, KW_EXIT_OK);
+	} else {
+		/*
+		 * The wheel is in place: the repair succeeded and exit 2 would
+		 * disown a wheel that is there. Say where it went, built without
+		 * allocating, and note the report fell short.
+		 */
+		pthread_mutex_lock(&job->lock);
+		fprintf(stderr, "kwheel: %s -> %s (out of memory: no fuller report)\n", r->input, r->output);
+		fflush(stderr);
+		pthread_mutex_unlock(&job->lock);
+	}
 	free(text);
 	kw_repair_result_free(r);
 }
@@ -217,8 +230,20 @@ static void work(void *ud, size_t idx)
 	repair_one(job, job->inputs->v[idx]);
 }
 
+/* A suffix that keeps "<dist><suffix>/" a member name every reader accepts: printable ASCII, no backslash. */
+static bool plain_suffix(const char *s)
+{
+	for (; *s; s++) {
+		if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f || *s == '\\') {
+			return false;
+		}
+	}
+	return true;
+}
+
 static int cmd_repair(struct kw_ctx *ctx, int argc, char **argv)
 {
+	struct sigaction ign;
 	struct option longopts[32];
 	char shortopts[64];
 	struct kw_strv inputs = { 0 }, exclude = { 0 };
@@ -229,6 +254,15 @@ static int cmd_repair(struct kw_ctx *ctx, int argc, char **argv)
 	long jobs = 1;
 	int c, rc = KW_EXIT_ERROR;
 
+	/*
+	 * Over a file-size limit (ulimit -f) the kernel would kill us with
+	 * SIGXFSZ, silently and with our temporaries left: ignored, the write
+	 * fails with EFBIG, which is reported and cleaned up like any error.
+	 */
+	memset(&ign, 0, sizeof(ign));
+	ign.sa_handler = SIG_IGN;
+	sigemptyset(&ign.sa_mask);
+	sigaction(SIGXFSZ, &ign, NULL);
 	memset(&job, 0, sizeof(job));
 	job.opts.mtime = -1;
 	job.opts.zip_level = -1;
@@ -249,7 +283,7 @@ static int cmd_repair(struct kw_ctx *ctx, int argc, char **argv)
 		case OPT_PLAT: job.opts.plat = optarg; break;
 		case OPT_ONLY_PLAT: job.opts.only_plat = true; break;
 		case 'L':
-			if (!*optarg || strchr(optarg, '/') || strstr(optarg, "..")) {
+			if (!*optarg || strchr(optarg, '/') || strstr(optarg, "..") || !plain_suffix(optarg)) {
 				rc = kw_cli_usage("repair", "--lib-sdir takes a plain name suffix, not '%s'", optarg);
 				goto out;
 			}
