@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -56,9 +57,11 @@ struct job {
 	struct inst *inst;
 	size_t n_inst;
 	char *libs_dir;            /* "pkg.libs" */
-	char *workdir;
+	char *workdir;             /* private, locked (kw_wheel_temp_dir) */
+	int workfd;                /* holds its lock; work files are created relative to it */
 	struct kw_strv plats;      /* new platform tags */
-	char **member_work;        /* per audit member: edited copy path or NULL */
+	char **member_work;        /* per wheel member: edited copy path or NULL */
+	size_t n_member_work;
 	struct kw_repair_result *res;
 };
 
@@ -261,18 +264,42 @@ static long find_inst_by_real(const struct job *j, const char *realpath)
 	return -1;
 }
 
-static char *graft_name(const char *realpath, const char *soname, const char *sha)
+/* Longest stem and suffix a grafted name keeps: with the hash it stays far below NAME_MAX. */
+#define GRAFT_PART_MAX 160
+
+/* Append p[0..n) with every byte outside [A-Za-z0-9._+-] (and a leading '.') as '_'. */
+static void append_plain(struct kw_buf *b, const char *p, size_t n, bool first)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		char c = p[i];
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+			  c == '_' || c == '+' || c == '-';
+
+		kw_buf_append_n(b, ok && !(first && i == 0 && c == '.') ? &c : "_", 1);
+	}
+}
+
+/*
+ * The file name of a grafted copy: the library's own file name (never the
+ * DT_NEEDED string, which the wheel chose), stem "-" 8 hex digits of its
+ * sha256, then the ".so..." suffix if it has one. Built from a safe set of
+ * bytes only, so it is one plain, visible, ASCII path component: no '/', no
+ * "..", no control character, nothing a reader refuses as a member name.
+ */
+static char *graft_name(const char *realpath, const char *sha)
 {
 	const char *b = base_name(realpath), *so = strstr(b, ".so");
+	size_t stem = so ? (size_t)(so - b) : strlen(b), tail = so ? strlen(so) : 0;
+	struct kw_buf out = { 0 };
 
-	if (!so) {
-		b = soname;
-		so = strstr(b, ".so");
+	append_plain(&out, b, stem < GRAFT_PART_MAX ? stem : GRAFT_PART_MAX, true);
+	kw_buf_appendf(&out, "-%.8s", sha);
+	if (so) {
+		append_plain(&out, so, tail < GRAFT_PART_MAX ? tail : GRAFT_PART_MAX, false);
 	}
-	if (!so) {
-		return kw_asprintf("%s-%.8s", b, sha);
-	}
-	return kw_asprintf("%.*s-%.8s%s", (int)(so - b), b, sha, so);
+	return kw_buf_take(&out);
 }
 
 /* Aliases of one library under several real paths share content: graft once. */
@@ -313,18 +340,37 @@ static int add_inst(struct job *j, const struct kw_dep_graph *g, const struct kw
 	memcpy(in->sha, sha, sizeof(sha));
 	in->soname = kw_strdup(n->name);
 	in->realpath = kw_strdup(n->realpath);
-	in->newname = graft_name(n->realpath, n->name, sha);
+	in->newname = graft_name(n->realpath, sha);
 	in->node = n;
 	in->graph = g;
 	if (!in->soname || !in->realpath || !in->newname) {
 		return oom(err);
 	}
 	for (i = 0; i + 1 < j->n_inst; i++) {
-		if (strcmp(j->inst[i].newname, in->newname) == 0) {
-			return kw_error_set(err, KW_EINTERNAL, "two libraries would be grafted as '%s'", in->newname);
+		/* Names that differ only in case collide on extraction too. */
+		if (strcasecmp(j->inst[i].newname, in->newname) == 0) {
+			return kw_error_set(err, KW_EUNSUPPORTED,
+					    "'%s': two libraries would be grafted as '%s' and '%s'", j->a->filename,
+					    j->inst[i].newname, in->newname);
 		}
 	}
 	return 0;
+}
+
+/* Who needs node k of member's graph g, for a message: the member or a library. */
+static const char *needed_by(const struct kw_dep_graph *g, size_t k, const char *member)
+{
+	const char *by = member;
+	size_t p, q;
+
+	for (p = 0; p < g->n_nodes; p++) {
+		for (q = 0; q < g->nodes[p].n_deps; q++) {
+			if (g->nodes[p].deps[q] == k) {
+				by = p == 0 ? member : g->nodes[p].name;
+			}
+		}
+	}
+	return by;
 }
 
 static int plan_grafts(struct job *j, struct kw_error *err)
@@ -355,22 +401,23 @@ static int plan_grafts(struct job *j, struct kw_error *err)
 			if (n->in_overlay || kw_strv_find(&j->graft, n->name) < 0) {
 				continue;
 			}
+			if (strchr(n->name, '/')) {
+				/*
+				 * The loader opens such an entry as a path (relative ones from
+				 * its working directory): vendoring it would copy a host file
+				 * the wheel picked, and only a library inside the wheel may be
+				 * named so.
+				 */
+				return kw_error_set(err, KW_EHOSTILE,
+						    "'%s': %s needs '%s' by path, outside the wheel: kwheel does not "
+						    "vendor a library named by path",
+						    a->filename, needed_by(g, k, a->members[i].name), n->name);
+			}
 			if (!n->path || !n->realpath || !n->info) {
-				/* Who needs it, for the message. */
-				const char *by = a->members[i].name;
-				size_t p, q;
-
-				for (p = 0; p < g->n_nodes; p++) {
-					for (q = 0; q < g->nodes[p].n_deps; q++) {
-						if (g->nodes[p].deps[q] == k) {
-							by = p == 0 ? a->members[i].name : g->nodes[p].name;
-						}
-					}
-				}
 				return kw_error_set(err, KW_EPOLICY,
 						    "'%s': %s not found (needed by %s); give its directory with "
 						    "--library-path or leave it out with --exclude",
-						    a->filename, n->name, by);
+						    a->filename, n->name, needed_by(g, k, a->members[i].name));
 			}
 			rc = add_inst(j, g, n, &cap, err);
 			if (rc) {
@@ -478,24 +525,71 @@ static int to_fd(void *ud, const void *data, size_t len)
 	return 0;
 }
 
-static int extract(struct kw_wheel *w, size_t idx, const char *dst, struct kw_error *err)
+/*
+ * A new file in the work directory, by a name of our own making, created
+ * relative to the directory we hold: O_EXCL and O_NOFOLLOW, so nothing that
+ * was there before (a link included) is ever written through.
+ */
+static int create_work(const struct job *j, const char *path, struct kw_error *err)
+{
+	int fd = openat(j->workfd, base_name(path), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+
+	if (fd < 0) {
+		return kw_error_set(err, KW_EIO, "cannot create '%s': %s", path, strerror(errno));
+	}
+	return fd;
+}
+
+static int finish_work(struct fd_sink *s, int rc, const char *dst, struct kw_error *err)
+{
+	if (close(s->fd) < 0 && rc == 0) {
+		rc = kw_error_set(err, KW_EIO, "cannot write '%s': %s", dst, strerror(errno));
+	}
+	if (s->saved_errno) {
+		/* The stream names only the member: say where and why the write failed. */
+		rc = kw_error_set(err, KW_EIO, "cannot write '%s': %s", dst, strerror(s->saved_errno));
+	}
+	return rc;
+}
+
+static int extract(const struct job *j, size_t idx, const char *dst, struct kw_error *err)
 {
 	struct fd_sink s = { -1, 0 };
 	int rc;
 
-	s.fd = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+	s.fd = create_work(j, dst, err);
 	if (s.fd < 0) {
-		return kw_error_set(err, KW_EIO, "'%s': %s", dst, strerror(errno));
+		return s.fd;
 	}
-	rc = kw_wheel_stream(w, idx, to_fd, &s, err);
-	if (close(s.fd) < 0 && rc == 0) {
-		rc = kw_error_set(err, KW_EIO, "'%s': %s", dst, strerror(errno));
+	rc = kw_wheel_stream(j->w, idx, to_fd, &s, err);
+	return finish_work(&s, rc, dst, err);
+}
+
+/* A host library copied into the work directory (for strip, which edits in place). */
+static int copy_in(const struct job *j, const char *src, const char *dst, struct kw_error *err)
+{
+	unsigned char buf[1 << 16];
+	struct fd_sink s = { -1, 0 };
+	int in = open(src, O_RDONLY | O_CLOEXEC), rc = 0;
+	ssize_t n;
+
+	if (in < 0) {
+		return kw_error_set(err, KW_EIO, "cannot read '%s': %s", src, strerror(errno));
 	}
-	if (s.saved_errno) {
-		/* The stream names only the member: say where and why the write failed. */
-		rc = kw_error_set(err, KW_EIO, "cannot write '%s': %s", dst, strerror(s.saved_errno));
+	s.fd = create_work(j, dst, err);
+	if (s.fd < 0) {
+		close(in);
+		return s.fd;
 	}
-	return rc;
+	while (!rc && (n = read(in, buf, sizeof(buf))) != 0) {
+		if (n < 0 && errno == EINTR) {
+			continue;
+		}
+		rc = n < 0 ? kw_error_set(err, KW_EIO, "cannot read '%s': %s", src, strerror(errno))
+			   : to_fd(&s, buf, (size_t)n);
+	}
+	close(in);
+	return finish_work(&s, rc, dst, err);
 }
 
 /* "$ORIGIN/../.." from a member's directory up to the wheel root, then down to dir. */
@@ -612,7 +706,8 @@ static int prepare_grafts(struct job *j, struct kw_error *err)
 		const char *src = in->src;
 		size_t n_rep = 0;
 
-		in->work = kw_asprintf("%s/%s", j->workdir, in->newname);
+		/* Work files are named by us alone: nothing from the input is ever part of a path. */
+		in->work = kw_asprintf("%s/lib-%zu", j->workdir, i);
 		if (!in->work) {
 			return oom(err);
 		}
@@ -621,7 +716,7 @@ static int prepare_grafts(struct job *j, struct kw_error *err)
 			return rc;
 		}
 		if (j->o->strip) {
-			rc = kw_copy_file(in->src, in->work, 0755, err);
+			rc = copy_in(j, in->src, in->work, err);
 			if (!rc) {
 				rc = run_strip(in->work, err);
 			}
@@ -645,7 +740,6 @@ static int prepare_grafts(struct job *j, struct kw_error *err)
 			kw_error_prefix(err, "grafting %s", in->realpath);
 			return rc;
 		}
-		chmod(in->work, 0755);
 	}
 	return 0;
 }
@@ -656,7 +750,8 @@ static int prepare_members(struct job *j, struct kw_error *err)
 	size_t i;
 	int rc;
 
-	j->member_work = kw_calloc(a->n_members + 1, sizeof(*j->member_work));
+	j->n_member_work = kw_wheel_member_count(j->w);
+	j->member_work = kw_calloc(j->n_member_work + 1, sizeof(*j->member_work));
 	if (!j->member_work) {
 		return oom(err);
 	}
@@ -665,7 +760,7 @@ static int prepare_members(struct job *j, struct kw_error *err)
 		struct kw_patch_replace *rep = NULL;
 		struct kw_patch_ops ops = { 0 };
 		size_t n_rep = 0;
-		char *rpath = NULL;
+		char *rpath = NULL, *work;
 		long idx;
 
 		if (!m->graph || m->graph->n_nodes == 0) {
@@ -680,14 +775,19 @@ static int prepare_members(struct job *j, struct kw_error *err)
 			continue;
 		}
 		idx = kw_wheel_find(j->w, m->name);
-		j->member_work[i] = kw_asprintf("%s/member-%zu", j->workdir, i);
-		if (idx < 0 || !j->member_work[i]) {
+		if (idx < 0) {
 			free(rep);
-			return idx < 0 ? kw_error_set(err, KW_EINTERNAL, "member '%s' vanished", m->name) : oom(err);
+			return kw_error_set(err, KW_EINTERNAL, "member '%s' vanished", m->name);
 		}
-		rc = extract(j->w, (size_t)idx, j->member_work[i], err);
+		work = kw_asprintf("%s/member-%zu", j->workdir, i);
+		if (!work) {
+			free(rep);
+			return oom(err);
+		}
+		j->member_work[idx] = work;
+		rc = extract(j, (size_t)idx, work, err);
 		if (!rc && j->o->strip) {
-			rc = run_strip(j->member_work[i], err);
+			rc = run_strip(work, err);
 		}
 		if (!rc && n_rep) {
 			rpath = member_rpath(j, m->name, m->info);
@@ -700,7 +800,7 @@ static int prepare_members(struct job *j, struct kw_error *err)
 			ops.force_rpath = true;
 		}
 		if (!rc && n_rep) {
-			rc = kw_patch_file(j->member_work[i], NULL, &ops, NULL, err);
+			rc = kw_patch_file(work, NULL, &ops, NULL, err);
 		}
 		free(rep);
 		free(rpath);
@@ -945,6 +1045,20 @@ static int add_work_file(struct job *j, struct kw_wheel_writer *ww, struct kw_re
 	return rc ? rc : kw_wheel_writer_add_file(ww, name, path, 0755, err);
 }
 
+static int cmp_entry_path(const void *key, const void *e)
+{
+	return strcmp(key, ((const struct kw_record_entry *)e)->path);
+}
+
+/* The audit's verified RECORD line of a member (the audit sorted them by path), or NULL. */
+static const struct kw_record_entry *verified_entry(const struct job *j, const char *name)
+{
+	const struct kw_record *rec = &j->a->record;
+
+	return rec->n_entries ? bsearch(name, rec->entries, rec->n_entries, sizeof(*rec->entries), cmp_entry_path)
+			      : NULL;
+}
+
 static int write_wheel(struct job *j, const char *out_path, int64_t mtime, struct kw_error *err)
 {
 	struct kw_wheel *w = j->w;
@@ -952,29 +1066,15 @@ static int write_wheel(struct job *j, const char *out_path, int64_t mtime, struc
 	char *record_name = kw_asprintf("%s/RECORD", di), *wheel_name = kw_asprintf("%s/WHEEL", di);
 	char *sbom_name = kw_asprintf("%s/sboms/kwheel.cdx.json", di), *di_prefix = kw_asprintf("%s/", di);
 	struct kw_wheel_writer *ww = NULL;
-	struct kw_record old = { 0 };
 	struct kw_record_text r = { 0 };
 	unsigned char *buf = NULL;
 	size_t n = kw_wheel_member_count(w), i, k, len = 0;
 	bool libs_done = false;
-	long ri;
 	int rc;
 
 	if (!record_name || !wheel_name || !sbom_name || !di_prefix) {
 		rc = oom(err);
 		goto out;
-	}
-	ri = kw_wheel_find(w, record_name);
-	if (ri >= 0) {
-		rc = kw_wheel_read(w, (size_t)ri, &buf, &len, err);
-		if (!rc) {
-			rc = kw_record_parse((const char *)buf, len, &old, err);
-		}
-		free(buf);
-		buf = NULL;
-		if (rc) {
-			goto out;
-		}
 	}
 	rc = kw_wheel_writer_new(out_path, j->o->zip_level, mtime, &ww, err);
 	if (!rc && j->o->progress) {
@@ -985,7 +1085,6 @@ static int write_wheel(struct job *j, const char *out_path, int64_t mtime, struc
 	}
 	for (i = 0; i < n && !rc; i++) {
 		const struct kw_wheel_member *m = kw_wheel_member(w, i);
-		long ai = -1;
 
 		if (!libs_done && strncmp(m->name, di_prefix, strlen(di_prefix)) == 0) {
 			/* Vendored libraries go before the metadata, as installers expect RECORD last. */
@@ -1032,28 +1131,22 @@ static int write_wheel(struct job *j, const char *out_path, int64_t mtime, struc
 			rc = kw_wheel_writer_add_buffer(ww, m->name, text, strlen(text), 0644, err);
 			continue;
 		}
-		for (k = 0; k < j->a->n_members; k++) {
-			if (j->member_work[k] && strcmp(j->a->members[k].name, m->name) == 0) {
-				ai = (long)k;
-			}
-		}
-		if (ai >= 0) {
-			rc = add_work_file(j, ww, &r, m->name, j->member_work[ai], err);
+		if (i < j->n_member_work && j->member_work[i]) {
+			rc = add_work_file(j, ww, &r, m->name, j->member_work[i], err);
 			continue;
 		}
-		/* Unchanged: its RECORD line stands as it was, unless it had none. */
+		/*
+		 * Unchanged: the audit checked its RECORD line against its bytes (a
+		 * wheel whose RECORD does not hold is refused before this), so the
+		 * line stands; a member RECORD need not hash (a signature) is hashed.
+		 */
 		{
-			const struct kw_record_entry *e = NULL;
+			const struct kw_record_entry *e = verified_entry(j, m->name);
 
-			for (k = 0; k < old.n_entries; k++) {
-				if (strcmp(old.entries[k].path, m->name) == 0 && old.entries[k].digest) {
-					e = &old.entries[k];
-				}
-			}
-			if (e && e->size >= 0 && (uint64_t)e->size == m->size) {
+			if (e && e->algo && e->digest) {
 				char *hash = kw_asprintf("%s=%s", e->algo, e->digest);
 
-				if (!hash || kw_record_text_add(&r, m->name, hash, (long long)e->size)) {
+				if (!hash || kw_record_text_add(&r, m->name, hash, (long long)m->size)) {
 					free(hash);
 					rc = oom(err);
 					break;
@@ -1121,7 +1214,6 @@ static int write_wheel(struct job *j, const char *out_path, int64_t mtime, struc
 	}
 out:
 	kw_wheel_writer_abort(ww);
-	kw_record_release(&old);
 	free(r.buf);
 	free(record_name);
 	free(wheel_name);
@@ -1130,44 +1222,24 @@ out:
 	return rc;
 }
 
-static int copy_as_is(const char *src, const char *out_path, struct kw_error *err)
+/* A wheel that needs no change: the one writer, copying the archive whole. */
+static int copy_as_is(struct job *j, const char *src, const char *out_path, struct kw_error *err)
 {
-	char *tmp = kw_asprintf("%s.kwheel-tmp", out_path);
-	int rc;
+	struct kw_wheel_writer *ww = NULL;
+	int rc = kw_wheel_open(j->ctx, src, &j->w, err);
 
-	if (!tmp) {
-		return oom(err);
-	}
-	rc = kw_copy_file(src, tmp, 0755, err);
 	if (!rc) {
-		chmod(tmp, 0644);
-		if (rename(tmp, out_path) < 0) {
-			rc = kw_error_set(err, KW_EIO, "'%s': %s", out_path, strerror(errno));
-		}
+		rc = kw_wheel_writer_new(out_path, j->o->zip_level, 0, &ww, err);
 	}
-	if (rc) {
-		unlink(tmp);
+	if (!rc) {
+		rc = kw_wheel_writer_copy_whole(ww, j->w, err);
 	}
-	free(tmp);
+	if (!rc) {
+		rc = kw_wheel_writer_commit(ww, err);
+		ww = NULL;
+	}
+	kw_wheel_writer_abort(ww);
 	return rc;
-}
-
-/* The work directory holds only plain files we made. */
-static void rmtree_flat(const char *dir)
-{
-	DIR *d = dir ? opendir(dir) : NULL;
-	struct dirent *e;
-
-	if (!d) {
-		return;
-	}
-	while ((e = readdir(d)) != NULL) {
-		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
-			unlinkat(dirfd(d), e->d_name, 0);
-		}
-	}
-	closedir(d);
-	rmdir(dir);
 }
 
 void kw_repair_result_free(struct kw_repair_result *r)
@@ -1218,20 +1290,31 @@ int kw_repair_wheel(struct kw_ctx *ctx, const char *path, const struct kw_repair
 		rc = oom(err);
 		goto out;
 	}
-	rc = kw_audit_wheel_flags(ctx, path, KW_AUDIT_NO_RECORD, &j.a, err);
+	j.workfd = -1;
+	/* With the RECORD check, as show does it: what repair vouches for, it has verified. */
+	rc = kw_audit_wheel(ctx, path, &j.a, err);
 	if (rc) {
 		goto out;
 	}
+	if (j.a->record.n_problems) {
+		const struct kw_record_problem *p = &j.a->record.problems[0];
+
+		rc = kw_error_set(err, KW_EHOSTILE, "'%s': RECORD does not hold for '%s' (%s%s%s): not repaired",
+				  j.a->filename, p->path ? p->path : "RECORD", kw_record_problem_str(p->kind),
+				  p->detail ? ": " : "", p->detail ? p->detail : "");
+		goto out;
+	}
+	kw_wheel_sweep_stale(o->out_dir);
 	if (j.a->pure) {
 		out_path = kw_asprintf("%s/%s", o->out_dir, j.a->filename);
-		if (!out_path) {
-			rc = oom(err);
-			goto out;
-		}
 		j.res->action = KW_REPAIR_COPIED;
 		j.res->note = kw_strdup("pure wheel (no ELF member, platform 'any'): nothing to repair, copied");
 		j.res->tag = kw_strdup(j.a->name.platform);
-		rc = same_file(path, out_path) ? 0 : copy_as_is(path, out_path, err);
+		if (!out_path || !j.res->note || !j.res->tag) {
+			rc = oom(err);
+			goto out;
+		}
+		rc = same_file(path, out_path) ? 0 : copy_as_is(&j, path, out_path, err);
 		goto done;
 	}
 	if (j.a->not_elf || j.a->no_policy) {
@@ -1274,7 +1357,7 @@ int kw_repair_wheel(struct kw_ctx *ctx, const char *path, const struct kw_repair
 			rc = oom(err);
 			goto out;
 		}
-		rc = same_file(path, out_path) ? 0 : copy_as_is(path, out_path, err);
+		rc = same_file(path, out_path) ? 0 : copy_as_is(&j, path, out_path, err);
 		goto done;
 	}
 	out_path = new_filename(&j, plat);
@@ -1284,9 +1367,7 @@ int kw_repair_wheel(struct kw_ctx *ctx, const char *path, const struct kw_repair
 		free(out_path);
 		out_path = full;
 	}
-	kw_wheel_sweep_stale(o->out_dir);
-	j.workdir = kw_asprintf("%s/.kwheel-work-%ld-XXXXXX", o->out_dir, (long)getpid());
-	if (!out_path || !j.workdir) {
+	if (!out_path) {
 		rc = oom(err);
 		goto out;
 	}
@@ -1294,10 +1375,8 @@ int kw_repair_wheel(struct kw_ctx *ctx, const char *path, const struct kw_repair
 		rc = kw_error_set(err, KW_EINVAL, "'%s': the output would overwrite the input", j.a->filename);
 		goto out;
 	}
-	if (!mkdtemp(j.workdir)) {
-		rc = kw_error_set(err, KW_EIO, "'%s': cannot create a work directory: %s", o->out_dir, strerror(errno));
-		free(j.workdir);
-		j.workdir = NULL;
+	rc = kw_wheel_temp_dir(o->out_dir, ".kwheel-work", &j.workdir, &j.workfd, err);
+	if (rc) {
 		goto out;
 	}
 	rc = kw_wheel_open(ctx, path, &j.w, err);
@@ -1305,10 +1384,17 @@ int kw_repair_wheel(struct kw_ctx *ctx, const char *path, const struct kw_repair
 		for (i = 0; i < j.n_inst && !rc; i++) {
 			char *name = kw_asprintf("%s/%s", j.libs_dir, j.inst[i].newname);
 
+			size_t m;
+
 			if (!name) {
 				rc = oom(err);
-			} else if (kw_wheel_find(j.w, name) >= 0) {
-				rc = kw_error_set(err, KW_EINVAL, "'%s': already has a member %s", j.a->filename, name);
+			}
+			/* Not even one that differs only in case: that collides on extraction. */
+			for (m = 0; !rc && m < kw_wheel_member_count(j.w); m++) {
+				if (strcasecmp(kw_wheel_member(j.w, m)->name, name) == 0) {
+					rc = kw_error_set(err, KW_EINVAL, "'%s': already has a member %s", j.a->filename,
+							  kw_wheel_member(j.w, m)->name);
+				}
 			}
 			free(name);
 		}
@@ -1364,9 +1450,7 @@ done:
 		j.res = NULL;
 	}
 out:
-	if (j.workdir) {
-		rmtree_flat(j.workdir);
-	}
+	kw_wheel_temp_dir_remove(j.workdir, j.workfd);
 	for (i = 0; i < j.n_inst; i++) {
 		free(j.inst[i].soname);
 		free(j.inst[i].realpath);
@@ -1376,7 +1460,7 @@ out:
 	}
 	free(j.inst);
 	if (j.member_work) {
-		for (i = 0; j.a && i < j.a->n_members; i++) {
+		for (i = 0; i < j.n_member_work; i++) {
 			free(j.member_work[i]);
 		}
 		free(j.member_work);
@@ -1384,7 +1468,6 @@ out:
 	kw_strv_release(&j.graft);
 	kw_strv_release(&j.plats);
 	free(j.libs_dir);
-	free(j.workdir);
 	free(plat);
 	free(out_path);
 	kw_wheel_free(j.w);
