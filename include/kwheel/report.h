@@ -2,8 +2,11 @@
 #ifndef KWHEEL_REPORT_H
 #define KWHEEL_REPORT_H
 
+#include <stdarg.h>
+
 #include "kwheel/audit.h"
 #include "kwheel/kwheel.h"
+#include "kwheel/util.h"
 
 /* Version of the `kwheel show --json` object (man/kwheel-show.schema.json). */
 #define KW_REPORT_SHOW_VERSION 1
@@ -25,5 +28,37 @@ int kw_report_show_text(const struct kw_audit *a, bool verbose, char **out, stru
  * order. New string in *out.
  */
 int kw_report_lddtree_json(const struct kw_dep_graph *g, char **out, struct kw_error *err);
+
+/*
+ * The dependency tree as text: "PATH (interpreter => X)", then one
+ * "NAME => PATH" line per library, indented by depth, a library already
+ * shown marked "(already listed)" unless KW_REPORT_LDDTREE_ALL; with
+ * KW_REPORT_LDDTREE_LIST only the resolved paths, one a line. Every name
+ * escaped (kw_report_escape_append). New string in *out.
+ */
+#define KW_REPORT_LDDTREE_ALL 1u
+#define KW_REPORT_LDDTREE_LIST 2u
+int kw_report_lddtree_text(const struct kw_dep_graph *g, const char *path, unsigned flags, char **out,
+			   struct kw_error *err);
+
+/* "kwheel: MESSAGE" for stderr, the message escaped; new string (free()), NULL if out of memory. */
+char *kw_report_error_line(const struct kw_error *e);
+
+/*
+ * Text that no input can forge: s appended to b with control characters
+ * (C0, DEL, C1), bytes that are not UTF-8 and the backslash escaped, as
+ * \n, \t, \r, \\ and \xNN (a C1 character as its two bytes,
+ * \xc2\x9b). The one escaping of every text line kwheel prints.
+ */
+void kw_report_escape_append(struct kw_buf *b, const char *s);
+/* The same as a new string (free()), NULL if out of memory. */
+char *kw_report_escape(const char *s);
+/*
+ * kw_buf_appendf for report text: every %s argument is escaped as
+ * kw_report_escape_append does, the format itself is not. Conversions: %s,
+ * %c, %d/%i/%u/%x with h, l, ll, z, flags and a width; %%.
+ */
+void kw_report_appendf(struct kw_buf *b, const char *fmt, ...) KW_PRINTF(2, 3);
+void kw_report_vappendf(struct kw_buf *b, const char *fmt, va_list ap) KW_PRINTF(2, 0);
 
 #endif

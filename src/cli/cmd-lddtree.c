@@ -24,28 +24,6 @@ static const struct kw_opt_help helps[] = {
 	{ { NULL, 0, NULL, 0 }, NULL, NULL },
 };
 
-static void print_node(const struct kw_dep_graph *g, size_t i, unsigned depth, bool all, bool *shown)
-{
-	const struct kw_dep_node *n = &g->nodes[i];
-	size_t k;
-
-	for (k = 0; k < n->n_deps; k++) {
-		const struct kw_dep_node *d = &g->nodes[n->deps[k]];
-		bool again = shown[n->deps[k]];
-
-		printf("%*s%s => %s%s\n", (int)(depth * 4), "", d->name, d->path ? d->path : "not found",
-		       again && !all ? " (already listed)" : "");
-		if (again && !all) {
-			continue;
-		}
-		shown[n->deps[k]] = true;
-		/* --all can revisit; the depth bound keeps a DT_NEEDED cycle finite. */
-		if (depth < 64) {
-			print_node(g, n->deps[k], depth + 1, all, shown);
-		}
-	}
-}
-
 static int cmd_lddtree(struct kw_ctx *ctx, int argc, char **argv)
 {
 	struct option longopts[16];
@@ -106,25 +84,18 @@ static int cmd_lddtree(struct kw_ctx *ctx, int argc, char **argv)
 				puts(line);
 			}
 			free(line);
-		} else if (list) {
-			for (k = 1; k < g->n_nodes; k++) {
-				printf("%s\n", g->nodes[k].path ? g->nodes[k].path : g->nodes[k].name);
-			}
 		} else {
-			bool *shown = calloc(g->n_nodes, sizeof(*shown));
+			char *text = NULL;
 
-			const char *interp = g->nodes[0].info ? g->nodes[0].info->interp : NULL;
-
-			printf("%s", argv[i]);
-			if (interp) {
-				printf(" (interpreter => %s)", interp);
+			if (kw_report_lddtree_text(g, argv[i], (all ? KW_REPORT_LDDTREE_ALL : 0) |
+									(list ? KW_REPORT_LDDTREE_LIST : 0),
+						   &text, &err)) {
+				kw_cli_error(&err);
+				rc = KW_EXIT_ERROR;
+			} else {
+				fputs(text, stdout);
 			}
-			printf("\n");
-			if (shown) {
-				shown[0] = true;
-				print_node(g, 0, 1, all, shown);
-			}
-			free(shown);
+			free(text);
 		}
 		kw_dep_graph_free(g);
 	}

@@ -104,9 +104,9 @@ static void audit_one(struct job *job, size_t idx, const char *path)
 		if (job->json && kw_report_error_json(path, &err, &text, &rerr) == 0) {
 			emit(job, idx, text, false, KW_EXIT_ERROR);
 		} else {
-			char *line = kw_asprintf("kwheel: %s", err.msg);
+			char *line = kw_report_error_line(&err);
 
-			emit(job, idx, line ? line : err.msg, true, KW_EXIT_ERROR);
+			emit(job, idx, line ? line : "kwheel: out of memory", true, KW_EXIT_ERROR);
 			free(line);
 		}
 		free(text);
@@ -119,9 +119,11 @@ static void audit_one(struct job *job, size_t idx, const char *path)
 		}
 	}
 	if (job->json ? kw_report_show_json(a, &text, &rerr) : kw_report_show_text(a, job->verbose, &text, &rerr)) {
-		char *line = kw_asprintf("kwheel: '%s': %s", path, rerr.msg);
+		char *line;
 
-		emit(job, idx, line ? line : rerr.msg, true, KW_EXIT_ERROR);
+		kw_error_prefix(&rerr, "'%s'", path);
+		line = kw_report_error_line(&rerr);
+		emit(job, idx, line ? line : "kwheel: out of memory", true, KW_EXIT_ERROR);
 		free(line);
 	} else {
 		emit(job, idx, text, false, code);

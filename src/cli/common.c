@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "kwheel/kwheel.h"
+#include "kwheel/report.h"
 
 #include "cli.h"
 
@@ -57,7 +58,11 @@ void kw_cli_help(FILE *f, const char *cmd, const char *synopsis, const char *sum
 
 int kw_cli_error(const struct kw_error *err)
 {
-	fprintf(stderr, "kwheel: %s\n", err->msg[0] ? err->msg : kw_status_str(err->code));
+	/* Messages quote names from the input: escaped, so none can add a line or reach the terminal raw. */
+	char *line = kw_report_error_line(err);
+
+	fprintf(stderr, "%s\n", line ? line : "kwheel: out of memory");
+	free(line);
 	return KW_EXIT_ERROR;
 }
 

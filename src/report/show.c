@@ -8,6 +8,8 @@
 #include "kwheel/km.h"
 #include "kwheel/report.h"
 
+#include "internal.h"
+
 static const char *base_name(const char *path)
 {
 	const char *s = strrchr(path, '/');
@@ -26,7 +28,16 @@ static int set(json_t *obj, const char *key, json_t *val)
 
 static json_t *str_or_null(const char *s)
 {
-	return s ? json_string(s) : json_null();
+	return s ? report_jstr(s) : json_null();
+}
+
+/* An object member whose key comes from the input: any bytes (the dump escapes them). */
+static int set_key(json_t *obj, const char *key, json_t *val)
+{
+	if (!val) {
+		return -1;
+	}
+	return json_object_set_new_nocheck(obj, key, val);
 }
 
 static json_t *strv_json(char *const *v, size_t n)
@@ -38,7 +49,7 @@ static json_t *strv_json(char *const *v, size_t n)
 		return NULL;
 	}
 	for (i = 0; i < n; i++) {
-		if (json_array_append_new(arr, json_string(v[i]))) {
+		if (json_array_append_new(arr, report_jstr(v[i]))) {
 			json_decref(arr);
 			return NULL;
 		}
@@ -68,7 +79,7 @@ static json_t *members_json(const struct kw_audit *a)
 		const struct kw_audit_member *m = &a->members[i];
 		json_t *o = json_object();
 
-		bad |= set(o, "name", json_string(m->name));
+		bad |= set(o, "name", report_jstr(m->name));
 		bad |= set(o, "error", str_or_null(m->error));
 		bad |= set(o, "extension", json_boolean(m->extension));
 		bad |= set(o, "arch", str_or_null(m->arch));
@@ -97,7 +108,7 @@ static json_t *libraries_json(const struct kw_audit *a)
 		const struct kw_audit_lib *l = &a->libs[i];
 		json_t *o = json_object();
 
-		bad |= set(o, "soname", json_string(l->soname));
+		bad |= set(o, "soname", report_jstr(l->soname));
 		bad |= set(o, "path", str_or_null(l->path));
 		bad |= set(o, "realpath", str_or_null(l->realpath));
 		bad |= set(o, "needed_by", strv_json(l->needed_by.v, l->needed_by.n));
@@ -138,7 +149,7 @@ static json_t *km_json(const struct kw_audit *a)
 		const struct kw_km_object *ko = &v.objects[i];
 		json_t *e = json_object();
 
-		bad |= set(e, "name", json_string(ko->name));
+		bad |= set(e, "name", report_jstr(ko->name));
 		bad |= set(e, "soname", str_or_null(ko->soname));
 		bad |= set(e, "in_wheel", json_boolean(ko->in_wheel));
 		bad |= set(e, "mode", json_string(km_mode_str(ko->mode)));
@@ -157,7 +168,7 @@ static json_t *km_json(const struct kw_audit *a)
 	return o;
 }
 
-static int print_km(FILE *f, const struct kw_audit *a)
+static int print_km(struct kw_buf *f, const struct kw_audit *a)
 {
 	struct kw_km_verdict v;
 	struct kw_error err = { 0 };
@@ -170,20 +181,20 @@ static int print_km(FILE *f, const struct kw_audit *a)
 		deps += !v.objects[i].in_wheel;
 	}
 	if (v.convertible && deps) {
-		fprintf(f, "  KM: convertible, with %zu external librar%s converted too (km --deps)\n", deps,
+		kw_report_appendf(f, "  KM: convertible, with %zu external librar%s converted too (km --deps)\n", deps,
 			deps == 1 ? "y" : "ies");
 	} else {
-		fprintf(f, "  KM: %s\n", v.convertible ? "convertible" : "not convertible");
+		kw_report_appendf(f, "  KM: %s\n", v.convertible ? "convertible" : "not convertible");
 	}
 	for (i = 0; i < v.reasons.n; i++) {
-		fprintf(f, "    %s\n", v.reasons.v[i]);
+		kw_report_appendf(f, "    %s\n", v.reasons.v[i]);
 	}
 	for (i = 0; i < v.warnings.n; i++) {
-		fprintf(f, "    warning: %s\n", v.warnings.v[i]);
+		kw_report_appendf(f, "    warning: %s\n", v.warnings.v[i]);
 	}
 	for (i = 0; i < v.n_objects; i++) {
 		for (k = 0; k < v.objects[i].warnings.n; k++) {
-			fprintf(f, "    warning: %s: %s\n", v.objects[i].name, v.objects[i].warnings.v[k]);
+			kw_report_appendf(f, "    warning: %s: %s\n", v.objects[i].name, v.objects[i].warnings.v[k]);
 		}
 	}
 	kw_km_verdict_release(&v);
@@ -217,11 +228,12 @@ static json_t *upgrade_json(const struct kw_audit_verdict *v)
 		case KW_REASON_BLACKLIST: {
 			json_t *list = json_object_get(black, r->lib);
 
-			if (!list) {
-				list = json_array();
-				bad |= set(black, r->lib, list);
+			/* A failed set frees the new list: it must not be appended to then. */
+			if (!list && (!(list = json_array()) || set_key(black, r->lib, list))) {
+				bad = 1;
+				break;
 			}
-			bad |= json_array_append_new(list, json_string(r->what));
+			bad |= json_array_append_new(list, report_jstr(r->what));
 			break;
 		}
 		default:
@@ -285,14 +297,14 @@ static json_t *audit_json(const struct kw_audit *a)
 	size_t n_better = a->best >= 0 ? (size_t)a->best : a->n_verdicts;
 
 	bad |= set(o, "version", json_integer(KW_REPORT_SHOW_VERSION));
-	bad |= set(o, "wheel", json_string(a->filename));
-	bad |= set(o, "path", json_string(a->path));
+	bad |= set(o, "wheel", report_jstr(a->filename));
+	bad |= set(o, "path", report_jstr(a->path));
 	bad |= set(o, "pure", json_boolean(a->pure));
-	bad |= set(name, "distribution", json_string(a->name.distribution));
-	bad |= set(name, "version", json_string(a->name.version));
+	bad |= set(name, "distribution", report_jstr(a->name.distribution));
+	bad |= set(name, "version", report_jstr(a->name.version));
 	bad |= set(name, "build", str_or_null(a->name.build));
-	bad |= set(name, "python", json_string(a->name.python));
-	bad |= set(name, "abi", json_string(a->name.abi));
+	bad |= set(name, "python", report_jstr(a->name.python));
+	bad |= set(name, "abi", report_jstr(a->name.abi));
 	bad |= set(name, "platforms", strv_json(a->name.platforms, a->name.n_platforms));
 	bad |= set(o, "name", name);
 	bad |= set(o, "wheel_tags", strv_json(a->meta.tags, a->meta.n_tags));
@@ -311,22 +323,22 @@ static json_t *audit_json(const struct kw_audit *a)
 	/* As auditwheel: what must be vendored to reach the tag symbol versions allow. */
 	if (target) {
 		for (i = 0; i < target->graft.n; i++) {
-			bad |= set(ext, target->graft.v[i], str_or_null(lib_path(a, target->graft.v[i])));
+			bad |= set_key(ext, target->graft.v[i], str_or_null(lib_path(a, target->graft.v[i])));
 		}
 	} else {
 		for (i = 0; i < a->n_libs; i++) {
-			bad |= set(ext, a->libs[i].soname, str_or_null(a->libs[i].path));
+			bad |= set_key(ext, a->libs[i].soname, str_or_null(a->libs[i].path));
 		}
 	}
 	bad |= set(o, "external_libs", ext);
 	for (i = 0; i < a->n_symvers; i++) {
 		const struct kw_audit_symvers *sv = &a->symvers[i];
 
-		bad |= set(vs, sv->lib, strv_json(sv->versions.v, sv->versions.n));
+		bad |= set_key(vs, sv->lib, strv_json(sv->versions.v, sv->versions.n));
 	}
 	bad |= set(o, "versioned_symbols", vs);
 	for (k = 0; k < n_better && k < a->n_verdicts; k++) {
-		bad |= set(up, a->verdicts[k].tag, upgrade_json(&a->verdicts[k]));
+		bad |= set_key(up, a->verdicts[k].tag, upgrade_json(&a->verdicts[k]));
 	}
 	bad |= set(o, "policy_upgrades", up);
 	bad |= set(o, "record", record_json(&a->record));
@@ -340,14 +352,16 @@ static json_t *audit_json(const struct kw_audit *a)
 
 int kw_report_show_json(const struct kw_audit *a, char **out, struct kw_error *err)
 {
-	json_t *o = audit_json(a);
+	json_t *o;
 	char *s;
 
 	*out = NULL;
+	report_json_init();
+	o = audit_json(a);
 	if (!o) {
 		return kw_error_set(err, KW_ENOMEM, "out of memory building the report");
 	}
-	s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+	s = report_json_dumps(o);
 	json_decref(o);
 	if (!s) {
 		return kw_error_set(err, KW_ENOMEM, "out of memory building the report");
@@ -359,17 +373,20 @@ int kw_report_show_json(const struct kw_audit *a, char **out, struct kw_error *e
 int kw_report_error_json(const char *path, const struct kw_error *what, char **out,
 			 struct kw_error *err)
 {
-	json_t *o = json_object();
-	int bad = !o;
+	json_t *o;
+	int bad;
 	char *s;
 
 	*out = NULL;
+	report_json_init();
+	o = json_object();
+	bad = !o;
 	bad |= set(o, "version", json_integer(KW_REPORT_SHOW_VERSION));
-	bad |= set(o, "wheel", json_string(base_name(path)));
-	bad |= set(o, "path", json_string(path));
-	bad |= set(o, "error", json_string(what->msg[0] ? what->msg : kw_status_str(what->code)));
+	bad |= set(o, "wheel", report_jstr(base_name(path)));
+	bad |= set(o, "path", report_jstr(path));
+	bad |= set(o, "error", report_jstr(what->msg[0] ? what->msg : kw_status_str(what->code)));
 	bad |= set(o, "error_kind", json_string(kw_status_str(what->code)));
-	s = bad ? NULL : json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+	s = bad ? NULL : report_json_dumps(o);
 	json_decref(o);
 	if (!s) {
 		return kw_error_set(err, KW_ENOMEM, "out of memory building the report");
@@ -378,7 +395,7 @@ int kw_report_error_json(const char *path, const struct kw_error *what, char **o
 	return 0;
 }
 
-static void print_reasons(FILE *f, const struct kw_audit_verdict *v)
+static void print_reasons(struct kw_buf *f, const struct kw_audit_verdict *v)
 {
 	size_t i;
 
@@ -387,26 +404,26 @@ static void print_reasons(FILE *f, const struct kw_audit_verdict *v)
 
 		switch (r->kind) {
 		case KW_REASON_LIB:
-			fprintf(f, "      - %s needs %s, which the policy does not allow\n", r->member, r->lib);
+			kw_report_appendf(f, "      - %s needs %s, which the policy does not allow\n", r->member, r->lib);
 			break;
 		case KW_REASON_SYMVER:
-			fprintf(f, "      - %s needs %s from %s\n", r->member, r->what, r->lib);
+			kw_report_appendf(f, "      - %s needs %s from %s\n", r->member, r->what, r->lib);
 			break;
 		case KW_REASON_BLACKLIST:
-			fprintf(f, "      - %s imports %s from %s, which the policy forbids\n", r->member,
+			kw_report_appendf(f, "      - %s imports %s from %s, which the policy forbids\n", r->member,
 				r->what, r->lib);
 			break;
 		case KW_REASON_PYFPE:
-			fprintf(f, "      - %s uses PyFPE_jbuf (built with --with-fpectl)\n", r->member);
+			kw_report_appendf(f, "      - %s uses PyFPE_jbuf (built with --with-fpectl)\n", r->member);
 			break;
 		default:
-			fprintf(f, "      - %s\n", kw_reason_kind_str(r->kind));
+			kw_report_appendf(f, "      - %s\n", kw_reason_kind_str(r->kind));
 			break;
 		}
 	}
 }
 
-static void print_tree(FILE *f, const struct kw_audit_member *m)
+static void print_tree(struct kw_buf *f, const struct kw_audit_member *m)
 {
 	const struct kw_dep_graph *g = m->graph;
 	size_t i;
@@ -415,123 +432,116 @@ static void print_tree(FILE *f, const struct kw_audit_member *m)
 	for (i = 1; g && i < g->n_nodes; i++) {
 		const struct kw_dep_node *n = &g->nodes[i];
 
-		fprintf(f, "      %s => %s%s\n", n->name, n->in_overlay ? "in the wheel: " : "",
+		kw_report_appendf(f, "      %s => %s%s\n", n->name, n->in_overlay ? "in the wheel: " : "",
 			n->path ? n->path : "not found");
 	}
 }
 
 int kw_report_show_text(const struct kw_audit *a, bool verbose, char **out, struct kw_error *err)
 {
-	char *buf = NULL;
-	size_t len = 0, i, k;
-	FILE *f;
+	struct kw_buf text = { 0 }, *f = &text;
+	size_t i, k;
 	const struct kw_audit_verdict *target = a->sym_best >= 0 ? &a->verdicts[a->sym_best] : NULL;
 
 	*out = NULL;
-	f = open_memstream(&buf, &len);
-	if (!f) {
-		return kw_error_set(err, KW_ENOMEM, "out of memory building the report");
-	}
-	fprintf(f, "%s\n", a->filename);
-	fprintf(f, "  file name tags: %s-%s-%s\n", a->name.python, a->name.abi, a->name.platform);
+	kw_report_appendf(f, "%s\n", a->filename);
+	kw_report_appendf(f, "  file name tags: %s-%s-%s\n", a->name.python, a->name.abi, a->name.platform);
 	if (a->meta.n_tags) {
-		fprintf(f, "  WHEEL tags:     ");
+		kw_report_appendf(f, "  WHEEL tags:     ");
 		for (i = 0; i < a->meta.n_tags; i++) {
-			fprintf(f, "%s%s", i ? ", " : "", a->meta.tags[i]);
+			kw_report_appendf(f, "%s%s", i ? ", " : "", a->meta.tags[i]);
 		}
-		fprintf(f, "\n");
+		kw_report_appendf(f, "\n");
 	}
 	if (a->record.n_problems) {
-		fprintf(f, "  RECORD: %zu problem%s\n", a->record.n_problems,
+		kw_report_appendf(f, "  RECORD: %zu problem%s\n", a->record.n_problems,
 			a->record.n_problems == 1 ? "" : "s");
 		for (i = 0; i < a->record.n_problems; i++) {
-			fprintf(f, "    - %s: %s%s%s\n", kw_record_problem_str(a->record.problems[i].kind),
+			kw_report_appendf(f, "    - %s: %s%s%s\n", kw_record_problem_str(a->record.problems[i].kind),
 				a->record.problems[i].path ? a->record.problems[i].path : "",
 				a->record.problems[i].detail ? ": " : "",
 				a->record.problems[i].detail ? a->record.problems[i].detail : "");
 		}
 	} else {
-		fprintf(f, "  RECORD: every member listed with the right hash and size\n");
+		kw_report_appendf(f, "  RECORD: every member listed with the right hash and size\n");
 	}
 	if (a->pure) {
-		fprintf(f, "  pure: no ELF member; the wheel is platform-independent\n");
+		kw_report_appendf(f, "  pure: no ELF member; the wheel is platform-independent\n");
 		goto done;
 	}
 	if (a->not_elf) {
-		fprintf(f, "  %s\n", a->not_elf);
+		kw_report_appendf(f, "  %s\n", a->not_elf);
 		goto done;
 	}
-	fprintf(f, "  architecture: %s (%s)\n", a->arch ? a->arch : "unknown",
+	kw_report_appendf(f, "  architecture: %s (%s)\n", a->arch ? a->arch : "unknown",
 		a->no_policy ? "no policy" : a->family == KW_POLICY_MUSLLINUX ? "musl" : "glibc");
 	if (a->no_policy) {
-		fprintf(f, "  %s\n", a->no_policy);
+		kw_report_appendf(f, "  %s\n", a->no_policy);
 	}
-	fprintf(f, "  consistent with: %s\n", a->best_tag ? a->best_tag : "nothing");
+	kw_report_appendf(f, "  consistent with: %s\n", a->best_tag ? a->best_tag : "nothing");
 	if (a->sym_tag && a->best_tag && strcmp(a->sym_tag, a->best_tag) != 0) {
-		fprintf(f, "  symbol versions allow: %s (after vendoring the libraries below)\n", a->sym_tag);
+		kw_report_appendf(f, "  symbol versions allow: %s (after vendoring the libraries below)\n", a->sym_tag);
 	}
 	for (i = 0; i < a->tag_mismatches.n; i++) {
-		fprintf(f, "  WHEEL and the file name do not match: %s\n", a->tag_mismatches.v[i]);
+		kw_report_appendf(f, "  WHEEL and the file name do not match: %s\n", a->tag_mismatches.v[i]);
 	}
 	if (!a->tags_ok) {
-		fprintf(f, "  the wheel claims tags it does not satisfy:");
+		kw_report_appendf(f, "  the wheel claims tags it does not satisfy:");
 		for (i = 0; i < a->bad_tags.n; i++) {
-			fprintf(f, " %s", a->bad_tags.v[i]);
+			kw_report_appendf(f, " %s", a->bad_tags.v[i]);
 		}
-		fprintf(f, "\n");
+		kw_report_appendf(f, "\n");
 	}
-	fprintf(f, "  ELF members: %zu\n", a->n_members);
+	kw_report_appendf(f, "  ELF members: %zu\n", a->n_members);
 	for (i = 0; i < a->n_members; i++) {
 		const struct kw_audit_member *m = &a->members[i];
 
 		if (m->error) {
-			fprintf(f, "    %s: unreadable: %s\n", m->name, m->error);
+			kw_report_appendf(f, "    %s: unreadable: %s\n", m->name, m->error);
 			continue;
 		}
-		fprintf(f, "    %s%s\n", m->name, m->extension ? " (extension)" : "");
+		kw_report_appendf(f, "    %s%s\n", m->name, m->extension ? " (extension)" : "");
 		if (verbose) {
 			print_tree(f, m);
 		}
 	}
 	if (a->n_symvers) {
-		fprintf(f, "  versioned symbols required:\n");
+		kw_report_appendf(f, "  versioned symbols required:\n");
 		for (i = 0; i < a->n_symvers; i++) {
-			fprintf(f, "    %s:", a->symvers[i].lib);
+			kw_report_appendf(f, "    %s:", a->symvers[i].lib);
 			for (k = 0; k < a->symvers[i].versions.n; k++) {
-				fprintf(f, " %s", a->symvers[i].versions.v[k]);
+				kw_report_appendf(f, " %s", a->symvers[i].versions.v[k]);
 			}
-			fprintf(f, "\n");
+			kw_report_appendf(f, "\n");
 		}
 	}
 	if (a->n_libs) {
-		fprintf(f, "  libraries from outside the wheel:\n");
+		kw_report_appendf(f, "  libraries from outside the wheel:\n");
 		for (i = 0; i < a->n_libs; i++) {
 			const struct kw_audit_lib *l = &a->libs[i];
 			bool graft = target && kw_strv_find(&target->graft, l->soname) >= 0;
 
-			fprintf(f, "    %s => %s%s\n", l->soname, l->path ? l->path : "not found",
+			kw_report_appendf(f, "    %s => %s%s\n", l->soname, l->path ? l->path : "not found",
 				graft ? "  [must be vendored]" : "");
 		}
 	}
 	if (a->best != 0 && a->n_verdicts) {
 		size_t n_better = a->best >= 0 ? (size_t)a->best : a->n_verdicts;
 
-		fprintf(f, "  why not a more compatible tag:\n");
+		kw_report_appendf(f, "  why not a more compatible tag:\n");
 		for (i = 0; i < n_better; i++) {
-			fprintf(f, "    %s:\n", a->verdicts[i].tag);
+			kw_report_appendf(f, "    %s:\n", a->verdicts[i].tag);
 			print_reasons(f, &a->verdicts[i]);
 		}
 	}
 	if (print_km(f, a)) {
-		fclose(f);
-		free(buf);
+		kw_buf_release(&text);
 		return kw_error_set(err, KW_ENOMEM, "out of memory building the report");
 	}
 done:
-	if (fclose(f) != 0 || !buf) {
-		free(buf);
+	*out = kw_buf_take(&text);
+	if (!*out) {
 		return kw_error_set(err, KW_ENOMEM, "out of memory building the report");
 	}
-	*out = buf;
 	return 0;
 }

@@ -23,9 +23,10 @@ SCENARIO is one of:
              names and load side by side in one interpreter
   alloc      KWHEEL_FAIL_ALLOC=N (src/cli/main.c) fails the Nth allocation and
              every later one, for N = 1 .. the count of a successful run (with
-             a stride past the first few hundred): `kwheel show` and `kwheel
-             repair` exit 0 or 2, never by a signal, never with a sanitizer
-             report, with one stderr line; a failed repair leaves nothing in the
+             a stride past the first few hundred): `kwheel show`, `show --json`
+             and `kwheel repair` exit 0 or 2, never by a signal, never with a
+             sanitizer report, with one stderr line; a show that succeeds prints
+             the clean run's report; a failed repair leaves nothing in the
              wheel directory (first 300 and last 200 N always)
 Output is TAP; a known kwheel bug is a "not ok ... # TODO" line (meson reports
 it as an unexpected pass once fixed, so the marker can go). Environment:
@@ -519,6 +520,7 @@ def scenario_repro(tmp):
 def scenario_alloc(tmp):
     budget = float(os.environ.get("KW_ROBUST_ALLOC_BUDGET", "15"))
     cases = [("show", lambda out: [KWHEEL, "show", TESTZLIB]),
+             ("show-json", lambda out: [KWHEEL, "show", "--json", TESTZLIB]),
              ("repair", lambda out: [KWHEEL, "repair", "-w", out, TESTZLIB]),
              ("repair-pyyaml", lambda out: repair_args(PYYAML, out))]
     for name, argv in cases:
@@ -531,10 +533,11 @@ def scenario_alloc(tmp):
                                               f"({r.stderr.strip()[-200:]})"):
             continue
         count = int(m.group(1))
+        clean_out = r.stdout
         # every N in the first 300 (context, options, archive setup) and the last 200 (output, result,
         # cleanup); then a stride through the middle that fits what is left of the budget
         head, tail = min(count, 300), max(min(count, 300) + 1, count - 200)
-        bad_rc, bad_msg, san, left, hidden_ok = [], [], [], [], []
+        bad_rc, bad_msg, san, left, hidden_ok, differs = [], [], [], [], [], []
 
         def one(n):
             out = os.path.join(tmp, f"{name}-{n}")
@@ -546,6 +549,8 @@ def scenario_alloc(tmp):
             lines = [l for l in r.stderr.splitlines() if l.strip()]
             if r.returncode == 2 and len(lines) != 1:
                 bad_msg.append((n, lines[:3]))
+            if name.startswith("show") and r.returncode == 0 and r.stdout != clean_out:
+                differs.append(n)
             if name.startswith("repair"):
                 if r.returncode != 0:
                     if wheels_in(out) or any(leftovers(out)):
@@ -575,6 +580,8 @@ def scenario_alloc(tmp):
         for n, text in san[:2]:
             note(f"N={n}: " + text.replace("\n", "\n# "))
         check(not bad_msg, f"{name}: every failure says one line {bad_msg[:3]}")
+        if name.startswith("show"):
+            check(not differs, f"{name}: every run that succeeds prints the clean run's report (N = {differs[:5]})")
         if name.startswith("repair"):
             check(not left, f"{name}: a failed repair leaves nothing in the wheel directory "
                             f"(N = {[n for n, _ in left]}: {left[:1]})")

@@ -1,0 +1,344 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What kwheel prints can be forged by no input: names from a wheel or an
+ * ELF file (member names, DT_NEEDED, tags, paths) reach the terminal and
+ * line-oriented readers only escaped. Text: control characters (C0, DEL,
+ * C1), bytes that are not UTF-8 and the backslash become \n, \t, \r, \\ or
+ * \xNN. JSON: every string is valid JSON whatever its bytes; see
+ * kw_report_json_dumps.
+ */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "kwheel/report.h"
+#include "internal.h"
+
+/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0 if there is none. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+	size_t len, i;
+	unsigned cp;
+
+	if (s[0] < 0x80) {
+		return 1;
+	}
+	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+		len = 2;
+		cp = s[0] & 0x1f;
+	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		len = 3;
+		cp = s[0] & 0x0f;
+	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		len = 4;
+		cp = s[0] & 0x07;
+	} else {
+		return 0;
+	}
+	if (len > n) {
+		return 0;
+	}
+	for (i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80) {
+			return 0;
+		}
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	/* Overlong forms, UTF-16 surrogates and code points past U+10FFFF are not UTF-8. */
+	if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+	    (cp >= 0xd800 && cp <= 0xdfff)) {
+		return 0;
+	}
+	return len;
+}
+
+/* Is the valid sequence at s (of len bytes) a C1 control character (U+0080 to U+009F)? */
+static bool is_c1(const unsigned char *s, size_t len)
+{
+	return len == 2 && s[0] == 0xc2 && s[1] <= 0x9f;
+}
+
+void kw_report_escape_append(struct kw_buf *b, const char *str)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t n = strlen(str), i = 0;
+
+	while (i < n) {
+		size_t run = i, len;
+
+		/* The common case, printable ASCII and valid UTF-8, goes in as one piece. */
+		while (run < n && (len = utf8_len(s + run, n - run)) != 0 && !is_c1(s + run, len) &&
+		       !(len == 1 && (s[run] < 0x20 || s[run] == 0x7f || s[run] == '\\'))) {
+			run += len;
+		}
+		kw_buf_append_n(b, str + i, run - i);
+		i = run;
+		if (i >= n) {
+			break;
+		}
+		len = utf8_len(s + i, n - i);
+		if (s[i] == '\n') {
+			kw_buf_append(b, "\\n");
+		} else if (s[i] == '\t') {
+			kw_buf_append(b, "\\t");
+		} else if (s[i] == '\r') {
+			kw_buf_append(b, "\\r");
+		} else if (s[i] == '\\') {
+			kw_buf_append(b, "\\\\");
+		} else if (len == 2) {
+			/* C1: both bytes, so what is printed is still the byte sequence the input had. */
+			kw_buf_appendf(b, "\\x%02x\\x%02x", s[i], s[i + 1]);
+			i++;
+		} else {
+			kw_buf_appendf(b, "\\x%02x", s[i]);
+		}
+		i++;
+	}
+}
+
+char *kw_report_escape(const char *s)
+{
+	struct kw_buf b = { 0 };
+
+	kw_report_escape_append(&b, s);
+	return kw_buf_take(&b);
+}
+
+/*
+ * Each conversion but %s is handed to printf as the caller wrote it; the
+ * compiler checked the whole format against the arguments at the call
+ * (KW_PRINTF), so the pieces need no second check.
+ */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+void kw_report_vappendf(struct kw_buf *b, const char *fmt, va_list ap)
+{
+	const char *p = fmt;
+
+	while (*p) {
+		const char *pct = strchr(p, '%');
+		char spec[16];
+		size_t sl;
+
+		if (!pct) {
+			kw_buf_append(b, p);
+			break;
+		}
+		kw_buf_append_n(b, p, (size_t)(pct - p));
+		if (pct[1] == '%') {
+			kw_buf_append(b, "%");
+			p = pct + 2;
+			continue;
+		}
+		/* A conversion: flags and width, then the length and the type; only %s carries input text. */
+		sl = 1 + strspn(pct + 1, "-0123456789");
+		sl += strspn(pct + sl, "hlzj");
+		if (sl + 1 >= sizeof(spec) || !pct[sl]) {
+			kw_buf_append(b, pct);
+			break;
+		}
+		memcpy(spec, pct, sl + 1);
+		spec[sl + 1] = '\0';
+		switch (pct[sl]) {
+		case 's': {
+			const char *s = va_arg(ap, const char *);
+
+			kw_report_escape_append(b, s ? s : "(null)");
+			break;
+		}
+		case 'c':
+			kw_buf_appendf(b, "%c", va_arg(ap, int));
+			break;
+		case 'd':
+		case 'i':
+			if (strstr(spec, "ll")) {
+				kw_buf_appendf(b, spec, va_arg(ap, long long));
+			} else if (strchr(spec, 'l')) {
+				kw_buf_appendf(b, spec, va_arg(ap, long));
+			} else {
+				kw_buf_appendf(b, spec, va_arg(ap, int));
+			}
+			break;
+		case 'u':
+		case 'x':
+		case 'X':
+			if (strchr(spec, 'z')) {
+				kw_buf_appendf(b, spec, va_arg(ap, size_t));
+			} else if (strstr(spec, "ll")) {
+				kw_buf_appendf(b, spec, va_arg(ap, unsigned long long));
+			} else if (strchr(spec, 'l')) {
+				kw_buf_appendf(b, spec, va_arg(ap, unsigned long));
+			} else {
+				kw_buf_appendf(b, spec, va_arg(ap, unsigned));
+			}
+			break;
+		default:
+			/* Not a conversion this report uses: shown as written rather than guessed at. */
+			kw_buf_append_n(b, pct, sl + 1);
+			break;
+		}
+		p = pct + sl + 1;
+	}
+}
+
+#pragma GCC diagnostic pop
+
+void kw_report_appendf(struct kw_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	kw_report_vappendf(b, fmt, ap);
+	va_end(ap);
+}
+
+char *kw_report_error_line(const struct kw_error *e)
+{
+	struct kw_buf b = { 0 };
+
+	kw_buf_append(&b, "kwheel: ");
+	kw_report_escape_append(&b, e->msg[0] ? e->msg : kw_status_str(e->code));
+	return kw_buf_take(&b);
+}
+
+/* ---- JSON ---- */
+
+static void *json_alloc(size_t n)
+{
+	return kw_malloc(n);
+}
+
+static void use_kw_alloc(void)
+{
+	json_set_alloc_funcs(json_alloc, free);
+}
+
+void report_json_init(void)
+{
+	/* Once per process, before any report allocates: fault injection then reaches jansson too. */
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, use_kw_alloc);
+}
+
+json_t *report_jstr(const char *s)
+{
+	/* Any bytes: the dump escapes what is not UTF-8. NULL stays a failure, as for json_string. */
+	return s ? json_stringn_nocheck(s, strlen(s)) : NULL;
+}
+
+static void dump_string(struct kw_buf *b, const char *str, size_t n)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t i = 0;
+
+	kw_buf_append(b, "\"");
+	while (i < n) {
+		size_t len = utf8_len(s + i, n - i);
+
+		if (len == 0) {
+			/* Python's surrogateescape: the byte 0xNN is U+DCNN, which no valid UTF-8 decodes to. */
+			kw_buf_appendf(b, "\\uDC%02X", s[i]);
+			i++;
+		} else if (s[i] == '"' || s[i] == '\\') {
+			kw_buf_appendf(b, "\\%c", s[i]);
+			i++;
+		} else if (s[i] == '\n' || s[i] == '\t' || s[i] == '\r' || s[i] == '\b' || s[i] == '\f') {
+			kw_buf_appendf(b, "\\%c", s[i] == '\n' ? 'n' : s[i] == '\t' ? 't' : s[i] == '\r' ? 'r'
+						 : s[i] == '\b' ? 'b' : 'f');
+			i++;
+		} else if (len == 1 && (s[i] < 0x20 || s[i] == 0x7f)) {
+			kw_buf_appendf(b, "\\u%04X", s[i]);
+			i++;
+		} else if (is_c1(s + i, len)) {
+			kw_buf_appendf(b, "\\u%04X", s[i + 1]);
+			i += 2;
+		} else {
+			kw_buf_append_n(b, str + i, len);
+			i += len;
+		}
+	}
+	kw_buf_append(b, "\"");
+}
+
+static int cmp_key(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void dump(struct kw_buf *b, const json_t *j)
+{
+	size_t i, n;
+
+	switch (json_typeof(j)) {
+	case JSON_OBJECT: {
+		const char **keys;
+		const char *k;
+		json_t *v;
+
+		n = json_object_size(j);
+		keys = kw_calloc(n ? n : 1, sizeof(*keys));
+		if (!keys) {
+			b->failed = true;
+			return;
+		}
+		i = 0;
+		json_object_foreach((json_t *)j, k, v) {
+			keys[i++] = k;
+		}
+		qsort(keys, n, sizeof(*keys), cmp_key);
+		kw_buf_append(b, "{");
+		for (i = 0; i < n; i++) {
+			if (i) {
+				kw_buf_append(b, ",");
+			}
+			dump_string(b, keys[i], strlen(keys[i]));
+			kw_buf_append(b, ":");
+			dump(b, json_object_get(j, keys[i]));
+		}
+		kw_buf_append(b, "}");
+		free(keys);
+		break;
+	}
+	case JSON_ARRAY:
+		kw_buf_append(b, "[");
+		for (i = 0, n = json_array_size(j); i < n; i++) {
+			if (i) {
+				kw_buf_append(b, ",");
+			}
+			dump(b, json_array_get(j, i));
+		}
+		kw_buf_append(b, "]");
+		break;
+	case JSON_STRING:
+		dump_string(b, json_string_value(j), json_string_length(j));
+		break;
+	case JSON_INTEGER:
+		kw_buf_appendf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(j));
+		break;
+	case JSON_REAL:
+		kw_buf_appendf(b, "%.17g", json_real_value(j));
+		break;
+	case JSON_TRUE:
+		kw_buf_append(b, "true");
+		break;
+	case JSON_FALSE:
+		kw_buf_append(b, "false");
+		break;
+	case JSON_NULL:
+		kw_buf_append(b, "null");
+		break;
+	}
+}
+
+char *report_json_dumps(const json_t *j)
+{
+	struct kw_buf b = { 0 };
+
+	dump(&b, j);
+	return kw_buf_take(&b);
+}

@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: MIT */
+/* What the report module's files share and nothing outside it needs. */
+#ifndef KWHEEL_REPORT_INTERNAL_H
+#define KWHEEL_REPORT_INTERNAL_H
+
+#include <jansson.h>
+
+/* Make jansson allocate through kw_malloc (once per process); every public report function calls it first. */
+void report_json_init(void);
+/* A JSON string of s's bytes as they are, UTF-8 or not (the dump escapes). New reference, NULL on failure. */
+json_t *report_jstr(const char *s);
+/*
+ * One line of compact JSON with sorted keys, as json_dumps(JSON_COMPACT |
+ * JSON_SORT_KEYS) writes it, except that no string can break it: bytes that
+ * are not UTF-8 become \uDCNN (Python's surrogateescape: json.loads then
+ * .encode("utf-8", "surrogateescape") gives the bytes back), and DEL and the
+ * C1 controls are escaped as \u007F..\u009F like the C0 ones. New string
+ * (free()), NULL if out of memory.
+ */
+char *report_json_dumps(const json_t *j);
+
+#endif

@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: MIT */
+#include <stdlib.h>
+#include <string.h>
+
+#include "kwheel/audit.h"
+#include "kwheel/report.h"
+#include "testlib.h"
+
+/* Text escaping: what may reach a terminal or split a line, and what may not be mistaken for an escape. */
+static const struct {
+	const char *in, *want;
+} esc_cases[] = {
+	{ "libfoo.so.1", "libfoo.so.1" },
+	{ "", "" },
+	{ "a\nb", "a\\nb" },
+	{ "tab\there\r", "tab\\there\\r" },
+	{ "clear\x1b[2J", "clear\\x1b[2J" },
+	{ "del\x7f", "del\\x7f" },
+	{ "csi\xc2\x9b" "2J", "csi\\xc2\\x9b2J" },
+	{ "back\\slash", "back\\\\slash" },
+	{ "not utf8 \xff\xfe", "not utf8 \\xff\\xfe" },
+	{ "truncated \xe2\x82", "truncated \\xe2\\x82" },
+	{ "overlong \xc0\xaf", "overlong \\xc0\\xaf" },
+	{ "surrogate \xed\xa0\x80", "surrogate \\xed\\xa0\\x80" },
+	{ "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x90\x8d \xc2\xa0", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x90\x8d \xc2\xa0" },
+};
+
+START_TEST(escape_text)
+{
+	char *s = kw_report_escape(esc_cases[_i].in);
+
+	ck_assert_str_eq(s, esc_cases[_i].want);
+	free(s);
+}
+END_TEST
+
+START_TEST(appendf_escapes_arguments_only)
+{
+	struct kw_buf b = { 0 };
+	char *s;
+
+	kw_report_appendf(&b, "%s => %s%s (%zu, %d, %u, %lld, %c, %%, %-6s|)\n", "lib\nforged", "/p\x1b", "", (size_t)7,
+			  -3, 4u, -5LL, 'x', "ab");
+	s = kw_buf_take(&b);
+	ck_assert_str_eq(s, "lib\\nforged => /p\\x1b (7, -3, 4, -5, x, %, ab|)\n");
+	free(s);
+}
+END_TEST
+
+/* JSON: every byte string is one valid line; bytes that are not UTF-8 as \uDCNN, controls as \u00NN. */
+START_TEST(json_any_bytes)
+{
+	struct kw_error what = { KW_EFORMAT, "bad name 'a\nb\x1b\xc2\x85' in \xff\xfe" }, err = { 0 };
+	char *s = NULL;
+
+	ck_assert_int_eq(kw_report_error_json("/w/\xffx-1.whl", &what, &s, &err), 0);
+	ck_assert_str_eq(s, "{\"error\":\"bad name 'a\\nb\\u001B\\u0085' in \\uDCFF\\uDCFE\",\"error_kind\":"
+			    "\"malformed input\",\"path\":\"/w/\\uDCFFx-1.whl\",\"version\":1,\"wheel\":"
+			    "\"\\uDCFFx-1.whl\"}");
+	free(s);
+}
+END_TEST
+
+/*
+ * The show report of a wheel with blacklisted imports (an object set per
+ * library) under every allocation failing in turn: jansson allocates
+ * through kw_malloc, so the failures reach it; each run is a clean
+ * KW_ENOMEM or the clean run's exact text (under ASan: no use after free).
+ */
+START_TEST(show_json_under_failing_allocations)
+{
+	char *whl = kwt_fmt("%s/wheels/auditwheel/testzlib-0.0.1-cp310-cp310-linux_x86_64.whl", kwt_corpus());
+	struct kw_ctx *ctx = NULL;
+	struct kw_audit *a = NULL;
+	struct kw_error err = { 0 };
+	char *clean[2] = { NULL, NULL };
+	long n;
+	int k;
+
+	ck_assert_int_eq(kw_ctx_new(&ctx, &err), 0);
+	ck_assert_msg(kw_audit_wheel(ctx, whl, &a, &err) == 0, "%s", err.msg);
+	ck_assert_int_eq(kw_report_show_json(a, &clean[0], &err), 0);
+	ck_assert_int_eq(kw_report_show_text(a, true, &clean[1], &err), 0);
+	ck_assert_ptr_nonnull(strstr(clean[0], "\"blacklisted_symbols\":{\"libz.so.1\":["));
+	for (k = 0; k < 2; k++) {
+		for (n = 1;; n++) {
+			char *s = NULL;
+			long used;
+			int rc;
+
+			kw_alloc_fail_at(n);
+			rc = k ? kw_report_show_text(a, true, &s, &err) : kw_report_show_json(a, &s, &err);
+			used = kw_alloc_fail_at(0);
+			if (rc == 0) {
+				ck_assert_msg(strcmp(s, clean[k]) == 0, "allocation %ld failing: a different report", n);
+				free(s);
+				if (used < n) {
+					break;
+				}
+				continue;
+			}
+			ck_assert_int_eq(rc, KW_ENOMEM);
+			ck_assert_ptr_null(s);
+		}
+		ck_assert_int_gt(n, k ? 5 : 50);
+	}
+	free(clean[0]);
+	free(clean[1]);
+	kw_audit_free(a);
+	kw_ctx_free(ctx);
+	free(whl);
+}
+END_TEST
+
+static Suite *report_suite(void)
+{
+	Suite *s = suite_create("report");
+	TCase *tc = tcase_create("escape");
+
+	tcase_add_loop_test(tc, escape_text, 0, sizeof(esc_cases) / sizeof(esc_cases[0]));
+	tcase_add_test(tc, appendf_escapes_arguments_only);
+	tcase_add_test(tc, json_any_bytes);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("alloc");
+	tcase_add_test(tc, show_json_under_failing_allocations);
+	tcase_set_timeout(tc, 120);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return kwt_main(report_suite());
+}
