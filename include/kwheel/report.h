@@ -3,9 +3,11 @@
 #define KWHEEL_REPORT_H
 
 #include <stdarg.h>
+#include <stdio.h>
 
 #include "kwheel/audit.h"
 #include "kwheel/kwheel.h"
+#include "kwheel/repair.h"
 #include "kwheel/util.h"
 
 /* Version of the `kwheel show --json` object (man/kwheel-show.schema.json). */
@@ -28,6 +30,21 @@ int kw_report_show_text(const struct kw_audit *a, bool verbose, char **out, stru
  * order. New string in *out.
  */
 int kw_report_lddtree_json(const struct kw_dep_graph *g, char **out, struct kw_error *err);
+
+/*
+ * What repair did to one wheel, as one JSON line {"wheel", "input",
+ * "output", "action", "tag", "note", "grafted": [{"soname", "source",
+ * "dest", "sha256"}], "patched", "excluded"} (no newline). New string in
+ * *out.
+ */
+int kw_report_repair_json(const struct kw_repair_result *r, char **out, struct kw_error *err);
+/*
+ * The same as text, names escaped: "INPUT -> OUTPUT" and a line per grafted
+ * and excluded library, written straight to f. Nothing is allocated, so the
+ * report of a repair that succeeded (its wheel already in place) cannot
+ * fail for want of memory.
+ */
+void kw_report_repair_print(FILE *f, const struct kw_repair_result *r);
 
 /*
  * The dependency tree as text: "PATH (interpreter => X)", then one
@@ -53,6 +70,8 @@ char *kw_report_error_line(const struct kw_error *e);
 void kw_report_escape_append(struct kw_buf *b, const char *s);
 /* The same as a new string (free()), NULL if out of memory. */
 char *kw_report_escape(const char *s);
+/* The same written to f as it goes: nothing is allocated. */
+void kw_report_escape_fputs(const char *s, FILE *f);
 /*
  * kw_buf_appendf for report text: every %s argument is escaped as
  * kw_report_escape_append does, the format itself is not. Conversions: %s,
@@ -60,5 +79,7 @@ char *kw_report_escape(const char *s);
  */
 void kw_report_appendf(struct kw_buf *b, const char *fmt, ...) KW_PRINTF(2, 3);
 void kw_report_vappendf(struct kw_buf *b, const char *fmt, va_list ap) KW_PRINTF(2, 0);
+/* The same written to f as it goes: nothing is allocated, so it cannot fail for want of memory. */
+void kw_report_fprintf(FILE *f, const char *fmt, ...) KW_PRINTF(2, 3);
 
 #endif

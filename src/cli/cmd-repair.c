@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
-#include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -64,74 +63,6 @@ static void emit(struct job *job, const char *text, bool is_err, int code)
 	pthread_mutex_unlock(&job->lock);
 }
 
-static json_t *strv_json(const struct kw_strv *sv)
-{
-	json_t *a = json_array();
-	size_t i;
-
-	for (i = 0; a && i < sv->n; i++) {
-		json_array_append_new(a, json_string(sv->v[i]));
-	}
-	return a;
-}
-
-static char *result_json(const struct kw_repair_result *r)
-{
-	json_t *o = json_object(), *g = json_array();
-	const char *slash = strrchr(r->input, '/');
-	char *s;
-	size_t i;
-
-	if (!o || !g) {
-		json_decref(o);
-		json_decref(g);
-		return NULL;
-	}
-	json_object_set_new(o, "wheel", json_string(slash ? slash + 1 : r->input));
-	json_object_set_new(o, "input", json_string(r->input));
-	json_object_set_new(o, "output", json_string(r->output));
-	json_object_set_new(o, "action", json_string(r->action == KW_REPAIR_COPIED ? "copied" : "repaired"));
-	json_object_set_new(o, "tag", r->tag ? json_string(r->tag) : json_null());
-	json_object_set_new(o, "note", r->note ? json_string(r->note) : json_null());
-	for (i = 0; i < r->n_grafts; i++) {
-		json_t *e = json_object();
-
-		json_object_set_new(e, "soname", json_string(r->grafts[i].soname));
-		json_object_set_new(e, "source", json_string(r->grafts[i].src));
-		json_object_set_new(e, "dest", json_string(r->grafts[i].dest));
-		json_object_set_new(e, "sha256", json_string(r->grafts[i].sha256));
-		json_array_append_new(g, e);
-	}
-	json_object_set_new(o, "grafted", g);
-	json_object_set_new(o, "patched", strv_json(&r->patched));
-	json_object_set_new(o, "excluded", strv_json(&r->excluded));
-	s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
-	json_decref(o);
-	return s;
-}
-
-/*
- * Written straight to the stream, not built first: the wheel is already in
- * place when this runs, so the report of a repair that succeeded must not
- * be able to fail for want of memory.
- */
-static void print_text(FILE *f, const struct kw_repair_result *r)
-{
-	size_t i;
-
-	if (r->action == KW_REPAIR_COPIED) {
-		fprintf(f, "%s: %s -> %s\n", r->input, r->note ? r->note : "copied", r->output);
-		return;
-	}
-	fprintf(f, "%s -> %s\n", r->input, r->output);
-	for (i = 0; i < r->n_grafts; i++) {
-		fprintf(f, "  grafted %s from %s as %s\n", r->grafts[i].soname, r->grafts[i].src, r->grafts[i].dest);
-	}
-	for (i = 0; i < r->excluded.n; i++) {
-		fprintf(f, "  left external (--exclude): %s\n", r->excluded.v[i]);
-	}
-}
-
 /* Wheels this big get a progress line on a terminal: below it a repair takes a blink. */
 #define PROGRESS_MIN_SIZE (32u << 20)
 
@@ -189,23 +120,26 @@ static void repair_one(struct job *job, const char *path)
 		if (job->json && kw_report_error_json(path, &err, &text, &rerr) == 0) {
 			emit(job, text, false, code);
 		} else {
-			char *line = kw_asprintf("kwheel: %s", err.msg);
+			char *line = kw_report_error_line(&err);
 
-			emit(job, line ? line : err.msg, true, code);
+			emit(job, line ? line : "kwheel: out of memory", true, code);
 			free(line);
 		}
 		free(text);
 		return;
 	}
 	if (!job->json) {
+		/* Straight to the stream: the wheel is in place, its report must not fail for want of memory. */
 		pthread_mutex_lock(&job->lock);
-		print_text(stdout, r);
+		kw_report_repair_print(stdout, r);
 		fflush(stdout);
 		pthread_mutex_unlock(&job->lock);
 		kw_repair_result_free(r);
 		return;
 	}
-	text = result_json(r);
+	if (kw_report_repair_json(r, &text, &rerr)) {
+		text = NULL;
+	}
 	if (text) {
 		emit(job, text, false, KW_EXIT_OK);
 	} else {

@@ -5,7 +5,7 @@
  * line-oriented readers only escaped. Text: control characters (C0, DEL,
  * C1), bytes that are not UTF-8 and the backslash become \n, \t, \r, \\ or
  * \xNN. JSON: every string is valid JSON whatever its bytes; see
- * kw_report_json_dumps.
+ * report_json_dumps (internal.h).
  */
 #include <pthread.h>
 #include <stdarg.h>
@@ -62,7 +62,45 @@ static bool is_c1(const unsigned char *s, size_t len)
 	return len == 2 && s[0] == 0xc2 && s[1] <= 0x9f;
 }
 
-void kw_report_escape_append(struct kw_buf *b, const char *str)
+/*
+ * Where escaped text goes: a builder, or a stream (written as it goes,
+ * nothing allocated: a report printed after the work is done cannot fail
+ * for want of memory).
+ */
+struct sink {
+	struct kw_buf *b;
+	FILE *f;
+};
+
+static void put_n(struct sink *k, const char *s, size_t n)
+{
+	if (k->f) {
+		fwrite(s, 1, n, k->f);
+	} else {
+		kw_buf_append_n(k->b, s, n);
+	}
+}
+
+static void put(struct sink *k, const char *s)
+{
+	put_n(k, s, strlen(s));
+}
+
+static void putf(struct sink *k, const char *fmt, ...) KW_PRINTF(2, 3);
+static void putf(struct sink *k, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (k->f) {
+		vfprintf(k->f, fmt, ap);
+	} else {
+		kw_buf_vappendf(k->b, fmt, ap);
+	}
+	va_end(ap);
+}
+
+static void escape(struct sink *k, const char *str)
 {
 	const unsigned char *s = (const unsigned char *)str;
 	size_t n = strlen(str), i = 0;
@@ -75,29 +113,43 @@ void kw_report_escape_append(struct kw_buf *b, const char *str)
 		       !(len == 1 && (s[run] < 0x20 || s[run] == 0x7f || s[run] == '\\'))) {
 			run += len;
 		}
-		kw_buf_append_n(b, str + i, run - i);
+		put_n(k, str + i, run - i);
 		i = run;
 		if (i >= n) {
 			break;
 		}
 		len = utf8_len(s + i, n - i);
 		if (s[i] == '\n') {
-			kw_buf_append(b, "\\n");
+			put(k, "\\n");
 		} else if (s[i] == '\t') {
-			kw_buf_append(b, "\\t");
+			put(k, "\\t");
 		} else if (s[i] == '\r') {
-			kw_buf_append(b, "\\r");
+			put(k, "\\r");
 		} else if (s[i] == '\\') {
-			kw_buf_append(b, "\\\\");
+			put(k, "\\\\");
 		} else if (len == 2) {
 			/* C1: both bytes, so what is printed is still the byte sequence the input had. */
-			kw_buf_appendf(b, "\\x%02x\\x%02x", s[i], s[i + 1]);
+			putf(k, "\\x%02x\\x%02x", s[i], s[i + 1]);
 			i++;
 		} else {
-			kw_buf_appendf(b, "\\x%02x", s[i]);
+			putf(k, "\\x%02x", s[i]);
 		}
 		i++;
 	}
+}
+
+void kw_report_escape_append(struct kw_buf *b, const char *s)
+{
+	struct sink k = { b, NULL };
+
+	escape(&k, s);
+}
+
+void kw_report_escape_fputs(const char *s, FILE *f)
+{
+	struct sink k = { NULL, f };
+
+	escape(&k, s);
 }
 
 char *kw_report_escape(const char *s)
@@ -115,7 +167,7 @@ char *kw_report_escape(const char *s)
  */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
-void kw_report_vappendf(struct kw_buf *b, const char *fmt, va_list ap)
+static void format(struct sink *k, const char *fmt, va_list ap)
 {
 	const char *p = fmt;
 
@@ -125,12 +177,12 @@ void kw_report_vappendf(struct kw_buf *b, const char *fmt, va_list ap)
 		size_t sl;
 
 		if (!pct) {
-			kw_buf_append(b, p);
+			put(k, p);
 			break;
 		}
-		kw_buf_append_n(b, p, (size_t)(pct - p));
+		put_n(k, p, (size_t)(pct - p));
 		if (pct[1] == '%') {
-			kw_buf_append(b, "%");
+			put(k, "%");
 			p = pct + 2;
 			continue;
 		}
@@ -138,7 +190,7 @@ void kw_report_vappendf(struct kw_buf *b, const char *fmt, va_list ap)
 		sl = 1 + strspn(pct + 1, "-0123456789");
 		sl += strspn(pct + sl, "hlzj");
 		if (sl + 1 >= sizeof(spec) || !pct[sl]) {
-			kw_buf_append(b, pct);
+			put(k, pct);
 			break;
 		}
 		memcpy(spec, pct, sl + 1);
@@ -147,38 +199,38 @@ void kw_report_vappendf(struct kw_buf *b, const char *fmt, va_list ap)
 		case 's': {
 			const char *s = va_arg(ap, const char *);
 
-			kw_report_escape_append(b, s ? s : "(null)");
+			escape(k, s ? s : "(null)");
 			break;
 		}
 		case 'c':
-			kw_buf_appendf(b, "%c", va_arg(ap, int));
+			putf(k, "%c", va_arg(ap, int));
 			break;
 		case 'd':
 		case 'i':
 			if (strstr(spec, "ll")) {
-				kw_buf_appendf(b, spec, va_arg(ap, long long));
+				putf(k, spec, va_arg(ap, long long));
 			} else if (strchr(spec, 'l')) {
-				kw_buf_appendf(b, spec, va_arg(ap, long));
+				putf(k, spec, va_arg(ap, long));
 			} else {
-				kw_buf_appendf(b, spec, va_arg(ap, int));
+				putf(k, spec, va_arg(ap, int));
 			}
 			break;
 		case 'u':
 		case 'x':
 		case 'X':
 			if (strchr(spec, 'z')) {
-				kw_buf_appendf(b, spec, va_arg(ap, size_t));
+				putf(k, spec, va_arg(ap, size_t));
 			} else if (strstr(spec, "ll")) {
-				kw_buf_appendf(b, spec, va_arg(ap, unsigned long long));
+				putf(k, spec, va_arg(ap, unsigned long long));
 			} else if (strchr(spec, 'l')) {
-				kw_buf_appendf(b, spec, va_arg(ap, unsigned long));
+				putf(k, spec, va_arg(ap, unsigned long));
 			} else {
-				kw_buf_appendf(b, spec, va_arg(ap, unsigned));
+				putf(k, spec, va_arg(ap, unsigned));
 			}
 			break;
 		default:
 			/* Not a conversion this report uses: shown as written rather than guessed at. */
-			kw_buf_append_n(b, pct, sl + 1);
+			put_n(k, pct, sl + 1);
 			break;
 		}
 		p = pct + sl + 1;
@@ -186,6 +238,23 @@ void kw_report_vappendf(struct kw_buf *b, const char *fmt, va_list ap)
 }
 
 #pragma GCC diagnostic pop
+
+void kw_report_vappendf(struct kw_buf *b, const char *fmt, va_list ap)
+{
+	struct sink k = { b, NULL };
+
+	format(&k, fmt, ap);
+}
+
+void kw_report_fprintf(FILE *f, const char *fmt, ...)
+{
+	struct sink k = { NULL, f };
+	va_list ap;
+
+	va_start(ap, fmt);
+	format(&k, fmt, ap);
+	va_end(ap);
+}
 
 void kw_report_appendf(struct kw_buf *b, const char *fmt, ...)
 {

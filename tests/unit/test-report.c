@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,6 +62,52 @@ START_TEST(json_any_bytes)
 }
 END_TEST
 
+static struct kw_repair_result *repair_result(void)
+{
+	static struct kw_repair_graft g = { "libz.so.1", "/usr/lib/libz.so.1.2", "p.libs/libz-0123abcd.so.1", "ab" };
+	static struct kw_repair_result r;
+
+	memset(&r, 0, sizeof(r));
+	r.input = "in/p-1-cp3-cp3-linux_x86_64.whl";
+	r.output = "out/p-1-cp3-cp3-manylinux_2_17_x86_64.whl";
+	r.tag = "manylinux_2_17_x86_64";
+	r.grafts = &g;
+	r.n_grafts = 1;
+	return &r;
+}
+
+START_TEST(repair_text_and_json)
+{
+	struct kw_repair_result *r = repair_result();
+	struct kw_error err = { 0 };
+	char *s = NULL;
+
+	size_t len = 0;
+	FILE *f = open_memstream(&s, &len);
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(kw_strv_push(&r->excluded, "libGL\n.so"), 0);
+	/* Printed with every allocation failing: the text needs none. */
+	kw_alloc_fail_at(1);
+	kw_report_repair_print(f, r);
+	kw_alloc_fail_at(0);
+	ck_assert_int_eq(fclose(f), 0);
+	ck_assert_str_eq(s, "in/p-1-cp3-cp3-linux_x86_64.whl -> out/p-1-cp3-cp3-manylinux_2_17_x86_64.whl\n"
+			    "  grafted libz.so.1 from /usr/lib/libz.so.1.2 as p.libs/libz-0123abcd.so.1\n"
+			    "  left external (--exclude): libGL\\n.so\n");
+	free(s);
+	s = NULL;
+	ck_assert_int_eq(kw_report_repair_json(r, &s, &err), 0);
+	ck_assert_str_eq(s, "{\"action\":\"repaired\",\"excluded\":[\"libGL\\n.so\"],\"grafted\":[{\"dest\":"
+			    "\"p.libs/libz-0123abcd.so.1\",\"sha256\":\"ab\",\"soname\":\"libz.so.1\",\"source\":"
+			    "\"/usr/lib/libz.so.1.2\"}],\"input\":\"in/p-1-cp3-cp3-linux_x86_64.whl\",\"note\":null,"
+			    "\"output\":\"out/p-1-cp3-cp3-manylinux_2_17_x86_64.whl\",\"patched\":[],\"tag\":"
+			    "\"manylinux_2_17_x86_64\",\"wheel\":\"p-1-cp3-cp3-linux_x86_64.whl\"}");
+	free(s);
+	kw_strv_release(&r->excluded);
+}
+END_TEST
+
 /*
  * The show report of a wheel with blacklisted imports (an object set per
  * library) under every allocation failing in turn: jansson allocates
@@ -120,6 +167,7 @@ static Suite *report_suite(void)
 	tcase_add_loop_test(tc, escape_text, 0, sizeof(esc_cases) / sizeof(esc_cases[0]));
 	tcase_add_test(tc, appendf_escapes_arguments_only);
 	tcase_add_test(tc, json_any_bytes);
+	tcase_add_test(tc, repair_text_and_json);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("alloc");
 	tcase_add_test(tc, show_json_under_failing_allocations);

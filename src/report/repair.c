@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: MIT */
+/* What `kwheel repair` says about each wheel: a text block or one JSON line. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "kwheel/report.h"
+
+#include "internal.h"
+
+static json_t *str_or_null(const char *s)
+{
+	return s ? report_jstr(s) : json_null();
+}
+
+static int set(json_t *obj, const char *key, json_t *val)
+{
+	return val ? json_object_set_new(obj, key, val) : -1;
+}
+
+static json_t *strv_json(const struct kw_strv *sv)
+{
+	json_t *a = json_array();
+	size_t i;
+
+	for (i = 0; a && i < sv->n; i++) {
+		if (json_array_append_new(a, report_jstr(sv->v[i]))) {
+			json_decref(a);
+			return NULL;
+		}
+	}
+	return a;
+}
+
+int kw_report_repair_json(const struct kw_repair_result *r, char **out, struct kw_error *err)
+{
+	const char *slash = strrchr(r->input, '/');
+	json_t *o, *g;
+	size_t i;
+	int bad;
+	char *s;
+
+	*out = NULL;
+	report_json_init();
+	o = json_object();
+	g = json_array();
+	bad = !o || !g;
+	bad |= set(o, "wheel", report_jstr(slash ? slash + 1 : r->input));
+	bad |= set(o, "input", report_jstr(r->input));
+	bad |= set(o, "output", str_or_null(r->output));
+	bad |= set(o, "action", json_string(r->action == KW_REPAIR_COPIED ? "copied" : "repaired"));
+	bad |= set(o, "tag", str_or_null(r->tag));
+	bad |= set(o, "note", str_or_null(r->note));
+	for (i = 0; !bad && i < r->n_grafts; i++) {
+		json_t *e = json_object();
+
+		bad |= set(e, "soname", str_or_null(r->grafts[i].soname));
+		bad |= set(e, "source", str_or_null(r->grafts[i].src));
+		bad |= set(e, "dest", str_or_null(r->grafts[i].dest));
+		bad |= set(e, "sha256", str_or_null(r->grafts[i].sha256));
+		bad |= json_array_append_new(g, e);
+	}
+	bad |= set(o, "grafted", g);
+	bad |= set(o, "patched", strv_json(&r->patched));
+	bad |= set(o, "excluded", strv_json(&r->excluded));
+	s = bad ? NULL : report_json_dumps(o);
+	json_decref(o);
+	if (!s) {
+		return kw_error_set(err, KW_ENOMEM, "out of memory building the report");
+	}
+	*out = s;
+	return 0;
+}
+
+void kw_report_repair_print(FILE *f, const struct kw_repair_result *r)
+{
+	size_t i;
+
+	if (r->action == KW_REPAIR_COPIED) {
+		kw_report_fprintf(f, "%s: %s -> %s\n", r->input, r->note ? r->note : "copied", r->output);
+		return;
+	}
+	kw_report_fprintf(f, "%s -> %s\n", r->input, r->output);
+	for (i = 0; i < r->n_grafts; i++) {
+		kw_report_fprintf(f, "  grafted %s from %s as %s\n", r->grafts[i].soname, r->grafts[i].src,
+				  r->grafts[i].dest);
+	}
+	for (i = 0; i < r->excluded.n; i++) {
+		kw_report_fprintf(f, "  left external (--exclude): %s\n", r->excluded.v[i]);
+	}
+}
