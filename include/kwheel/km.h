@@ -83,11 +83,50 @@ void kw_km_converted_release(struct kw_km_converted *c);
 int kw_km_write_archive(const char *path, const char *const *objects, const char *const *names, size_t n,
 			struct kw_error *err);
 
+/* One converted object as the manifest lists it. */
+struct kw_km_manifest_object {
+	char *path;              /* wheel member name, or the external library's path */
+	char *id;                /* what it registers under */
+	char *object;            /* its member name in the archive */
+	bool in_wheel;
+	enum kw_km_mode mode;
+	char symbol_tag[13];
+	struct kw_strv exports, undefined, needed, warnings;
+	size_t n_relocs, n_registered;
+};
+
+/*
+ * What a manifest says (all borrowed for the call of the renderer). Wheel
+ * mode: wheel, static_libs, warnings and objects are set; objects mode
+ * (kw_km_convert_objects): id, symbol_tag and renamed/renamed_to.
+ */
+struct kw_km_manifest {
+	const char *wheel;       /* the input wheel's file name, or NULL in objects mode */
+	const char *archive;
+	const char *link_file;
+	const struct kw_strv *static_libs;
+	const struct kw_strv *warnings;
+	const struct kw_km_manifest_object *objects;
+	size_t n_objects;
+	const char *id;          /* objects mode: the extension's installed path */
+	const char *symbol_tag;  /* objects mode */
+	const struct kw_strv *renamed;    /* objects mode: each global the objects define ... */
+	const struct kw_strv *renamed_to; /* ... and the name it now has */
+};
+
+/*
+ * Renders a manifest as the text of OUTDIR/<name>.km.json: a new string in
+ * *out. km writes files; presentation lives in report/, which passes
+ * kw_report_km_manifest here (km sits below report and cannot call it).
+ */
+typedef int (*kw_km_render_fn)(const struct kw_km_manifest *m, char **out, struct kw_error *err);
+
 struct kw_km_options {
 	const char *outdir;      /* where the archive, link file, manifest and objects go */
 	bool deps;               /* convert libraries from outside the wheel too */
 	const char *wheel_dir;   /* where the wheel for the KM payload goes, or NULL for none */
 	bool no_wx;              /* keep converted images writable and executable */
+	kw_km_render_fn manifest;/* renders the manifest (required) */
 };
 
 /* What converting one wheel wrote (paths owned). */
@@ -126,8 +165,8 @@ int kw_km_link_python(const char *out, const char *python, const char *const *li
  * a registration object for id, and write the archive, link file and
  * manifest into outdir (named after id's module).
  */
-int kw_km_convert_objects(const char *dir, const char *id, const char *outdir, struct kw_km_wheel *res,
-			  struct kw_error *err);
+int kw_km_convert_objects(const char *dir, const char *id, const char *outdir, kw_km_render_fn manifest,
+			  struct kw_km_wheel *res, struct kw_error *err);
 /* The registration object alone: names[i] is found at the symbol targets[i]. */
 int kw_km_registration_object(const char *id, const char *tag, const char *const *names,
 			      const char *const *targets, size_t n, const char *out_path, struct kw_error *err);

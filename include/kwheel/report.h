@@ -7,6 +7,7 @@
 
 #include "kwheel/audit.h"
 #include "kwheel/kwheel.h"
+#include "kwheel/km.h"
 #include "kwheel/repair.h"
 #include "kwheel/util.h"
 
@@ -45,6 +46,17 @@ int kw_report_repair_json(const struct kw_repair_result *r, char **out, struct k
  * fail for want of memory.
  */
 void kw_report_repair_print(FILE *f, const struct kw_repair_result *r);
+
+/*
+ * km's manifest as indented JSON with sorted keys and a final newline: for
+ * a wheel {"wheel", "archive", "link_file", "static_libs", "warnings",
+ * "objects": [{"path", "id", "in_wheel", "mode", "object", "symbol_tag",
+ * "exports", "undefined", "needed", "warnings", "relocations",
+ * "registered"}]}, for --objects {"id", "mode": "objects", "symbol_tag",
+ * "archive", "renamed": {name: new name}}. A kw_km_render_fn. New string
+ * in *out.
+ */
+int kw_report_km_manifest(const struct kw_km_manifest *m, char **out, struct kw_error *err);
 
 /*
  * The dependency tree as text: "PATH (interpreter => X)", then one

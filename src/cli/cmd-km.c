@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "kwheel/km.h"
+#include "kwheel/report.h"
 #include "kwheel/util.h"
 
 #include "cli.h"
@@ -52,7 +53,7 @@ static int cmd_km(struct kw_ctx *ctx, int argc, char **argv)
 	struct option longopts[16];
 	char shortopts[32];
 	struct kw_error err = { 0 };
-	struct kw_km_options opts = { NULL, false, NULL, false };
+	struct kw_km_options opts = { NULL, false, NULL, false, kw_report_km_manifest };
 	bool no_wheel = false;
 	struct kw_strv inputs = { 0 }, links = { 0 };
 	const char *link_out = NULL, *python = "python3", *objects = NULL, *id = NULL;
@@ -143,7 +144,7 @@ static int cmd_km(struct kw_ctx *ctx, int argc, char **argv)
 	if (objects) {
 		struct kw_km_wheel res;
 
-		if (kw_km_convert_objects(objects, id, opts.outdir, &res, &err)) {
+		if (kw_km_convert_objects(objects, id, opts.outdir, kw_report_km_manifest, &res, &err)) {
 			rc = kw_cli_error(&err);
 			goto out;
 		}

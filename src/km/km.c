@@ -16,8 +16,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <jansson.h>
-
 #include "kwheel/km.h"
 
 #include "internal.h"
@@ -56,23 +54,20 @@ static const char *static_flag(const char *soname)
 	return NULL;
 }
 
-static json_t *strv_json(const struct kw_strv *sv)
+static void manifest_objects_release(struct kw_km_manifest_object *mo, size_t n)
 {
-	json_t *a = json_array();
 	size_t i;
 
-	for (i = 0; a && i < sv->n; i++) {
-		if (json_array_append_new(a, json_string(sv->v[i]))) {
-			json_decref(a);
-			return NULL;
-		}
+	for (i = 0; i < n; i++) {
+		free(mo[i].path);
+		free(mo[i].id);
+		free(mo[i].object);
+		kw_strv_release(&mo[i].exports);
+		kw_strv_release(&mo[i].undefined);
+		kw_strv_release(&mo[i].needed);
+		kw_strv_release(&mo[i].warnings);
 	}
-	return a;
-}
-
-static int set(json_t *o, const char *k, json_t *v)
-{
-	return !o || !v || json_object_set_new(o, k, v) ? -1 : 0;
+	free(mo);
 }
 
 /* Why the wheel cannot go in: the first blocker and how many more. */
@@ -397,7 +392,8 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 	struct kw_wheel *w = NULL;
 	struct kw_km_verdict v = { 0 };
 	struct kw_strv objs = { 0 }, names = { 0 }, flags = { 0 };
-	json_t *man = NULL, *jobjs = NULL;
+	struct kw_km_manifest_object *mobjs = NULL;
+	size_t mcap = 0, n_mo = 0;
 	struct km_dir objdir = { 0 };
 	struct km_out o_archive = { 0 }, o_link = { 0 }, o_manifest = { 0 };
 	char *objdir_path = NULL, *text = NULL, *wheel = NULL;
@@ -440,9 +436,11 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 	res->archive = kw_asprintf("%s/lib%s.km.a", opts->outdir, dist);
 	res->link_file = kw_asprintf("%s/%s.km.link", opts->outdir, dist);
 	res->manifest = kw_asprintf("%s/%s.km.json", opts->outdir, dist);
-	man = json_object();
-	jobjs = json_array();
-	if (!objdir_path || !res->archive || !res->link_file || !res->manifest || !man || !jobjs) {
+	if (!opts->manifest) {
+		rc = kw_error_set(err, KW_EINVAL, "no manifest renderer");
+		goto out;
+	}
+	if (!objdir_path || !res->archive || !res->link_file || !res->manifest) {
 		kw_error_set(err, rc, "out of memory");
 		goto out;
 	}
@@ -465,7 +463,7 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 		bool mapped = false;
 		const char *base;
 		char *opath, *oname;
-		json_t *jo;
+		struct kw_km_manifest_object *mo;
 
 		for (j = 0; j < v.n_objects; j++) {
 			n_libs += v.objects[j].mode == KW_KM_LIB;
@@ -541,35 +539,42 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 			goto out;
 		}
 		n++;
-		jo = json_object();
+		if (kw_grow(&mobjs, &mcap, n_mo + 1, sizeof(*mobjs))) {
+			kw_km_converted_release(&c);
+			kw_error_set(err, rc, "out of memory");
+			goto out;
+		}
+		mo = &mobjs[n_mo++];
+		memset(mo, 0, sizeof(*mo));
 		{
-			int bad = set(jo, "path", json_string(o->name));
-			struct kw_strv needed = { 0 };
 			const struct kw_elf_info *info = NULL;
+			int bad = 0;
 
+			mo->path = kw_strdup(o->name);
+			mo->id = kw_strdup(o->in_wheel ? o->name : base);
+			mo->object = kw_strdup(names.v[names.n - 1]);
+			mo->in_wheel = o->in_wheel;
+			mo->mode = o->mode;
+			memcpy(mo->symbol_tag, c.tag, sizeof(mo->symbol_tag));
+			mo->exports = c.exports;
+			mo->undefined = c.undefined;
+			memset(&c.exports, 0, sizeof(c.exports));
+			memset(&c.undefined, 0, sizeof(c.undefined));
+			mo->n_relocs = c.n_relocs;
+			mo->n_registered = c.n_registered;
+			kw_km_converted_release(&c);
 			for (j = 0; o->in_wheel && j < a->n_members; j++) {
 				if (strcmp(a->members[j].name, o->name) == 0) {
 					info = a->members[j].info;
 				}
 			}
 			for (j = 0; info && j < info->n_needed; j++) {
-				bad |= kw_strv_push(&needed, info->needed[j]);
+				bad |= kw_strv_push(&mo->needed, info->needed[j]);
 			}
-			bad |= set(jo, "in_wheel", json_boolean(o->in_wheel));
-			bad |= set(jo, "id", json_string(o->in_wheel ? o->name : base));
-			bad |= set(jo, "mode", json_string(o->mode == KW_KM_MODULE ? "module" : "lib"));
-			bad |= set(jo, "object", json_string(names.v[names.n - 1]));
-			bad |= set(jo, "symbol_tag", json_string(c.tag));
-			bad |= set(jo, "exports", strv_json(&c.exports));
-			bad |= set(jo, "undefined", strv_json(&c.undefined));
-			bad |= set(jo, "needed", strv_json(&needed));
-			bad |= set(jo, "warnings", strv_json(&o->warnings));
-			bad |= set(jo, "relocations", json_integer((json_int_t)c.n_relocs));
-			bad |= set(jo, "registered", json_integer((json_int_t)c.n_registered));
-			bad |= json_array_append_new(jobjs, jo);
-			kw_strv_release(&needed);
-			kw_km_converted_release(&c);
-			if (bad) {
+			for (j = 0; j < o->warnings.n; j++) {
+				bad |= kw_strv_push(&mo->warnings, o->warnings.v[j]);
+			}
+			if (bad || !mo->path || !mo->id || !mo->object) {
 				kw_error_set(err, rc, "out of memory");
 				goto out;
 			}
@@ -606,22 +611,13 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 	free(text);
 	text = NULL;
 	rc = KW_ENOMEM;
-	if (set(man, "wheel", json_string(a->filename)) || set(man, "archive", json_string(res->archive)) ||
-	    set(man, "link_file", json_string(res->link_file)) || set(man, "static_libs", strv_json(&flags)) ||
-	    set(man, "warnings", strv_json(&v.warnings))) {
-		kw_error_set(err, rc, "out of memory");
-		goto out;
-	}
-	if (set(man, "objects", jobjs)) {
-		jobjs = NULL;
-		kw_error_set(err, rc, "out of memory");
-		goto out;
-	}
-	jobjs = NULL;
-	text = json_dumps(man, JSON_INDENT(1) | JSON_SORT_KEYS);
-	if (!text) {
-		kw_error_set(err, rc, "out of memory");
-		goto out;
+	{
+		struct kw_km_manifest m = { a->filename, res->archive, res->link_file, &flags, &v.warnings, mobjs, n_mo,
+					    NULL, NULL, NULL, NULL };
+
+		if ((rc = opts->manifest(&m, &text, err))) {
+			goto out;
+		}
 	}
 	if ((rc = km_out_open(&o_manifest, res->manifest, err)) ||
 	    (rc = km_out_write(&o_manifest, text, strlen(text), err))) {
@@ -652,8 +648,7 @@ out:
 	free(objdir_path);
 	free(text);
 	free(wheel);
-	json_decref(man);
-	json_decref(jobjs);
+	manifest_objects_release(mobjs, n_mo);
 	kw_strv_release(&objs);
 	kw_strv_release(&names);
 	kw_strv_release(&flags);

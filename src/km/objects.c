@@ -18,7 +18,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <jansson.h>
 
 #include "kwheel/km.h"
 #include "internal.h"
@@ -163,12 +162,14 @@ static int rename_one(void *ud, Elf *e, Elf_Data *syms, size_t i, GElf_Sym *sym,
 	return 0;
 }
 
-int kw_km_convert_objects(const char *dir, const char *id, const char *outdir, struct kw_km_wheel *res,
-			  struct kw_error *err)
+int kw_km_convert_objects(const char *dir, const char *id, const char *outdir, kw_km_render_fn manifest,
+			  struct kw_km_wheel *res, struct kw_error *err)
 {
 	struct kw_strv files = { 0 }, defined = { 0 }, objs = { 0 }, names = { 0 }, targets = { 0 };
 	const char *base = strrchr(id, '/') ? strrchr(id, '/') + 1 : id;
-	char *stem = NULL, *objdir = NULL;
+	char *stem = NULL, *objdir = NULL, *text = NULL;
+	struct km_dir od = { 0 };
+	struct km_out o_archive = { 0 }, o_link = { 0 }, o_manifest = { 0 };
 	struct kw_sha256 sha;
 	unsigned char digest[32];
 	char hex[13];
@@ -222,13 +223,18 @@ int kw_km_convert_objects(const char *dir, const char *id, const char *outdir, s
 		kw_error_set(err, rc, "out of memory");
 		goto out;
 	}
-	if (mkdir(objdir, 0755) != 0 && errno != EEXIST) {
-		rc = kw_error_set(err, KW_EIO, "cannot create '%s': %s", objdir, strerror(errno));
+	if (!manifest) {
+		rc = kw_error_set(err, KW_EINVAL, "no manifest renderer");
 		goto out;
 	}
+	/* As for wheels: everything is made beside its final name and put in place at the end. */
+	if ((rc = km_dir_open(&od, objdir, err))) {
+		goto out;
+	}
+	rc = KW_ENOMEM;
 	for (i = 0; i < files.n; i++) {
 		const char *fb = strrchr(files.v[i], '/') + 1;
-		char *oname = kw_asprintf("%03zu-%s", i, fb), *opath = oname ? kw_asprintf("%s/%s", objdir, oname) : NULL;
+		char *oname = kw_asprintf("%03zu-%s", i, fb), *opath = oname ? kw_asprintf("%s/%s", od.tmp, oname) : NULL;
 		struct rename r = { &defined, hex, NULL, NULL, err, 0, NULL };
 
 		if (kw_strv_push_own(&names, oname) | kw_strv_push_own(&objs, opath)) {
@@ -251,58 +257,55 @@ int kw_km_convert_objects(const char *dir, const char *id, const char *outdir, s
 			goto out;
 		}
 	}
-	if (kw_strv_push_own(&objs, kw_asprintf("%s/%03zu-registration.o", objdir, files.n)) ||
+	if (kw_strv_push_own(&objs, kw_asprintf("%s/%03zu-registration.o", od.tmp, files.n)) ||
 	    kw_strv_push_own(&names, kw_asprintf("%03zu-registration.o", files.n))) {
 		kw_error_set(err, rc, "out of memory");
 		goto out;
 	}
 	if ((rc = kw_km_registration_object(id, hex, (const char *const *)defined.v, (const char *const *)targets.v,
 					    defined.n, objs.v[objs.n - 1], err)) ||
-	    (rc = kw_km_write_archive(res->archive, (const char *const *)objs.v, (const char *const *)names.v, objs.n,
-				      err))) {
+	    (rc = km_out_open(&o_archive, res->archive, err)) ||
+	    (rc = km_archive_write(o_archive.f, res->archive, (const char *const *)objs.v,
+				   (const char *const *)names.v, objs.n, err)) ||
+	    (rc = km_out_close(&o_archive, err))) {
 		goto out;
 	}
+	rc = KW_ENOMEM;
+	text = kw_asprintf("-Wl,--whole-archive\n%s\n-Wl,--no-whole-archive\n-Wl,--wrap=dlopen\n"
+			   "-Wl,--wrap=dlsym\n-Wl,--wrap=dlerror\n-Wl,--wrap=dlclose\n", res->archive);
+	if (!text) {
+		kw_error_set(err, rc, "out of memory");
+		goto out;
+	}
+	if ((rc = km_out_open(&o_link, res->link_file, err)) || (rc = km_out_write(&o_link, text, strlen(text), err))) {
+		goto out;
+	}
+	free(text);
+	text = NULL;
 	{
-		FILE *f = fopen(res->link_file, "w");
+		struct kw_km_manifest m = { NULL, res->archive, res->link_file, NULL, NULL, NULL, 0, id, hex, &defined,
+					    &targets };
 
-		if (!f || fprintf(f, "-Wl,--whole-archive\n%s\n-Wl,--no-whole-archive\n-Wl,--wrap=dlopen\n"
-				     "-Wl,--wrap=dlsym\n-Wl,--wrap=dlerror\n-Wl,--wrap=dlclose\n", res->archive) < 0 ||
-		    fclose(f) != 0) {
-			rc = kw_error_set(err, KW_EIO, "cannot write '%s': %s", res->link_file, strerror(errno));
+		if ((rc = manifest(&m, &text, err)) || (rc = km_out_open(&o_manifest, res->manifest, err)) ||
+		    (rc = km_out_write(&o_manifest, text, strlen(text), err))) {
 			goto out;
 		}
-		{
-			json_t *m = json_object(), *ren = json_object();
-			int bad = !m || !ren;
-
-			bad |= json_object_set_new(m, "id", json_string(id));
-			bad |= json_object_set_new(m, "mode", json_string("objects"));
-			bad |= json_object_set_new(m, "symbol_tag", json_string(hex));
-			bad |= json_object_set_new(m, "archive", json_string(res->archive));
-			for (i = 0; !bad && i < defined.n; i++) {
-				bad |= json_object_set_new(ren, defined.v[i], json_string(targets.v[i]));
-			}
-			bad |= json_object_set_new(m, "renamed", ren);
-			if (bad || json_dump_file(m, res->manifest, JSON_INDENT(1) | JSON_SORT_KEYS) != 0) {
-				json_decref(m);
-				rc = kw_error_set(err, KW_EIO, "cannot write '%s'", res->manifest);
-				goto out;
-			}
-			json_decref(m);
-		}
+	}
+	if ((rc = km_dir_commit(&od, err)) || (rc = km_out_commit(&o_archive, err)) ||
+	    (rc = km_out_commit(&o_link, err)) || (rc = km_out_commit(&o_manifest, err))) {
+		goto out;
 	}
 	res->n_objects = files.n;
 	rc = 0;
 out:
 	if (rc) {
-		for (i = 0; i < objs.n; i++) {
-			unlink(objs.v[i]);
-		}
-		if (objdir) {
-			rmdir(objdir);
-		}
 		kw_km_wheel_release(res);
 	}
+	km_dir_discard(&od);
+	km_out_discard(&o_archive);
+	km_out_discard(&o_link);
+	km_out_discard(&o_manifest);
+	free(text);
 	kw_strv_release(&files);
 	kw_strv_release(&defined);
 	kw_strv_release(&objs);

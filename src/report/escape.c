@@ -339,7 +339,21 @@ static int cmp_key(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-static void dump(struct kw_buf *b, const json_t *j)
+/* A newline and the indentation of depth, when indenting. */
+static void newline(struct kw_buf *b, int indent, int depth)
+{
+	int i;
+
+	if (indent <= 0) {
+		return;
+	}
+	kw_buf_append(b, "\n");
+	for (i = 0; i < indent * depth; i++) {
+		kw_buf_append(b, " ");
+	}
+}
+
+static void dump(struct kw_buf *b, const json_t *j, int indent, int depth)
 {
 	size_t i, n;
 
@@ -365,9 +379,13 @@ static void dump(struct kw_buf *b, const json_t *j)
 			if (i) {
 				kw_buf_append(b, ",");
 			}
+			newline(b, indent, depth + 1);
 			dump_string(b, keys[i], strlen(keys[i]));
-			kw_buf_append(b, ":");
-			dump(b, json_object_get(j, keys[i]));
+			kw_buf_append(b, indent > 0 ? ": " : ":");
+			dump(b, json_object_get(j, keys[i]), indent, depth + 1);
+		}
+		if (n) {
+			newline(b, indent, depth);
 		}
 		kw_buf_append(b, "}");
 		free(keys);
@@ -379,7 +397,11 @@ static void dump(struct kw_buf *b, const json_t *j)
 			if (i) {
 				kw_buf_append(b, ",");
 			}
-			dump(b, json_array_get(j, i));
+			newline(b, indent, depth + 1);
+			dump(b, json_array_get(j, i), indent, depth + 1);
+		}
+		if (n) {
+			newline(b, indent, depth);
 		}
 		kw_buf_append(b, "]");
 		break;
@@ -404,10 +426,10 @@ static void dump(struct kw_buf *b, const json_t *j)
 	}
 }
 
-char *report_json_dumps(const json_t *j)
+char *report_json_dumps(const json_t *j, int indent)
 {
 	struct kw_buf b = { 0 };
 
-	dump(&b, j);
+	dump(&b, j, indent, 0);
 	return kw_buf_take(&b);
 }

@@ -14,9 +14,10 @@ json_t *report_jstr(const char *s);
  * JSON_SORT_KEYS) writes it, except that no string can break it: bytes that
  * are not UTF-8 become \uDCNN (Python's surrogateescape: json.loads then
  * .encode("utf-8", "surrogateescape") gives the bytes back), and DEL and the
- * C1 controls are escaped as \u007F..\u009F like the C0 ones. New string
- * (free()), NULL if out of memory.
+ * C1 controls are escaped as \u007F..\u009F like the C0 ones. indent > 0
+ * spreads it over lines as JSON_INDENT(indent) does. New string (free()),
+ * NULL if out of memory.
  */
-char *report_json_dumps(const json_t *j);
+char *report_json_dumps(const json_t *j, int indent);
 
 #endif

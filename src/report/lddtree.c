@@ -62,7 +62,7 @@ int kw_report_lddtree_json(const struct kw_dep_graph *g, char **out, struct kw_e
 		bad |= json_array_append_new(libs, l);
 	}
 	bad |= set(o, "libs", libs);
-	s = bad ? NULL : report_json_dumps(o);
+	s = bad ? NULL : report_json_dumps(o, 0);
 	json_decref(o);
 	if (!s) {
 		return kw_error_set(err, KW_ENOMEM, "out of memory building the report");

@@ -65,7 +65,7 @@ int kw_report_repair_json(const struct kw_repair_result *r, char **out, struct k
 	bad |= set(o, "grafted", g);
 	bad |= set(o, "patched", strv_json(&r->patched));
 	bad |= set(o, "excluded", strv_json(&r->excluded));
-	s = bad ? NULL : report_json_dumps(o);
+	s = bad ? NULL : report_json_dumps(o, 0);
 	json_decref(o);
 	if (!s) {
 		return kw_error_set(err, KW_ENOMEM, "out of memory building the report");

@@ -361,7 +361,7 @@ int kw_report_show_json(const struct kw_audit *a, char **out, struct kw_error *e
 	if (!o) {
 		return kw_error_set(err, KW_ENOMEM, "out of memory building the report");
 	}
-	s = report_json_dumps(o);
+	s = report_json_dumps(o, 0);
 	json_decref(o);
 	if (!s) {
 		return kw_error_set(err, KW_ENOMEM, "out of memory building the report");
@@ -386,7 +386,7 @@ int kw_report_error_json(const char *path, const struct kw_error *what, char **o
 	bad |= set(o, "path", report_jstr(path));
 	bad |= set(o, "error", report_jstr(what->msg[0] ? what->msg : kw_status_str(what->code)));
 	bad |= set(o, "error_kind", json_string(kw_status_str(what->code)));
-	s = bad ? NULL : report_json_dumps(o);
+	s = bad ? NULL : report_json_dumps(o, 0);
 	json_decref(o);
 	if (!s) {
 		return kw_error_set(err, KW_ENOMEM, "out of memory building the report");

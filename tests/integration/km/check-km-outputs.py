@@ -14,6 +14,7 @@ usage: check-km-outputs.py KWHEEL
   still there, byte for byte, and the link file names an existing archive
 - a static link whose linker output is long: the error names the first
   undefined reference, on one line
+- --objects (a build's object files) writes through no planted symlink either
 """
 import hashlib
 import json
@@ -146,6 +147,40 @@ def failed_rerun(tmp, whl):
     check(not [f for f in os.listdir(out) if f.startswith(".")], "no temporary is left behind")
 
 
+def objects_mode(tmp):
+    """--objects writes the same way: symlinks at its output names are replaced, not followed."""
+    objs = os.path.join(tmp, "objs")
+    out = os.path.join(tmp, "objs-out")
+    os.makedirs(objs)
+    os.makedirs(out)
+    for name, text in (("a.c", "int m_helper(void) { return 4; }\n"),
+                       ("b.c", "int m_helper(void);\nvoid *PyInit__m(void) { return (void *)(long)m_helper(); }\n")):
+        with open(os.path.join(tmp, name), "w") as f:
+            f.write(text)
+        r = run("gcc", "-c", "-fPIC", "-o", os.path.join(objs, name[:-2] + ".o"), os.path.join(tmp, name))
+        if not check(r.returncode == 0, f"gcc builds {name}"):
+            return
+    victim = os.path.join(tmp, "victim-objects")
+    with open(victim, "w") as f:
+        f.write("precious\n")
+    before = digest(victim)
+    names = [os.path.join(out, n) for n in ("lib_m.km.a", "_m.km.link", "_m.km.json", "lib_m.km.a.tmp")]
+    for n in names:
+        os.symlink(victim, n)
+    r = run(KWHEEL, "km", "--objects", objs, "--id", "pkg/_m.cpython-311-x86_64-linux-gnu.so", "-o", out)
+    check(r.returncode == 0, f"km --objects runs with symlinks at its output names ({r.stderr.strip()[-300:]})")
+    check(digest(victim) == before, "--objects: the file the symlinks point at is untouched")
+    check(all(stat.S_ISREG(os.lstat(n).st_mode) for n in names[:3]), "--objects: the outputs are regular files")
+    try:
+        with open(names[2]) as f:
+            man = json.load(f)
+    except ValueError:
+        man = {}
+    check(man.get("mode") == "objects" and "m_helper" in man.get("renamed", {}) and
+          man["renamed"]["m_helper"].startswith("m_helper_"), f"--objects: the manifest lists the renamed globals "
+                                                              f"({man.get('renamed')})")
+
+
 def linker_error(tmp):
     src = os.path.join(tmp, "u.c")
     obj = os.path.join(tmp, "u.o")
@@ -176,6 +211,7 @@ def main():
         deep_output(tmp, whl)
         planted_symlinks(tmp, whl)
         failed_rerun(tmp, whl)
+        objects_mode(tmp)
         linker_error(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
