@@ -81,6 +81,17 @@ void kw_b64url_nopad(const unsigned char *in, size_t n, char *out);
 /* Lower-case hex. out needs 2n+1 bytes. */
 void kw_hex(const unsigned char *in, size_t n, char *out);
 
+struct stat;
+/*
+ * Open a path given by a user (or found on a search path) for reading, and
+ * refuse anything but a regular file before a read could block: the open
+ * itself is non-blocking (a FIFO's would wait for a writer) and never makes
+ * a terminal the controlling one, fstat decides, and the descriptor is
+ * blocking again on return. 0 and a new descriptor in *fd (close it), the
+ * file's status in *st if st is not NULL; KW_ENOTFOUND if nothing is there,
+ * KW_EIO if it cannot be opened, KW_EFORMAT "'PATH': not a regular file".
+ */
+int kw_open_regular(const char *path, int *fd, struct stat *st, struct kw_error *err);
 /* A private (copy-on-write) mapping of a whole regular, non-empty file; kw_unmap_file releases it. */
 int kw_map_file(const char *path, unsigned char **buf, size_t *len, struct kw_error *err);
 void kw_unmap_file(unsigned char *buf, size_t len);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "kwheel/elf.h"
+#include "kwheel/util.h"
 
 #ifndef EM_LOONGARCH
 #define EM_LOONGARCH 258
@@ -1017,14 +1018,9 @@ int kw_elf_parse_file(const char *path, struct kw_elf_info **out, struct kw_erro
 	int fd, rc;
 
 	*out = NULL;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		return kw_error_set(err, errno == ENOENT ? KW_ENOTFOUND : KW_EIO, "cannot open '%s': %s", path,
-				    strerror(errno));
-	}
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return kw_error_set(err, KW_EFORMAT, "'%s': not a regular file", path);
+	rc = kw_open_regular(path, &fd, &st, err);
+	if (rc) {
+		return rc;
 	}
 	if (st.st_size < EI_NIDENT) {
 		close(fd);

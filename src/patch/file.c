@@ -12,6 +12,7 @@
 
 #include "kwheel/elf.h"
 #include "kwheel/patch.h"
+#include "kwheel/util.h"
 
 static int write_all(int fd, const void *buf, size_t len)
 {
@@ -61,13 +62,9 @@ int kw_patch_file(const char *in, const char *out, const struct kw_patch_ops *op
 	if (!out) {
 		out = in;
 	}
-	fd = open(in, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		return kw_error_set(err, KW_EIO, "'%s': %s", in, strerror(errno));
-	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		rc = kw_error_set(err, KW_EIO, "'%s': not a regular file", in);
-		goto out;
+	rc = kw_open_regular(in, &fd, &st, err);
+	if (rc) {
+		return rc;
 	}
 	if (st.st_size == 0) {
 		rc = kw_error_set(err, KW_EFORMAT, "'%s': empty file, not an ELF object", in);

@@ -93,12 +93,14 @@ static bool excluded(const struct kw_repair_opts *o, const char *soname)
 static int hash_file(const char *path, struct kw_sha256 *s, uint64_t *size, struct kw_error *err)
 {
 	unsigned char buf[1 << 16];
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	ssize_t n;
+	int fd, rc;
 
 	*size = 0;
-	if (fd < 0) {
-		return kw_error_set(err, KW_EIO, "'%s': %s", path, strerror(errno));
+	/* A library found on a search path may have become a FIFO since: refuse it, do not block. */
+	rc = kw_open_regular(path, &fd, NULL, err);
+	if (rc) {
+		return rc;
 	}
 	kw_sha256_init(s);
 	while ((n = read(fd, buf, sizeof(buf))) != 0) {

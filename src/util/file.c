@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Whole-file helpers: a private mapping and a copy. */
+/* Whole-file helpers: opening only regular files, a private mapping and a copy. */
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -9,20 +9,54 @@
 
 #include "kwheel/util.h"
 
+int kw_open_regular(const char *path, int *fd, struct stat *st, struct kw_error *err)
+{
+	struct stat local;
+	int f, flags, e;
+
+	*fd = -1;
+	if (!st) {
+		st = &local;
+	}
+	f = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (f < 0) {
+		e = errno;
+		return kw_error_set(err, e == ENOENT || e == ENOTDIR ? KW_ENOTFOUND : KW_EIO, "cannot open '%s': %s", path,
+				    strerror(e));
+	}
+	if (fstat(f, st) != 0) {
+		e = errno;
+		close(f);
+		return kw_error_set(err, KW_EIO, "cannot open '%s': %s", path, strerror(e));
+	}
+	if (!S_ISREG(st->st_mode)) {
+		close(f);
+		return kw_error_set(err, KW_EFORMAT, "'%s': not a regular file", path);
+	}
+	/* Reads of a regular file never block anyway; clearing the flag keeps it so for what follows. */
+	flags = fcntl(f, F_GETFL);
+	if (flags < 0 || fcntl(f, F_SETFL, flags & ~O_NONBLOCK) < 0) {
+		e = errno;
+		close(f);
+		return kw_error_set(err, KW_EIO, "cannot open '%s': %s", path, strerror(e));
+	}
+	*fd = f;
+	return 0;
+}
+
 int kw_map_file(const char *path, unsigned char **buf, size_t *len, struct kw_error *err)
 {
 	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	void *p;
+	int fd, rc;
 
-	if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0) {
-		int e = errno;
-
-		if (fd >= 0) {
-			close(fd);
-		}
-		return kw_error_set(err, KW_EIO, "cannot read '%s': %s", path,
-				    fd < 0 ? strerror(e) : "not a regular file or empty");
+	rc = kw_open_regular(path, &fd, &st, err);
+	if (rc) {
+		return rc;
+	}
+	if (st.st_size == 0) {
+		close(fd);
+		return kw_error_set(err, KW_EFORMAT, "'%s': empty file", path);
 	}
 	/* Writable but private: libelf may convert data in place, and no write reaches the file. */
 	p = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
@@ -45,11 +79,12 @@ void kw_unmap_file(unsigned char *buf, size_t len)
 int kw_copy_file(const char *src, const char *dst, unsigned mode, struct kw_error *err)
 {
 	unsigned char buf[1 << 16];
-	int in = open(src, O_RDONLY | O_CLOEXEC), out, e;
+	int in, out, e, rc;
 	ssize_t n;
 
-	if (in < 0) {
-		return kw_error_set(err, KW_EIO, "cannot read '%s': %s", src, strerror(errno));
+	rc = kw_open_regular(src, &in, NULL, err);
+	if (rc) {
+		return rc;
 	}
 	out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, (mode_t)mode);
 	if (out < 0) {

@@ -10,12 +10,14 @@ Builds its inputs from fixtures/patch/*.c with the system compiler:
     it runs;
   - in-place edits when the new string fits: same size, no new segment;
   - --print-* against readelf; bad and truncated files: one clear error line,
-    exit 2, file unchanged, no temporary left behind.
+    exit 2, file unchanged, no temporary left behind;
+  - FIFOs, directories and devices: refused at once as not regular files.
 """
 import os
 import re
 import shutil
 import struct
+import subprocess
 import sys
 import tempfile
 
@@ -25,8 +27,8 @@ from testlib import check, failures, run, sha  # noqa: E402
 KWHEEL = sys.argv[1]
 SRC = os.path.join(os.environ.get("KW_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "..", "..", "..")),
                    "fixtures", "patch")
-def kw(*args):
-    return run([KWHEEL, "patch"] + list(args))
+def kw(*args, **kwargs):
+    return run([KWHEEL, "patch"] + list(args), **kwargs)
 
 
 def readelf_d(p):
@@ -164,6 +166,27 @@ def main():
                   f"{name}: exit 2 and one error line naming the file ({r.returncode}, {r.stderr.strip()!r})")
             check(sha(p) == h, f"{name}: input unchanged")
         check(sorted(os.listdir(bad_dir)) == sorted(cases), "no temporary files left behind")
+
+        # Not regular files: refused before anything could block on them (a FIFO's open
+        # waits for a writer), one error line, exit 2, nothing left beside them
+        odd_dir = os.path.join(tmp, "odd")
+        os.makedirs(odd_dir)
+        fifo = os.path.join(odd_dir, "libfifo.so")
+        os.mkfifo(fifo)
+        for what, path in (("FIFO", fifo), ("directory", odd_dir), ("character device", "/dev/null")):
+            for args in (["--set-rpath", "$ORIGIN"], ["--print-needed"], ["--shrink-rpath"],
+                         ["-o", os.path.join(tmp, "fifo-out.so"), "--set-soname", "x"]):
+                try:
+                    r = kw(*args, path, timeout=20)
+                except subprocess.TimeoutExpired:
+                    check(False, f"{what}: patch {' '.join(args)} returns (it hung)")
+                    continue
+                lines = r.stderr.strip().splitlines()
+                check(r.returncode == 2 and len(lines) == 1 and f"'{path}': not a regular file" in lines[0]
+                      and not r.stdout, f"{what}: patch {' '.join(args)}: exit 2, one line 'not a regular file' "
+                      f"({r.returncode}, {r.stderr.strip()!r})")
+        check(sorted(os.listdir(odd_dir)) == ["libfifo.so"] and not os.path.exists(os.path.join(tmp, "fifo-out.so")),
+              "nothing written beside the FIFO or for -o")
 
         # Usage errors
         check(kw(lib).returncode == 3, "no operation is a usage error")
