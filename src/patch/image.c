@@ -2,8 +2,9 @@
 /*
  * The editor works on raw bytes rather than through libelf's update path:
  * libelf rewrites the whole file from its own model, which holds it twice in
- * memory and re-lays-out sections we must not move. Here every header is
- * decoded, checked against the image, and written back field by field.
+ * memory and re-lays-out sections we must not move. Every header is decoded
+ * by elf/'s decoder (kwheel/elf-decode.h), the one the reader uses, checked
+ * against the image here, and written back field by field.
  */
 #include <elf.h>
 #include <stdlib.h>
@@ -20,33 +21,27 @@
 
 size_t img_word(const struct img *im)
 {
-	return im->is64 ? 8 : 4;
+	return kw_elf_word(&im->raw);
 }
 
 size_t img_phentsize(const struct img *im)
 {
-	return im->is64 ? sizeof(Elf64_Phdr) : sizeof(Elf32_Phdr);
+	return kw_elf_phent_size(&im->raw);
 }
 
 size_t img_shentsize(const struct img *im)
 {
-	return im->is64 ? sizeof(Elf64_Shdr) : sizeof(Elf32_Shdr);
+	return kw_elf_shent_size(&im->raw);
 }
 
 size_t img_dynentsize(const struct img *im)
 {
-	return im->is64 ? sizeof(Elf64_Dyn) : sizeof(Elf32_Dyn);
+	return kw_elf_dynent_size(&im->raw);
 }
 
 uint64_t img_rd(const struct img *im, const unsigned char *p, size_t width)
 {
-	uint64_t v = 0;
-	size_t i;
-
-	for (i = 0; i < width; i++) {
-		v |= (uint64_t)p[im->msb ? i : width - 1 - i] << (8 * (width - 1 - i));
-	}
-	return v;
+	return kw_elf_rd(&im->raw, p, width);
 }
 
 void img_wr(const struct img *im, unsigned char *p, size_t width, uint64_t v)
@@ -60,7 +55,7 @@ void img_wr(const struct img *im, unsigned char *p, size_t width, uint64_t v)
 
 static bool in_file(const struct img *im, uint64_t off, uint64_t size)
 {
-	return size <= im->len && off <= im->len - size;
+	return kw_elf_in_file(&im->raw, off, size);
 }
 
 static bool ranges_meet(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
@@ -70,7 +65,7 @@ static bool ranges_meet(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
 
 static bool hits_elf_or_program_headers(const struct img *im, uint64_t off, uint64_t len)
 {
-	uint64_t eh = im->is64 ? sizeof(Elf64_Ehdr) : sizeof(Elf32_Ehdr);
+	uint64_t eh = kw_elf_ehdr_size(&im->raw);
 
 	return ranges_meet(off, len, 0, eh) || ranges_meet(off, len, im->phoff, (uint64_t)im->phnum * img_phentsize(im));
 }
@@ -84,12 +79,13 @@ static bool hits_elf_or_program_headers(const struct img *im, uint64_t off, uint
 static uint64_t shdr_bytes(const struct img *im)
 {
 	uint64_t es = img_shentsize(im), n = im->shnum;
+	struct kw_elf_shdr s0;
 
-	if (im->shoff == 0 || !in_file(im, im->shoff, es)) {
+	if (im->shoff == 0 || !kw_elf_get_shdr(&im->raw, im->shoff, &s0)) {
 		return 0;
 	}
 	if (n == 0) {
-		n = img_rd(im, im->b + im->shoff + (im->is64 ? 32 : 20), img_word(im));
+		n = s0.size;
 	}
 	n = n ? n : 1;
 	return n > (im->len - im->shoff) / es ? im->len - im->shoff : n * es;
@@ -105,30 +101,7 @@ bool img_hits_headers(const struct img *im, uint64_t off, uint64_t len)
 	return hits_elf_or_program_headers(im, off, len) || ranges_meet(off, len, im->shoff, shdr_bytes(im));
 }
 
-static void get_ph(const struct img *im, const unsigned char *p, struct ph *ph)
-{
-	if (im->is64) {
-		ph->type = (uint32_t)img_rd(im, p, 4);
-		ph->flags = (uint32_t)img_rd(im, p + 4, 4);
-		ph->offset = img_rd(im, p + 8, 8);
-		ph->vaddr = img_rd(im, p + 16, 8);
-		ph->paddr = img_rd(im, p + 24, 8);
-		ph->filesz = img_rd(im, p + 32, 8);
-		ph->memsz = img_rd(im, p + 40, 8);
-		ph->align = img_rd(im, p + 48, 8);
-	} else {
-		ph->type = (uint32_t)img_rd(im, p, 4);
-		ph->offset = img_rd(im, p + 4, 4);
-		ph->vaddr = img_rd(im, p + 8, 4);
-		ph->paddr = img_rd(im, p + 12, 4);
-		ph->filesz = img_rd(im, p + 16, 4);
-		ph->memsz = img_rd(im, p + 20, 4);
-		ph->flags = (uint32_t)img_rd(im, p + 24, 4);
-		ph->align = img_rd(im, p + 28, 4);
-	}
-}
-
-void img_put_ph(const struct img *im, unsigned char *p, const struct ph *ph)
+void img_put_ph(const struct img *im, unsigned char *p, const struct kw_elf_phdr *ph)
 {
 	if (im->is64) {
 		img_wr(im, p, 4, ph->type);
@@ -151,23 +124,7 @@ void img_put_ph(const struct img *im, unsigned char *p, const struct ph *ph)
 	}
 }
 
-static void get_sh(const struct img *im, const unsigned char *p, struct sh *sh)
-{
-	size_t w = img_word(im);
-
-	sh->name = (uint32_t)img_rd(im, p, 4);
-	sh->type = (uint32_t)img_rd(im, p + 4, 4);
-	sh->flags = img_rd(im, p + 8, w);
-	sh->addr = img_rd(im, p + 8 + w, w);
-	sh->offset = img_rd(im, p + 8 + 2 * w, w);
-	sh->size = img_rd(im, p + 8 + 3 * w, w);
-	sh->link = (uint32_t)img_rd(im, p + 8 + 4 * w, 4);
-	sh->info = (uint32_t)img_rd(im, p + 12 + 4 * w, 4);
-	sh->addralign = img_rd(im, p + 16 + 4 * w, w);
-	sh->entsize = img_rd(im, p + 16 + 5 * w, w);
-}
-
-void img_put_sh(const struct img *im, unsigned char *p, const struct sh *sh)
+void img_put_sh(const struct img *im, unsigned char *p, const struct kw_elf_shdr *sh)
 {
 	size_t w = img_word(im);
 
@@ -183,7 +140,7 @@ void img_put_sh(const struct img *im, unsigned char *p, const struct sh *sh)
 	img_wr(im, p + 16 + 5 * w, w, sh->entsize);
 }
 
-void img_put_dyn(const struct img *im, unsigned char *p, const struct dynent *d)
+void img_put_dyn(const struct img *im, unsigned char *p, const struct kw_elf_dyn *d)
 {
 	size_t w = img_word(im);
 
@@ -193,33 +150,12 @@ void img_put_dyn(const struct img *im, unsigned char *p, const struct dynent *d)
 
 bool img_vaddr_off(const struct img *im, uint64_t vaddr, uint64_t size, uint64_t *off)
 {
-	uint16_t i;
-
-	for (i = 0; i < im->phnum; i++) {
-		const struct ph *p = &im->ph[i];
-
-		if (p->type != PT_LOAD || vaddr < p->vaddr || vaddr - p->vaddr > p->filesz ||
-		    size > p->filesz - (vaddr - p->vaddr)) {
-			continue;
-		}
-		if (!in_file(im, p->offset + (vaddr - p->vaddr), size) || p->offset > im->len) {
-			return false;
-		}
-		*off = p->offset + (vaddr - p->vaddr);
-		return true;
-	}
-	return false;
+	return kw_elf_vaddr_range(&im->raw, im->ph, im->phnum, vaddr, size, off);
 }
 
 const char *img_str(const struct img *im, uint64_t idx)
 {
-	const char *s;
-
-	if (idx >= im->str_size) {
-		return NULL;
-	}
-	s = (const char *)im->b + im->str_off + idx;
-	return memchr(s, 0, im->str_size - idx) ? s : NULL;
+	return kw_elf_str(&im->raw, im->str_off, im->str_size, idx);
 }
 
 bool img_dyn(const struct img *im, int64_t tag, uint64_t *val)
@@ -248,9 +184,8 @@ void img_release(struct img *im)
 
 static int load_sections(struct img *im, struct kw_error *err)
 {
-	const unsigned char *e = im->b;
 	size_t es = img_shentsize(im), i;
-	uint64_t shentsize;
+	struct kw_elf_ehdr eh;
 
 	im->sh_dynstr = im->sh_dynamic = im->sh_verneed = -1;
 	/*
@@ -265,12 +200,13 @@ static int load_sections(struct img *im, struct kw_error *err)
 	if (im->shoff == 0 || im->shnum == 0) {
 		return 0;
 	}
-	shentsize = img_rd(im, e + (im->is64 ? 58 : 46), 2);
-	if (shentsize != es) {
+	/* img_load decoded the header already: the image is long enough for it. */
+	(void)kw_elf_get_ehdr(&im->raw, &eh);
+	if (eh.shentsize != es) {
 		return kw_error_set(err, KW_EFORMAT, "'%s': e_shentsize is %llu, expected %zu", im->name,
-				    (unsigned long long)shentsize, es);
+				    (unsigned long long)eh.shentsize, es);
 	}
-	if (!in_file(im, im->shoff, (uint64_t)im->shnum * es)) {
+	if (!kw_elf_table_in_file(&im->raw, im->shoff, im->shnum, es)) {
 		return kw_error_set(err, KW_EFORMAT, "'%s': section header table runs past the end of the file",
 				    im->name);
 	}
@@ -284,10 +220,10 @@ static int load_sections(struct img *im, struct kw_error *err)
 		return kw_error_set(err, KW_ENOMEM, "out of memory");
 	}
 	for (i = 0; i < im->shnum; i++) {
-		get_sh(im, im->b + im->shoff + i * es, &im->sh[i]);
+		(void)kw_elf_get_shdr(&im->raw, im->shoff + i * es, &im->sh[i]);
 	}
 	for (i = 0; i < im->shnum; i++) {
-		const struct sh *s = &im->sh[i];
+		const struct kw_elf_shdr *s = &im->sh[i];
 
 		if (s->type == SHT_DYNAMIC && im->sh_dynamic < 0) {
 			im->sh_dynamic = (long)i;
@@ -387,7 +323,7 @@ static int load_extents(struct img *im, struct kw_error *err)
 		}
 	}
 	if (rc == 0 && img_dyn(im, DT_SYMTAB, &v)) {
-		rc = add_extent(im, DT_SYMTAB, v, im->nsyms * (im->is64 ? sizeof(Elf64_Sym) : sizeof(Elf32_Sym)), err);
+		rc = add_extent(im, DT_SYMTAB, v, im->nsyms * kw_elf_syment_size(&im->raw), err);
 	}
 	if (rc == 0 && img_dyn(im, DT_VERSYM, &v)) {
 		rc = add_extent(im, DT_VERSYM, v, im->nsyms * 2, err);
@@ -452,39 +388,35 @@ static int clamp_dyn_cap(struct img *im, uint64_t dyn_off, struct kw_error *err)
 	return 0;
 }
 
+/* img_each_version_entry's callback and its value, carried through the decoder's walk. */
+struct entry_walk {
+	int (*fn)(void *ud, uint64_t off, uint64_t size, bool record);
+	void *ud;
+	int rc;
+};
+
+static int each_entry(void *ud, const struct kw_elf_ver *v)
+{
+	struct entry_walk *w = ud;
+
+	w->rc = w->fn(w->ud, v->off, v->size, v->record);
+	/* Any value of fn stops the walk; the decoder stops on a negative one. */
+	return w->rc ? -1 : 0;
+}
+
 int img_each_version_entry(const struct img *im, uint64_t off, uint64_t num, bool def,
 			   int (*fn)(void *ud, uint64_t off, uint64_t size, bool record), void *ud)
 {
-	uint64_t pos, i, k, total = 0;
-	size_t rec = def ? 20 : 16, auxsz = def ? 8 : 16;
-	int rc;
+	struct entry_walk w = { fn, ud, 0 };
 
-	/* The parser's own bounds (4096 records, 65536 entries): a longer chain is refused before anyone writes. */
-	for (i = 0, pos = off; i < num && i < 4096 && pos <= im->len && im->len - pos >= rec; i++) {
-		const unsigned char *r = im->b + pos;
-		uint64_t cnt = img_rd(im, r + (def ? 6 : 2), 2), apos = pos + img_rd(im, r + (def ? 12 : 8), 4);
-		uint64_t next = img_rd(im, r + (def ? 16 : 12), 4);
-
-		if ((rc = fn(ud, pos, rec, true))) {
-			return rc;
-		}
-		for (k = 0; k < cnt && ++total <= 65536 && apos <= im->len && im->len - apos >= auxsz; k++) {
-			uint64_t anext = img_rd(im, im->b + apos + (def ? 4 : 12), 4);
-
-			if ((rc = fn(ud, apos, auxsz, false))) {
-				return rc;
-			}
-			if (anext == 0) {
-				break;
-			}
-			apos += anext;
-		}
-		if (next == 0) {
-			break;
-		}
-		pos += next;
-	}
-	return 0;
+	/*
+	 * Lenient, within the file: the walk stops where the parser would refuse
+	 * the chain (its 4096 records, 65536 entries), and a longer chain is
+	 * refused before anyone writes.
+	 */
+	(void)kw_elf_ver_walk(&im->raw, off, im->len, num, KW_ELF_VER_LENIENT | (def ? KW_ELF_VER_DEF : 0), each_entry,
+			      &w);
+	return w.rc;
 }
 
 static int entry_hits_headers(void *ud, uint64_t off, uint64_t size, bool record)
@@ -537,8 +469,9 @@ static int check_tables_off_headers(const struct img *im, struct kw_error *err)
 
 int img_load(struct img *im, unsigned char *buf, size_t len, const char *name, struct kw_error *err)
 {
+	struct kw_elf_ehdr eh;
 	size_t pes, des, i, n;
-	uint64_t phentsize, dyn_off = 0;
+	uint64_t dyn_off = 0;
 	int rc;
 
 	memset(im, 0, sizeof(*im));
@@ -547,42 +480,42 @@ int img_load(struct img *im, unsigned char *buf, size_t len, const char *name, s
 	im->name = name;
 	im->dyn_ph = -1;
 	im->sh_dynstr = im->sh_dynamic = im->sh_verneed = -1;
-	if (len < EI_NIDENT || memcmp(buf, ELFMAG, SELFMAG) != 0) {
+	switch (kw_elf_raw_init(&im->raw, buf, len)) {
+	case KW_ELF_IDENT_OK:
+		break;
+	case KW_ELF_IDENT_BAD_CLASS:
+		return kw_error_set(err, KW_EFORMAT, "'%s': unknown ELF class %u", name, buf[EI_CLASS]);
+	case KW_ELF_IDENT_BAD_DATA:
+		return kw_error_set(err, KW_EFORMAT, "'%s': unknown ELF data encoding %u", name, buf[EI_DATA]);
+	default:
 		return kw_error_set(err, KW_EFORMAT, "'%s': not an ELF file", name);
 	}
-	if (buf[EI_CLASS] != ELFCLASS32 && buf[EI_CLASS] != ELFCLASS64) {
-		return kw_error_set(err, KW_EFORMAT, "'%s': unknown ELF class %u", name, buf[EI_CLASS]);
-	}
-	if (buf[EI_DATA] != ELFDATA2LSB && buf[EI_DATA] != ELFDATA2MSB) {
-		return kw_error_set(err, KW_EFORMAT, "'%s': unknown ELF data encoding %u", name, buf[EI_DATA]);
-	}
-	im->is64 = buf[EI_CLASS] == ELFCLASS64;
-	im->msb = buf[EI_DATA] == ELFDATA2MSB;
-	if (len < (im->is64 ? sizeof(Elf64_Ehdr) : sizeof(Elf32_Ehdr))) {
+	im->is64 = im->raw.is64;
+	im->msb = im->raw.msb;
+	if (!kw_elf_get_ehdr(&im->raw, &eh)) {
 		return kw_error_set(err, KW_EFORMAT, "'%s': truncated ELF header", name);
 	}
-	im->type = (uint16_t)img_rd(im, buf + 16, 2);
-	im->machine = (uint16_t)img_rd(im, buf + 18, 2);
-	im->phoff = img_rd(im, buf + (im->is64 ? 32 : 28), img_word(im));
-	im->shoff = img_rd(im, buf + (im->is64 ? 40 : 32), img_word(im));
-	phentsize = img_rd(im, buf + (im->is64 ? 54 : 42), 2);
-	im->phnum = (uint16_t)img_rd(im, buf + (im->is64 ? 56 : 44), 2);
-	im->shnum = (uint16_t)img_rd(im, buf + (im->is64 ? 60 : 48), 2);
-	im->shstrndx = (uint16_t)img_rd(im, buf + (im->is64 ? 62 : 50), 2);
+	im->type = eh.type;
+	im->machine = eh.machine;
+	im->phoff = eh.phoff;
+	im->shoff = eh.shoff;
+	im->phnum = eh.phnum;
+	im->shnum = eh.shnum;
+	im->shstrndx = eh.shstrndx;
 	if (im->type != ET_DYN && im->type != ET_EXEC) {
 		return kw_error_set(err, KW_EUNSUPPORTED, "'%s': not a shared object or executable (e_type %u)",
 				    name, im->type);
 	}
 	pes = img_phentsize(im);
-	if (phentsize != pes) {
+	if (eh.phentsize != pes) {
 		return kw_error_set(err, KW_EFORMAT, "'%s': e_phentsize is %llu, expected %zu", name,
-				    (unsigned long long)phentsize, pes);
+				    (unsigned long long)eh.phentsize, pes);
 	}
 	/* PN_XNUM (program header count in section 0) is not something a loader-visible .so uses. */
 	if (im->phnum == 0 || im->phnum >= PN_XNUM) {
 		return kw_error_set(err, KW_EFORMAT, "'%s': %u program headers", name, im->phnum);
 	}
-	if (!in_file(im, im->phoff, (uint64_t)im->phnum * pes)) {
+	if (!kw_elf_table_in_file(&im->raw, im->phoff, im->phnum, pes)) {
 		return kw_error_set(err, KW_EFORMAT, "'%s': program header table runs past the end of the file", name);
 	}
 	im->ph = kw_calloc(im->phnum, sizeof(*im->ph));
@@ -590,7 +523,7 @@ int img_load(struct img *im, unsigned char *buf, size_t len, const char *name, s
 		return kw_error_set(err, KW_ENOMEM, "out of memory");
 	}
 	for (i = 0; i < im->phnum; i++) {
-		get_ph(im, buf + im->phoff + i * pes, &im->ph[i]);
+		(void)kw_elf_get_phdr(&im->raw, im->phoff + i * pes, &im->ph[i]);
 		if (im->ph[i].type == PT_LOAD &&
 		    (!in_file(im, im->ph[i].offset, im->ph[i].filesz) || im->ph[i].filesz > im->ph[i].memsz)) {
 			return kw_error_set(err, KW_EFORMAT, "'%s': PT_LOAD %zu lies outside the file", name, i);
@@ -609,7 +542,7 @@ int img_load(struct img *im, unsigned char *buf, size_t len, const char *name, s
 	}
 	des = img_dynentsize(im);
 	{
-		const struct ph *d = &im->ph[im->dyn_ph];
+		const struct kw_elf_phdr *d = &im->ph[im->dyn_ph];
 
 		if (!in_file(im, d->offset, d->filesz) || d->filesz < des) {
 			return kw_error_set(err, KW_EFORMAT, "'%s': PT_DYNAMIC lies outside the file", name);
@@ -628,13 +561,7 @@ int img_load(struct img *im, unsigned char *buf, size_t len, const char *name, s
 		return kw_error_set(err, KW_ENOMEM, "out of memory");
 	}
 	for (n = 0; n < im->dyn_cap; n++) {
-		const unsigned char *p = buf + dyn_off + n * des;
-
-		im->dyn[n].tag = (int64_t)img_rd(im, p, img_word(im));
-		if (!im->is64) {
-			im->dyn[n].tag = (int32_t)im->dyn[n].tag;
-		}
-		im->dyn[n].val = img_rd(im, p + img_word(im), img_word(im));
+		(void)kw_elf_dyn_at(&im->raw, dyn_off, im->ph[im->dyn_ph].filesz, n, &im->dyn[n]);
 		if (im->dyn[n].tag == DT_NULL) {
 			break;
 		}

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* A raw, writable view of an ELF image: headers decoded, bytes endian-aware. */
+/* A raw, writable view of an ELF image: headers decoded by elf/'s decoder, written back here. */
 #ifndef KWHEEL_PATCH_IMAGE_H
 #define KWHEEL_PATCH_IMAGE_H
 
@@ -7,24 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kwheel/elf-decode.h"
 #include "kwheel/kwheel.h"
-
-struct ph {
-	uint32_t type, flags;
-	uint64_t offset, vaddr, paddr, filesz, memsz, align;
-};
-
-struct sh {
-	uint32_t name, type;
-	uint64_t flags, addr, offset, size;
-	uint32_t link, info;
-	uint64_t addralign, entsize;
-};
-
-struct dynent {
-	int64_t tag;
-	uint64_t val;
-};
 
 /* A table the loader reads, as file offsets (tag: its DT_ address tag, or IMG_TAB_INTERP for PT_INTERP). */
 #define IMG_TAB_INTERP (-1)
@@ -34,19 +18,20 @@ struct extent {
 };
 
 struct img {
-	unsigned char *b;
-	size_t len;
+	struct kw_elf_raw raw; /* how the decoder reads b */
+	unsigned char *b;      /* the image the editor writes: raw.b, writable */
+	size_t len;            /* raw.len, raw.is64 and raw.msb, for the editor's writes */
 	const char *name;
 	bool is64, msb;
 	uint16_t type, machine;
 	uint64_t phoff, shoff;
 	uint16_t phnum, shnum, shstrndx;
-	struct ph *ph;
-	struct sh *sh; /* NULL when the file has no usable section headers */
+	struct kw_elf_phdr *ph;
+	struct kw_elf_shdr *sh; /* NULL when the file has no usable section headers */
 	/* dynamic segment */
 	long dyn_ph;
 	size_t dyn_cap;      /* entries the segment holds, DT_NULLs included */
-	struct dynent *dyn;  /* entries before the first DT_NULL */
+	struct kw_elf_dyn *dyn; /* entries before the first DT_NULL */
 	size_t ndyn;
 	/* dynamic string table */
 	uint64_t str_vaddr, str_off, str_size;
@@ -93,8 +78,8 @@ const char *img_str(const struct img *im, uint64_t idx);
 /* Value of the first dynamic entry with tag, or false. */
 bool img_dyn(const struct img *im, int64_t tag, uint64_t *val);
 
-void img_put_ph(const struct img *im, unsigned char *p, const struct ph *ph);
-void img_put_sh(const struct img *im, unsigned char *p, const struct sh *sh);
-void img_put_dyn(const struct img *im, unsigned char *p, const struct dynent *d);
+void img_put_ph(const struct img *im, unsigned char *p, const struct kw_elf_phdr *ph);
+void img_put_sh(const struct img *im, unsigned char *p, const struct kw_elf_shdr *sh);
+void img_put_dyn(const struct img *im, unsigned char *p, const struct kw_elf_dyn *d);
 
 #endif

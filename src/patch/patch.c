@@ -817,7 +817,7 @@ static int collect_refs(struct plan *p, bool *complete, struct kw_error *err)
 		}
 	}
 	for (s = 0; s < im->shnum; s++) {
-		const struct sh *sh = &im->sh[s];
+		const struct kw_elf_shdr *sh = &im->sh[s];
 
 		if (sh->link != (uint32_t)im->sh_dynstr || sh->type == SHT_NOBITS) {
 			continue;
@@ -992,7 +992,7 @@ static int place_strings(struct plan *p, struct kw_error *err)
 	}
 	/* Old strings of changed or removed entries are candidate slots. */
 	for (i = 0; complete && i < p->im.ndyn; i++) {
-		const struct dynent *d = &p->im.dyn[i];
+		const struct kw_elf_dyn *d = &p->im.dyn[i];
 		bool still = false;
 
 		if (!is_str_tag(d->tag)) {
@@ -1152,7 +1152,7 @@ static void move_section_symbols(struct img *im, long sec, uint64_t old_addr, ui
 		return;
 	}
 	for (s = 0; s < im->shnum; s++) {
-		const struct sh *t = &im->sh[s];
+		const struct kw_elf_shdr *t = &im->sh[s];
 		uint64_t n;
 
 		if ((t->type != SHT_SYMTAB && t->type != SHT_DYNSYM) || t->offset > im->len ||
@@ -1187,7 +1187,7 @@ static uint64_t largest_symbol(const struct img *im)
 	uint64_t max = 0;
 
 	for (s = 0; im->sh && s < im->shnum; s++) {
-		const struct sh *t = &im->sh[s];
+		const struct kw_elf_shdr *t = &im->sh[s];
 
 		if (t->type != SHT_DYNSYM || t->offset > im->len || t->size > im->len - t->offset) {
 			continue;
@@ -1219,10 +1219,10 @@ static int build(struct plan *p, struct kw_patch_result *res, struct kw_error *e
 			 seg_size, dyn_cap = p->n + 1 + DYN_SLACK;
 		bool first = true, has_interp = false;
 		size_t nph = im->phnum + 1u, last_load = 0;
-		struct ph *ph;
+		struct kw_elf_phdr *ph;
 
 		for (i = 0; i < im->phnum; i++) {
-			const struct ph *q = &im->ph[i];
+			const struct kw_elf_phdr *q = &im->ph[i];
 
 			has_interp |= q->type == PT_INTERP;
 			if (q->type != PT_LOAD) {
@@ -1308,7 +1308,7 @@ static int build(struct plan *p, struct kw_patch_result *res, struct kw_error *e
 		}
 		{
 			unsigned char *seg = tail + (seg_off - im->len);
-			struct ph load = { .type = PT_LOAD, .flags = PF_R | (need_dyn ? PF_W : 0), .offset = seg_off,
+			struct kw_elf_phdr load = { .type = PT_LOAD, .flags = PF_R | (need_dyn ? PF_W : 0), .offset = seg_off,
 					   .vaddr = vaddr, .paddr = vaddr, .filesz = seg_size, .memsz = seg_size,
 					   .align = maxalign };
 
@@ -1346,10 +1346,10 @@ static int build(struct plan *p, struct kw_patch_result *res, struct kw_error *e
 			}
 			strdst = need_dynstr ? seg + str_at : im->b + im->str_off;
 			if (need_dyn) {
-				struct dynent z = { DT_NULL, 0 };
+				struct kw_elf_dyn z = { DT_NULL, 0 };
 
 				for (i = 0; i < p->n; i++) {
-					struct dynent d = { p->e[i].tag, p->e[i].val };
+					struct kw_elf_dyn d = { p->e[i].tag, p->e[i].val };
 
 					if (im->machine == EM_MIPS && d.tag == DT_MIPS_RLD_MAP_REL) {
 						/* Relative to the entry's own address, which moved. */
@@ -1368,7 +1368,7 @@ static int build(struct plan *p, struct kw_patch_result *res, struct kw_error *e
 			img_wr(im, im->b + (im->is64 ? 56 : 44), 2, nph);
 			if (im->sh) {
 				if (need_dynstr && im->sh_dynstr >= 0) {
-					struct sh s = im->sh[im->sh_dynstr];
+					struct kw_elf_shdr s = im->sh[im->sh_dynstr];
 
 					s.offset = seg_off + str_at;
 					s.addr = vaddr + str_at;
@@ -1378,7 +1378,7 @@ static int build(struct plan *p, struct kw_patch_result *res, struct kw_error *e
 							     im->sh[im->sh_dynstr].size, s.addr);
 				}
 				if (need_dyn && im->sh_dynamic >= 0) {
-					struct sh s = im->sh[im->sh_dynamic];
+					struct kw_elf_shdr s = im->sh[im->sh_dynamic];
 
 					s.offset = seg_off + dyn_at;
 					s.addr = vaddr + dyn_at;
@@ -1401,11 +1401,11 @@ static int build(struct plan *p, struct kw_patch_result *res, struct kw_error *e
 	}
 	res->in_place = p->n_sw;
 	if (!need_dyn && (entries_changed(p) || res->grew)) {
-		struct dynent z = { DT_NULL, 0 };
+		struct kw_elf_dyn z = { DT_NULL, 0 };
 		unsigned char *d0 = im->b + im->ph[im->dyn_ph].offset;
 
 		for (i = 0; i < p->n; i++) {
-			struct dynent d = { p->e[i].tag, p->e[i].val };
+			struct kw_elf_dyn d = { p->e[i].tag, p->e[i].val };
 
 			img_put_dyn(im, d0 + i * des, &d);
 		}
@@ -1416,7 +1416,7 @@ static int build(struct plan *p, struct kw_patch_result *res, struct kw_error *e
 	if (p->vn_rewrite) {
 		memcpy(im->b + p->vn_off, p->vn_bytes, p->vn_area);
 		if (im->sh && im->sh_verneed >= 0) {
-			struct sh s = im->sh[im->sh_verneed];
+			struct kw_elf_shdr s = im->sh[im->sh_verneed];
 
 			s.info = (uint32_t)p->vn_count;
 			img_put_sh(im, im->b + im->shoff + (size_t)im->sh_verneed * ses, &s);
@@ -1430,7 +1430,7 @@ static int build(struct plan *p, struct kw_patch_result *res, struct kw_error *e
 			 */
 			for (i = 0; i < im->shnum; i++) {
 				if (im->sh[i].type == SHT_GNU_versym || im->sh[i].type == SHT_GNU_verneed) {
-					struct sh s = im->sh[i];
+					struct kw_elf_shdr s = im->sh[i];
 
 					s.type = SHT_PROGBITS;
 					s.name += 1;
