@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "kwheel/elf-decode.h"
 #include "kwheel/elf.h"
 #include "kwheel/km.h"
 
@@ -102,6 +103,8 @@ enum {
 struct dl {
 	const unsigned char *buf;
 	size_t len;
+	struct kw_elf_raw raw;  /* buf, as the decoder reads it */
+	struct kw_elf_raw iraw; /* the loaded image img, read the same way */
 	const char *name;       /* for messages */
 	const char *id;         /* wheel-relative path */
 	enum kw_km_mode mode;
@@ -138,17 +141,6 @@ struct dl {
 };
 
 #define GREF 0x80000000u
-
-static uint64_t rd64(const unsigned char *p)
-{
-	uint64_t v = 0;
-	int i;
-
-	for (i = 7; i >= 0; i--) {
-		v = v << 8 | p[i];
-	}
-	return v;
-}
 
 static void wr64(unsigned char *p, uint64_t v)
 {
@@ -265,36 +257,31 @@ static bool vrange(const struct dl *d, uint64_t vaddr, uint64_t size)
 
 static int read_layout(struct dl *d)
 {
-	const unsigned char *eh = d->buf, *ph;
-	uint64_t phoff, i, dyn_vaddr = 0, dyn_size = 0, eh_hdr = 0;
-	uint16_t phnum, phentsize;
+	struct kw_elf_ehdr eh;
+	uint64_t i, dyn_vaddr = 0, dyn_size = 0, eh_hdr = 0;
 	bool has_dyn = false, has_eh_hdr = false;
 	size_t cap = 0;
+	struct kw_elf_dyn e;
 
-	if (d->len < 64 || memcmp(eh, ELFMAG, SELFMAG) != 0 || eh[EI_CLASS] != ELFCLASS64 ||
-	    eh[EI_DATA] != ELFDATA2LSB || (eh[18] | eh[19] << 8) != EM_X86_64) {
+	if (kw_elf_raw_init(&d->raw, d->buf, d->len) != KW_ELF_IDENT_OK || !d->raw.is64 || d->raw.msb ||
+	    !kw_elf_get_ehdr(&d->raw, &eh) || eh.machine != EM_X86_64) {
 		return kw_error_set(d->err, KW_EUNSUPPORTED, "'%s': not an x86-64 ELF object", d->name);
 	}
-	if ((eh[16] | eh[17] << 8) != ET_DYN) {
+	if (eh.type != ET_DYN) {
 		return kw_error_set(d->err, KW_EUNSUPPORTED, "'%s': not a shared object", d->name);
 	}
-	phoff = rd64(eh + 32);
-	phentsize = (uint16_t)(eh[54] | eh[55] << 8);
-	phnum = (uint16_t)(eh[56] | eh[57] << 8);
-	if (phentsize != 56 || phoff > d->len || (uint64_t)phnum * 56 > d->len - phoff) {
+	if (eh.phentsize != kw_elf_phent_size(&d->raw) ||
+	    !kw_elf_table_in_file(&d->raw, eh.phoff, eh.phnum, eh.phentsize)) {
 		return kw_error_set(d->err, KW_EFORMAT, "'%s': truncated program header table", d->name);
 	}
-	for (i = 0; i < phnum; i++) {
-		uint32_t type;
+	for (i = 0; i < eh.phnum; i++) {
+		struct kw_elf_phdr ph;
 
-		ph = d->buf + phoff + 56 * i;
-		type = (uint32_t)ph[0] | (uint32_t)ph[1] << 8 | (uint32_t)ph[2] << 16 | (uint32_t)ph[3] << 24;
-		if (type == PT_LOAD) {
-			struct load l = { rd64(ph + 16), rd64(ph + 40), rd64(ph + 8), rd64(ph + 32), rd64(ph + 48),
-					  (uint32_t)ph[4] | (uint32_t)ph[5] << 8 | (uint32_t)ph[6] << 16 |
-						  (uint32_t)ph[7] << 24 };
+		(void)kw_elf_get_phdr(&d->raw, eh.phoff + i * eh.phentsize, &ph);
+		if (ph.type == PT_LOAD) {
+			struct load l = { ph.vaddr, ph.memsz, ph.offset, ph.filesz, ph.align, ph.flags };
 
-			if (l.filesz > l.memsz || l.off > d->len || l.filesz > d->len - l.off || l.memsz > MAX_IMAGE ||
+			if (l.filesz > l.memsz || !kw_elf_in_file(&d->raw, l.off, l.filesz) || l.memsz > MAX_IMAGE ||
 			    l.vaddr > MAX_IMAGE - l.memsz) {
 				return kw_error_set(d->err, KW_EFORMAT, "'%s': loadable segment %llu lies outside the file",
 						    d->name, (unsigned long long)i);
@@ -318,19 +305,19 @@ static int read_layout(struct dl *d)
 			if (l.align > d->img_align && l.align <= (1u << 21)) {
 				d->img_align = l.align;
 			}
-		} else if (type == PT_DYNAMIC) {
+		} else if (ph.type == PT_DYNAMIC) {
 			has_dyn = true;
-			dyn_vaddr = rd64(ph + 16);
-			dyn_size = rd64(ph + 32);
-		} else if (type == PT_TLS) {
+			dyn_vaddr = ph.vaddr;
+			dyn_size = ph.filesz;
+		} else if (ph.type == PT_TLS) {
 			d->has_tls = true;
-			d->tls_vaddr = rd64(ph + 16);
-			d->tls_filesz = rd64(ph + 32);
-			d->tls_memsz = rd64(ph + 40);
-			d->tls_align = rd64(ph + 48);
-		} else if (type == PT_GNU_EH_FRAME) {
+			d->tls_vaddr = ph.vaddr;
+			d->tls_filesz = ph.filesz;
+			d->tls_memsz = ph.memsz;
+			d->tls_align = ph.align;
+		} else if (ph.type == PT_GNU_EH_FRAME) {
 			has_eh_hdr = true;
-			eh_hdr = rd64(ph + 16);
+			eh_hdr = ph.vaddr;
 		}
 	}
 	if (!d->n_loads || !has_dyn) {
@@ -346,6 +333,8 @@ static int read_layout(struct dl *d)
 	for (i = 0; i < d->n_loads; i++) {
 		memcpy(d->img + d->loads[i].vaddr, d->buf + d->loads[i].off, d->loads[i].filesz);
 	}
+	/* From here on everything is read from the image, by address. */
+	kw_elf_raw_like(&d->iraw, &d->raw, d->img, d->img_size);
 	if (d->has_tls && (d->tls_filesz > d->tls_memsz || !vrange(d, d->tls_vaddr, d->tls_filesz) ||
 			   d->tls_memsz > MAX_IMAGE || (d->tls_align & (d->tls_align - 1)))) {
 		return kw_error_set(d->err, KW_EFORMAT, "'%s': TLS segment lies outside the image", d->name);
@@ -358,11 +347,11 @@ static int read_layout(struct dl *d)
 	if (!vrange(d, dyn_vaddr, dyn_size)) {
 		return kw_error_set(d->err, KW_EFORMAT, "'%s': dynamic segment lies outside the image", d->name);
 	}
-	for (i = 0; i + 16 <= dyn_size; i += 16) {
-		uint64_t tag = rd64(d->img + dyn_vaddr + i), val = rd64(d->img + dyn_vaddr + i + 8);
+	/* Entries up to the first DT_NULL, or as many as the segment holds whole. */
+	for (i = 0; kw_elf_dyn_at(&d->iraw, dyn_vaddr, dyn_size, i, &e) && e.tag != DT_NULL; i++) {
+		uint64_t val = e.val;
 
-		switch (tag) {
-		case DT_NULL: i = dyn_size; break;
+		switch (e.tag) {
 		case DT_RELA: d->rela = val; break;
 		case DT_RELASZ: d->relasz = val; break;
 		case DT_JMPREL: d->jmprel = val; break;
@@ -391,7 +380,7 @@ static int read_layout(struct dl *d)
 	if (has_eh_hdr && vrange(d, eh_hdr, 8) && d->img[eh_hdr] == 1) {
 		unsigned enc = d->img[eh_hdr + 1];
 		const unsigned char *p = d->img + eh_hdr + 4;
-		int32_t rel = (int32_t)((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24);
+		int32_t rel = (int32_t)kw_elf_rd32(&d->iraw, p);
 
 		if (enc == 0x1b) { /* pcrel | sdata4 */
 			d->eh_frame = eh_hdr + 4 + (uint64_t)(int64_t)rel;
@@ -495,13 +484,13 @@ static int find_dtpoff(struct dl *d)
 		for (i = 0; i + 24 <= tabs[t][1]; i += 24) {
 			const unsigned char *p = d->img + tabs[t][0] + i;
 
-			if ((rd64(p + 8) & 0xffffffff) != R_X86_64_DTPOFF64) {
+			if ((kw_elf_rd64(&d->iraw, p + 8) & 0xffffffff) != R_X86_64_DTPOFF64) {
 				continue;
 			}
 			if (kw_grow(&d->dtpoff, &cap, d->n_dtpoff + 1, sizeof(*d->dtpoff))) {
 				return nomem(d);
 			}
-			d->dtpoff[d->n_dtpoff++] = rd64(p);
+			d->dtpoff[d->n_dtpoff++] = kw_elf_rd64(&d->iraw, p);
 		}
 	}
 	if (d->n_dtpoff) {
@@ -578,7 +567,7 @@ static int convert_one(struct dl *d, uint64_t off, uint32_t type, uint32_t symi,
 		 */
 		wr64(d->img + off, TLS_MODULE_MARK);
 		if (!has_dtpoff(d, off + 8)) {
-			uint64_t inner = rd64(d->img + off + 8);
+			uint64_t inner = kw_elf_rd64(&d->iraw, d->img + off + 8);
 
 			wr64(d->img + off + 8, 0);
 			rc = tls_target(d, symi, (int64_t)inner, &sym, &a);
@@ -620,9 +609,10 @@ static int convert_rela(struct dl *d, uint64_t at, uint64_t size)
 	 */
 	for (i = 0; i + 24 <= size; i += 24) {
 		const unsigned char *p = d->img + at + i;
-		uint64_t info = rd64(p + 8);
+		uint64_t info = kw_elf_rd64(&d->iraw, p + 8);
 
-		rc = convert_one(d, rd64(p), (uint32_t)(info & 0xffffffff), (uint32_t)(info >> 32), (int64_t)rd64(p + 16));
+		rc = convert_one(d, kw_elf_rd64(&d->iraw, p), (uint32_t)(info & 0xffffffff), (uint32_t)(info >> 32),
+				 (int64_t)kw_elf_rd64(&d->iraw, p + 16));
 		if (rc) {
 			return rc;
 		}
@@ -636,7 +626,7 @@ static int convert_relr(struct dl *d)
 	int rc;
 
 	for (i = 0; i + 8 <= d->relrsz; i += 8) {
-		uint64_t e = rd64(d->img + d->relr + i);
+		uint64_t e = kw_elf_rd64(&d->iraw, d->img + d->relr + i);
 
 		if (!(e & 1)) {
 			where = e;
@@ -644,7 +634,8 @@ static int convert_relr(struct dl *d)
 			if (d->img_size < 8 || where > d->img_size - 8) {
 				return kw_error_set(d->err, KW_EFORMAT, "'%s': DT_RELR entry outside the image", d->name);
 			}
-			if ((rc = convert_one(d, where, R_X86_64_RELATIVE, 0, (int64_t)rd64(d->img + where)))) {
+			if ((rc = convert_one(d, where, R_X86_64_RELATIVE, 0,
+					      (int64_t)kw_elf_rd64(&d->iraw, d->img + where)))) {
 				return rc;
 			}
 			where += 8;
@@ -659,7 +650,8 @@ static int convert_relr(struct dl *d)
 			if (at < where || d->img_size < 8 || at > d->img_size - 8) {
 				return kw_error_set(d->err, KW_EFORMAT, "'%s': DT_RELR entry outside the image", d->name);
 			}
-			if ((rc = convert_one(d, at, R_X86_64_RELATIVE, 0, (int64_t)rd64(d->img + at)))) {
+			if ((rc = convert_one(d, at, R_X86_64_RELATIVE, 0,
+					      (int64_t)kw_elf_rd64(&d->iraw, d->img + at)))) {
 				return rc;
 			}
 		}
