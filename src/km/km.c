@@ -703,6 +703,8 @@ static int convert_dynload(const char *dir, const char *outdir, char **link_file
 	char *objdir = kw_asprintf("%s/lib-dynload.km", outdir), *archive = kw_asprintf("%s/libdynload.km.a", outdir);
 	struct dirent *de;
 	DIR *d = NULL;
+	struct km_dir od = { 0 };
+	struct km_out o_archive = { 0 }, o_link = { 0 };
 	size_t i, k;
 	char *text = NULL;
 	int rc = KW_ENOMEM;
@@ -712,10 +714,11 @@ static int convert_dynload(const char *dir, const char *outdir, char **link_file
 		kw_error_set(err, rc, "out of memory");
 		goto out;
 	}
-	if (mkdir(objdir, 0755) != 0 && errno != EEXIST) {
-		rc = kw_error_set(err, KW_EIO, "cannot create '%s': %s", objdir, strerror(errno));
+	/* As for wheels: made beside the final names, put in place together at the end. */
+	if ((rc = km_dir_open(&od, objdir, err))) {
 		goto out;
 	}
+	rc = KW_ENOMEM;
 	if (!(d = opendir(dir))) {
 		rc = kw_error_set(err, KW_EIO, "cannot read '%s': %s", dir, strerror(errno));
 		goto out;
@@ -747,7 +750,7 @@ static int convert_dynload(const char *dir, const char *outdir, char **link_file
 		} else {
 			ok = false;
 		}
-		if (ok && (opath = kw_asprintf("%s/%s", objdir, oname)) && kw_map_file(path, &buf, &len, &e2) == 0) {
+		if (ok && (opath = kw_asprintf("%s/%s", od.tmp, oname)) && kw_map_file(path, &buf, &len, &e2) == 0) {
 			ok = kw_km_delink(buf, len, path, id, KW_KM_MODULE, 0, opath, &c, &e2) == 0;
 			kw_unmap_file(buf, len);
 			if (ok) {
@@ -770,8 +773,10 @@ static int convert_dynload(const char *dir, const char *outdir, char **link_file
 		free(path);
 		free(id);
 	}
-	rc = kw_km_write_archive(archive, (const char *const *)objs.v, (const char *const *)names.v, objs.n, err);
-	if (rc) {
+	if ((rc = km_out_open(&o_archive, archive, err)) ||
+	    (rc = km_archive_write(o_archive.f, archive, (const char *const *)objs.v, (const char *const *)names.v,
+				   objs.n, err)) ||
+	    (rc = km_out_close(&o_archive, err))) {
 		goto out;
 	}
 	text = kw_asprintf("-Wl,--whole-archive\n%s\n-Wl,--no-whole-archive\n-lcrypt\n", archive);
@@ -779,11 +784,16 @@ static int convert_dynload(const char *dir, const char *outdir, char **link_file
 		rc = kw_error_set(err, KW_ENOMEM, "out of memory");
 		goto out;
 	}
-	if ((rc = write_text(*link_file, text, strlen(text), err))) {
+	if ((rc = km_out_open(&o_link, *link_file, err)) || (rc = km_out_write(&o_link, text, strlen(text), err)) ||
+	    (rc = km_dir_commit(&od, err)) || (rc = km_out_commit(&o_archive, err)) ||
+	    (rc = km_out_commit(&o_link, err))) {
 		goto out;
 	}
 	rc = 0;
 out:
+	km_dir_discard(&od);
+	km_out_discard(&o_archive);
+	km_out_discard(&o_link);
 	if (d) {
 		closedir(d);
 	}

@@ -14,7 +14,8 @@ usage: check-km-outputs.py KWHEEL
   still there, byte for byte, and the link file names an existing archive
 - a static link whose linker output is long: the error names the first
   undefined reference, on one line
-- --objects (a build's object files) writes through no planted symlink either
+- --objects (a build's object files) and --link-python's lib-dynload
+  conversion write through no planted symlink either
 """
 import hashlib
 import json
@@ -194,11 +195,28 @@ def linker_error(tmp):
     with open(link, "w") as f:
         f.write("\n".join(["-v", obj, "-Wl,--undefined=kw_use"] +
                           [f"-L/nonexistent/{'p' * 200}{i}" for i in range(40)]) + "\n")
+    # The interpreter's lib-dynload modules are converted beside the output first: through no planted symlink.
+    victim = os.path.join(tmp, "victim-dynload")
+    with open(victim, "w") as f:
+        f.write("precious\n")
+    before = digest(victim)
+    planted = [os.path.join(tmp, n) for n in ("libdynload.km.a", "lib-dynload.km.link", "libdynload.km.a.tmp")]
+    for n in planted:
+        os.symlink(victim, n)
+    victim_dir = os.path.join(tmp, "victim-dir")
+    os.makedirs(victim_dir)
+    os.symlink(victim_dir, os.path.join(tmp, "lib-dynload.km"))
     r = run(KWHEEL, "km", "--link-python", os.path.join(tmp, "python-u"), "--python", "/usr/bin/python3",
             "--link-file", link)
     if "no static library" in r.stderr:
         check(True, "skipped: no libpython3.X.a for the static link")
         return
+    check(digest(victim) == before and all(stat.S_ISREG(os.lstat(n).st_mode) for n in planted[:2]),
+          "the lib-dynload archive and link file replace the planted symlinks, the victim is untouched")
+    objdir = os.path.join(tmp, "lib-dynload.km")
+    check(not os.listdir(victim_dir) and not os.path.islink(objdir) and os.path.isdir(objdir)
+          and any(f.endswith(".o") for f in os.listdir(objdir)),
+          "the lib-dynload objects go to a directory of their own, not through a planted symlink")
     err = r.stderr.strip().splitlines()
     check(r.returncode == 2 and len(err) == 1 and "undefined reference to `kw_missing_symbol'" in err[0],
           f"the link error names the first undefined reference, on one line ({r.stderr.strip()[-300:]})")
