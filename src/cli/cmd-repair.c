@@ -149,7 +149,7 @@ static void repair_one(struct job *job, const char *path)
 		 * allocating, and note the report fell short.
 		 */
 		pthread_mutex_lock(&job->lock);
-		fprintf(stderr, "kwheel: %s -> %s (out of memory: no fuller report)\n", r->input, r->output);
+		kw_report_fprintf(stderr, "kwheel: %s -> %s (out of memory: no fuller report)\n", r->input, r->output);
 		fflush(stderr);
 		pthread_mutex_unlock(&job->lock);
 	}
