@@ -297,7 +297,7 @@ static int cross_check(struct kw_wheel *w, struct kw_error *err)
 
 	rc = rawzip_open(&z, w->path, err);
 	if (rc) {
-		kw_error_set(err, rc, "'%s': not a valid zip archive: %s", w->label, err ? err->msg : "");
+		kw_error_prefix(err, "'%s': not a valid zip archive", w->label); /* err->msg is the source: no overlap */
 		return rc;
 	}
 	if (z.n != w->n_members) {
