@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "kwheel/audit.h"
 #include "kwheel/report.h"
 #include "testlib.h"
@@ -159,6 +161,65 @@ START_TEST(show_json_under_failing_allocations)
 }
 END_TEST
 
+/* A jansson allocator that fails exactly one call, the fail_nth: later ones succeed again. */
+static long jansson_calls, jansson_fail_nth;
+
+static void *one_failure_malloc(size_t n)
+{
+	return ++jansson_calls == jansson_fail_nth ? NULL : malloc(n);
+}
+
+/*
+ * Each of jansson's allocations failing alone (the rest succeed, which the
+ * process-wide injection of kw_malloc cannot do): every run ends in
+ * KW_ENOMEM or in the clean report. A failed set must not leave its value
+ * in use: jansson may release it (Debian's 2.14 leaks it instead), and
+ * the blacklist list was appended to after its set had failed, which ASan
+ * reports with such a jansson.
+ */
+START_TEST(show_json_one_jansson_failure_at_a_time)
+{
+	char *whl = kwt_fmt("%s/wheels/auditwheel/testzlib-0.0.1-cp310-cp310-linux_x86_64.whl", kwt_corpus());
+	struct kw_ctx *ctx = NULL;
+	struct kw_audit *a = NULL;
+	struct kw_error err = { 0 };
+	char *clean = NULL;
+	long n, total;
+
+	ck_assert_int_eq(kw_ctx_new(&ctx, &err), 0);
+	ck_assert_msg(kw_audit_wheel(ctx, whl, &a, &err) == 0, "%s", err.msg);
+	/* The first report call installs kwheel's allocator; this test's replaces it afterwards. */
+	ck_assert_int_eq(kw_report_show_json(a, &clean, &err), 0);
+	json_set_alloc_funcs(one_failure_malloc, free);
+	jansson_calls = 0;
+	jansson_fail_nth = 0;
+	free(clean);
+	ck_assert_int_eq(kw_report_show_json(a, &clean, &err), 0);
+	total = jansson_calls;
+	ck_assert_int_gt(total, 100);
+	for (n = 1; n <= total; n++) {
+		char *s = NULL;
+		int rc;
+
+		jansson_calls = 0;
+		jansson_fail_nth = n;
+		rc = kw_report_show_json(a, &s, &err);
+		if (rc == 0) {
+			ck_assert_msg(strcmp(s, clean) == 0, "jansson allocation %ld failing: a different report", n);
+			free(s);
+		} else {
+			ck_assert_int_eq(rc, KW_ENOMEM);
+			ck_assert_ptr_null(s);
+		}
+	}
+	json_set_alloc_funcs(malloc, free);
+	free(clean);
+	kw_audit_free(a);
+	kw_ctx_free(ctx);
+	free(whl);
+}
+END_TEST
+
 static Suite *report_suite(void)
 {
 	Suite *s = suite_create("report");
@@ -171,6 +232,7 @@ static Suite *report_suite(void)
 	suite_add_tcase(s, tc);
 	tc = tcase_create("alloc");
 	tcase_add_test(tc, show_json_under_failing_allocations);
+	tcase_add_test(tc, show_json_one_jansson_failure_at_a_time);
 	tcase_set_timeout(tc, 120);
 	suite_add_tcase(s, tc);
 	return s;
