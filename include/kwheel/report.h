@@ -87,7 +87,9 @@ void kw_report_escape_fputs(const char *s, FILE *f);
 /*
  * kw_buf_appendf for report text: every %s argument is escaped as
  * kw_report_escape_append does, the format itself is not. Conversions: %s,
- * %c, %d/%i/%u/%x with h, l, ll, z, flags and a width; %%.
+ * %c, %d/%i/%u/%x/%X with h, l, ll, z or j, flags, a width and a precision
+ * (either may be *); %%. A width of %s counts the escaped text, a precision
+ * the input's bytes.
  */
 void kw_report_appendf(struct kw_buf *b, const char *fmt, ...) KW_PRINTF(2, 3);
 void kw_report_vappendf(struct kw_buf *b, const char *fmt, va_list ap) KW_PRINTF(2, 0);

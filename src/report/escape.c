@@ -70,11 +70,14 @@ static bool is_c1(const unsigned char *s, size_t len)
 struct sink {
 	struct kw_buf *b;
 	FILE *f;
+	size_t count;  /* with neither b nor f: only count the bytes (for a width) */
 };
 
 static void put_n(struct sink *k, const char *s, size_t n)
 {
-	if (k->f) {
+	if (!k->b && !k->f) {
+		k->count += n;
+	} else if (k->f) {
 		fwrite(s, 1, n, k->f);
 	} else {
 		kw_buf_append_n(k->b, s, n);
@@ -92,7 +95,11 @@ static void putf(struct sink *k, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	if (k->f) {
+	if (!k->b && !k->f) {
+		int n = vsnprintf(NULL, 0, fmt, ap);
+
+		k->count += n > 0 ? (size_t)n : 0;
+	} else if (k->f) {
 		vfprintf(k->f, fmt, ap);
 	} else {
 		kw_buf_vappendf(k->b, fmt, ap);
@@ -100,10 +107,11 @@ static void putf(struct sink *k, const char *fmt, ...)
 	va_end(ap);
 }
 
-static void escape(struct sink *k, const char *str)
+/* The first n bytes of str (a precision may cut a sequence: its bytes are then escaped). */
+static void escape_n(struct sink *k, const char *str, size_t n)
 {
 	const unsigned char *s = (const unsigned char *)str;
-	size_t n = strlen(str), i = 0;
+	size_t i = 0;
 
 	while (i < n) {
 		size_t run = i, len;
@@ -138,16 +146,21 @@ static void escape(struct sink *k, const char *str)
 	}
 }
 
+static void escape(struct sink *k, const char *s)
+{
+	escape_n(k, s, strlen(s));
+}
+
 void kw_report_escape_append(struct kw_buf *b, const char *s)
 {
-	struct sink k = { b, NULL };
+	struct sink k = { b, NULL, 0 };
 
 	escape(&k, s);
 }
 
 void kw_report_escape_fputs(const char *s, FILE *f)
 {
-	struct sink k = { NULL, f };
+	struct sink k = { NULL, f, 0 };
 
 	escape(&k, s);
 }
@@ -173,7 +186,9 @@ static void format(struct sink *k, const char *fmt, va_list ap)
 
 	while (*p) {
 		const char *pct = strchr(p, '%');
-		char spec[16];
+		char spec[48];
+		int width = -1, prec = -1;
+		bool left;
 		size_t sl;
 
 		if (!pct) {
@@ -186,20 +201,68 @@ static void format(struct sink *k, const char *fmt, va_list ap)
 			p = pct + 2;
 			continue;
 		}
-		/* A conversion: flags and width, then the length and the type; only %s carries input text. */
-		sl = 1 + strspn(pct + 1, "-0123456789");
-		sl += strspn(pct + sl, "hlzj");
-		if (sl + 1 >= sizeof(spec) || !pct[sl]) {
-			put(k, pct);
-			break;
+		/*
+		 * A conversion: flags, width, precision (either may be *), length,
+		 * type. Numbers go to printf with any * replaced by its value; %s
+		 * is escaped, its width counting the escaped text.
+		 */
+		{
+			const char *q = pct + 1;
+			size_t fl = strspn(q, "-+ #0"), n;
+
+			left = memchr(q, '-', fl) != NULL;
+			q += fl;
+			if (*q == '*') {
+				width = va_arg(ap, int);
+				left |= width < 0;
+				width = width < 0 ? -width : width;
+				q++;
+			} else if (*q >= '0' && *q <= '9') {
+				width = (int)strtol(q, (char **)&q, 10);
+			}
+			if (*q == '.') {
+				q++;
+				if (*q == '*') {
+					prec = va_arg(ap, int);
+					q++;
+				} else {
+					prec = (int)strtol(q, (char **)&q, 10);
+				}
+			}
+			n = strspn(q, "hlzj");
+			if (!q[n] || fl + n + 2 > sizeof(spec) - 24) {
+				put(k, pct);
+				return;
+			}
+			/* The spec printf gets: flags, the width and precision as numbers, length and type. */
+			snprintf(spec, sizeof(spec), "%%%.*s", (int)fl, pct + 1);
+			if (width >= 0) {
+				snprintf(spec + strlen(spec), sizeof(spec) - strlen(spec), "%d", width);
+			}
+			if (prec >= 0) {
+				snprintf(spec + strlen(spec), sizeof(spec) - strlen(spec), ".%d", prec);
+			}
+			snprintf(spec + strlen(spec), sizeof(spec) - strlen(spec), "%.*s", (int)n + 1, q);
+			sl = (size_t)(q + n - pct);
 		}
-		memcpy(spec, pct, sl + 1);
-		spec[sl + 1] = '\0';
 		switch (pct[sl]) {
 		case 's': {
 			const char *s = va_arg(ap, const char *);
+			struct sink c = { NULL, NULL, 0 };
+			size_t len;
 
-			escape(k, s ? s : "(null)");
+			s = s ? s : "(null)";
+			len = prec >= 0 ? strnlen(s, (size_t)prec) : strlen(s);
+			if (width > 0) {
+				escape_n(&c, s, len);
+			}
+			for (; !left && width > 0 && c.count < (size_t)width; c.count++) {
+				put(k, " ");
+			}
+			escape_n(k, s, len);
+			for (; left && width > 0 && c.count < (size_t)width; c.count++) {
+				put(k, " ");
+			}
 			break;
 		}
 		case 'c':
@@ -241,14 +304,14 @@ static void format(struct sink *k, const char *fmt, va_list ap)
 
 void kw_report_vappendf(struct kw_buf *b, const char *fmt, va_list ap)
 {
-	struct sink k = { b, NULL };
+	struct sink k = { b, NULL, 0 };
 
 	format(&k, fmt, ap);
 }
 
 void kw_report_fprintf(FILE *f, const char *fmt, ...)
 {
-	struct sink k = { NULL, f };
+	struct sink k = { NULL, f, 0 };
 	va_list ap;
 
 	va_start(ap, fmt);

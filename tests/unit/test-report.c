@@ -42,10 +42,11 @@ START_TEST(appendf_escapes_arguments_only)
 	struct kw_buf b = { 0 };
 	char *s;
 
-	kw_report_appendf(&b, "%s => %s%s (%zu, %d, %u, %lld, %c, %%, %-6s|)\n", "lib\nforged", "/p\x1b", "", (size_t)7,
-			  -3, 4u, -5LL, 'x', "ab");
+	kw_report_appendf(&b, "%s => %s%s (%zu, %d, %u, %lld, %c, %%, %-6s|%5s|%.4s|%*s|%-*.*s|%03d)\n", "lib\nforged",
+			  "/p\x1b", "", (size_t)7, -3, 4u, -5LL, 'x', "ab", "a\n", "abc\n", 4, "z", 3, 1, "yy", 7);
 	s = kw_buf_take(&b);
-	ck_assert_str_eq(s, "lib\\nforged => /p\\x1b (7, -3, 4, -5, x, %, ab|)\n");
+	/* Widths count the escaped text; a precision cuts the input's bytes before escaping. */
+	ck_assert_str_eq(s, "lib\\nforged => /p\\x1b (7, -3, 4, -5, x, %, ab    |  a\\n|abc\\n|   z|y  |007)\n");
 	free(s);
 }
 END_TEST
