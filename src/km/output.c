@@ -68,12 +68,17 @@ int km_out_close(struct km_out *o, struct kw_error *err)
 	if (!o->f) {
 		return 0;
 	}
+	/* The first failure says why: errno is cleared so a stale value cannot stand in for it. */
+	errno = 0;
 	bad = fflush(o->f) != 0 || ferror(o->f) || fsync(fileno(o->f)) != 0;
 	e = errno;
-	bad |= fclose(o->f) != 0;
+	if (fclose(o->f) != 0) {
+		bad = 1;
+		e = e ? e : errno;
+	}
 	o->f = NULL;
 	if (bad) {
-		return kw_error_set(err, KW_EIO, "cannot write '%s': %s", o->final, strerror(e ? e : errno));
+		return kw_error_set(err, KW_EIO, "cannot write '%s': %s", o->final, strerror(e ? e : EIO));
 	}
 	return 0;
 }
