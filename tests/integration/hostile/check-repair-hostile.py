@@ -424,6 +424,21 @@ def case_many_members(sb):
               f"many: show verifies the new RECORD ({s.returncode}: {s.stderr.strip()[:200]})")
 
 
+def case_patch_append_full(sb):
+    """The editor's appended strings fill their buffer exactly (15 bytes + NUL), then a 16-byte one is placed.
+
+    Looking for an earlier appended copy read one byte past the buffer: the
+    ASan build reports it; every build must write both strings."""
+    libdir = os.path.join(sb, "lib")
+    dep_lib(libdir, "libkwapp.so.1")
+    ext = ext_needing(os.path.join(sb, "build"), "libkwapp.so.1", libdir)
+    r = kwheel("patch", "--replace-needed", "libkwapp.so.1", "abcdefghijklmno", "--set-rpath", "abcdefghijklmnop", ext)
+    check(r.returncode == 0 and not SANITIZER.search(r.stderr), f"append-full: patched, no sanitizer report "
+                                                                f"({r.returncode}: {r.stderr.strip()[:300]})")
+    d = subprocess.run(["readelf", "-dW", ext], capture_output=True, text=True).stdout
+    check("[abcdefghijklmno]" in d and "[abcdefghijklmnop]" in d, "append-full: readelf sees both new strings")
+
+
 CASES = {
     "needed-dotdot": case_needed_dotdot,
     "needed-absolute": case_needed_absolute,
@@ -435,6 +450,7 @@ CASES = {
     "fsize": case_fsize,
     "record-lies": case_record_lies,
     "many-members": case_many_members,
+    "patch-append-full": case_patch_append_full,
 }
 
 
@@ -451,7 +467,7 @@ def main(argv):
     for cid in argv[2:] or list(CASES):
         sb = tempfile.mkdtemp(prefix=f"kwheel-repair-hostile-{cid}-")
         try:
-            print(f"# {cid}: {CASES[cid].__doc__ or ''}".rstrip(), flush=True)
+            print(f"# {cid}: {(CASES[cid].__doc__ or '').strip().split(chr(10))[0]}".rstrip(), flush=True)
             CASES[cid](sb)
         finally:
             shutil.rmtree(sb, ignore_errors=True)
