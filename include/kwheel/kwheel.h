@@ -86,6 +86,7 @@ struct kw_limits {
 	uint64_t max_members;       /* most members in one wheel */
 	uint32_t max_depth;         /* deepest dependency chain followed */
 	uint32_t max_path_entries;  /* most entries in one RPATH/RUNPATH/LD_LIBRARY_PATH */
+	uint64_t max_lookups;       /* most (directory, library name) lookups of one resolver: a wheel or file */
 };
 
 struct kw_policy_set;

@@ -57,14 +57,14 @@ static int cmd_lddtree(struct kw_ctx *ctx, int argc, char **argv)
 	if (optind >= argc) {
 		return kw_cli_usage("lddtree", "no file given");
 	}
-	if (kw_resolver_new(ctx, &r, &err)) {
-		return kw_cli_error(&err);
-	}
 	for (i = optind; i < argc; i++) {
 		struct kw_dep_graph *g = NULL;
 		size_t k;
 
-		if (kw_resolve_tree(r, argv[i], NULL, &g, &err)) {
+		/* One resolver per file: its lookup budget (ctx->limits.max_lookups) is per file. */
+		kw_resolver_free(r);
+		r = NULL;
+		if (kw_resolver_new(ctx, &r, &err) || kw_resolve_tree(r, argv[i], NULL, &g, &err)) {
 			kw_cli_error(&err);
 			rc = KW_EXIT_ERROR;
 			continue;

@@ -9,7 +9,11 @@
  */
 #include <elf.h>
 #include <errno.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <glob.h>
+#include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,23 +23,138 @@
 #include "internal.h"
 #include "kwheel/util.h"
 
-#define NBUCKETS 4096
 #define MAX_NODES 4096
 #define MAX_CONF_DEPTH 8
+#define MAX_LINK_HOPS 40
 
-struct info_entry {
-	char *realpath;
-	struct kw_elf_info *info; /* NULL: not a readable ELF file */
-	char *error;
-	struct info_entry *next;
+/*
+ * A string-keyed hash table of nodes embedded in the cached structs; it
+ * doubles as it fills, so a hostile search path costs a constant per probe.
+ */
+struct hnode {
+	char *key;
+	struct hnode *next;
 };
 
-/* One probed path: whether a file is there and what it is. */
-struct entry {
-	char *path;
-	struct info_entry *ie;   /* NULL: nothing there */
-	bool overlay;
-	struct entry *next;
+struct htab {
+	struct hnode **b;
+	size_t nb, n;
+};
+
+static size_t hash(const char *s)
+{
+	size_t h = (size_t)14695981039346656037ULL;
+
+	for (; *s; s++) {
+		h = (h ^ (unsigned char)*s) * (size_t)1099511628211ULL;
+	}
+	return h;
+}
+
+static struct hnode *htab_find(const struct htab *t, const char *key)
+{
+	struct hnode *n;
+
+	if (!t->nb) {
+		return NULL;
+	}
+	for (n = t->b[hash(key) & (t->nb - 1)]; n; n = n->next) {
+		if (strcmp(n->key, key) == 0) {
+			return n;
+		}
+	}
+	return NULL;
+}
+
+/* Insert n (its key not present yet); on failure the caller still owns it. */
+static int htab_add(struct htab *t, struct hnode *n)
+{
+	if (t->n >= t->nb) {
+		size_t nb = t->nb ? t->nb * 2 : 16, i;
+		struct hnode **b;
+
+		if (nb > SIZE_MAX / sizeof(*b) || !(b = kw_calloc(nb, sizeof(*b)))) {
+			return KW_ENOMEM;
+		}
+		for (i = 0; i < t->nb; i++) {
+			struct hnode *x = t->b[i], *xn;
+
+			for (; x; x = xn) {
+				size_t h = hash(x->key) & (nb - 1);
+
+				xn = x->next;
+				x->next = b[h];
+				b[h] = x;
+			}
+		}
+		free(t->b);
+		t->b = b;
+		t->nb = nb;
+	}
+	{
+		size_t h = hash(n->key) & (t->nb - 1);
+
+		n->next = t->b[h];
+		t->b[h] = n;
+		t->n++;
+	}
+	return 0;
+}
+
+/* Free every node with fn, then the table. */
+static void htab_release(struct htab *t, void (*fn)(struct hnode *))
+{
+	size_t i;
+
+	for (i = 0; i < t->nb; i++) {
+		struct hnode *x = t->b[i], *xn;
+
+		for (; x; x = xn) {
+			xn = x->next;
+			fn(x);
+		}
+	}
+	free(t->b);
+	memset(t, 0, sizeof(*t));
+}
+
+/* One parsed object, by real path (without root). */
+struct info_entry {
+	struct hnode h;           /* key: the real path */
+	struct kw_elf_info *info; /* NULL: not a readable ELF file */
+	char *error;
+};
+
+/*
+ * A name in a directory, probed once: what it is after symbolic links
+ * (type and real path), and for a regular file its parse.
+ */
+struct dname {
+	struct hnode h;         /* key: the file name */
+	bool probed;
+	mode_t type;            /* S_IFREG, S_IFDIR, ...; 0: nothing (missing, dangling, a loop) */
+	const char *real;       /* real path without root while type is not 0 (owned by this entry or its target) */
+	char *own;              /* what real points to when this entry owns it */
+	bool parsed;
+	struct info_entry *ie;  /* regular files, once asked for; NULL: not a readable file */
+};
+
+/*
+ * A directory by real path, read once: a name that is not listed is not
+ * there, without a system call. A directory that cannot be listed (search
+ * but no read permission) is probed name by name, each name once.
+ */
+struct listing {
+	struct hnode h;      /* key: real path without root */
+	bool listed;
+	struct htab names;   /* struct dname */
+};
+
+/* A directory as a path names it (not necessarily resolved); its real directory and hwcaps subdirectories. */
+struct dir {
+	struct hnode h;          /* key: the path */
+	struct listing *l;       /* NULL: it is not a directory */
+	struct dir *subs[9];     /* x86_64_subdirs[i] below it, once looked at */
 };
 
 struct kw_resolver {
@@ -45,20 +164,12 @@ struct kw_resolver {
 	char *overlay_prefix;
 	kw_resolve_overlay_fn overlay_fn;
 	void *overlay_ud;
-	struct entry *buckets[NBUCKETS];
-	struct info_entry *ibuckets[NBUCKETS];
+	struct htab infos;     /* struct info_entry */
+	struct htab listings;  /* struct listing */
+	struct htab dirs;      /* struct dir */
+	uint64_t lookups;      /* (directory, name) lookups so far, against ctx->limits.max_lookups */
 	char *cwd;
 };
-
-static size_t hash(const char *s)
-{
-	size_t h = 14695981039346656037ULL;
-
-	for (; *s; s++) {
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	}
-	return h % NBUCKETS;
-}
 
 int kw_resolver_new(struct kw_ctx *ctx, struct kw_resolver **out, struct kw_error *err)
 {
@@ -79,30 +190,46 @@ int kw_resolver_new(struct kw_ctx *ctx, struct kw_resolver **out, struct kw_erro
 	return 0;
 }
 
+static void free_info(struct hnode *n)
+{
+	struct info_entry *ie = (struct info_entry *)n;
+
+	free(ie->h.key);
+	free(ie->error);
+	kw_elf_info_free(ie->info);
+	free(ie);
+}
+
+static void free_dname(struct hnode *n)
+{
+	free(((struct dname *)n)->own);
+	free(n->key);
+	free(n);
+}
+
+static void free_listing(struct hnode *n)
+{
+	struct listing *l = (struct listing *)n;
+
+	htab_release(&l->names, free_dname);
+	free(l->h.key);
+	free(l);
+}
+
+static void free_dir(struct hnode *n)
+{
+	free(n->key);
+	free(n);
+}
+
 void kw_resolver_free(struct kw_resolver *r)
 {
-	size_t i;
-
 	if (!r) {
 		return;
 	}
-	for (i = 0; i < NBUCKETS; i++) {
-		struct entry *e = r->buckets[i], *en;
-		struct info_entry *ie = r->ibuckets[i], *ien;
-
-		for (; e; e = en) {
-			en = e->next;
-			free(e->path);
-			free(e);
-		}
-		for (; ie; ie = ien) {
-			ien = ie->next;
-			free(ie->realpath);
-			free(ie->error);
-			kw_elf_info_free(ie->info);
-			free(ie);
-		}
-	}
+	htab_release(&r->dirs, free_dir);
+	htab_release(&r->listings, free_listing);
+	htab_release(&r->infos, free_info);
 	kw_strv_release(&r->conf);
 	free(r->overlay_prefix);
 	free(r->cwd);
@@ -244,52 +371,53 @@ static int load_conf(struct kw_resolver *r, struct kw_error *err)
 
 /* Probing and caching */
 
-static struct info_entry *info_for(struct kw_resolver *r, const char *realpath, bool overlay,
-				   const char *probe, int *rc, struct kw_error *err)
+/* The cached parse of the object at realpath; NULL with *rc 0 if the overlay has no such member. */
+static struct info_entry *info_for(struct kw_resolver *r, const char *realpath, bool overlay, int *rc,
+				   struct kw_error *err)
 {
-	size_t h = hash(realpath);
-	struct info_entry *ie;
+	struct info_entry *ie = (struct info_entry *)htab_find(&r->infos, realpath);
 	struct kw_error perr = { 0 };
 	int prc;
 
-	for (ie = r->ibuckets[h]; ie; ie = ie->next) {
-		if (strcmp(ie->realpath, realpath) == 0) {
-			return ie;
-		}
+	*rc = 0;
+	if (ie) {
+		return ie;
 	}
 	ie = kw_calloc(1, sizeof(*ie));
-	if (!ie || !(ie->realpath = kw_strdup(realpath))) {
+	if (!ie || !(ie->h.key = kw_strdup(realpath))) {
 		free(ie);
 		*rc = kw_error_set(err, KW_ENOMEM, "out of memory");
 		return NULL;
 	}
 	if (overlay) {
-		prc = r->overlay_fn(r->overlay_ud, probe, &ie->info, &perr);
+		prc = r->overlay_fn(r->overlay_ud, realpath, &ie->info, &perr);
 	} else {
 		char *rooted = kw_ctx_rooted(r->ctx, realpath);
 
 		prc = rooted ? kw_elf_parse_file(rooted, &ie->info, &perr) : KW_ENOMEM;
 		free(rooted);
 	}
-	if (prc == KW_ENOMEM) {
-		free(ie->realpath);
+	if (prc == KW_ENOTFOUND && overlay) {
+		/* The overlay has no such member: nothing is there (not cached: asking is cheap). */
+		free(ie->h.key);
+		free(ie);
+		return NULL;
+	}
+	if (prc == KW_ENOMEM || (prc && !(ie->error = kw_strdup(perr.msg[0] ? perr.msg : "unreadable")))) {
+		kw_elf_info_free(ie->info);
+		free(ie->h.key);
 		free(ie);
 		*rc = kw_error_set(err, KW_ENOMEM, "out of memory");
 		return NULL;
 	}
-	if (prc == KW_ENOTFOUND) {
-		/* The overlay has no such member: nothing is there. */
-		free(ie->realpath);
-		free(ie);
-		*rc = 0;
-		return NULL;
-	}
 	if (prc) {
 		ie->info = NULL;
-		ie->error = kw_strdup(perr.msg);
 	}
-	ie->next = r->ibuckets[h];
-	r->ibuckets[h] = ie;
+	if (htab_add(&r->infos, &ie->h)) {
+		free_info(&ie->h);
+		*rc = kw_error_set(err, KW_ENOMEM, "out of memory");
+		return NULL;
+	}
 	return ie;
 }
 
@@ -304,74 +432,388 @@ static bool under_overlay(const struct kw_resolver *r, const char *path)
 	return strncmp(path, r->overlay_prefix, n) == 0 && path[n] == '/';
 }
 
-/* What is at an absolute path (without root)? NULL entry only on allocation failure. */
-static struct entry *probe(struct kw_resolver *r, const char *path, struct kw_error *err)
+/*
+ * Path walks recurse once per component and per symbolic link; a hostile
+ * root cannot make them deeper than this (the kernel gives up sooner).
+ */
+#define MAX_WALK_DEPTH 512
+
+static int dir_get(struct kw_resolver *r, const char *path, int depth, struct dir **out, struct kw_error *err);
+static int resolve_path(struct kw_resolver *r, const char *path, int depth, mode_t *type, const char **real,
+			struct kw_error *err);
+
+static bool special_name(const char *name)
 {
-	char *norm = kw_strdup(path);
-	struct entry *e;
-	size_t h;
+	return !name[0] || strcmp(name, ".") == 0 || strcmp(name, "..") == 0;
+}
+
+static char *join(const char *dir, const char *name)
+{
+	return strcmp(dir, "/") == 0 ? kw_asprintf("/%s", name) : kw_asprintf("%s/%s", dir, name);
+}
+
+/*
+ * What name in directory l is, symbolic links followed through the same
+ * caches: *type 0 if nothing is there. Every name is probed once (one
+ * lstat, one readlink for a link); a name not in a complete listing costs
+ * nothing. *real is borrowed from the resolver's caches.
+ */
+static int resolve_name(struct kw_resolver *r, struct listing *l, const char *name, int depth, mode_t *type,
+			const char **real, struct kw_error *err)
+{
+	struct dname *dn = (struct dname *)htab_find(&l->names, name);
+	char *full = NULL, *rooted = NULL, *target = NULL;
+	struct stat st;
 	int rc = 0;
 
-	if (!norm) {
-		kw_error_set(err, KW_ENOMEM, "out of memory");
-		return NULL;
+	*type = 0;
+	*real = NULL;
+	if (special_name(name) || (!dn && l->listed)) {
+		return 0;
 	}
-	if (under_overlay(r, path)) {
-		/* Wheel members have no symlinks: lexical folding is the whole story. */
-		kw_resolve_normalize(norm);
+	if (dn && dn->probed) {
+		*type = dn->type;
+		*real = dn->real;
+		return 0;
 	}
-	h = hash(norm);
-	for (e = r->buckets[h]; e; e = e->next) {
-		if (strcmp(e->path, norm) == 0) {
-			free(norm);
-			return e;
-		}
+	if (depth > MAX_WALK_DEPTH) {
+		/* The loader's open would fail (ELOOP): nothing there. Not cached: a shorter walk may reach it. */
+		return 0;
 	}
-	e = kw_calloc(1, sizeof(*e));
-	if (!e) {
-		free(norm);
-		kw_error_set(err, KW_ENOMEM, "out of memory");
-		return NULL;
-	}
-	e->path = norm;
-	if (under_overlay(r, norm)) {
-		e->overlay = true;
-		e->ie = info_for(r, norm, true, norm, &rc, err);
-	} else {
-		int st;
-		char *real = kw_resolve_realpath(r->ctx->root, norm, &st);
-
-		if (real) {
-			char *rooted = kw_ctx_rooted(r->ctx, real);
-			struct stat sb;
-
-			if (rooted && stat(rooted, &sb) == 0 && S_ISREG(sb.st_mode)) {
-				e->ie = info_for(r, real, false, norm, &rc, err);
+	if (!dn) {
+		dn = kw_calloc(1, sizeof(*dn));
+		if (!dn || !(dn->h.key = kw_strdup(name)) || htab_add(&l->names, &dn->h)) {
+			if (dn) {
+				free(dn->h.key);
 			}
-			rc = rooted ? rc : KW_ENOMEM;
-			free(rooted);
-			free(real);
-		} else if (st == KW_ENOMEM) {
-			rc = KW_ENOMEM;
+			free(dn);
+			return kw_error_set(err, KW_ENOMEM, "out of memory");
 		}
 	}
-	if (rc) {
-		free(e->path);
-		free(e);
-		kw_error_set(err, KW_ENOMEM, "out of memory");
-		return NULL;
+	full = join(l->h.key, name);
+	rooted = full ? kw_ctx_rooted(r->ctx, full) : NULL;
+	if (!rooted) {
+		rc = kw_error_set(err, KW_ENOMEM, "out of memory");
+		goto out;
 	}
-	e->next = r->buckets[h];
-	r->buckets[h] = e;
-	return e;
+	if (lstat(rooted, &st) != 0) {
+		goto done;
+	}
+	if (S_ISLNK(st.st_mode)) {
+		char link[PATH_MAX];
+		ssize_t n = readlink(rooted, link, sizeof(link) - 1);
+
+		if (n <= 0) {
+			goto done;
+		}
+		link[n] = '\0';
+		/* Marked first: a link that leads back to itself finds "nothing" instead of recursing. */
+		dn->probed = true;
+		if (!strchr(link, '/')) {
+			/* The common case, libfoo.so.1 -> libfoo.so.1.2.3: the same directory. */
+			rc = resolve_name(r, l, link, depth + 1, &dn->type, &dn->real, err);
+		} else {
+			/* An absolute target lies under the root, a relative one below this directory. */
+			target = link[0] == '/' ? kw_strdup(link) : join(l->h.key, link);
+			rc = target ? resolve_path(r, target, depth + 1, &dn->type, &dn->real, err)
+				    : kw_error_set(err, KW_ENOMEM, "out of memory");
+		}
+		if (rc) {
+			dn->probed = false;
+			goto out;
+		}
+		goto done;
+	}
+	dn->type = st.st_mode & S_IFMT;
+	dn->own = full;
+	dn->real = full;
+	full = NULL;
+done:
+	dn->probed = true;
+	*type = dn->type;
+	*real = dn->real;
+out:
+	free(full);
+	free(rooted);
+	free(target);
+	return rc;
+}
+
+/* The object named name in l: a regular file's cached parse, or NULL. */
+static int lookup_name(struct kw_resolver *r, struct listing *l, const char *name, struct info_entry **ie,
+		       struct kw_error *err)
+{
+	struct dname *dn;
+	const char *real;
+	mode_t type;
+	int rc;
+
+	*ie = NULL;
+	rc = resolve_name(r, l, name, 0, &type, &real, err);
+	if (rc || type != S_IFREG) {
+		return rc;
+	}
+	dn = (struct dname *)htab_find(&l->names, name);
+	if (!dn->parsed) {
+		dn->ie = info_for(r, real, false, &rc, err);
+		if (rc) {
+			return rc;
+		}
+		dn->parsed = true;
+	}
+	*ie = dn->ie;
+	return 0;
+}
+
+/* The listing of a real directory (without root), read once. */
+static int listing_get(struct kw_resolver *r, const char *real, struct listing **out, struct kw_error *err)
+{
+	struct listing *l = (struct listing *)htab_find(&r->listings, real);
+	char *rooted;
+	DIR *d;
+
+	if (l) {
+		*out = l;
+		return 0;
+	}
+	l = kw_calloc(1, sizeof(*l));
+	rooted = kw_ctx_rooted(r->ctx, real);
+	if (!l || !rooted || !(l->h.key = kw_strdup(real))) {
+		goto nomem;
+	}
+	d = opendir(rooted);
+	if (d) {
+		struct dirent *de;
+
+		errno = 0;
+		while ((de = readdir(d)) != NULL) {
+			struct dname *dn;
+
+			if (special_name(de->d_name) || htab_find(&l->names, de->d_name)) {
+				continue;
+			}
+			dn = kw_calloc(1, sizeof(*dn));
+			if (!dn || !(dn->h.key = kw_strdup(de->d_name)) || htab_add(&l->names, &dn->h)) {
+				if (dn) {
+					free(dn->h.key);
+				}
+				free(dn);
+				closedir(d);
+				goto nomem;
+			}
+		}
+		/* A listing cut short says nothing about the names it did not reach: probe them. */
+		l->listed = errno == 0;
+		closedir(d);
+	} else {
+		/* Gone since it was found: nothing below it. Unreadable: probe each name. */
+		l->listed = errno == ENOENT || errno == ENOTDIR;
+	}
+	free(rooted);
+	if (htab_add(&r->listings, &l->h)) {
+		free_listing(&l->h);
+		return kw_error_set(err, KW_ENOMEM, "out of memory");
+	}
+	*out = l;
+	return 0;
+nomem:
+	free(rooted);
+	if (l) {
+		free_listing(&l->h);
+	}
+	return kw_error_set(err, KW_ENOMEM, "out of memory");
+}
+
+/*
+ * The directory an absolute path (without root) names, or d->l NULL if it
+ * names none: resolved component by component through the parent's
+ * listing, so every directory entry on the way is probed once for all paths.
+ */
+static int dir_get(struct kw_resolver *r, const char *path, int depth, struct dir **out, struct kw_error *err)
+{
+	struct dir *d = (struct dir *)htab_find(&r->dirs, path);
+	const char *slash = strrchr(path, '/'), *base;
+	char *parent = NULL;
+	int rc = 0;
+
+	if (d) {
+		*out = d;
+		return 0;
+	}
+	d = kw_calloc(1, sizeof(*d));
+	if (!d || !(d->h.key = kw_strdup(path))) {
+		free(d);
+		return kw_error_set(err, KW_ENOMEM, "out of memory");
+	}
+	base = slash ? slash + 1 : path;
+	if (strcmp(path, "/") == 0) {
+		rc = listing_get(r, "/", &d->l, err);
+	} else if (slash && depth <= MAX_WALK_DEPTH && strlen(path) < PATH_MAX) {
+		struct dir *pd;
+
+		parent = slash == path ? kw_strdup("/") : kw_strndup(path, (size_t)(slash - path));
+		rc = parent ? dir_get(r, parent, depth + 1, &pd, err) : kw_error_set(err, KW_ENOMEM, "out of memory");
+		if (!rc && pd->l) {
+			if (!base[0] || strcmp(base, ".") == 0) {
+				d->l = pd->l;
+			} else if (strcmp(base, "..") == 0) {
+				char *up = kw_strdup(pd->l->h.key), *s;
+
+				if (!up) {
+					rc = kw_error_set(err, KW_ENOMEM, "out of memory");
+				} else {
+					/* The parent's real path is resolved: ".." is lexical on it, and stops at "/". */
+					s = strrchr(up, '/');
+					if (s == up) {
+						up[1] = '\0';
+					} else if (s) {
+						*s = '\0';
+					}
+					rc = listing_get(r, up, &d->l, err);
+					free(up);
+				}
+			} else {
+				const char *real;
+				mode_t type;
+
+				rc = resolve_name(r, pd->l, base, depth, &type, &real, err);
+				if (!rc && type == S_IFDIR) {
+					rc = listing_get(r, real, &d->l, err);
+				}
+			}
+		}
+	}
+	free(parent);
+	if (rc || htab_add(&r->dirs, &d->h)) {
+		free_dir(&d->h);
+		return rc ? rc : kw_error_set(err, KW_ENOMEM, "out of memory");
+	}
+	*out = d;
+	return 0;
+}
+
+/* What an absolute path (without root) is, as resolve_name says it. */
+static int resolve_path(struct kw_resolver *r, const char *path, int depth, mode_t *type, const char **real,
+			struct kw_error *err)
+{
+	const char *slash = strrchr(path, '/');
+	char *parent;
+	struct dir *d;
+	int rc;
+
+	*type = 0;
+	*real = NULL;
+	if (!slash) {
+		return 0;
+	}
+	if (special_name(slash + 1)) {
+		/* "dir/..", "dir/.", "dir/": a directory or nothing. */
+		rc = dir_get(r, path, depth + 1, &d, err);
+		if (!rc && d->l) {
+			*type = S_IFDIR;
+			*real = d->l->h.key;
+		}
+		return rc;
+	}
+	parent = slash == path ? kw_strdup("/") : kw_strndup(path, (size_t)(slash - path));
+	if (!parent) {
+		return kw_error_set(err, KW_ENOMEM, "out of memory");
+	}
+	rc = dir_get(r, parent, depth + 1, &d, err);
+	free(parent);
+	if (rc || !d->l) {
+		return rc;
+	}
+	return resolve_name(r, d->l, slash + 1, depth, type, real, err);
+}
+
+/* What is at an absolute filesystem path (without root): the object there, or NULL. */
+static int probe_fs(struct kw_resolver *r, const char *path, struct info_entry **ie, struct kw_error *err)
+{
+	const char *slash = strrchr(path, '/');
+	const char *real;
+	mode_t type;
+	int rc;
+
+	*ie = NULL;
+	if (slash && !special_name(slash + 1)) {
+		char *parent = slash == path ? kw_strdup("/") : kw_strndup(path, (size_t)(slash - path));
+		struct dir *d;
+
+		if (!parent) {
+			return kw_error_set(err, KW_ENOMEM, "out of memory");
+		}
+		rc = dir_get(r, parent, 0, &d, err);
+		free(parent);
+		/* Through lookup_name, so the parse is remembered with the name. */
+		return rc || !d->l ? rc : lookup_name(r, d->l, slash + 1, ie, err);
+	}
+	rc = resolve_path(r, path, 0, &type, &real, err);
+	if (rc || type != S_IFREG) {
+		return rc;
+	}
+	*ie = info_for(r, real, false, &rc, err);
+	return rc;
+}
+
+/*
+ * What is at an absolute path (without root): *ie is the object there, or
+ * NULL if nothing usable is; *overlay says the overlay served it.
+ */
+static int probe(struct kw_resolver *r, const char *path, struct info_entry **ie, bool *overlay,
+		 struct kw_error *err)
+{
+	char *norm;
+	int rc = 0;
+
+	*ie = NULL;
+	*overlay = false;
+	if (!under_overlay(r, path)) {
+		return probe_fs(r, path, ie, err);
+	}
+	/* Wheel members have no symlinks: lexical folding is the whole story. */
+	norm = kw_strdup(path);
+	if (!norm) {
+		return kw_error_set(err, KW_ENOMEM, "out of memory");
+	}
+	kw_resolve_normalize(norm);
+	if (under_overlay(r, norm)) {
+		*overlay = true;
+		*ie = info_for(r, norm, true, &rc, err);
+	} else {
+		rc = probe_fs(r, norm, ie, err);
+	}
+	free(norm);
+	return rc;
+}
+
+/* One more (directory, name) lookup, or the clear error that there were too many. */
+static int count_lookup(struct kw_resolver *r, const char *root_path, struct kw_error *err)
+{
+	if (++r->lookups > r->ctx->limits.max_lookups) {
+		return kw_error_set(err, KW_ELIMIT,
+				    "'%s': more than %llu library lookups (needed libraries times search path entries)",
+				    root_path, (unsigned long long)r->ctx->limits.max_lookups);
+	}
+	return 0;
 }
 
 /* Graph building */
+
+/* A candidate the search settled on. */
+struct hit {
+	char *path;             /* as the loader opened it (owned); NULL: nothing found */
+	struct info_entry *ie;
+	bool overlay;
+};
 
 struct node_priv {
 	struct kw_strv names;   /* every name it was requested as */
 	size_t loader;          /* node that first needed it; SIZE_MAX for the root */
 	char *origin;           /* $ORIGIN */
+	struct kw_strv rpath;   /* DT_RPATH and DT_RUNPATH, expanded once: absolute, normalised */
+	struct kw_strv runpath;
+	bool rpath_done, runpath_done;
 };
 
 struct build {
@@ -381,6 +823,9 @@ struct build {
 	size_t cap;
 	const struct kw_elf_info *root_info;
 	const char *interp;
+	const char *root_path;     /* for the error when lookups run out */
+	struct kw_strv ld_path;    /* LD_LIBRARY_PATH expanded against the root */
+	bool ld_path_done;
 };
 
 void kw_dep_graph_free(struct kw_dep_graph *g)
@@ -411,7 +856,7 @@ static char *dir_of(const char *path)
 	return kw_strndup(path, (size_t)(s - path));
 }
 
-static int add_node(struct build *b, const char *name, const struct entry *e, enum kw_found_via via,
+static int add_node(struct build *b, const char *name, const struct hit *h, enum kw_found_via via,
 		    size_t loader, size_t *idx)
 {
 	struct kw_dep_graph *g = b->g;
@@ -442,12 +887,12 @@ static int add_node(struct build *b, const char *name, const struct entry *e, en
 	if (!n->name || kw_strv_push(&b->priv[g->n_nodes - 1].names, name)) {
 		return KW_ENOMEM;
 	}
-	if (e && e->ie) {
-		n->path = kw_strdup(e->path);
-		n->realpath = kw_strdup(e->ie->realpath);
-		n->info = e->ie->info;
-		n->in_overlay = e->overlay;
-		b->priv[g->n_nodes - 1].origin = dir_of(e->overlay ? e->path : e->path);
+	if (h && h->ie) {
+		n->path = kw_strdup(h->path);
+		n->realpath = kw_strdup(h->ie->h.key);
+		n->info = h->ie->info;
+		n->in_overlay = h->overlay;
+		b->priv[g->n_nodes - 1].origin = dir_of(h->path);
 		if (!n->path || !n->realpath || !b->priv[g->n_nodes - 1].origin) {
 			return KW_ENOMEM;
 		}
@@ -493,47 +938,109 @@ static const char *const x86_64_subdirs[] = {
 };
 static const char *const plain_subdirs[] = { "" };
 
-/* Try name in one directory (and its hwcaps subdirectories). */
-static int try_dir(struct build *b, const char *dir, const char *name, struct entry **found,
-		   struct kw_error *err)
+/* dir as an absolute, lexically normalised path: relative and empty entries are relative to the working directory. */
+static char *abs_dir(const struct build *b, const char *dir)
+{
+	char *p = dir[0] == '/' ? kw_strdup(dir) : kw_asprintf("%s/%s", b->r->cwd, dir);
+
+	if (p && !under_overlay(b->r, p)) {
+		kw_resolve_normalize(p);
+	}
+	return p;
+}
+
+/* Does the candidate do? Sets found (taking path) if so, frees path otherwise. */
+static void take_if_compatible(struct build *b, char *path, struct info_entry *ie, bool overlay, struct hit *found)
+{
+	if (ie && ie->info && kw_elf_compatible(b->root_info, ie->info)) {
+		found->path = path;
+		found->ie = ie;
+		found->overlay = overlay;
+		return;
+	}
+	free(path);
+}
+
+/*
+ * Try name in one directory (absolute, normalised) and its hwcaps
+ * subdirectories. Outside the overlay no path is built unless the name is
+ * listed there: the directory and its subdirectories are looked up once.
+ */
+static int try_dir(struct build *b, const char *dir, const char *name, struct hit *found, struct kw_error *err)
 {
 	bool x86 = b->root_info->machine == EM_X86_64 && b->root_info->elfclass == ELFCLASS64;
 	const char *const *subs = x86 ? x86_64_subdirs : plain_subdirs;
 	size_t nsubs = x86 ? sizeof(x86_64_subdirs) / sizeof(x86_64_subdirs[0]) : 1;
+	struct kw_resolver *r = b->r;
+	const char *sep = strcmp(dir, "/") == 0 ? "" : "/";
+	struct dir *d = NULL;
 	size_t i;
+	int rc;
 
-	for (i = 0; i < nsubs; i++) {
-		char *p;
-		struct entry *e;
-
-		if (dir[0] == '/') {
-			p = kw_asprintf("%s/%s%s", dir, subs[i], name);
-		} else {
-			/* Relative and empty entries are relative to the working directory. */
-			p = kw_asprintf("%s/%s%s%s%s", b->r->cwd, dir, dir[0] ? "/" : "", subs[i], name);
+	rc = count_lookup(r, b->root_path, err);
+	if (rc) {
+		return rc;
+	}
+	if (special_name(name)) {
+		return 0;
+	}
+	if (!r->overlay_prefix || !(under_overlay(r, dir) || strcmp(dir, r->overlay_prefix) == 0)) {
+		rc = dir_get(r, dir, 0, &d, err);
+		if (rc || !d->l) {
+			/* Nothing below a directory that is not there. */
+			return rc;
 		}
+	}
+	for (i = 0; i < nsubs && !found->path; i++) {
+		struct info_entry *ie = NULL;
+		bool overlay = false;
+		char *p;
+
+		if (d) {
+			struct dir *sd = d;
+
+			if (subs[i][0]) {
+				if (!d->subs[i]) {
+					char *sp = kw_asprintf("%s%s%.*s", dir, sep, (int)strlen(subs[i]) - 1, subs[i]);
+
+					rc = sp ? dir_get(r, sp, 0, &d->subs[i], err) : kw_error_set(err, KW_ENOMEM, "out of memory");
+					free(sp);
+					if (rc) {
+						return rc;
+					}
+				}
+				sd = d->subs[i];
+			}
+			if (!sd->l) {
+				continue;
+			}
+			rc = lookup_name(r, sd->l, name, &ie, err);
+			if (rc) {
+				return rc;
+			}
+			if (!ie) {
+				continue;
+			}
+		}
+		p = kw_asprintf("%s%s%s%s", dir, sep, subs[i], name);
 		if (!p) {
 			return kw_error_set(err, KW_ENOMEM, "out of memory");
 		}
-		if (!under_overlay(b->r, p)) {
-			kw_resolve_normalize(p);
+		if (!d) {
+			rc = probe(r, p, &ie, &overlay, err);
+			if (rc) {
+				free(p);
+				return rc;
+			}
 		}
-		e = probe(b->r, p, err);
-		free(p);
-		if (!e) {
-			return KW_ENOMEM;
-		}
-		if (e->ie && e->ie->info && kw_elf_compatible(b->root_info, e->ie->info)) {
-			*found = e;
-			return 0;
-		}
+		take_if_compatible(b, p, ie, overlay, found);
 	}
 	return 0;
 }
 
-/* Try every entry of a colon-separated list, expanding tokens against origin. */
-static int try_list(struct build *b, const char *list, const char *origin, const struct kw_elf_info *info,
-		    const char *name, struct entry **found, struct kw_error *err)
+/* Split and expand a colon-separated list once, against origin, into absolute normalised directories. */
+static int expand_list(struct build *b, const char *list, const char *origin, const struct kw_elf_info *info,
+		       struct kw_strv *out, struct kw_error *err)
 {
 	struct kw_strv parts = { 0 };
 	size_t i, n;
@@ -544,7 +1051,7 @@ static int try_list(struct build *b, const char *list, const char *origin, const
 		return kw_error_set(err, KW_ENOMEM, "out of memory");
 	}
 	n = parts.n < b->r->ctx->limits.max_path_entries ? parts.n : b->r->ctx->limits.max_path_entries;
-	for (i = 0; i < n && !*found && !rc; i++) {
+	for (i = 0; i < n && !rc; i++) {
 		char *dir = NULL;
 
 		rc = kw_resolve_expand(parts.v[i], origin, info, &dir, err);
@@ -553,12 +1060,46 @@ static int try_list(struct build *b, const char *list, const char *origin, const
 			continue;
 		}
 		if (!rc) {
-			rc = try_dir(b, dir, name, found, err);
+			char *a = abs_dir(b, dir);
+
+			rc = kw_strv_push_own(out, a) ? kw_error_set(err, KW_ENOMEM, "out of memory") : 0;
 		}
 		free(dir);
 	}
 	kw_strv_release(&parts);
 	return rc;
+}
+
+static int try_dirs(struct build *b, const struct kw_strv *dirs, const char *name, struct hit *found,
+		    struct kw_error *err)
+{
+	size_t i;
+	int rc = 0;
+
+	for (i = 0; i < dirs->n && !found->path && !rc; i++) {
+		rc = try_dir(b, dirs->v[i], name, found, err);
+	}
+	return rc;
+}
+
+/* A node's DT_RPATH or DT_RUNPATH as directories, expanded the first time it is searched. */
+static int node_list(struct build *b, size_t l, bool runpath, const struct kw_strv **out, struct kw_error *err)
+{
+	struct node_priv *p = &b->priv[l];
+	const struct kw_elf_info *info = b->g->nodes[l].info;
+	bool *done = runpath ? &p->runpath_done : &p->rpath_done;
+	struct kw_strv *sv = runpath ? &p->runpath : &p->rpath;
+	int rc = 0;
+
+	if (!*done) {
+		rc = expand_list(b, runpath ? info->runpath : info->rpath, p->origin, info, sv, err);
+		if (rc) {
+			return rc;
+		}
+		*done = true;
+	}
+	*out = sv;
+	return 0;
 }
 
 static const char *default_interp(const struct kw_elf_info *info)
@@ -576,69 +1117,92 @@ static bool has_runpath(const struct kw_dep_node *n)
 	return n->info && n->info->runpath;
 }
 
+/* Try each directory given one by one (not expanded: ld.so.conf, --library-path dirs, defaults). */
+static int try_plain(struct build *b, const char *dir, const char *name, struct hit *found, struct kw_error *err)
+{
+	char *a = abs_dir(b, dir);
+	int rc;
+
+	if (!a) {
+		return kw_error_set(err, KW_ENOMEM, "out of memory");
+	}
+	rc = try_dir(b, a, name, found, err);
+	free(a);
+	return rc;
+}
+
 /* The loader's search for a name without a slash, requested by node req. */
-static int search(struct build *b, size_t req, const char *name, struct entry **found,
-		  enum kw_found_via *via, struct kw_error *err)
+static int search(struct build *b, size_t req, const char *name, struct hit *found, enum kw_found_via *via,
+		  struct kw_error *err)
 {
 	const struct kw_dep_node *rn = &b->g->nodes[req];
 	const struct kw_ctx *ctx = b->r->ctx;
+	const struct kw_strv *dirs;
 	bool root_seen = false;
 	size_t l, i;
 	int rc;
 
-	*found = NULL;
 	if (!has_runpath(rn)) {
 		for (l = req; l != SIZE_MAX; l = b->priv[l].loader) {
 			const struct kw_dep_node *ln = &b->g->nodes[l];
 
 			root_seen = root_seen || l == 0;
 			if (ln->info && ln->info->rpath && !ln->info->runpath) {
-				rc = try_list(b, ln->info->rpath, b->priv[l].origin, ln->info, name, found, err);
-				if (rc || *found) {
+				rc = node_list(b, l, false, &dirs, err);
+				rc = rc ? rc : try_dirs(b, dirs, name, found, err);
+				if (rc || found->path) {
 					*via = KW_VIA_RPATH;
 					return rc;
 				}
 			}
 		}
 		if (!root_seen && b->g->nodes[0].info && b->g->nodes[0].info->rpath && !has_runpath(&b->g->nodes[0])) {
-			rc = try_list(b, b->g->nodes[0].info->rpath, b->priv[0].origin, b->g->nodes[0].info, name,
-				      found, err);
-			if (rc || *found) {
+			rc = node_list(b, 0, false, &dirs, err);
+			rc = rc ? rc : try_dirs(b, dirs, name, found, err);
+			if (rc || found->path) {
 				*via = KW_VIA_RPATH;
 				return rc;
 			}
 		}
 	}
 	if (ctx->ld_library_path && ctx->ld_library_path[0]) {
-		char *lp = kw_strdup(ctx->ld_library_path);
-		char *p;
+		if (!b->ld_path_done) {
+			char *lp = kw_strdup(ctx->ld_library_path);
+			char *p;
 
-		if (!lp) {
-			return kw_error_set(err, KW_ENOMEM, "out of memory");
-		}
-		/* The loader splits LD_LIBRARY_PATH at ';' as well as ':'. */
-		for (p = lp; *p; p++) {
-			if (*p == ';') {
-				*p = ':';
+			if (!lp) {
+				return kw_error_set(err, KW_ENOMEM, "out of memory");
 			}
+			/* The loader splits LD_LIBRARY_PATH at ';' as well as ':'. */
+			for (p = lp; *p; p++) {
+				if (*p == ';') {
+					*p = ':';
+				}
+			}
+			rc = expand_list(b, lp, b->priv[0].origin, b->g->nodes[0].info, &b->ld_path, err);
+			free(lp);
+			if (rc) {
+				return rc;
+			}
+			b->ld_path_done = true;
 		}
-		rc = try_list(b, lp, b->priv[0].origin, b->g->nodes[0].info, name, found, err);
-		free(lp);
-		if (rc || *found) {
+		rc = try_dirs(b, &b->ld_path, name, found, err);
+		if (rc || found->path) {
 			*via = KW_VIA_LD_LIBRARY_PATH;
 			return rc;
 		}
 	}
 	if (has_runpath(rn)) {
-		rc = try_list(b, rn->info->runpath, b->priv[req].origin, rn->info, name, found, err);
-		if (rc || *found) {
+		rc = node_list(b, req, true, &dirs, err);
+		rc = rc ? rc : try_dirs(b, dirs, name, found, err);
+		if (rc || found->path) {
 			*via = KW_VIA_RUNPATH;
 			return rc;
 		}
 	}
 	for (i = 0; i < ctx->n_lib_paths; i++) {
-		rc = try_dir(b, ctx->lib_paths[i], name, found, err);
-		if (rc || *found) {
+		rc = try_plain(b, ctx->lib_paths[i], name, found, err);
+		if (rc || found->path) {
 			*via = KW_VIA_EXTRA;
 			return rc;
 		}
@@ -648,43 +1212,61 @@ static int search(struct build *b, size_t req, const char *name, struct entry **
 	}
 	rc = load_conf(b->r, err);
 	for (i = 0; !rc && i < b->r->conf.n; i++) {
-		rc = try_dir(b, b->r->conf.v[i], name, found, err);
-		if (rc || *found) {
+		rc = try_plain(b, b->r->conf.v[i], name, found, err);
+		if (rc || found->path) {
 			*via = KW_VIA_LDSOCONF;
 			return rc;
 		}
 	}
 	if (!rc) {
 		const char *trip = kw_resolve_triplet(b->root_info);
-		char *dirs[4] = {
+		char *dirs4[4] = {
 			kw_asprintf("/lib/%s", trip), kw_asprintf("/usr/lib/%s", trip),
 			kw_strdup("/lib"), kw_strdup("/usr/lib"),
 		};
 
 		for (i = 0; i < 4; i++) {
-			if (!dirs[i]) {
+			if (!dirs4[i]) {
 				rc = kw_error_set(err, KW_ENOMEM, "out of memory");
 			}
 		}
-		for (i = 0; !rc && i < 4 && !*found; i++) {
-			rc = try_dir(b, dirs[i], name, found, err);
+		for (i = 0; !rc && i < 4 && !found->path; i++) {
+			rc = try_plain(b, dirs4[i], name, found, err);
 			*via = KW_VIA_DEFAULT;
 		}
 		for (i = 0; i < 4; i++) {
-			free(dirs[i]);
+			free(dirs4[i]);
 		}
 	}
 	return rc;
 }
 
+/* found = what is at path, if it is a readable ELF object (path is taken). */
+static int probe_hit(struct build *b, char *path, struct hit *found, struct kw_error *err)
+{
+	struct info_entry *ie = NULL;
+	bool overlay = false;
+	int rc = count_lookup(b->r, b->root_path, err);
+
+	rc = rc ? rc : probe(b->r, path, &ie, &overlay, err);
+	if (rc || !ie || !ie->info) {
+		free(path);
+		return rc;
+	}
+	found->path = path;
+	found->ie = ie;
+	found->overlay = overlay;
+	return 0;
+}
+
 /* Where the object at node req gets DT_NEEDED name from; adds the edge. */
 static int resolve_one(struct build *b, size_t req, const char *name, struct kw_error *err)
 {
-	struct entry *found = NULL;
+	struct hit found = { NULL, NULL, false };
 	enum kw_found_via via = KW_VIA_NONE;
 	long have;
 	size_t idx, i;
-	int rc;
+	int rc = 0;
 
 	have = find_loaded(b, name);
 	if (have >= 0) {
@@ -697,24 +1279,17 @@ static int resolve_one(struct build *b, size_t req, const char *name, struct kw_
 		if (rc && rc != KW_ENOTFOUND) {
 			return rc;
 		}
+		rc = 0;
 		if (p) {
 			char *abs = p[0] == '/' ? p : kw_asprintf("%s/%s", b->r->cwd, p);
 
-			if (!abs) {
+			if (abs != p) {
 				free(p);
+			}
+			if (!abs) {
 				return kw_error_set(err, KW_ENOMEM, "out of memory");
 			}
-			found = probe(b->r, abs, err);
-			if (abs != p) {
-				free(abs);
-			}
-			free(p);
-			if (!found) {
-				return KW_ENOMEM;
-			}
-			if (!found->ie || !found->ie->info) {
-				found = NULL;
-			}
+			rc = probe_hit(b, abs, &found, err);
 			via = KW_VIA_PATHNAME;
 		}
 	} else if (b->interp) {
@@ -722,114 +1297,108 @@ static int resolve_one(struct build *b, size_t req, const char *name, struct kw_
 
 		/* The dynamic loader is always loaded and answers to its file name. */
 		if (strcmp(base ? base + 1 : b->interp, name) == 0) {
-			found = probe(b->r, b->interp, err);
-			if (!found) {
-				return KW_ENOMEM;
-			}
-			if (!found->ie || !found->ie->info) {
-				found = NULL;
-			}
+			char *ip = kw_strdup(b->interp);
+
+			rc = ip ? probe_hit(b, ip, &found, err) : kw_error_set(err, KW_ENOMEM, "out of memory");
 			via = KW_VIA_LOADED;
 		}
 	}
-	if (!found && !strchr(name, '/')) {
+	if (!rc && !found.path && !strchr(name, '/')) {
 		rc = search(b, req, name, &found, &via, err);
-		if (rc) {
-			return rc;
-		}
 	}
-	if (found) {
+	if (rc) {
+		goto out;
+	}
+	if (found.path) {
 		/* The same file under another name is the same object. */
 		for (i = 0; i < b->g->n_nodes; i++) {
-			if (b->g->nodes[i].realpath && strcmp(b->g->nodes[i].realpath, found->ie->realpath) == 0) {
+			if (b->g->nodes[i].realpath && strcmp(b->g->nodes[i].realpath, found.ie->h.key) == 0) {
 				if (kw_strv_push(&b->priv[i].names, name) || add_dep(&b->g->nodes[req], i)) {
-					return kw_error_set(err, KW_ENOMEM, "out of memory");
+					rc = kw_error_set(err, KW_ENOMEM, "out of memory");
 				}
-				return 0;
+				goto out;
 			}
 		}
 	} else {
 		for (i = 0; i < b->g->n_nodes; i++) {
 			if (!b->g->nodes[i].path && strcmp(b->g->nodes[i].name, name) == 0) {
-				return add_dep(&b->g->nodes[req], i) ? kw_error_set(err, KW_ENOMEM, "out of memory") : 0;
+				rc = add_dep(&b->g->nodes[req], i) ? kw_error_set(err, KW_ENOMEM, "out of memory") : 0;
+				goto out;
 			}
 		}
 		via = KW_VIA_NONE;
 	}
-	rc = add_node(b, name, found, via, req, &idx);
+	rc = add_node(b, name, found.path ? &found : NULL, via, req, &idx);
 	if (rc == KW_ELIMIT) {
-		return kw_error_set(err, rc, "dependency graph has more than %d objects", MAX_NODES);
+		rc = kw_error_set(err, rc, "dependency graph has more than %d objects", MAX_NODES);
+		goto out;
 	}
 	if (rc || add_dep(&b->g->nodes[req], idx)) {
-		return kw_error_set(err, KW_ENOMEM, "out of memory");
+		rc = kw_error_set(err, KW_ENOMEM, "out of memory");
+		goto out;
 	}
-	return 0;
+	rc = 0;
+out:
+	free(found.path);
+	return rc;
 }
 
 int kw_resolve_tree(struct kw_resolver *r, const char *path, const struct kw_elf_info *info,
 		    struct kw_dep_graph **out, struct kw_error *err)
 {
 	struct build b;
-	struct entry *root_e = NULL;
+	struct hit root_h = { NULL, NULL, false };
+	char *abs = NULL;
 	size_t idx, q, i;
 	int rc = KW_ENOMEM;
 
 	*out = NULL;
 	memset(&b, 0, sizeof(b));
 	b.r = r;
+	b.root_path = path;
 	b.g = kw_calloc(1, sizeof(*b.g));
-	if (!b.g) {
-		return kw_error_set(err, KW_ENOMEM, "out of memory");
+	abs = path[0] == '/' ? kw_strdup(path) : kw_asprintf("%s/%s", r->cwd, path);
+	if (!b.g || !abs) {
+		rc = kw_error_set(err, KW_ENOMEM, "out of memory");
+		goto out;
 	}
-	{
-		char *abs = path[0] == '/' ? kw_strdup(path) : kw_asprintf("%s/%s", r->cwd, path);
-
-		if (!abs) {
-			rc = kw_error_set(err, KW_ENOMEM, "out of memory");
-			goto out;
-		}
-		if (!under_overlay(r, abs)) {
-			kw_resolve_normalize(abs);
-		}
-		if (!info) {
-			root_e = probe(r, abs, err);
-			if (!root_e) {
-				free(abs);
-				rc = KW_ENOMEM;
-				goto out;
-			}
-			if (!root_e->ie) {
-				rc = kw_error_set(err, KW_ENOTFOUND, "cannot open '%s': no such file", path);
-				free(abs);
-				goto out;
-			}
-			if (!root_e->ie->info) {
-				rc = kw_error_set(err, KW_EFORMAT, "%s", root_e->ie->error ? root_e->ie->error : "not an ELF file");
-				free(abs);
-				goto out;
-			}
-			info = root_e->ie->info;
-		}
-		rc = add_node(&b, path, root_e, KW_VIA_ROOT, SIZE_MAX, &idx);
-		if (!rc && !root_e) {
-			struct kw_dep_node *n = &b.g->nodes[0];
-			int st;
-
-			n->info = info;
-			n->path = kw_strdup(abs);
-			n->in_overlay = under_overlay(r, abs);
-			n->realpath = n->in_overlay ? kw_strdup(abs) : kw_resolve_realpath(r->ctx->root, abs, &st);
-			if (!n->realpath) {
-				n->realpath = kw_strdup(abs);
-			}
-			b.priv[0].origin = dir_of(abs);
-			rc = (!n->path || !n->realpath || !b.priv[0].origin) ? KW_ENOMEM : 0;
-		}
-		free(abs);
+	if (!under_overlay(r, abs)) {
+		kw_resolve_normalize(abs);
+	}
+	if (!info) {
+		rc = probe(r, abs, &root_h.ie, &root_h.overlay, err);
 		if (rc) {
-			rc = kw_error_set(err, KW_ENOMEM, "out of memory");
 			goto out;
 		}
+		if (!root_h.ie) {
+			rc = kw_error_set(err, KW_ENOTFOUND, "cannot open '%s': no such file", path);
+			goto out;
+		}
+		if (!root_h.ie->info) {
+			rc = kw_error_set(err, KW_EFORMAT, "%s", root_h.ie->error ? root_h.ie->error : "not an ELF file");
+			goto out;
+		}
+		root_h.path = abs;
+		info = root_h.ie->info;
+	}
+	rc = add_node(&b, path, root_h.path ? &root_h : NULL, KW_VIA_ROOT, SIZE_MAX, &idx);
+	if (!rc && !root_h.path) {
+		struct kw_dep_node *n = &b.g->nodes[0];
+		int st;
+
+		n->info = info;
+		n->path = kw_strdup(abs);
+		n->in_overlay = under_overlay(r, abs);
+		n->realpath = n->in_overlay ? kw_strdup(abs) : kw_resolve_realpath(r->ctx->root, abs, &st);
+		if (!n->realpath) {
+			n->realpath = kw_strdup(abs);
+		}
+		b.priv[0].origin = dir_of(abs);
+		rc = (!n->path || !n->realpath || !b.priv[0].origin) ? KW_ENOMEM : 0;
+	}
+	if (rc) {
+		rc = kw_error_set(err, KW_ENOMEM, "out of memory");
+		goto out;
 	}
 	b.root_info = info;
 	b.interp = info->interp ? info->interp : default_interp(info);
@@ -856,10 +1425,14 @@ out:
 
 		for (i = 0; i < n; i++) {
 			kw_strv_release(&b.priv[i].names);
+			kw_strv_release(&b.priv[i].rpath);
+			kw_strv_release(&b.priv[i].runpath);
 			free(b.priv[i].origin);
 		}
 		free(b.priv);
 	}
+	kw_strv_release(&b.ld_path);
 	kw_dep_graph_free(b.g);
+	free(abs);
 	return rc;
 }

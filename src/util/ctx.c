@@ -32,6 +32,8 @@ int kw_ctx_new(struct kw_ctx **out, struct kw_error *err)
 	ctx->limits.max_members = 1000000;
 	ctx->limits.max_depth = 64;
 	ctx->limits.max_path_entries = 1024;
+	/* A 350-library closure makes about 1,500 lookups; this many take a few seconds at most. */
+	ctx->limits.max_lookups = 4000000;
 	ctx->log_level = KW_LOG_WARN;
 	*out = ctx;
 	return 0;
