@@ -25,6 +25,7 @@
 
 #define MAX_NODES 4096
 #define MAX_CONF_DEPTH 8
+#define MAX_CONF_FILES 1024
 #define MAX_LINK_HOPS 40
 
 /*
@@ -285,21 +286,47 @@ static char *trim(char *s)
 	return s;
 }
 
-static int parse_conf(struct kw_resolver *r, const char *file, int depth)
+/*
+ * Read one configuration file and what it includes. Each file is read once,
+ * by real path under the root (seen): files that include each other would
+ * otherwise be read once per path through the include graph, exponentially
+ * many times; reading one again could only repeat directories already kept.
+ */
+static int parse_conf(struct kw_resolver *r, const char *file, int depth, struct kw_strv *seen)
 {
-	char *rooted, *line = NULL;
+	char *rooted = NULL, *real = NULL, *line = NULL;
 	size_t cap = 0;
-	FILE *f;
-	int rc = 0;
+	FILE *f = NULL;
+	int rc = 0, st;
 
-	if (depth > MAX_CONF_DEPTH) {
+	if (depth > MAX_CONF_DEPTH || seen->n >= MAX_CONF_FILES) {
 		return 0;
 	}
-	rooted = kw_ctx_rooted(r->ctx, file);
+	real = kw_resolve_realpath(r->ctx->root, file, &st);
+	if (!real) {
+		return st == KW_ENOMEM ? KW_ENOMEM : 0;
+	}
+	if (kw_strv_find(seen, real) >= 0) {
+		free(real);
+		return 0;
+	}
+	if (kw_strv_push_take(seen, real)) {
+		free(real);
+		return KW_ENOMEM;
+	}
+	rooted = kw_ctx_rooted(r->ctx, real);
 	if (!rooted) {
 		return KW_ENOMEM;
 	}
-	f = fopen(rooted, "re");
+	{
+		/* Not fopen: a FIFO or a device under the root must not block the search. */
+		struct kw_error scratch;
+		int fd;
+
+		if (kw_open_regular(rooted, &fd, NULL, &scratch) == 0 && !(f = fdopen(fd, "r"))) {
+			close(fd);
+		}
+	}
 	free(rooted);
 	if (!f) {
 		return 0;
@@ -331,11 +358,14 @@ static int parse_conf(struct kw_resolver *r, const char *file, int depth)
 			}
 			if (glob(rooted_pat, 0, NULL, &g) == 0) {
 				for (i = 0; i < g.gl_pathc && !rc; i++) {
-					rc = parse_conf(r, g.gl_pathv[i] + rl, depth + 1);
+					rc = parse_conf(r, g.gl_pathv[i] + rl, depth + 1, seen);
 				}
 				globfree(&g);
 			}
 			free(rooted_pat);
+			if (rc) {
+				break;
+			}
 			continue;
 		}
 		if (strncmp(l, "hwcap", 5) == 0 && (l[5] == ' ' || l[5] == '\t')) {
@@ -359,11 +389,16 @@ static int parse_conf(struct kw_resolver *r, const char *file, int depth)
 
 static int load_conf(struct kw_resolver *r, struct kw_error *err)
 {
+	struct kw_strv seen = { 0 };
+	int rc;
+
 	if (r->conf_loaded) {
 		return 0;
 	}
 	r->conf_loaded = true;
-	if (parse_conf(r, "/etc/ld.so.conf", 0)) {
+	rc = parse_conf(r, "/etc/ld.so.conf", 0, &seen);
+	kw_strv_release(&seen);
+	if (rc) {
 		return kw_error_set(err, KW_ENOMEM, "out of memory");
 	}
 	return 0;
