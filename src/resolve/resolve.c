@@ -1378,6 +1378,22 @@ out:
 	return rc;
 }
 
+/* The error for a root path that holds no object: not there, or not a regular file. */
+static int root_error(struct kw_resolver *r, const char *path, const char *abs, struct kw_error *err)
+{
+	int st;
+	char *real = kw_resolve_realpath(r->ctx->root, abs, &st), *rooted = real ? kw_ctx_rooted(r->ctx, real) : NULL;
+	struct stat sb;
+	bool odd = rooted && stat(rooted, &sb) == 0 && !S_ISREG(sb.st_mode);
+
+	free(real);
+	free(rooted);
+	if (odd) {
+		return kw_error_set(err, KW_EFORMAT, "'%s': not a regular file", path);
+	}
+	return kw_error_set(err, KW_ENOTFOUND, "cannot open '%s': no such file", path);
+}
+
 int kw_resolve_tree(struct kw_resolver *r, const char *path, const struct kw_elf_info *info,
 		    struct kw_dep_graph **out, struct kw_error *err)
 {
@@ -1406,7 +1422,7 @@ int kw_resolve_tree(struct kw_resolver *r, const char *path, const struct kw_elf
 			goto out;
 		}
 		if (!root_h.ie) {
-			rc = kw_error_set(err, KW_ENOTFOUND, "cannot open '%s': no such file", path);
+			rc = root_error(r, path, abs, err);
 			goto out;
 		}
 		if (!root_h.ie->info) {

@@ -125,6 +125,30 @@ START_TEST(lookup_limit_exact)
 }
 END_TEST
 
+START_TEST(root_not_regular)
+{
+	struct kw_ctx *ctx = NULL;
+	struct kw_resolver *r = NULL;
+	struct kw_dep_graph *g = NULL;
+	struct kw_error err = { 0 };
+
+	make_root("/lib");
+	ck_assert_int_eq(kw_ctx_new(&ctx, &err), 0);
+	ck_assert_int_eq(kw_ctx_set_root(ctx, root, &err), 0);
+	ck_assert_int_eq(kw_resolver_new(ctx, &r, &err), 0);
+	ck_assert_int_eq(kw_resolve_tree(r, "/fifo/libfifo.so.1", NULL, &g, &err), KW_EFORMAT);
+	ck_assert_str_eq(err.msg, "'/fifo/libfifo.so.1': not a regular file");
+	ck_assert_int_eq(kw_resolve_tree(r, "/usr", NULL, &g, &err), KW_EFORMAT);
+	ck_assert_int_eq(kw_resolve_tree(r, "/nonexistent.so", NULL, &g, &err), KW_ENOTFOUND);
+	ck_assert_msg(kw_resolve_tree(r, "/lib/libx.so.1", NULL, &g, &err) == 0, "%s", err.msg);
+	ck_assert_str_eq(g->nodes[0].realpath, "/usr/real/libx.so.1.0.0");
+	kw_dep_graph_free(g);
+	kw_resolver_free(r);
+	kw_ctx_free(ctx);
+	drop_root();
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("resolve");
@@ -133,6 +157,7 @@ int main(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, links_under_root);
 	tcase_add_test(tc, lookup_limit_exact);
+	tcase_add_test(tc, root_not_regular);
 	suite_add_tcase(s, tc);
 	return kwt_main(s);
 }
