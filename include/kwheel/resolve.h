@@ -56,8 +56,12 @@ struct kw_resolver;
 
 /*
  * New resolver for ctx (borrowed; must outlive it). It reads ld.so.conf
- * (with includes) under ctx->root once and caches every parsed ELF by path,
- * so many trees over the same system libraries cost one parse each.
+ * (with includes, each file once) under ctx->root once, reads each
+ * directory it searches once, probes each directory entry once and caches
+ * every parsed ELF by real path, so many trees over the same system
+ * libraries cost one parse each. Its (directory, name) lookups over all its
+ * trees are bounded by ctx->limits.max_lookups: use one resolver per wheel
+ * or file.
  */
 int kw_resolver_new(struct kw_ctx *ctx, struct kw_resolver **out, struct kw_error *err);
 void kw_resolver_free(struct kw_resolver *r);
@@ -74,7 +78,9 @@ int kw_resolver_set_overlay(struct kw_resolver *r, const char *prefix, kw_resolv
  * Resolve the dependency tree of the object at path (a filesystem path under
  * ctx->root, or an overlay path). If info is not NULL it is used for the root
  * instead of reading path (borrowed). New graph in *out (kw_dep_graph_free).
- * Libraries not found are nodes with path NULL, not errors.
+ * Libraries not found are nodes with path NULL, not errors. KW_ELIMIT once
+ * the resolver has made ctx->limits.max_lookups lookups; KW_EFORMAT if path
+ * is not a regular file.
  */
 int kw_resolve_tree(struct kw_resolver *r, const char *path, const struct kw_elf_info *info,
 		    struct kw_dep_graph **out, struct kw_error *err);

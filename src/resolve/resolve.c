@@ -620,10 +620,15 @@ static int listing_get(struct kw_resolver *r, const char *real, struct listing *
 	if (d) {
 		struct dirent *de;
 
-		errno = 0;
-		while ((de = readdir(d)) != NULL) {
+		for (;;) {
 			struct dname *dn;
 
+			/* Only readdir's own errno tells an error from the end. */
+			errno = 0;
+			de = readdir(d);
+			if (!de) {
+				break;
+			}
 			if (special_name(de->d_name) || htab_find(&l->names, de->d_name)) {
 				continue;
 			}
