@@ -32,6 +32,12 @@ KWHEEL, CASE = sys.argv[1], sys.argv[2]
 SYSLIB = "/usr/lib/x86_64-linux-gnu"
 
 
+def traced_env():
+    """LeakSanitizer cannot run under ptrace: an ASan build is traced without it."""
+    asan = os.environ.get("ASAN_OPTIONS", "")
+    return dict(os.environ, ASAN_OPTIONS=(asan + ":" if asan else "") + "detect_leaks=0")
+
+
 def kw(args, timeout=60, **kwargs):
     """Run kwheel; returns (CompletedProcess or None if it hung, seconds)."""
     t = time.monotonic()
@@ -139,7 +145,7 @@ def stat_once(tmp):
     check(len(want) == n, f"ldd resolves all {n} libraries ({len(want)})")
     log = os.path.join(tmp, "strace.log")
     r = run(["strace", "-f", "-qq", "-o", log, "-e", "trace=stat,lstat,newfstatat,statx,readlink,readlinkat,open,openat",
-             KWHEEL, "lddtree", "-l", top])
+             KWHEEL, "lddtree", "-l", top], env=traced_env())
     got = sorted(set((os.path.basename(p), os.path.realpath(p)) for p in r.stdout.split() if "libkwb" in p))
     check(r.returncode == 0 and got == want, f"kwheel finds what ldd finds ({r.returncode}; "
           f"only kwheel {sorted(set(got) - set(want))[:3]}, only ldd {sorted(set(want) - set(got))[:3]})")
@@ -182,7 +188,7 @@ def ldsoconf(tmp):
     if shutil.which("strace"):
         log = os.path.join(tmp, "conf.log")
         run(["strace", "-f", "-qq", "-o", log, "-e", "trace=open,openat", KWHEEL, "lddtree", "--root", root,
-             "/bin/top.so"], timeout=120)
+             "/bin/top.so"], timeout=120, env=traced_env())
         opens = [l for l in open(log) if ".conf\"" in l and "ENOENT" not in l]
         check(len(opens) == k + 1, f"each of the {k + 1} configuration files opened once ({len(opens)})")
 
