@@ -409,7 +409,8 @@ def case_many_members(sb):
     t0 = time.monotonic()
     r = sandboxed("many", sb, out, ["--library-path", libdir, wheel])
     took, cpu = time.monotonic() - t0, r.cpu
-    limit = 30 if ASAN else 5
+    # about 1.5 s of CPU here when idle (twice that on a loaded machine); the old scan per member took a minute
+    limit = 60 if ASAN else 10
     got = [n for n in os.listdir(out) if n.endswith(".whl")]
     check(r.returncode == 0 and len(got) == 1, f"many: repaired ({r.stderr.strip()[:200]})")
     check(cpu < limit, f"many: 100,000 members repaired with {cpu:.2f} s of CPU, {took:.2f} s wall (limit {limit} s CPU)")
