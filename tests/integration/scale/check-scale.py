@@ -7,7 +7,8 @@ CASE is one of:
            modules, 70 libraries to vendor
   opencv   (slow) python3-opencv: one extension, about 340 libraries
   torch    (slow) python3-torch: 14 ELF members, about 270 libraries, the
-           biggest 120 MB (libtorch_cpu)
+           biggest 120 MB (libtorch_cpu); its modules are dlopen()ed, not
+           initialized (their init needs files the Debian package links in)
   bigelf   (slow) a wheel built here whose extension is a 120 MB ELF file of
            random data that needs liblz4
 Debian wheels are made with the corpus' make-debian-wheels (.debs cached in
@@ -15,10 +16,13 @@ $KWHEEL_DEB_CACHE, else in the build directory); their runtime libraries must
 be installed (tools/deps installs python3-pygame, `tools/deps --slow` the
 others). Each wheel: `show` names what must be vendored; `repair` grafts it
 all (run from an ASan build, any report fails the run); `show` on the result
-finds nothing left outside; `pip install --no-index` accepts it; every
-extension module imports with /usr/bin/python3 and its library path cleared,
-and /proc/self/maps then holds every grafted copy from <dist>.libs/ and none
-of the files they were copied from.
+finds nothing left outside; `pip install --no-index` accepts it; no installed
+ELF names a grafted library by its old name or has a path outside $ORIGIN;
+every extension module imports with /usr/bin/python3 and its library path
+cleared; /proc/self/maps then holds every grafted copy from <dist>.libs/, and
+the loader's log (LD_DEBUG=files) shows that nothing installed loaded a grafted
+library's original as a DT_NEEDED and no symbol bound across a grafted copy
+and the system.
 """
 import json
 import os
@@ -38,29 +42,30 @@ SRC = os.environ.get("KW_SOURCE_ROOT", os.path.join(os.path.dirname(os.path.absp
 BUILD = os.environ.get("KW_BUILD_ROOT", tempfile.gettempdir())
 CACHE = os.environ.get("KWHEEL_DEB_CACHE") or os.path.join(BUILD, "deb-cache")
 
+# Libraries that libraries the policy allows load themselves on bookworm: libX11 loads libxcb, which
+# loads libXau and libXdmcp (libbsd, libmd); libgobject loads libffi; libglib loads libpcre2-8; libGL
+# (glvnd) loads libGLX and libGLdispatch. The allowed ones stay the system's, so grafted copies of
+# these would be a second instance in the process, and the loader binds one copy's symbols into the
+# other: OpenCV and torch crash in libGLdispatch's constructor, called by the system's libGLX; the
+# others bind across silently (the relocation check below sees each one when its --exclude goes).
+# Leaving them with the library that loads them is the cure auditwheel's users apply too.
+SYSTEM_LOADED = ["libxcb.so.1", "libXau.so.6", "libXdmcp.so.6", "libbsd.so.0", "libmd.so.0", "libffi.so.8",
+                 "libpcre2-8.so.0", "libGLX.so.0", "libGLdispatch.so.0"]
+EXCLUDE = [a for n in SYSTEM_LOADED for a in ("--exclude", n)]
+
 # Debian package (or A+B), the least number of libraries it must graft, extra repair arguments,
-# whether modules are loaded by file (torch/__init__.py needs files the Debian package links in
-# from elsewhere, which a wheel cannot hold), and a smoke test run after the imports.
+# whether the modules are only dlopen()ed (torch's module init needs torch/__init__.py, which needs
+# files the Debian package links in from elsewhere and a wheel cannot hold: the loader still maps,
+# relocates and initializes every library), and a smoke test run after the imports.
 CASES = {
-    # libX11.so.6 is on the policy's list and stays the system's; it loads the system's libxcb.so.1,
-    # which loads libXau, libXdmcp, libbsd and libmd. libpulsecommon needs libxcb too: grafted, each of
-    # the five is in the process twice, and the loader binds the grafted copies' symbols to the
-    # system's (the relocation check below sees it), so they are left with libX11. So is libffi.so.8,
-    # which libgobject-2.0.so.0 (allowed too) loads and libwayland needs.
-    "pygame": ("python3-pygame", 60, ["--exclude", "libxcb.so.1", "--exclude", "libXau.so.6", "--exclude", "libXdmcp.so.6",
-                                      "--exclude", "libbsd.so.0", "--exclude", "libmd.so.0", "--exclude", "libffi.so.8"], False,
+    "pygame": ("python3-pygame", 60, EXCLUDE, False,
                "import pygame; pygame.init(); s = pygame.Surface((4, 4)); s.fill((1, 2, 3)); "
                "assert tuple(s.get_at((0, 0)))[:3] == (1, 2, 3)"),
-    # libGL.so.1 is on the policy's list and stays the system's; it loads the system's libGLX.so.0
-    # and libGLdispatch.so.0 under their own names, so grafted copies of those two would be a second
-    # instance in one process (the system libGLX binds to the grafted libGLdispatch and crashes in
-    # its constructor). Leaving them with libGL is the cure auditwheel's users apply too.
-    "opencv": ("python3-opencv", 300, ["--exclude", "libGLX.so.0", "--exclude", "libGLdispatch.so.0"], False,
+    "opencv": ("python3-opencv", 300, EXCLUDE, False,
                "import cv2, numpy as np; ok, png = cv2.imencode('.png', np.arange(16, dtype=np.uint8).reshape(4, 4)); "
                "assert ok and (cv2.imdecode(png, cv2.IMREAD_GRAYSCALE) == np.arange(16).reshape(4, 4)).all()"),
     # torch/bin/test_jit needs two test libraries Debian does not ship.
-    "torch": ("python3-torch", 250, ["--exclude", "libGLX.so.0", "--exclude", "libGLdispatch.so.0",
-                                     "--exclude", "libjitbackend_test.so", "--exclude", "libbackend_with_compiler.so"],
+    "torch": ("python3-torch", 250, EXCLUDE + ["--exclude", "libjitbackend_test.so", "--exclude", "libbackend_with_compiler.so"],
               True, "pass"),
 }
 
@@ -136,19 +141,17 @@ def extension_modules(wheel):
 
 
 IMPORT = r"""
-import importlib, importlib.machinery, importlib.util, json, os, sys
-target, by_file, mods, smoke = sys.argv[1], sys.argv[2] == "1", json.loads(sys.argv[3]), sys.argv[4]
+import ctypes, importlib, json, os, sys
+target, dlopen_only, mods, smoke = sys.argv[1], sys.argv[2] == "1", json.loads(sys.argv[3]), sys.argv[4]
 sys.path.insert(0, target)
 files = {}
 for name, member in mods:
-    if by_file:
+    if dlopen_only:
         path = os.path.join(target, member)
-        loader = importlib.machinery.ExtensionFileLoader(name, path)
-        m = importlib.util.module_from_spec(importlib.util.spec_from_file_location(name, path, loader=loader))
-        loader.exec_module(m)
+        ctypes.CDLL(path)
+        files[name] = os.path.realpath(path)
     else:
-        m = importlib.import_module(name)
-    files[name] = os.path.realpath(m.__file__)
+        files[name] = os.path.realpath(importlib.import_module(name).__file__)
 exec(smoke)
 maps = sorted({l.split(None, 5)[5].strip() for l in open("/proc/self/maps") if len(l.split(None, 5)) == 6})
 print(json.dumps({"files": files, "maps": maps}))
@@ -187,7 +190,7 @@ def loader_log(log_dir):
     return events
 
 
-def install_and_import(tmp, new, res, by_file, smoke, label):
+def install_and_import(tmp, new, res, dlopen_only, smoke, label):
     target = os.path.join(tmp, "target")
     r, dt = timed([PY, "-m", "pip", "install", "--no-index", "--no-deps", "--disable-pip-version-check", "--quiet",
                    "--target", target, new])
@@ -208,8 +211,9 @@ def install_and_import(tmp, new, res, by_file, smoke, label):
     log_dir = os.path.join(tmp, "ld-debug")
     os.makedirs(log_dir)
     env = dict(clean_env(), LD_DEBUG="files", LD_DEBUG_OUTPUT=os.path.join(log_dir, "log"))
-    r, dt = timed([PY, "-c", IMPORT, target, "1" if by_file else "0", json.dumps(mods), smoke], cwd=tmp, env=env)
-    if not check(r.returncode == 0, f"{label}: {len(mods)} extension modules import ({dt:.1f} s) "
+    r, dt = timed([PY, "-c", IMPORT, target, "1" if dlopen_only else "0", json.dumps(mods), smoke], cwd=tmp, env=env)
+    how = "load (dlopen)" if dlopen_only else "import"
+    if not check(r.returncode == 0, f"{label}: {len(mods)} extension modules {how} ({dt:.1f} s) "
                                     f"(rc {r.returncode}: {r.stderr.strip()[-400:]})"):
         return
     got = json.loads(r.stdout.strip().splitlines()[-1])
@@ -230,7 +234,7 @@ def install_and_import(tmp, new, res, by_file, smoke, label):
     check(not by_wheel, f"{label}: nothing installed loads a grafted library's original ({by_wheel[:3]})")
     crossed = sorted({f"{n} <- {b}" for n, b, how in events if how == "relocation" and
                       ((inside(n) and not inside(b)) or (inside(b) and os.path.realpath(n) in originals))})
-    check(not crossed, f"{label}: no symbol binds across a grafted copy and the system ({len(crossed)}: {crossed[:6]})")
+    check(not crossed, f"{label}: no symbol binds across a grafted copy and the system ({len(crossed)}: {crossed[:20]})")
     mapped_originals = sorted(originals & {os.path.realpath(p) for p in maps if p.startswith("/") and os.path.exists(p)})
     if mapped_originals:
         print(f"# also mapped, loaded for the interpreter or a library the policy allows: {len(mapped_originals)}: "
@@ -242,13 +246,13 @@ def main():
     try:
         table = None
         if CASE == "bigelf":
-            spec, least, extra, by_file, smoke = None, 1, [], False, ""
+            spec, least, extra, dlopen_only, smoke = None, 1, [], False, ""
             wheel, table = big_wheel(tmp)
             smoke = ("import bigdata, hashlib; "
                      f"assert hashlib.sha256(bigdata.table()).digest() == hashlib.sha256(open({table!r}, 'rb').read()).digest(); "
                      "assert bigdata.lz4_version() >= 10900")
         else:
-            spec, least, extra, by_file, smoke = CASES[CASE]
+            spec, least, extra, dlopen_only, smoke = CASES[CASE]
             pkg = spec.split("+")[0]
             if not check(installed(pkg), f"{pkg} is installed, so repair finds its libraries (tools/deps installs it)"):
                 return 1
@@ -287,7 +291,7 @@ def main():
         left = sorted(set(sj2.get("external_libs", {})) - excluded)
         check(r.returncode in (0, 1) and not left and sj2.get("record", {}).get("ok") and not r.stderr.strip(),
               f"{label}: show on the result ({dt:.1f} s): RECORD ok, nothing left to vendor ({left[:3]} {r.stderr.strip()[-300:]})")
-        install_and_import(tmp, new, res, by_file, smoke, label)
+        install_and_import(tmp, new, res, dlopen_only, smoke, label)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"{len(failures)} failures")
