@@ -117,7 +117,8 @@ bool kw_elf_dyn_at(const struct kw_elf_raw *r, uint64_t off, uint64_t size, uint
  * kw_elf_vaddr_room: the first PT_LOAD whose file image holds the byte at
  * vaddr and whose offset for it lies in the image; the bytes from there to
  * the end of that file image (clamped to the image), and the offset in *off.
- * 0 (and *off untouched) if none does.
+ * 0 and *off 0 if none does, so a caller that checks only the room never
+ * reads an unset offset.
  */
 bool kw_elf_vaddr_range(const struct kw_elf_raw *r, const struct kw_elf_phdr *ph, size_t n, uint64_t vaddr,
 			uint64_t size, uint64_t *off);
@@ -167,11 +168,12 @@ enum kw_elf_ver_defect {
 
 /*
  * Walk the chain of num records whose first record is at file offset off;
- * every entry must lie in [off, end) (end <= the image's length). For each
- * record fn sees the record, then its vn_cnt / vd_cnt aux entries, following
- * the next offsets; a next of 0 ends a list. fn returns 0 to go on,
- * KW_ELF_VER_NEXT_RECORD to skip to the next record, or a negative value,
- * which stops the walk and is returned.
+ * every entry must end by end (clamped to the image's length; the next
+ * offsets only add, so no entry lies below off). For each record fn sees the
+ * record, then its vn_cnt / vd_cnt aux entries, following the next offsets;
+ * a next of 0 ends a list. fn returns 0 to go on, KW_ELF_VER_NEXT_RECORD to
+ * skip to the next record, or a negative value, which stops the walk and is
+ * returned; other positive values count as 0.
  *
  * Strict (the default): an entry past end or a bound exceeded stops the walk
  * with a positive enum kw_elf_ver_defect. Lenient: the walk visits only the

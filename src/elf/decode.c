@@ -73,30 +73,40 @@ uint64_t kw_elf_rd(const struct kw_elf_raw *r, const unsigned char *p, size_t wi
 	uint64_t v = 0;
 	size_t i;
 
+	switch (width) {
+	case 2: return kw_elf_rd16(r, p);
+	case 4: return kw_elf_rd32(r, p);
+	case 8: return kw_elf_rd64(r, p);
+	default: break;
+	}
 	for (i = 0; i < width; i++) {
 		v |= (uint64_t)p[r->msb ? i : width - 1 - i] << (8 * (width - 1 - i));
 	}
 	return v;
 }
 
+/* The fixed widths are spelled out: they are most of what the readers do, and the loop above is slower. */
 uint16_t kw_elf_rd16(const struct kw_elf_raw *r, const unsigned char *p)
 {
-	return (uint16_t)kw_elf_rd(r, p, 2);
+	return r->msb ? (uint16_t)(p[0] << 8 | p[1]) : (uint16_t)(p[1] << 8 | p[0]);
 }
 
 uint32_t kw_elf_rd32(const struct kw_elf_raw *r, const unsigned char *p)
 {
-	return (uint32_t)kw_elf_rd(r, p, 4);
+	return r->msb ? (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]
+		      : (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[1] << 8 | p[0];
 }
 
 uint64_t kw_elf_rd64(const struct kw_elf_raw *r, const unsigned char *p)
 {
-	return kw_elf_rd(r, p, 8);
+	uint64_t a = kw_elf_rd32(r, p), b = kw_elf_rd32(r, p + 4);
+
+	return r->msb ? a << 32 | b : b << 32 | a;
 }
 
 uint64_t kw_elf_rdword(const struct kw_elf_raw *r, const unsigned char *p)
 {
-	return kw_elf_rd(r, p, kw_elf_word(r));
+	return r->is64 ? kw_elf_rd64(r, p) : kw_elf_rd32(r, p);
 }
 
 bool kw_elf_in_file(const struct kw_elf_raw *r, uint64_t off, uint64_t size)
@@ -245,6 +255,7 @@ uint64_t kw_elf_vaddr_room(const struct kw_elf_raw *r, const struct kw_elf_phdr 
 {
 	size_t i;
 
+	*off = 0;
 	for (i = 0; i < n; i++) {
 		const struct kw_elf_phdr *p = &ph[i];
 		uint64_t o, room;
