@@ -108,7 +108,10 @@ static void repair_one(struct job *job, const char *path)
 		opts.progress_ud = &prog;
 		show_progress(&prog, "auditing", 0, 0);
 	}
-	rc = kw_repair_wheel(job->ctx, path, &opts, &r, &err);
+	rc = kw_cli_check_input(path, &err);
+	if (!rc) {
+		rc = kw_repair_wheel(job->ctx, path, &opts, &r, &err);
+	}
 	if (prog.shown) {
 		fputs("\r\033[K", stderr);
 		fflush(stderr);

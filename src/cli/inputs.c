@@ -120,3 +120,14 @@ int kw_cli_collect_wheels(char **args, size_t n, struct kw_strv *out, struct kw_
 	}
 	return 0;
 }
+
+int kw_cli_check_input(const char *path, struct kw_error *err)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0) {
+		return kw_error_set(err, KW_EIO, "cannot access '%s': %s", path,
+				    errno == ENOENT ? "no such file" : strerror(errno));
+	}
+	return 0;
+}

@@ -12,4 +12,10 @@
  */
 int kw_cli_collect_wheels(char **args, size_t n, struct kw_strv *out, struct kw_error *err);
 
+/*
+ * Can the input at path be opened at all? A missing path is "no such file"
+ * (KW_EIO, err set) whatever its name, before anyone judges the name.
+ */
+int kw_cli_check_input(const char *path, struct kw_error *err);
+
 #endif
