@@ -12,14 +12,18 @@
 
 struct kw_repair_opts {
 	const char *out_dir;         /* where the repaired wheel goes (must exist) */
-	const char *plat;            /* requested platform tag or policy name, or NULL for the best */
-	bool only_plat;              /* use plat even if a more compatible tag is reachable */
+	const char *plat;            /* requested platform tag or policy name; NULL or "auto": the best */
+	bool only_plat;              /* tag with plat alone, not also with a more compatible reachable tag */
 	const char *lib_sdir;        /* suffix of the libraries directory: "<dist><lib_sdir>/"; NULL: ".libs" */
-	const char *const *exclude;  /* sonames (globs) left external */
+	/* left external, with what only they need: globs on the DT_NEEDED name or the resolved path */
+	const char *const *exclude;
 	size_t n_exclude;
 	bool strip;                  /* strip symbols from grafted libraries and ELF members */
 	int zip_level;               /* deflate level for new members: 0 stores, 1-9, < 0 default (6) */
 	int64_t mtime;               /* time stamp of new members; < 0: newest member of the input */
+	bool no_update_tags;         /* keep the file name and WHEEL's Tag lines as they are */
+	bool allow_pure;             /* copy a pure wheel instead of refusing it */
+	bool no_isa_check;           /* an ISA level above the architecture's baseline does not block a tag */
 	kw_progress_fn progress;     /* told of each step of a repair, or NULL */
 	void *progress_ud;
 };
@@ -46,6 +50,9 @@ struct kw_repair_result {
 	size_t n_grafts;
 	struct kw_strv patched;    /* wheel members whose ELF was edited */
 	struct kw_strv excluded;   /* external libraries left out on request */
+	struct kw_strv excluded_deps; /* left out too: only excluded libraries need them */
+	struct kw_strv libpython;  /* "member: soname" for every libpython DT_NEEDED removed */
+	struct kw_strv scripts;    /* "<x>.data/scripts/NAME -> <dist>.scripts/NAME" for ELF programs moved */
 };
 
 /*

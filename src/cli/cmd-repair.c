@@ -22,16 +22,33 @@ static const char summary[] =
 	"them, retag for the best reachable manylinux/musllinux policy, and write the new\n"
 	"wheels to the wheel directory. Options mean what auditwheel's do.";
 
-enum { OPT_JSON = 2001, OPT_PLAT, OPT_ONLY_PLAT, OPT_EXCLUDE, OPT_STRIP, OPT_LEVEL };
+enum {
+	OPT_JSON = 2001, OPT_PLAT, OPT_ONLY_PLAT, OPT_EXCLUDE, OPT_STRIP, OPT_NO_UPDATE_TAGS, OPT_NO_ISA, OPT_ALLOW_PURE,
+	OPT_LDPATHS, OPT_PATCHER,
+};
 
 static const struct kw_opt_help helps[] = {
 	{ { "wheel-dir", required_argument, NULL, 'w' }, "DIR", "where repaired wheels go (default: wheelhouse)" },
-	{ { "plat", required_argument, NULL, OPT_PLAT }, "TAG", "target tag (default: the most compatible reachable)" },
-	{ { "only-plat", no_argument, NULL, OPT_ONLY_PLAT }, NULL, "tag with --plat even if a more compatible tag is reachable" },
+	{ { "plat", required_argument, NULL, OPT_PLAT }, "TAG",
+	  "target tag, or auto: the most compatible reachable (default: $AUDITWHEEL_PLAT, else auto)" },
+	{ { "only-plat", no_argument, NULL, OPT_ONLY_PLAT }, NULL,
+	  "tag with --plat alone, without the more compatible tag reached" },
+	{ { "no-update-tags", no_argument, NULL, OPT_NO_UPDATE_TAGS }, NULL,
+	  "keep the file name and WHEEL's Tag lines as they are" },
 	{ { "lib-sdir", required_argument, NULL, 'L' }, "SUFFIX", "libraries go to <dist>SUFFIX/ (default: .libs)" },
-	{ { "exclude", required_argument, NULL, OPT_EXCLUDE }, "SONAME", "leave libraries matching this glob external (repeatable)" },
+	{ { "exclude", required_argument, NULL, OPT_EXCLUDE }, "GLOB",
+	  "leave libraries whose name or resolved path match external, and what only they need (repeatable)" },
 	{ { "strip", no_argument, NULL, OPT_STRIP }, NULL, "strip symbols from grafted libraries and ELF members" },
-	{ { "zip-compression-level", required_argument, NULL, OPT_LEVEL }, "N", "deflate level for new members: 0 stores, 1-9 (default 6)" },
+	{ { "zip-compression-level", required_argument, NULL, 'z' }, "N",
+	  "deflate level for new members: 0 stores, 1-9 (default: $AUDITWHEEL_ZIP_COMPRESSION_LEVEL, else 6)" },
+	{ { "disable-isa-ext-check", no_argument, NULL, OPT_NO_ISA }, NULL,
+	  "an ISA level above the architecture's baseline (x86-64-v2...) does not lower the tag" },
+	{ { "allow-pure-python-wheel", no_argument, NULL, OPT_ALLOW_PURE }, NULL,
+	  "copy a pure wheel to the wheel directory instead of refusing it (exit 1)" },
+	{ { "ldpaths", required_argument, NULL, OPT_LDPATHS }, "DIRS",
+	  "search these directories instead of ld.so.conf and the defaults ($AUDITWHEEL_LD_LIBRARY_PATH first)" },
+	{ { "patcher", required_argument, NULL, OPT_PATCHER }, "NAME",
+	  "accepted for auditwheel's sake and ignored: kwheel edits ELF files itself" },
 	{ { "jobs", required_argument, NULL, 'j' }, "N", "repair N wheels at once (default 1)" },
 	{ { "json", no_argument, NULL, OPT_JSON }, NULL, "one JSON object per wheel, one a line" },
 	KW_CLI_RESOLVE_OPTS,
@@ -178,6 +195,50 @@ static bool plain_suffix(const char *s)
 	return true;
 }
 
+/* auto, or a manylinux/musllinux policy by name, alias or tag; plain linux is no target. */
+static bool plat_known(const struct kw_policy_set *set, const char *plat)
+{
+	const struct kw_policy *p = strcmp(plat, "auto") == 0 ? NULL : kw_policy_find(set, plat);
+
+	return strcmp(plat, "auto") == 0 || (p && p->family != KW_POLICY_LINUX);
+}
+
+/*
+ * auditwheel's search options: --ldpaths stands for ld.so.conf and the
+ * default directories (LD_LIBRARY_PATH is then not read, as there), and
+ * $AUDITWHEEL_LD_LIBRARY_PATH comes before LD_LIBRARY_PATH, or before what
+ * --library-path gave.
+ */
+static int search_paths(struct kw_ctx *ctx, const char *ldpaths, const char *aw_ldpath, bool library_path,
+			struct kw_error *err)
+{
+	struct kw_strv dirs = { 0 };
+	char *joined = NULL;
+	const char *cur = ctx->ld_library_path;
+	size_t i;
+	int rc = 0;
+
+	if (ldpaths) {
+		ctx->no_default_paths = true;
+		if (!library_path) {
+			cur = NULL;
+		}
+		rc = kw_strv_split(&dirs, ldpaths, ':') ? kw_error_set(err, KW_ENOMEM, "out of memory") : 0;
+		for (i = 0; !rc && i < dirs.n; i++) {
+			rc = *dirs.v[i] ? kw_ctx_add_lib_path(ctx, dirs.v[i], err) : 0;
+		}
+	}
+	if (!rc && aw_ldpath && *aw_ldpath) {
+		joined = cur && *cur ? kw_asprintf("%s:%s", aw_ldpath, cur) : kw_strdup(aw_ldpath);
+		rc = joined ? kw_ctx_set_ld_library_path(ctx, joined, err) : kw_error_set(err, KW_ENOMEM, "out of memory");
+	} else if (!rc && cur != ctx->ld_library_path) {
+		rc = kw_ctx_set_ld_library_path(ctx, NULL, err);
+	}
+	free(joined);
+	kw_strv_release(&dirs);
+	return rc;
+}
+
 static int cmd_repair(struct kw_ctx *ctx, int argc, char **argv)
 {
 	struct sigaction ign;
@@ -187,7 +248,9 @@ static int cmd_repair(struct kw_ctx *ctx, int argc, char **argv)
 	struct kw_error err = { 0 };
 	struct job job;
 	const struct kw_policy_set *set;
-	const char *wheel_dir = "wheelhouse", *sde;
+	const char *wheel_dir = "wheelhouse", *sde, *level = getenv("AUDITWHEEL_ZIP_COMPRESSION_LEVEL");
+	const char *ldpaths = NULL, *aw_ldpath = getenv("AUDITWHEEL_LD_LIBRARY_PATH");
+	bool library_path = false;
 	long jobs = 1;
 	int c, rc = KW_EXIT_ERROR;
 
@@ -203,6 +266,13 @@ static int cmd_repair(struct kw_ctx *ctx, int argc, char **argv)
 	memset(&job, 0, sizeof(job));
 	job.opts.mtime = -1;
 	job.opts.zip_level = -1;
+	job.opts.plat = getenv("AUDITWHEEL_PLAT");
+	if (job.opts.plat && !*job.opts.plat) {
+		job.opts.plat = NULL;
+	}
+	if (level && !*level) {
+		level = NULL;
+	}
 	kw_cli_opts(helps, longopts, 32, shortopts, sizeof(shortopts));
 	while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
 		int r = kw_cli_resolve_opt(ctx, c, optarg, &err);
@@ -213,6 +283,7 @@ static int cmd_repair(struct kw_ctx *ctx, int argc, char **argv)
 			goto out;
 		}
 		if (r > 0) {
+			library_path = library_path || c == KW_OPT_LIBPATH;
 			continue;
 		}
 		switch (c) {
@@ -233,13 +304,13 @@ static int cmd_repair(struct kw_ctx *ctx, int argc, char **argv)
 			}
 			break;
 		case OPT_STRIP: job.opts.strip = true; break;
-		case OPT_LEVEL:
-			errno = 0;
-			job.opts.zip_level = (int)strtol(optarg, &end, 10);
-			if (errno || *end || job.opts.zip_level < 0 || job.opts.zip_level > 9) {
-				rc = kw_cli_usage("repair", "--zip-compression-level takes 0 to 9, not '%s'", optarg);
-				goto out;
-			}
+		case 'z': level = optarg; break;
+		case OPT_NO_UPDATE_TAGS: job.opts.no_update_tags = true; break;
+		case OPT_NO_ISA: job.opts.no_isa_check = true; break;
+		case OPT_ALLOW_PURE: job.opts.allow_pure = true; break;
+		case OPT_LDPATHS: ldpaths = optarg; break;
+		case OPT_PATCHER:
+			fprintf(stderr, "kwheel: --patcher %s ignored: kwheel edits ELF files itself\n", optarg);
 			break;
 		case 'j':
 			errno = 0;
@@ -263,6 +334,22 @@ static int cmd_repair(struct kw_ctx *ctx, int argc, char **argv)
 		rc = kw_cli_usage("repair", "no wheel given");
 		goto out;
 	}
+	if (level) {
+		char *end;
+
+		errno = 0;
+		job.opts.zip_level = (int)strtol(level, &end, 10);
+		if (errno || *end || job.opts.zip_level < 0 || job.opts.zip_level > 9) {
+			rc = kw_cli_usage("repair", "--zip-compression-level takes 0 to 9, not '%s'", level);
+			goto out;
+		}
+	}
+	rc = search_paths(ctx, ldpaths, aw_ldpath, library_path, &err);
+	if (rc) {
+		rc = kw_cli_error(&err);
+		goto out;
+	}
+	rc = KW_EXIT_ERROR;
 	/* Reproducible output: new members carry SOURCE_DATE_EPOCH when it is set. */
 	sde = getenv("SOURCE_DATE_EPOCH");
 	if (sde && *sde) {
@@ -293,6 +380,11 @@ static int cmd_repair(struct kw_ctx *ctx, int argc, char **argv)
 	/* Loaded once here, before any worker starts: workers then only read the context. */
 	if (kw_ctx_policy(ctx, &set, &err)) {
 		rc = kw_cli_error(&err);
+		goto out;
+	}
+	if (job.opts.plat && !plat_known(set, job.opts.plat)) {
+		rc = kw_cli_usage("repair", "--plat: unknown platform '%s' (auto, or a manylinux/musllinux tag or alias)",
+				  job.opts.plat);
 		goto out;
 	}
 	job.ctx = ctx;

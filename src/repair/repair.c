@@ -10,6 +10,7 @@
  * memory is bounded by the largest ELF member the audit parses, not by the
  * wheel.
  */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -22,14 +23,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <jansson.h>
-
-#include "kw-config.h"
-
 #include "kwheel/audit.h"
 #include "kwheel/patch.h"
 #include "kwheel/repair.h"
 #include "kwheel/wheel.h"
+
+#include "internal.h"
 
 #define OVERLAY_PREFIX "/.kwheel-wheel/"
 
@@ -59,8 +58,13 @@ struct job {
 	char *libs_dir;            /* "pkg.libs" */
 	char *workdir;             /* private, locked (kw_wheel_temp_dir) */
 	int workfd;                /* holds its lock; work files are created relative to it */
-	struct kw_strv plats;      /* new platform tags */
+	struct kw_strv plats;      /* new platform tags, in the order auditwheel adds them */
+	struct kw_strv name_plats; /* the new file name's platform tags */
+	bool **reach;              /* per audit member, per graph node: still loaded once the cut libraries go */
+	struct kw_strv dropped;    /* paths of libraries no member loads once the cut libraries go */
+	bool has_libpython;        /* some member needs a libpython directly */
 	char **member_work;        /* per wheel member: edited copy path or NULL */
+	char **member_move;        /* per wheel member: new name of a moved ELF program, or NULL */
 	size_t n_member_work;
 	struct kw_repair_result *res;
 };
@@ -87,6 +91,59 @@ static bool excluded(const struct kw_repair_opts *o, const char *soname)
 		}
 	}
 	return false;
+}
+
+/* --exclude matches the DT_NEEDED name, or the path a system library resolved to (a directory glob). */
+static bool excluded_node(const struct kw_repair_opts *o, const struct kw_dep_node *n)
+{
+	return excluded(o, n->name) || (!n->in_overlay && n->realpath && excluded(o, n->realpath));
+}
+
+static bool all_digits(const char **p)
+{
+	const char *s = *p;
+
+	while (isdigit((unsigned char)**p)) {
+		(*p)++;
+	}
+	return *p > s;
+}
+
+/*
+ * "libpython3.11.so.1.0", "libpython2.7m.so": the names auditwheel treats as
+ * libpython. The interpreter provides those symbols itself; a wheel must not
+ * link one.
+ */
+static bool is_libpython(const char *so)
+{
+	const char *p = so;
+
+	if (strncmp(p, "libpython", 9) != 0) {
+		return false;
+	}
+	p += 9;
+	if (!all_digits(&p) || *p++ != '.' || !all_digits(&p)) {
+		return false;
+	}
+	if (*p == 'm') {
+		p++;
+	}
+	if (strncmp(p, ".so", 3) != 0) {
+		return false;
+	}
+	p += 3;
+	while (*p) {
+		if (*p++ != '.' || !all_digits(&p)) {
+			return false;
+		}
+	}
+	return true;
+}
+
+/* A library cut from every tree: libpython (its DT_NEEDED goes) or one the user excluded. */
+static bool cut_node(const struct job *j, const struct kw_dep_node *n)
+{
+	return is_libpython(n->name) || excluded_node(j->o, n);
 }
 
 /* SHA-256 of a whole file, left in s, and its size. */
@@ -169,14 +226,34 @@ static long verdict_index(const struct kw_audit *a, const struct kw_audit_verdic
 	return v ? (long)(v - a->verdicts) : -1;
 }
 
-static bool blocking(const struct kw_audit_verdict *v, const struct kw_audit_reason **why)
+/*
+ * A reason that comes from a library cut from the trees (or only reached
+ * through one) no longer holds: auditwheel does not look at what it leaves out.
+ */
+static bool reason_dropped(const struct job *j, const struct kw_audit_reason *r)
+{
+	if (r->member && kw_strv_find(&j->dropped, r->member) >= 0) {
+		return true;
+	}
+	return r->kind == KW_REASON_BLACKLIST && r->lib && (is_libpython(r->lib) || excluded(j->o, r->lib));
+}
+
+/*
+ * What grafting cannot cure: symbol versions, PyFPE_jbuf, the policy's
+ * architecture or libc, and black-listed imports (the vendored copy is the
+ * library the import was forbidden from, so the module would bind to a copy
+ * that may not define it: auditwheel refuses these too).
+ */
+static bool blocking(const struct job *j, const struct kw_audit_verdict *v, const struct kw_audit_reason **why)
 {
 	size_t i;
 
 	for (i = 0; i < v->n_reasons; i++) {
 		enum kw_reason_kind k = v->reasons[i].kind;
 
-		if (k == KW_REASON_SYMVER || k == KW_REASON_PYFPE || k == KW_REASON_ARCH || k == KW_REASON_LIBC) {
+		if ((k == KW_REASON_SYMVER || k == KW_REASON_PYFPE || k == KW_REASON_ARCH || k == KW_REASON_LIBC ||
+		     k == KW_REASON_BLACKLIST) &&
+		    !reason_dropped(j, &v->reasons[i])) {
 			*why = &v->reasons[i];
 			return true;
 		}
@@ -184,50 +261,101 @@ static bool blocking(const struct kw_audit_verdict *v, const struct kw_audit_rea
 	return false;
 }
 
-static int too_new(const struct kw_audit *a, const struct kw_audit_verdict *v, const char *tag, struct kw_error *err)
+static int too_new(const struct job *j, const struct kw_audit_verdict *v, const char *tag, struct kw_error *err)
 {
-	char msg[400] = "";
+	const struct kw_audit *a = j->a;
+	struct kw_buf b = { 0 };
 	size_t i, shown = 0, total = 0;
+	bool black = false;
+	char *msg;
+	int rc;
 
 	for (i = 0; i < v->n_reasons; i++) {
+		black = black || (v->reasons[i].kind == KW_REASON_BLACKLIST && !reason_dropped(j, &v->reasons[i]));
+	}
+	for (i = 0; i < v->n_reasons; i++) {
 		const struct kw_audit_reason *r = &v->reasons[i];
-		char one[160];
 
-		if (r->kind == KW_REASON_LIB || r->kind == KW_REASON_BLACKLIST) {
+		/* Black-listed symbols are the whole story when there are any: name only those. */
+		if (r->kind == KW_REASON_LIB || (black && r->kind != KW_REASON_BLACKLIST) || reason_dropped(j, r)) {
 			continue;
 		}
 		total++;
-		if (shown < 3) {
-			if (r->kind == KW_REASON_SYMVER) {
-				snprintf(one, sizeof(one), "%s%s needs %s from %s", shown ? "; " : "",
-					 r->member ? r->member : "?", r->what ? r->what : "?", r->lib ? r->lib : "?");
-			} else {
-				snprintf(one, sizeof(one), "%s%s: %s", shown ? "; " : "", r->member ? r->member : "wheel",
-					 kw_reason_kind_str(r->kind));
-			}
-			strncat(msg, one, sizeof(msg) - strlen(msg) - 1);
-			shown++;
+		if (shown == 3) {
+			continue;
 		}
+		if (r->kind == KW_REASON_SYMVER) {
+			kw_buf_appendf(&b, "%s%s needs %s from %s", shown ? "; " : "", r->member ? r->member : "?",
+				       r->what ? r->what : "?", r->lib ? r->lib : "?");
+		} else if (r->kind == KW_REASON_BLACKLIST) {
+			kw_buf_appendf(&b, "%s%s imports %s from %s", shown ? "; " : "", r->member ? r->member : "?",
+				       r->what ? r->what : "?", r->lib ? r->lib : "?");
+		} else {
+			kw_buf_appendf(&b, "%s%s: %s", shown ? "; " : "", r->member ? r->member : "wheel",
+				       kw_reason_kind_str(r->kind));
+		}
+		shown++;
 	}
-	return kw_error_set(err, KW_EPOLICY, "'%s': cannot reach %s: %s%s (best reachable: %s)", a->filename,
-			    tag, msg, total > shown ? "; ..." : "", a->sym_tag ? a->sym_tag : "none");
+	msg = kw_buf_take(&b);
+	if (!msg) {
+		return oom(err);
+	}
+	if (black) {
+		rc = kw_error_set(err, KW_EPOLICY, "'%s': cannot repair to %s: it depends on black-listed symbols: %s%s",
+				  a->filename, tag, msg, total > shown ? "; ..." : "");
+	} else {
+		rc = kw_error_set(err, KW_EPOLICY, "'%s': cannot reach %s: %s%s (best reachable: %s)", a->filename, tag,
+				  msg, total > shown ? "; ..." : "", a->sym_tag ? a->sym_tag : "none");
+	}
+	free(msg);
+	return rc;
 }
 
+/* A policy's tag and its aliases' ("manylinux_2_17_x86_64", "manylinux2014_x86_64"), once each. */
+static int push_tags(struct kw_strv *sv, const struct kw_policy *p, const char *arch, struct kw_error *err)
+{
+	struct kw_policy alias = *p;
+	size_t i;
+
+	for (i = 0; i <= p->n_aliases; i++) {
+		char *t;
+
+		alias.name = i ? p->aliases[i - 1] : p->name;
+		t = kw_policy_tag(&alias, arch);
+		if (!t || kw_strv_push_unique(sv, t)) {
+			free(t);
+			return oom(err);
+		}
+		free(t);
+	}
+	return 0;
+}
+
+static bool is_auto(const char *plat)
+{
+	return !plat || strcmp(plat, "auto") == 0;
+}
+
+/*
+ * The target, as auditwheel picks it: "auto" is the most compatible tag that
+ * grafting can reach. A requested tag must itself be reachable; unless
+ * --only-plat, a more compatible reachable tag is added in front of it (the
+ * wheel then carries both) and decides what is grafted.
+ */
 static int choose(struct job *j, struct kw_error *err)
 {
 	struct kw_audit *a = j->a;
 	const struct kw_audit_reason *why = NULL;
-	long target = -1, i;
+	long best = -1, i;
+	int rc;
 
-	if (a->sym_best >= 0) {
-		for (i = a->sym_best; i < (long)a->n_verdicts; i++) {
-			if (!blocking(&a->verdicts[i], &why)) {
-				target = i;
-				break;
-			}
+	for (i = 0; i < (long)a->n_verdicts; i++) {
+		if (!blocking(j, &a->verdicts[i], &why)) {
+			best = i;
+			break;
 		}
 	}
-	if (j->o->plat) {
+	if (!is_auto(j->o->plat)) {
 		const struct kw_audit_verdict *req = kw_audit_verdict_for(a, j->o->plat);
 		long ri = verdict_index(a, req);
 
@@ -236,20 +364,105 @@ static int choose(struct job *j, struct kw_error *err)
 					    a->family == KW_POLICY_MUSLLINUX ? "musllinux" : "manylinux",
 					    a->arch ? a->arch : "this architecture");
 		}
-		if (blocking(req, &why)) {
-			return too_new(a, req, j->o->plat, err);
+		if (blocking(j, req, &why)) {
+			return too_new(j, req, j->o->plat, err);
 		}
-		if (j->o->only_plat || target < 0 || target > ri) {
-			target = ri;
+		j->v = req;
+		if (!j->o->only_plat && best >= 0 && best < ri) {
+			j->v = &a->verdicts[best];
+			rc = push_tags(&j->plats, j->v->policy, a->arch, err);
+			if (rc) {
+				return rc;
+			}
 		}
+		return push_tags(&j->plats, req->policy, a->arch, err);
 	}
-	if (target < 0) {
+	if (best < 0) {
 		const struct kw_audit_verdict *last = &a->verdicts[a->n_verdicts - 1];
 
-		return too_new(a, last, last->tag, err);
+		return too_new(j, last, last->tag, err);
 	}
-	j->v = &a->verdicts[target];
-	return 0;
+	j->v = &a->verdicts[best];
+	return push_tags(&j->plats, j->v->policy, a->arch, err);
+}
+
+/*
+ * Which libraries stay in the trees: a breadth-first walk of each member's
+ * graph that does not enter a cut library, so what only a cut library needs
+ * is left out with it, as auditwheel's tree never holds them.
+ */
+static int plan_reach(struct job *j, struct kw_error *err)
+{
+	struct kw_audit *a = j->a;
+	struct kw_strv reached = { 0 };
+	size_t *queue = NULL, i, k;
+	int rc = 0;
+
+	j->reach = kw_calloc(a->n_members + 1, sizeof(*j->reach));
+	if (!j->reach) {
+		return oom(err);
+	}
+	for (i = 0; i < a->n_members && !rc; i++) {
+		const struct kw_dep_graph *g = a->members[i].graph;
+		size_t head = 0, tail = 0;
+
+		if (!g || g->n_nodes == 0) {
+			continue;
+		}
+		j->reach[i] = kw_calloc(g->n_nodes, sizeof(**j->reach));
+		queue = kw_calloc(g->n_nodes, sizeof(*queue));
+		if (!j->reach[i] || !queue) {
+			rc = oom(err);
+			break;
+		}
+		j->reach[i][0] = true;
+		queue[tail++] = 0;
+		while (head < tail && !rc) {
+			size_t ni = queue[head++];
+			const struct kw_dep_node *n = &g->nodes[ni];
+
+			for (k = 0; k < n->n_deps && !rc; k++) {
+				size_t d = n->deps[k];
+
+				if (d >= g->n_nodes || j->reach[i][d]) {
+					continue;
+				}
+				if (cut_node(j, &g->nodes[d])) {
+					if (ni == 0 && is_libpython(g->nodes[d].name)) {
+						j->has_libpython = true;
+					}
+					if (!is_libpython(g->nodes[d].name) && excluded_node(j->o, &g->nodes[d]) &&
+					    kw_strv_push_unique(&j->res->excluded, g->nodes[d].name)) {
+						rc = oom(err);
+					}
+					continue;
+				}
+				j->reach[i][d] = true;
+				queue[tail++] = d;
+			}
+		}
+		free(queue);
+		queue = NULL;
+		for (k = 1; !rc && k < g->n_nodes; k++) {
+			if (j->reach[i][k] && g->nodes[k].path && kw_strv_push_unique(&reached, g->nodes[k].path)) {
+				rc = oom(err);
+			}
+		}
+	}
+	for (i = 0; i < a->n_members && !rc; i++) {
+		const struct kw_dep_graph *g = a->members[i].graph;
+
+		for (k = 1; g && j->reach[i] && k < g->n_nodes && !rc; k++) {
+			const char *path = g->nodes[k].path;
+
+			if (!j->reach[i][k] && path && kw_strv_find(&reached, path) < 0 &&
+			    kw_strv_push_unique(&j->dropped, path)) {
+				rc = oom(err);
+			}
+		}
+	}
+	kw_strv_release(&reached);
+	return rc;
 }
 
 /* ---- what to graft ---------------------------------------------------- */
@@ -375,22 +588,67 @@ static const char *needed_by(const struct kw_dep_graph *g, size_t k, const char 
 	return by;
 }
 
+/*
+ * A library a member could not find in its own tree may still be found when
+ * that member is loaded by another member, whose DT_RPATH the loader then
+ * also searches (inherited DT_RPATH): the tree of the member that loads it
+ * answers, as auditwheel's fix-up of such trees does.
+ */
+static const struct kw_dep_node *found_through_loader(const struct job *j, size_t mi, const char *name,
+						      const struct kw_dep_graph **in)
+{
+	const struct kw_audit *a = j->a;
+	size_t i, k, pl = strlen(OVERLAY_PREFIX);
+
+	for (i = 0; i < a->n_members; i++) {
+		const struct kw_dep_graph *g = a->members[i].graph;
+		bool loads = false;
+
+		for (k = 1; i != mi && g && k < g->n_nodes && !loads; k++) {
+			const char *p = g->nodes[k].path;
+
+			loads = g->nodes[k].in_overlay && j->reach[i][k] && p && strncmp(p, OVERLAY_PREFIX, pl) == 0 &&
+				strcmp(p + pl, a->members[mi].name) == 0;
+		}
+		for (k = 1; loads && k < g->n_nodes; k++) {
+			const struct kw_dep_node *n = &g->nodes[k];
+
+			if (j->reach[i][k] && strcmp(n->name, name) == 0 && n->path && n->realpath &&
+			    (n->in_overlay || n->info)) {
+				*in = g;
+				return n;
+			}
+		}
+	}
+	return NULL;
+}
+
 static int plan_grafts(struct job *j, struct kw_error *err)
 {
 	struct kw_audit *a = j->a;
 	size_t i, k, cap = 0;
 	int rc;
 
+	/* Vendored: what the chosen policy does not allow, among the libraries still in the trees. */
 	for (i = 0; i < j->v->graft.n; i++) {
 		const char *so = j->v->graft.v[i];
+		bool kept = false, cut = false;
+		size_t m;
 
-		if (excluded(j->o, so)) {
-			if (kw_strv_push_unique(&j->res->excluded, so)) {
-				return oom(err);
+		for (m = 0; m < a->n_members; m++) {
+			const struct kw_dep_graph *g = a->members[m].graph;
+
+			for (k = 1; g && j->reach[m] && k < g->n_nodes; k++) {
+				if (!g->nodes[k].in_overlay && strcmp(g->nodes[k].name, so) == 0) {
+					kept = kept || j->reach[m][k];
+					cut = cut || cut_node(j, &g->nodes[k]);
+				}
 			}
-			continue;
 		}
-		if (kw_strv_push(&j->graft, so)) {
+		if (kept && kw_strv_push(&j->graft, so)) {
+			return oom(err);
+		}
+		if (!kept && !cut && j->o->n_exclude && kw_strv_push_unique(&j->res->excluded_deps, so)) {
 			return oom(err);
 		}
 	}
@@ -399,8 +657,9 @@ static int plan_grafts(struct job *j, struct kw_error *err)
 
 		for (k = 1; g && k < g->n_nodes; k++) {
 			const struct kw_dep_node *n = &g->nodes[k];
+			const struct kw_dep_graph *ng = g;
 
-			if (n->in_overlay || kw_strv_find(&j->graft, n->name) < 0) {
+			if (n->in_overlay || !j->reach[i][k] || kw_strv_find(&j->graft, n->name) < 0) {
 				continue;
 			}
 			if (strchr(n->name, '/')) {
@@ -416,12 +675,18 @@ static int plan_grafts(struct job *j, struct kw_error *err)
 						    a->filename, needed_by(g, k, a->members[i].name), n->name);
 			}
 			if (!n->path || !n->realpath || !n->info) {
+				n = found_through_loader(j, i, n->name, &ng);
+			}
+			if (n && n->in_overlay) {
+				continue;
+			}
+			if (!n) {
 				return kw_error_set(err, KW_EPOLICY,
 						    "'%s': %s not found (needed by %s); give its directory with "
 						    "--library-path or leave it out with --exclude",
-						    a->filename, n->name, needed_by(g, k, a->members[i].name));
+						    a->filename, g->nodes[k].name, needed_by(g, k, a->members[i].name));
 			}
-			rc = add_inst(j, g, n, &cap, err);
+			rc = add_inst(j, ng, n, &cap, err);
 			if (rc) {
 				return rc;
 			}
@@ -746,21 +1011,72 @@ static int prepare_grafts(struct job *j, struct kw_error *err)
 	return 0;
 }
 
+/* "<x>.data/scripts/NAME": installers put it in bin/, away from the package its RPATH points into. */
+static bool is_script(const char *member)
+{
+	const char *a = strchr(member, '/'), *b = a ? strchr(a + 1, '/') : NULL;
+
+	return a && b && !strchr(b + 1, '/') && b[1] && a - member > 5 && strncmp(a - 5, ".data", 5) == 0 &&
+	       b - a == 8 && strncmp(a + 1, "scripts", 7) == 0;
+}
+
+/*
+ * Where a script that is an ELF program goes: "<dist>.scripts/NAME" in
+ * platlib. NAME ends up in the launcher's Python source, so only plain
+ * file-name characters are taken.
+ */
+static int script_dest(const struct job *j, const char *member, char **out, struct kw_error *err)
+{
+	const char *name = strrchr(member, '/') + 1, *p;
+
+	for (p = name; *p; p++) {
+		if (!isalnum((unsigned char)*p) && !strchr("._+-", *p)) {
+			return kw_error_set(err, KW_EUNSUPPORTED, "'%s': script '%s': only letters, digits and ._+- "
+					    "can name an ELF program that is moved", j->a->filename, member);
+		}
+	}
+	*out = kw_asprintf("%s.scripts/%s", j->a->name.distribution, name);
+	if (!*out) {
+		return oom(err);
+	}
+	if (kw_wheel_find(j->w, *out) >= 0) {
+		return kw_error_set(err, KW_EINVAL, "'%s': already has a member %s", j->a->filename, *out);
+	}
+	return 0;
+}
+
+/* The command's launcher: it runs the moved program from the installed package. */
+static char *script_launcher(const char *dest)
+{
+	return kw_asprintf("#!python\n"
+			   "# kwheel repair moved this ELF program into the package, where its RPATH\n"
+			   "# reaches the vendored libraries; this launcher runs it from there.\n"
+			   "import os\n"
+			   "import sys\n"
+			   "import sysconfig\n"
+			   "\n"
+			   "os.execv(os.path.join(sysconfig.get_path(\"platlib\"), \"%s\"), sys.argv)\n",
+			   dest);
+}
+
 static int prepare_members(struct job *j, struct kw_error *err)
 {
 	struct kw_audit *a = j->a;
-	size_t i;
+	size_t i, k;
 	int rc;
 
 	j->n_member_work = kw_wheel_member_count(j->w);
 	j->member_work = kw_calloc(j->n_member_work + 1, sizeof(*j->member_work));
-	if (!j->member_work) {
+	j->member_move = kw_calloc(j->n_member_work + 1, sizeof(*j->member_move));
+	if (!j->member_work || !j->member_move) {
 		return oom(err);
 	}
 	for (i = 0; i < a->n_members; i++) {
 		const struct kw_audit_member *m = &a->members[i];
 		struct kw_patch_replace *rep = NULL;
 		struct kw_patch_ops ops = { 0 };
+		struct kw_strv drop = { 0 };
+		const char *dest = m->name;
 		size_t n_rep = 0;
 		char *rpath = NULL, *work;
 		long idx;
@@ -772,27 +1088,40 @@ static int prepare_members(struct job *j, struct kw_error *err)
 		if (rc) {
 			return rc;
 		}
-		if (n_rep == 0 && !j->o->strip) {
+		/* libpython: the interpreter that imports the module provides it; the entry goes. */
+		for (k = 0; k < m->info->n_needed; k++) {
+			if (is_libpython(m->info->needed[k]) && kw_strv_push_unique(&drop, m->info->needed[k])) {
+				free(rep);
+				return oom(err);
+			}
+		}
+		if (n_rep == 0 && drop.n == 0 && !j->o->strip) {
 			free(rep);
 			continue;
 		}
 		idx = kw_wheel_find(j->w, m->name);
 		if (idx < 0) {
 			free(rep);
+			kw_strv_release(&drop);
 			return kw_error_set(err, KW_EINTERNAL, "member '%s' vanished", m->name);
 		}
 		work = kw_asprintf("%s/member-%zu", j->workdir, i);
 		if (!work) {
 			free(rep);
+			kw_strv_release(&drop);
 			return oom(err);
 		}
 		j->member_work[idx] = work;
-		rc = extract(j, (size_t)idx, work, err);
+		rc = (n_rep || drop.n) && is_script(m->name) ? script_dest(j, m->name, &j->member_move[idx], err) : 0;
+		dest = j->member_move[idx] ? j->member_move[idx] : m->name;
+		if (!rc) {
+			rc = extract(j, (size_t)idx, work, err);
+		}
 		if (!rc && j->o->strip) {
 			rc = run_strip(work, err);
 		}
 		if (!rc && n_rep) {
-			rpath = member_rpath(j, m->name, m->info);
+			rpath = member_rpath(j, dest, m->info);
 			if (!rpath) {
 				rc = oom(err);
 			}
@@ -801,11 +1130,23 @@ static int prepare_members(struct job *j, struct kw_error *err)
 			ops.set_rpath = rpath;
 			ops.force_rpath = true;
 		}
-		if (!rc && n_rep) {
+		ops.remove_needed = (const char *const *)drop.v;
+		ops.n_remove_needed = drop.n;
+		if (!rc && (n_rep || drop.n)) {
 			rc = kw_patch_file(work, NULL, &ops, NULL, err);
+		}
+		for (k = 0; !rc && k < drop.n; k++) {
+			if (kw_strv_push_own(&j->res->libpython, kw_asprintf("%s: %s", m->name, drop.v[k]))) {
+				rc = oom(err);
+			}
+		}
+		if (!rc && j->member_move[idx] &&
+		    kw_strv_push_own(&j->res->scripts, kw_asprintf("%s -> %s", m->name, dest))) {
+			rc = oom(err);
 		}
 		free(rep);
 		free(rpath);
+		kw_strv_release(&drop);
 		if (rc) {
 			kw_error_prefix(err, "'%s'", m->name);
 			return rc;
@@ -819,25 +1160,34 @@ static int prepare_members(struct job *j, struct kw_error *err)
 
 /* ---- metadata --------------------------------------------------------- */
 
-static int plan_tags(struct job *j, struct kw_error *err)
+/* Is tag one the retagged wheel drops? The plain "linux_<arch>" tag and "any" give way to the policy's. */
+static bool replaced_tag(const struct job *j, const char *tag)
 {
-	const struct kw_policy *p = j->v->policy;
+	return strcmp(tag, "any") == 0 || (strncmp(tag, "linux_", 6) == 0 && strcmp(tag + 6, j->a->arch) == 0);
+}
+
+/*
+ * The new file name's platforms, as auditwheel forms them: the old ones
+ * without the plain linux tag, then the new ones, once each, sorted.
+ */
+static int plan_names(struct job *j, struct kw_error *err)
+{
+	const struct kw_wheel_name *n = &j->a->name;
 	size_t i;
-	char *t = kw_policy_tag(p, j->a->arch);
 
-	if (!t || kw_strv_push_take(&j->plats, t)) {
-		free(t);
-		return oom(err);
-	}
-	for (i = 0; i < p->n_aliases; i++) {
-		struct kw_policy alias = *p;
-
-		alias.name = p->aliases[i];
-		t = kw_policy_tag(&alias, j->a->arch);
-		if (!t || kw_strv_push_take(&j->plats, t)) {
-			free(t);
+	for (i = 0; i < n->n_platforms; i++) {
+		if ((j->o->no_update_tags || !replaced_tag(j, n->platforms[i])) &&
+		    kw_strv_push_unique(&j->name_plats, n->platforms[i])) {
 			return oom(err);
 		}
+	}
+	for (i = 0; !j->o->no_update_tags && i < j->plats.n; i++) {
+		if (kw_strv_push_unique(&j->name_plats, j->plats.v[i])) {
+			return oom(err);
+		}
+	}
+	if (!j->o->no_update_tags) {
+		kw_strv_sort(&j->name_plats);
 	}
 	return 0;
 }
@@ -872,12 +1222,17 @@ static char *new_filename(const struct job *j, const char *plat)
 	return kw_asprintf("%s-%s-%s-%s-%s.whl", n->distribution, n->version, n->python, n->abi, plat);
 }
 
-/* WHEEL with its Tag lines for the new platforms (python and abi parts kept). */
+/*
+ * WHEEL with its Tag lines as auditwheel leaves them: the old ones but those
+ * for the replaced platforms, then one per python-abi pair and new platform
+ * that was not there yet; everything else as it was.
+ */
 static char *new_wheel_meta(const struct job *j, const char *text, size_t len)
 {
-	struct kw_strv pyabi = { 0 }, lines = { 0 };
+	struct kw_strv pyabi = { 0 }, tags = { 0 };
+	struct kw_buf b = { 0 };
 	char *copy = kw_strndup(text, len), *save = NULL, *line, *out = NULL;
-	size_t i, k, cap = len + 1, used = 0;
+	size_t i, k;
 	bool tags_written = false;
 
 	if (!copy) {
@@ -886,15 +1241,30 @@ static char *new_wheel_meta(const struct job *j, const char *text, size_t len)
 	for (i = 0; i < j->a->meta.n_tags; i++) {
 		const char *t = j->a->meta.tags[i];
 		const char *last = strrchr(t, '-');
+		char *pa;
 
-		if (last) {
-			char *pa = kw_strndup(t, (size_t)(last - t));
+		if (!last) {
+			continue;
+		}
+		pa = kw_strndup(t, (size_t)(last - t));
+		if (!pa || kw_strv_push_unique(&pyabi, pa)) {
+			free(pa);
+			goto out;
+		}
+		free(pa);
+		if (!replaced_tag(j, last + 1) && kw_strv_push_unique(&tags, t)) {
+			goto out;
+		}
+	}
+	for (i = 0; i < pyabi.n; i++) {
+		for (k = 0; k < j->plats.n; k++) {
+			char *t = kw_asprintf("%s-%s", pyabi.v[i], j->plats.v[k]);
 
-			if (!pa || kw_strv_push_unique(&pyabi, pa)) {
-				free(pa);
+			if (!t || kw_strv_push_unique(&tags, t)) {
+				free(t);
 				goto out;
 			}
-			free(pa);
+			free(t);
 		}
 	}
 	for (line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
@@ -904,128 +1274,52 @@ static char *new_wheel_meta(const struct job *j, const char *text, size_t len)
 			line[--l] = 0;
 		}
 		if (strncmp(line, "Tag:", 4) == 0) {
-			if (!tags_written) {
-				for (i = 0; i < pyabi.n; i++) {
-					for (k = 0; k < j->plats.n; k++) {
-						char *t = kw_asprintf("Tag: %s-%s", pyabi.v[i], j->plats.v[k]);
-
-						if (!t || kw_strv_push_take(&lines, t)) {
-							goto out;
-						}
-					}
-				}
-				tags_written = true;
+			for (i = 0; !tags_written && i < tags.n; i++) {
+				kw_buf_appendf(&b, "Tag: %s\n", tags.v[i]);
 			}
+			tags_written = true;
 			continue;
 		}
-		if (kw_strv_push(&lines, line)) {
-			goto out;
-		}
+		kw_buf_appendf(&b, "%s\n", line);
 	}
-	for (i = 0; i < lines.n; i++) {
-		cap += strlen(lines.v[i]) + 1;
-	}
-	out = kw_malloc(cap);
-	if (!out) {
-		goto out;
-	}
-	for (i = 0; i < lines.n; i++) {
-		size_t l = strlen(lines.v[i]);
-
-		memcpy(out + used, lines.v[i], l);
-		used += l;
-		out[used++] = '\n';
-	}
-	out[used] = 0;
+	out = kw_buf_take(&b);
 out:
+	kw_buf_release(&b);
 	free(copy);
 	kw_strv_release(&pyabi);
-	kw_strv_release(&lines);
+	kw_strv_release(&tags);
 	return out;
 }
 
-/* A CycloneDX document naming what was vendored and from where. */
-static char *sbom(const struct job *j)
+/* A CycloneDX document naming what was vendored and from where (sbom.c). */
+static char *sbom(const struct job *j, const char *out_path)
 {
-	const struct kw_wheel_name *n = &j->a->name;
-	json_t *doc = json_object(), *meta = json_object(), *comp = json_object(), *comps = json_array(),
-	       *deps = json_array(), *dep = json_object(), *dep_on = json_array(), *tool = json_object(),
-	       *tools = json_array();
-	char *purl = kw_asprintf("pkg:pypi/%s@%s", n->distribution, n->version), *s = NULL;
+	struct kw_sbom_lib *libs = kw_calloc(j->n_inst + 1, sizeof(*libs));
+	char **members = kw_calloc(j->n_inst + 1, sizeof(*members));
+	char *doc = NULL;
 	size_t i;
 
-	if (!doc || !meta || !comp || !comps || !deps || !dep || !dep_on || !purl || !tool || !tools) {
-		goto out;
-	}
-	json_object_set_new(doc, "bomFormat", json_string("CycloneDX"));
-	json_object_set_new(doc, "specVersion", json_string("1.4"));
-	json_object_set_new(doc, "version", json_integer(1));
-	json_object_set_new(comp, "type", json_string("library"));
-	json_object_set_new(comp, "bom-ref", json_string(purl));
-	json_object_set_new(comp, "name", json_string(n->distribution));
-	json_object_set_new(comp, "version", json_string(n->version));
-	json_object_set_new(comp, "purl", json_string(purl));
-	json_object_set_new(tool, "name", json_string("kwheel"));
-	json_object_set_new(tool, "version", json_string(KW_VERSION));
-	json_array_append_new(tools, tool);
-	tool = NULL;
-	json_object_set_new(meta, "tools", tools);
-	tools = NULL;
-	json_object_set_new(meta, "component", comp);
-	comp = NULL;
-	json_object_set_new(doc, "metadata", meta);
-	meta = NULL;
-	for (i = 0; i < j->n_inst; i++) {
-		const struct inst *in = &j->inst[i];
-		json_t *c = json_object(), *h = json_array(), *hv = json_object(), *props = json_array(),
-		       *pr = json_object(), *pr2 = json_object();
-		char *ref = kw_asprintf("%s/%s", j->libs_dir, in->newname);
-
-		if (!c || !h || !hv || !props || !pr || !pr2 || !ref) {
-			json_decref(c), json_decref(h), json_decref(hv), json_decref(props), json_decref(pr),
-				json_decref(pr2), free(ref);
+	for (i = 0; libs && members && i < j->n_inst; i++) {
+		members[i] = kw_asprintf("%s/%s", j->libs_dir, j->inst[i].newname);
+		if (!members[i]) {
 			goto out;
 		}
-		json_object_set_new(c, "type", json_string("library"));
-		json_object_set_new(c, "bom-ref", json_string(ref));
-		json_object_set_new(c, "name", json_string(in->soname));
-		json_object_set_new(hv, "alg", json_string("SHA-256"));
-		json_object_set_new(hv, "content", json_string(in->sha));
-		json_array_append_new(h, hv);
-		json_object_set_new(c, "hashes", h);
-		json_object_set_new(pr, "name", json_string("kwheel:source_path"));
-		json_object_set_new(pr, "value", json_string(in->realpath));
-		json_array_append_new(props, pr);
-		json_object_set_new(pr2, "name", json_string("kwheel:wheel_path"));
-		json_object_set_new(pr2, "value", json_string(ref));
-		json_array_append_new(props, pr2);
-		json_object_set_new(c, "properties", props);
-		json_array_append_new(comps, c);
-		json_array_append_new(dep_on, json_string(ref));
-		free(ref);
+		libs[i].soname = j->inst[i].soname;
+		libs[i].realpath = j->inst[i].realpath;
+		libs[i].path = j->inst[i].node->path;
+		libs[i].sha256 = j->inst[i].sha;
+		libs[i].member = members[i];
 	}
-	json_object_set_new(doc, "components", comps);
-	comps = NULL;
-	json_object_set_new(dep, "ref", json_string(purl));
-	json_object_set_new(dep, "dependsOn", dep_on);
-	dep_on = NULL;
-	json_array_append_new(deps, dep);
-	dep = NULL;
-	json_object_set_new(doc, "dependencies", deps);
-	deps = NULL;
-	s = json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS);
+	if (libs && members) {
+		doc = kw_repair_sbom(j->ctx, &j->a->name, base_name(out_path), libs, j->n_inst);
+	}
 out:
-	json_decref(doc);
-	json_decref(meta);
-	json_decref(comp);
-	json_decref(comps);
-	json_decref(deps);
-	json_decref(dep);
-	json_decref(dep_on);
-	json_decref(tool);
-	json_decref(tools);
-	free(purl);
-	return s;
+	for (i = 0; members && i < j->n_inst; i++) {
+		free(members[i]);
+	}
+	free(members);
+	free(libs);
+	return doc;
 }
 
 /* ---- RECORD ----------------------------------------------------------- */
@@ -1108,7 +1402,7 @@ static int write_wheel(struct job *j, const char *out_path, int64_t mtime, struc
 			rc = kw_wheel_writer_copy(ww, w, i, err);
 			continue;
 		}
-		if (strcmp(m->name, wheel_name) == 0) {
+		if (strcmp(m->name, wheel_name) == 0 && !j->o->no_update_tags) {
 			char *text = NULL, *hash;
 
 			rc = kw_wheel_read(w, i, &buf, &len, err);
@@ -1131,6 +1425,25 @@ static int write_wheel(struct job *j, const char *out_path, int64_t mtime, struc
 			}
 			free(hash);
 			rc = kw_wheel_writer_add_buffer(ww, m->name, text, strlen(text), 0644, err);
+			continue;
+		}
+		if (i < j->n_member_work && j->member_work[i] && j->member_move[i]) {
+			/* The program moves into the package; its command becomes a launcher. */
+			char *text = script_launcher(j->member_move[i]), *hash = NULL;
+
+			rc = add_work_file(j, ww, &r, j->member_move[i], j->member_work[i], err);
+			if (!rc && text) {
+				hash = kw_record_digest_buf(text, strlen(text));
+			}
+			if (!rc && (!hash || kw_record_text_add(&r, m->name, hash, (long long)strlen(text)))) {
+				rc = oom(err);
+			}
+			free(hash);
+			if (!rc) {
+				rc = kw_wheel_writer_add_buffer(ww, m->name, text, strlen(text), 0755, err);
+				text = NULL;
+			}
+			free(text);
 			continue;
 		}
 		if (i < j->n_member_work && j->member_work[i]) {
@@ -1187,7 +1500,7 @@ static int write_wheel(struct job *j, const char *out_path, int64_t mtime, struc
 		}
 	}
 	if (!rc && j->n_inst > 0) {
-		char *doc = sbom(j), *hash;
+		char *doc = sbom(j, out_path), *hash;
 
 		if (!doc) {
 			rc = oom(err);
@@ -1264,7 +1577,74 @@ void kw_repair_result_free(struct kw_repair_result *r)
 	free(r->note);
 	kw_strv_release(&r->patched);
 	kw_strv_release(&r->excluded);
+	kw_strv_release(&r->excluded_deps);
+	kw_strv_release(&r->libpython);
+	kw_strv_release(&r->scripts);
 	free(r);
+}
+
+/* An ELF file of architecture arch may sit in a wheel tagged tag ("armv7l" code in an armv6l wheel too). */
+static bool arch_fits(const char *tag, const char *arch)
+{
+	size_t tl = strlen(tag), al = strlen(arch);
+
+	if (strcmp(tag, "any") == 0) {
+		return true;
+	}
+	if (al < tl && tag[tl - al - 1] == '_' && strcmp(tag + tl - al, arch) == 0) {
+		return true;
+	}
+	return strncmp(arch, "arm", 3) == 0 && strstr(tag, "_arm") != NULL;
+}
+
+/* Is some directory above the member called "purelib" ("<dist>.data/purelib/x.so")? */
+static bool in_purelib(const char *member)
+{
+	const char *p = member, *slash;
+
+	while ((slash = strchr(p, '/')) != NULL) {
+		if (slash - p == 7 && strncmp(p, "purelib", 7) == 0) {
+			return true;
+		}
+		p = slash + 1;
+	}
+	return false;
+}
+
+/*
+ * What auditwheel refuses to repair at all: ELF code in purelib (installers
+ * may put it where no platform-specific code belongs), an ELF file for
+ * another architecture than the file name's (retagging from the ELF would
+ * hide a wrong build), and an extension built against a UCS2 Python.
+ */
+static int refusals(const struct kw_audit *a, struct kw_error *err)
+{
+	size_t i, k;
+
+	for (i = 0; i < a->n_members; i++) {
+		const struct kw_audit_member *m = &a->members[i];
+
+		if (in_purelib(m->name)) {
+			return kw_error_set(err, KW_EPOLICY,
+					    "'%s': invalid binary wheel: shared library %s in purelib; a wheel must be "
+					    "platlib to be repaired",
+					    a->filename, m->name);
+		}
+		for (k = 0; m->arch && k < a->name.n_platforms; k++) {
+			if (!arch_fits(a->name.platforms[k], m->arch)) {
+				return kw_error_set(err, KW_EPOLICY,
+						    "'%s': %s is %s code, but the wheel is tagged %s", a->filename,
+						    m->name, m->arch, a->name.platforms[k]);
+			}
+		}
+	}
+	if (a->ucs2) {
+		return kw_error_set(err, KW_EPOLICY,
+				    "'%s': cannot repair: compiled against a UCS2 build of Python (PyUnicodeUCS2_*); "
+				    "rebuild it against a wide-unicode Python",
+				    a->filename);
+	}
+	return 0;
 }
 
 static bool same_file(const char *a, const char *b)
@@ -1307,6 +1687,13 @@ int kw_repair_wheel(struct kw_ctx *ctx, const char *path, const struct kw_repair
 		goto out;
 	}
 	kw_wheel_sweep_stale(o->out_dir);
+	if (j.a->pure && !o->allow_pure) {
+		/* cibuildwheel tells a pure wheel by this refusal, as auditwheel's (exit status 1). */
+		rc = kw_error_set(err, KW_EPOLICY,
+				  "'%s': not a platform wheel: no ELF member (copy it with --allow-pure-python-wheel)",
+				  j.a->filename);
+		goto out;
+	}
 	if (j.a->pure) {
 		out_path = kw_asprintf("%s/%s", o->out_dir, j.a->filename);
 		j.res->action = KW_REPAIR_COPIED;
@@ -1329,29 +1716,36 @@ int kw_repair_wheel(struct kw_ctx *ctx, const char *path, const struct kw_repair
 			goto out;
 		}
 	}
+	rc = refusals(j.a, err);
+	if (rc) {
+		goto out;
+	}
 	if (!j.a->arch || j.a->n_verdicts == 0) {
 		rc = kw_error_set(err, KW_EUNSUPPORTED, "'%s': no manylinux or musllinux policy applies (architecture %s)",
 				  j.a->filename, j.a->arch ? j.a->arch : "unknown");
 		goto out;
 	}
-	rc = choose(&j, err);
+	rc = plan_reach(&j, err);
+	if (!rc) {
+		rc = choose(&j, err);
+	}
 	if (!rc) {
 		rc = plan_grafts(&j, err);
 	}
 	if (!rc) {
-		rc = plan_tags(&j, err);
+		rc = plan_names(&j, err);
 	}
 	if (rc) {
 		goto out;
 	}
-	plat = joined(&j.plats, '.');
+	plat = joined(&j.name_plats, '.');
 	j.libs_dir = kw_asprintf("%s%s", j.a->name.distribution, o->lib_sdir ? o->lib_sdir : ".libs");
 	if (!plat || !j.libs_dir || !(j.res->tag = kw_strdup(plat))) {
 		rc = oom(err);
 		goto out;
 	}
 	/* Already what it would become: say so and copy, as auditwheel does. */
-	if (j.n_inst == 0 && !o->strip && strcmp(plat, j.a->name.platform) == 0) {
+	if (j.n_inst == 0 && !o->strip && !j.has_libpython && strcmp(plat, j.a->name.platform) == 0) {
 		out_path = kw_asprintf("%s/%s", o->out_dir, j.a->filename);
 		j.res->action = KW_REPAIR_COPIED;
 		j.res->note = kw_asprintf("already %s with no external library to vendor: copied", plat);
@@ -1461,14 +1855,20 @@ out:
 		free(j.inst[i].work);
 	}
 	free(j.inst);
-	if (j.member_work) {
-		for (i = 0; i < j.n_member_work; i++) {
-			free(j.member_work[i]);
-		}
-		free(j.member_work);
+	for (i = 0; i < j.n_member_work; i++) {
+		free(j.member_work ? j.member_work[i] : NULL);
+		free(j.member_move ? j.member_move[i] : NULL);
 	}
+	for (i = 0; j.a && j.reach && i < j.a->n_members; i++) {
+		free(j.reach[i]);
+	}
+	free(j.member_work);
+	free(j.member_move);
+	free(j.reach);
 	kw_strv_release(&j.graft);
 	kw_strv_release(&j.plats);
+	kw_strv_release(&j.name_plats);
+	kw_strv_release(&j.dropped);
 	free(j.libs_dir);
 	free(plat);
 	free(out_path);

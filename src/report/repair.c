@@ -65,6 +65,9 @@ int kw_report_repair_json(const struct kw_repair_result *r, char **out, struct k
 	bad |= set(o, "grafted", g);
 	bad |= set(o, "patched", strv_json(&r->patched));
 	bad |= set(o, "excluded", strv_json(&r->excluded));
+	bad |= set(o, "excluded_deps", strv_json(&r->excluded_deps));
+	bad |= set(o, "libpython_removed", strv_json(&r->libpython));
+	bad |= set(o, "scripts_moved", strv_json(&r->scripts));
 	s = bad ? NULL : report_json_dumps(o, 0);
 	json_decref(o);
 	if (!s) {
@@ -89,5 +92,14 @@ void kw_report_repair_print(FILE *f, const struct kw_repair_result *r)
 	}
 	for (i = 0; i < r->excluded.n; i++) {
 		kw_report_fprintf(f, "  left external (--exclude): %s\n", r->excluded.v[i]);
+	}
+	for (i = 0; i < r->excluded_deps.n; i++) {
+		kw_report_fprintf(f, "  left external (needed only by excluded libraries): %s\n", r->excluded_deps.v[i]);
+	}
+	for (i = 0; i < r->libpython.n; i++) {
+		kw_report_fprintf(f, "  removed DT_NEEDED %s (the interpreter provides libpython)\n", r->libpython.v[i]);
+	}
+	for (i = 0; i < r->scripts.n; i++) {
+		kw_report_fprintf(f, "  moved ELF program %s, a launcher script in its place\n", r->scripts.v[i]);
 	}
 }

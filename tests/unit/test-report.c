@@ -101,10 +101,10 @@ START_TEST(repair_text_and_json)
 	free(s);
 	s = NULL;
 	ck_assert_int_eq(kw_report_repair_json(r, &s, &err), 0);
-	ck_assert_str_eq(s, "{\"action\":\"repaired\",\"excluded\":[\"libGL\\n.so\"],\"grafted\":[{\"dest\":"
+	ck_assert_str_eq(s, "{\"action\":\"repaired\",\"excluded\":[\"libGL\\n.so\"],\"excluded_deps\":[],\"grafted\":[{\"dest\":"
 			    "\"p.libs/libz-0123abcd.so.1\",\"sha256\":\"ab\",\"soname\":\"libz.so.1\",\"source\":"
-			    "\"/usr/lib/libz.so.1.2\"}],\"input\":\"in/p-1-cp3-cp3-linux_x86_64.whl\",\"note\":null,"
-			    "\"output\":\"out/p-1-cp3-cp3-manylinux_2_17_x86_64.whl\",\"patched\":[],\"tag\":"
+			    "\"/usr/lib/libz.so.1.2\"}],\"input\":\"in/p-1-cp3-cp3-linux_x86_64.whl\",\"libpython_removed\":[],\"note\":null,"
+			    "\"output\":\"out/p-1-cp3-cp3-manylinux_2_17_x86_64.whl\",\"patched\":[],\"scripts_moved\":[],\"tag\":"
 			    "\"manylinux_2_17_x86_64\",\"wheel\":\"p-1-cp3-cp3-linux_x86_64.whl\"}");
 	free(s);
 	kw_strv_release(&r->excluded);

@@ -51,6 +51,9 @@ def cc(out, src, *flags, cwd):
 
 
 def kwheel(*args, cwd=None, preexec_fn=None, timeout=120):
+    # Several cases copy a pure wheel, which repair refuses (as auditwheel) unless asked to copy it.
+    if args and args[0] == "repair":
+        args = ("repair", "--allow-pure-python-wheel") + args[1:]
     return subprocess.run([KWHEEL] + list(args), capture_output=True, text=True, errors="replace", cwd=cwd,
                           preexec_fn=preexec_fn, timeout=timeout)
 

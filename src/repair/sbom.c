@@ -1,0 +1,395 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The SBOM of a repaired wheel: which distribution package each vendored
+ * library came from, found the way `dpkg -S` and `dpkg -s` find it, but by
+ * reading dpkg's database under ctx->root instead of running dpkg (which
+ * knows only the host's).
+ */
+#include <dirent.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "kw-config.h"
+
+#include "kwheel/util.h"
+
+#include "internal.h"
+
+#define MAX_CANDIDATES 4
+
+/* The package that installed a library, or all NULL. */
+struct owner {
+	char *package;   /* "libffi8" (the ":amd64" of a multi-arch package dropped, as dpkg -S prints it) */
+	char *version;   /* "3.4.4-1" */
+};
+
+/* Is the line [p, p+n) one of the paths? */
+static long match_line(const char *p, size_t n, char *const (*cand)[MAX_CANDIDATES], size_t n_libs)
+{
+	size_t i, k;
+
+	for (i = 0; i < n_libs; i++) {
+		for (k = 0; k < MAX_CANDIDATES && cand[i][k]; k++) {
+			if (strlen(cand[i][k]) == n && memcmp(cand[i][k], p, n) == 0) {
+				return (long)i;
+			}
+		}
+	}
+	return -1;
+}
+
+/*
+ * Each *.list file of var/lib/dpkg/info names the files one package
+ * installed, one absolute path a line: one pass over them all answers every
+ * library at once.
+ */
+static void find_owners(struct kw_ctx *ctx, char *const (*cand)[MAX_CANDIDATES], size_t n_libs, struct owner *own)
+{
+	char *dir = kw_ctx_rooted(ctx, "/var/lib/dpkg/info");
+	struct kw_strv names = { 0 };
+	struct dirent *e;
+	DIR *d = dir ? opendir(dir) : NULL;
+	size_t i;
+
+	while (d && (e = readdir(d)) != NULL) {
+		size_t l = strlen(e->d_name);
+
+		if (l > 5 && strcmp(e->d_name + l - 5, ".list") == 0 && kw_strv_push(&names, e->d_name)) {
+			break;
+		}
+	}
+	if (d) {
+		closedir(d);
+	}
+	/* Sorted: when two packages list one path, the answer does not depend on the directory order. */
+	kw_strv_sort(&names);
+	for (i = 0; i < names.n; i++) {
+		char *path = kw_asprintf("%s/%s", dir, names.v[i]);
+		unsigned char *buf = NULL;
+		size_t len = 0, off = 0;
+		struct kw_error err = { 0 };
+
+		if (!path || kw_map_file(path, &buf, &len, &err)) {
+			free(path);
+			continue;
+		}
+		while (off < len) {
+			const char *line = (const char *)buf + off;
+			const char *nl = memchr(line, '\n', len - off);
+			size_t n = nl ? (size_t)(nl - line) : len - off;
+			long hit = match_line(line, n, cand, n_libs);
+
+			off += n + (nl ? 1 : 0);
+			if (hit >= 0 && !own[hit].package) {
+				size_t pl = strlen(names.v[i]) - 5;
+				const char *colon = memchr(names.v[i], ':', pl);
+
+				own[hit].package = kw_strndup(names.v[i], colon ? (size_t)(colon - names.v[i]) : pl);
+			}
+		}
+		kw_unmap_file(buf, len);
+		free(path);
+	}
+	kw_strv_release(&names);
+	free(dir);
+}
+
+static const char *find_bytes(const char *h, size_t hl, const char *n, size_t nl)
+{
+	size_t i;
+
+	for (i = 0; nl <= hl && i <= hl - nl; i++) {
+		if (memcmp(h + i, n, nl) == 0) {
+			return h + i;
+		}
+	}
+	return NULL;
+}
+
+/* The value of "Field: value" in the paragraph [p, end), as a new string, or NULL. */
+static char *field(const char *p, const char *end, const char *name)
+{
+	size_t nl = strlen(name);
+
+	while (p < end) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+		size_t n = eol ? (size_t)(eol - p) : (size_t)(end - p);
+
+		if (n > nl + 1 && memcmp(p, name, nl) == 0 && p[nl] == ':') {
+			const char *v = p + nl + 1;
+
+			while (v < p + n && (*v == ' ' || *v == '\t')) {
+				v++;
+			}
+			return kw_strndup(v, (size_t)(p + n - v));
+		}
+		p += n + 1;
+	}
+	return NULL;
+}
+
+/* Versions from var/lib/dpkg/status: the installed paragraph of each package, as `dpkg -s` shows it. */
+static void find_versions(struct kw_ctx *ctx, struct owner *own, size_t n_libs)
+{
+	char *path = kw_ctx_rooted(ctx, "/var/lib/dpkg/status");
+	unsigned char *buf = NULL;
+	size_t len = 0, off = 0, i;
+	struct kw_error err = { 0 };
+
+	if (!path || kw_map_file(path, &buf, &len, &err)) {
+		free(path);
+		return;
+	}
+	while (off < len) {
+		const char *para = (const char *)buf + off, *end;
+		const char *blank = find_bytes(para, len - off, "\n\n", 2);
+		char *pkg, *status, *ver;
+
+		/* A paragraph ends at an empty line. */
+		end = blank ? blank + 1 : (const char *)buf + len;
+		off = blank ? (size_t)(blank - (const char *)buf) + 2 : len;
+		pkg = field(para, end, "Package");
+		status = field(para, end, "Status");
+		ver = field(para, end, "Version");
+		for (i = 0; pkg && ver && status && strstr(status, " installed") && i < n_libs; i++) {
+			if (own[i].package && !own[i].version && strcmp(own[i].package, pkg) == 0) {
+				own[i].version = kw_strdup(ver);
+			}
+		}
+		free(pkg);
+		free(status);
+		free(ver);
+	}
+	kw_unmap_file(buf, len);
+	free(path);
+}
+
+/* The distribution's ID from etc/os-release ("debian"; ID=debian or ID="debian"), or NULL. */
+static char *distro_id(struct kw_ctx *ctx)
+{
+	char *path = kw_ctx_rooted(ctx, "/etc/os-release"), *id = NULL;
+	unsigned char *buf = NULL;
+	size_t len = 0, off = 0;
+	struct kw_error err = { 0 };
+
+	if (!path || kw_map_file(path, &buf, &len, &err)) {
+		free(path);
+		return NULL;
+	}
+	while (off < len && !id) {
+		const char *line = (const char *)buf + off, *nl = memchr(line, '\n', len - off);
+		size_t n = nl ? (size_t)(nl - line) : len - off;
+
+		off += n + 1;
+		if (n > 3 && strncmp(line, "ID=", 3) == 0) {
+			bool quoted = n > 5 && line[3] == '"' && line[n - 1] == '"';
+
+			id = quoted ? kw_strndup(line + 4, n - 5) : kw_strndup(line + 3, n - 3);
+		}
+	}
+	kw_unmap_file(buf, len);
+	free(path);
+	if (id && !*id) {
+		free(id);
+		id = NULL;
+	}
+	return id;
+}
+
+/* Percent-encoding of everything but letters, digits and "-._~", as purl components want. */
+static void quote(struct kw_buf *b, const char *s)
+{
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr("-._~", c)) {
+			kw_buf_append_n(b, s, 1);
+		} else {
+			kw_buf_appendf(b, "%%%02X", c);
+		}
+	}
+}
+
+/* Where a merged-/usr system may list a file: "/usr/lib/x" is also "/lib/x", and the other way round. */
+static char *usrmerge_alias(const char *p)
+{
+	if (!p) {
+		return NULL;
+	}
+	if (strncmp(p, "/usr/lib/", 9) == 0) {
+		return kw_strdup(p + 4);
+	}
+	if (strncmp(p, "/lib/", 5) == 0) {
+		return kw_asprintf("/usr%s", p);
+	}
+	return NULL;
+}
+
+static json_t *component(const char *ref, const char *name, const char *version, const char *purl)
+{
+	json_t *c = json_object();
+
+	json_object_set_new(c, "type", json_string("library"));
+	json_object_set_new(c, "bom-ref", json_string(ref));
+	json_object_set_new(c, "name", json_string(name));
+	if (version) {
+		json_object_set_new(c, "version", json_string(version));
+	}
+	if (purl) {
+		json_object_set_new(c, "purl", json_string(purl));
+	}
+	return c;
+}
+
+char *kw_repair_sbom(struct kw_ctx *ctx, const struct kw_wheel_name *name, const char *out_name,
+		     const struct kw_sbom_lib *libs, size_t n_libs)
+{
+	char *(*cand)[MAX_CANDIDATES] = kw_calloc(n_libs + 1, sizeof(*cand));
+	struct owner *own = kw_calloc(n_libs + 1, sizeof(*own));
+	json_t *doc = json_object(), *comps = json_array(), *deps = json_array(), *dep_on = json_array();
+	json_t *meta = json_object(), *tools = json_array(), *top = NULL, *tool = json_object();
+	struct kw_buf b = { 0 };
+	char *distro = distro_id(ctx), *purl = NULL, *s = NULL;
+	size_t i;
+
+	if (!cand || !own || !doc || !comps || !deps || !dep_on || !meta || !tools || !tool) {
+		goto out;
+	}
+	for (i = 0; i < n_libs; i++) {
+		cand[i][0] = kw_strdup(libs[i].realpath);
+		cand[i][1] = libs[i].path && strcmp(libs[i].path, libs[i].realpath) ? kw_strdup(libs[i].path) : NULL;
+		cand[i][2] = usrmerge_alias(libs[i].realpath);
+		cand[i][3] = cand[i][1] ? usrmerge_alias(libs[i].path) : NULL;
+		if (!cand[i][0]) {
+			goto out;
+		}
+	}
+	find_owners(ctx, (char *const (*)[MAX_CANDIDATES])cand, n_libs, own);
+	find_versions(ctx, own, n_libs);
+
+	kw_buf_append(&b, "pkg:pypi/");
+	quote(&b, name->distribution);
+	kw_buf_append(&b, "@");
+	quote(&b, name->version);
+	kw_buf_append(&b, "?file_name=");
+	quote(&b, out_name);
+	purl = kw_buf_take(&b);
+	if (!purl) {
+		goto out;
+	}
+	top = component(purl, name->distribution, name->version, purl);
+	json_array_append(comps, top);
+	for (i = 0; i < n_libs; i++) {
+		const struct kw_sbom_lib *l = &libs[i];
+		json_t *c, *d = json_object();
+		char *ref = NULL, *lpurl = NULL;
+
+		if (own[i].package && own[i].version && distro) {
+			struct kw_sha256 h;
+			unsigned char dig[32];
+			char hex[65];
+
+			kw_buf_append(&b, "pkg:deb/");
+			quote(&b, distro);
+			kw_buf_append(&b, "/");
+			quote(&b, own[i].package);
+			kw_buf_append(&b, "@");
+			quote(&b, own[i].version);
+			lpurl = kw_buf_take(&b);
+			/* One component per file, as auditwheel: the package's purl and a digest of the path. */
+			kw_sha256_init(&h);
+			kw_sha256_update(&h, l->realpath, strlen(l->realpath));
+			kw_sha256_final(&h, dig);
+			kw_hex(dig, 32, hex);
+			ref = lpurl ? kw_asprintf("%s#%s", lpurl, hex) : NULL;
+			c = ref ? component(ref, own[i].package, own[i].version, lpurl) : NULL;
+		} else {
+			/* No package owns it (built by hand, another root): the file itself, by digest. */
+			json_t *hs = json_array(), *hv = json_object(), *props = json_array(), *p1 = json_object(),
+			       *p2 = json_object();
+
+			ref = kw_strdup(l->member);
+			c = ref ? component(ref, l->soname, NULL, NULL) : NULL;
+			json_object_set_new(hv, "alg", json_string("SHA-256"));
+			json_object_set_new(hv, "content", json_string(l->sha256));
+			json_array_append_new(hs, hv);
+			json_object_set_new(p1, "name", json_string("kwheel:source_path"));
+			json_object_set_new(p1, "value", json_string(l->realpath));
+			json_object_set_new(p2, "name", json_string("kwheel:wheel_path"));
+			json_object_set_new(p2, "value", json_string(l->member));
+			json_array_append_new(props, p1);
+			json_array_append_new(props, p2);
+			json_object_set_new(c, "hashes", hs);
+			json_object_set_new(c, "properties", props);
+		}
+		if (!c || !d || !ref) {
+			json_decref(c);
+			json_decref(d);
+			free(ref);
+			free(lpurl);
+			goto out;
+		}
+		json_array_append_new(comps, c);
+		json_array_append_new(dep_on, json_string(ref));
+		json_object_set_new(d, "ref", json_string(ref));
+		json_array_append_new(deps, d);
+		free(ref);
+		free(lpurl);
+	}
+	{
+		json_t *d0 = json_object();
+
+		json_object_set_new(d0, "ref", json_string(purl));
+		json_object_set_new(d0, "dependsOn", dep_on);
+		dep_on = NULL;
+		json_array_insert_new(deps, 0, d0);
+	}
+	json_object_set_new(doc, "bomFormat", json_string("CycloneDX"));
+	json_object_set_new(doc, "specVersion", json_string("1.4"));
+	json_object_set_new(doc, "version", json_integer(1));
+	json_object_set_new(tool, "name", json_string("kwheel"));
+	json_object_set_new(tool, "version", json_string(KW_VERSION));
+	json_array_append_new(tools, tool);
+	tool = NULL;
+	json_object_set_new(meta, "component", top);
+	top = NULL;
+	json_object_set_new(meta, "tools", tools);
+	tools = NULL;
+	json_object_set_new(doc, "metadata", meta);
+	meta = NULL;
+	json_object_set_new(doc, "components", comps);
+	comps = NULL;
+	json_object_set_new(doc, "dependencies", deps);
+	deps = NULL;
+	s = json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS);
+out:
+	for (i = 0; cand && i < n_libs; i++) {
+		size_t k;
+
+		for (k = 0; k < MAX_CANDIDATES; k++) {
+			free(cand[i][k]);
+		}
+	}
+	for (i = 0; own && i < n_libs; i++) {
+		free(own[i].package);
+		free(own[i].version);
+	}
+	free(cand);
+	free(own);
+	free(distro);
+	free(purl);
+	kw_buf_release(&b);
+	json_decref(doc);
+	json_decref(comps);
+	json_decref(deps);
+	json_decref(dep_on);
+	json_decref(meta);
+	json_decref(tools);
+	json_decref(tool);
+	json_decref(top);
+	return s;
+}
