@@ -475,6 +475,38 @@ def group_sbom(tmp):
     refs = [c["bom-ref"] for c in doc["components"]]
     check(doc["dependencies"] == [{"ref": wpurl, "dependsOn": refs[1:]}] + [{"ref": r} for r in refs[1:]],
           "one dependency entry per component, the wheel's naming every library")
+    # another root: its own dpkg database and os-release, dpkg-query --admindir as the oracle
+    root = os.path.join(tmp, "root")
+    lib = os.path.join(root, "usr", "lib", "x86_64-linux-gnu")
+    build_chain(lib, 4, rpath=False)
+    admin = os.path.join(root, "var", "lib", "dpkg")
+    os.makedirs(os.path.join(admin, "info"))
+    os.makedirs(os.path.join(admin, "updates"))
+    os.makedirs(os.path.join(root, "etc"))
+    open(os.path.join(root, "etc", "os-release"), "w").write('NAME="KW OS"\nID="kwos"\n')
+    open(os.path.join(admin, "info", "libkwdup1.list"), "w").write("/.\n/usr\n/usr/lib/x86_64-linux-gnu/libkwdup.so.1\n")
+    para = ("Package: {p}\nStatus: {s}\nPriority: optional\nSection: libs\nInstalled-Size: 10\n"
+            "Maintainer: Nobody <nobody@example.org>\nArchitecture: amd64\nVersion: {v}\nDescription: test\n")
+    open(os.path.join(admin, "status"), "w").write(
+        para.format(p="libkwold", s="deinstall ok config-files", v="0.1-1") + "\n" +
+        para.format(p="libkwdup1", s="install ok installed", v="1:2.0+x-1"))
+    wheel = ext_wheel(tmp, "kwroot", lib)
+    res = result(repair(wheel, fresh(tmp, "rout"), "--root", root, "--no-default-paths", "--library-path",
+                        "/usr/lib/x86_64-linux-gnu"))
+    if not check(res and len(res["grafted"]) == 2, f"a wheel repaired against --root ({res})"):
+        return
+    with zipfile.ZipFile(res["output"]) as z:
+        doc = json.loads(z.read("kwroot-1.0.dist-info/sboms/kwheel.cdx.json"))
+    q = run(["dpkg-query", "--admindir=" + admin, "-S", "/usr/lib/x86_64-linux-gnu/libkwdup.so.1"]).stdout
+    pkg = q.split(":")[0]
+    ver = run(["dpkg-query", "--admindir=" + admin, "-W", "-f=${Version}", pkg]).stdout.strip()
+    by = {c["name"]: c for c in doc["components"][1:]}
+    want = "pkg:deb/kwos/" + pkg + "@" + ver.replace(":", "%3A").replace("+", "%2B")
+    check(pkg == "libkwdup1" and by.get(pkg, {}).get("purl") == want and by[pkg]["version"] == ver,
+          f"--root: libkwdup.so.1 is {want}, from the root's dpkg database ({by.get(pkg, {}).get('purl')})")
+    base = by.get("libkwbase.so.1", {})
+    check(base.get("hashes", [{}])[0].get("content") == sha(os.path.join(lib, "libkwbase.so.1")) and "purl" not in base,
+          "--root: a library no package owns is named by SONAME with its sha256")
 
 
 # ---- auditwheel side by side (slow) ---------------------------------------
