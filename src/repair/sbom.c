@@ -47,7 +47,8 @@ static long match_line(const char *p, size_t n, char *const (*cand)[MAX_CANDIDAT
  * installed, one absolute path a line: one pass over them all answers every
  * library at once.
  */
-static void find_owners(struct kw_ctx *ctx, char *const (*cand)[MAX_CANDIDATES], size_t n_libs, struct owner *own)
+static void find_owners(struct kw_ctx *ctx, char *const (*cand)[MAX_CANDIDATES], size_t n_libs, struct owner *own,
+			bool *oom)
 {
 	char *dir = kw_ctx_rooted(ctx, "/var/lib/dpkg/info");
 	struct kw_strv names = { 0 };
@@ -59,20 +60,23 @@ static void find_owners(struct kw_ctx *ctx, char *const (*cand)[MAX_CANDIDATES],
 		size_t l = strlen(e->d_name);
 
 		if (l > 5 && strcmp(e->d_name + l - 5, ".list") == 0 && kw_strv_push(&names, e->d_name)) {
+			*oom = true;
 			break;
 		}
 	}
 	if (d) {
 		closedir(d);
 	}
+	*oom = *oom || !dir;
 	/* Sorted: when two packages list one path, the answer does not depend on the directory order. */
 	kw_strv_sort(&names);
-	for (i = 0; i < names.n; i++) {
+	for (i = 0; !*oom && i < names.n; i++) {
 		char *path = kw_asprintf("%s/%s", dir, names.v[i]);
 		unsigned char *buf = NULL;
 		size_t len = 0, off = 0;
 		struct kw_error err = { 0 };
 
+		*oom = !path;
 		if (!path || kw_map_file(path, &buf, &len, &err)) {
 			free(path);
 			continue;
@@ -89,6 +93,7 @@ static void find_owners(struct kw_ctx *ctx, char *const (*cand)[MAX_CANDIDATES],
 				const char *colon = memchr(names.v[i], ':', pl);
 
 				own[hit].package = kw_strndup(names.v[i], colon ? (size_t)(colon - names.v[i]) : pl);
+				*oom = *oom || !own[hit].package;
 			}
 		}
 		kw_unmap_file(buf, len);
@@ -111,7 +116,7 @@ static const char *find_bytes(const char *h, size_t hl, const char *n, size_t nl
 }
 
 /* The value of "Field: value" in the paragraph [p, end), as a new string, or NULL. */
-static char *field(const char *p, const char *end, const char *name)
+static char *field(const char *p, const char *end, const char *name, bool *oom)
 {
 	size_t nl = strlen(name);
 
@@ -125,7 +130,10 @@ static char *field(const char *p, const char *end, const char *name)
 			while (v < p + n && (*v == ' ' || *v == '\t')) {
 				v++;
 			}
-			return kw_strndup(v, (size_t)(p + n - v));
+			char *s = kw_strndup(v, (size_t)(p + n - v));
+
+			*oom = *oom || !s;
+			return s;
 		}
 		p += n + 1;
 	}
@@ -133,18 +141,19 @@ static char *field(const char *p, const char *end, const char *name)
 }
 
 /* Versions from var/lib/dpkg/status: the installed paragraph of each package, as `dpkg -s` shows it. */
-static void find_versions(struct kw_ctx *ctx, struct owner *own, size_t n_libs)
+static void find_versions(struct kw_ctx *ctx, struct owner *own, size_t n_libs, bool *oom)
 {
 	char *path = kw_ctx_rooted(ctx, "/var/lib/dpkg/status");
 	unsigned char *buf = NULL;
 	size_t len = 0, off = 0, i;
 	struct kw_error err = { 0 };
 
+	*oom = *oom || !path;
 	if (!path || kw_map_file(path, &buf, &len, &err)) {
 		free(path);
 		return;
 	}
-	while (off < len) {
+	while (off < len && !*oom) {
 		const char *para = (const char *)buf + off, *end;
 		const char *blank = find_bytes(para, len - off, "\n\n", 2);
 		char *pkg, *status, *ver;
@@ -152,12 +161,13 @@ static void find_versions(struct kw_ctx *ctx, struct owner *own, size_t n_libs)
 		/* A paragraph ends at an empty line. */
 		end = blank ? blank + 1 : (const char *)buf + len;
 		off = blank ? (size_t)(blank - (const char *)buf) + 2 : len;
-		pkg = field(para, end, "Package");
-		status = field(para, end, "Status");
-		ver = field(para, end, "Version");
+		pkg = field(para, end, "Package", oom);
+		status = field(para, end, "Status", oom);
+		ver = field(para, end, "Version", oom);
 		for (i = 0; pkg && ver && status && strstr(status, " installed") && i < n_libs; i++) {
 			if (own[i].package && !own[i].version && strcmp(own[i].package, pkg) == 0) {
 				own[i].version = kw_strdup(ver);
+				*oom = *oom || !own[i].version;
 			}
 		}
 		free(pkg);
@@ -169,13 +179,14 @@ static void find_versions(struct kw_ctx *ctx, struct owner *own, size_t n_libs)
 }
 
 /* The distribution's ID from etc/os-release ("debian"; ID=debian or ID="debian"), or NULL. */
-static char *distro_id(struct kw_ctx *ctx)
+static char *distro_id(struct kw_ctx *ctx, bool *oom)
 {
 	char *path = kw_ctx_rooted(ctx, "/etc/os-release"), *id = NULL;
 	unsigned char *buf = NULL;
 	size_t len = 0, off = 0;
 	struct kw_error err = { 0 };
 
+	*oom = *oom || !path;
 	if (!path || kw_map_file(path, &buf, &len, &err)) {
 		free(path);
 		return NULL;
@@ -189,6 +200,7 @@ static char *distro_id(struct kw_ctx *ctx)
 			bool quoted = n > 5 && line[3] == '"' && line[n - 1] == '"';
 
 			id = quoted ? kw_strndup(line + 4, n - 5) : kw_strndup(line + 3, n - 3);
+			*oom = *oom || !id;
 		}
 	}
 	kw_unmap_file(buf, len);
@@ -253,7 +265,8 @@ char *kw_repair_sbom(struct kw_ctx *ctx, const struct kw_wheel_name *name, const
 	json_t *doc = json_object(), *comps = json_array(), *deps = json_array(), *dep_on = json_array();
 	json_t *meta = json_object(), *tools = json_array(), *top = NULL, *tool = json_object();
 	struct kw_buf b = { 0 };
-	char *distro = distro_id(ctx), *purl = NULL, *s = NULL;
+	bool oom = false;
+	char *distro = distro_id(ctx, &oom), *purl = NULL, *s = NULL;
 	size_t i;
 
 	if (!cand || !own || !doc || !comps || !deps || !dep_on || !meta || !tools || !tool) {
@@ -264,12 +277,21 @@ char *kw_repair_sbom(struct kw_ctx *ctx, const struct kw_wheel_name *name, const
 		cand[i][1] = libs[i].path && strcmp(libs[i].path, libs[i].realpath) ? kw_strdup(libs[i].path) : NULL;
 		cand[i][2] = usrmerge_alias(libs[i].realpath);
 		cand[i][3] = cand[i][1] ? usrmerge_alias(libs[i].path) : NULL;
-		if (!cand[i][0]) {
+		/* Each alias is NULL only when there is none or the allocation failed. */
+		if (!cand[i][0] || (libs[i].path && strcmp(libs[i].path, libs[i].realpath) && !cand[i][1]) ||
+		    (!cand[i][2] && (!strncmp(libs[i].realpath, "/lib/", 5) || !strncmp(libs[i].realpath, "/usr/lib/", 9))) ||
+		    (cand[i][1] && !cand[i][3] && (!strncmp(cand[i][1], "/lib/", 5) || !strncmp(cand[i][1], "/usr/lib/", 9)))) {
 			goto out;
 		}
 	}
-	find_owners(ctx, (char *const (*)[MAX_CANDIDATES])cand, n_libs, own);
-	find_versions(ctx, own, n_libs);
+	find_owners(ctx, (char *const (*)[MAX_CANDIDATES])cand, n_libs, own, &oom);
+	if (!oom) {
+		find_versions(ctx, own, n_libs, &oom);
+	}
+	/* A lookup cut short would describe a library wrongly: no SBOM rather than a wrong one. */
+	if (oom) {
+		goto out;
+	}
 
 	kw_buf_append(&b, "pkg:pypi/");
 	quote(&b, name->distribution);
@@ -313,7 +335,11 @@ char *kw_repair_sbom(struct kw_ctx *ctx, const struct kw_wheel_name *name, const
 			       *p2 = json_object();
 
 			ref = kw_strdup(l->member);
-			c = ref ? component(ref, l->soname, NULL, NULL) : NULL;
+			c = ref && hs && hv && props && p1 && p2 ? component(ref, l->soname, NULL, NULL) : NULL;
+			if (!c) {
+				json_decref(hs), json_decref(hv), json_decref(props), json_decref(p1), json_decref(p2);
+				hs = hv = props = p1 = p2 = NULL;
+			}
 			json_object_set_new(hv, "alg", json_string("SHA-256"));
 			json_object_set_new(hv, "content", json_string(l->sha256));
 			json_array_append_new(hs, hv);

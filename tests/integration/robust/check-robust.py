@@ -59,6 +59,7 @@ LIBPATH = ":".join(os.path.join(SYSROOT, d) for d in ("usr/lib/x86_64-linux-gnu"
 LXML = os.path.join(CORPUS, "wheels", "debian", "lxml-4.9.2-cp311-cp311-linux_x86_64.whl")
 PYYAML = os.path.join(CORPUS, "wheels", "debian", "pyyaml-6.0-cp311-cp311-linux_x86_64.whl")
 TESTZLIB = os.path.join(CORPUS, "wheels", "auditwheel", "testzlib-0.0.1-cp310-cp310-linux_x86_64.whl")
+CFFI_BACKEND = os.path.join(CORPUS, "wheels", "debian", "cffi_backend-1.15.1-cp311-cp311-linux_x86_64.whl")
 # The hidden temporaries kwheel repair may leave when killed (src/repair/repair.c
 # work directory, src/wheel/writer.c per-worker deflate files, libzip's own
 # temporary next to one of those while zip_close() writes it, and the wheel),
@@ -521,7 +522,9 @@ def scenario_alloc(tmp):
     budget = float(os.environ.get("KW_ROBUST_ALLOC_BUDGET", "15"))
     cases = [("show", lambda out: [KWHEEL, "show", TESTZLIB]),
              ("show-json", lambda out: [KWHEEL, "show", "--json", TESTZLIB]),
-             ("repair", lambda out: [KWHEEL, "repair", "-w", out, TESTZLIB]),
+             # testzlib is refused (black-listed symbols); cffi_backend grafts the host's libffi, whose
+             # package the SBOM looks up in dpkg's database
+             ("repair", lambda out: [KWHEEL, "repair", "-w", out, CFFI_BACKEND]),
              ("repair-pyyaml", lambda out: repair_args(PYYAML, out))]
     for name, argv in cases:
         out = os.path.join(tmp, name + "-count")
