@@ -235,25 +235,24 @@ static bool reason_dropped(const struct job *j, const struct kw_audit_reason *r)
 	if (r->member && kw_strv_find(&j->dropped, r->member) >= 0) {
 		return true;
 	}
-	return r->kind == KW_REASON_BLACKLIST && r->lib && (is_libpython(r->lib) || excluded(j->o, r->lib));
+	/* A symbol version's library is the one providing it (libc), not one left out. */
+	return r->kind != KW_REASON_SYMVER && r->lib && (is_libpython(r->lib) || excluded(j->o, r->lib));
 }
 
 /*
- * What grafting cannot cure: symbol versions, PyFPE_jbuf, the policy's
- * architecture or libc, and black-listed imports (the vendored copy is the
- * library the import was forbidden from, so the module would bind to a copy
- * that may not define it: auditwheel refuses these too).
+ * Grafting cures a missing library and nothing else: symbol versions,
+ * PyFPE_jbuf, the policy's architecture or libc, and black-listed imports
+ * (the vendored copy is the library the import was forbidden from, so the
+ * module would bind to a copy that may not define it: auditwheel refuses
+ * these too) all block, as does any kind the audit may add. A reason about
+ * libpython is cured by removing the entry (reason_dropped).
  */
 static bool blocking(const struct job *j, const struct kw_audit_verdict *v, const struct kw_audit_reason **why)
 {
 	size_t i;
 
 	for (i = 0; i < v->n_reasons; i++) {
-		enum kw_reason_kind k = v->reasons[i].kind;
-
-		if ((k == KW_REASON_SYMVER || k == KW_REASON_PYFPE || k == KW_REASON_ARCH || k == KW_REASON_LIBC ||
-		     k == KW_REASON_BLACKLIST) &&
-		    !reason_dropped(j, &v->reasons[i])) {
+		if (v->reasons[i].kind != KW_REASON_LIB && !reason_dropped(j, &v->reasons[i])) {
 			*why = &v->reasons[i];
 			return true;
 		}
@@ -1654,6 +1653,21 @@ static bool same_file(const char *a, const char *b)
 	return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
+/* --disable-isa-ext-check goes to the audit, once the audit judges ISA levels. */
+static unsigned audit_flags(const struct kw_repair_opts *o)
+{
+	unsigned flags = 0;
+
+#ifdef KW_AUDIT_NO_ISA_CHECK
+	if (o->no_isa_check) {
+		flags |= KW_AUDIT_NO_ISA_CHECK;
+	}
+#else
+	(void)o;
+#endif
+	return flags;
+}
+
 int kw_repair_wheel(struct kw_ctx *ctx, const char *path, const struct kw_repair_opts *o,
 		    struct kw_repair_result **out, struct kw_error *err)
 {
@@ -1674,7 +1688,7 @@ int kw_repair_wheel(struct kw_ctx *ctx, const char *path, const struct kw_repair
 	}
 	j.workfd = -1;
 	/* With the RECORD check, as show does it: what repair vouches for, it has verified. */
-	rc = kw_audit_wheel(ctx, path, &j.a, err);
+	rc = kw_audit_wheel_flags(ctx, path, audit_flags(o), &j.a, err);
 	if (rc) {
 		goto out;
 	}
