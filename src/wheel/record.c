@@ -40,6 +40,13 @@ static char *trim(char *s)
 	return s;
 }
 
+/* pip's email parser takes the first of two headers, a last-wins reader the last: refuse both. */
+static int dup_header(struct kw_error *err, const char *key, unsigned lineno)
+{
+	return kw_error_set(err, KW_EHOSTILE, "WHEEL: %s appears twice (again on line %u); pip would take the first",
+			    key, lineno);
+}
+
 int kw_wheel_parse_meta(const char *text, size_t len, struct kw_wheel_meta *meta, struct kw_error *err)
 {
 	struct kw_wheel_meta m;
@@ -98,6 +105,10 @@ int kw_wheel_parse_meta(const char *text, size_t len, struct kw_wheel_meta *meta
 				rc = kw_error_set(err, KW_EFORMAT, "WHEEL: Root-Is-Purelib is '%s', not true or false", val);
 				goto out;
 			}
+			if (have_purelib) {
+				rc = dup_header(err, key, lineno);
+				goto out;
+			}
 			have_purelib = true;
 		} else if (strcasecmp(key, "Tag") == 0) {
 			if (kw_strv_push(&tags, val)) {
@@ -105,8 +116,11 @@ int kw_wheel_parse_meta(const char *text, size_t len, struct kw_wheel_meta *meta
 				goto out;
 			}
 		}
+		if (slot && *slot) {
+			rc = dup_header(err, key, lineno);
+			goto out;
+		}
 		if (slot) {
-			free(*slot);
 			*slot = kw_strdup(val);
 			if (!*slot) {
 				rc = kw_error_set(err, KW_ENOMEM, "out of memory");

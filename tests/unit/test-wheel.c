@@ -214,6 +214,11 @@ static const struct {
 	{ "Wheel-Version: 10.0\nRoot-Is-Purelib: false\n", KW_EUNSUPPORTED },
 	{ "Wheel-Version: 0.9\nRoot-Is-Purelib: false\n", KW_EUNSUPPORTED },
 	{ "\nWheel-Version: 1.0\nRoot-Is-Purelib: false\n", KW_EFORMAT },       /* all of it after the blank line */
+	/* pip's email parser takes the first of two headers: a reader taking the last sees another wheel */
+	{ "Wheel-Version: 1.0\nRoot-Is-Purelib: false\nroot-is-purelib: true\n", KW_EHOSTILE },
+	{ "Wheel-Version: 1.0\nWheel-Version: 2.0\nRoot-Is-Purelib: false\n", KW_EHOSTILE },
+	{ "Wheel-Version: 1.0\nRoot-Is-Purelib: false\nBuild: 1\nBuild: 2\n", KW_EHOSTILE },
+	{ "Wheel-Version: 1.0\nGenerator: a\nRoot-Is-Purelib: false\nGenerator: b\n", KW_EHOSTILE },
 };
 
 START_TEST(bad_wheel_metadata)

@@ -87,6 +87,7 @@ TABLE = {
     # metadata
     "wheel-no-version": E(2, "no wheel-version"),
     "wheel-garbage": E(2, "wheel: "),
+    "wheel-dup-header": E(2, "root-is-purelib", "twice"),
     "no-dist-info": E(2, "no .dist-info"),
     "two-dist-info": E(2, "more than one .dist-info"),
     # the file name is the hostile part
