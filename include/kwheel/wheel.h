@@ -49,11 +49,14 @@ struct kw_wheel_member {
 struct kw_wheel;
 
 /*
- * Open a wheel read-only and validate it: zip structure, member names
- * (absolute, "..", backslash, NUL, drive letters, duplicates, names that
- * differ only in case), symlink/device entries, encryption, unsupported
- * compression, zip-bomb ratios and totals against ctx->limits, exactly one
- * *.dist-info directory. Nothing is inflated here.
+ * Open a wheel read-only and validate it: zip structure (every archive
+ * that two zip readers could read as different contents is refused, see
+ * rawzip.c), member names (absolute, "..", backslash, NUL, drive letters,
+ * not UTF-8 though flagged so, duplicates, names that differ only in case
+ * or Unicode normalisation), symlink/device entries, encryption,
+ * unsupported compression, exactly one *.dist-info directory. Names are
+ * those pip sees (CP437 decoded where the zip says CP437). Nothing is
+ * inflated here; the size limits apply to what is inflated later.
  * Returns 0 and a new wheel (kw_wheel_free) in *out; on failure err names
  * the path and the problem.
  */
@@ -78,9 +81,12 @@ int kw_wheel_read_head(struct kw_wheel *w, size_t i, void *buf, size_t max, size
 		       struct kw_error *err);
 
 /*
- * Inflate member i whole into a new buffer (free()). Fails with KW_EHOSTILE
- * if the data inflates to more or fewer bytes than declared, or the CRC is
- * wrong, and with KW_ELIMIT over ctx->limits.max_member_size.
+ * Inflate member i whole into a new buffer (free()), grown as the data
+ * arrives. Fails with KW_EHOSTILE if the data inflates to more or fewer
+ * bytes than declared, or the CRC is wrong, and with KW_ELIMIT (or
+ * KW_EHOSTILE for the ratio) when what is really inflated passes
+ * ctx->limits: max_member_size, max_ratio past 1 GiB of one member, and
+ * max_total_size over every member of the wheel read so far.
  */
 int kw_wheel_read(struct kw_wheel *w, size_t i, unsigned char **buf, size_t *len,
 		  struct kw_error *err);

@@ -16,6 +16,8 @@ struct kw_wheel {
 	struct kw_wheel_member *members; /* zip order */
 	size_t n_members;
 	size_t *by_name;               /* indexes into members, sorted by name */
+	uint64_t *inflated_of;         /* most bytes inflated so far of each member */
+	uint64_t inflated;             /* their sum, held to ctx->limits.max_total_size */
 };
 
 /* The open archive, for the writer in this module. Borrowed. */

@@ -1,9 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * A second, independent reader of a zip's central directory. The writer
- * uses it to find the compressed bytes it copies; the reader uses it to
- * check that libzip's view (names as C strings) is the whole truth: a name
- * with a NUL byte in it, or a local header that disagrees, is refused.
+ * The project's own reader of a zip's structure. The writer uses it to find
+ * the compressed bytes it copies; the wheel reader uses it first, to refuse
+ * every archive whose contents depend on which zip reader reads it. pip
+ * reads wheels with Python's zipfile, which picks the last end record in
+ * the file's last 64 KiB, trusts a zip64 locator whenever one precedes it,
+ * shifts every offset by any bytes between the central directory and the
+ * end record ("concat"), walks the directory by its size, not its count,
+ * and checks only the name of a local header. libzip picks the end record
+ * whose directory looks most consistent and walks by count. An archive
+ * kwheel accepts is one on which all of these agree: one end record, one
+ * central directory ending where the end records begin, local headers that
+ * repeat their directory entries, and members that tile the file from
+ * offset 0 to the directory without gaps or overlaps.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -12,7 +21,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <unistr.h>
+
 #include "rawzip.h"
+
+/* Where Python looks for the end record: its 22 bytes and a comment of up to 64 KiB. */
+#define EOCD_WINDOW (22 + 65536)
 
 static uint16_t le16(const unsigned char *p)
 {
@@ -55,6 +69,7 @@ void rawzip_close(struct rawzip *z)
 
 	for (i = 0; i < z->n; i++) {
 		free(z->e[i].name);
+		free(z->e[i].raw_name);
 	}
 	free(z->e);
 	if (z->fd >= 0) {
@@ -70,62 +85,408 @@ static int raw_cmp(const void *a, const void *b)
 	return strcmp(((const struct raw *)a)->name, ((const struct raw *)b)->name);
 }
 
+static int off_cmp(const void *a, const void *b)
+{
+	uint64_t x = ((const struct raw *)a)->local_off, y = ((const struct raw *)b)->local_off;
+
+	return x < y ? -1 : x > y;
+}
+
+/* CP437 bytes 0x80-0xff as Python's codec decodes them; 0x00-0x7f are ASCII. */
+static const uint16_t cp437_high[128] = {
+	0x00c7, 0x00fc, 0x00e9, 0x00e2, 0x00e4, 0x00e0, 0x00e5, 0x00e7,
+	0x00ea, 0x00eb, 0x00e8, 0x00ef, 0x00ee, 0x00ec, 0x00c4, 0x00c5,
+	0x00c9, 0x00e6, 0x00c6, 0x00f4, 0x00f6, 0x00f2, 0x00fb, 0x00f9,
+	0x00ff, 0x00d6, 0x00dc, 0x00a2, 0x00a3, 0x00a5, 0x20a7, 0x0192,
+	0x00e1, 0x00ed, 0x00f3, 0x00fa, 0x00f1, 0x00d1, 0x00aa, 0x00ba,
+	0x00bf, 0x2310, 0x00ac, 0x00bd, 0x00bc, 0x00a1, 0x00ab, 0x00bb,
+	0x2591, 0x2592, 0x2593, 0x2502, 0x2524, 0x2561, 0x2562, 0x2556,
+	0x2555, 0x2563, 0x2551, 0x2557, 0x255d, 0x255c, 0x255b, 0x2510,
+	0x2514, 0x2534, 0x252c, 0x251c, 0x2500, 0x253c, 0x255e, 0x255f,
+	0x255a, 0x2554, 0x2569, 0x2566, 0x2560, 0x2550, 0x256c, 0x2567,
+	0x2568, 0x2564, 0x2565, 0x2559, 0x2558, 0x2552, 0x2553, 0x256b,
+	0x256a, 0x2518, 0x250c, 0x2588, 0x2584, 0x258c, 0x2590, 0x2580,
+	0x03b1, 0x00df, 0x0393, 0x03c0, 0x03a3, 0x03c3, 0x00b5, 0x03c4,
+	0x03a6, 0x0398, 0x03a9, 0x03b4, 0x221e, 0x03c6, 0x03b5, 0x2229,
+	0x2261, 0x00b1, 0x2265, 0x2264, 0x2320, 0x2321, 0x00f7, 0x2248,
+	0x00b0, 0x2219, 0x00b7, 0x221a, 0x207f, 0x00b2, 0x25a0, 0x00a0,
+};
+
+int rawzip_decode_name(const char *raw, size_t len, uint16_t flags, char **out, const char **why)
+{
+	const uint8_t *s = (const uint8_t *)raw;
+	uint8_t *d;
+	size_t i, o = 0;
+
+	*out = NULL;
+	*why = NULL;
+	if (flags & ZFLAG_UTF8) {
+		/* Python's strict decoder: no overlong forms, no surrogates, nothing past U+10FFFF. */
+		if (u8_check(s, len)) {
+			*why = "name is not valid UTF-8 though flag bit 11 says it is";
+			return KW_EHOSTILE;
+		}
+		d = kw_malloc(len + 1);
+		if (!d) {
+			return KW_ENOMEM;
+		}
+		memcpy(d, s, len);
+		d[len] = 0;
+		*out = (char *)d;
+		return 0;
+	}
+	/* Every CP437 character is in the BMP: three UTF-8 bytes at most; len < 64 KiB. */
+	d = kw_malloc(3 * len + 1);
+	if (!d) {
+		return KW_ENOMEM;
+	}
+	for (i = 0; i < len; i++) {
+		if (s[i] < 0x80) {
+			d[o++] = s[i];
+		} else {
+			o += (size_t)u8_uctomb(d + o, cp437_high[s[i] - 0x80], 3);
+		}
+	}
+	d[o] = 0;
+	*out = (char *)d;
+	return 0;
+}
+
+/* Walk an extra field block; 0 if its fields tile it exactly, else -1. *z64 points at the zip64 one (or NULL). */
+static int walk_extra(const unsigned char *x, size_t xl, const unsigned char **z64, size_t *z64_len)
+{
+	size_t p = 0;
+
+	*z64 = NULL;
+	*z64_len = 0;
+	while (p < xl) {
+		size_t id, fl;
+
+		if (xl - p < 4) {
+			return -1;
+		}
+		id = le16(x + p);
+		fl = le16(x + p + 2);
+		if (fl > xl - p - 4) {
+			return -1;
+		}
+		if (id == 1) {
+			if (*z64) {
+				return -1; /* two of them: readers differ in which one counts */
+			}
+			*z64 = x + p + 4;
+			*z64_len = fl;
+		}
+		p += 4 + fl;
+	}
+	return 0;
+}
+
+/* Take a zip64 field for *v when it holds the 32-bit marker, in the order the format gives. */
+static bool take64(uint64_t *v, uint64_t marker, const unsigned char *z64, size_t len, size_t *q)
+{
+	if (*v != marker) {
+		return true;
+	}
+	if (!z64 || len < 8 || *q > len - 8) {
+		return false;
+	}
+	*v = le64(z64 + *q);
+	*q += 8;
+	return true;
+}
+
 /*
- * Read a central directory (zip64 included) and every local header it
- * points to. Every size and offset is checked against the file: this also
- * reads archives that came from outside, even if libzip accepted them first.
+ * The data descriptor after a member with flag bit 3: an optional signature,
+ * the CRC, and the two sizes (8 bytes each when the entry is zip64). It
+ * must repeat the central directory; returns its length, or 0.
  */
+static size_t descriptor_len(const unsigned char *d, size_t avail, const struct raw *r, bool z64)
+{
+	size_t sw = z64 ? 8 : 4, form;
+
+	for (form = 0; form < 2; form++) {
+		size_t s = form == 0 ? 4 : 0, len = s + 4 + 2 * sw;
+		uint64_t cs, us;
+
+		if (avail < len || (s && le32(d) != SIG_DESCRIPTOR)) {
+			continue;
+		}
+		cs = z64 ? le64(d + s + 4) : le32(d + s + 4);
+		us = z64 ? le64(d + s + 4 + sw) : le32(d + s + 4 + sw);
+		if (le32(d + s) == r->crc && cs == r->comp_size && us == r->size) {
+			return len;
+		}
+	}
+	return 0;
+}
+
+/* The local header of r: it must repeat what the directory says; sets data_off and end. */
+static int check_local(struct rawzip *z, struct raw *r, unsigned char *lb, struct kw_error *err)
+{
+	const char *path = z->path;
+	uint64_t lcs, lus;
+	size_t lnl, lxl, q = 0, z64_len;
+	const unsigned char *z64;
+	uint16_t lflags;
+	uint32_t lcrc;
+
+	if (r->local_off > z->cd_off || z->cd_off - r->local_off < 30 || pread_all(z->fd, lb, 30, r->local_off) < 0 ||
+	    le32(lb) != SIG_LOCAL) {
+		return kw_error_set(err, KW_EFORMAT, "'%s': member '%s' has no local header (inconsistent archive)", path,
+				    r->name);
+	}
+	lflags = le16(lb + 6);
+	lcrc = le32(lb + 14);
+	lcs = le32(lb + 18);
+	lus = le32(lb + 22);
+	lnl = le16(lb + 26);
+	lxl = le16(lb + 28);
+	if (lnl + lxl > z->cd_off - r->local_off - 30 || pread_all(z->fd, lb + 30, lnl + lxl, r->local_off + 30) < 0) {
+		return kw_error_set(err, KW_EFORMAT, "'%s': local header of member '%s' runs past the members", path,
+				    r->name);
+	}
+	if (lnl != r->name_len || memcmp(lb + 30, r->raw_name, lnl) != 0) {
+		return kw_error_set(err, KW_EHOSTILE, "'%s': the local header of member '%s' names another file "
+				    "(inconsistent archive)", path, r->name);
+	}
+	if (lflags != r->flags || le16(lb + 8) != r->method) {
+		return kw_error_set(err, KW_EHOSTILE, "'%s': the local header of member '%s' gives flags %#x and method %u, "
+				    "the central directory %#x and %u (inconsistent archive)", path, r->name, lflags,
+				    le16(lb + 8), r->flags, r->method);
+	}
+	if (walk_extra(lb + 30 + lnl, lxl, &z64, &z64_len) < 0) {
+		return kw_error_set(err, KW_EHOSTILE, "'%s': the local header of member '%s' has a corrupt extra field",
+				    path, r->name);
+	}
+	/* A local zip64 field holds the uncompressed size, then the compressed one. */
+	if (!take64(&lus, 0xffffffffu, z64, z64_len, &q) || !take64(&lcs, 0xffffffffu, z64, z64_len, &q)) {
+		return kw_error_set(err, KW_EHOSTILE, "'%s': the local header of member '%s' lacks its zip64 sizes", path,
+				    r->name);
+	}
+	/* With a data descriptor the local fields may be zero; where they are given they must agree. */
+	if (!((r->flags & ZFLAG_DESCRIPTOR) && lcrc == 0 && lcs == 0 && lus == 0) &&
+	    (lcrc != r->crc || lcs != r->comp_size || lus != r->size)) {
+		return kw_error_set(err, KW_EHOSTILE, "'%s': the local header of member '%s' declares crc %08x and sizes "
+				    "%llu/%llu, the central directory %08x and %llu/%llu (inconsistent archive)", path,
+				    r->name, lcrc, (unsigned long long)lcs, (unsigned long long)lus, r->crc,
+				    (unsigned long long)r->comp_size, (unsigned long long)r->size);
+	}
+	r->data_off = r->local_off + 30 + lnl + lxl;
+	if (r->comp_size > z->cd_off - r->data_off) {
+		return kw_error_set(err, KW_EFORMAT, "'%s': member '%s' runs past the end of the members into the "
+				    "central directory", path, r->name);
+	}
+	r->end = r->data_off + r->comp_size;
+	if (r->flags & ZFLAG_DESCRIPTOR) {
+		unsigned char d[24];
+		size_t avail = z->cd_off - r->end < sizeof(d) ? (size_t)(z->cd_off - r->end) : sizeof(d), dl;
+
+		if (pread_all(z->fd, d, avail, r->end) < 0) {
+			return kw_error_set(err, KW_EIO, "'%s': cannot read: %s", path, strerror(errno));
+		}
+		dl = descriptor_len(d, avail, r, z64 != NULL);
+		if (!dl) {
+			return kw_error_set(err, KW_EHOSTILE, "'%s': the data descriptor of member '%s' is missing or "
+					    "disagrees with the central directory", path, r->name);
+		}
+		r->end += dl;
+	}
+	return 0;
+}
+
+/* One central directory entry at c (avail bytes left); fills r, *used. */
+static int read_entry(struct rawzip *z, const unsigned char *c, uint64_t avail, uint64_t i, struct raw *r,
+		      uint64_t *used, struct kw_error *err)
+{
+	const char *path = z->path, *why = NULL;
+	const unsigned char *z64;
+	size_t nl, xl, cl, q = 0, z64_len;
+	uint64_t disk;
+	int rc;
+
+	if (avail < 46 || le32(c) != SIG_CENTRAL) {
+		return kw_error_set(err, KW_EFORMAT, "'%s': corrupt central directory entry %llu (inconsistent archive)",
+				    path, (unsigned long long)i);
+	}
+	nl = le16(c + 28);
+	xl = le16(c + 30);
+	cl = le16(c + 32);
+	if (46 + nl + xl + cl > avail) {
+		return kw_error_set(err, KW_EFORMAT, "'%s': central directory entry %llu runs past it", path,
+				    (unsigned long long)i);
+	}
+	r->made_by = le16(c + 4);
+	r->flags = le16(c + 8);
+	r->method = le16(c + 10);
+	r->dtime = le16(c + 12);
+	r->ddate = le16(c + 14);
+	r->crc = le32(c + 16);
+	r->comp_size = le32(c + 20);
+	r->size = le32(c + 24);
+	disk = le16(c + 34);
+	r->ext_attr = le32(c + 38);
+	r->local_off = le32(c + 42);
+	r->cd_index = (size_t)i;
+	r->name_len = nl;
+	r->raw_name = kw_malloc(nl + 1);
+	if (!r->raw_name) {
+		return kw_error_set(err, KW_ENOMEM, "out of memory");
+	}
+	memcpy(r->raw_name, c + 46, nl);
+	r->raw_name[nl] = 0;
+	rc = rawzip_decode_name(r->raw_name, nl, r->flags, &r->name, &why);
+	if (rc == KW_ENOMEM) {
+		return kw_error_set(err, rc, "out of memory");
+	}
+	if (rc) {
+		return kw_error_set(err, rc, "'%s': member %llu: %s", path, (unsigned long long)i, why);
+	}
+	if (walk_extra(c + 46 + nl, xl, &z64, &z64_len) < 0) {
+		return kw_error_set(err, KW_EHOSTILE, "'%s': member '%s' has a corrupt extra field", path, r->name);
+	}
+	/* The zip64 field holds the values that are 0xffffffff, in this order. */
+	if (!take64(&r->size, 0xffffffffu, z64, z64_len, &q) || !take64(&r->comp_size, 0xffffffffu, z64, z64_len, &q) ||
+	    !take64(&r->local_off, 0xffffffffu, z64, z64_len, &q)) {
+		return kw_error_set(err, KW_EHOSTILE, "'%s': member '%s' lacks the zip64 field its directory entry "
+				    "needs", path, r->name);
+	}
+	if (disk != 0) {
+		return kw_error_set(err, KW_EUNSUPPORTED, "'%s': member '%s' is on disk %llu of a split archive", path,
+				    r->name, (unsigned long long)disk);
+	}
+	*used = 46 + nl + xl + cl;
+	return 0;
+}
+
+/*
+ * Find the end record. Python takes the last signature in the final 64 KiB
+ * (or the last 22 bytes when they are a record without comment); libzip
+ * tries every signature whose comment runs exactly to the end of the file.
+ * Only a file where those are one and the same record is accepted.
+ */
+static int find_eocd(struct rawzip *z, uint64_t fsize, unsigned char *tail, size_t *tl_out, size_t *at,
+		     struct kw_error *err)
+{
+	size_t tl = fsize < EOCD_WINDOW ? (size_t)fsize : EOCD_WINDOW, k, last = SIZE_MAX, found = SIZE_MAX, n = 0;
+
+	if (fsize == 0) {
+		return kw_error_set(err, KW_EFORMAT, "'%s': not a zip archive: the file is empty", z->path);
+	}
+	if (pread_all(z->fd, tail, tl, fsize - tl) < 0) {
+		return kw_error_set(err, KW_EIO, "'%s': cannot read: %s", z->path, strerror(errno));
+	}
+	for (k = 0; k + 4 <= tl; k++) {
+		if (le32(tail + k) != SIG_EOCD) {
+			continue;
+		}
+		last = k;
+		if (tl - k >= 22 && le16(tail + k + 20) == tl - k - 22) {
+			found = k;
+			n++;
+		}
+	}
+	if (!n) {
+		return kw_error_set(err, KW_EFORMAT, "'%s': not a zip archive: no end of central directory record "
+				    "(truncated?)", z->path);
+	}
+	if (n > 1) {
+		return kw_error_set(err, KW_EHOSTILE, "'%s': %zu end of central directory records, each of which a zip "
+				    "reader could take", z->path, n);
+	}
+	if (last != found) {
+		return kw_error_set(err, KW_EHOSTILE, "'%s': a second end of central directory record inside the archive "
+				    "comment", z->path);
+	}
+	*tl_out = tl;
+	*at = found;
+	return 0;
+}
+
 int rawzip_open(struct rawzip *z, const char *path, struct kw_error *err)
 {
-	unsigned char tail[65536 + 22], h[64], *cd = NULL;
-	uint64_t fsize, cd_off, cd_size, n_ent, pos, i;
-	size_t tl, k;
+	unsigned char *tail = NULL, *lb = NULL, h[56], *cd = NULL, *p;
+	uint64_t fsize, cd_off, cd_size, n_ent, pos, i, eocd_off, cd_end, prev;
+	size_t tl = 0, at = 0;
 	struct stat st;
-	long eocd = -1;
 	int rc = KW_EFORMAT;
 
 	memset(z, 0, sizeof(*z));
 	z->fd = open(path, O_RDONLY | O_CLOEXEC);
 	z->path = kw_strdup(path);
 	if (z->fd < 0 || !z->path || fstat(z->fd, &st) < 0) {
-		rc = kw_error_set(err, KW_EIO, "'%s': %s", path, strerror(errno));
+		rc = z->path ? kw_error_set(err, KW_EIO, "'%s': %s", path, strerror(errno))
+			     : kw_error_set(err, KW_ENOMEM, "out of memory");
 		goto fail;
 	}
 	fsize = (uint64_t)st.st_size;
-	tl = fsize < sizeof(tail) ? (size_t)fsize : sizeof(tail);
-	if (tl < 22 || pread_all(z->fd, tail, tl, fsize - tl) < 0) {
-		kw_error_set(err, rc, "'%s': not a zip archive", path);
+	tail = kw_malloc(EOCD_WINDOW);
+	lb = kw_malloc(30 + 2 * 65535);
+	if (!tail || !lb) {
+		rc = kw_error_set(err, KW_ENOMEM, "out of memory");
 		goto fail;
 	}
-	for (k = tl - 22 + 1; k-- > 0;) {
-		if (le32(tail + k) == SIG_EOCD && k + 22 + le16(tail + k + 20) <= tl) {
-			eocd = (long)k;
-			break;
-		}
-	}
-	if (eocd < 0) {
-		kw_error_set(err, rc, "'%s': no end of central directory", path);
+	rc = find_eocd(z, fsize, tail, &tl, &at, err);
+	if (rc) {
 		goto fail;
 	}
-	n_ent = le16(tail + eocd + 10);
-	cd_size = le32(tail + eocd + 12);
-	cd_off = le32(tail + eocd + 16);
-	if ((n_ent == 0xffff || cd_size == 0xffffffffu || cd_off == 0xffffffffu) && eocd >= 20 &&
-	    le32(tail + eocd - 20) == SIG_LOC64) {
-		uint64_t e64 = le64(tail + eocd - 20 + 8);
+	rc = KW_EFORMAT;
+	p = tail + at;
+	eocd_off = fsize - tl + at;
+	if (le16(p + 4) != 0 || le16(p + 6) != 0 || le16(p + 8) != le16(p + 10)) {
+		rc = kw_error_set(err, KW_EUNSUPPORTED, "'%s': a split (multi-disk) zip archive", path);
+		goto fail;
+	}
+	n_ent = le16(p + 10);
+	cd_size = le32(p + 12);
+	cd_off = le32(p + 16);
+	cd_end = eocd_off;
+	/* Python trusts a zip64 locator whenever one precedes the end record, and looks for its record just before it. */
+	if (eocd_off >= 20 && pread_all(z->fd, h, 20, eocd_off - 20) == 0 && le32(h) == SIG_LOC64) {
+		uint64_t e64 = le64(h + 8);
 
-		if (e64 > fsize - 56 || pread_all(z->fd, h, 56, e64) < 0 || le32(h) != SIG_EOCD64) {
-			kw_error_set(err, rc, "'%s': bad zip64 end of central directory", path);
+		if (le32(h + 4) != 0 || le32(h + 16) > 1) {
+			rc = kw_error_set(err, KW_EUNSUPPORTED, "'%s': a split (multi-disk) zip64 archive", path);
+			goto fail;
+		}
+		if (eocd_off < 76 || e64 != eocd_off - 76 || pread_all(z->fd, h, 56, e64) < 0 || le32(h) != SIG_EOCD64 ||
+		    le64(h + 4) != 44) {
+			rc = kw_error_set(err, KW_EHOSTILE, "'%s': the zip64 locator does not point at a zip64 end record "
+					  "just before it", path);
+			goto fail;
+		}
+		if (le32(h + 16) != 0 || le32(h + 20) != 0 || le64(h + 24) != le64(h + 32)) {
+			rc = kw_error_set(err, KW_EUNSUPPORTED, "'%s': a split (multi-disk) zip64 archive", path);
+			goto fail;
+		}
+		if ((n_ent != 0xffff && n_ent != le64(h + 32)) || (cd_size != 0xffffffffu && cd_size != le64(h + 40)) ||
+		    (cd_off != 0xffffffffu && cd_off != le64(h + 48))) {
+			rc = kw_error_set(err, KW_EHOSTILE, "'%s': the zip64 end record and the end record describe different "
+					  "central directories", path);
 			goto fail;
 		}
 		n_ent = le64(h + 32);
 		cd_size = le64(h + 40);
 		cd_off = le64(h + 48);
+		cd_end = e64;
 	}
-	if (cd_off > fsize || cd_size > fsize - cd_off || n_ent > cd_size / 46 || cd_size > (1u << 30)) {
-		kw_error_set(err, rc, "'%s': central directory lies outside the file", path);
+	/* Python shifts every offset by whatever lies between the directory and the end records. */
+	if (cd_off > cd_end || cd_size > cd_end - cd_off) {
+		rc = kw_error_set(err, KW_EFORMAT, "'%s': the central directory runs past the end record (inconsistent "
+				  "archive)", path);
 		goto fail;
 	}
+	if (cd_size != cd_end - cd_off) {
+		rc = kw_error_set(err, KW_EHOSTILE, "'%s': %llu bytes between the central directory and the end record",
+				  path, (unsigned long long)(cd_end - cd_off - cd_size));
+		goto fail;
+	}
+	if (cd_size > (1u << 30) || n_ent > cd_size / 46) {
+		rc = kw_error_set(err, KW_EFORMAT, "'%s': a central directory of %llu bytes cannot hold %llu entries", path,
+				  (unsigned long long)cd_size, (unsigned long long)n_ent);
+		goto fail;
+	}
+	z->cd_off = cd_off;
 	cd = kw_malloc(cd_size + 1);
 	z->e = kw_calloc(n_ent + 1, sizeof(*z->e));
 	if (!cd || !z->e) {
@@ -137,81 +498,61 @@ int rawzip_open(struct rawzip *z, const char *path, struct kw_error *err)
 		goto fail;
 	}
 	for (pos = 0, i = 0; i < n_ent; i++) {
-		struct raw *r = &z->e[z->n];
-		uint64_t nl, xl, cl, lho, x;
-		const unsigned char *c = cd + pos;
+		uint64_t used = 0;
 
-		if (cd_size - pos < 46 || le32(c) != SIG_CENTRAL) {
-			kw_error_set(err, rc, "'%s': corrupt central directory entry %llu", path, (unsigned long long)i);
+		rc = read_entry(z, cd + pos, cd_size - pos, i, &z->e[z->n], &used, err);
+		if (!rc) {
+			z->e[z->n].cd_entry_off = cd_off + pos;
+			z->n++;
+			rc = check_local(z, &z->e[z->n - 1], lb, err);
+		} else if (z->e[z->n].raw_name || z->e[z->n].name) {
+			z->n++; /* rawzip_close frees what it holds */
+		}
+		if (rc) {
 			goto fail;
 		}
-		nl = le16(c + 28);
-		xl = le16(c + 30);
-		cl = le16(c + 32);
-		if (46 + nl + xl + cl > cd_size - pos) {
-			kw_error_set(err, rc, "'%s': central directory entry %llu runs past it", path, (unsigned long long)i);
-			goto fail;
-		}
-		r->cd_entry_off = cd_off + pos;
-		r->made_by = le16(c + 4);
-		r->flags = le16(c + 8);
-		r->method = le16(c + 10);
-		r->dtime = le16(c + 12);
-		r->ddate = le16(c + 14);
-		r->crc = le32(c + 16);
-		r->comp_size = le32(c + 20);
-		r->size = le32(c + 24);
-		r->ext_attr = le32(c + 38);
-		lho = le32(c + 42);
-		r->name = kw_malloc(nl + 1);
-		if (r->name) {
-			memcpy(r->name, c + 46, nl);
-			r->name[nl] = 0;
-		}
-		r->name_len = nl;
-		if (!r->name) {
-			rc = kw_error_set(err, KW_ENOMEM, "out of memory");
-			goto fail;
-		}
-		z->n++;
-		/* zip64 extra: the fields that were 0xffffffff, in this order. */
-		for (x = 0; x + 4 <= xl;) {
-			const unsigned char *f = c + 46 + nl + x;
-			uint64_t id = le16(f), fl = le16(f + 2), q = 4;
+		pos += used;
+	}
+	/* Python walks the directory by its size, libzip by its count: both must end at the same place. */
+	if (pos != cd_size) {
+		rc = kw_error_set(err, KW_EHOSTILE, "'%s': the central directory holds %llu bytes more than its %llu "
+				  "entries", path, (unsigned long long)(cd_size - pos), (unsigned long long)n_ent);
+		goto fail;
+	}
+	/* The members tile the file from 0 to the directory: no overlap, nothing unaccounted for. */
+	if (z->n) {
+		qsort(z->e, z->n, sizeof(*z->e), off_cmp);
+	}
+	for (prev = 0, i = 0; i < z->n; i++) {
+		const struct raw *r = &z->e[i];
 
-			if (x + 4 + fl > xl) {
-				break;
-			}
-			if (id == 1) {
-				if (r->size == 0xffffffffu && q + 8 <= 4 + fl) {
-					r->size = le64(f + q), q += 8;
-				}
-				if (r->comp_size == 0xffffffffu && q + 8 <= 4 + fl) {
-					r->comp_size = le64(f + q), q += 8;
-				}
-				if (lho == 0xffffffffu && q + 8 <= 4 + fl) {
-					lho = le64(f + q);
-				}
-			}
-			x += 4 + fl;
-		}
-		if (lho > fsize - 30 || pread_all(z->fd, h, 30, lho) < 0 || le32(h) != SIG_LOCAL) {
-			kw_error_set(err, rc, "'%s': member '%s' has no local header", path, r->name);
+		if (r->local_off < prev) {
+			rc = kw_error_set(err, KW_EHOSTILE, "'%s': members '%s' and '%s' overlap", path, z->e[i - 1].name,
+					  r->name);
 			goto fail;
 		}
-		r->data_off = lho + 30 + le16(h + 26) + le16(h + 28);
-		if (r->data_off > fsize || r->comp_size > fsize - r->data_off) {
-			kw_error_set(err, rc, "'%s': member '%s' runs past the end of the file", path, r->name);
+		if (r->local_off > prev) {
+			rc = kw_error_set(err, KW_EHOSTILE, "'%s': %llu bytes before member '%s' that no member accounts for",
+					  path, (unsigned long long)(r->local_off - prev), r->name);
 			goto fail;
 		}
-		pos += 46 + nl + xl + cl;
+		prev = r->end;
+	}
+	if (prev != cd_off) {
+		rc = kw_error_set(err, KW_EHOSTILE, "'%s': %llu bytes before the central directory that no member accounts "
+				  "for", path, (unsigned long long)(cd_off - prev));
+		goto fail;
 	}
 	if (z->n) {
 		qsort(z->e, z->n, sizeof(*z->e), raw_cmp);
 	}
+	free(lb);
+	free(tail);
 	free(cd);
 	return 0;
 fail:
+	free(lb);
+	free(tail);
 	free(cd);
 	rawzip_close(z);
 	return rc;
@@ -224,4 +565,3 @@ const struct raw *rawzip_find(const struct rawzip *z, const char *name)
 	key.name = (char *)name;
 	return z->n ? bsearch(&key, z->e, z->n, sizeof(*z->e), raw_cmp) : NULL;
 }
-

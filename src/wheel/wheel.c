@@ -4,16 +4,24 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <uninorm.h>
+#include <unicase.h>
 #include <zip.h>
 
 #include "internal.h"
 #include "rawzip.h"
 #include "kwheel/util.h"
 
-/* Ratios are judged only above this size: a small file of zeros is not a bomb. */
-#define BOMB_MIN_SIZE (UINT64_C(1) << 20)
+/*
+ * Ratios are judged only past this much of one member: a few hundred
+ * megabytes of zeros are an odd but real member (and cost no memory, see
+ * kw_wheel_map); past 512 MiB at that ratio it is a bomb.
+ */
+#define BOMB_MIN_SIZE (UINT64_C(512) << 20)
 #define CHUNK (256 * 1024)
 
 static const char *base_name(const char *path)
@@ -43,6 +51,7 @@ void kw_wheel_free(struct kw_wheel *w)
 	}
 	free(w->members);
 	free(w->by_name);
+	free(w->inflated_of);
 	free(w->path);
 	free(w->label);
 	free(w->dist_info);
@@ -108,12 +117,6 @@ static const char *unsafe_name(const char *name)
 static int cmp_name(const void *a, const void *b)
 {
 	return strcmp((*(struct kw_wheel_member *const *)a)->name, (*(struct kw_wheel_member *const *)b)->name);
-}
-
-static int cmp_name_ci(const void *a, const void *b)
-{
-	return strcasecmp((*(struct kw_wheel_member *const *)a)->name,
-			  (*(struct kw_wheel_member *const *)b)->name);
 }
 
 static int sorted_index(const struct kw_wheel *w, int (*cmp)(const void *, const void *), size_t *out)
@@ -234,83 +237,130 @@ static int find_dist_info(struct kw_wheel *w, struct kw_error *err)
 	return 0;
 }
 
-static int check_members(struct kw_wheel *w, struct kw_error *err)
+/* A name's identity on a file system that folds case and Unicode normalisation (macOS, Windows). */
+struct fold {
+	uint8_t *key;
+	size_t len;
+	size_t idx;
+};
+
+static int fold_cmp(const void *a, const void *b)
 {
-	const struct kw_limits *lim = &w->ctx->limits;
-	size_t *ci = NULL;
-	uint64_t total = 0;
+	const struct fold *x = a, *y = b;
+	int c = memcmp(x->key, y->key, x->len < y->len ? x->len : y->len);
+
+	return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/* New copy (kw_malloc) of what libunistring returned, which may be its own malloc()ed buffer. */
+static uint8_t *own(uint8_t *got, uint8_t *scratch, size_t len)
+{
+	uint8_t *p;
+
+	if (!got) {
+		return NULL;
+	}
+	p = kw_malloc(len ? len : 1);
+	if (p) {
+		memcpy(p, got, len);
+	}
+	if (got != scratch) {
+		free(got);
+	}
+	return p;
+}
+
+/* name case-folded and in NFC (new, kw_malloc), NULL on failure. */
+static uint8_t *fold_key(const char *name, size_t *len)
+{
+	uint8_t scratch[512];
+	size_t n = sizeof(scratch);
+	uint8_t *got = u8_casefold((const uint8_t *)name, strlen(name), NULL, UNINORM_NFC, scratch, &n);
+
+	*len = n;
+	return own(got, scratch, n);
+}
+
+/* Do a and b have the same NFC form? (false if that cannot be told) */
+static bool same_nfc(const char *a, const char *b)
+{
+	size_t al = 0, bl = 0;
+	uint8_t *x = u8_normalize(UNINORM_NFC, (const uint8_t *)a, strlen(a), NULL, &al);
+	uint8_t *y = u8_normalize(UNINORM_NFC, (const uint8_t *)b, strlen(b), NULL, &bl);
+	bool same = x && y && al == bl && memcmp(x, y, al) == 0;
+
+	free(x);
+	free(y);
+	return same;
+}
+
+/*
+ * Names that are one file on a case-insensitive or normalising file system
+ * overwrite each other when pip installs there: exact duplicates, names
+ * that differ only in case (Unicode case folding), and names that differ
+ * only in normalisation (NFC "é" and NFD "e" + U+0301, as macOS stores it).
+ */
+static int check_collisions(struct kw_wheel *w, struct kw_error *err)
+{
+	struct fold *f = kw_calloc(w->n_members ? w->n_members : 1, sizeof(*f));
 	size_t i;
 	int rc = 0;
 
+	if (!f) {
+		return kw_error_set(err, KW_ENOMEM, "out of memory");
+	}
 	for (i = 0; i < w->n_members; i++) {
-		const struct kw_wheel_member *m = &w->members[i];
-
-		if (m->size > lim->max_member_size) {
-			return kw_error_set(err, KW_ELIMIT, "'%s': member '%s' is %llu bytes, over the limit of %llu",
-					    w->label, m->name, (unsigned long long)m->size,
-					    (unsigned long long)lim->max_member_size);
-		}
-		if (m->size > BOMB_MIN_SIZE && (m->comp_size == 0 || m->size / m->comp_size > lim->max_ratio)) {
-			return kw_error_set(err, KW_EHOSTILE,
-					    "'%s': member '%s' expands %llu times (zip bomb)", w->label, m->name,
-					    (unsigned long long)(m->comp_size ? m->size / m->comp_size : m->size));
-		}
-		total += m->size;
-		if (total > lim->max_total_size) {
-			return kw_error_set(err, KW_ELIMIT, "'%s': members add up to more than %llu bytes (zip bomb)",
-					    w->label, (unsigned long long)lim->max_total_size);
+		f[i].idx = i;
+		f[i].key = fold_key(w->members[i].name, &f[i].len);
+		if (!f[i].key) {
+			rc = kw_error_set(err, errno == EILSEQ ? KW_EHOSTILE : KW_ENOMEM, errno == EILSEQ
+					  ? "'%s': member '%s': name is not valid UTF-8" : "out of memory", w->label,
+					  w->members[i].name);
+			goto out;
 		}
 	}
-	/* Exact and case-only duplicates both overwrite something on extraction. */
-	ci = kw_calloc(w->n_members ? w->n_members : 1, sizeof(*ci));
-	if (!ci) {
-		return kw_error_set(err, KW_ENOMEM, "out of memory");
-	}
-	if (sorted_index(w, cmp_name_ci, ci)) {
-		free(ci);
-		return kw_error_set(err, KW_ENOMEM, "out of memory");
-	}
+	qsort(f, w->n_members, sizeof(*f), fold_cmp);
 	for (i = 1; i < w->n_members; i++) {
-		const char *a = w->members[ci[i - 1]].name, *b = w->members[ci[i]].name;
+		const char *a = w->members[f[i - 1].idx].name, *b = w->members[f[i].idx].name;
 
-		if (strcasecmp(a, b) == 0) {
-			rc = kw_error_set(err, KW_EHOSTILE, strcmp(a, b) == 0
-				? "'%s': member '%s' appears twice"
-				: "'%s': members '%s' and '%s' differ only in case", w->label, a, b);
-			break;
+		if (fold_cmp(&f[i - 1], &f[i]) != 0) {
+			continue;
 		}
+		if (strcmp(a, b) == 0) {
+			rc = kw_error_set(err, KW_EHOSTILE, "'%s': member '%s' appears twice", w->label, a);
+		} else if (same_nfc(a, b)) {
+			rc = kw_error_set(err, KW_EHOSTILE, "'%s': members '%s' and '%s' differ only in Unicode normalisation "
+					  "(NFC/NFD): one file where pip installs", w->label, a, b);
+		} else {
+			rc = kw_error_set(err, KW_EHOSTILE, "'%s': members '%s' and '%s' differ only in case", w->label, a, b);
+		}
+		break;
 	}
-	free(ci);
+out:
+	for (i = 0; i < w->n_members; i++) {
+		free(f[i].key);
+	}
+	free(f);
 	return rc;
 }
 
 /*
- * libzip hands names over as C strings: a NUL inside a name would cut it
- * short unseen, and a duplicate shows up only as a failed open. Our own read
- * of the central directory sees the raw bytes.
+ * libzip reads the data; our own parser has already checked the structure.
+ * Both must see the same entries in the same order: the same raw names,
+ * sizes, CRC and method, or what was checked is not what gets read.
  */
-static int cross_check(struct kw_wheel *w, struct kw_error *err)
+static int cross_check(struct kw_wheel *w, const struct rawzip *z, const struct raw **by_cd, size_t i,
+		       const zip_stat_t *zs, struct kw_error *err)
 {
-	struct rawzip z;
-	size_t i;
-	int rc;
+	const struct raw *r = by_cd[i];
 
-	rc = rawzip_open(&z, w->path, err);
-	if (rc) {
-		kw_error_prefix(err, "'%s': not a valid zip archive", w->label); /* err->msg is the source: no overlap */
-		return rc;
+	if (!r || strcmp(zs->name, r->raw_name) != 0 || zs->size != r->size || zs->comp_size != r->comp_size ||
+	    zs->crc != r->crc || zs->comp_method != r->method) {
+		return kw_error_set(err, KW_EHOSTILE, "'%s': libzip and the central directory disagree on member %zu (%s)",
+				    w->label, i, r ? r->name : "missing");
 	}
-	if (z.n != w->n_members) {
-		rc = kw_error_set(err, KW_EHOSTILE, "'%s': central directory holds %zu entries, libzip sees %zu", w->label,
-				  z.n, w->n_members);
-	}
-	for (i = 0; !rc && i < z.n; i++) {
-		if (z.e[i].name_len != strlen(z.e[i].name)) {
-			rc = kw_error_set(err, KW_EHOSTILE, "'%s': member '%s...': NUL byte in its name", w->label, z.e[i].name);
-		}
-	}
-	rawzip_close(&z);
-	return rc;
+	(void)z;
+	return 0;
 }
 
 /*
@@ -318,37 +368,33 @@ static int cross_check(struct kw_wheel *w, struct kw_error *err)
  * generic "inconsistent": name the member and the reason when our own read
  * of the directory can.
  */
-static bool explain_refusal(struct kw_wheel *w, struct kw_error *err, int *rc)
+static bool explain_refusal(struct kw_wheel *w, const struct rawzip *z, struct kw_error *err, int *rc)
 {
-	struct kw_error scratch = { 0 };
-	struct rawzip z;
-	bool told = false;
 	size_t i;
 
-	if (rawzip_open(&z, w->path, &scratch)) {
-		return false;
-	}
-	for (i = 0; !told && i < z.n; i++) {
-		const struct raw *r = &z.e[i];
+	for (i = 0; i < z->n; i++) {
+		const struct raw *r = &z->e[i];
 
-		if (r->flags & 1 || r->method == 99) {
+		if (r->flags & ZFLAG_ENCRYPTED || r->method == 99) {
 			*rc = kw_error_set(err, KW_EUNSUPPORTED, "'%s': member '%s' is encrypted%s", w->label, r->name,
 					   r->method == 99 ? " (compression method 99, AES)" : "");
-			told = true;
-		} else if (r->method != ZIP_CM_STORE && r->method != ZIP_CM_DEFLATE &&
-			   !zip_compression_method_supported(r->method, 0)) {
+			return true;
+		}
+		if (r->method != ZIP_CM_STORE && r->method != ZIP_CM_DEFLATE &&
+		    !zip_compression_method_supported(r->method, 0)) {
 			*rc = kw_error_set(err, KW_EUNSUPPORTED, "'%s': member '%s' uses unsupported compression method %u",
 					   w->label, r->name, r->method);
-			told = true;
+			return true;
 		}
 	}
-	rawzip_close(&z);
-	return told;
+	return false;
 }
 
 int kw_wheel_open(struct kw_ctx *ctx, const char *path, struct kw_wheel **out, struct kw_error *err)
 {
 	struct kw_wheel *w = NULL;
+	struct rawzip z = { .fd = -1 };
+	const struct raw **by_cd = NULL;
 	zip_error_t zerr;
 	zip_int64_t n;
 	int zep = 0, rc = KW_ENOMEM;
@@ -374,12 +420,21 @@ int kw_wheel_open(struct kw_ctx *ctx, const char *path, struct kw_wheel **out, s
 		rc = kw_error_set(err, KW_EFORMAT, "'%s': not a regular file", path);
 		goto out;
 	}
+	/* Our parser first: it refuses every archive two zip readers could read differently. */
+	rc = rawzip_open(&z, path, err);
+	if (rc) {
+		goto out;
+	}
+	if ((uint64_t)z.n > ctx->limits.max_members) {
+		rc = kw_error_set(err, KW_ELIMIT, "'%s': %zu members, over the limit", w->label, z.n);
+		goto out;
+	}
 	w->zip = zip_open(path, ZIP_RDONLY | ZIP_CHECKCONS, &zep);
 	if (!w->zip) {
 		zip_error_init_with_code(&zerr, zep);
 		if (zep == ZIP_ER_EXISTS) {
 			rc = kw_error_set(err, KW_EHOSTILE, "'%s': duplicate member names", w->label);
-		} else if (zep == ZIP_ER_OPEN || zep == ZIP_ER_READ || !explain_refusal(w, err, &rc)) {
+		} else if (zep == ZIP_ER_OPEN || zep == ZIP_ER_READ || !explain_refusal(w, &z, err, &rc)) {
 			rc = kw_error_set(err, zep == ZIP_ER_OPEN || zep == ZIP_ER_READ ? KW_EIO : KW_EFORMAT,
 					  "'%s': not a valid zip archive: %s", w->label, zip_error_strerror(&zerr));
 		}
@@ -387,18 +442,25 @@ int kw_wheel_open(struct kw_ctx *ctx, const char *path, struct kw_wheel **out, s
 		goto out;
 	}
 	n = zip_get_num_entries(w->zip, 0);
-	if (n < 0 || (uint64_t)n > ctx->limits.max_members) {
-		rc = kw_error_set(err, KW_ELIMIT, "'%s': %lld members, over the limit", w->label, (long long)n);
+	if (n < 0 || (uint64_t)n != z.n) {
+		rc = kw_error_set(err, KW_EHOSTILE, "'%s': central directory holds %zu entries, libzip sees %lld", w->label,
+				  z.n, (long long)n);
 		goto out;
 	}
-	w->members = kw_calloc(n ? (size_t)n : 1, sizeof(*w->members));
-	w->by_name = kw_calloc(n ? (size_t)n : 1, sizeof(*w->by_name));
-	if (!w->members || !w->by_name) {
+	w->members = kw_calloc(z.n ? z.n : 1, sizeof(*w->members));
+	w->by_name = kw_calloc(z.n ? z.n : 1, sizeof(*w->by_name));
+	w->inflated_of = kw_calloc(z.n ? z.n : 1, sizeof(*w->inflated_of));
+	by_cd = kw_calloc(z.n ? z.n : 1, sizeof(*by_cd));
+	if (!w->members || !w->by_name || !w->inflated_of || !by_cd) {
 		rc = kw_error_set(err, KW_ENOMEM, "out of memory");
 		goto out;
 	}
-	for (i = 0; i < (size_t)n; i++) {
+	for (i = 0; i < z.n; i++) {
+		by_cd[z.e[i].cd_index] = &z.e[i];
+	}
+	for (i = 0; i < z.n; i++) {
 		struct kw_wheel_member *m = &w->members[i];
+		const struct raw *r = by_cd[i];
 		zip_stat_t zs;
 		zip_uint8_t opsys;
 		zip_uint32_t attr;
@@ -409,11 +471,27 @@ int kw_wheel_open(struct kw_ctx *ctx, const char *path, struct kw_wheel **out, s
 			rc = kw_error_set(err, KW_EFORMAT, "'%s': member %zu: %s", w->label, i, zip_strerror(w->zip));
 			goto out;
 		}
-		name = zs.name;
-		if (!name || !(zs.valid & ZIP_STAT_SIZE) || !(zs.valid & ZIP_STAT_COMP_SIZE)) {
+		if (!zs.name || !(zs.valid & ZIP_STAT_SIZE) || !(zs.valid & ZIP_STAT_COMP_SIZE)) {
 			rc = kw_error_set(err, KW_EFORMAT, "'%s': member %zu has no name or size", w->label, i);
 			goto out;
 		}
+		/* libzip's names are C strings: a NUL inside one would cut it short unseen. */
+		if (r && r->name_len != strlen(r->raw_name)) {
+			rc = kw_error_set(err, KW_EHOSTILE, "'%s': member '%s...': NUL byte in its name", w->label, r->name);
+			goto out;
+		}
+		/* libzip gives an AES member the method of its extra field: say what it is before comparing. */
+		if (r->flags & ZFLAG_ENCRYPTED || r->method == 99) {
+			rc = kw_error_set(err, KW_EUNSUPPORTED, "'%s': member '%s' is encrypted%s", w->label, r->name,
+					  r->method == 99 ? " (compression method 99, AES)" : "");
+			goto out;
+		}
+		rc = cross_check(w, &z, by_cd, i, &zs, err);
+		if (rc) {
+			goto out;
+		}
+		/* The name as pip sees it: UTF-8, or CP437 decoded. */
+		name = r->name;
 		why = unsafe_name(name);
 		if (why) {
 			rc = kw_error_set(err, KW_EHOSTILE, "'%s': member '%s': %s", w->label, name, why);
@@ -421,6 +499,12 @@ int kw_wheel_open(struct kw_ctx *ctx, const char *path, struct kw_wheel **out, s
 		}
 		if ((zs.valid & ZIP_STAT_ENCRYPTION_METHOD) && zs.encryption_method != ZIP_EM_NONE) {
 			rc = kw_error_set(err, KW_EHOSTILE, "'%s': member '%s' is encrypted", w->label, name);
+			goto out;
+		}
+		if (r->flags & (ZFLAG_PATCHED | ZFLAG_STRONG)) {
+			rc = kw_error_set(err, KW_EUNSUPPORTED, "'%s': member '%s' is %s (flags %#x), which pip cannot read",
+					  w->label, name, r->flags & ZFLAG_STRONG ? "strongly encrypted" : "patch data",
+					  r->flags);
 			goto out;
 		}
 		if (zs.comp_method != ZIP_CM_STORE && zs.comp_method != ZIP_CM_DEFLATE &&
@@ -457,11 +541,7 @@ int kw_wheel_open(struct kw_ctx *ctx, const char *path, struct kw_wheel **out, s
 		rc = kw_error_set(err, KW_ENOMEM, "out of memory");
 		goto out;
 	}
-	rc = cross_check(w, err);
-	if (rc) {
-		goto out;
-	}
-	rc = check_members(w, err);
+	rc = check_collisions(w, err);
 	if (rc) {
 		goto out;
 	}
@@ -473,8 +553,42 @@ int kw_wheel_open(struct kw_ctx *ctx, const char *path, struct kw_wheel **out, s
 	w = NULL;
 	rc = 0;
 out:
+	free(by_cd);
+	rawzip_close(&z);
 	kw_wheel_free(w);
 	return rc;
+}
+
+/*
+ * Judge done bytes of member i against the limits: what is really
+ * inflated (ahead: what inflating it whole would come to, counted nowhere).
+ */
+static int count_inflated(struct kw_wheel *w, size_t i, uint64_t done, bool ahead, struct kw_error *err)
+{
+	const struct kw_limits *lim = &w->ctx->limits;
+	const struct kw_wheel_member *m = &w->members[i];
+	uint64_t more = done > w->inflated_of[i] ? done - w->inflated_of[i] : 0;
+
+	if (done > lim->max_member_size) {
+		return kw_error_set(err, KW_ELIMIT, "'%s': member '%s' %s more than the limit of %llu bytes (zip bomb)",
+				    w->label, m->name, ahead ? "is declared to inflate to" : "inflates to",
+				    (unsigned long long)lim->max_member_size);
+	}
+	if (done > BOMB_MIN_SIZE && (m->comp_size == 0 || done / m->comp_size > lim->max_ratio)) {
+		return kw_error_set(err, KW_EHOSTILE, "'%s': member '%s' %s more than %llu times (zip bomb)", w->label,
+				    m->name, ahead ? "is declared to expand" : "expands",
+				    (unsigned long long)lim->max_ratio);
+	}
+	/* Reading a member again costs time, not a new share of the total. */
+	if (more > lim->max_total_size || w->inflated > lim->max_total_size - more) {
+		return kw_error_set(err, KW_ELIMIT, "'%s': members %s more than %llu bytes in all (zip bomb)", w->label,
+				    ahead ? "would add up to" : "inflate to", (unsigned long long)lim->max_total_size);
+	}
+	if (!ahead) {
+		w->inflated += more;
+		w->inflated_of[i] = done;
+	}
+	return 0;
 }
 
 /* Read exactly the declared size, proving the data neither stops short nor runs on. */
@@ -488,6 +602,16 @@ int kw_wheel_stream(struct kw_wheel *w, size_t i, kw_wheel_chunk_fn cb, void *ud
 
 	if (!m) {
 		return kw_error_set(err, KW_EINVAL, "'%s': no member %zu", w->label, i);
+	}
+	/*
+	 * Inflating exactly the declared size is the only way through: a member
+	 * whose declared size already breaks a limit is refused before the
+	 * work, with the verdict the work would give (a bomb if it is true, a
+	 * lie if it is not). Members never read are never judged.
+	 */
+	rc = count_inflated(w, i, m->size, true, err);
+	if (rc) {
+		return rc;
 	}
 	buf = kw_malloc(CHUNK);
 	if (!buf) {
@@ -518,6 +642,10 @@ int kw_wheel_stream(struct kw_wheel *w, size_t i, kw_wheel_chunk_fn cb, void *ud
 			goto out;
 		}
 		total += (uint64_t)got;
+		rc = count_inflated(w, i, total, false, err);
+		if (rc) {
+			goto out;
+		}
 		rc = cb(ud, buf, (size_t)got);
 		if (rc) {
 			kw_error_set(err, rc, "'%s': member '%s': %s", w->label, m->name, kw_status_str(rc));
@@ -538,49 +666,82 @@ out:
 	return rc;
 }
 
+/* A member's bytes in memory: grown as they arrive, never past the declared size (more is refused). */
 struct membuf {
 	unsigned char *p;
-	size_t len, cap;
+	size_t len, cap, max;
 };
 
 static int append(void *ud, const void *data, size_t len)
 {
 	struct membuf *b = ud;
 
-	if (len > b->cap - b->len) {
+	if (len > b->max - b->len) {
 		return KW_EHOSTILE;
+	}
+	if (len >= b->cap - b->len) {
+		size_t want = b->cap ? b->cap : b->max < CHUNK ? b->max + 1 : CHUNK;
+		unsigned char *np;
+
+		while (want - b->len <= len) {
+			want = want > b->max / 2 ? b->max + 1 : want * 2;
+		}
+		np = kw_realloc(b->p, want);
+		if (!np) {
+			return KW_ENOMEM;
+		}
+		b->p = np;
+		b->cap = want;
 	}
 	memcpy(b->p + b->len, data, len);
 	b->len += len;
 	return 0;
 }
 
-int kw_wheel_read(struct kw_wheel *w, size_t i, unsigned char **out, size_t *len, struct kw_error *err)
+/* Stream member i into b (and sha when not NULL); b->p is NUL-terminated on success. */
+static int read_into(struct kw_wheel *w, size_t i, kw_wheel_chunk_fn cb, void *ud, struct membuf *b,
+		     struct kw_error *err)
 {
 	const struct kw_wheel_member *m = kw_wheel_member(w, i);
+	int rc;
+
+	if (!m) {
+		return kw_error_set(err, KW_EINVAL, "'%s': no member %zu", w->label, i);
+	}
+	if (m->size > SIZE_MAX - 1) {
+		return kw_error_set(err, KW_ELIMIT, "'%s': member '%s' is too large", w->label, m->name);
+	}
+	b->max = (size_t)m->size;
+	rc = kw_wheel_stream(w, i, cb, ud, err);
+	if (!rc && !b->p) {
+		b->p = kw_malloc(1);
+		if (!b->p) {
+			rc = kw_error_set(err, KW_ENOMEM, "out of memory reading '%s'", m->name);
+		}
+	}
+	if (rc) {
+		if (rc == KW_ENOMEM) {
+			kw_error_set(err, KW_ENOMEM, "out of memory reading '%s'", m->name);
+		}
+		free(b->p);
+		b->p = NULL;
+		return rc;
+	}
+	b->p[b->len] = '\0';
+	return 0;
+}
+
+int kw_wheel_read(struct kw_wheel *w, size_t i, unsigned char **out, size_t *len, struct kw_error *err)
+{
 	struct membuf b = { 0 };
 	int rc;
 
 	*out = NULL;
 	*len = 0;
-	if (!m) {
-		return kw_error_set(err, KW_EINVAL, "'%s': no member %zu", w->label, i);
-	}
-	/* Sizes were checked against the limits when the wheel was opened. */
-	if (m->size > SIZE_MAX - 1) {
-		return kw_error_set(err, KW_ELIMIT, "'%s': member '%s' is too large", w->label, m->name);
-	}
-	b.cap = (size_t)m->size;
-	b.p = kw_malloc(b.cap + 1);
-	if (!b.p) {
-		return kw_error_set(err, KW_ENOMEM, "out of memory reading '%s'", m->name);
-	}
-	rc = kw_wheel_stream(w, i, append, &b, err);
+	rc = read_into(w, i, append, &b, &b, err);
 	if (rc) {
-		free(b.p);
 		return rc;
 	}
-	b.p[b.len] = '\0';
 	*out = b.p;
 	*len = b.len;
 	return 0;
@@ -605,31 +766,17 @@ static int append_hash(void *ud, const void *data, size_t len)
 int kw_wheel_read_sha256(struct kw_wheel *w, size_t i, unsigned char **out, size_t *len, unsigned char digest[32],
 			 struct kw_error *err)
 {
-	const struct kw_wheel_member *m = kw_wheel_member(w, i);
 	struct hashed h;
 	int rc;
 
 	*out = NULL;
 	*len = 0;
 	memset(&h, 0, sizeof(h));
-	if (!m) {
-		return kw_error_set(err, KW_EINVAL, "'%s': no member %zu", w->label, i);
-	}
-	if (m->size > SIZE_MAX - 1) {
-		return kw_error_set(err, KW_ELIMIT, "'%s': member '%s' is too large", w->label, m->name);
-	}
-	h.b.cap = (size_t)m->size;
-	h.b.p = kw_malloc(h.b.cap + 1);
-	if (!h.b.p) {
-		return kw_error_set(err, KW_ENOMEM, "out of memory reading '%s'", m->name);
-	}
 	kw_sha256_init(&h.sha);
-	rc = kw_wheel_stream(w, i, append_hash, &h, err);
+	rc = read_into(w, i, append_hash, &h, &h.b, err);
 	if (rc) {
-		free(h.b.p);
 		return rc;
 	}
-	h.b.p[h.b.len] = '\0';
 	kw_sha256_final(&h.sha, digest);
 	*out = h.b.p;
 	*len = h.b.len;
