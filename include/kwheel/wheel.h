@@ -96,6 +96,29 @@ int kw_wheel_read_sha256(struct kw_wheel *w, size_t i, unsigned char **buf, size
 			 struct kw_error *err);
 
 /*
+ * A member's bytes as a mapping of an unlinked temporary file, for readers
+ * of large members (ELF): the memory it costs grows with the pages read,
+ * not with the member's size.
+ */
+struct kw_wheel_map {
+	const unsigned char *data; /* len bytes; valid until kw_wheel_unmap, even after kw_wheel_free */
+	size_t len;
+	void *base_;               /* private */
+	size_t maplen_;            /* private */
+};
+
+/*
+ * Inflate member i into an unlinked temporary file in $TMPDIR (or /tmp),
+ * hashing it in the same pass (digest may be NULL), and map it into *map
+ * (release with kw_wheel_unmap). Runs of zeros become holes in the file.
+ * Same checks and limits as kw_wheel_read. On failure *map is zeroed.
+ */
+int kw_wheel_map(struct kw_wheel *w, size_t i, struct kw_wheel_map *map, unsigned char digest[32],
+		 struct kw_error *err);
+/* Unmap; a zeroed map (or NULL) is fine. */
+void kw_wheel_unmap(struct kw_wheel_map *map);
+
+/*
  * Stream member i through cb in chunks (no whole-member buffer). Same checks
  * as kw_wheel_read. cb returns 0 to go on, or a negative status to stop
  * (which is returned).

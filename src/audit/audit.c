@@ -18,8 +18,8 @@ static int overlay_load(void *ud, const char *path, struct kw_elf_info **info, s
 {
 	struct overlay *ov = ud;
 	unsigned char head[ELF_HEAD];
-	unsigned char *buf = NULL;
-	size_t got = 0, len = 0;
+	struct kw_wheel_map map;
+	size_t got = 0;
 	const char *name;
 	long idx;
 	int rc;
@@ -39,12 +39,12 @@ static int overlay_load(void *ud, const char *path, struct kw_elf_info **info, s
 	if (!kw_elf_is_elf(head, got)) {
 		return kw_error_set(err, KW_EFORMAT, "'%s': not an ELF file", name);
 	}
-	rc = kw_wheel_read(ov->w, (size_t)idx, &buf, &len, err);
+	rc = kw_wheel_map(ov->w, (size_t)idx, &map, NULL, err);
 	if (rc) {
 		return rc;
 	}
-	rc = kw_elf_parse_memory(buf, len, name, info, err);
-	free(buf);
+	rc = kw_elf_parse_memory(map.data, map.len, name, info, err);
+	kw_wheel_unmap(&map);
 	return rc;
 }
 
@@ -616,10 +616,10 @@ static int read_members(struct kw_audit *a, struct kw_wheel *w, unsigned char (*
 	for (i = 0; i < n; i++) {
 		const struct kw_wheel_member *wm = kw_wheel_member(w, i);
 		unsigned char head[ELF_HEAD];
-		unsigned char *buf = NULL;
+		struct kw_wheel_map map;
 		struct kw_audit_member *m;
 		struct kw_error merr = { 0 };
-		size_t got = 0, len = 0;
+		size_t got = 0;
 
 		if (wm->is_dir) {
 			continue;
@@ -641,17 +641,16 @@ static int read_members(struct kw_audit *a, struct kw_wheel *w, unsigned char (*
 			return kw_error_set(err, KW_ENOMEM, "out of memory");
 		}
 		a->n_members++;
-		if (digests) {
-			rc = kw_wheel_read_sha256(w, i, &buf, &len, digests[i], err);
-			have[i] = rc == 0;
-		} else {
-			rc = kw_wheel_read(w, i, &buf, &len, err);
-		}
+		/* Mapped, not read into memory: the ELF reader touches only the pages it parses. */
+		rc = kw_wheel_map(w, i, &map, digests ? digests[i] : NULL, err);
 		if (rc) {
 			return rc;
 		}
-		rc = kw_elf_parse_memory(buf, len, wm->name, &m->info, &merr);
-		free(buf);
+		if (digests) {
+			have[i] = true;
+		}
+		rc = kw_elf_parse_memory(map.data, map.len, wm->name, &m->info, &merr);
+		kw_wheel_unmap(&map);
 		if (rc == KW_ENOMEM) {
 			return kw_error_set(err, rc, "%s", merr.msg);
 		}

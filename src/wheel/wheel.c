@@ -783,6 +783,148 @@ int kw_wheel_read_sha256(struct kw_wheel *w, size_t i, unsigned char **out, size
 	return 0;
 }
 
+/* A member on its way to a temporary file: zero chunks become holes, so bombs of zeros take no disk. */
+struct to_file {
+	int fd;
+	uint64_t off;
+	struct kw_sha256 sha;
+};
+
+static bool all_zero(const unsigned char *p, size_t n)
+{
+	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
+static int write_chunk(void *ud, const void *data, size_t len)
+{
+	struct to_file *t = ud;
+	const unsigned char *p = data;
+	uint64_t off = t->off;
+	size_t left = len;
+
+	kw_sha256_update(&t->sha, data, len);
+	t->off += len;
+	if (all_zero(p, len)) {
+		return 0;
+	}
+	while (left > 0) {
+		ssize_t n = pwrite(t->fd, p, left, (off_t)off);
+
+		if (n < 0 && errno == EINTR) {
+			continue;
+		}
+		if (n <= 0) {
+			return KW_EIO;
+		}
+		p += n;
+		left -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+/* An unlinked temporary file in $TMPDIR (or /tmp): nothing is left behind, whatever happens next. */
+static int open_unlinked(char **where)
+{
+	const char *dir = getenv("TMPDIR");
+	char *path;
+	int fd;
+
+	if (!dir || !*dir) {
+		dir = "/tmp";
+	}
+	*where = NULL;
+	path = kw_asprintf("%s/.kwheel-member-XXXXXX", dir);
+	if (!path) {
+		errno = ENOMEM;
+		return -1;
+	}
+	fd = mkstemp(path);
+	if (fd >= 0) {
+		unlink(path);
+		free(path);
+		return fd;
+	}
+	*where = path;
+	return -1;
+}
+
+void kw_wheel_unmap(struct kw_wheel_map *map)
+{
+	if (map && map->base_) {
+		munmap(map->base_, map->maplen_);
+	}
+	if (map) {
+		memset(map, 0, sizeof(*map));
+	}
+}
+
+int kw_wheel_map(struct kw_wheel *w, size_t i, struct kw_wheel_map *out, unsigned char digest[32],
+		 struct kw_error *err)
+{
+	/* What an empty member maps to: a pointer that may be read for 0 bytes. */
+	static const unsigned char empty[1];
+	const struct kw_wheel_member *m = kw_wheel_member(w, i);
+	struct to_file t = { .fd = -1 };
+	char *where = NULL;
+	void *base;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (!m) {
+		return kw_error_set(err, KW_EINVAL, "'%s': no member %zu", w->label, i);
+	}
+	if (m->size > SIZE_MAX) {
+		return kw_error_set(err, KW_ELIMIT, "'%s': member '%s' is too large to map", w->label, m->name);
+	}
+	t.fd = open_unlinked(&where);
+	if (t.fd < 0) {
+		rc = where ? kw_error_set(err, KW_EIO, "'%s': cannot create a temporary file for member '%s': %s", where,
+					  m->name, strerror(errno))
+			   : kw_error_set(err, KW_ENOMEM, "out of memory");
+		free(where);
+		return rc;
+	}
+	kw_sha256_init(&t.sha);
+	rc = kw_wheel_stream(w, i, write_chunk, &t, err);
+	if (rc == KW_EIO) {
+		rc = kw_error_set(err, KW_EIO, "'%s': cannot write member '%s' to a temporary file: %s", w->label, m->name,
+				  strerror(errno));
+	}
+	if (rc) {
+		goto out;
+	}
+	if (t.off == 0) {
+		out->data = empty;
+		goto done;
+	}
+	/* The trailing hole, if the member ends in zeros. */
+	if (ftruncate(t.fd, (off_t)t.off) < 0) {
+		rc = kw_error_set(err, KW_EIO, "'%s': cannot write member '%s' to a temporary file: %s", w->label, m->name,
+				  strerror(errno));
+		goto out;
+	}
+	/* Private and writable: a reader that converts in place writes its own copy of a page, never the file. */
+	base = mmap(NULL, (size_t)t.off, PROT_READ | PROT_WRITE, MAP_PRIVATE, t.fd, 0);
+	if (base == MAP_FAILED) {
+		rc = kw_error_set(err, errno == ENOMEM ? KW_ENOMEM : KW_EIO, "'%s': cannot map member '%s': %s", w->label,
+				  m->name, strerror(errno));
+		goto out;
+	}
+	out->data = base;
+	out->base_ = base;
+	out->maplen_ = (size_t)t.off;
+done:
+	out->len = (size_t)t.off;
+	if (digest) {
+		kw_sha256_final(&t.sha, digest);
+	}
+	rc = 0;
+out:
+	close(t.fd);
+	return rc;
+}
+
 int kw_wheel_read_head(struct kw_wheel *w, size_t i, void *buf, size_t max, size_t *got,
 		       struct kw_error *err)
 {

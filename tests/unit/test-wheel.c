@@ -1175,6 +1175,51 @@ START_TEST(limits_on_inflated_bytes)
 }
 END_TEST
 
+/* A mapped member holds the same bytes and sha256 as one read into memory, zeros (holes) included. */
+START_TEST(map_matches_read)
+{
+	char *spec = kwt_fmt("{\"members\": [[\"pkg/z.bin\", \"headtail\", {\"zeros\": 900000, \"at\": 4}], "
+			     "[\"pkg/e.bin\", \"\"]]}");
+	char *path = make_wheel("pkg-1.0-py3-none-any.whl", spec);
+	struct kw_ctx *ctx;
+	struct kw_wheel *w = NULL;
+	struct kw_error err = { 0 };
+	struct kw_wheel_map map;
+	unsigned char d1[32], d2[32], *buf = NULL;
+	size_t len = 0, k;
+	long z, e;
+
+	ck_assert_int_eq(kw_ctx_new(&ctx, &err), 0);
+	ck_assert_msg(kw_wheel_open(ctx, path, &w, &err) == 0, "open: %s", err.msg);
+	z = kw_wheel_find(w, "pkg/z.bin");
+	e = kw_wheel_find(w, "pkg/e.bin");
+	ck_assert(z >= 0 && e >= 0);
+	ck_assert_int_eq(kw_wheel_read_sha256(w, (size_t)z, &buf, &len, d1, &err), 0);
+	ck_assert_msg(kw_wheel_map(w, (size_t)z, &map, d2, &err) == 0, "map: %s", err.msg);
+	ck_assert_uint_eq(map.len, len);
+	ck_assert(memcmp(map.data, buf, len) == 0);
+	ck_assert(memcmp(d1, d2, 32) == 0);
+	/* the zeros are zeros wherever the chunks fell */
+	ck_assert_uint_eq(len, 900008);
+	ck_assert(memcmp(map.data, "head", 4) == 0 && memcmp(map.data + 900004, "tail", 4) == 0);
+	for (k = 4; k < 900004; k++) {
+		ck_assert_int_eq(map.data[k], 0);
+	}
+	kw_wheel_unmap(&map);
+	kw_wheel_unmap(&map);
+	free(buf);
+	ck_assert_int_eq(kw_wheel_map(w, (size_t)e, &map, NULL, &err), 0);
+	ck_assert_uint_eq(map.len, 0);
+	ck_assert_ptr_nonnull(map.data);
+	kw_wheel_unmap(&map);
+	kw_wheel_free(w);
+	kw_ctx_free(ctx);
+	free(spec);
+	free(path);
+	drop_workdir();
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("wheel");
@@ -1205,6 +1250,7 @@ int main(void)
 	tcase_add_test(corpus, corrupt_member);
 	tcase_add_test(corpus, refusal_message);
 	tcase_add_test(corpus, limits_on_inflated_bytes);
+	tcase_add_test(corpus, map_matches_read);
 	suite_add_tcase(s, corpus);
 	return kwt_main(s);
 }

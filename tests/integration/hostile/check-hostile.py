@@ -31,15 +31,17 @@ TIMEOUT = 10           # seconds per kwheel run
 MEM_LIMIT = 2 << 30    # RLIMIT_AS of each kwheel run (not under AddressSanitizer)
 
 
-def E(rc, *words, json_words=None, forbid=(), json_check=None):
+def E(rc, *words, json_words=None, forbid=(), json_check=None, max_rss_mb=None, slow=1):
     """rc: the exit code of show, or a tuple of acceptable codes. words: one of
     them must appear (case-insensitive, the file name removed) in the error line
     for rc 2, in the text report otherwise. json_words: the same for the --json
     line (default: words). forbid: strings neither report may contain.
-    json_check: (what, predicate on the parsed --json object)."""
+    json_check: (what, predicate on the parsed --json object). max_rss_mb: the
+    most resident memory `kwheel show` may reach (its own peak, getrusage).
+    slow: TIMEOUT is multiplied by it (a case that really inflates hundreds of MB)."""
     return {"rc": rc if isinstance(rc, tuple) else (rc,), "words": words,
             "json_words": (() if json_check else words) if json_words is None else json_words, "forbid": forbid,
-            "json_check": json_check}
+            "json_check": json_check, "max_rss_mb": max_rss_mb, "slow": slow}
 
 
 # id -> what kwheel show must answer. 2 = refused (unreadable or unsafe input),
@@ -137,6 +139,9 @@ TABLE = {
         and all(x["path"] for x in o["libraries"]))),
     "rpath-5000": E((0, 1), "libkwmissing.so.1 => not found", json_check=(
         "external_libs: libkwmissing.so.1 not found", lambda o: o["external_libs"] == {"libkwmissing.so.1": None})),
+    # 300 MiB inflated: memory must not grow with it (members are mapped, not read into memory), and
+    # a member this compressible is not a bomb
+    "elf-sparse-300m": E(0, "libc.so.6", json_words=("libc.so.6",), max_rss_mb=100, slow=6),
     "origin-escape": E((0, 1), "passwd => not found", forbid=("/etc/passwd",), json_check=(
         "external_libs: passwd not found", lambda o: o["external_libs"] == {"passwd": None})),
 }
@@ -173,14 +178,15 @@ class Case:
     def run(self, args, cwd=None):
         """(rc or None on timeout, stdout, stderr), text decoded leniently."""
         try:
-            r = subprocess.run([self.kwheel] + args, capture_output=True, timeout=TIMEOUT, cwd=cwd or self.dir,
+            r = subprocess.run([self.kwheel] + args, capture_output=True, timeout=TIMEOUT * self.exp["slow"],
+                               cwd=cwd or self.dir,
                                preexec_fn=self.limits, stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired:
             return None, "", "timeout"
         return r.returncode, r.stdout.decode("utf-8", "replace"), r.stderr.decode("utf-8", "replace")
 
     def sane(self, tag, rc, err):
-        ok = self.check(rc is not None, f"{tag}: finished within {TIMEOUT} s")
+        ok = self.check(rc is not None, f"{tag}: finished within {TIMEOUT * self.exp['slow']} s")
         ok = ok and self.check(rc >= 0 and rc not in (134, 139) and rc <= 3,
                                f"{tag}: exit {rc} is not a crash or a signal ({err.strip()[-300:]!r})")
         ok = self.check("Sanitizer" not in err and "runtime error" not in err,
@@ -309,6 +315,24 @@ class Case:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
+    def peak_rss(self, args):
+        """(rc, peak resident set of the kwheel child in MiB), measured in a fresh process of its own."""
+        probe = ("import resource, subprocess, sys\n"
+                 "r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+                 "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n")
+        r = subprocess.run([sys.executable, "-c", probe, self.kwheel] + args, capture_output=True, text=True,
+                           timeout=TIMEOUT * self.exp["slow"], cwd=self.dir)
+        rc, kib = r.stdout.split()
+        return int(rc), int(kib) / 1024
+
+    def rss(self):
+        limit = self.exp["max_rss_mb"]
+        if self.asan:
+            limit += 150  # shadow memory and the allocator's quarantine, which do not grow with the member
+        rc, mib = self.peak_rss(["show", self.path])
+        self.check(rc in self.exp["rc"] and mib < limit,
+                   f"show: exit {rc}, peak resident memory {mib:.0f} MiB, under {limit} MiB")
+
     def go(self):
         c = self.c
         print(f"# {c['id']}: {c['what']}\n# {self.path}", flush=True)
@@ -317,6 +341,8 @@ class Case:
         self.show_text()
         self.show_json()
         self.repair()
+        if self.exp["max_rss_mb"]:
+            self.rss()
         if c["kind"] == "elf":
             self.patch()
         self.check(sha(self.path) == before, "the input is unchanged (sha256)")
