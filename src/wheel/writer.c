@@ -170,6 +170,16 @@ static uint32_t sane_attr(uint32_t attr, const char *name, size_t name_len)
 	return (uint32_t)(type | perm) << 16 | (attr & 0xffff);
 }
 
+static bool has_high_bytes(const char *s)
+{
+	for (; *s; s++) {
+		if ((unsigned char)*s >= 0x80) {
+			return true;
+		}
+	}
+	return false;
+}
+
 /* One member: local header, data, and its central directory record. */
 static int emit(int out, uint64_t *pos, struct central *cd, const struct raw *r, const char *name, int src_fd,
 		struct kw_error *err, const char *dest)
@@ -177,7 +187,12 @@ static int emit(int out, uint64_t *pos, struct central *cd, const struct raw *r,
 	size_t nl = strlen(name);
 	bool z64 = r->size >= 0xffffffffu || r->comp_size >= 0xffffffffu || *pos >= 0xffffffffu;
 	unsigned char lh[30 + 20];
-	uint16_t flags = (uint16_t)(r->flags & 0x0806); /* keep UTF-8 and deflate option bits only */
+	/*
+	 * Names are UTF-8 here (a CP437 source name was decoded when read): flag
+	 * them so, or Python would decode them as CP437 again. Of the rest keep
+	 * the deflate option bits only.
+	 */
+	uint16_t flags = (uint16_t)((r->flags & 0x0006) | (has_high_bytes(name) ? 0x0800 : 0));
 	size_t need = 46 + nl + 28;
 	unsigned char *c;
 

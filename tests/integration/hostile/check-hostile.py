@@ -139,6 +139,7 @@ TABLE = {
         and all(x["path"] for x in o["libraries"]))),
     "rpath-5000": E((0, 1), "libkwmissing.so.1 => not found", json_check=(
         "external_libs: libkwmissing.so.1 not found", lambda o: o["external_libs"] == {"libkwmissing.so.1": None})),
+    "elf-cp437-name": E(0, "libc.so.6", json_words=("libc.so.6",)),
     # 300 MiB inflated: memory must not grow with it (members are mapped, not read into memory), and
     # a member this compressible is not a bomb
     "elf-sparse-300m": E(0, "libc.so.6", json_words=("libc.so.6",), max_rss_mb=100, slow=6),
@@ -274,12 +275,18 @@ class Case:
                 self.check(all(n.endswith(".whl") and not n.startswith(".") for n in written),
                            f"repair: only complete wheels in the output ({written})")
                 for n in written:
+                    names = set()
                     try:
                         with zipfile.ZipFile(os.path.join(outdir, n)) as z:
                             bad = z.testzip()
+                            names = set(z.namelist())
                     except zipfile.BadZipFile as e:
                         bad = str(e)
                     self.check(bad is None, f"repair: {n} is a sound zip ({bad})")
+                    # every member keeps its name as pip reads it (CP437 names included)
+                    with zipfile.ZipFile(self.path) as z:
+                        kept = {x for x in z.namelist() if ".dist-info/" not in x}
+                    self.check(kept <= names, f"repair: {n} keeps the members' names ({sorted(kept - names)[:3]})")
         finally:
             shutil.rmtree(outdir, ignore_errors=True)
 
