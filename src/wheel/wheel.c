@@ -879,8 +879,8 @@ int kw_wheel_map(struct kw_wheel *w, size_t i, struct kw_wheel_map *out, unsigne
 	}
 	t.fd = open_unlinked(&where);
 	if (t.fd < 0) {
-		rc = where ? kw_error_set(err, KW_EIO, "'%s': cannot create a temporary file for member '%s': %s", where,
-					  m->name, strerror(errno))
+		rc = where ? kw_error_set(err, KW_EIO, "'%s': member '%s': cannot create a temporary file '%s': %s",
+					  w->label, m->name, where, strerror(errno))
 			   : kw_error_set(err, KW_ENOMEM, "out of memory");
 		free(where);
 		return rc;

@@ -1186,6 +1186,7 @@ START_TEST(map_matches_read)
 	struct kw_error err = { 0 };
 	struct kw_wheel_map map;
 	unsigned char d1[32], d2[32], *buf = NULL;
+	char *old_tmp;
 	size_t len = 0, k;
 	long z, e;
 
@@ -1212,6 +1213,18 @@ START_TEST(map_matches_read)
 	ck_assert_uint_eq(map.len, 0);
 	ck_assert_ptr_nonnull(map.data);
 	kw_wheel_unmap(&map);
+	/* no place for the temporary file: an error naming the wheel and the member, nothing mapped */
+	old_tmp = getenv("TMPDIR") ? strdup(getenv("TMPDIR")) : NULL;
+	setenv("TMPDIR", "/nonexistent-kwheel-dir", 1);
+	ck_assert_int_eq(kw_wheel_map(w, (size_t)z, &map, NULL, &err), KW_EIO);
+	ck_assert_ptr_null(map.data);
+	ck_assert_msg(strstr(err.msg, "pkg-1.0-py3-none-any.whl") && strstr(err.msg, "pkg/z.bin"), "%s", err.msg);
+	if (old_tmp) {
+		setenv("TMPDIR", old_tmp, 1);
+	} else {
+		unsetenv("TMPDIR");
+	}
+	free(old_tmp);
 	kw_wheel_free(w);
 	kw_ctx_free(ctx);
 	free(spec);
