@@ -139,6 +139,7 @@ TABLE = {
         and all(x["path"] for x in o["libraries"]))),
     "rpath-5000": E((0, 1), "libkwmissing.so.1 => not found", json_check=(
         "external_libs: libkwmissing.so.1 not found", lambda o: o["external_libs"] == {"libkwmissing.so.1": None})),
+    "two-dirs-elf": E(2, "end of central directory records"),
     "elf-cp437-name": E(0, "libc.so.6", json_words=("libc.so.6",)),
     # 300 MiB inflated: memory must not grow with it (members are mapped, not read into memory), and
     # a member this compressible is not a bomb
