@@ -650,6 +650,10 @@ static int plan_grafts(struct job *j, struct kw_error *err)
 		if (!kept && !cut && j->o->n_exclude && kw_strv_push_unique(&j->res->excluded_deps, so)) {
 			return oom(err);
 		}
+		/* Matched by --exclude but reached only through another excluded library: still say so. */
+		if (!kept && cut && !is_libpython(so) && kw_strv_push_unique(&j->res->excluded, so)) {
+			return oom(err);
+		}
 	}
 	for (i = 0; i < a->n_members; i++) {
 		const struct kw_dep_graph *g = a->members[i].graph;
