@@ -58,6 +58,13 @@ struct kw_elf_info {
 	size_t n_reloc_types;
 	bool has_relr;          /* DT_RELR present */
 	int arm_cpu_arch;       /* EM_ARM: Tag_CPU_arch from .ARM.attributes, -1 if absent */
+	/*
+	 * x86: GNU_PROPERTY_X86_ISA_1_NEEDED of the GNU property note (the
+	 * PT_GNU_PROPERTY segment, else any SHT_NOTE section): bit 0 baseline,
+	 * 1 x86-64-v2, 2 x86-64-v3, 3 x86-64-v4.
+	 */
+	bool has_x86_isa_needed;
+	uint32_t x86_isa_needed;
 };
 
 /* True if buf starts with the ELF magic. */

@@ -725,6 +725,94 @@ static int arm_cpu_arch(Elf *e, const struct view *v)
 	return -1;
 }
 
+#ifndef PT_GNU_PROPERTY
+#define PT_GNU_PROPERTY 0x6474e553
+#endif
+#define KW_NT_GNU_PROPERTY_TYPE_0 5
+#define KW_GNU_PROPERTY_X86_ISA_1_NEEDED 0xc0008002u
+
+/*
+ * x86: GNU_PROPERTY_X86_ISA_1_NEEDED in a GNU property note in file range
+ * [off, off + size), notes and properties padded to align (8 in ELFCLASS64,
+ * 4 in ELFCLASS32). The linker writes the ISA levels the code needs there
+ * (-z x86-64-v3 or -march=x86-64-v3 with -mneeded); glibc refuses to load an
+ * object whose level the CPU lacks. A malformed note is ignored: it is not
+ * what the loader reads the object's dependencies from.
+ */
+static void read_gnu_property(const struct view *v, uint64_t off, uint64_t size, uint64_t align,
+			      struct kw_elf_info *info)
+{
+	const unsigned char *p, *end, *base;
+
+	if (!kw_elf_in_file(&v->raw, off, size) || (align != 4 && align != 8)) {
+		return;
+	}
+	base = p = v->raw.b + off;
+	end = p + size;
+	while (end - p >= 12 && !info->has_x86_isa_needed) {
+		uint32_t namesz = kw_elf_rd32(&v->raw, p), descsz = kw_elf_rd32(&v->raw, p + 4);
+		uint32_t type = kw_elf_rd32(&v->raw, p + 8);
+		uint64_t name_room = ((uint64_t)namesz + 3) & ~(uint64_t)3;
+		uint64_t desc_room = ((uint64_t)descsz + align - 1) & ~(align - 1);
+		const unsigned char *desc, *q, *dend;
+
+		p += 12;
+		if (name_room > (uint64_t)(end - p)) {
+			return;
+		}
+		desc = p + name_room;
+		/* The descriptor starts aligned like the note. */
+		while ((uint64_t)(desc - base) % align && desc < end) {
+			desc++;
+		}
+		if (descsz > (uint64_t)(end - desc)) {
+			return;
+		}
+		dend = desc + descsz;
+		q = desc;
+		if (type == KW_NT_GNU_PROPERTY_TYPE_0 && namesz == 4 && memcmp(p, "GNU", 4) == 0) {
+			while (dend - q >= 8) {
+				uint32_t pr_type = kw_elf_rd32(&v->raw, q), pr_datasz = kw_elf_rd32(&v->raw, q + 4);
+				uint64_t room = ((uint64_t)pr_datasz + align - 1) & ~(align - 1);
+
+				q += 8;
+				if (room > (uint64_t)(dend - q)) {
+					break;
+				}
+				if (pr_type == KW_GNU_PROPERTY_X86_ISA_1_NEEDED && pr_datasz == 4) {
+					info->x86_isa_needed = kw_elf_rd32(&v->raw, q);
+					info->has_x86_isa_needed = true;
+					break;
+				}
+				q += room;
+			}
+		}
+		if (desc_room > (uint64_t)(end - desc)) {
+			return;
+		}
+		p = desc + desc_room;
+	}
+}
+
+/* The GNU property note of sections, when no PT_GNU_PROPERTY segment points at it. */
+static void note_sections(Elf *e, const struct view *v, struct kw_elf_info *info)
+{
+	Elf_Scn *scn = NULL;
+	size_t shnum = 0;
+
+	if (elf_getshdrnum(e, &shnum) != 0 || shnum == 0) {
+		return;
+	}
+	while (!info->has_x86_isa_needed && (scn = elf_nextscn(e, scn)) != NULL) {
+		GElf_Shdr sh;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_NOTE) {
+			continue;
+		}
+		read_gnu_property(v, sh.sh_offset, sh.sh_size, v->raw.is64 ? 8 : 4, info);
+	}
+}
+
 static int parse(const struct view *v0, struct kw_elf_info **out, struct kw_error *err)
 {
 	struct view v = *v0;
@@ -732,8 +820,8 @@ static int parse(const struct view *v0, struct kw_elf_info **out, struct kw_erro
 	struct dyn d;
 	struct vermap *map = NULL;
 	size_t n_map = 0, mcap = 0, phnum = 0, i, ncap = 0, lcap = 0;
-	uint64_t dyn_off = 0, dyn_size = 0;
-	bool have_dyn = false;
+	uint64_t dyn_off = 0, dyn_size = 0, prop_off = 0, prop_size = 0;
+	bool have_dyn = false, have_prop = false;
 	struct kw_elf_ehdr eh;
 	GElf_Ehdr geh;
 	Elf *e = NULL;
@@ -855,6 +943,11 @@ static int parse(const struct view *v0, struct kw_elf_info **out, struct kw_erro
 		case PT_TLS:
 			info->has_tls = true;
 			break;
+		case PT_GNU_PROPERTY:
+			have_prop = true;
+			prop_off = ph.offset;
+			prop_size = ph.filesz;
+			break;
 		default:
 			break;
 		}
@@ -910,6 +1003,13 @@ static int parse(const struct view *v0, struct kw_elf_info **out, struct kw_erro
 	}
 done:
 	info->arm_cpu_arch = info->machine == EM_ARM ? arm_cpu_arch(e, &v) : -1;
+	if (info->machine == EM_X86_64 || info->machine == EM_386) {
+		if (have_prop) {
+			read_gnu_property(&v, prop_off, prop_size, v.raw.is64 ? 8 : 4, info);
+		} else {
+			note_sections(e, &v, info);
+		}
+	}
 	*out = info;
 	info = NULL;
 	rc = 0;
