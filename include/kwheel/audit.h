@@ -16,10 +16,22 @@
 enum kw_reason_kind {
 	KW_REASON_LIB = 0,       /* needs a library outside the wheel the policy does not allow */
 	KW_REASON_SYMVER,        /* needs a symbol version newer than the policy allows */
-	KW_REASON_BLACKLIST,     /* imports a symbol the policy forbids */
+	KW_REASON_BLACKLIST,     /* imports a symbol the policy forbids (not a weak reference);
+				    vendoring does not cure it: the library would still not define it */
 	KW_REASON_PYFPE,         /* uses PyFPE_jbuf */
 	KW_REASON_ARCH,          /* the policy does not exist for the wheel's architecture */
 	KW_REASON_LIBC,          /* built against the other libc family */
+	/*
+	 * Added for parity with auditwheel. None of these is cured by vendoring
+	 * libraries: repair must not offer a policy whose verdict has one,
+	 * except KW_REASON_LIBPYTHON, which repair cures by removing the
+	 * DT_NEEDED entries listed in kw_audit.drop_needed.
+	 */
+	KW_REASON_LIBPYTHON,     /* member (lib) needs libpython: removed by repair, never vendored */
+	KW_REASON_ISA,           /* member needs an x86-64 ISA level above the baseline (what: "x86_64_v3") */
+	KW_REASON_UCS2,          /* member imports PyUnicodeUCS2_* (narrow-unicode CPython 2) */
+	KW_REASON_PURELIB,       /* member is an ELF file under <dist>.data/purelib/ */
+	KW_REASON_LIBC_VERSION,  /* musl: the wheel cannot show it runs on this older musl */
 };
 
 struct kw_audit_reason {
@@ -36,7 +48,8 @@ struct kw_audit_verdict {
 	struct kw_audit_reason *reasons;
 	size_t n_reasons;
 	bool sym_ok;                    /* symbol versions alone satisfy it */
-	struct kw_strv graft;           /* external libraries to vendor for this policy (sonames) */
+	struct kw_strv graft;           /* external libraries to vendor for this policy (sonames); never a
+					   libpython (KW_REASON_LIBPYTHON) */
 };
 
 /* An external library the wheel's ELF members need. */
@@ -59,6 +72,16 @@ struct kw_audit_member {
 	bool extension;        /* kw_audit_is_extension */
 	const char *arch;      /* platform-tag arch, borrowed static string, or NULL */
 	struct kw_dep_graph *graph; /* its dependency tree */
+	/* Added for parity with auditwheel: */
+	const char *isa;       /* x86_64 only: "x86_64_v2", "x86_64_v3", "x86_64_v4" from the GNU
+				  property note, or NULL (baseline, no note, other arch); static */
+	bool purelib;          /* lies under <dist>.data/purelib/ */
+};
+
+/* A DT_NEEDED entry repair must remove rather than satisfy (libpython3.11.so.1.0). */
+struct kw_audit_drop {
+	char *member;          /* wheel member whose DT_NEEDED it is */
+	char *soname;          /* the entry */
 };
 
 /* The audit of one wheel. */
@@ -91,6 +114,27 @@ struct kw_audit {
 	struct kw_resolver *resolver; /* owns the ELF infos the graphs borrow */
 	struct kw_strv bad_tags;  /* claimed platform tags the wheel does not satisfy */
 	struct kw_strv tag_mismatches; /* where WHEEL's Tag lines and the file name disagree, as sentences */
+
+	/*
+	 * Added for parity with auditwheel. repair reads these; show reports them.
+	 *
+	 * refusals: why no policy can be reached by repair, whatever is vendored,
+	 * as sentences naming the members ("'m.so' depends on black-listed
+	 * symbols: zcalloc, zcfree from libz.so.1"). Empty: repair may go on
+	 * (to the policies whose verdicts have no KW_REASON_BLACKLIST, _ISA,
+	 * _UCS2, _PURELIB, _ARCH, _PYFPE or _LIBC_VERSION reason). Set for a
+	 * black-listed import every policy forbids, an unsupported ISA level
+	 * (unless KW_AUDIT_NO_ISA_CHECK), a UCS2 build, PyFPE_jbuf, an ELF file
+	 * under purelib, an ELF member of another architecture.
+	 */
+	struct kw_strv refusals;
+	bool blacklisted;      /* some member imports a black-listed symbol (weak references do not count) */
+	bool unsupported_isa;  /* some member needs an ISA level above the arch's baseline (and the check is on) */
+	bool purelib_elf;      /* some ELF member lies under <dist>.data/purelib/ */
+	char *arch_mismatch;   /* "member 'x.so' is aarch64, the wheel is named for x86_64", or NULL */
+	const char *name_arch; /* the arch the file name's platform tags give, static, or NULL */
+	struct kw_audit_drop *drop_needed; /* libpython DT_NEEDED entries repair removes (auditwheel does) */
+	size_t n_drop_needed;
 };
 
 /*
@@ -105,6 +149,8 @@ int kw_audit_wheel(struct kw_ctx *ctx, const char *path, struct kw_audit **out,
 		   struct kw_error *err);
 /* Skip the RECORD check (repair rewrites RECORD and must not inflate every member). */
 #define KW_AUDIT_NO_RECORD 1u
+/* Do not judge x86-64 ISA levels (auditwheel's --disable-isa-ext-check). */
+#define KW_AUDIT_NO_ISA_CHECK 2u
 int kw_audit_wheel_flags(struct kw_ctx *ctx, const char *path, unsigned flags, struct kw_audit **out,
 			 struct kw_error *err);
 void kw_audit_free(struct kw_audit *a);
@@ -117,6 +163,13 @@ const char *kw_reason_kind_str(enum kw_reason_kind kind);
  * and km share.
  */
 bool kw_audit_is_extension(const struct kw_elf_info *info, const char *name);
+/*
+ * The parsed ELF of an external library the audit reached (by DT_NEEDED
+ * name, as in kw_audit_verdict.graft), or NULL. Borrowed from the audit.
+ */
+const struct kw_elf_info *kw_audit_lib_info(const struct kw_audit *a, const char *soname);
+/* Is soname a libpython ("libpython3.11.so.1.0", "libpython2.7.so", "libpython3.6m.so")? */
+bool kw_audit_is_libpython(const char *soname);
 /* The verdict for a policy name/alias/tag, or NULL. Borrowed. */
 const struct kw_audit_verdict *kw_audit_verdict_for(const struct kw_audit *a, const char *name);
 

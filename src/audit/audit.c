@@ -60,6 +60,52 @@ static bool is_musl_libc(const char *soname)
 	return strncmp(soname, "libc.musl-", 10) == 0 || strcmp(soname, "libc.so") == 0;
 }
 
+/* The loader's own version needs say nothing about the policy (auditwheel leaves them out too). */
+static bool is_glibc_loader(const char *soname)
+{
+	return strncmp(soname, "ld-linux", 8) == 0 || strcmp(soname, "ld64.so.1") == 0 ||
+	       strcmp(soname, "ld64.so.2") == 0;
+}
+
+static bool all_digits(const char **s)
+{
+	const char *p = *s;
+
+	while (*p >= '0' && *p <= '9') {
+		p++;
+	}
+	if (p == *s) {
+		return false;
+	}
+	*s = p;
+	return true;
+}
+
+bool kw_audit_is_libpython(const char *soname)
+{
+	const char *p = soname;
+
+	/* libpythonX.Y[m].so[.N]... as auditwheel matches it (each suffix part one digit). */
+	if (strncmp(p, "libpython", 9) != 0) {
+		return false;
+	}
+	p += 9;
+	if (!all_digits(&p) || *p++ != '.' || !all_digits(&p)) {
+		return false;
+	}
+	if (*p == 'm') {
+		p++;
+	}
+	if (strncmp(p, ".so", 3) != 0) {
+		return false;
+	}
+	p += 3;
+	while (p[0] == '.' && p[1] >= '0' && p[1] <= '9') {
+		p += 2;
+	}
+	return *p == 0;
+}
+
 static bool policy_allows(const struct kw_policy *p, const char *soname)
 {
 	if (is_loader_name(soname)) {
@@ -102,6 +148,13 @@ void kw_audit_free(struct kw_audit *a)
 	kw_record_release(&a->record);
 	kw_strv_release(&a->bad_tags);
 	kw_strv_release(&a->tag_mismatches);
+	kw_strv_release(&a->refusals);
+	free(a->arch_mismatch);
+	for (i = 0; i < a->n_drop_needed; i++) {
+		free(a->drop_needed[i].member);
+		free(a->drop_needed[i].soname);
+	}
+	free(a->drop_needed);
 	for (i = 0; i < a->n_members; i++) {
 		free(a->members[i].name);
 		free(a->members[i].error);
@@ -140,6 +193,11 @@ const char *kw_reason_kind_str(enum kw_reason_kind kind)
 	case KW_REASON_PYFPE: return "pyfpe";
 	case KW_REASON_ARCH: return "architecture";
 	case KW_REASON_LIBC: return "libc";
+	case KW_REASON_LIBPYTHON: return "libpython";
+	case KW_REASON_ISA: return "isa";
+	case KW_REASON_UCS2: return "ucs2";
+	case KW_REASON_PURELIB: return "purelib";
+	case KW_REASON_LIBC_VERSION: return "libc-version";
 	}
 	return "unknown";
 }
@@ -257,6 +315,49 @@ static bool from_wheel(const struct kw_dep_graph *g, const char *file)
 	return false;
 }
 
+#define STB_WEAK_ 2 /* STB_WEAK: this module does not include <elf.h> */
+#define STT_FUNC_ 2
+#define STT_NOTYPE_ 0
+
+/* An undefined reference to fpectl's globals (CPython built --with-fpectl). */
+static bool is_pyfpe(const struct kw_elf_sym *s)
+{
+	return !s->defined && (s->type == STT_FUNC_ || s->type == STT_NOTYPE_) &&
+	       (strcmp(s->name, "PyFPE_jbuf") == 0 || strcmp(s->name, "PyFPE_dummy") == 0 ||
+		strcmp(s->name, "PyFPE_counter") == 0);
+}
+
+/* An undefined narrow-unicode (UCS2) CPython 2 function. */
+static bool is_ucs2(const struct kw_elf_sym *s)
+{
+	return !s->defined && s->type == STT_FUNC_ && strncmp(s->name, "PyUnicodeUCS2_", 14) == 0;
+}
+
+/*
+ * x86_64: the ISA level above the baseline that the GNU property note asks
+ * for ("x86_64_v3"), or NULL. A manylinux/musllinux policy promises the
+ * baseline only; glibc refuses to load the object on a CPU without it.
+ */
+static const char *isa_level(const struct kw_elf_info *info)
+{
+	uint32_t bits;
+
+	if (!info || info->machine != 62 /* EM_X86_64 */ || !info->has_x86_isa_needed) {
+		return NULL;
+	}
+	bits = info->x86_isa_needed & ~(uint32_t)1; /* bit 0: the baseline */
+	if (bits & 8) {
+		return "x86_64_v4";
+	}
+	if (bits & 4) {
+		return "x86_64_v3";
+	}
+	if (bits & 2) {
+		return "x86_64_v2";
+	}
+	return NULL;
+}
+
 static int check_object(struct kw_audit *a, struct kw_audit_verdict *v, size_t *cap, const char *who,
 			const struct kw_elf_info *info, const struct kw_dep_graph *g, bool *sym_ok, bool versions)
 {
@@ -267,8 +368,12 @@ static int check_object(struct kw_audit *a, struct kw_audit_verdict *v, size_t *
 	for (i = 0; versions && i < info->n_verneed; i++) {
 		const struct kw_elf_verneed *vn = &info->verneed[i];
 
-		/* A vendored copy answers these, whatever the system has; so does a library the wheel ships. */
-		if (kw_strv_find(&v->graft, vn->file) >= 0 || from_wheel(g, vn->file)) {
+		/*
+		 * A vendored copy answers these, whatever the system has; so does a
+		 * library the wheel ships; libpython's DT_NEEDED goes in repair.
+		 */
+		if (kw_strv_find(&v->graft, vn->file) >= 0 || from_wheel(g, vn->file) ||
+		    kw_audit_is_libpython(vn->file)) {
 			continue;
 		}
 		for (k = 0; k < vn->n_versions; k++) {
@@ -288,17 +393,25 @@ static int check_object(struct kw_audit *a, struct kw_audit_verdict *v, size_t *
 		if (s->defined) {
 			continue;
 		}
-		for (k = 0; k < info->n_needed; k++) {
+		/*
+		 * An undefined weak reference may stay unbound: the loader does not
+		 * fail when no library defines it, so it is no dependency on it.
+		 * A strong one is, and vendoring does not cure it: the library a
+		 * repair would copy (the build machine's) need not define the
+		 * symbol either, and the module would then fail to load.
+		 */
+		for (k = 0; s->bind != STB_WEAK_ && k < info->n_needed; k++) {
 			if (kw_policy_blacklisted(p, info->needed[k], s->name)) {
+				a->blacklisted = true;
 				rc = add_reason(v, cap, KW_REASON_BLACKLIST, who, info->needed[k], s->name);
-				/* A vendored copy is the one that import binds to, so grafting cures it. */
-				if (rc || (rc = kw_strv_push_unique(&v->graft, info->needed[k]))) {
+				if (rc) {
 					return rc;
 				}
 			}
 		}
-		if (a->pyfpe && strcmp(s->name, "PyFPE_jbuf") == 0) {
-			rc = add_reason(v, cap, KW_REASON_PYFPE, who, NULL, s->name);
+		if (a->pyfpe && is_pyfpe(s)) {
+			/* One reason per member, whichever of fpectl's symbols it imports. */
+			rc = add_reason(v, cap, KW_REASON_PYFPE, who, NULL, "PyFPE_jbuf");
 			if (rc) {
 				return rc;
 			}
@@ -356,6 +469,14 @@ static int walk_policy(struct kw_audit_verdict *v, size_t *cap, const struct kw_
 			}
 			seen[d] = true;
 			dn = &g->nodes[d];
+			if (!dn->in_overlay && kw_audit_is_libpython(dn->name)) {
+				/* Never vendored nor walked: repair removes the DT_NEEDED entry. */
+				rc = add_reason(v, cap, KW_REASON_LIBPYTHON, node_label(m, g, ni), dn->name, NULL);
+				if (rc) {
+					goto out;
+				}
+				continue;
+			}
 			if (!dn->in_overlay) {
 				if (policy_allows(v->policy, dn->name)) {
 					continue;
@@ -376,7 +497,7 @@ out:
 }
 
 /* A vendored library brings its own symbol versions and imports along. */
-static int check_grafted(struct kw_audit *a, struct kw_audit_verdict *v, size_t *cap, bool *sym_ok)
+static int check_grafted(struct kw_audit *a, struct kw_audit_verdict *v, size_t *cap, bool *sym_ok, bool isa_check)
 {
 	size_t i, k, j;
 
@@ -391,9 +512,20 @@ static int check_grafted(struct kw_audit *a, struct kw_audit_verdict *v, size_t 
 				if (n->in_overlay || !n->info || strcmp(n->name, v->graft.v[i]) != 0) {
 					continue;
 				}
-				if (check_object(a, v, cap, n->path ? n->path : n->name, n->info, NULL, sym_ok, false) ||
-				    check_object(a, v, cap, n->path ? n->path : n->name, n->info, NULL, sym_ok, true)) {
+				/*
+				 * Only its symbol versions: black-listed imports and fpectl are
+				 * the wheel's own members' business (a system library may well
+				 * import glibc's internals).
+				 */
+				if (check_object(a, v, cap, n->path ? n->path : n->name, n->info, NULL, sym_ok, true)) {
 					return KW_ENOMEM;
+				}
+				if (isa_check && isa_level(n->info)) {
+					a->unsupported_isa = true;
+					if (add_reason(v, cap, KW_REASON_ISA, n->path ? n->path : n->name, NULL,
+						       isa_level(n->info))) {
+						return KW_ENOMEM;
+					}
 				}
 				done = true;
 			}
@@ -405,9 +537,65 @@ static int check_grafted(struct kw_audit *a, struct kw_audit_verdict *v, size_t 
 	return 0;
 }
 
-static int judge(struct kw_audit *a, const struct kw_policy_set *set, struct kw_error *err)
+/* 32-bit ARM: an older ISA's code runs on a newer core, so armv6l code may sit in an armv7l wheel. */
+static bool arch_fits(const char *member, const char *named)
+{
+	if (strcmp(member, named) == 0) {
+		return true;
+	}
+	return strlen(member) == 6 && strlen(named) == 6 && strncmp(member, "armv", 4) == 0 &&
+	       strncmp(named, "armv", 4) == 0 && member[5] == 'l' && named[5] == 'l' && member[4] <= named[4];
+}
+
+/*
+ * What keeps a member from every policy whatever is vendored: an ISA level
+ * above the baseline, a UCS2 build, a place under purelib, another
+ * architecture than the wheel's name.
+ */
+static int check_member_refusals(struct kw_audit *a, struct kw_audit_verdict *v, size_t *cap,
+				 const struct kw_audit_member *m, bool isa_check)
+{
+	size_t i;
+
+	if (isa_check && m->isa && add_reason(v, cap, KW_REASON_ISA, m->name, NULL, m->isa)) {
+		return KW_ENOMEM;
+	}
+	if (m->purelib && add_reason(v, cap, KW_REASON_PURELIB, m->name, NULL, NULL)) {
+		return KW_ENOMEM;
+	}
+	if (a->name_arch && m->arch && !arch_fits(m->arch, a->name_arch) &&
+	    add_reason(v, cap, KW_REASON_ARCH, m->name, NULL, m->arch)) {
+		return KW_ENOMEM;
+	}
+	for (i = 0; m->info && m->extension && i < m->info->n_syms; i++) {
+		if (is_ucs2(&m->info->syms[i])) {
+			return add_reason(v, cap, KW_REASON_UCS2, m->name, NULL, m->info->syms[i].name);
+		}
+	}
+	return 0;
+}
+
+/* The newest musl policy for the arch: the one a musl wheel is taken to be built for. */
+static long newest_musl(const struct kw_audit *a)
+{
+	long i, best = -1;
+
+	for (i = 0; i < (long)a->n_verdicts; i++) {
+		const struct kw_policy *p = a->verdicts[i].policy;
+
+		if (p->family == KW_POLICY_MUSLLINUX &&
+		    (best < 0 || p->major > a->verdicts[best].policy->major ||
+		     (p->major == a->verdicts[best].policy->major && p->minor > a->verdicts[best].policy->minor))) {
+			best = i;
+		}
+	}
+	return best;
+}
+
+static int judge(struct kw_audit *a, const struct kw_policy_set *set, bool isa_check, struct kw_error *err)
 {
 	size_t i, k, cap = 0;
+	long musl_top;
 
 	for (i = 0; i < set->n_policies; i++) {
 		const struct kw_policy *p = &set->policies[i];
@@ -428,11 +616,36 @@ static int judge(struct kw_audit *a, const struct kw_policy_set *set, struct kw_
 	}
 	a->best = -1;
 	a->sym_best = -1;
+	musl_top = newest_musl(a);
 	for (i = 0; i < a->n_verdicts; i++) {
 		struct kw_audit_verdict *v = &a->verdicts[i];
 		size_t rcap = 0;
 		bool sym_ok = true;
 
+		/*
+		 * musl versions no symbol, so nothing in a binary shows which musl
+		 * it was built against, and a newer musl's headers and libc may give
+		 * it symbols and ABI (64-bit time_t on 32-bit arches since 1.2) the
+		 * older one lacks. The safe claim is the newest musl kwheel knows,
+		 * which is what auditwheel assumes without a musl build host; the
+		 * older policies stay listed, with this reason.
+		 */
+		if (musl_top >= 0 && (long)i != musl_top) {
+			char *ver = kw_asprintf("%d.%d", a->verdicts[musl_top].policy->major,
+						a->verdicts[musl_top].policy->minor);
+
+			if (!ver || add_reason(v, &rcap, KW_REASON_LIBC_VERSION, NULL, "musl", ver)) {
+				free(ver);
+				return kw_error_set(err, KW_ENOMEM, "out of memory");
+			}
+			free(ver);
+			sym_ok = false;
+		}
+		for (k = 0; k < a->n_members; k++) {
+			if (check_member_refusals(a, v, &rcap, &a->members[k], isa_check)) {
+				return kw_error_set(err, KW_ENOMEM, "out of memory");
+			}
+		}
 		/* First what must be vendored, then what the result still requires. */
 		for (k = 0; k < a->n_members; k++) {
 			if (a->members[k].info && walk_policy(v, &rcap, &a->members[k])) {
@@ -446,7 +659,7 @@ static int judge(struct kw_audit *a, const struct kw_policy_set *set, struct kw_
 				return kw_error_set(err, KW_ENOMEM, "out of memory");
 			}
 		}
-		if (check_grafted(a, v, &rcap, &sym_ok)) {
+		if (check_grafted(a, v, &rcap, &sym_ok, isa_check)) {
 			return kw_error_set(err, KW_ENOMEM, "out of memory");
 		}
 		v->sym_ok = sym_ok;
@@ -507,6 +720,10 @@ static int collect_libs(struct kw_audit *a)
 			const struct kw_dep_node *n = &g->nodes[k];
 			const char *by = node_label(&a->members[i], g, k);
 
+			/* libpython goes from the wheel, and what it needs with it. */
+			if (k > 0 && !n->in_overlay && kw_audit_is_libpython(n->name)) {
+				continue;
+			}
 			for (d = 0; d < n->n_deps; d++) {
 				size_t j = n->deps[d];
 
@@ -536,6 +753,9 @@ static int collect_symvers(struct kw_audit *a)
 		for (k = 0; k < info->n_verneed; k++) {
 			struct kw_audit_symvers *sv = NULL;
 
+			if (is_glibc_loader(info->verneed[k].file)) {
+				continue;
+			}
 			for (s = 0; s < a->n_symvers; s++) {
 				if (strcmp(a->symvers[s].lib, info->verneed[k].file) == 0) {
 					sv = &a->symvers[s];
@@ -606,6 +826,15 @@ static enum kw_policy_family libc_family(const struct kw_audit *a)
 	return KW_POLICY_MANYLINUX;
 }
 
+/* "<dist>.data/purelib/...": installed into purelib, where a platform wheel's code must not go. */
+static bool in_purelib(const char *name)
+{
+	const char *slash = strchr(name, '/');
+
+	return slash && slash - name > 5 && strncmp(slash - 5, ".data", 5) == 0 &&
+	       strncmp(slash + 1, "purelib/", 8) == 0;
+}
+
 /* digests/have (per member index, may be NULL): the sha256 of each ELF member, from the read that parses it. */
 static int read_members(struct kw_audit *a, struct kw_wheel *w, unsigned char (*digests)[32], bool *have,
 			struct kw_error *err)
@@ -640,6 +869,7 @@ static int read_members(struct kw_audit *a, struct kw_wheel *w, unsigned char (*
 		if (!m->name) {
 			return kw_error_set(err, KW_ENOMEM, "out of memory");
 		}
+		m->purelib = in_purelib(wm->name);
 		a->n_members++;
 		/* Mapped, not read into memory: the ELF reader touches only the pages it parses. */
 		rc = kw_wheel_map(w, i, &map, digests ? digests[i] : NULL, err);
@@ -664,6 +894,7 @@ static int read_members(struct kw_audit *a, struct kw_wheel *w, unsigned char (*
 		}
 		m->extension = kw_audit_is_extension(m->info, m->name);
 		m->arch = kw_elf_arch(m->info);
+		m->isa = isa_level(m->info);
 	}
 	return 0;
 }
@@ -775,6 +1006,203 @@ out:
 	kw_strv_release(&plat);
 	kw_strv_release(&named);
 	return rc;
+}
+
+/* The arch a platform tag names: "linux_x86_64", "manylinux2014_aarch64", "musllinux_1_2_i686". */
+static const char *tag_arch(const char *tag)
+{
+	static const char *const known[] = { "x86_64", "i686", "aarch64", "armv7l", "armv6l", "armv5l", "ppc64le",
+					     "ppc64", "s390x", "riscv64", "loongarch64", "mips64", NULL };
+	const char *rest = NULL;
+	size_t i;
+	int skip;
+
+	if (strncmp(tag, "linux_", 6) == 0) {
+		rest = tag + 6;
+	} else if (strncmp(tag, "manylinux1_", 11) == 0 || strncmp(tag, "manylinux2010_", 14) == 0 ||
+		   strncmp(tag, "manylinux2014_", 14) == 0) {
+		rest = strchr(tag, '_') + 1;
+	} else if (strncmp(tag, "manylinux_", 10) == 0 || strncmp(tag, "musllinux_", 10) == 0) {
+		/* family_MAJOR_MINOR_arch */
+		rest = tag;
+		for (skip = 0; rest && skip < 3; skip++) {
+			rest = strchr(rest, '_');
+			rest = rest ? rest + 1 : NULL;
+		}
+	}
+	for (i = 0; rest && known[i]; i++) {
+		if (strcmp(rest, known[i]) == 0) {
+			return known[i];
+		}
+	}
+	return NULL;
+}
+
+/* An ELF member of another architecture than the one the wheel's name gives. */
+static int find_arch_mismatch(struct kw_audit *a)
+{
+	size_t i;
+
+	for (i = 0; i < a->name.n_platforms && !a->name_arch; i++) {
+		a->name_arch = tag_arch(a->name.platforms[i]);
+	}
+	for (i = 0; a->name_arch && i < a->n_members && !a->arch_mismatch; i++) {
+		const struct kw_audit_member *m = &a->members[i];
+
+		if (m->arch && !arch_fits(m->arch, a->name_arch)) {
+			a->arch_mismatch = kw_asprintf("'%s' is %s code, but the wheel is named for %s", m->name,
+						       m->arch, a->name_arch);
+			if (!a->arch_mismatch) {
+				return KW_ENOMEM;
+			}
+		}
+	}
+	return 0;
+}
+
+/* Every DT_NEEDED on libpython of a member: repair removes them, as auditwheel does. */
+static int collect_drops(struct kw_audit *a)
+{
+	size_t i, k, cap = 0;
+
+	for (i = 0; i < a->n_members; i++) {
+		const struct kw_elf_info *info = a->members[i].info;
+
+		for (k = 0; info && k < info->n_needed; k++) {
+			struct kw_audit_drop *d;
+
+			if (!kw_audit_is_libpython(info->needed[k])) {
+				continue;
+			}
+			if (kw_grow(&a->drop_needed, &cap, a->n_drop_needed + 1, sizeof(*a->drop_needed))) {
+				return KW_ENOMEM;
+			}
+			d = &a->drop_needed[a->n_drop_needed];
+			d->member = kw_strdup(a->members[i].name);
+			d->soname = kw_strdup(info->needed[k]);
+			a->n_drop_needed++;
+			if (!d->member || !d->soname) {
+				return KW_ENOMEM;
+			}
+		}
+	}
+	return 0;
+}
+
+/* Does every verdict have a reason of this kind? (Then no policy is within repair's reach.) */
+static bool every_verdict_has(const struct kw_audit *a, enum kw_reason_kind kind)
+{
+	size_t i, k;
+
+	if (a->n_verdicts == 0) {
+		return false;
+	}
+	for (i = 0; i < a->n_verdicts; i++) {
+		bool found = false;
+
+		for (k = 0; k < a->verdicts[i].n_reasons && !found; k++) {
+			found = a->verdicts[i].reasons[k].kind == kind;
+		}
+		if (!found) {
+			return false;
+		}
+	}
+	return true;
+}
+
+/* The sentences of kw_audit.refusals, one per member and cause. */
+static int collect_refusals(struct kw_audit *a)
+{
+	const struct kw_audit_verdict *last = a->n_verdicts ? &a->verdicts[a->n_verdicts - 1] : NULL;
+	struct kw_buf b;
+	size_t i, k;
+
+	if (!last) {
+		return 0;
+	}
+	/* Black-listed imports: named from the newest policy's verdict, when no policy escapes them. */
+	if (every_verdict_has(a, KW_REASON_BLACKLIST)) {
+		for (i = 0; i < last->n_reasons; i++) {
+			const struct kw_audit_reason *r = &last->reasons[i];
+			bool first = true;
+
+			if (r->kind != KW_REASON_BLACKLIST) {
+				continue;
+			}
+			/* One sentence per member and library: skip those an earlier reason began. */
+			for (k = 0; k < i && first; k++) {
+				const struct kw_audit_reason *q = &last->reasons[k];
+
+				first = !(q->kind == KW_REASON_BLACKLIST && !strcmp(q->member, r->member) &&
+					  !strcmp(q->lib, r->lib));
+			}
+			if (!first) {
+				continue;
+			}
+			memset(&b, 0, sizeof(b));
+			kw_buf_appendf(&b, "'%s' depends on black-listed symbols from %s:", r->member, r->lib);
+			for (k = i; k < last->n_reasons; k++) {
+				const struct kw_audit_reason *q = &last->reasons[k];
+
+				if (q->kind == KW_REASON_BLACKLIST && !strcmp(q->member, r->member) &&
+				    !strcmp(q->lib, r->lib)) {
+					kw_buf_appendf(&b, " %s", q->what);
+				}
+			}
+			kw_buf_append(&b, " (a vendored copy of the library need not define them either)");
+			if (kw_strv_push_own(&a->refusals, kw_buf_take(&b))) {
+				return KW_ENOMEM;
+			}
+		}
+	}
+	for (i = 0; i < last->n_reasons; i++) {
+		const struct kw_audit_reason *r = &last->reasons[i];
+		char *m = NULL;
+
+		switch (r->kind) {
+		case KW_REASON_ISA:
+			m = kw_asprintf("'%s' needs the %s instruction set, which no policy promises "
+					"(--disable-isa-ext-check to ignore)", r->member, r->what);
+			break;
+		case KW_REASON_UCS2:
+			m = kw_asprintf("'%s' is built for a narrow-unicode (UCS2) Python 2 (imports %s), "
+					"which no policy allows", r->member, r->what);
+			break;
+		case KW_REASON_PYFPE:
+			m = kw_asprintf("'%s' uses %s (a CPython built --with-fpectl), which no policy allows",
+					r->member, r->what);
+			break;
+		case KW_REASON_PURELIB:
+			m = kw_asprintf("'%s' is an ELF file under purelib: the wheel must be platlib compliant",
+					r->member);
+			break;
+		case KW_REASON_ARCH:
+			m = kw_strdup(a->arch_mismatch ? a->arch_mismatch : "ELF members of different architectures");
+			break;
+		default:
+			continue;
+		}
+		if (kw_strv_push_own(&a->refusals, m)) {
+			return KW_ENOMEM;
+		}
+	}
+	return 0;
+}
+
+const struct kw_elf_info *kw_audit_lib_info(const struct kw_audit *a, const char *soname)
+{
+	size_t i, k;
+
+	for (i = 0; i < a->n_members; i++) {
+		const struct kw_dep_graph *g = a->members[i].graph;
+
+		for (k = 1; g && k < g->n_nodes; k++) {
+			if (!g->nodes[k].in_overlay && g->nodes[k].info && strcmp(g->nodes[k].name, soname) == 0) {
+				return g->nodes[k].info;
+			}
+		}
+	}
+	return NULL;
 }
 
 static const char *base_name(const char *path)
@@ -913,19 +1341,17 @@ int kw_audit_wheel_flags(struct kw_ctx *ctx, const char *path, unsigned flags, s
 		const struct kw_elf_info *info = a->members[i].info;
 		size_t k;
 
-		for (k = 0; info && k < info->n_syms; k++) {
-			if (info->syms[k].defined) {
-				continue;
-			}
-			if (strcmp(info->syms[k].name, "PyFPE_jbuf") == 0) {
-				a->pyfpe = true;
-			}
-			if (strncmp(info->syms[k].name, "PyUnicodeUCS2_", 14) == 0) {
-				a->ucs2 = true;
-			}
+		/* As auditwheel: what the interpreter's ABI says is the extension modules' business. */
+		for (k = 0; info && a->members[i].extension && k < info->n_syms; k++) {
+			a->pyfpe = a->pyfpe || is_pyfpe(&info->syms[k]);
+			a->ucs2 = a->ucs2 || is_ucs2(&info->syms[k]);
+		}
+		a->purelib_elf = a->purelib_elf || a->members[i].purelib;
+		if (a->members[i].isa && !(flags & KW_AUDIT_NO_ISA_CHECK)) {
+			a->unsupported_isa = true;
 		}
 	}
-	if (collect_libs(a) || collect_symvers(a)) {
+	if (collect_libs(a) || collect_symvers(a) || find_arch_mismatch(a)) {
 		rc = kw_error_set(err, KW_ENOMEM, "out of memory");
 		goto out;
 	}
@@ -939,13 +1365,13 @@ int kw_audit_wheel_flags(struct kw_ctx *ctx, const char *path, unsigned flags, s
 	} else {
 		a->family = libc_family(a);
 		if (a->arch) {
-			rc = judge(a, set, err);
+			rc = judge(a, set, !(flags & KW_AUDIT_NO_ISA_CHECK), err);
 			if (rc) {
 				goto out;
 			}
 		}
 	}
-	if (check_tags(a)) {
+	if (check_tags(a) || (!a->no_policy && collect_drops(a)) || collect_refusals(a)) {
 		rc = kw_error_set(err, KW_ENOMEM, "out of memory");
 		goto out;
 	}

@@ -21,7 +21,7 @@ static const char summary[] =
 	"and tell which manylinux/musllinux tag the wheel satisfies and why not a better one.\n"
 	"DIR is searched for *.whl; '-' reads wheel paths from standard input, one a line.";
 
-enum { OPT_JSON = 2001, OPT_ORDERED };
+enum { OPT_JSON = 2001, OPT_ORDERED, OPT_NO_ISA };
 
 static const struct kw_opt_help helps[] = {
 	{ { "json", no_argument, NULL, OPT_JSON }, NULL, "one JSON object per wheel, one a line (JSONL)" },
@@ -29,6 +29,8 @@ static const struct kw_opt_help helps[] = {
 	{ { "ordered", no_argument, NULL, OPT_ORDERED }, NULL,
 	  "with -j: write the reports in input order (default: as each wheel finishes)" },
 	{ { "verbose", no_argument, NULL, 'v' }, NULL, "text report: every member's dependency tree" },
+	{ { "disable-isa-ext-check", no_argument, NULL, OPT_NO_ISA }, NULL,
+	  "do not hold an x86-64 ISA level above the baseline (x86-64-v2/v3/v4) against the wheel" },
 	KW_CLI_RESOLVE_OPTS,
 	{ { "help", no_argument, NULL, 'h' }, NULL, "show this help" },
 	{ { NULL, 0, NULL, 0 }, NULL, NULL },
@@ -49,6 +51,7 @@ struct job {
 	bool json;
 	bool verbose;
 	bool ordered;           /* hold reports back to write them in input order */
+	unsigned audit_flags;   /* KW_AUDIT_* */
 	int worst;              /* highest exit code so far */
 	pthread_mutex_t lock;
 };
@@ -99,7 +102,7 @@ static void audit_one(struct job *job, size_t idx, const char *path)
 	char *text = NULL;
 	int code;
 
-	if (kw_audit_wheel(job->ctx, path, &a, &err)) {
+	if (kw_audit_wheel_flags(job->ctx, path, job->audit_flags, &a, &err)) {
 		/* One bad wheel gets its own line and does not stop the others. */
 		if (job->json && kw_report_error_json(path, &err, &text, &rerr) == 0) {
 			emit(job, idx, text, false, KW_EXIT_ERROR);
@@ -167,6 +170,9 @@ static int cmd_show(struct kw_ctx *ctx, int argc, char **argv)
 			break;
 		case OPT_ORDERED:
 			job.ordered = true;
+			break;
+		case OPT_NO_ISA:
+			job.audit_flags |= KW_AUDIT_NO_ISA_CHECK;
 			break;
 		case 'j': {
 			char *end;

@@ -57,16 +57,128 @@ static json_t *strv_json(char *const *v, size_t n)
 	return arr;
 }
 
-static const char *lib_path(const struct kw_audit *a, const char *soname)
+/* Where a library to vendor really is (symlinks followed), as auditwheel's external_libs says. */
+static const char *lib_realpath(const struct kw_audit *a, const char *soname)
 {
 	size_t i;
 
 	for (i = 0; i < a->n_libs; i++) {
 		if (strcmp(a->libs[i].soname, soname) == 0) {
-			return a->libs[i].path;
+			return a->libs[i].realpath ? a->libs[i].realpath : a->libs[i].path;
 		}
 	}
 	return NULL;
+}
+
+/*
+ * What must go for a policy, as auditwheel's libs_to_eliminate: the
+ * libraries to vendor, and the libpython entries repair removes. Sorted.
+ */
+static int eliminate(const struct kw_audit_verdict *v, struct kw_strv *out)
+{
+	size_t i;
+
+	for (i = 0; i < v->graft.n; i++) {
+		if (kw_strv_push_unique(out, v->graft.v[i])) {
+			return -1;
+		}
+	}
+	for (i = 0; i < v->n_reasons; i++) {
+		if (v->reasons[i].kind == KW_REASON_LIBPYTHON && kw_strv_push_unique(out, v->reasons[i].lib)) {
+			return -1;
+		}
+	}
+	kw_strv_sort(out);
+	return 0;
+}
+
+/* The newest (least compatible) policy's verdict: auditwheel's external_libs are what it needs vendored. */
+static const struct kw_audit_verdict *newest(const struct kw_audit *a)
+{
+	return a->n_verdicts ? &a->verdicts[a->n_verdicts - 1] : NULL;
+}
+
+/*
+ * auditwheel's versioned_symbols: the versions the wheel's members need,
+ * and those the libraries vendored for the newest policy bring along (the
+ * loader's own left out: they say nothing about a policy).
+ */
+static json_t *symvers_json(const struct kw_audit *a)
+{
+	const struct kw_audit_verdict *v = newest(a);
+	struct kw_strv libs = { 0 }, *vers = NULL;
+	json_t *o = json_object();
+	size_t i, k, j;
+	int bad = !o;
+
+	for (i = 0; !bad && i < a->n_symvers; i++) {
+		bad |= kw_strv_push_unique(&libs, a->symvers[i].lib) != 0;
+	}
+	for (i = 0; !bad && v && i < v->graft.n; i++) {
+		const struct kw_elf_info *info = kw_audit_lib_info(a, v->graft.v[i]);
+
+		for (k = 0; info && !bad && k < info->n_verneed; k++) {
+			const char *f = info->verneed[k].file;
+
+			if (strncmp(f, "ld-linux", 8) != 0 && strcmp(f, "ld64.so.1") != 0 && strcmp(f, "ld64.so.2") != 0) {
+				bad |= kw_strv_push_unique(&libs, f) != 0;
+			}
+		}
+	}
+	vers = bad ? NULL : kw_calloc(libs.n ? libs.n : 1, sizeof(*vers));
+	bad |= !vers;
+	for (i = 0; !bad && i < a->n_symvers; i++) {
+		long at = kw_strv_find(&libs, a->symvers[i].lib);
+
+		for (k = 0; !bad && k < a->symvers[i].versions.n; k++) {
+			bad |= kw_strv_push_unique(&vers[at], a->symvers[i].versions.v[k]) != 0;
+		}
+	}
+	for (i = 0; !bad && v && i < v->graft.n; i++) {
+		const struct kw_elf_info *info = kw_audit_lib_info(a, v->graft.v[i]);
+
+		for (k = 0; info && !bad && k < info->n_verneed; k++) {
+			long at = kw_strv_find(&libs, info->verneed[k].file);
+
+			for (j = 0; at >= 0 && !bad && j < info->verneed[k].n_versions; j++) {
+				bad |= kw_strv_push_unique(&vers[at], info->verneed[k].versions[j]) != 0;
+			}
+		}
+	}
+	for (i = 0; !bad && i < libs.n; i++) {
+		kw_strv_sort(&vers[i]);
+		bad |= set_key(o, libs.v[i], strv_json(vers[i].v, vers[i].n));
+	}
+	for (i = 0; vers && i < libs.n; i++) {
+		kw_strv_release(&vers[i]);
+	}
+	free(vers);
+	kw_strv_release(&libs);
+	if (bad) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+static json_t *drops_json(const struct kw_audit *a)
+{
+	json_t *arr = json_array();
+	size_t i;
+	int bad = !arr;
+
+	for (i = 0; !bad && i < a->n_drop_needed; i++) {
+		json_t *e = json_object();
+
+		bad |= set(e, "member", report_jstr(a->drop_needed[i].member));
+		bad |= set(e, "soname", report_jstr(a->drop_needed[i].soname));
+		bad |= json_array_append_new(arr, e);
+	}
+	if (bad) {
+		json_decref(arr);
+		return NULL;
+	}
+	return arr;
 }
 
 static json_t *members_json(const struct kw_audit *a)
@@ -88,7 +200,9 @@ static json_t *members_json(const struct kw_audit *a)
 			bad |= set(o, "soname", str_or_null(m->info->soname));
 			bad |= set(o, "rpath", str_or_null(m->info->rpath));
 			bad |= set(o, "runpath", str_or_null(m->info->runpath));
+			bad |= set(o, "isa", str_or_null(m->isa));
 		}
+		bad |= set(o, "purelib", json_boolean(m->purelib));
 		bad |= json_array_append_new(arr, o);
 	}
 	if (bad) {
@@ -217,6 +331,7 @@ static json_t *upgrade_json(const struct kw_audit_verdict *v)
 
 		switch (r->kind) {
 		case KW_REASON_LIB:
+		case KW_REASON_LIBPYTHON:
 			break;
 		case KW_REASON_SYMVER:
 			e = json_object();
@@ -236,12 +351,28 @@ static json_t *upgrade_json(const struct kw_audit_verdict *v)
 			bad |= json_array_append_new(list, report_jstr(r->what));
 			break;
 		}
-		default:
-			bad |= json_array_append_new(other, json_string(kw_reason_kind_str(r->kind)));
+		default: {
+			/* Each kind once: the members are in the text report. */
+			size_t j;
+			bool seen = false;
+
+			for (j = 0; j < json_array_size(other) && !seen; j++) {
+				seen = strcmp(json_string_value(json_array_get(other, j)), kw_reason_kind_str(r->kind)) == 0;
+			}
+			if (!seen) {
+				bad |= json_array_append_new(other, json_string(kw_reason_kind_str(r->kind)));
+			}
 			break;
 		}
+		}
 	}
-	bad |= set(o, "libs_to_eliminate", strv_json(v->graft.v, v->graft.n));
+	{
+		struct kw_strv gone = { 0 };
+
+		bad |= eliminate(v, &gone) != 0;
+		bad |= set(o, "libs_to_eliminate", strv_json(gone.v, gone.n));
+		kw_strv_release(&gone);
+	}
 	bad |= set(o, "symbol_versions", syms);
 	bad |= set(o, "blacklisted_symbols", black);
 	bad |= set(o, "other", other);
@@ -293,7 +424,7 @@ static json_t *audit_json(const struct kw_audit *a)
 	json_t *up = json_object();
 	size_t i, k;
 	int bad = !o || !name || !ext || !vs || !up;
-	const struct kw_audit_verdict *target = a->sym_best >= 0 ? &a->verdicts[a->sym_best] : NULL;
+	const struct kw_audit_verdict *target = newest(a);
 	size_t n_better = a->best >= 0 ? (size_t)a->best : a->n_verdicts;
 
 	bad |= set(o, "version", json_integer(KW_REPORT_SHOW_VERSION));
@@ -317,26 +448,35 @@ static json_t *audit_json(const struct kw_audit *a)
 	bad |= set(o, "bad_tags", strv_json(a->bad_tags.v, a->bad_tags.n));
 	bad |= set(o, "pyfpe", json_boolean(a->pyfpe));
 	bad |= set(o, "ucs2", json_boolean(a->ucs2));
+	bad |= set(o, "unsupported_isa", json_boolean(a->unsupported_isa));
+	bad |= set(o, "refusals", strv_json(a->refusals.v, a->refusals.n));
+	bad |= set(o, "drop_needed", drops_json(a));
 	bad |= set(o, "note", str_or_null(a->not_elf ? a->not_elf : a->no_policy));
 	bad |= set(o, "members", members_json(a));
 	bad |= set(o, "libraries", libraries_json(a));
-	/* As auditwheel: what must be vendored to reach the tag symbol versions allow. */
+	/*
+	 * As auditwheel: what the newest policy still needs vendored (or, for
+	 * libpython, removed), each where it really lies; without a policy,
+	 * every library from outside the wheel.
+	 */
 	if (target) {
-		for (i = 0; i < target->graft.n; i++) {
-			bad |= set_key(ext, target->graft.v[i], str_or_null(lib_path(a, target->graft.v[i])));
+		struct kw_strv gone = { 0 };
+
+		bad |= eliminate(target, &gone) != 0;
+		for (i = 0; i < gone.n; i++) {
+			bad |= set_key(ext, gone.v[i],
+				   str_or_null(kw_audit_is_libpython(gone.v[i]) ? NULL : lib_realpath(a, gone.v[i])));
 		}
+		kw_strv_release(&gone);
 	} else {
 		for (i = 0; i < a->n_libs; i++) {
-			bad |= set_key(ext, a->libs[i].soname, str_or_null(a->libs[i].path));
+			bad |= set_key(ext, a->libs[i].soname,
+				   str_or_null(a->libs[i].realpath ? a->libs[i].realpath : a->libs[i].path));
 		}
 	}
 	bad |= set(o, "external_libs", ext);
-	for (i = 0; i < a->n_symvers; i++) {
-		const struct kw_audit_symvers *sv = &a->symvers[i];
-
-		bad |= set_key(vs, sv->lib, strv_json(sv->versions.v, sv->versions.n));
-	}
-	bad |= set(o, "versioned_symbols", vs);
+	json_decref(vs);
+	bad |= set(o, "versioned_symbols", symvers_json(a));
 	for (k = 0; k < n_better && k < a->n_verdicts; k++) {
 		bad |= set_key(up, a->verdicts[k].tag, upgrade_json(&a->verdicts[k]));
 	}
@@ -416,6 +556,26 @@ static void print_reasons(struct kw_buf *f, const struct kw_audit_verdict *v)
 		case KW_REASON_PYFPE:
 			kw_report_appendf(f, "      - %s uses PyFPE_jbuf (built with --with-fpectl)\n", r->member);
 			break;
+		case KW_REASON_LIBPYTHON:
+			kw_report_appendf(f, "      - %s needs %s: repair removes the entry (the interpreter provides it)\n",
+				r->member, r->lib);
+			break;
+		case KW_REASON_ISA:
+			kw_report_appendf(f, "      - %s needs the %s instruction set\n", r->member, r->what);
+			break;
+		case KW_REASON_UCS2:
+			kw_report_appendf(f, "      - %s imports %s (narrow-unicode Python 2)\n", r->member, r->what);
+			break;
+		case KW_REASON_PURELIB:
+			kw_report_appendf(f, "      - %s is an ELF file under purelib\n", r->member);
+			break;
+		case KW_REASON_ARCH:
+			kw_report_appendf(f, "      - %s is %s code\n", r->member ? r->member : "a member", r->what ? r->what : "other");
+			break;
+		case KW_REASON_LIBC_VERSION:
+			kw_report_appendf(f, "      - musl records no versions: the wheel is taken to need musl %s, the newest known\n",
+				r->what);
+			break;
 		default:
 			kw_report_appendf(f, "      - %s\n", kw_reason_kind_str(r->kind));
 			break;
@@ -480,10 +640,19 @@ int kw_report_show_text(const struct kw_audit *a, bool verbose, char **out, stru
 	}
 	kw_report_appendf(f, "  consistent with: %s\n", a->best_tag ? a->best_tag : "nothing");
 	if (a->sym_tag && a->best_tag && strcmp(a->sym_tag, a->best_tag) != 0) {
-		kw_report_appendf(f, "  symbol versions allow: %s (after vendoring the libraries below)\n", a->sym_tag);
+		kw_report_appendf(f, "  symbol versions allow: %s (%s)\n", a->sym_tag,
+			a->refusals.n ? "symbol versions alone: no repair reaches it, see below"
+				      : "after vendoring the libraries below");
 	}
 	for (i = 0; i < a->tag_mismatches.n; i++) {
 		kw_report_appendf(f, "  WHEEL and the file name do not match: %s\n", a->tag_mismatches.v[i]);
+	}
+	for (i = 0; i < a->refusals.n; i++) {
+		kw_report_appendf(f, "  cannot be repaired: %s\n", a->refusals.v[i]);
+	}
+	for (i = 0; i < a->n_drop_needed; i++) {
+		kw_report_appendf(f, "  %s needs %s: linking libpython is forbidden, repair removes the entry\n",
+			a->drop_needed[i].member, a->drop_needed[i].soname);
 	}
 	if (!a->tags_ok) {
 		kw_report_appendf(f, "  the wheel claims tags it does not satisfy:");
