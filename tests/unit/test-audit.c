@@ -207,6 +207,34 @@ START_TEST(no_elf_wheel_under_failing_allocations)
 }
 END_TEST
 
+/*
+ * Which DT_NEEDED names are libpython (removed by repair, never vendored):
+ * each name against the pattern auditwheel matches with, run by Python's re
+ * (its unescaped '.' before "so" is read as the literal dot it means, so no
+ * name here puts another character there).
+ */
+static const char *const libpython_names[] = {
+	"libpython3.11.so.1.0", "libpython3.11.so", "libpython2.7.so.1.0", "libpython3.6m.so.1.0",
+	"libpython3.13t.so.1.0", "libpython3.so", "libpython3.11.so.1.10", "libpython3.11.a",
+	"libpython.so", "libpython3.11.so.1.0.bak", "libpythonX.Y.so", "libpython3.11mm.so",
+	"xlibpython3.11.so", "libpython3.11.so.", "libpython311.so",
+};
+
+START_TEST(libpython_names_as_auditwheel)
+{
+	const char *name = libpython_names[_i];
+	char *cmd = kwt_fmt("/usr/bin/python3 -c 'import re, sys; "
+			    "sys.exit(0 if re.match(r\"^libpython\\d+\\.\\d+m?.so(\\.\\d)*$\", sys.argv[1]) else 1)' '%s'",
+			    name);
+	int want = kwt_run(cmd, NULL, NULL);
+
+	ck_assert_msg(want == 0 || want == 1, "python3 failed on '%s'", name);
+	ck_assert_msg(kw_audit_is_libpython(name) == (want == 0), "'%s': kwheel %d, auditwheel's pattern %d", name,
+		      kw_audit_is_libpython(name), want == 0);
+	free(cmd);
+}
+END_TEST
+
 static Suite *audit_suite(void)
 {
 	Suite *s = suite_create("audit");
@@ -214,6 +242,8 @@ static Suite *audit_suite(void)
 
 	tcase_add_loop_test(tc, extension_rule, 0, sizeof(ext_cases) / sizeof(ext_cases[0]));
 	tcase_add_test(tc, extension_audit_and_km_agree);
+	tcase_add_loop_test(tc, libpython_names_as_auditwheel, 0,
+			    sizeof(libpython_names) / sizeof(libpython_names[0]));
 	tcase_set_timeout(tc, 60);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("alloc");
