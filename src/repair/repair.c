@@ -1228,7 +1228,9 @@ static char *new_filename(const struct job *j, const char *plat)
 /*
  * WHEEL with its Tag lines as auditwheel leaves them: the old ones but those
  * for the replaced platforms, then one per python-abi pair and new platform
- * that was not there yet; everything else as it was.
+ * that was not there yet. A wheel that was tagged "any" is platlib now
+ * (Root-Is-Purelib: false): installers would otherwise put its ELF code in
+ * purelib. Everything else as it was.
  */
 static char *new_wheel_meta(const struct job *j, const char *text, size_t len)
 {
@@ -1236,10 +1238,13 @@ static char *new_wheel_meta(const struct job *j, const char *text, size_t len)
 	struct kw_buf b = { 0 };
 	char *copy = kw_strndup(text, len), *save = NULL, *line, *out = NULL;
 	size_t i, k;
-	bool tags_written = false;
+	bool tags_written = false, was_any = false;
 
 	if (!copy) {
 		return NULL;
+	}
+	for (i = 0; i < j->a->name.n_platforms; i++) {
+		was_any = was_any || strcmp(j->a->name.platforms[i], "any") == 0;
 	}
 	for (i = 0; i < j->a->meta.n_tags; i++) {
 		const char *t = j->a->meta.tags[i];
@@ -1281,6 +1286,10 @@ static char *new_wheel_meta(const struct job *j, const char *text, size_t len)
 				kw_buf_appendf(&b, "Tag: %s\n", tags.v[i]);
 			}
 			tags_written = true;
+			continue;
+		}
+		if (was_any && strncasecmp(line, "Root-Is-Purelib:", 16) == 0) {
+			kw_buf_append(&b, "Root-Is-Purelib: false\n");
 			continue;
 		}
 		kw_buf_appendf(&b, "%s\n", line);

@@ -205,11 +205,39 @@ def group_tags(tmp):
         mod, code = SMOKE[dist]
         ir = imports(target, f"import {mod}\n{code}\n")
         check(ir.returncode == 0, f"{dist}: it imports and works ({ir.stderr.strip()[-200:]})")
+    # a wheel tagged "any" that holds ELF code: "any" gives way, and the wheel becomes platlib
+    wheel = any_wheel(tmp)
+    res = result(repair(wheel, fresh(tmp, "any")))
+    meta = root_is_purelib(res["output"]) if res else None
+    check(res and platforms(res["output"]) == ["manylinux1_x86_64", "manylinux_2_5_x86_64"] and meta == "false",
+          f"py3-none-any with ELF code: retagged {res.get('tag')}, Root-Is-Purelib {meta}")
+    if res:
+        shutil.rmtree(os.path.join(tmp, "anychain"))
+        target = os.path.join(tmp, "t-any")
+        pr = pip_target(res["output"], target)
+        ir = imports(target, "import ctypes, os; l = ctypes.CDLL(os.path.join(sys.path[0], 'kwany', 'libkwdup.so.1')); "
+                             "print(l.kwdup_value())")
+        check(pr.returncode == 0 and ir.stdout.strip() == "607", f"it installs and its library loads ({ir.stderr[-200:]})")
     r = repair(corpus("lz4"), fresh(tmp, "bad"), "--plat", "manylinux_9_99_x86_64")
     check(r.returncode == 3 and "--plat" in r.stderr and not os.listdir(os.path.join(tmp, "bad")),
           f"an unknown --plat is a usage error, exit 3 ({r.returncode})")
     r = repair(corpus("lz4"), fresh(tmp, "bad2"), env=clean_env(AUDITWHEEL_PLAT="bogus"))
     check(r.returncode == 3, "an unknown AUDITWHEEL_PLAT is a usage error too")
+
+
+def root_is_purelib(path):
+    with zipfile.ZipFile(path) as z:
+        text = z.read([n for n in z.namelist() if n.endswith(".dist-info/WHEEL")][0]).decode()
+    return "".join(l.split(":", 1)[1].strip().lower() for l in text.splitlines() if l.startswith("Root-Is-Purelib:"))
+
+
+def any_wheel(tmp):
+    """py3-none-any, but with an ELF library that needs an external one."""
+    b = build_chain(os.path.join(tmp, "anychain"), 6)
+    files = {"kwany/__init__.py": b"", "kwany/libkwdup.so.1": open(os.path.join(b, "libkwdup.so.1"), "rb").read()}
+    files.update(dist_info("kwany"))
+    files["kwany-1.0.dist-info/WHEEL"] = b"Wheel-Version: 1.0\nGenerator: kwheel-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    return write_wheel(os.path.join(tmp, "kwany-1.0-py3-none-any.whl"), files)
 
 
 # ---- options ------------------------------------------------------------
@@ -571,6 +599,13 @@ def group_auditwheel(tmp):
             if na and na == nk:
                 check(wheel_tags(os.path.join(a, na[0])) == wheel_tags(os.path.join(k, nk[0])),
                       f"{dist} --plat {plat}: the same WHEEL Tag lines")
+    wheel = any_wheel(tmp)
+    a, k = fresh(tmp, "aw"), fresh(tmp, "kw")
+    run(cmd + ["repair", "-w", a, wheel], env=env)
+    run([KWHEEL, "repair", "-w", k, wheel], env=clean_env())
+    na, nk = sorted(os.listdir(a)), sorted(n for n in os.listdir(k) if n.endswith(".whl"))
+    check(na == nk and na and root_is_purelib(os.path.join(a, na[0])) == root_is_purelib(os.path.join(k, nk[0])),
+          f"py3-none-any with ELF code: the same name and Root-Is-Purelib ({na} {nk})")
     for dist in ("cffi_backend",):
         a, k = fresh(tmp, "aw"), fresh(tmp, "kw")
         run(cmd + ["repair", "-w", a, corpus(dist)], env=env)
