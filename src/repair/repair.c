@@ -289,9 +289,12 @@ static int too_new(const struct job *j, const struct kw_audit_verdict *v, const 
 		} else if (r->kind == KW_REASON_BLACKLIST) {
 			kw_buf_appendf(&b, "%s%s imports %s from %s", shown ? "; " : "", r->member ? r->member : "?",
 				       r->what ? r->what : "?", r->lib ? r->lib : "?");
+		} else if (r->kind == KW_REASON_ISA) {
+			kw_buf_appendf(&b, "%s%s needs the %s instruction set (--disable-isa-ext-check to ignore)",
+				       shown ? "; " : "", r->member ? r->member : "?", r->what ? r->what : "?");
 		} else {
-			kw_buf_appendf(&b, "%s%s: %s", shown ? "; " : "", r->member ? r->member : "wheel",
-				       kw_reason_kind_str(r->kind));
+			kw_buf_appendf(&b, "%s%s: %s%s%s", shown ? "; " : "", r->member ? r->member : "wheel",
+				       kw_reason_kind_str(r->kind), r->what ? " " : "", r->what ? r->what : "");
 		}
 		shown++;
 	}
@@ -1666,19 +1669,10 @@ static bool same_file(const char *a, const char *b)
 	return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
-/* --disable-isa-ext-check goes to the audit, once the audit judges ISA levels. */
+/* --disable-isa-ext-check: the audit then does not hold an x86-64 ISA level above the baseline against a tag. */
 static unsigned audit_flags(const struct kw_repair_opts *o)
 {
-	unsigned flags = 0;
-
-#ifdef KW_AUDIT_NO_ISA_CHECK
-	if (o->no_isa_check) {
-		flags |= KW_AUDIT_NO_ISA_CHECK;
-	}
-#else
-	(void)o;
-#endif
-	return flags;
+	return o->no_isa_check ? KW_AUDIT_NO_ISA_CHECK : 0;
 }
 
 int kw_repair_wheel(struct kw_ctx *ctx, const char *path, const struct kw_repair_opts *o,

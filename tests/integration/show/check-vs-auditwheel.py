@@ -265,6 +265,20 @@ def kwheel_own(fx):
     check(off.get("unsupported_isa") is False and off.get("refusals") == [] and
           off.get("overall_tag", "").startswith("manylinux_"),
           f"isa --disable-isa-ext-check: judged as baseline ({off.get('overall_tag')})")
+    # repair takes the same flag: refused without it (auditwheel exits 1 too), repaired to the baseline with it.
+    out = tempfile.mkdtemp(prefix="kwheel-isa-")
+    try:
+        r = run(KWHEEL, "repair", "-w", out, fx["isa"])
+        check(r.returncode == 1 and "x86_64_v3" in r.stderr and not os.listdir(out),
+              f"isa: repair refuses an x86-64-v3 module (rc {r.returncode}: {r.stderr.strip()[:200]})")
+        r = run(KWHEEL, "repair", "--disable-isa-ext-check", "-w", out, fx["isa"])
+        made = os.listdir(out)
+        check(r.returncode == 0 and len(made) == 1 and off.get("overall_tag", "?") in made[0],
+              f"isa: repair --disable-isa-ext-check tags it as show does, {off.get('overall_tag')} "
+              f"(rc {r.returncode}: {made} "
+              f"{r.stderr.strip()[:200]})")
+    finally:
+        subprocess.run(["rm", "-rf", out])
     pl = kwheel_show(fx["purelib"])
     check(pl.get("overall_tag") == "linux_x86_64" and any("purelib" in r for r in pl.get("refusals", [])),
           f"purelib: linux_x86_64, refused ({pl.get('refusals')})")
