@@ -1598,60 +1598,28 @@ void kw_repair_result_free(struct kw_repair_result *r)
 	free(r);
 }
 
-/* An ELF file of architecture arch may sit in a wheel tagged tag ("armv7l" code in an armv6l wheel too). */
-static bool arch_fits(const char *tag, const char *arch)
-{
-	size_t tl = strlen(tag), al = strlen(arch);
-
-	if (strcmp(tag, "any") == 0) {
-		return true;
-	}
-	if (al < tl && tag[tl - al - 1] == '_' && strcmp(tag + tl - al, arch) == 0) {
-		return true;
-	}
-	return strncmp(arch, "arm", 3) == 0 && strstr(tag, "_arm") != NULL;
-}
-
-/* Is some directory above the member called "purelib" ("<dist>.data/purelib/x.so")? */
-static bool in_purelib(const char *member)
-{
-	const char *p = member, *slash;
-
-	while ((slash = strchr(p, '/')) != NULL) {
-		if (slash - p == 7 && strncmp(p, "purelib", 7) == 0) {
-			return true;
-		}
-		p = slash + 1;
-	}
-	return false;
-}
-
 /*
  * What auditwheel refuses to repair at all: ELF code in purelib (installers
  * may put it where no platform-specific code belongs), an ELF file for
  * another architecture than the file name's (retagging from the ELF would
- * hide a wrong build), and an extension built against a UCS2 Python.
+ * hide a wrong build), and an extension built against a UCS2 Python. The
+ * audit finds each; repair only words the refusal.
  */
 static int refusals(const struct kw_audit *a, struct kw_error *err)
 {
-	size_t i, k;
+	size_t i;
 
 	for (i = 0; i < a->n_members; i++) {
-		const struct kw_audit_member *m = &a->members[i];
-
-		if (in_purelib(m->name)) {
+		if (a->members[i].purelib) {
 			return kw_error_set(err, KW_EPOLICY,
 					    "'%s': invalid binary wheel: shared library %s in purelib; a wheel must be "
 					    "platlib to be repaired",
-					    a->filename, m->name);
+					    a->filename, a->members[i].name);
 		}
-		for (k = 0; m->arch && k < a->name.n_platforms; k++) {
-			if (!arch_fits(a->name.platforms[k], m->arch)) {
-				return kw_error_set(err, KW_EPOLICY,
-						    "'%s': %s is %s code, but the wheel is tagged %s", a->filename,
-						    m->name, m->arch, a->name.platforms[k]);
-			}
-		}
+	}
+	if (a->arch_mismatch) {
+		return kw_error_set(err, KW_EPOLICY, "'%s': cannot repair: %s (tagged %s)", a->filename,
+				    a->arch_mismatch, a->name.n_platforms ? a->name.platforms[0] : "?");
 	}
 	if (a->ucs2) {
 		return kw_error_set(err, KW_EPOLICY,
