@@ -292,6 +292,16 @@ def main():
         left = sorted(set(sj2.get("external_libs", {})) - excluded)
         check(r.returncode in (0, 1) and not left and sj2.get("record", {}).get("ok") and not r.stderr.strip(),
               f"{label}: show on the result ({dt:.1f} s): RECORD ok, nothing left to vendor ({left[:3]} {r.stderr.strip()[-300:]})")
+        # The text report of a large repair (its buffer was once sized at 16 bytes a graft, and wrote 21).
+        out_t = os.path.join(tmp, "out-text")
+        os.makedirs(out_t)
+        r, dt = timed([KWHEEL, "repair", "-w", out_t] + extra + [wheel])
+        lines = r.stdout.splitlines()
+        check(r.returncode == 0 and not r.stderr.strip() and len(lines) >= 1 and
+              sum(1 for line in lines if line.startswith("  grafted ")) == len(res["grafted"]) and
+              os.listdir(out_t) == [os.path.basename(new)],
+              f"{label}: the text report names all {len(res['grafted'])} grafts ({dt:.1f} s, rc {r.returncode}: "
+              f"{r.stderr.strip()[-300:]})")
         install_and_import(tmp, new, res, dlopen_only, smoke, label)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
