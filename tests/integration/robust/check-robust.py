@@ -593,12 +593,48 @@ def scenario_alloc(tmp):
         note(f"{name}: {count} allocations, {fails} runs had one fail, {each * 1000:.0f} ms a run")
 
 
+def scenario_concurrent(tmp):
+    """Several runs repairing the same wheel into one directory at once, some killed: one good wheel."""
+    pure = os.path.join(CORPUS, "wheels", "auditwheel", "plumbum-1.6.8-py2.py3-none-any.whl")
+    cases = [("pyyaml", lambda out: repair_args(PYYAML, out)),
+             ("pure copy", lambda out: [KWHEEL, "repair", "--allow-pure-python-wheel", "-w", out, pure])]
+    rng = random.Random(1234)
+    for name, argv in cases:
+        bad, rcs = [], []
+        for rnd in range(4):
+            out = os.path.join(tmp, f"{name.replace(' ', '-')}-{rnd}")
+            os.makedirs(out)
+            procs = [spawn(subprocess.Popen, argv(out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                           env=kw_env()) for _ in range(6)]
+            # kill two of the six at a random moment of their run
+            time.sleep(rng.uniform(0.0, 0.3))
+            for p in procs[:2]:
+                p.kill()
+            for p in procs:
+                p.wait()
+                rcs.append(p.returncode)
+            whl = wheels_in(out)
+            odd, temps = leftovers(out)
+            prob = wheel_problem(os.path.join(out, whl[0])) if len(whl) == 1 else f"{len(whl)} wheels"
+            if prob or odd:
+                bad.append((rnd, prob, odd))
+            # the four that ran to their end succeeded; a later run sweeps what the killed ones left
+            if any(rc != 0 for rc in rcs[-4:]):
+                bad.append((rnd, "exit codes", rcs[-6:]))
+            r = run(argv(out))
+            odd, temps = leftovers(out)
+            if r.returncode != 0 or temps or odd or len(wheels_in(out)) != 1:
+                bad.append((rnd, "rerun", r.returncode, temps, odd))
+        check(not bad, f"{name}: 6 concurrent runs, 2 killed, 4 rounds: one complete wheel, the rest exit 0, a "
+                       f"rerun leaves no temporary {bad[:2]}")
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix=f"kwheel-robust-{SCENARIO}-")
     t0 = time.monotonic()
     try:
         {"kill": scenario_kill, "diskfull": scenario_diskfull, "repro": scenario_repro,
-         "alloc": scenario_alloc}[SCENARIO](tmp)
+         "alloc": scenario_alloc, "concurrent": scenario_concurrent}[SCENARIO](tmp)
     finally:
         subprocess.run(["umount", os.path.join(tmp, "tmpfs")], capture_output=True)
         shutil.rmtree(tmp, ignore_errors=True)
