@@ -11,6 +11,7 @@ enum kw_policy_family {
 	KW_POLICY_LINUX = 0,     /* plain linux_<arch>: anything goes */
 	KW_POLICY_MANYLINUX = 1,
 	KW_POLICY_MUSLLINUX = 2,
+	KW_POLICY_ANDROID = 3,   /* android_<api>: version [api, 0]; the wheel keeps its own tag */
 };
 
 /* Highest allowed version for one symbol-version prefix on one arch. */

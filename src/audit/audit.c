@@ -470,6 +470,10 @@ static int walk_policy(struct kw_audit_verdict *v, size_t *cap, const struct kw_
 			seen[d] = true;
 			dn = &g->nodes[d];
 			if (!dn->in_overlay && kw_audit_is_libpython(dn->name)) {
+				/* On Android the app's interpreter provides it under that name: normal there. */
+				if (v->policy->family == KW_POLICY_ANDROID) {
+					continue;
+				}
 				/* Never vendored nor walked: repair removes the DT_NEEDED entry. */
 				rc = add_reason(v, cap, KW_REASON_LIBPYTHON, node_label(m, g, ni), dn->name, NULL);
 				if (rc) {
@@ -592,7 +596,46 @@ static long newest_musl(const struct kw_audit *a)
 	return best;
 }
 
-static int judge(struct kw_audit *a, const struct kw_policy_set *set, bool isa_check, struct kw_error *err)
+/*
+ * The android policy for the wheel's one tag "android_<api>_<abi>": the
+ * NDK's library set changes only at some API levels, so the policy with the
+ * highest level not above the tag's. NULL when none fits (then *why says so).
+ */
+static const struct kw_policy *android_policy(const struct kw_audit *a, const struct kw_policy_set *set,
+					      const char **why)
+{
+	const struct kw_policy *best = NULL;
+	const char *t = a->name.platform + 8;
+	long api = 0;
+	size_t i;
+
+	if (a->name.n_platforms != 1) {
+		*why = "android wheel with more than one platform tag: it must have exactly one";
+		return NULL;
+	}
+	for (; *t >= '0' && *t <= '9' && api < 100000; t++) {
+		api = api * 10 + (*t - '0');
+	}
+	if (t == a->name.platform + 8 || *t != '_') {
+		*why = "android platform tag without an API level (android_<level>_<abi>)";
+		return NULL;
+	}
+	for (i = 0; i < set->n_policies; i++) {
+		const struct kw_policy *p = &set->policies[i];
+
+		if (p->family == KW_POLICY_ANDROID && p->major <= api && (!best || p->major > best->major) &&
+		    (!a->arch || kw_policy_arch(p, a->arch))) {
+			best = p;
+		}
+	}
+	if (!best) {
+		*why = "no android policy for the wheel's API level (the oldest is 21)";
+	}
+	return best;
+}
+
+static int judge(struct kw_audit *a, const struct kw_policy_set *set, const struct kw_policy *android,
+		 bool isa_check, struct kw_error *err)
 {
 	size_t i, k, cap = 0;
 	long musl_top;
@@ -600,7 +643,8 @@ static int judge(struct kw_audit *a, const struct kw_policy_set *set, bool isa_c
 	for (i = 0; i < set->n_policies; i++) {
 		const struct kw_policy *p = &set->policies[i];
 
-		if (p->family != a->family || p->family == KW_POLICY_LINUX || !kw_policy_arch(p, a->arch)) {
+		if (p->family != a->family || p->family == KW_POLICY_LINUX || !kw_policy_arch(p, a->arch) ||
+		    (android && p != android)) {
 			continue;
 		}
 		if (kw_grow(&a->verdicts, &cap, a->n_verdicts + 1, sizeof(*a->verdicts))) {
@@ -608,7 +652,8 @@ static int judge(struct kw_audit *a, const struct kw_policy_set *set, bool isa_c
 		}
 		memset(&a->verdicts[a->n_verdicts], 0, sizeof(*a->verdicts));
 		a->verdicts[a->n_verdicts].policy = p;
-		a->verdicts[a->n_verdicts].tag = kw_policy_tag(p, a->arch);
+		/* An android wheel's tag names its API level and ABI, and stays as it is. */
+		a->verdicts[a->n_verdicts].tag = android ? kw_strdup(a->name.platform) : kw_policy_tag(p, a->arch);
 		if (!a->verdicts[a->n_verdicts].tag) {
 			return kw_error_set(err, KW_ENOMEM, "out of memory");
 		}
@@ -916,7 +961,8 @@ static bool tag_satisfied(const struct kw_audit *a, const char *tag)
 	if (strncmp(tag, "linux_", 6) == 0) {
 		return !a->arch || strcmp(tag + 6, a->arch) == 0;
 	}
-	if (strncmp(tag, "manylinux", 9) != 0 && strncmp(tag, "musllinux", 9) != 0) {
+	if (strncmp(tag, "manylinux", 9) != 0 && strncmp(tag, "musllinux", 9) != 0 &&
+	    (strncmp(tag, "android_", 8) != 0 || a->n_verdicts == 0)) {
 		return true; /* not ours to judge (android, macosx, emscripten ...) */
 	}
 	v = kw_audit_verdict_for(a, tag);
@@ -1221,6 +1267,7 @@ int kw_audit_wheel_flags(struct kw_ctx *ctx, const char *path, unsigned flags, s
 			 struct kw_error *err)
 {
 	const struct kw_policy_set *set = NULL;
+	const struct kw_policy *android = NULL;
 	struct kw_resolver *r = NULL;
 	struct kw_wheel *w = NULL;
 	struct kw_audit *a = NULL;
@@ -1356,22 +1403,25 @@ int kw_audit_wheel_flags(struct kw_ctx *ctx, const char *path, unsigned flags, s
 		goto out;
 	}
 	if (strncmp(a->name.platform, "android_", 8) == 0) {
-		a->family = KW_POLICY_LINUX;
-		a->no_policy = kw_strdup("android wheel: manylinux and musllinux policies do not apply");
-		if (!a->no_policy) {
+		const char *why = NULL;
+
+		a->family = KW_POLICY_ANDROID;
+		android = android_policy(a, set, &why);
+		if (!android && !(a->no_policy = kw_strdup(why))) {
 			rc = kw_error_set(err, KW_ENOMEM, "out of memory");
 			goto out;
 		}
 	} else {
 		a->family = libc_family(a);
-		if (a->arch) {
-			rc = judge(a, set, !(flags & KW_AUDIT_NO_ISA_CHECK), err);
-			if (rc) {
-				goto out;
-			}
+	}
+	if (a->arch && !a->no_policy) {
+		rc = judge(a, set, android, !(flags & KW_AUDIT_NO_ISA_CHECK), err);
+		if (rc) {
+			goto out;
 		}
 	}
-	if (check_tags(a) || (!a->no_policy && collect_drops(a)) || collect_refusals(a)) {
+	/* libpython stays needed on android: nothing to drop there. */
+	if (check_tags(a) || (!a->no_policy && !android && collect_drops(a)) || collect_refusals(a)) {
 		rc = kw_error_set(err, KW_ENOMEM, "out of memory");
 		goto out;
 	}

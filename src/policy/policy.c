@@ -215,6 +215,8 @@ static int load_policy(struct kw_policy *p, json_t *jp, json_t *lib_sets, json_t
 		p->family = KW_POLICY_MANYLINUX;
 	} else if (strcmp(json_string_value(family), "musllinux") == 0) {
 		p->family = KW_POLICY_MUSLLINUX;
+	} else if (strcmp(json_string_value(family), "android") == 0) {
+		p->family = KW_POLICY_ANDROID;
 	} else {
 		return kw_error_set(err, KW_EFORMAT, "policy data: '%s'.'family': unknown family '%s'", p->name,
 				    json_string_value(family));

@@ -412,7 +412,7 @@ static const char *family_str(const struct kw_audit *a)
 	if (!a->arch || a->no_policy) {
 		return NULL;
 	}
-	return a->family == KW_POLICY_MUSLLINUX ? "musl" : "glibc";
+	return a->family == KW_POLICY_MUSLLINUX ? "musl" : a->family == KW_POLICY_ANDROID ? "bionic" : "glibc";
 }
 
 static json_t *audit_json(const struct kw_audit *a)
@@ -634,7 +634,7 @@ int kw_report_show_text(const struct kw_audit *a, bool verbose, char **out, stru
 		goto done;
 	}
 	kw_report_appendf(f, "  architecture: %s (%s)\n", a->arch ? a->arch : "unknown",
-		a->no_policy ? "no policy" : a->family == KW_POLICY_MUSLLINUX ? "musl" : "glibc");
+		a->no_policy ? "no policy" : family_str(a));
 	if (a->no_policy) {
 		kw_report_appendf(f, "  %s\n", a->no_policy);
 	}

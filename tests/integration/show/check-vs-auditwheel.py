@@ -46,12 +46,6 @@ DIFFERENCES = {
         "the module links no libc and its name says -linux-gnu (CPython 3.10 on musl used that suffix); "
         "auditwheel stops ('couldn't detect libc'), kwheel takes the wheel's libc family from its "
         "members and falls back to glibc",
-    ("auditwheel/android/spam-0.1.0-cp313-cp313-android_24_arm64_v8a.whl", "sym_tag"):
-        "auditwheel judges android wheels by its android policy (sym_tag android_24_arm64_v8a); kwheel "
-        "has no android policy (no manylinux/musllinux policy applies) and says linux_aarch64",
-    ("auditwheel/android/spam-0.1.0-cp313-cp313-android_24_arm64_v8a.whl", "external_libs"):
-        "android: kwheel resolves libc++_shared.so like any library; auditwheel never searches the "
-        "build machine for android wheels",
     ("auditwheel/musllinux_1_2/testsimple-0.0.1-cp312-cp312-linux_armv6l.whl", "overall_tag"):
         "the module's Tag_CPU_arch is ARMv6: kwheel keeps the wheel's armv6l (an armv7l tag would shut out "
         "the armv6 hosts it runs on, and no policy exists for armv6l); auditwheel takes every EABI5 "
@@ -65,8 +59,6 @@ DIFFERENCES = {
         "an aarch64 module in a wheel named for x86_64: auditwheel ignores the member and then calls the "
         "wheel not a platform wheel; kwheel judges the code (linux_aarch64, the claimed linux_x86_64 "
         "not satisfied) with a refusal naming the member and both architectures",
-    ("auditwheel/android/spam-0.1.0-cp313-cp313-android_24_arm64_v8a.whl", "policy_upgrades"):
-        "android: no policy, so no upgrade to list",
 }
 
 
