@@ -63,6 +63,7 @@ struct job {
 	bool **reach;              /* per audit member, per graph node: still loaded once the cut libraries go */
 	struct kw_strv dropped;    /* paths of libraries no member loads once the cut libraries go */
 	bool has_libpython;        /* some member needs a libpython directly */
+	bool android;              /* an android wheel: libpython stays, RUNPATH, the tag is kept */
 	char **member_work;        /* per wheel member: edited copy path or NULL */
 	char **member_move;        /* per wheel member: new name of a moved ELF program, or NULL */
 	size_t n_member_work;
@@ -140,10 +141,16 @@ static bool is_libpython(const char *so)
 	return true;
 }
 
+/* A libpython entry repair removes: everywhere but on Android, where the app's interpreter provides it. */
+static bool drops_libpython(const struct job *j, const char *so)
+{
+	return !j->android && is_libpython(so);
+}
+
 /* A library cut from every tree: libpython (its DT_NEEDED goes) or one the user excluded. */
 static bool cut_node(const struct job *j, const struct kw_dep_node *n)
 {
-	return is_libpython(n->name) || excluded_node(j->o, n);
+	return drops_libpython(j, n->name) || excluded_node(j->o, n);
 }
 
 /* SHA-256 of a whole file, left in s, and its size. */
@@ -236,7 +243,7 @@ static bool reason_dropped(const struct job *j, const struct kw_audit_reason *r)
 		return true;
 	}
 	/* A symbol version's library is the one providing it (libc), not one left out. */
-	return r->kind != KW_REASON_SYMVER && r->lib && (is_libpython(r->lib) || excluded(j->o, r->lib));
+	return r->kind != KW_REASON_SYMVER && r->lib && (drops_libpython(j, r->lib) || excluded(j->o, r->lib));
 }
 
 /*
@@ -314,10 +321,16 @@ static int too_new(const struct job *j, const struct kw_audit_verdict *v, const 
 }
 
 /* A policy's tag and its aliases' ("manylinux_2_17_x86_64", "manylinux2014_x86_64"), once each. */
-static int push_tags(struct kw_strv *sv, const struct kw_policy *p, const char *arch, struct kw_error *err)
+static int push_tags(struct kw_strv *sv, const struct kw_audit_verdict *v, const char *arch, struct kw_error *err)
 {
+	const struct kw_policy *p = v->policy;
 	struct kw_policy alias = *p;
 	size_t i;
+
+	/* An android verdict carries the wheel's own tag (API level, ABI), which stays. */
+	if (p->family == KW_POLICY_ANDROID) {
+		return kw_strv_push_unique(sv, v->tag) ? oom(err) : 0;
+	}
 
 	for (i = 0; i <= p->n_aliases; i++) {
 		char *t;
@@ -372,12 +385,12 @@ static int choose(struct job *j, struct kw_error *err)
 		j->v = req;
 		if (!j->o->only_plat && best >= 0 && best < ri) {
 			j->v = &a->verdicts[best];
-			rc = push_tags(&j->plats, j->v->policy, a->arch, err);
+			rc = push_tags(&j->plats, j->v, a->arch, err);
 			if (rc) {
 				return rc;
 			}
 		}
-		return push_tags(&j->plats, req->policy, a->arch, err);
+		return push_tags(&j->plats, req, a->arch, err);
 	}
 	if (best < 0) {
 		const struct kw_audit_verdict *last = &a->verdicts[a->n_verdicts - 1];
@@ -385,7 +398,7 @@ static int choose(struct job *j, struct kw_error *err)
 		return too_new(j, last, last->tag, err);
 	}
 	j->v = &a->verdicts[best];
-	return push_tags(&j->plats, j->v->policy, a->arch, err);
+	return push_tags(&j->plats, j->v, a->arch, err);
 }
 
 /*
@@ -1001,7 +1014,7 @@ static int prepare_grafts(struct job *j, struct kw_error *err)
 		if (n_rep) {
 			/* Its own grafted dependencies sit next to it. */
 			ops.set_rpath = "$ORIGIN";
-			ops.force_rpath = true;
+			ops.force_rpath = !j->android;
 		} else {
 			ops.remove_rpath = true;
 		}
@@ -1096,7 +1109,7 @@ static int prepare_members(struct job *j, struct kw_error *err)
 		}
 		/* libpython: the interpreter that imports the module provides it; the entry goes. */
 		for (k = 0; k < m->info->n_needed; k++) {
-			if (is_libpython(m->info->needed[k]) && kw_strv_push_unique(&drop, m->info->needed[k])) {
+			if (drops_libpython(j, m->info->needed[k]) && kw_strv_push_unique(&drop, m->info->needed[k])) {
 				free(rep);
 				return oom(err);
 			}
@@ -1134,7 +1147,7 @@ static int prepare_members(struct job *j, struct kw_error *err)
 			ops.replace_needed = rep;
 			ops.n_replace_needed = n_rep;
 			ops.set_rpath = rpath;
-			ops.force_rpath = true;
+			ops.force_rpath = !j->android; /* Android's loader reads DT_RUNPATH only */
 		}
 		ops.remove_needed = (const char *const *)drop.v;
 		ops.n_remove_needed = drop.n;
@@ -1714,12 +1727,18 @@ int kw_repair_wheel(struct kw_ctx *ctx, const char *path, const struct kw_repair
 				  j.a->filename, j.a->arch ? j.a->arch : "unknown");
 		goto out;
 	}
+	j.android = j.a->family == KW_POLICY_ANDROID;
 	rc = plan_reach(&j, err);
 	if (!rc) {
 		rc = choose(&j, err);
 	}
 	if (!rc) {
 		rc = plan_grafts(&j, err);
+	}
+	/* Android's loader honours DT_RUNPATH from API level 24 on: below it a graft would not be found. */
+	if (!rc && j.android && j.graft.n > 0 && j.v->policy->major < 24) {
+		rc = kw_error_set(err, KW_EPOLICY, "'%s': cannot graft %s: RUNPATH needs Android API level 24 or higher",
+				  j.a->filename, j.graft.v[0]);
 	}
 	if (!rc) {
 		rc = plan_names(&j, err);
