@@ -1075,6 +1075,18 @@ static const char *tag_arch(const char *tag)
 			rest = strchr(rest, '_');
 			rest = rest ? rest + 1 : NULL;
 		}
+	} else if (strncmp(tag, "android_", 8) == 0) {
+		/* android_API_ABI, with Android's own ABI names (PEP 738) */
+		static const char *const abi[][2] = { { "arm64_v8a", "aarch64" }, { "armeabi_v7a", "armv7l" },
+						      { "x86_64", "x86_64" }, { "x86", "i686" } };
+
+		rest = strchr(tag + 8, '_');
+		for (i = 0; rest && i < sizeof(abi) / sizeof(abi[0]); i++) {
+			if (strcmp(rest + 1, abi[i][0]) == 0) {
+				return abi[i][1];
+			}
+		}
+		return NULL;
 	}
 	for (i = 0; rest && known[i]; i++) {
 		if (strcmp(rest, known[i]) == 0) {

@@ -67,9 +67,9 @@ def record_ok(whl):
         return good and listed == set(z.namelist())
 
 
-def retag(tmp, api):
-    """The corpus wheel under another API level (file name and WHEEL's Tag), RECORD rewritten."""
-    plat = f"android_{api}_arm64_v8a"
+def retag(tmp, api, abi="arm64_v8a"):
+    """The corpus wheel under another API level or ABI (file name and WHEEL's Tag), RECORD rewritten."""
+    plat = f"android_{api}_{abi}"
     files = {}
     with zipfile.ZipFile(WHEEL) as z:
         for n in z.namelist():
@@ -140,6 +140,14 @@ def main():
         d, p = show(retag(tmp, 20))
         check(d.get("note") and "API level" in d["note"] and d.get("libc") is None,
               f"show android_20: below the oldest policy, no policy ({d.get('note')})")
+
+        # An aarch64 module in a wheel named for Android's x86_64 ABI: the audit names it, repair refuses.
+        wrong = retag(tmp, 24, "x86_64")
+        d, _ = show(wrong, "--library-path", LDPATH)
+        check(any("aarch64" in r and "x86_64" in r for r in d.get("refusals", [])),
+              f"show android_24_x86_64 holding aarch64 code: a refusal names both ({d.get('refusals')})")
+        p = run(KWHEEL, "repair", "--ldpaths", LDPATH, "-w", os.path.join(tmp, "kwx"), wrong)
+        check(p.returncode == 1 and "aarch64" in p.stderr, f"repair android_24_x86_64: refused ({p.stderr.strip()[:200]})")
 
         # ---- repair
         out = os.path.join(tmp, "kw")
