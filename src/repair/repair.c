@@ -100,16 +100,6 @@ static bool excluded_node(const struct kw_repair_opts *o, const struct kw_dep_no
 	return excluded(o, n->name) || (!n->in_overlay && n->realpath && excluded(o, n->realpath));
 }
 
-static bool all_digits(const char **p)
-{
-	const char *s = *p;
-
-	while (isdigit((unsigned char)**p)) {
-		(*p)++;
-	}
-	return *p > s;
-}
-
 /*
  * "libpython3.11.so.1.0", "libpython2.7m.so": the names auditwheel treats as
  * libpython. The interpreter provides those symbols itself; a wheel must not
@@ -117,28 +107,8 @@ static bool all_digits(const char **p)
  */
 static bool is_libpython(const char *so)
 {
-	const char *p = so;
-
-	if (strncmp(p, "libpython", 9) != 0) {
-		return false;
-	}
-	p += 9;
-	if (!all_digits(&p) || *p++ != '.' || !all_digits(&p)) {
-		return false;
-	}
-	if (*p == 'm') {
-		p++;
-	}
-	if (strncmp(p, ".so", 3) != 0) {
-		return false;
-	}
-	p += 3;
-	while (*p) {
-		if (*p++ != '.' || !all_digits(&p)) {
-			return false;
-		}
-	}
-	return true;
+	/* The audit's rule, so repair removes exactly the entries show lists for removal. */
+	return kw_audit_is_libpython(so);
 }
 
 /* A libpython entry repair removes: everywhere but on Android, where the app's interpreter provides it. */
