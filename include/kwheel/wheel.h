@@ -238,6 +238,71 @@ int kw_wheel_writer_commit(struct kw_wheel_writer *ww, struct kw_error *err);
 void kw_wheel_writer_abort(struct kw_wheel_writer *ww);
 
 /*
+ * Rewriting a wheel: the one way repair and km make a new wheel from an old
+ * one. Every member of src is copied as it is stored unless it is dropped or
+ * replaced (same name, same place); new members are added, those outside
+ * the dist-info directory before it (vendored libraries), those inside it
+ * after its members, so RECORD is always last. RECORD is regenerated: the
+ * line of an unchanged member is taken from the verified RECORD when it
+ * names the same size, otherwise the member's bytes are hashed; every new or
+ * replaced member is hashed from what is written. RECORD.jws and RECORD.p7s
+ * are dropped: they sign the old RECORD, which no longer stands (auditwheel
+ * unsigns the same way). No two output names may be equal or differ only in
+ * case, and every added name must be a safe member name. Nothing reaches
+ * out_path until commit, which goes through the wheel writer (atomic).
+ */
+struct kw_wheel_rewrite;
+
+/*
+ * verified: a RECORD whose every entry was checked against the members'
+ * bytes (kw_wheel_verify_record with no problem), or NULL to hash every
+ * member. It must stay valid until commit. level as for the writer. mtime:
+ * time stamp of new members, or negative for the newest member's time in
+ * src (reruns give the same bytes).
+ */
+int kw_wheel_rewrite_new(struct kw_wheel *src, const struct kw_record *verified, const char *out_path, int level,
+			 int64_t mtime, struct kw_wheel_rewrite **out, struct kw_error *err);
+void kw_wheel_rewrite_on_progress(struct kw_wheel_rewrite *rw, kw_progress_fn fn, void *ud);
+/* Leave member i out. */
+int kw_wheel_rewrite_drop(struct kw_wheel_rewrite *rw, size_t i, struct kw_error *err);
+/* Member i's content from a file read at commit (it must stay until then), or from a buffer (taken). */
+int kw_wheel_rewrite_replace_file(struct kw_wheel_rewrite *rw, size_t i, const char *path, unsigned mode,
+				  struct kw_error *err);
+int kw_wheel_rewrite_replace_buffer(struct kw_wheel_rewrite *rw, size_t i, void *buf, size_t len, unsigned mode,
+				    struct kw_error *err);
+/* A new member. */
+int kw_wheel_rewrite_add_file(struct kw_wheel_rewrite *rw, const char *name, const char *path, unsigned mode,
+			      struct kw_error *err);
+int kw_wheel_rewrite_add_buffer(struct kw_wheel_rewrite *rw, const char *name, void *buf, size_t len, unsigned mode,
+				struct kw_error *err);
+
+/*
+ * Retagging WHEEL, by one rule for every caller: the Tag lines become the
+ * old tags whose platform is not replaced, then one per python-abi pair
+ * (those of the old tags, or of the file name when WHEEL has none) and new
+ * platform, each once, where the first Tag line was (at the end if there
+ * was none). A wheel that was tagged "any" and is replaced is platlib now
+ * (Root-Is-Purelib: false): installers would otherwise put its ELF code in
+ * purelib. Every other line stays as it was.
+ */
+struct kw_wheel_retag {
+	const char *const *plats;   /* the new platform tags */
+	size_t n_plats;
+	/* Does an old tag with this platform give way? NULL: every one does. */
+	bool (*replaced)(void *ud, const char *plat);
+	void *ud;
+};
+/* WHEEL's text retagged (new string, free()), or NULL when out of memory. */
+char *kw_wheel_meta_retag(const char *text, size_t len, const struct kw_wheel_name *name,
+			  const struct kw_wheel_retag *rt);
+/* Retag src's WHEEL in the rewritten wheel (rt and what it points to must stay valid until commit). */
+int kw_wheel_rewrite_retag(struct kw_wheel_rewrite *rw, const struct kw_wheel_retag *rt, struct kw_error *err);
+/* Write the new wheel and rename it into place. rw is freed either way. */
+int kw_wheel_rewrite_commit(struct kw_wheel_rewrite *rw, struct kw_error *err);
+/* Drop it all (buffers given to it are freed); nothing is left on disk. */
+void kw_wheel_rewrite_abort(struct kw_wheel_rewrite *rw);
+
+/*
  * A new private directory "<dir>/<stem>-<pid>-XXXXXX" (mode 0700), held with
  * flock(LOCK_EX) through *fd until kw_wheel_temp_dir_remove: the sweeper
  * never touches it while the lock is held. New path in *path (free() it, or

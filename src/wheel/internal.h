@@ -20,6 +20,9 @@ struct kw_wheel {
 	uint64_t inflated;             /* their sum, held to ctx->limits.max_total_size */
 };
 
+/* Why a member name is unsafe to extract (a short phrase), or NULL: for names read and names written. */
+const char *kw_wheel_name_problem(const char *name);
+
 /* The open archive, for the writer in this module. Borrowed. */
 zip_t *kw_wheel_zip(struct kw_wheel *w);
 

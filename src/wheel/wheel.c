@@ -69,8 +69,7 @@ const struct kw_wheel_member *kw_wheel_member(const struct kw_wheel *w, size_t i
 	return i < w->n_members ? &w->members[i] : NULL;
 }
 
-/* Why a member name is unsafe to extract, or NULL. */
-static const char *unsafe_name(const char *name)
+const char *kw_wheel_name_problem(const char *name)
 {
 	const char *p = name;
 
@@ -492,7 +491,7 @@ int kw_wheel_open(struct kw_ctx *ctx, const char *path, struct kw_wheel **out, s
 		}
 		/* The name as pip sees it: UTF-8, or CP437 decoded. */
 		name = r->name;
-		why = unsafe_name(name);
+		why = kw_wheel_name_problem(name);
 		if (why) {
 			rc = kw_error_set(err, KW_EHOSTILE, "'%s': member '%s': %s", w->label, name, why);
 			goto out;

@@ -1233,6 +1233,170 @@ START_TEST(map_matches_read)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ */
+/* Rewriting a wheel */
+
+/* The rewritten wheel as Python reads it: names in order, then "RECORD ok" or what does not hold, then WHEEL. */
+static const char check_rewrite_py[] =
+	"import base64, csv, hashlib, io, sys, zipfile\n"
+	"z = zipfile.ZipFile(sys.argv[1]); names = z.namelist()\n"
+	"for n in names: print(n)\n"
+	"rec = [n for n in names if n.endswith('.dist-info/RECORD')][0]\n"
+	"rows = {r[0]: r for r in csv.reader(io.StringIO(z.read(rec).decode()))}\n"
+	"bad = []\n"
+	"for n in names:\n"
+	"    if n.endswith('/'): continue\n"
+	"    r = rows.pop(n, None)\n"
+	"    if r is None: bad.append('unlisted ' + n); continue\n"
+	"    if n == rec: continue\n"
+	"    algo, dig = r[1].split('=', 1); d = z.read(n)\n"
+	"    want = base64.urlsafe_b64encode(hashlib.new(algo, d).digest()).rstrip(b'=').decode()\n"
+	"    if dig != want or int(r[2]) != len(d): bad.append('wrong ' + n)\n"
+	"    print('algo', n, algo)\n"
+	"bad += ['ghost ' + n for n in rows]\n"
+	"print('RECORD', ' '.join(bad) or 'ok')\n"
+	"sys.stdout.write(z.read([n for n in names if n.endswith('.dist-info/WHEEL')][0]).decode())\n";
+
+static bool no_platform_stays(void *ud, const char *plat)
+{
+	(void)ud;
+	return strcmp(plat, "keep_me") != 0;
+}
+
+START_TEST(rewrite_plan)
+{
+	char *path = make_wheel("pkg-1.0-py3-none-any.whl",
+				"{\"members\": [[\"pkg/a.py\", \"alpha\"], [\"pkg/b.py\", \"beta\"], [\"pkg/c.so\", \"gamma\"], "
+				"[\"pkg-1.0.dist-info/RECORD.jws\", \"sig\"]], \"algo\": {\"pkg/c.so\": \"sha512\"}, "
+				"\"nohash\": [\"pkg-1.0.dist-info/RECORD.jws\"], \"nosize\": [\"pkg-1.0.dist-info/RECORD.jws\"]}");
+	char *lib = kwt_fmt("%s/x.so", workdir), *out = kwt_fmt("%s/out-1.0-py3-none-linux_x86_64.whl", workdir);
+	const char *plats[] = { "manylinux_2_17_x86_64" };
+	struct kw_wheel_retag rt = { plats, 1, no_platform_stays, NULL };
+	struct kw_wheel_rewrite *rw;
+	struct kw_wheel *w;
+	struct kw_record rec;
+	struct kw_ctx *ctx;
+	struct kw_error err = { 0 };
+	char *got;
+
+	ck_assert_int_eq(kwt_write_file(lib, "library bytes", 13), 0);
+	ck_assert_int_eq(kw_ctx_new(&ctx, &err), 0);
+	ck_assert_int_eq(kw_wheel_open(ctx, path, &w, &err), 0);
+	ck_assert_int_eq(kw_wheel_verify_record(w, &rec, &err), 0);
+	ck_assert_uint_eq(rec.n_problems, 0);
+	ck_assert_int_eq(kw_wheel_rewrite_new(w, &rec, out, 6, -1, &rw, &err), 0);
+	ck_assert_int_eq(kw_wheel_rewrite_drop(rw, (size_t)kw_wheel_find(w, "pkg/b.py"), &err), 0);
+	ck_assert_int_eq(kw_wheel_rewrite_replace_buffer(rw, (size_t)kw_wheel_find(w, "pkg/a.py"), kw_strdup("new a"), 5,
+							 0644, &err), 0);
+	/* A member changes once. */
+	ck_assert_int_ne(kw_wheel_rewrite_drop(rw, (size_t)kw_wheel_find(w, "pkg/a.py"), &err), 0);
+	ck_assert_int_eq(kw_wheel_rewrite_add_buffer(rw, "pkg-1.0.dist-info/sboms/s.json", kw_strdup("{}"), 2, 0644, &err),
+			 0);
+	ck_assert_int_eq(kw_wheel_rewrite_add_file(rw, "pkg.libs/x.so", lib, 0755, &err), 0);
+	/* Names that are not safe member names, and RECORD, are not the caller's to add. */
+	ck_assert_int_ne(kw_wheel_rewrite_add_buffer(rw, "../escape", kw_strdup("x"), 1, 0644, &err), 0);
+	ck_assert_int_ne(kw_wheel_rewrite_add_buffer(rw, "pkg-1.0.dist-info/RECORD", kw_strdup("x"), 1, 0644, &err), 0);
+	ck_assert_int_eq(kw_wheel_rewrite_retag(rw, &rt, &err), 0);
+	ck_assert_msg(kw_wheel_rewrite_commit(rw, &err) == 0, "%s", err.msg);
+	got = python("check_rewrite.py", check_rewrite_py, out);
+	/*
+	 * Added libraries before the metadata, dist-info additions after it,
+	 * RECORD last; the signature of the old RECORD gone; the sha512 line
+	 * of the unchanged member reused from the verified RECORD.
+	 */
+	ck_assert_str_eq(got, "pkg/a.py\npkg/c.so\npkg.libs/x.so\npkg-1.0.dist-info/WHEEL\n"
+			      "pkg-1.0.dist-info/sboms/s.json\npkg-1.0.dist-info/RECORD\n"
+			      "algo pkg/a.py sha256\nalgo pkg/c.so sha512\nalgo pkg.libs/x.so sha256\n"
+			      "algo pkg-1.0.dist-info/WHEEL sha256\nalgo pkg-1.0.dist-info/sboms/s.json sha256\n"
+			      "RECORD ok\n"
+			      "Wheel-Version: 1.0\nRoot-Is-Purelib: false\nTag: py3-none-manylinux_2_17_x86_64\n");
+	free(got);
+	kw_record_release(&rec);
+	kw_wheel_free(w);
+	kw_ctx_free(ctx);
+	free(lib);
+	free(out);
+	free(path);
+	drop_workdir();
+}
+END_TEST
+
+START_TEST(rewrite_collisions)
+{
+	char *path = make_wheel("pkg-1.0-py3-none-any.whl", "{\"members\": [[\"pkg/a.py\", \"alpha\"]]}");
+	char *out = kwt_fmt("%s/out.whl", workdir);
+	struct kw_wheel_rewrite *rw;
+	struct kw_wheel *w;
+	struct kw_ctx *ctx;
+	struct kw_error err = { 0 };
+	struct stat st;
+
+	ck_assert_int_eq(kw_ctx_new(&ctx, &err), 0);
+	ck_assert_int_eq(kw_wheel_open(ctx, path, &w, &err), 0);
+	/* Equal but for case: one overwrites the other when extracted on such a file system. */
+	ck_assert_int_eq(kw_wheel_rewrite_new(w, NULL, out, 6, 0, &rw, &err), 0);
+	ck_assert_int_eq(kw_wheel_rewrite_add_buffer(rw, "PKG/A.py", kw_strdup("x"), 1, 0644, &err), 0);
+	ck_assert_int_eq(kw_wheel_rewrite_commit(rw, &err), KW_EINVAL);
+	ck_assert_msg(strstr(err.msg, "'pkg/a.py'") && strstr(err.msg, "'PKG/A.py'"), "%s", err.msg);
+	ck_assert_int_ne(stat(out, &st), 0);
+	/* Dropped, the old name is free. */
+	ck_assert_int_eq(kw_wheel_rewrite_new(w, NULL, out, 6, 0, &rw, &err), 0);
+	ck_assert_int_eq(kw_wheel_rewrite_drop(rw, 0, &err), 0);
+	ck_assert_int_eq(kw_wheel_rewrite_add_buffer(rw, "PKG/A.py", kw_strdup("x"), 1, 0644, &err), 0);
+	ck_assert_int_eq(kw_wheel_rewrite_commit(rw, &err), 0);
+	ck_assert_int_eq(stat(out, &st), 0);
+	kw_wheel_free(w);
+	kw_ctx_free(ctx);
+	free(out);
+	free(path);
+	drop_workdir();
+}
+END_TEST
+
+static bool linux_gives_way(void *ud, const char *plat)
+{
+	(void)ud;
+	return strcmp(plat, "linux_x86_64") == 0;
+}
+
+static const struct {
+	const char *text, *name, *expect;
+	bool keep_others;
+} retag_cases[] = {
+	/* The old platform's tags replaced where they were; other lines untouched. */
+	{ "Wheel-Version: 1.0\nTag: cp39-cp39-linux_x86_64\nTag: cp310-cp310-linux_x86_64\nBuild: 1\n",
+	  "p-1-cp39.cp310-cp39.cp310-linux_x86_64.whl",
+	  "Wheel-Version: 1.0\nTag: cp39-cp39-new_a\nTag: cp39-cp39-new_b\nTag: cp310-cp310-new_a\nTag: cp310-cp310-new_b\n"
+	  "Build: 1\n", true },
+	/* A platform that does not give way stays, first. */
+	{ "Wheel-Version: 1.0\r\nTag: py3-none-linux_x86_64\r\nTag: py3-none-other\r\n", "p-1-py3-none-linux_x86_64.other.whl",
+	  "Wheel-Version: 1.0\nTag: py3-none-other\nTag: py3-none-new_a\nTag: py3-none-new_b\n", true },
+	/* No Tag line: the file name's pairs, before the blank line that ends the headers. */
+	{ "Wheel-Version: 1.0\nRoot-Is-Purelib: true\n\nbody\n", "p-1-py2.py3-none-any.whl",
+	  "Wheel-Version: 1.0\nRoot-Is-Purelib: false\nTag: py2-none-new_a\nTag: py2-none-new_b\nTag: py3-none-new_a\n"
+	  "Tag: py3-none-new_b\n\nbody\n", false },
+	/* Every platform gives way; "tag:" spelt in any case is a Tag header. */
+	{ "tag: py3-none-any\nRoot-Is-Purelib: true", "p-1-py3-none-any.whl",
+	  "Tag: py3-none-new_a\nTag: py3-none-new_b\nRoot-Is-Purelib: false\n", false },
+};
+
+START_TEST(retag_rule)
+{
+	const char *plats[] = { "new_a", "new_b" };
+	struct kw_wheel_retag rt = { plats, 2, retag_cases[_i].keep_others ? linux_gives_way : NULL, NULL };
+	struct kw_wheel_name name;
+	struct kw_error err = { 0 };
+	char *got;
+
+	ck_assert_int_eq(kw_wheel_parse_name(retag_cases[_i].name, &name, &err), 0);
+	got = kw_wheel_meta_retag(retag_cases[_i].text, strlen(retag_cases[_i].text), &name, &rt);
+	ck_assert_ptr_nonnull(got);
+	ck_assert_str_eq(got, retag_cases[_i].expect);
+	free(got);
+	kw_wheel_name_release(&name);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("wheel");
@@ -1264,6 +1428,9 @@ int main(void)
 	tcase_add_test(corpus, refusal_message);
 	tcase_add_test(corpus, limits_on_inflated_bytes);
 	tcase_add_test(corpus, map_matches_read);
+	tcase_add_test(corpus, rewrite_plan);
+	tcase_add_test(corpus, rewrite_collisions);
+	tcase_add_loop_test(tc, retag_rule, 0, (int)(sizeof(retag_cases) / sizeof(retag_cases[0])));
 	suite_add_tcase(s, corpus);
 	return kwt_main(s);
 }
