@@ -27,6 +27,7 @@
 
 #include "kwheel/kwheel.h"
 #include "kwheel/repair.h"
+#include "kwheel/report.h"
 #include "kwheel/wheel.h"
 
 #include "fuzz-common.h"
@@ -371,6 +372,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	opts.zip_level = 1;
 	opts.mtime = 315532800; /* fixed: the output does not depend on the clock */
 	opts.allow_pure = true;
+	opts.sbom = kw_report_sbom;
 	memset(&err, 0, sizeof(err));
 	rc = kw_repair_wheel(ctx, in_path, &opts, &res, &err);
 

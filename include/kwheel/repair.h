@@ -10,6 +10,33 @@
 #include "kwheel/util.h"
 #include "kwheel/wheel.h"
 
+/*
+ * A repaired wheel's SBOM as repair finds it (where each vendored library
+ * came from); turning it into a document is presentation, done by the
+ * renderer the caller gives (kw_report_sbom: CycloneDX). All borrowed for
+ * the renderer's call.
+ */
+struct kw_sbom_component {
+	const char *ref;          /* unique in the document */
+	const char *name;
+	const char *version;      /* or NULL */
+	const char *purl;         /* or NULL */
+	const char *sha256;       /* hex digest of a library no package owns, else NULL */
+	const char *source_path;  /* where such a library came from, else NULL */
+	const char *wheel_path;   /* its member in the wheel, else NULL */
+};
+
+struct kw_sbom {
+	const char *tool;                       /* "kwheel" */
+	const char *tool_version;
+	struct kw_sbom_component wheel;         /* the repaired wheel, which depends on each library */
+	const struct kw_sbom_component *libs;
+	size_t n_libs;
+};
+
+/* Renders an SBOM: a new string (free()) in *out. */
+typedef int (*kw_sbom_render_fn)(const struct kw_sbom *s, char **out, struct kw_error *err);
+
 struct kw_repair_opts {
 	const char *out_dir;         /* where the repaired wheel goes (must exist) */
 	const char *plat;            /* requested platform tag or policy name; NULL or "auto": the best */
@@ -24,6 +51,8 @@ struct kw_repair_opts {
 	bool no_update_tags;         /* keep the file name and WHEEL's Tag lines as they are */
 	bool allow_pure;             /* copy a pure wheel instead of refusing it */
 	bool no_isa_check;           /* an ISA level above the architecture's baseline does not block a tag */
+	/* renders <dist-info>/sboms/kwheel.cdx.json of a wheel that vendors libraries; NULL: none */
+	kw_sbom_render_fn sbom;
 	kw_progress_fn progress;     /* told of each step of a repair, or NULL */
 	void *progress_ud;
 };

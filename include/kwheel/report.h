@@ -59,6 +59,13 @@ void kw_report_repair_print(FILE *f, const struct kw_repair_result *r);
 int kw_report_km_manifest(const struct kw_km_manifest *m, char **out, struct kw_error *err);
 
 /*
+ * A repaired wheel's SBOM as CycloneDX 1.4 JSON, in auditwheel's form: the
+ * wheel as metadata.component and first component, each library after it,
+ * one dependency entry per component. A kw_sbom_render_fn.
+ */
+int kw_report_sbom(const struct kw_sbom *s, char **out, struct kw_error *err);
+
+/*
  * The dependency tree as text: "PATH (interpreter => X)", then one
  * "NAME => PATH" line per library, indented by depth, a library already
  * shown marked "(already listed)" unless KW_REPORT_LDDTREE_ALL; with

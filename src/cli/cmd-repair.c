@@ -265,6 +265,7 @@ static int cmd_repair(struct kw_ctx *ctx, int argc, char **argv)
 	sigaction(SIGXFSZ, &ign, NULL);
 	memset(&job, 0, sizeof(job));
 	job.opts.mtime = -1;
+	job.opts.sbom = kw_report_sbom;
 	job.opts.zip_level = -1;
 	job.opts.plat = getenv("AUDITWHEEL_PLAT");
 	if (job.opts.plat && !*job.opts.plat) {

@@ -5,6 +5,7 @@
 #include <stddef.h>
 
 #include "kwheel/kwheel.h"
+#include "kwheel/repair.h"
 #include "kwheel/wheel.h"
 
 /* One vendored library, as the SBOM describes it. Every field is borrowed. */
@@ -17,15 +18,16 @@ struct kw_sbom_lib {
 };
 
 /*
- * The CycloneDX document of a repaired wheel, in auditwheel's form: the
- * wheel first (purl pkg:pypi/NAME@VERSION?file_name=OUT), then each vendored
+ * The SBOM of a repaired wheel, in auditwheel's terms: the wheel (purl
+ * pkg:pypi/NAME@VERSION?file_name=OUT), then each vendored
  * library as the distribution package that installed it, looked up in
  * dpkg's database under ctx->root (var/lib/dpkg/info/<pkg>.list and
  * var/lib/dpkg/status, the distribution's ID from etc/os-release); a library
- * no package owns is described by its SONAME and digest. One dependency
- * entry per component. Returns a new string (free()), NULL when out of memory.
+ * no package owns is described by its SONAME and digest. render turns
+ * that into the document (a new string in *out).
  */
-char *kw_repair_sbom(struct kw_ctx *ctx, const struct kw_wheel_name *name, const char *out_name,
-		     const struct kw_sbom_lib *libs, size_t n_libs);
+int kw_repair_sbom(struct kw_ctx *ctx, const struct kw_wheel_name *name, const char *out_name,
+		   const struct kw_sbom_lib *libs, size_t n_libs, kw_sbom_render_fn render, char **out,
+		   struct kw_error *err);
 
 #endif

@@ -169,33 +169,6 @@ static int sha256_file(const char *path, char hex[65], struct kw_error *err)
 	return 0;
 }
 
-/* RECORD form of a digest: "sha256=<urlsafe base64, no padding>". */
-static int record_hash_file(const char *path, char **hash, uint64_t *size, struct kw_error *err)
-{
-	struct kw_sha256 s;
-	int rc = hash_file(path, &s, size, err);
-
-	if (rc) {
-		return rc;
-	}
-	*hash = kw_record_digest(&s);
-	return *hash ? 0 : oom(err);
-}
-
-struct hash_ud {
-	struct kw_sha256 s;
-	uint64_t size;
-};
-
-static int hash_chunk(void *ud, const void *data, size_t len)
-{
-	struct hash_ud *h = ud;
-
-	kw_sha256_update(&h->s, data, len);
-	h->size += len;
-	return 0;
-}
-
 /* ---- choosing the policy ---------------------------------------------- */
 
 static long verdict_index(const struct kw_audit *a, const struct kw_audit_verdict *v)
@@ -1211,96 +1184,19 @@ static char *new_filename(const struct job *j, const char *plat)
 	return kw_asprintf("%s-%s-%s-%s-%s.whl", n->distribution, n->version, n->python, n->abi, plat);
 }
 
-/*
- * WHEEL with its Tag lines as auditwheel leaves them: the old ones but those
- * for the replaced platforms, then one per python-abi pair and new platform
- * that was not there yet. A wheel that was tagged "any" is platlib now
- * (Root-Is-Purelib: false): installers would otherwise put its ELF code in
- * purelib. Everything else as it was.
- */
-static char *new_wheel_meta(const struct job *j, const char *text, size_t len)
-{
-	struct kw_strv pyabi = { 0 }, tags = { 0 };
-	struct kw_buf b = { 0 };
-	char *copy = kw_strndup(text, len), *save = NULL, *line, *out = NULL;
-	size_t i, k;
-	bool tags_written = false, was_any = false;
-
-	if (!copy) {
-		return NULL;
-	}
-	for (i = 0; i < j->a->name.n_platforms; i++) {
-		was_any = was_any || strcmp(j->a->name.platforms[i], "any") == 0;
-	}
-	for (i = 0; i < j->a->meta.n_tags; i++) {
-		const char *t = j->a->meta.tags[i];
-		const char *last = strrchr(t, '-');
-		char *pa;
-
-		if (!last) {
-			continue;
-		}
-		pa = kw_strndup(t, (size_t)(last - t));
-		if (!pa || kw_strv_push_unique(&pyabi, pa)) {
-			free(pa);
-			goto out;
-		}
-		free(pa);
-		if (!replaced_tag(j, last + 1) && kw_strv_push_unique(&tags, t)) {
-			goto out;
-		}
-	}
-	for (i = 0; i < pyabi.n; i++) {
-		for (k = 0; k < j->plats.n; k++) {
-			char *t = kw_asprintf("%s-%s", pyabi.v[i], j->plats.v[k]);
-
-			if (!t || kw_strv_push_unique(&tags, t)) {
-				free(t);
-				goto out;
-			}
-			free(t);
-		}
-	}
-	for (line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		size_t l = strlen(line);
-
-		if (l && line[l - 1] == '\r') {
-			line[--l] = 0;
-		}
-		if (strncmp(line, "Tag:", 4) == 0) {
-			for (i = 0; !tags_written && i < tags.n; i++) {
-				kw_buf_appendf(&b, "Tag: %s\n", tags.v[i]);
-			}
-			tags_written = true;
-			continue;
-		}
-		if (was_any && strncasecmp(line, "Root-Is-Purelib:", 16) == 0) {
-			kw_buf_append(&b, "Root-Is-Purelib: false\n");
-			continue;
-		}
-		kw_buf_appendf(&b, "%s\n", line);
-	}
-	out = kw_buf_take(&b);
-out:
-	kw_buf_release(&b);
-	free(copy);
-	kw_strv_release(&pyabi);
-	kw_strv_release(&tags);
-	return out;
-}
-
-/* A CycloneDX document naming what was vendored and from where (sbom.c). */
-static char *sbom(const struct job *j, const char *out_path)
+/* The SBOM of what was vendored and from where (sbom.c), as the caller's renderer writes it. */
+static int sbom(const struct job *j, const char *out_path, char **doc, struct kw_error *err)
 {
 	struct kw_sbom_lib *libs = kw_calloc(j->n_inst + 1, sizeof(*libs));
 	char **members = kw_calloc(j->n_inst + 1, sizeof(*members));
-	char *doc = NULL;
 	size_t i;
+	int rc = libs && members ? 0 : oom(err);
 
-	for (i = 0; libs && members && i < j->n_inst; i++) {
+	for (i = 0; !rc && i < j->n_inst; i++) {
 		members[i] = kw_asprintf("%s/%s", j->libs_dir, j->inst[i].newname);
 		if (!members[i]) {
-			goto out;
+			rc = oom(err);
+			break;
 		}
 		libs[i].soname = j->inst[i].soname;
 		libs[i].realpath = j->inst[i].realpath;
@@ -1308,230 +1204,92 @@ static char *sbom(const struct job *j, const char *out_path)
 		libs[i].sha256 = j->inst[i].sha;
 		libs[i].member = members[i];
 	}
-	if (libs && members) {
-		doc = kw_repair_sbom(j->ctx, &j->a->name, base_name(out_path), libs, j->n_inst);
+	if (!rc) {
+		rc = kw_repair_sbom(j->ctx, &j->a->name, base_name(out_path), libs, j->n_inst, j->o->sbom, doc, err);
 	}
-out:
 	for (i = 0; members && i < j->n_inst; i++) {
 		free(members[i]);
 	}
 	free(members);
 	free(libs);
-	return doc;
+	return rc;
 }
-
-/* ---- RECORD ----------------------------------------------------------- */
 
 /* ---- writing ---------------------------------------------------------- */
 
-static int add_work_file(struct job *j, struct kw_wheel_writer *ww, struct kw_record_text *r, const char *name,
-			 const char *path, struct kw_error *err)
+static bool replaced_cb(void *ud, const char *plat)
 {
-	char *hash = NULL;
-	uint64_t size = 0;
-	int rc = record_hash_file(path, &hash, &size, err);
-
-	if (!rc) {
-		rc = kw_record_text_add(r, name, hash, (long long)size) ? oom(err) : 0;
-	}
-	free(hash);
-	(void)j;
-	return rc ? rc : kw_wheel_writer_add_file(ww, name, path, 0755, err);
+	return replaced_tag(ud, plat);
 }
 
-static int cmp_entry_path(const void *key, const void *e)
-{
-	return strcmp(key, ((const struct kw_record_entry *)e)->path);
-}
-
-/* The audit's verified RECORD line of a member (the audit sorted them by path), or NULL. */
-static const struct kw_record_entry *verified_entry(const struct job *j, const char *name)
-{
-	const struct kw_record *rec = &j->a->record;
-
-	return rec->n_entries ? bsearch(name, rec->entries, rec->n_entries, sizeof(*rec->entries), cmp_entry_path)
-			      : NULL;
-}
-
+/*
+ * The new wheel through the one rewrite of wheel/: vendored libraries
+ * added, edited members replaced, moved programs added with a launcher in
+ * their place, WHEEL retagged, an SBOM added, RECORD regenerated from the
+ * audit's verified lines (a wheel whose RECORD does not hold was refused).
+ */
 static int write_wheel(struct job *j, const char *out_path, int64_t mtime, struct kw_error *err)
 {
 	struct kw_wheel *w = j->w;
 	const char *di = kw_wheel_dist_info(w);
-	char *record_name = kw_asprintf("%s/RECORD", di), *wheel_name = kw_asprintf("%s/WHEEL", di);
-	char *sbom_name = kw_asprintf("%s/sboms/kwheel.cdx.json", di), *di_prefix = kw_asprintf("%s/", di);
-	struct kw_wheel_writer *ww = NULL;
-	struct kw_record_text r = { 0 };
-	unsigned char *buf = NULL;
-	size_t n = kw_wheel_member_count(w), i, k, len = 0;
-	bool libs_done = false;
+	char *sbom_name = kw_asprintf("%s/sboms/kwheel.cdx.json", di);
+	struct kw_wheel_rewrite *rw = NULL;
+	struct kw_wheel_retag rt = { (const char *const *)j->plats.v, j->plats.n, replaced_cb, j };
+	size_t i;
+	long old_sbom;
 	int rc;
 
-	if (!record_name || !wheel_name || !sbom_name || !di_prefix) {
-		rc = oom(err);
-		goto out;
+	if (!sbom_name) {
+		return oom(err);
 	}
-	rc = kw_wheel_writer_new(out_path, j->o->zip_level, mtime, &ww, err);
+	rc = kw_wheel_rewrite_new(w, &j->a->record, out_path, j->o->zip_level, mtime, &rw, err);
 	if (!rc && j->o->progress) {
-		kw_wheel_writer_on_progress(ww, j->o->progress, j->o->progress_ud);
+		kw_wheel_rewrite_on_progress(rw, j->o->progress, j->o->progress_ud);
 	}
-	if (rc) {
-		goto out;
+	for (i = 0; !rc && i < j->n_inst; i++) {
+		char *name = kw_asprintf("%s/%s", j->libs_dir, j->inst[i].newname);
+
+		rc = name ? kw_wheel_rewrite_add_file(rw, name, j->inst[i].work, 0755, err) : oom(err);
+		free(name);
 	}
-	for (i = 0; i < n && !rc; i++) {
-		const struct kw_wheel_member *m = kw_wheel_member(w, i);
-
-		if (!libs_done && strncmp(m->name, di_prefix, strlen(di_prefix)) == 0) {
-			/* Vendored libraries go before the metadata, as installers expect RECORD last. */
-			for (k = 0; k < j->n_inst && !rc; k++) {
-				char *name = kw_asprintf("%s/%s", j->libs_dir, j->inst[k].newname);
-
-				rc = name ? add_work_file(j, ww, &r, name, j->inst[k].work, err) : oom(err);
-				free(name);
-			}
-			libs_done = true;
-			if (rc) {
-				break;
-			}
-		}
-		if (strcmp(m->name, record_name) == 0 || strcmp(m->name, sbom_name) == 0) {
+	for (i = 0; !rc && i < j->n_member_work; i++) {
+		if (!j->member_work[i]) {
 			continue;
 		}
-		if (m->is_dir) {
-			rc = kw_wheel_writer_copy(ww, w, i, err);
-			continue;
-		}
-		if (strcmp(m->name, wheel_name) == 0 && !j->o->no_update_tags) {
-			char *text = NULL, *hash;
-
-			rc = kw_wheel_read(w, i, &buf, &len, err);
-			if (rc) {
-				break;
-			}
-			text = new_wheel_meta(j, (const char *)buf, len);
-			free(buf);
-			buf = NULL;
-			if (!text) {
-				rc = oom(err);
-				break;
-			}
-			hash = kw_record_digest_buf(text, strlen(text));
-			if (!hash || kw_record_text_add(&r, m->name, hash, (long long)strlen(text))) {
-				free(hash);
-				free(text);
-				rc = oom(err);
-				break;
-			}
-			free(hash);
-			rc = kw_wheel_writer_add_buffer(ww, m->name, text, strlen(text), 0644, err);
-			continue;
-		}
-		if (i < j->n_member_work && j->member_work[i] && j->member_move[i]) {
+		if (j->member_move[i]) {
 			/* The program moves into the package; its command becomes a launcher. */
-			char *text = script_launcher(j->member_move[i]), *hash = NULL;
+			char *text = script_launcher(j->member_move[i]);
 
-			rc = add_work_file(j, ww, &r, j->member_move[i], j->member_work[i], err);
-			if (!rc && text) {
-				hash = kw_record_digest_buf(text, strlen(text));
-			}
-			if (!rc && (!hash || kw_record_text_add(&r, m->name, hash, (long long)strlen(text)))) {
-				rc = oom(err);
-			}
-			free(hash);
+			rc = text ? kw_wheel_rewrite_replace_buffer(rw, i, text, strlen(text), 0755, err) : oom(err);
 			if (!rc) {
-				rc = kw_wheel_writer_add_buffer(ww, m->name, text, strlen(text), 0755, err);
-				text = NULL;
+				rc = kw_wheel_rewrite_add_file(rw, j->member_move[i], j->member_work[i], 0755, err);
 			}
-			free(text);
-			continue;
-		}
-		if (i < j->n_member_work && j->member_work[i]) {
-			rc = add_work_file(j, ww, &r, m->name, j->member_work[i], err);
-			continue;
-		}
-		/*
-		 * Unchanged: the audit checked its RECORD line against its bytes (a
-		 * wheel whose RECORD does not hold is refused before this), so the
-		 * line stands; a member RECORD need not hash (a signature) is hashed.
-		 */
-		{
-			const struct kw_record_entry *e = verified_entry(j, m->name);
-
-			if (e && e->algo && e->digest) {
-				char *hash = kw_asprintf("%s=%s", e->algo, e->digest);
-
-				if (!hash || kw_record_text_add(&r, m->name, hash, (long long)m->size)) {
-					free(hash);
-					rc = oom(err);
-					break;
-				}
-				free(hash);
-			} else {
-				struct hash_ud h;
-				unsigned char d[32];
-				char b64[64], *hash;
-
-				kw_sha256_init(&h.s);
-				h.size = 0;
-				rc = kw_wheel_stream(w, i, hash_chunk, &h, err);
-				if (rc) {
-					break;
-				}
-				kw_sha256_final(&h.s, d);
-				kw_b64url_nopad(d, 32, b64);
-				hash = kw_asprintf("sha256=%s", b64);
-				if (!hash || kw_record_text_add(&r, m->name, hash, (long long)h.size)) {
-					free(hash);
-					rc = oom(err);
-					break;
-				}
-				free(hash);
-			}
-			rc = kw_wheel_writer_copy(ww, w, i, err);
-		}
-	}
-	if (!rc && !libs_done) {
-		for (k = 0; k < j->n_inst && !rc; k++) {
-			char *name = kw_asprintf("%s/%s", j->libs_dir, j->inst[k].newname);
-
-			rc = name ? add_work_file(j, ww, &r, name, j->inst[k].work, err) : oom(err);
-			free(name);
-		}
-	}
-	if (!rc && j->n_inst > 0) {
-		char *doc = sbom(j, out_path), *hash;
-
-		if (!doc) {
-			rc = oom(err);
 		} else {
-			hash = kw_record_digest_buf(doc, strlen(doc));
-			if (!hash || kw_record_text_add(&r, sbom_name, hash, (long long)strlen(doc))) {
-				free(doc);
-				rc = oom(err);
-			} else {
-				rc = kw_wheel_writer_add_buffer(ww, sbom_name, doc, strlen(doc), 0644, err);
-			}
-			free(hash);
+			rc = kw_wheel_rewrite_replace_file(rw, i, j->member_work[i], 0755, err);
+		}
+	}
+	/* A wheel repaired before: its SBOM describes the old grafts. */
+	old_sbom = kw_wheel_find(w, sbom_name);
+	if (!rc && old_sbom >= 0) {
+		rc = kw_wheel_rewrite_drop(rw, (size_t)old_sbom, err);
+	}
+	if (!rc && !j->o->no_update_tags) {
+		rc = kw_wheel_rewrite_retag(rw, &rt, err);
+	}
+	if (!rc && j->n_inst > 0 && j->o->sbom) {
+		char *doc = NULL;
+
+		rc = sbom(j, out_path, &doc, err);
+		if (!rc) {
+			rc = kw_wheel_rewrite_add_buffer(rw, sbom_name, doc, strlen(doc), 0644, err);
 		}
 	}
 	if (!rc) {
-		if (kw_record_text_add(&r, record_name, NULL, -1)) {
-			rc = oom(err);
-		} else {
-			rc = kw_wheel_writer_add_buffer(ww, record_name, r.buf, r.len, 0644, err);
-			r.buf = NULL;
-		}
+		rc = kw_wheel_rewrite_commit(rw, err);
+		rw = NULL;
 	}
-	if (!rc) {
-		rc = kw_wheel_writer_commit(ww, err);
-		ww = NULL;
-	}
-out:
-	kw_wheel_writer_abort(ww);
-	free(r.buf);
-	free(record_name);
-	free(wheel_name);
+	kw_wheel_rewrite_abort(rw);
 	free(sbom_name);
-	free(di_prefix);
 	return rc;
 }
 
@@ -1753,26 +1511,8 @@ int kw_repair_wheel(struct kw_ctx *ctx, const char *path, const struct kw_repair
 	if (rc) {
 		goto out;
 	}
+	/* A graft named like a member (or but for case) is refused by the rewrite, before anything is written. */
 	rc = kw_wheel_open(ctx, path, &j.w, err);
-	if (!rc) {
-		for (i = 0; i < j.n_inst && !rc; i++) {
-			char *name = kw_asprintf("%s/%s", j.libs_dir, j.inst[i].newname);
-
-			size_t m;
-
-			if (!name) {
-				rc = oom(err);
-			}
-			/* Not even one that differs only in case: that collides on extraction. */
-			for (m = 0; !rc && m < kw_wheel_member_count(j.w); m++) {
-				if (strcasecmp(kw_wheel_member(j.w, m)->name, name) == 0) {
-					rc = kw_error_set(err, KW_EINVAL, "'%s': already has a member %s", j.a->filename,
-							  kw_wheel_member(j.w, m)->name);
-				}
-			}
-			free(name);
-		}
-	}
 	if (!rc && o->progress) {
 		o->progress(o->progress_ud, "grafting and relinking", 0, 0);
 	}
@@ -1784,14 +1524,6 @@ int kw_repair_wheel(struct kw_ctx *ctx, const char *path, const struct kw_repair
 	}
 	if (rc) {
 		goto out;
-	}
-	if (mtime < 0) {
-		mtime = 0;
-		for (i = 0; i < kw_wheel_member_count(j.w); i++) {
-			if (kw_wheel_member(j.w, i)->mtime > mtime) {
-				mtime = kw_wheel_member(j.w, i)->mtime;
-			}
-		}
 	}
 	/* The report first: once the wheel is renamed into place nothing may fail. */
 	j.res->action = KW_REPAIR_REPAIRED;

@@ -11,8 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
-
 #include "kw-config.h"
 
 #include "kwheel/util.h"
@@ -241,35 +239,22 @@ static char *usrmerge_alias(const char *p)
 	return NULL;
 }
 
-static json_t *component(const char *ref, const char *name, const char *version, const char *purl)
-{
-	json_t *c = json_object();
-
-	json_object_set_new(c, "type", json_string("library"));
-	json_object_set_new(c, "bom-ref", json_string(ref));
-	json_object_set_new(c, "name", json_string(name));
-	if (version) {
-		json_object_set_new(c, "version", json_string(version));
-	}
-	if (purl) {
-		json_object_set_new(c, "purl", json_string(purl));
-	}
-	return c;
-}
-
-char *kw_repair_sbom(struct kw_ctx *ctx, const struct kw_wheel_name *name, const char *out_name,
-		     const struct kw_sbom_lib *libs, size_t n_libs)
+int kw_repair_sbom(struct kw_ctx *ctx, const struct kw_wheel_name *name, const char *out_name,
+		   const struct kw_sbom_lib *libs, size_t n_libs, kw_sbom_render_fn render, char **out,
+		   struct kw_error *err)
 {
 	char *(*cand)[MAX_CANDIDATES] = kw_calloc(n_libs + 1, sizeof(*cand));
 	struct owner *own = kw_calloc(n_libs + 1, sizeof(*own));
-	json_t *doc = json_object(), *comps = json_array(), *deps = json_array(), *dep_on = json_array();
-	json_t *meta = json_object(), *tools = json_array(), *top = NULL, *tool = json_object();
+	struct kw_sbom_component *comps = kw_calloc(n_libs + 1, sizeof(*comps));
+	char **owned = kw_calloc(2 * n_libs + 1, sizeof(*owned)); /* refs and purls made here */
 	struct kw_buf b = { 0 };
 	bool oom = false;
-	char *distro = distro_id(ctx, &oom), *purl = NULL, *s = NULL;
-	size_t i;
+	char *distro = distro_id(ctx, &oom), *purl = NULL;
+	size_t i, n_owned = 0;
+	int rc = KW_ENOMEM;
 
-	if (!cand || !own || !doc || !comps || !deps || !dep_on || !meta || !tools || !tool) {
+	*out = NULL;
+	if (!cand || !own || !comps || !owned) {
 		goto out;
 	}
 	for (i = 0; i < n_libs; i++) {
@@ -292,7 +277,6 @@ char *kw_repair_sbom(struct kw_ctx *ctx, const struct kw_wheel_name *name, const
 	if (oom) {
 		goto out;
 	}
-
 	kw_buf_append(&b, "pkg:pypi/");
 	quote(&b, name->distribution);
 	kw_buf_append(&b, "@");
@@ -303,17 +287,14 @@ char *kw_repair_sbom(struct kw_ctx *ctx, const struct kw_wheel_name *name, const
 	if (!purl) {
 		goto out;
 	}
-	top = component(purl, name->distribution, name->version, purl);
-	json_array_append(comps, top);
 	for (i = 0; i < n_libs; i++) {
 		const struct kw_sbom_lib *l = &libs[i];
-		json_t *c, *d = json_object();
-		char *ref = NULL, *lpurl = NULL;
+		struct kw_sbom_component *c = &comps[i];
 
 		if (own[i].package && own[i].version && distro) {
 			struct kw_sha256 h;
 			unsigned char dig[32];
-			char hex[65];
+			char hex[65], *lpurl;
 
 			kw_buf_append(&b, "pkg:deb/");
 			quote(&b, distro);
@@ -321,78 +302,43 @@ char *kw_repair_sbom(struct kw_ctx *ctx, const struct kw_wheel_name *name, const
 			quote(&b, own[i].package);
 			kw_buf_append(&b, "@");
 			quote(&b, own[i].version);
-			lpurl = kw_buf_take(&b);
+			lpurl = owned[n_owned++] = kw_buf_take(&b);
 			/* One component per file, as auditwheel: the package's purl and a digest of the path. */
 			kw_sha256_init(&h);
 			kw_sha256_update(&h, l->realpath, strlen(l->realpath));
 			kw_sha256_final(&h, dig);
 			kw_hex(dig, 32, hex);
-			ref = lpurl ? kw_asprintf("%s#%s", lpurl, hex) : NULL;
-			c = ref ? component(ref, own[i].package, own[i].version, lpurl) : NULL;
+			c->ref = owned[n_owned++] = lpurl ? kw_asprintf("%s#%s", lpurl, hex) : NULL;
+			c->name = own[i].package;
+			c->version = own[i].version;
+			c->purl = lpurl;
 		} else {
 			/* No package owns it (built by hand, another root): the file itself, by digest. */
-			json_t *hs = json_array(), *hv = json_object(), *props = json_array(), *p1 = json_object(),
-			       *p2 = json_object();
-
-			ref = kw_strdup(l->member);
-			c = ref && hs && hv && props && p1 && p2 ? component(ref, l->soname, NULL, NULL) : NULL;
-			if (!c) {
-				json_decref(hs), json_decref(hv), json_decref(props), json_decref(p1), json_decref(p2);
-				hs = hv = props = p1 = p2 = NULL;
-			}
-			json_object_set_new(hv, "alg", json_string("SHA-256"));
-			json_object_set_new(hv, "content", json_string(l->sha256));
-			json_array_append_new(hs, hv);
-			json_object_set_new(p1, "name", json_string("kwheel:source_path"));
-			json_object_set_new(p1, "value", json_string(l->realpath));
-			json_object_set_new(p2, "name", json_string("kwheel:wheel_path"));
-			json_object_set_new(p2, "value", json_string(l->member));
-			json_array_append_new(props, p1);
-			json_array_append_new(props, p2);
-			json_object_set_new(c, "hashes", hs);
-			json_object_set_new(c, "properties", props);
+			c->ref = l->member;
+			c->name = l->soname;
+			c->sha256 = l->sha256;
+			c->source_path = l->realpath;
+			c->wheel_path = l->member;
 		}
-		if (!c || !d || !ref) {
-			json_decref(c);
-			json_decref(d);
-			free(ref);
-			free(lpurl);
+		if (!c->ref) {
 			goto out;
 		}
-		json_array_append_new(comps, c);
-		json_array_append_new(dep_on, json_string(ref));
-		json_object_set_new(d, "ref", json_string(ref));
-		json_array_append_new(deps, d);
-		free(ref);
-		free(lpurl);
 	}
 	{
-		json_t *d0 = json_object();
+		struct kw_sbom doc = {
+			.tool = "kwheel",
+			.tool_version = KW_VERSION,
+			.wheel = { .ref = purl, .name = name->distribution, .version = name->version, .purl = purl },
+			.libs = comps,
+			.n_libs = n_libs,
+		};
 
-		json_object_set_new(d0, "ref", json_string(purl));
-		json_object_set_new(d0, "dependsOn", dep_on);
-		dep_on = NULL;
-		json_array_insert_new(deps, 0, d0);
+		rc = render(&doc, out, err);
 	}
-	json_object_set_new(doc, "bomFormat", json_string("CycloneDX"));
-	json_object_set_new(doc, "specVersion", json_string("1.4"));
-	json_object_set_new(doc, "version", json_integer(1));
-	json_object_set_new(tool, "name", json_string("kwheel"));
-	json_object_set_new(tool, "version", json_string(KW_VERSION));
-	json_array_append_new(tools, tool);
-	tool = NULL;
-	json_object_set_new(meta, "component", top);
-	top = NULL;
-	json_object_set_new(meta, "tools", tools);
-	tools = NULL;
-	json_object_set_new(doc, "metadata", meta);
-	meta = NULL;
-	json_object_set_new(doc, "components", comps);
-	comps = NULL;
-	json_object_set_new(doc, "dependencies", deps);
-	deps = NULL;
-	s = json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS);
 out:
+	if (rc == KW_ENOMEM && !*out) {
+		kw_error_set(err, rc, "out of memory describing the vendored libraries");
+	}
 	for (i = 0; cand && i < n_libs; i++) {
 		size_t k;
 
@@ -404,18 +350,15 @@ out:
 		free(own[i].package);
 		free(own[i].version);
 	}
+	for (i = 0; i < n_owned; i++) {
+		free(owned[i]);
+	}
+	free(owned);
+	free(comps);
 	free(cand);
 	free(own);
 	free(distro);
 	free(purl);
 	kw_buf_release(&b);
-	json_decref(doc);
-	json_decref(comps);
-	json_decref(deps);
-	json_decref(dep_on);
-	json_decref(meta);
-	json_decref(tools);
-	json_decref(tool);
-	json_decref(top);
-	return s;
+	return rc;
 }

@@ -269,6 +269,24 @@ def group_options(tmp):
         pr = pip_target(res["output"], target)
         ir = imports(target, "import lz4.frame; assert lz4.frame.decompress(lz4.frame.compress(b'x' * 99)) == b'x' * 99")
         check(pr.returncode == 0 and ir.returncode == 0, f"--no-update-tags: installs and imports ({ir.stderr[-200:]})")
+    # RECORD.jws and RECORD.p7s sign the old RECORD: dropped, as auditwheel unsigns a wheel it repairs
+    with zipfile.ZipFile(wheel) as z:
+        files = {n: z.read(n) for n in z.namelist() if not n.endswith(".dist-info/RECORD")}
+        di = [n for n in z.namelist() if n.endswith(".dist-info/RECORD")][0][:-len("RECORD")]
+    files[di + "RECORD.jws"] = b'{"signatures": []}'
+    files[di + "RECORD.p7s"] = b"not a real signature"
+    signed = write_wheel(os.path.join(fresh(tmp, "signed-in"), os.path.basename(wheel)), files)
+    res = result(repair(signed, fresh(tmp, "signed"), "--library-path", LIBPATH))
+    if check(res and res["grafted"], "a signed wheel is repaired"):
+        with zipfile.ZipFile(res["output"]) as z:
+            names = z.namelist()
+            record = z.read(di + "RECORD").decode()
+        check(not any(n.endswith((".jws", ".p7s")) for n in names) and ".jws" not in record and ".p7s" not in record,
+              f"the signatures of the old RECORD are dropped ({[n for n in names if n.startswith(di)]})")
+        target = os.path.join(tmp, "t-signed")
+        pr = pip_target(res["output"], target)
+        ir = imports(target, "import lz4.frame; assert lz4.frame.decompress(lz4.frame.compress(b'y' * 9)) == b'y' * 9")
+        check(pr.returncode == 0 and ir.returncode == 0, f"the unsigned wheel installs and imports ({ir.stderr[-200:]})")
     # --patcher: accepted, said to be ignored
     r = run([KWHEEL, "repair", "-w", fresh(tmp, "pat"), "--library-path", LIBPATH, "--patcher", "patchelf", wheel])
     check(r.returncode == 0 and "--patcher" in r.stderr and "ignored" in r.stderr, "--patcher accepted with a note on stderr")
