@@ -8,6 +8,7 @@
 #include <gelf.h>
 #include <libelf.h>
 
+#include "kwheel/km.h"
 #include "kwheel/kwheel.h"
 
 /* Called for each named non-local symbol (index >= sh_info) of each symbol table; non-zero stops the walk. */
@@ -45,5 +46,20 @@ void km_dir_discard(struct km_dir *d);
 /* Write the archive of kw_km_write_archive into f (left open; the caller checks and closes it). */
 int km_archive_write(FILE *f, const char *path, const char *const *objects, const char *const *names, size_t n,
 		     struct kw_error *err);
+
+/*
+ * The link file's text (convert.c): the archive as a whole, the loader's
+ * wraps, then the static libraries in flags. New string, NULL if out of memory.
+ */
+char *link_text(const char *archive, const struct kw_strv *flags);
+
+/*
+ * The payload wheel (wheel.c): w with each converted object of v stubbed,
+ * the archive and manifest (read from archive_src, manifest_src) and a link
+ * file added, tagged km_<arch>; its path in *out_path.
+ */
+int write_km_wheel(struct kw_wheel *w, const struct kw_audit *a, const struct kw_km_verdict *v,
+		   const struct kw_km_wheel *res, const struct kw_strv *flags, const char *archive_src,
+		   const char *manifest_src, const char *outdir, char **out_path, struct kw_error *err);
 
 #endif

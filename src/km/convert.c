@@ -1,0 +1,374 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * `kwheel km` for one wheel: judge, delink every object the extensions need
+ * (wheel members, and with deps the external libraries a static link does
+ * not provide), collect them in one archive, and write the link file and
+ * the manifest beside it.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "kwheel/km.h"
+
+#include "internal.h"
+
+void kw_km_wheel_release(struct kw_km_wheel *r)
+{
+	if (!r) {
+		return;
+	}
+	free(r->archive);
+	free(r->link_file);
+	free(r->manifest);
+	free(r->wheel);
+	memset(r, 0, sizeof(*r));
+}
+
+/* Static libraries the static link needs for what the objects import from the system. */
+static const char *static_flag(const char *soname)
+{
+	static const struct { const char *soname, *flag; } map[] = {
+		{ "libstdc++.so.6", "-lstdc++" }, { "libm.so.6", "-lm" },         { "libmvec.so.1", "-lmvec" },
+		{ "libgomp.so.1", "-lgomp" },     { "libatomic.so.1", "-latomic" }, { "libcrypt.so.1", "-lcrypt" },
+		{ "libresolv.so.2", "-lresolv" }, { "librt.so.1", "-lrt" },       { "libutil.so.1", "-lutil" },
+		{ "libdl.so.2", "-ldl" },         { "libpthread.so.0", "-lpthread" }, { "libanl.so.1", "-lanl" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+		if (strcmp(map[i].soname, soname) == 0) {
+			return map[i].flag;
+		}
+	}
+	return NULL;
+}
+
+static void manifest_objects_release(struct kw_km_manifest_object *mo, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		free(mo[i].path);
+		free(mo[i].id);
+		free(mo[i].object);
+		kw_strv_release(&mo[i].exports);
+		kw_strv_release(&mo[i].undefined);
+		kw_strv_release(&mo[i].needed);
+		kw_strv_release(&mo[i].warnings);
+	}
+	free(mo);
+}
+
+/* Why the wheel cannot go in: the first blocker and how many more. */
+static int refuse(const struct kw_audit *a, const struct kw_km_verdict *v, struct kw_error *err)
+{
+	if (v->reasons.n > 1) {
+		return kw_error_set(err, KW_EPOLICY, "'%s': cannot be converted for KM: %s (and %zu more; see kwheel show)",
+				    a->filename, v->reasons.v[0], v->reasons.n - 1);
+	}
+	return kw_error_set(err, KW_EPOLICY, "'%s': cannot be converted for KM: %s", a->filename,
+			    v->reasons.n ? v->reasons.v[0] : "no reason given");
+}
+
+
+/*
+ * The link file: the archive as a whole (nothing names a module by symbol),
+ * the emulated loader's wraps, then the static libraries. Built from the
+ * flag list, for the file beside the archive and the one in the payload
+ * wheel alike. New string (free()), NULL if out of memory.
+ */
+char *link_text(const char *archive, const struct kw_strv *flags)
+{
+	struct kw_buf b = { 0 };
+	size_t i;
+
+	kw_buf_appendf(&b, "-Wl,--whole-archive\n%s\n-Wl,--no-whole-archive\n", archive);
+	kw_buf_append(&b, "-Wl,--wrap=dlopen\n-Wl,--wrap=dlsym\n-Wl,--wrap=dlerror\n-Wl,--wrap=dlclose\n");
+	kw_buf_append(&b, "-Wl,--no-warn-rwx-segments\n");
+	for (i = 0; i < flags->n; i++) {
+		kw_buf_appendf(&b, "%s\n", flags->v[i]);
+	}
+	return kw_buf_take(&b);
+}
+
+
+int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km_options *opts,
+			struct kw_km_wheel *res, struct kw_error *err)
+{
+	struct kw_audit *a = NULL;
+	struct kw_wheel *w = NULL;
+	struct kw_km_verdict v = { 0 };
+	struct kw_strv objs = { 0 }, names = { 0 }, flags = { 0 };
+	struct kw_km_manifest_object *mobjs = NULL;
+	size_t mcap = 0, n_mo = 0;
+	struct km_dir objdir = { 0 };
+	struct km_out o_archive = { 0 }, o_link = { 0 }, o_manifest = { 0 };
+	char *objdir_path = NULL, *text = NULL, *wheel = NULL;
+	const char *dist;
+	size_t i, k, n = 0;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	rc = kw_audit_wheel(ctx, path, &a, err);
+	if (rc) {
+		return rc;
+	}
+	if ((rc = kw_km_judge(a, &v, err))) {
+		goto out;
+	}
+	if (!v.convertible) {
+		rc = refuse(a, &v, err);
+		goto out;
+	}
+	if (v.n_objects == 0) {
+		/* A pure wheel installs as it is: no archive, no payload wheel. */
+		rc = 0;
+		goto out;
+	}
+	if (v.needs_deps && !opts->deps) {
+		for (i = 0; i < v.n_objects && v.objects[i].in_wheel; i++) {
+		}
+		rc = kw_error_set(err, KW_EPOLICY,
+				  "'%s': needs %s (and every library from outside the wheel): convert them too with --deps",
+				  a->filename, i < v.n_objects ? v.objects[i].name : "libraries");
+		goto out;
+	}
+	rc = kw_wheel_open(ctx, path, &w, err);
+	if (rc) {
+		goto out;
+	}
+	rc = KW_ENOMEM;
+	dist = a->name.distribution;
+	objdir_path = kw_asprintf("%s/%s-%s.km", opts->outdir, dist, a->name.version);
+	res->archive = kw_asprintf("%s/lib%s.km.a", opts->outdir, dist);
+	res->link_file = kw_asprintf("%s/%s.km.link", opts->outdir, dist);
+	res->manifest = kw_asprintf("%s/%s.km.json", opts->outdir, dist);
+	if (!opts->manifest) {
+		rc = kw_error_set(err, KW_EINVAL, "no manifest renderer");
+		goto out;
+	}
+	if (!objdir_path || !res->archive || !res->link_file || !res->manifest) {
+		kw_error_set(err, rc, "out of memory");
+		goto out;
+	}
+	/* Every output is made beside its final name and put in place at the end, all or nothing. */
+	if ((rc = km_dir_open(&objdir, objdir_path, err))) {
+		goto out;
+	}
+	rc = KW_ENOMEM;
+	/*
+	 * Link order is initialisation order: libraries first, the most deeply
+	 * needed first (the reverse of load order), then the modules, as ld.so
+	 * runs initialisers dependencies first.
+	 */
+	for (k = 0; k < v.n_objects; k++) {
+		size_t n_libs = 0, j, i2;
+		const struct kw_km_object *o = NULL;
+		struct kw_km_converted c;
+		unsigned char *buf = NULL;
+		size_t len = 0;
+		bool mapped = false;
+		const char *base;
+		char *opath, *oname;
+		struct kw_km_manifest_object *mo;
+
+		for (j = 0; j < v.n_objects; j++) {
+			n_libs += v.objects[j].mode == KW_KM_LIB;
+		}
+		if (k < n_libs) {
+			/* the (k+1)-th lib-mode object counted from the end */
+			for (j = v.n_objects, i2 = 0; j-- > 0;) {
+				if (v.objects[j].mode == KW_KM_LIB && i2++ == k) {
+					o = &v.objects[j];
+					break;
+				}
+			}
+		} else {
+			for (j = 0, i2 = n_libs; j < v.n_objects; j++) {
+				if (v.objects[j].mode == KW_KM_MODULE && i2++ == k) {
+					o = &v.objects[j];
+					break;
+				}
+			}
+		}
+		if (!o) {
+			continue;
+		}
+		base = strrchr(o->name, '/') ? strrchr(o->name, '/') + 1 : o->name;
+
+		if (o->executable) {
+			continue;
+		}
+		if (o->in_wheel) {
+			long mi = kw_wheel_find(w, o->name);
+
+			if (mi < 0) {
+				rc = kw_error_set(err, KW_EINTERNAL, "'%s': member '%s' vanished", a->filename, o->name);
+				goto out;
+			}
+			rc = kw_wheel_read(w, (size_t)mi, &buf, &len, err);
+		} else {
+			char *rooted = kw_ctx_rooted(ctx, o->name);
+
+			rc = rooted ? kw_map_file(rooted, &buf, &len, err) : kw_error_set(err, KW_ENOMEM, "out of memory");
+			mapped = true;
+			free(rooted);
+		}
+		if (rc) {
+			goto out;
+		}
+		oname = kw_asprintf("%03zu-%s.o", n, base);
+		opath = oname ? kw_asprintf("%s/%s", objdir.tmp, oname) : NULL;
+		if (!opath) {
+			rc = kw_error_set(err, KW_ENOMEM, "out of memory");
+		} else {
+			rc = kw_km_delink(buf, len, o->name, o->in_wheel ? o->name : base, o->mode,
+					  opts->no_wx ? KW_KM_NO_WX : 0, opath, &c, err);
+		}
+		if (mapped) {
+			kw_unmap_file(buf, len);
+		} else {
+			free(buf);
+		}
+		if (rc) {
+			/* The converter names the member; the user needs the wheel too. */
+			if (rc != KW_ENOMEM) {
+				kw_error_prefix(err, "'%s'", a->filename);
+			}
+			free(opath);
+			free(oname);
+			goto out;
+		}
+		rc = KW_ENOMEM;
+		if (kw_strv_push_own(&objs, opath) | kw_strv_push_own(&names, oname)) {
+			kw_km_converted_release(&c);
+			kw_error_set(err, rc, "out of memory");
+			goto out;
+		}
+		n++;
+		if (kw_grow(&mobjs, &mcap, n_mo + 1, sizeof(*mobjs))) {
+			kw_km_converted_release(&c);
+			kw_error_set(err, rc, "out of memory");
+			goto out;
+		}
+		mo = &mobjs[n_mo++];
+		memset(mo, 0, sizeof(*mo));
+		{
+			const struct kw_elf_info *info = NULL;
+			int bad = 0;
+
+			mo->path = kw_strdup(o->name);
+			mo->id = kw_strdup(o->in_wheel ? o->name : base);
+			mo->object = kw_strdup(names.v[names.n - 1]);
+			mo->in_wheel = o->in_wheel;
+			mo->mode = o->mode;
+			memcpy(mo->symbol_tag, c.tag, sizeof(mo->symbol_tag));
+			mo->exports = c.exports;
+			mo->undefined = c.undefined;
+			memset(&c.exports, 0, sizeof(c.exports));
+			memset(&c.undefined, 0, sizeof(c.undefined));
+			mo->n_relocs = c.n_relocs;
+			mo->n_registered = c.n_registered;
+			kw_km_converted_release(&c);
+			for (j = 0; o->in_wheel && j < a->n_members; j++) {
+				if (strcmp(a->members[j].name, o->name) == 0) {
+					info = a->members[j].info;
+				}
+			}
+			for (j = 0; info && j < info->n_needed; j++) {
+				bad |= kw_strv_push(&mo->needed, info->needed[j]);
+			}
+			for (j = 0; j < o->warnings.n; j++) {
+				bad |= kw_strv_push(&mo->warnings, o->warnings.v[j]);
+			}
+			if (bad || !mo->path || !mo->id || !mo->object) {
+				kw_error_set(err, rc, "out of memory");
+				goto out;
+			}
+		}
+	}
+	/* System libraries the objects were linked against become static flags. */
+	for (i = 0; i < a->n_members; i++) {
+		const struct kw_dep_graph *g = a->members[i].graph;
+
+		for (k = 1; g && k < g->n_nodes; k++) {
+			const char *f = static_flag(g->nodes[k].name);
+
+			if (f && kw_strv_push_unique(&flags, f)) {
+				kw_error_set(err, rc, "out of memory");
+				goto out;
+			}
+		}
+	}
+	if ((rc = km_out_open(&o_archive, res->archive, err)) ||
+	    (rc = km_archive_write(o_archive.f, res->archive, (const char *const *)objs.v,
+				   (const char *const *)names.v, objs.n, err)) ||
+	    (rc = km_out_close(&o_archive, err))) {
+		goto out;
+	}
+	rc = KW_ENOMEM;
+	text = link_text(res->archive, &flags);
+	if (!text) {
+		kw_error_set(err, rc, "out of memory");
+		goto out;
+	}
+	if ((rc = km_out_open(&o_link, res->link_file, err)) || (rc = km_out_write(&o_link, text, strlen(text), err))) {
+		goto out;
+	}
+	free(text);
+	text = NULL;
+	rc = KW_ENOMEM;
+	{
+		struct kw_km_manifest m = { a->filename, res->archive, res->link_file, &flags, &v.warnings, mobjs, n_mo,
+					    NULL, NULL, NULL, NULL };
+
+		if ((rc = opts->manifest(&m, &text, err))) {
+			goto out;
+		}
+	}
+	if ((rc = km_out_open(&o_manifest, res->manifest, err)) ||
+	    (rc = km_out_write(&o_manifest, text, strlen(text), err))) {
+		goto out;
+	}
+	res->n_objects = n;
+	res->cxx = kw_strv_find(&flags, "-lstdc++") >= 0;
+	/* The payload wheel reads the archive and manifest from their temporaries; its own commit is atomic. */
+	if (opts->wheel_dir && (rc = write_km_wheel(w, a, &v, res, &flags, o_archive.tmp, o_manifest.tmp,
+						    opts->wheel_dir, &wheel, err))) {
+		goto out;
+	}
+	if ((rc = km_dir_commit(&objdir, err)) || (rc = km_out_commit(&o_archive, err)) ||
+	    (rc = km_out_commit(&o_link, err)) || (rc = km_out_commit(&o_manifest, err))) {
+		goto out;
+	}
+	res->wheel = wheel;
+	wheel = NULL;
+	rc = 0;
+out:
+	if (rc) {
+		kw_km_wheel_release(res);
+	}
+	km_dir_discard(&objdir);
+	km_out_discard(&o_archive);
+	km_out_discard(&o_link);
+	km_out_discard(&o_manifest);
+	free(objdir_path);
+	free(text);
+	free(wheel);
+	manifest_objects_release(mobjs, n_mo);
+	kw_strv_release(&objs);
+	kw_strv_release(&names);
+	kw_strv_release(&flags);
+	kw_km_verdict_release(&v);
+	kw_wheel_free(w);
+	kw_audit_free(a);
+	return rc;
+}

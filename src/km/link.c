@@ -1,0 +1,327 @@
+/* SPDX-License-Identifier: MIT */
+/* The link of a static CPython from converted wheels, with its own lib-dynload modules converted too. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "kwheel/km.h"
+
+#include "internal.h"
+
+extern const unsigned char kw_km_runtime[];
+extern const size_t kw_km_runtime_len;
+
+/* Run argv (kw_run); its stdout, when out is not NULL, as a new string in *out. */
+static int run(char *const *argv, char **out, struct kw_error *err)
+{
+	struct kw_buf b = { 0 };
+	int rc = kw_run(argv, out ? &b : NULL, NULL, err);
+
+	if (!rc && out) {
+		*out = kw_buf_take(&b);
+		if (!*out) {
+			rc = kw_error_set(err, KW_ENOMEM, "out of memory");
+		}
+	}
+	kw_buf_release(&b);
+	return rc;
+}
+
+/* A whole file written at a temporary and renamed into place. */
+static int write_text(const char *path, const void *data, size_t len, struct kw_error *err)
+{
+	struct km_out o;
+	int rc = km_out_open(&o, path, err);
+
+	if (!rc) {
+		rc = km_out_write(&o, data, len, err);
+	}
+	if (!rc) {
+		rc = km_out_commit(&o, err);
+	}
+	km_out_discard(&o);
+	return rc;
+}
+
+/*
+ * The interpreter's own lib-dynload modules go in too, or the static
+ * interpreter could not import the standard library's C parts (json,
+ * decimal, contextvars, ...). Those needing libraries a static link does not
+ * provide (ssl, sqlite3, ctypes, ...) are left out and named.
+ */
+static int convert_dynload(const char *dir, const char *outdir, char **link_file, struct kw_strv *skipped,
+			   struct kw_error *err)
+{
+	struct kw_strv objs = { 0 }, names = { 0 }, files = { 0 };
+	char *objdir = kw_asprintf("%s/lib-dynload.km", outdir), *archive = kw_asprintf("%s/libdynload.km.a", outdir);
+	struct dirent *de;
+	DIR *d = NULL;
+	struct km_dir od = { 0 };
+	struct km_out o_archive = { 0 }, o_link = { 0 };
+	size_t i, k;
+	char *text = NULL;
+	int rc = KW_ENOMEM;
+
+	*link_file = kw_asprintf("%s/lib-dynload.km.link", outdir);
+	if (!objdir || !archive || !*link_file) {
+		kw_error_set(err, rc, "out of memory");
+		goto out;
+	}
+	/* As for wheels: made beside the final names, put in place together at the end. */
+	if ((rc = km_dir_open(&od, objdir, err))) {
+		goto out;
+	}
+	rc = KW_ENOMEM;
+	if (!(d = opendir(dir))) {
+		rc = kw_error_set(err, KW_EIO, "cannot read '%s': %s", dir, strerror(errno));
+		goto out;
+	}
+	while ((de = readdir(d)) != NULL) {
+		size_t l = strlen(de->d_name);
+
+		if (l > 3 && strcmp(de->d_name + l - 3, ".so") == 0 && kw_strv_push(&files, de->d_name)) {
+			kw_error_set(err, rc, "out of memory");
+			goto out;
+		}
+	}
+	kw_strv_sort(&files);
+	for (i = 0; i < files.n; i++) {
+		char *path = kw_asprintf("%s/%s", dir, files.v[i]), *id = kw_asprintf("lib-dynload/%s", files.v[i]);
+		char *oname = kw_asprintf("%03zu-%s.o", objs.n, files.v[i]), *opath = NULL;
+		struct kw_elf_info *info = NULL;
+		struct kw_error e2 = { 0 };
+		struct kw_km_converted c;
+		unsigned char *buf = NULL;
+		size_t len = 0;
+		bool ok = path && id && oname;
+
+		if (ok && kw_elf_parse_file(path, &info, &e2) == 0) {
+			for (k = 0; k < info->n_needed; k++) {
+				ok = ok && kw_km_static_provided(info->needed[k]);
+			}
+			kw_elf_info_free(info);
+		} else {
+			ok = false;
+		}
+		if (ok && (opath = kw_asprintf("%s/%s", od.tmp, oname)) && kw_map_file(path, &buf, &len, &e2) == 0) {
+			ok = kw_km_delink(buf, len, path, id, KW_KM_MODULE, 0, opath, &c, &e2) == 0;
+			kw_unmap_file(buf, len);
+			if (ok) {
+				kw_km_converted_release(&c);
+			}
+		} else {
+			ok = false;
+		}
+		if (ok ? kw_strv_push_own(&objs, opath) | kw_strv_push_own(&names, oname)
+		       : kw_strv_push(skipped, files.v[i])) {
+			free(path);
+			free(id);
+			kw_error_set(err, rc, "out of memory");
+			goto out;
+		}
+		if (!ok) {
+			free(opath);
+			free(oname);
+		}
+		free(path);
+		free(id);
+	}
+	if ((rc = km_out_open(&o_archive, archive, err)) ||
+	    (rc = km_archive_write(o_archive.f, archive, (const char *const *)objs.v, (const char *const *)names.v,
+				   objs.n, err)) ||
+	    (rc = km_out_close(&o_archive, err))) {
+		goto out;
+	}
+	text = kw_asprintf("-Wl,--whole-archive\n%s\n-Wl,--no-whole-archive\n-lcrypt\n", archive);
+	if (!text) {
+		rc = kw_error_set(err, KW_ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((rc = km_out_open(&o_link, *link_file, err)) || (rc = km_out_write(&o_link, text, strlen(text), err)) ||
+	    (rc = km_dir_commit(&od, err)) || (rc = km_out_commit(&o_archive, err)) ||
+	    (rc = km_out_commit(&o_link, err))) {
+		goto out;
+	}
+	rc = 0;
+out:
+	km_dir_discard(&od);
+	km_out_discard(&o_archive);
+	km_out_discard(&o_link);
+	if (d) {
+		closedir(d);
+	}
+	if (rc) {
+		free(*link_file);
+		*link_file = NULL;
+	}
+	kw_strv_release(&objs);
+	kw_strv_release(&names);
+	kw_strv_release(&files);
+	free(objdir);
+	free(archive);
+	free(text);
+	return rc;
+}
+
+int kw_km_link_python(const char *out, const char *python, const char *const *link_files, size_t n,
+		      struct kw_strv *left_out, struct kw_error *err)
+{
+	static const char query[] =
+		"import sysconfig as s\n"
+		"print(s.get_config_var('LIBPL') + '/' + s.get_config_var('LIBRARY'))\n"
+		"print(s.get_path('include'))\n"
+		"print(' '.join(s.get_config_var(k) or '' for k in ('MODLIBS', 'LIBS', 'SYSLIBS')))\n"
+		"print(s.get_config_var('DESTSHARED') or '')\n";
+	static const char main_c[] =
+		"#include <Python.h>\n"
+		"int main(int argc, char **argv) { return Py_BytesMain(argc, argv); }\n";
+	char tmpd[] = "/tmp/kwheel-link-XXXXXX";
+	char *cfg = NULL, *lines[4] = { NULL, NULL, NULL, NULL }, *save = NULL, *p, *dyn_link = NULL;
+	struct kw_strv argv = { 0 };
+	char *rt = NULL, *mainc = NULL, *rto = NULL, *maino = NULL, *inc = NULL;
+	size_t i;
+	int rc;
+
+	if (!mkdtemp(tmpd)) {
+		return kw_error_set(err, KW_EIO, "cannot create a temporary directory: %s", strerror(errno));
+	}
+	{
+		char *const q[] = { (char *)python, (char *)"-c", (char *)query, NULL };
+
+		rc = run(q, &cfg, err);
+		if (rc) {
+			kw_error_prefix(err, "asking %s for its static library", python);
+			goto out;
+		}
+	}
+	for (i = 0, p = strtok_r(cfg, "\n", &save); p && i < 4; p = strtok_r(NULL, "\n", &save)) {
+		lines[i++] = p;
+	}
+	if (i < 2 || access(lines[0], R_OK) != 0) {
+		rc = kw_error_set(err, KW_ENOTFOUND, "%s has no static library (%s): install its -dev package", python,
+				  i ? lines[0] : "unknown");
+		goto out;
+	}
+	rc = KW_ENOMEM;
+	rt = kw_asprintf("%s/kwrt.c", tmpd);
+	mainc = kw_asprintf("%s/main.c", tmpd);
+	rto = kw_asprintf("%s/kwrt.o", tmpd);
+	maino = kw_asprintf("%s/main.o", tmpd);
+	inc = kw_asprintf("-I%s", lines[1]);
+	if (!rt || !mainc || !rto || !maino || !inc) {
+		kw_error_set(err, rc, "out of memory");
+		goto out;
+	}
+	if ((rc = write_text(rt, kw_km_runtime, kw_km_runtime_len, err)) ||
+	    (rc = write_text(mainc, main_c, sizeof(main_c) - 1, err))) {
+		goto out;
+	}
+	{
+		char *const c1[] = { (char *)"gcc", (char *)"-O2", (char *)"-c", rt, (char *)"-o", rto, NULL };
+		char *const c2[] = { (char *)"gcc", (char *)"-O2", inc, (char *)"-c", mainc, (char *)"-o", maino, NULL };
+
+		if ((rc = run(c1, NULL, err)) || (rc = run(c2, NULL, err))) {
+			goto out;
+		}
+	}
+	rc = KW_ENOMEM;
+	if (kw_strv_push(&argv, "gcc") || kw_strv_push(&argv, "-static") || kw_strv_push(&argv, "-no-pie") ||
+	    kw_strv_push(&argv, "-o") || kw_strv_push(&argv, out) || kw_strv_push(&argv, maino) ||
+	    kw_strv_push(&argv, rto)) {
+		kw_error_set(err, rc, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		char *at = kw_asprintf("@%s", link_files[i]);
+
+		if (kw_strv_push_own(&argv, at)) {
+			kw_error_set(err, rc, "out of memory");
+			goto out;
+		}
+	}
+	if (lines[3] && *lines[3]) {
+		char *outdir = kw_strdup(out), *slash;
+
+		if (!outdir) {
+			kw_error_set(err, rc, "out of memory");
+			goto out;
+		}
+		slash = strrchr(outdir, '/');
+		if (slash) {
+			*slash = '\0';
+		}
+		rc = convert_dynload(lines[3], slash ? outdir : ".", &dyn_link, left_out, err);
+		free(outdir);
+		if (rc) {
+			goto out;
+		}
+		rc = KW_ENOMEM;
+		p = kw_asprintf("@%s", dyn_link);
+		if (kw_strv_push_own(&argv, p)) {
+			kw_error_set(err, rc, "out of memory");
+			goto out;
+		}
+	}
+	if (kw_strv_push(&argv, lines[0])) {
+		kw_error_set(err, rc, "out of memory");
+		goto out;
+	}
+	for (p = lines[2] ? strtok_r(lines[2], " \t", &save) : NULL; p; p = strtok_r(NULL, " \t", &save)) {
+		if (kw_strv_push(&argv, p)) {
+			kw_error_set(err, rc, "out of memory");
+			goto out;
+		}
+	}
+	/* After the archives, so their references to libc's and libstdc++'s helpers resolve. */
+	if (kw_strv_push(&argv, "-lstdc++") || kw_strv_push(&argv, "-lm") || kw_strv_push(&argv, "-lpthread") ||
+	    kw_strv_push(&argv, "-Wl,--no-warn-rwx-segments") || kw_strv_push(&argv, "-Wl,--wrap=dlopen") ||
+	    kw_strv_push(&argv, "-Wl,--wrap=dlsym") || kw_strv_push(&argv, "-Wl,--wrap=dlerror") ||
+	    kw_strv_push(&argv, "-Wl,--wrap=dlclose")) {
+		kw_error_set(err, rc, "out of memory");
+		goto out;
+	}
+	{
+		char **av = kw_calloc(argv.n + 1, sizeof(*av));
+
+		if (!av) {
+			kw_error_set(err, rc, "out of memory");
+			goto out;
+		}
+		memcpy(av, argv.v, argv.n * sizeof(*av));
+		rc = run(av, NULL, err);
+		free(av);
+		if (rc) {
+			kw_error_prefix(err, "linking '%s'", out);
+		}
+	}
+out:
+	if (rt) {
+		unlink(rt);
+	}
+	if (mainc) {
+		unlink(mainc);
+	}
+	if (rto) {
+		unlink(rto);
+	}
+	if (maino) {
+		unlink(maino);
+	}
+	rmdir(tmpd);
+	kw_strv_release(&argv);
+	free(dyn_link);
+	free(cfg);
+	free(rt);
+	free(mainc);
+	free(rto);
+	free(maino);
+	free(inc);
+	return rc;
+}
