@@ -391,11 +391,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	free(after.p);
 
 	if (rc != 0) {
-		if (rc < KW_EPOLICY || rc > KW_ENOMEM || err.code != rc || !err.msg[0] ||
-		    strchr(err.msg, '\n') || !memchr(err.msg, '\0', sizeof(err.msg))) {
+		/* The message is a value; the line the CLI prints from it must be one line, with no control byte. */
+		char *line = memchr(err.msg, '\0', sizeof(err.msg)) ? kw_report_error_line(&err) : NULL;
+		const char *c;
+		bool clean = line != NULL;
+
+		for (c = line; clean && *c; c++) {
+			clean = (unsigned char)*c >= 0x20 && (unsigned char)*c != 0x7f;
+		}
+		if (rc < KW_EPOLICY || rc > KW_ENOMEM || err.code != rc || !err.msg[0] || !clean) {
 			fprintf(stderr, "fuzz-repair: bad failure: rc %d code %d msg '%s'\n", rc, err.code, err.msg);
 			abort();
 		}
+		free(line);
 	}
 	d = opendir(out_dir);
 	if (!d) {

@@ -4,21 +4,6 @@
 
 #include "kwheel/kwheel.h"
 
-/*
- * A message is one line, but it quotes names from the input (member names,
- * DT_NEEDED, RPATH entries) that may hold a newline or a terminal escape:
- * every control byte becomes '?', so a hostile name cannot forge extra
- * lines of output or drive the terminal.
- */
-static void one_line(char *msg)
-{
-	for (; *msg; msg++) {
-		if ((unsigned char)*msg < 0x20 || (unsigned char)*msg == 0x7f) {
-			*msg = '?';
-		}
-	}
-}
-
 int kw_error_set(struct kw_error *err, int code, const char *fmt, ...)
 {
 	va_list ap;
@@ -30,7 +15,6 @@ int kw_error_set(struct kw_error *err, int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
 	va_end(ap);
-	one_line(err->msg);
 	return code;
 }
 
@@ -49,7 +33,6 @@ void kw_error_prefix(struct kw_error *err, const char *fmt, ...)
 	memcpy(old, err->msg, sizeof(old));
 	old[sizeof(old) - 1] = '\0';
 	snprintf(err->msg, sizeof(err->msg), "%s: %s", prefix, old);
-	one_line(err->msg);
 }
 
 const char *kw_status_str(int code)

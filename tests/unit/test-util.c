@@ -230,20 +230,6 @@ START_TEST(run_reports_how_it_ended)
 }
 END_TEST
 
-/* A name from the input with a newline or an escape still gives a one-line message. */
-START_TEST(error_is_one_line)
-{
-	struct kw_error err = { 0 };
-
-	ck_assert_int_eq(kw_error_set(&err, KW_EHOSTILE, "member '%s' is bad", "a\nb\x1b[2Jc\x7f\xc3\xa9"),
-			 KW_EHOSTILE);
-	ck_assert_int_eq(err.code, KW_EHOSTILE);
-	ck_assert_str_eq(err.msg, "member 'a?b?[2Jc?\xc3\xa9' is bad");
-	kw_error_prefix(&err, "'%s'", "x\ty.whl");
-	ck_assert_str_eq(err.msg, "'x?y.whl': member 'a?b?[2Jc?\xc3\xa9' is bad");
-}
-END_TEST
-
 int main(void)
 {
 	Suite *s = suite_create("util");
@@ -258,7 +244,6 @@ int main(void)
 	tcase_add_test(tc, file_copy_and_map);
 	tcase_add_test(tc, buf_grows_and_fails_sticky);
 	tcase_add_test(tc, run_reports_how_it_ended);
-	tcase_add_test(tc, error_is_one_line);
 	suite_add_tcase(s, tc);
 	return kwt_main(s);
 }
