@@ -30,6 +30,7 @@ struct kw_dep_node {
 	const struct kw_elf_info *info; /* borrowed from the resolver's cache; NULL if not found */
 	enum kw_found_via via;
 	bool in_overlay;   /* served by the overlay (a wheel member) */
+	const char *member; /* that member's name (inside path, after the overlay prefix), or NULL */
 	size_t *deps;      /* graph indexes of this object's DT_NEEDED, in order */
 	size_t n_deps;
 	char *error;       /* why it could not be read (a candidate was corrupt), or NULL */

@@ -428,8 +428,8 @@ static const char *node_label(const struct kw_audit_member *m, const struct kw_d
 	if (k == 0) {
 		return m->name;
 	}
-	if (n->in_overlay && n->path && strncmp(n->path, OVERLAY_PREFIX "/", sizeof(OVERLAY_PREFIX)) == 0) {
-		return n->path + sizeof(OVERLAY_PREFIX);
+	if (n->member) {
+		return n->member;
 	}
 	return n->path ? n->path : n->name;
 }

@@ -328,17 +328,13 @@ static int walk_deps(struct kw_km_verdict *v, size_t *cap, size_t self, const st
 /* Does another member of the wheel load member i as a library? */
 static bool loaded_by_another(const struct kw_audit *a, size_t i)
 {
-	size_t k, n, l = strlen(a->members[i].name);
+	size_t k, n;
 
 	for (k = 0; k < a->n_members; k++) {
 		const struct kw_dep_graph *g = a->members[k].graph;
 
 		for (n = 1; k != i && g && n < g->n_nodes; n++) {
-			const char *p = g->nodes[n].path;
-			size_t pl = p ? strlen(p) : 0;
-
-			if (g->nodes[n].in_overlay && pl > l && p[pl - l - 1] == '/' &&
-			    strcmp(p + pl - l, a->members[i].name) == 0) {
+			if (g->nodes[n].member && strcmp(g->nodes[n].member, a->members[i].name) == 0) {
 				return true;
 			}
 		}

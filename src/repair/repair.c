@@ -30,7 +30,6 @@
 
 #include "internal.h"
 
-#define OVERLAY_PREFIX "/.kwheel-wheel/"
 
 extern char **environ;
 
@@ -556,17 +555,16 @@ static const struct kw_dep_node *found_through_loader(const struct job *j, size_
 						      const struct kw_dep_graph **in)
 {
 	const struct kw_audit *a = j->a;
-	size_t i, k, pl = strlen(OVERLAY_PREFIX);
+	size_t i, k;
 
 	for (i = 0; i < a->n_members; i++) {
 		const struct kw_dep_graph *g = a->members[i].graph;
 		bool loads = false;
 
 		for (k = 1; i != mi && g && k < g->n_nodes && !loads; k++) {
-			const char *p = g->nodes[k].path;
+			const char *m = g->nodes[k].member;
 
-			loads = g->nodes[k].in_overlay && j->reach[i][k] && p && strncmp(p, OVERLAY_PREFIX, pl) == 0 &&
-				strcmp(p + pl, a->members[mi].name) == 0;
+			loads = m && j->reach[i][k] && strcmp(m, a->members[mi].name) == 0;
 		}
 		for (k = 1; loads && k < g->n_nodes; k++) {
 			const struct kw_dep_node *n = &g->nodes[k];

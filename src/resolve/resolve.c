@@ -467,6 +467,12 @@ static bool under_overlay(const struct kw_resolver *r, const char *path)
 	return strncmp(path, r->overlay_prefix, n) == 0 && path[n] == '/';
 }
 
+/* The wheel member an overlay node is: its path after "<prefix>/" (borrowed from n->path), or NULL. */
+static const char *overlay_member(const struct kw_resolver *r, const struct kw_dep_node *n)
+{
+	return n->in_overlay && n->path && under_overlay(r, n->path) ? n->path + strlen(r->overlay_prefix) + 1 : NULL;
+}
+
 /*
  * Path walks recurse once per component and per symbolic link; a hostile
  * root cannot make them deeper than this (the kernel gives up sooner).
@@ -936,6 +942,7 @@ static int add_node(struct build *b, const char *name, const struct hit *h, enum
 		if (!n->path || !n->realpath || !b->priv[g->n_nodes - 1].origin) {
 			return KW_ENOMEM;
 		}
+		n->member = overlay_member(b->r, n);
 	}
 	*idx = g->n_nodes - 1;
 	return 0;
@@ -1449,6 +1456,7 @@ int kw_resolve_tree(struct kw_resolver *r, const char *path, const struct kw_elf
 		if (!n->realpath) {
 			n->realpath = kw_strdup(abs);
 		}
+		n->member = overlay_member(r, n);
 		b.priv[0].origin = dir_of(abs);
 		rc = (!n->path || !n->realpath || !b.priv[0].origin) ? KW_ENOMEM : 0;
 	}

@@ -154,6 +154,66 @@ START_TEST(extension_audit_and_km_agree)
 END_TEST
 
 /*
+ * Dependency nodes name the wheel member they are: the one the loader
+ * finds, not another with the same base name elsewhere in the wheel.
+ */
+START_TEST(nodes_know_their_member)
+{
+	char *dir = kwt_mkdtemp(), *cmd = kwt_fmt("mkdir -p '%s/tree/pkg' '%s/tree/other'", dir, dir), *whl, *p, *c;
+	struct kw_ctx *ctx = NULL;
+	struct kw_audit *a = NULL;
+	struct kw_error err = { 0 };
+	const struct kw_audit_member *m;
+	size_t k, found = 0;
+
+	ck_assert_int_eq(kwt_run(cmd, NULL, NULL), 0);
+	free(cmd);
+	p = kwt_fmt("%s/tree/pkg/libbar.so", dir);
+	cc_shared(dir, "int bar(void) { return 2; }\n", p);
+	free(p);
+	p = kwt_fmt("%s/tree/other/libbar.so", dir);
+	cc_shared(dir, "int other(void) { return 3; }\n", p);
+	free(p);
+	c = kwt_fmt("%s/foo.c", dir);
+	{
+		static const char src[] = "int bar(void);\nint PyInit_foo(void) { return bar(); }\n";
+
+		ck_assert_int_eq(kwt_write_file(c, src, strlen(src)), 0);
+	}
+	cmd = kwt_fmt("gcc -shared -fPIC -o '%s/tree/pkg/foo.cpython-311-x86_64-linux-gnu.so' '%s' -L'%s/tree/pkg' "
+		      "-l:libbar.so -Wl,-rpath,'$ORIGIN'", dir, c, dir);
+	ck_assert_int_eq(kwt_run(cmd, NULL, NULL), 0);
+	free(cmd);
+	free(c);
+	whl = make_wheel(dir, "foo-1.0-cp311-cp311-linux_x86_64.whl");
+	ck_assert_int_eq(kw_ctx_new(&ctx, &err), 0);
+	ck_assert_msg(kw_audit_wheel(ctx, whl, &a, &err) == 0, "%s", err.msg);
+	m = member(a, "pkg/foo.cpython-311-x86_64-linux-gnu.so");
+	ck_assert_ptr_nonnull(m->graph);
+	ck_assert_str_eq(m->graph->nodes[0].member, "pkg/foo.cpython-311-x86_64-linux-gnu.so");
+	for (k = 1; k < m->graph->n_nodes; k++) {
+		const struct kw_dep_node *n = &m->graph->nodes[k];
+
+		if (strcmp(n->name, "libbar.so") == 0) {
+			ck_assert(n->in_overlay);
+			ck_assert_str_eq(n->member, "pkg/libbar.so");
+			found++;
+		} else {
+			/* The C library and the loader come from the system: no member. */
+			ck_assert(!n->in_overlay);
+			ck_assert_ptr_null(n->member);
+		}
+	}
+	ck_assert_uint_eq(found, 1);
+	kw_audit_free(a);
+	kw_ctx_free(ctx);
+	kwt_rmtree(dir);
+	free(whl);
+	free(dir);
+}
+END_TEST
+
+/*
  * A wheel without ELF members that claims a platform tag: every allocation
  * failing in turn ends in KW_ENOMEM or in the clean run's verdict, never in
  * a "success" that lost the bad tags.
@@ -242,6 +302,7 @@ static Suite *audit_suite(void)
 
 	tcase_add_loop_test(tc, extension_rule, 0, sizeof(ext_cases) / sizeof(ext_cases[0]));
 	tcase_add_test(tc, extension_audit_and_km_agree);
+	tcase_add_test(tc, nodes_know_their_member);
 	tcase_add_loop_test(tc, libpython_names_as_auditwheel, 0,
 			    sizeof(libpython_names) / sizeof(libpython_names[0]));
 	tcase_set_timeout(tc, 60);
