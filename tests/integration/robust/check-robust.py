@@ -537,6 +537,10 @@ def scenario_alloc(tmp):
             continue
         count = int(m.group(1))
         clean_out = r.stdout
+        # repair's clean wheel: a run that succeeds despite a failed allocation must write the same bytes
+        clean_wheel = None
+        if name.startswith("repair") and len(wheels_in(out)) == 1:
+            clean_wheel = (wheels_in(out)[0], sha(os.path.join(out, wheels_in(out)[0])))
         # every N in the first 300 (context, options, archive setup) and the last 200 (output, result,
         # cleanup); then a stride through the middle that fits what is left of the budget
         head, tail = min(count, 300), max(min(count, 300) + 1, count - 200)
@@ -563,6 +567,8 @@ def scenario_alloc(tmp):
                     prob = wheel_problem(os.path.join(out, w[0])) if len(w) == 1 else f"{w}"
                     if prob:
                         hidden_ok.append((n, prob))
+                    elif clean_wheel and (w[0], sha(os.path.join(out, w[0]))) != clean_wheel:
+                        differs.append(n)
                 shutil.rmtree(out, ignore_errors=True)
 
         t0 = time.monotonic()
@@ -590,6 +596,8 @@ def scenario_alloc(tmp):
                             f"(N = {[n for n, _ in left]}: {left[:1]})")
             check(not hidden_ok, f"{name}: a repair that swallowed an allocation failure still wrote a valid wheel "
                                  f"{hidden_ok[:3]}")
+            check(clean_wheel and not differs, f"{name}: every repair that succeeds writes the clean run's wheel, "
+                                               f"byte for byte (N = {differs[:5]})")
         note(f"{name}: {count} allocations, {fails} runs had one fail, {each * 1000:.0f} ms a run")
 
 
