@@ -95,7 +95,7 @@ int kw_open_regular(const char *path, int *fd, struct stat *st, struct kw_error 
 /* A private (copy-on-write) mapping of a whole regular, non-empty file; kw_unmap_file releases it. */
 int kw_map_file(const char *path, unsigned char **buf, size_t *len, struct kw_error *err);
 void kw_unmap_file(unsigned char *buf, size_t len);
-/* Copy src to dst (created with mode, truncated if it exists). */
+/* Copy src to a new file dst (created with mode; it must not exist, and a link there is not followed). */
 int kw_copy_file(const char *src, const char *dst, unsigned mode, struct kw_error *err);
 
 /*

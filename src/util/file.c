@@ -86,7 +86,8 @@ int kw_copy_file(const char *src, const char *dst, unsigned mode, struct kw_erro
 	if (rc) {
 		return rc;
 	}
-	out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, (mode_t)mode);
+	/* A new file only: a link or a file planted at dst is never written through. */
+	out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (mode_t)mode);
 	if (out < 0) {
 		e = errno;
 		close(in);

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "kwheel/util.h"
 #include "testlib.h"
@@ -154,6 +155,21 @@ START_TEST(file_copy_and_map)
 	ck_assert_int_ne(kw_copy_file(a, got, 0644, &err), 0);
 	ck_assert_ptr_nonnull(strstr(err.msg, "no/such/dir"));
 	free(got);
+	/* Never over what is there: neither a file nor a link planted at dst (the victim keeps its bytes). */
+	ck_assert_int_ne(kw_copy_file(a, b, 0644, &err), 0);
+	{
+		char *victim = kwt_fmt("%s/victim", dir), *link = kwt_fmt("%s/link", dir);
+
+		ck_assert_int_eq(kwt_write_file(victim, "keep", 4), 0);
+		ck_assert_int_eq(symlink(victim, link), 0);
+		ck_assert_int_ne(kw_copy_file(a, link, 0644, &err), 0);
+		got = kwt_read_file(victim, &len);
+		ck_assert_uint_eq(len, 4);
+		ck_assert_mem_eq(got, "keep", 4);
+		free(got);
+		free(victim);
+		free(link);
+	}
 	free(big);
 	free(a);
 	free(b);
