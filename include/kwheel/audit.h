@@ -50,6 +50,14 @@ struct kw_audit_verdict {
 	bool sym_ok;                    /* symbol versions alone satisfy it */
 	struct kw_strv graft;           /* external libraries to vendor for this policy (sonames); never a
 					   libpython (KW_REASON_LIBPYTHON) */
+	/*
+	 * "SONAME\tLIB": SONAME is in graft, but LIB, a system library this
+	 * policy allows, needs it too (directly or through others). The
+	 * loader then maps the system's copy for LIB and the vendored one for
+	 * the wheel: two instances of one library, which breaks libraries
+	 * with process-wide state (libGLdispatch under libGL). Sorted.
+	 */
+	struct kw_strv twice;
 };
 
 /* An external library the wheel's ELF members need. */

@@ -82,6 +82,8 @@ struct kw_repair_result {
 	struct kw_strv excluded_deps; /* left out too: only excluded libraries need them */
 	struct kw_strv libpython;  /* "member: soname" for every libpython DT_NEEDED removed */
 	struct kw_strv scripts;    /* "<x>.data/scripts/NAME -> <dist>.scripts/NAME" for ELF programs moved */
+	/* "SONAME\tLIB": vendored, but LIB, left to the system, loads the system's copy too (the verdict's twice) */
+	struct kw_strv twice;
 };
 
 /*

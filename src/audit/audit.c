@@ -178,6 +178,7 @@ void kw_audit_free(struct kw_audit *a)
 		free(a->verdicts[i].tag);
 		reasons_free(a->verdicts[i].reasons, a->verdicts[i].n_reasons);
 		kw_strv_release(&a->verdicts[i].graft);
+		kw_strv_release(&a->verdicts[i].twice);
 	}
 	free(a->verdicts);
 	kw_resolver_free(a->resolver);
@@ -435,6 +436,74 @@ static const char *node_label(const struct kw_audit_member *m, const struct kw_d
 }
 
 /*
+ * What the allowed system library at node a of g loads that the policy
+ * does not allow: candidates for v->twice ("SONAME\tLIB"), kept once
+ * every member is walked only if they are vendored too.
+ */
+static int under_allowed(struct kw_audit_verdict *v, const struct kw_dep_graph *g, size_t a)
+{
+	size_t *stack = kw_calloc(g->n_nodes + 1, sizeof(*stack)), sp = 0, i;
+	bool *seen = kw_calloc(g->n_nodes, sizeof(*seen));
+	int rc = stack && seen ? 0 : KW_ENOMEM;
+
+	if (!rc) {
+		stack[sp++] = a;
+		seen[a] = true;
+	}
+	while (!rc && sp > 0) {
+		const struct kw_dep_node *n = &g->nodes[stack[--sp]];
+
+		for (i = 0; !rc && i < n->n_deps; i++) {
+			size_t d = n->deps[i];
+			const struct kw_dep_node *dn;
+
+			if (d >= g->n_nodes || seen[d]) {
+				continue;
+			}
+			seen[d] = true;
+			dn = &g->nodes[d];
+			if (dn->in_overlay || !dn->info) {
+				continue;
+			}
+			if (!policy_allows(v->policy, dn->name)) {
+				char *t = kw_asprintf("%s\t%s", dn->name, g->nodes[a].name);
+
+				rc = t ? kw_strv_push_unique(&v->twice, t) : KW_ENOMEM;
+				free(t);
+			}
+			stack[sp++] = d;
+		}
+	}
+	free(stack);
+	free(seen);
+	return rc;
+}
+
+/* Keep the candidates of v->twice whose library is vendored; sorted. */
+static void keep_twice(struct kw_audit_verdict *v)
+{
+	size_t i, k = 0;
+
+	for (i = 0; i < v->twice.n; i++) {
+		char *t = v->twice.v[i];
+		size_t l = strcspn(t, "\t");
+		bool vendored = false;
+		size_t j;
+
+		for (j = 0; j < v->graft.n && !vendored; j++) {
+			vendored = strlen(v->graft.v[j]) == l && strncmp(v->graft.v[j], t, l) == 0;
+		}
+		if (vendored) {
+			v->twice.v[k++] = t;
+		} else {
+			free(t);
+		}
+	}
+	v->twice.n = k;
+	kw_strv_sort(&v->twice);
+}
+
+/*
  * Walk one member's graph as repair would graft for policy p: libraries in the
  * wheel are walked through, allowed ones end the walk, the rest must be
  * vendored and their own needs walked too.
@@ -483,6 +552,10 @@ static int walk_policy(struct kw_audit_verdict *v, size_t *cap, const struct kw_
 			}
 			if (!dn->in_overlay) {
 				if (policy_allows(v->policy, dn->name)) {
+					rc = under_allowed(v, g, d);
+					if (rc) {
+						goto out;
+					}
 					continue;
 				}
 				rc = add_reason(v, cap, KW_REASON_LIB, node_label(m, g, ni), dn->name, NULL);
@@ -709,6 +782,7 @@ static int judge(struct kw_audit *a, const struct kw_policy_set *set, const stru
 		}
 		v->sym_ok = sym_ok;
 		kw_strv_sort(&v->graft);
+		keep_twice(v);
 		if (v->n_reasons == 0 && a->best < 0) {
 			a->best = (long)i;
 		}

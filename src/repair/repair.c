@@ -40,6 +40,7 @@ void kw_repair_result_free(struct kw_repair_result *r)
 	kw_strv_release(&r->excluded_deps);
 	kw_strv_release(&r->libpython);
 	kw_strv_release(&r->scripts);
+	kw_strv_release(&r->twice);
 	free(r);
 }
 
@@ -235,6 +236,20 @@ int kw_repair_wheel(struct kw_ctx *ctx, const char *path, const struct kw_repair
 	if (!j.res->grafts) {
 		rc = oom(err);
 		goto out;
+	}
+	/* What is vendored and also loaded from the system, under the verdict's rule, for what is really vendored. */
+	for (i = 0; i < j.v->twice.n; i++) {
+		const char *t = j.v->twice.v[i];
+		char *so = kw_strndup(t, strcspn(t, "\t"));
+
+		rc = so ? 0 : oom(err);
+		if (!rc && kw_strv_find(&j.graft, so) >= 0 && kw_strv_push(&j.res->twice, t)) {
+			rc = oom(err);
+		}
+		free(so);
+		if (rc) {
+			goto out;
+		}
 	}
 	for (i = 0; i < j.n_inst; i++) {
 		struct kw_repair_graft *g = &j.res->grafts[j.res->n_grafts++];

@@ -68,6 +68,22 @@ int kw_report_repair_json(const struct kw_repair_result *r, char **out, struct k
 	bad |= set(o, "excluded_deps", strv_json(&r->excluded_deps));
 	bad |= set(o, "libpython_removed", strv_json(&r->libpython));
 	bad |= set(o, "scripts_moved", strv_json(&r->scripts));
+	{
+		json_t *tw = json_array();
+
+		for (i = 0; tw && i < r->twice.n; i++) {
+			const char *t = r->twice.v[i], *tab = strchr(t, '\t');
+			char *so = kw_strndup(t, tab ? (size_t)(tab - t) : strlen(t));
+			json_t *e = json_object();
+
+			bad |= !so;
+			bad |= set(e, "soname", str_or_null(so));
+			bad |= set(e, "system_library", str_or_null(tab ? tab + 1 : NULL));
+			bad |= json_array_append_new(tw, e);
+			free(so);
+		}
+		bad |= set(o, "loaded_twice", tw);
+	}
 	s = bad ? NULL : report_json_dumps(o, 0);
 	json_decref(o);
 	if (!s) {
@@ -101,5 +117,14 @@ void kw_report_repair_print(FILE *f, const struct kw_repair_result *r)
 	}
 	for (i = 0; i < r->scripts.n; i++) {
 		kw_report_fprintf(f, "  moved ELF program %s, a launcher script in its place\n", r->scripts.v[i]);
+	}
+	for (i = 0; i < r->twice.n; i++) {
+		const char *t = r->twice.v[i], *tab = strchr(t, '\t');
+		int l = tab ? (int)(tab - t) : (int)strlen(t);
+
+		kw_report_fprintf(f,
+				  "  warning: %.*s is vendored, but %s, which the policy leaves to the system, loads the "
+				  "system's %.*s too: two copies in one process (keep it external with --exclude %.*s)\n",
+				  l, t, tab ? tab + 1 : "?", l, t, l, t);
 	}
 }

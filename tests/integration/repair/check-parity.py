@@ -351,6 +351,32 @@ def group_exclude(tmp):
         text = run([KWHEEL, "repair", "-w", fresh(tmp, "ext"), "--exclude", pat, wheel]).stdout
         check("left external (--exclude): libkwdup.so.1" in text and "libkwbase.so.1" in text,
               "the text report names what was left out")
+    # A vendored library that an allowed system library needs too: the loader maps both copies (as
+    # libGLdispatch under libGL): said, and --exclude keeps one
+    t = build_chain(os.path.join(tmp, "twice"), 5)
+    gl = os.path.join(tmp, "twice-gl.c")
+    open(gl, "w").write("int kwdup_value(void);\nint kwgl(void) { return kwdup_value(); }\n")
+    cc("-shared", "-fPIC", gl, "-o", os.path.join(t, "libGL.so.1"), "-Wl,-soname,libGL.so.1", "-L" + t,
+       "-l:libkwdup.so.1", "-Wl,-rpath," + t)
+    wheel = ext_wheel(tmp, "kwtwice", t, extra=["-Wl,--no-as-needed", "-l:libGL.so.1", "-Wl,-rpath," + t])
+    res = result(repair(wheel, fresh(tmp, "twice-out")))
+    want = [{"soname": "libkwbase.so.1", "system_library": "libGL.so.1"},
+            {"soname": "libkwdup.so.1", "system_library": "libGL.so.1"}]
+    check(res and res.get("loaded_twice") == want, f"vendored and loaded by libGL too: said ({res.get('loaded_twice')})")
+    if res:
+        target = os.path.join(tmp, "t-twice")
+        pr = pip_target(res["output"], target)
+        ir = imports(target, "import kwtwice.kwx as m; m.value(); "
+                             "print(len(set(l.split()[-1] for l in open('/proc/self/maps') if 'libkwdup' in l)))",
+                     env=clean_env(LD_LIBRARY_PATH=t))
+        check(pr.returncode == 0 and ir.stdout.strip() == "2",
+              f"the oracle agrees: the process maps two libkwdup files ({ir.stdout.strip()} {ir.stderr[-200:]})")
+    text = run([KWHEEL, "repair", "-w", fresh(tmp, "twice-text"), wheel]).stdout
+    check("warning: libkwdup.so.1 is vendored, but libGL.so.1" in text and "--exclude libkwdup.so.1" in text,
+          "the text report warns and names the way out")
+    res = result(repair(wheel, fresh(tmp, "twice-ex"), "--exclude", "libkwdup.so.1"))
+    check(res and res.get("loaded_twice") == [] and res["excluded"] == ["libkwdup.so.1"],
+          f"--exclude: one copy, no warning ({res.get('loaded_twice')})")
 
 
 # ---- partial resolution ---------------------------------------------------
