@@ -52,51 +52,6 @@ START_TEST(extension_rule)
 }
 END_TEST
 
-/* Compile src into a shared object at out; the test fails if gcc does. */
-static void cc_shared(const char *dir, const char *src, const char *out)
-{
-	char *c = kwt_fmt("%s/src.c", dir), *cmd;
-
-	ck_assert_int_eq(kwt_write_file(c, src, strlen(src)), 0);
-	cmd = kwt_fmt("gcc -shared -fPIC -o '%s' '%s'", out, c);
-	ck_assert_int_eq(kwt_run(cmd, NULL, NULL), 0);
-	free(cmd);
-	free(c);
-}
-
-/* A wheel of the files in dir/tree (their relative paths as member names), with RECORD, written by Python. */
-static char *make_wheel(const char *dir, const char *name)
-{
-	static const char script[] =
-		"import base64,hashlib,os,sys,zipfile\n"
-		"tree, out = sys.argv[1], sys.argv[2]\n"
-		"dist, ver = os.path.basename(out).split('-')[:2]\n"
-		"di = f'{dist}-{ver}.dist-info'\n"
-		"files = {}\n"
-		"for d, _, fs in sorted(os.walk(tree)):\n"
-		"    for f in sorted(fs):\n"
-		"        p = os.path.join(d, f)\n"
-		"        files[os.path.relpath(p, tree)] = open(p, 'rb').read()\n"
-		"files[di + '/METADATA'] = f'Metadata-Version: 2.1\\nName: {dist}\\nVersion: {ver}\\n'.encode()\n"
-		"tag = os.path.basename(out)[:-4].split('-')[-3:]\n"
-		"files[di + '/WHEEL'] = ('Wheel-Version: 1.0\\nRoot-Is-Purelib: false\\nTag: ' + '-'.join(tag) + "
-		"'\\n').encode()\n"
-		"dig = lambda b: 'sha256=' + base64.urlsafe_b64encode(hashlib.sha256(b).digest()).rstrip(b'=').decode()\n"
-		"rec = ''.join(f'{n},{dig(b)},{len(b)}\\n' for n, b in files.items()) + di + '/RECORD,,\\n'\n"
-		"files[di + '/RECORD'] = rec.encode()\n"
-		"with zipfile.ZipFile(out, 'w') as z:\n"
-		"    for n, b in files.items():\n"
-		"        z.writestr(n, b)\n";
-	char *py = kwt_fmt("%s/mkwheel.py", dir), *out = kwt_fmt("%s/%s", dir, name), *cmd;
-
-	ck_assert_int_eq(kwt_write_file(py, script, strlen(script)), 0);
-	cmd = kwt_fmt("python3 '%s' '%s/tree' '%s'", py, dir, out);
-	ck_assert_int_eq(kwt_run(cmd, NULL, NULL), 0);
-	free(cmd);
-	free(py);
-	return out;
-}
-
 static const struct kw_audit_member *member(const struct kw_audit *a, const char *name)
 {
 	size_t i;
@@ -123,12 +78,12 @@ START_TEST(extension_audit_and_km_agree)
 	ck_assert_int_eq(kwt_run(cmd, NULL, NULL), 0);
 	free(cmd);
 	p = kwt_fmt("%s/tree/pkg/foo.cpython-311-x86_64-linux-gnu.so", dir);
-	cc_shared(dir, "void *PyInit_foo(void) { return 0; }\n", p);
+	kwt_cc_shared(dir, "void *PyInit_foo(void) { return 0; }\n", p, NULL);
 	free(p);
 	p = kwt_fmt("%s/tree/pkg/libcurses.so", dir);
-	cc_shared(dir, "int initscr(void) { return 1; }\n", p);
+	kwt_cc_shared(dir, "int initscr(void) { return 1; }\n", p, NULL);
 	free(p);
-	whl = make_wheel(dir, "foo-1.0-cp311-cp311-linux_x86_64.whl");
+	whl = kwt_make_wheel(dir, "foo-1.0-cp311-cp311-linux_x86_64.whl");
 	ck_assert_int_eq(kw_ctx_new(&ctx, &err), 0);
 	ck_assert_msg(kw_audit_wheel(ctx, whl, &a, &err) == 0, "%s", err.msg);
 	ck_assert(member(a, "pkg/foo.cpython-311-x86_64-linux-gnu.so")->extension);
@@ -169,10 +124,10 @@ START_TEST(nodes_know_their_member)
 	ck_assert_int_eq(kwt_run(cmd, NULL, NULL), 0);
 	free(cmd);
 	p = kwt_fmt("%s/tree/pkg/libbar.so", dir);
-	cc_shared(dir, "int bar(void) { return 2; }\n", p);
+	kwt_cc_shared(dir, "int bar(void) { return 2; }\n", p, NULL);
 	free(p);
 	p = kwt_fmt("%s/tree/other/libbar.so", dir);
-	cc_shared(dir, "int other(void) { return 3; }\n", p);
+	kwt_cc_shared(dir, "int other(void) { return 3; }\n", p, NULL);
 	free(p);
 	c = kwt_fmt("%s/foo.c", dir);
 	{
@@ -185,7 +140,7 @@ START_TEST(nodes_know_their_member)
 	ck_assert_int_eq(kwt_run(cmd, NULL, NULL), 0);
 	free(cmd);
 	free(c);
-	whl = make_wheel(dir, "foo-1.0-cp311-cp311-linux_x86_64.whl");
+	whl = kwt_make_wheel(dir, "foo-1.0-cp311-cp311-linux_x86_64.whl");
 	ck_assert_int_eq(kw_ctx_new(&ctx, &err), 0);
 	ck_assert_msg(kw_audit_wheel(ctx, whl, &a, &err) == 0, "%s", err.msg);
 	m = member(a, "pkg/foo.cpython-311-x86_64-linux-gnu.so");
@@ -232,7 +187,7 @@ START_TEST(no_elf_wheel_under_failing_allocations)
 	p = kwt_fmt("%s/tree/pkg/__init__.py", dir);
 	ck_assert_int_eq(kwt_write_file(p, "x = 1\n", 6), 0);
 	free(p);
-	whl = make_wheel(dir, "foo-1.0-py3-none-manylinux1_x86_64.whl");
+	whl = kwt_make_wheel(dir, "foo-1.0-py3-none-manylinux1_x86_64.whl");
 	ck_assert_int_eq(kw_ctx_new(&ctx, &err), 0);
 	ck_assert_msg(kw_audit_wheel(ctx, whl, &a, &err) == 0, "%s", err.msg);
 	ck_assert(!a->tags_ok);

@@ -212,3 +212,46 @@ void sl_sort(struct strlist *l)
 		qsort(l->v, l->n, sizeof(*l->v), cmp_str);
 	}
 }
+
+void kwt_cc_shared(const char *dir, const char *src, const char *out, const char *args)
+{
+	char *c = kwt_fmt("%s/src.c", dir), *cmd;
+
+	ck_assert_int_eq(kwt_write_file(c, src, strlen(src)), 0);
+	cmd = kwt_fmt("gcc -shared -fPIC -o '%s' '%s' %s", out, c, args ? args : "");
+	ck_assert_int_eq(kwt_run(cmd, NULL, NULL), 0);
+	free(cmd);
+	free(c);
+}
+
+char *kwt_make_wheel(const char *dir, const char *name)
+{
+	static const char script[] =
+		"import base64,hashlib,os,sys,zipfile\n"
+		"tree, out = sys.argv[1], sys.argv[2]\n"
+		"dist, ver = os.path.basename(out).split('-')[:2]\n"
+		"di = f'{dist}-{ver}.dist-info'\n"
+		"files = {}\n"
+		"for d, _, fs in sorted(os.walk(tree)):\n"
+		"    for f in sorted(fs):\n"
+		"        p = os.path.join(d, f)\n"
+		"        files[os.path.relpath(p, tree)] = open(p, 'rb').read()\n"
+		"files[di + '/METADATA'] = f'Metadata-Version: 2.1\\nName: {dist}\\nVersion: {ver}\\n'.encode()\n"
+		"tag = os.path.basename(out)[:-4].split('-')[-3:]\n"
+		"files[di + '/WHEEL'] = ('Wheel-Version: 1.0\\nRoot-Is-Purelib: false\\nTag: ' + '-'.join(tag) + "
+		"'\\n').encode()\n"
+		"dig = lambda b: 'sha256=' + base64.urlsafe_b64encode(hashlib.sha256(b).digest()).rstrip(b'=').decode()\n"
+		"rec = ''.join(f'{n},{dig(b)},{len(b)}\\n' for n, b in files.items()) + di + '/RECORD,,\\n'\n"
+		"files[di + '/RECORD'] = rec.encode()\n"
+		"with zipfile.ZipFile(out, 'w') as z:\n"
+		"    for n, b in files.items():\n"
+		"        z.writestr(n, b)\n";
+	char *py = kwt_fmt("%s/mkwheel.py", dir), *out = kwt_fmt("%s/%s", dir, name), *cmd;
+
+	ck_assert_int_eq(kwt_write_file(py, script, strlen(script)), 0);
+	cmd = kwt_fmt("python3 '%s' '%s/tree' '%s'", py, dir, out);
+	ck_assert_int_eq(kwt_run(cmd, NULL, NULL), 0);
+	free(cmd);
+	free(py);
+	return out;
+}

@@ -37,6 +37,15 @@ void sl_lines(struct strlist *l, const char *text);
 void sl_sort(struct strlist *l);
 void sl_free(struct strlist *l);
 
+/* Compile C source src into a shared object at out with extra gcc args (may be NULL); fails the test if gcc does. */
+void kwt_cc_shared(const char *dir, const char *src, const char *out, const char *args);
+/*
+ * A wheel dir/NAME of the files under dir/tree (their relative paths as
+ * member names), with METADATA, WHEEL (tagged from NAME) and a RECORD,
+ * written by Python's zipfile. New path (free()).
+ */
+char *kwt_make_wheel(const char *dir, const char *name);
+
 /* Run a suite with the TAP-friendly settings used by every unit test. */
 int kwt_main(Suite *s);
 
