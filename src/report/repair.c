@@ -10,6 +10,17 @@
 
 #include "internal.h"
 
+/* repair's twice entries are "SONAME\tLIB", sorted: the SONAME's length, and whether two share it. */
+static size_t twice_soname_len(const char *t)
+{
+	return strcspn(t, "\t");
+}
+
+static bool same_soname(const char *a, const char *b, size_t l)
+{
+	return twice_soname_len(a) == l && strncmp(a, b, l) == 0 && a[l] == '\t';
+}
+
 static json_t *str_or_null(const char *s)
 {
 	return s ? report_jstr(s) : json_null();
@@ -71,16 +82,21 @@ int kw_report_repair_json(const struct kw_repair_result *r, char **out, struct k
 	{
 		json_t *tw = json_array();
 
-		for (i = 0; tw && i < r->twice.n; i++) {
-			const char *t = r->twice.v[i], *tab = strchr(t, '\t');
-			char *so = kw_strndup(t, tab ? (size_t)(tab - t) : strlen(t));
-			json_t *e = json_object();
+		/* One entry per vendored library, with every allowed library that loads the system's copy. */
+		for (i = 0; tw && i < r->twice.n;) {
+			size_t l = twice_soname_len(r->twice.v[i]), k;
+			char *so = kw_strndup(r->twice.v[i], l);
+			json_t *e = json_object(), *by = json_array();
 
 			bad |= !so;
 			bad |= set(e, "soname", str_or_null(so));
-			bad |= set(e, "system_library", str_or_null(tab ? tab + 1 : NULL));
+			for (k = i; k < r->twice.n && same_soname(r->twice.v[k], r->twice.v[i], l); k++) {
+				bad |= json_array_append_new(by, report_jstr(r->twice.v[k] + l + 1));
+			}
+			bad |= set(e, "loaded_by", by);
 			bad |= json_array_append_new(tw, e);
 			free(so);
+			i = k > i ? k : i + 1; /* an entry without its tab is not repair's: skipped */
 		}
 		bad |= set(o, "loaded_twice", tw);
 	}
@@ -118,13 +134,32 @@ void kw_report_repair_print(FILE *f, const struct kw_repair_result *r)
 	for (i = 0; i < r->scripts.n; i++) {
 		kw_report_fprintf(f, "  moved ELF program %s, a launcher script in its place\n", r->scripts.v[i]);
 	}
-	for (i = 0; i < r->twice.n; i++) {
-		const char *t = r->twice.v[i], *tab = strchr(t, '\t');
-		int l = tab ? (int)(tab - t) : (int)strlen(t);
+	for (i = 0; i < r->twice.n;) {
+		const char *t = r->twice.v[i];
+		size_t l = twice_soname_len(t), k, n = 0;
+		struct kw_buf by = { 0 };
 
-		kw_report_fprintf(f,
-				  "  warning: %.*s is vendored, but %s, which the policy leaves to the system, loads the "
-				  "system's %.*s too: two copies in one process (keep it external with --exclude %.*s)\n",
-				  l, t, tab ? tab + 1 : "?", l, t, l, t);
+		for (k = i; k < r->twice.n && same_soname(r->twice.v[k], t, l); k++) {
+			n++;
+		}
+		if (n == 0) {
+			i++; /* an entry without its tab is not repair's */
+			continue;
+		}
+		for (k = i; k < i + n; k++) {
+			kw_buf_append(&by, k == i ? "" : k + 1 == i + n ? " and " : ", ");
+			kw_buf_append(&by, r->twice.v[k] + l + 1);
+		}
+		{
+			char *names = kw_buf_take(&by);
+
+			kw_report_fprintf(f,
+					  "  warning: %.*s is vendored, but %s, which the policy leaves to the system, "
+					  "load%s the system's copy too: two copies in one process (keep it external "
+					  "with --exclude %.*s)\n",
+					  (int)l, t, names ? names : "?", n == 1 ? "s" : "", (int)l, t);
+			free(names);
+		}
+		i += n;
 	}
 }

@@ -360,8 +360,8 @@ def group_exclude(tmp):
        "-l:libkwdup.so.1", "-Wl,-rpath," + t)
     wheel = ext_wheel(tmp, "kwtwice", t, extra=["-Wl,--no-as-needed", "-l:libGL.so.1", "-Wl,-rpath," + t])
     res = result(repair(wheel, fresh(tmp, "twice-out")))
-    want = [{"soname": "libkwbase.so.1", "system_library": "libGL.so.1"},
-            {"soname": "libkwdup.so.1", "system_library": "libGL.so.1"}]
+    want = [{"soname": "libkwbase.so.1", "loaded_by": ["libGL.so.1"]},
+            {"soname": "libkwdup.so.1", "loaded_by": ["libGL.so.1"]}]
     check(res and res.get("loaded_twice") == want, f"vendored and loaded by libGL too: said ({res.get('loaded_twice')})")
     if res:
         target = os.path.join(tmp, "t-twice")

@@ -48,7 +48,8 @@ CACHE = os.environ.get("KWHEEL_DEB_CACHE") or os.path.join(BUILD, "deb-cache")
 # these would be a second instance in the process, and the loader binds one copy's symbols into the
 # other: OpenCV and torch crash in libGLdispatch's constructor, called by the system's libGLX; the
 # others bind across silently (the relocation check below sees each one when its --exclude goes).
-# Leaving them with the library that loads them is the cure auditwheel's users apply too.
+# Leaving them with the library that loads them is the cure auditwheel's users apply too. kwheel
+# repair warns of exactly these (loaded_twice); twice_named_by_kwheel checks that against this list.
 SYSTEM_LOADED = ["libxcb.so.1", "libXau.so.6", "libXdmcp.so.6", "libbsd.so.0", "libmd.so.0", "libffi.so.8",
                  "libpcre2-8.so.0", "libGLX.so.0", "libGLdispatch.so.0"]
 EXCLUDE = [a for n in SYSTEM_LOADED for a in ("--exclude", n)]
@@ -241,6 +242,27 @@ def install_and_import(tmp, new, res, dlopen_only, smoke, label):
               f"{[os.path.basename(p) for p in mapped_originals]}", flush=True)
 
 
+def twice_named_by_kwheel(tmp, wheel, extra, label):
+    """Without the SYSTEM_LOADED excludes, repair itself names those libraries as loaded twice, and no other."""
+    rest, i = [], 0
+    while i < len(extra):
+        if extra[i] == "--exclude" and extra[i + 1] in SYSTEM_LOADED:
+            i += 2
+            continue
+        rest.append(extra[i])
+        i += 1
+    out = os.path.join(tmp, "out-twice")
+    os.makedirs(out)
+    r, dt = timed([KWHEEL, "repair", "--json", "-w", out] + rest + [wheel])
+    res = json.loads(r.stdout) if r.returncode == 0 and r.stdout.strip() else {}
+    grafted = {g["soname"] for g in res.get("grafted", [])}
+    named = sorted(t["soname"] for t in res.get("loaded_twice", []))
+    want = sorted(set(SYSTEM_LOADED) & grafted)
+    check(res and named == want, f"{label}: with only the other excludes ({dt:.1f} s), repair warns of exactly the "
+                                 f"libraries a system library loads too ({named} vs {want})")
+    shutil.rmtree(out, ignore_errors=True)
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="kwheel-scale-", dir=os.environ.get("KW_SCALE_TMP"))
     try:
@@ -302,6 +324,8 @@ def main():
               os.listdir(out_t) == [os.path.basename(new)],
               f"{label}: the text report names all {len(res['grafted'])} grafts ({dt:.1f} s, rc {r.returncode}: "
               f"{r.stderr.strip()[-300:]})")
+        if CASE != "bigelf":
+            twice_named_by_kwheel(tmp, wheel, extra, label)
         install_and_import(tmp, new, res, dlopen_only, smoke, label)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
