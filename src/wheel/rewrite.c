@@ -120,11 +120,15 @@ void kw_wheel_rewrite_on_progress(struct kw_wheel_rewrite *rw, kw_progress_fn fn
 	rw->progress_ud = ud;
 }
 
+/* A member the caller may change: once, not a directory, not RECORD or its signatures (the rewrite's own). */
 static int check_index(struct kw_wheel_rewrite *rw, size_t i, struct kw_error *err)
 {
-	if (i >= kw_wheel_member_count(rw->src) || rw->action[i] != COPY || kw_wheel_member(rw->src, i)->is_dir) {
-		return kw_error_set(err, KW_EINVAL, "'%s': member %zu cannot be changed twice or is a directory",
-				    kw_wheel_path(rw->src), i);
+	const struct kw_wheel_member *m = kw_wheel_member(rw->src, i);
+
+	if (!m || rw->action[i] != COPY || m->is_dir || strcmp(m->name, rw->record_name) == 0 ||
+	    is_signature(rw, m->name)) {
+		return kw_error_set(err, KW_EINVAL, "'%s': member %s cannot be changed (twice, a directory, or RECORD)",
+				    kw_wheel_path(rw->src), m ? m->name : "(none)");
 	}
 	return 0;
 }

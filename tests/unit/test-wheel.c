@@ -1288,8 +1288,9 @@ START_TEST(rewrite_plan)
 	ck_assert_int_eq(kw_wheel_rewrite_drop(rw, (size_t)kw_wheel_find(w, "pkg/b.py"), &err), 0);
 	ck_assert_int_eq(kw_wheel_rewrite_replace_buffer(rw, (size_t)kw_wheel_find(w, "pkg/a.py"), kw_strdup("new a"), 5,
 							 0644, &err), 0);
-	/* A member changes once. */
+	/* A member changes once; RECORD is the rewrite's own. */
 	ck_assert_int_ne(kw_wheel_rewrite_drop(rw, (size_t)kw_wheel_find(w, "pkg/a.py"), &err), 0);
+	ck_assert_int_ne(kw_wheel_rewrite_drop(rw, (size_t)kw_wheel_find(w, "pkg-1.0.dist-info/RECORD"), &err), 0);
 	ck_assert_int_eq(kw_wheel_rewrite_add_buffer(rw, "pkg-1.0.dist-info/sboms/s.json", kw_strdup("{}"), 2, 0644, &err),
 			 0);
 	ck_assert_int_eq(kw_wheel_rewrite_add_file(rw, "pkg.libs/x.so", lib, 0755, &err), 0);
