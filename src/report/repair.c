@@ -137,7 +137,6 @@ void kw_report_repair_print(FILE *f, const struct kw_repair_result *r)
 	for (i = 0; i < r->twice.n;) {
 		const char *t = r->twice.v[i];
 		size_t l = twice_soname_len(t), k, n = 0;
-		struct kw_buf by = { 0 };
 
 		for (k = i; k < r->twice.n && same_soname(r->twice.v[k], t, l); k++) {
 			n++;
@@ -146,20 +145,15 @@ void kw_report_repair_print(FILE *f, const struct kw_repair_result *r)
 			i++; /* an entry without its tab is not repair's */
 			continue;
 		}
+		/* Piece by piece: printing allocates nothing. */
+		kw_report_fprintf(f, "  warning: %.*s is vendored, but ", (int)l, t);
 		for (k = i; k < i + n; k++) {
-			kw_buf_append(&by, k == i ? "" : k + 1 == i + n ? " and " : ", ");
-			kw_buf_append(&by, r->twice.v[k] + l + 1);
+			kw_report_fprintf(f, "%s%s", k == i ? "" : k + 1 == i + n ? " and " : ", ", r->twice.v[k] + l + 1);
 		}
-		{
-			char *names = kw_buf_take(&by);
-
-			kw_report_fprintf(f,
-					  "  warning: %.*s is vendored, but %s, which the policy leaves to the system, "
-					  "load%s the system's copy too: two copies in one process (keep it external "
-					  "with --exclude %.*s)\n",
-					  (int)l, t, names ? names : "?", n == 1 ? "s" : "", (int)l, t);
-			free(names);
-		}
+		kw_report_fprintf(f,
+				  ", which the policy leaves to the system, load%s the system's copy too: two copies "
+				  "in one process (keep it external with --exclude %.*s)\n",
+				  n == 1 ? "s" : "", (int)l, t);
 		i += n;
 	}
 }

@@ -90,6 +90,8 @@ START_TEST(repair_text_and_json)
 
 	ck_assert_ptr_nonnull(f);
 	ck_assert_int_eq(kw_strv_push(&r->excluded, "libGL\n.so"), 0);
+	ck_assert_int_eq(kw_strv_push(&r->twice, "libz.so.1\tlibGL.so.1"), 0);
+	ck_assert_int_eq(kw_strv_push(&r->twice, "libz.so.1\tlibX11.so.6"), 0);
 	/* Printed with every allocation failing: the text needs none. */
 	kw_alloc_fail_at(1);
 	kw_report_repair_print(f, r);
@@ -97,17 +99,22 @@ START_TEST(repair_text_and_json)
 	ck_assert_int_eq(fclose(f), 0);
 	ck_assert_str_eq(s, "in/p-1-cp3-cp3-linux_x86_64.whl -> out/p-1-cp3-cp3-manylinux_2_17_x86_64.whl\n"
 			    "  grafted libz.so.1 from /usr/lib/libz.so.1.2 as p.libs/libz-0123abcd.so.1\n"
-			    "  left external (--exclude): libGL\\n.so\n");
+			    "  left external (--exclude): libGL\\n.so\n"
+			    "  warning: libz.so.1 is vendored, but libGL.so.1 and libX11.so.6, which the policy leaves to "
+			    "the system, load the system's copy too: two copies in one process (keep it external with "
+			    "--exclude libz.so.1)\n");
 	free(s);
 	s = NULL;
 	ck_assert_int_eq(kw_report_repair_json(r, &s, &err), 0);
 	ck_assert_str_eq(s, "{\"action\":\"repaired\",\"excluded\":[\"libGL\\n.so\"],\"excluded_deps\":[],\"grafted\":[{\"dest\":"
 			    "\"p.libs/libz-0123abcd.so.1\",\"sha256\":\"ab\",\"soname\":\"libz.so.1\",\"source\":"
-			    "\"/usr/lib/libz.so.1.2\"}],\"input\":\"in/p-1-cp3-cp3-linux_x86_64.whl\",\"libpython_removed\":[],\"note\":null,"
+			    "\"/usr/lib/libz.so.1.2\"}],\"input\":\"in/p-1-cp3-cp3-linux_x86_64.whl\",\"libpython_removed\":[],"
+			    "\"loaded_twice\":[{\"loaded_by\":[\"libGL.so.1\",\"libX11.so.6\"],\"soname\":\"libz.so.1\"}],\"note\":null,"
 			    "\"output\":\"out/p-1-cp3-cp3-manylinux_2_17_x86_64.whl\",\"patched\":[],\"scripts_moved\":[],\"tag\":"
 			    "\"manylinux_2_17_x86_64\",\"wheel\":\"p-1-cp3-cp3-linux_x86_64.whl\"}");
 	free(s);
 	kw_strv_release(&r->excluded);
+	kw_strv_release(&r->twice);
 }
 END_TEST
 
