@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,13 +47,107 @@ static char *dir_of(const char *path)
 	return kw_strndup(path, (size_t)(slash - path));
 }
 
+/*
+ * Where the result goes. A symbolic link is followed, so the file it names
+ * is replaced and the link stays a link. A character device or a FIFO is
+ * written through (`-o /dev/stdout`); renaming over one would replace the
+ * node with a regular file. Anything else that is not a regular file is
+ * refused. *dest is the path to replace (new, free()) or NULL to write
+ * through; *old says whether a regular file is there, whose owner, group and
+ * mode are in *ost.
+ */
+static int resolve_dest(const char *out, char **dest, bool *old, struct stat *ost, struct kw_error *err)
+{
+	struct stat st;
+	char *real = NULL;
+
+	*dest = NULL;
+	*old = false;
+	if (lstat(out, &st) < 0) {
+		if (errno != ENOENT) {
+			return kw_error_set(err, KW_EIO, "cannot write '%s': %s", out, strerror(errno));
+		}
+		*dest = kw_strdup(out);
+		return *dest ? 0 : kw_error_set(err, KW_ENOMEM, "out of memory");
+	}
+	if (S_ISLNK(st.st_mode)) {
+		/* What the link names decides; a pipe behind /dev/stdout has no path to resolve. */
+		if (stat(out, &st) < 0) {
+			return kw_error_set(err, KW_EIO, "cannot write '%s': the link's target: %s", out, strerror(errno));
+		}
+		if (S_ISREG(st.st_mode)) {
+			real = realpath(out, NULL);
+			if (!real) {
+				return kw_error_set(err, KW_EIO, "cannot write '%s': the link's target: %s", out,
+						    strerror(errno));
+			}
+		}
+	}
+	if (S_ISREG(st.st_mode)) {
+		*dest = real ? kw_strdup(real) : kw_strdup(out);
+		free(real);
+		*old = true;
+		*ost = st;
+		return *dest ? 0 : kw_error_set(err, KW_ENOMEM, "out of memory");
+	}
+	free(real);
+	if (S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode)) {
+		return 0;
+	}
+	return kw_error_set(err, KW_EFORMAT, "'%s': not a regular file", out);
+}
+
+/* Write the image and its tail through an existing character device or FIFO. */
+static int write_through(const char *out, const unsigned char *map, size_t len, const struct kw_patch_result *res,
+			 struct kw_error *err)
+{
+	/* O_NONBLOCK: a FIFO nobody reads fails at once (ENXIO) instead of hanging. */
+	int fd = open(out, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC), flags, rc = 0;
+
+	if (fd < 0) {
+		return kw_error_set(err, KW_EIO, "cannot write '%s': %s", out, strerror(errno));
+	}
+	flags = fcntl(fd, F_GETFL);
+	if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0 || write_all(fd, map, len) < 0 ||
+	    (res->tail_len && write_all(fd, res->tail, res->tail_len) < 0)) {
+		rc = kw_error_set(err, KW_EIO, "'%s': write failed: %s", out, strerror(errno));
+	}
+	if (close(fd) < 0 && rc == 0) {
+		rc = kw_error_set(err, KW_EIO, "'%s': %s", out, strerror(errno));
+	}
+	return rc;
+}
+
+/*
+ * Owner, group and mode of the new file: those of the file it replaces (the
+ * input when in place), the input's mode for a new one. fchown comes first,
+ * because it clears set-user-ID and set-group-ID; if the owner cannot be
+ * kept, those bits are dropped rather than handed to whoever runs this.
+ */
+static int set_owner_mode(int fd, const char *out, const struct stat *in_st, bool old, const struct stat *ost,
+			  struct kw_error *err)
+{
+	mode_t mode = in_st->st_mode & 07777;
+
+	if (old) {
+		if (fchown(fd, ost->st_uid, ost->st_gid) < 0) {
+			mode &= ~(mode_t)(S_ISUID | S_ISGID);
+		}
+	}
+	if (fchmod(fd, mode) < 0) {
+		return kw_error_set(err, KW_EIO, "'%s': %s", out, strerror(errno));
+	}
+	return 0;
+}
+
 int kw_patch_file(const char *in, const char *out, const struct kw_patch_ops *ops, struct kw_patch_result *res,
 		  struct kw_error *err)
 {
 	struct kw_patch_result local;
-	struct stat st;
+	struct stat st, ost;
 	unsigned char *map = MAP_FAILED;
-	char *tmp = NULL;
+	char *tmp = NULL, *dest = NULL;
+	bool old = false;
 	int fd = -1, ofd = -1, rc;
 
 	if (!res) {
@@ -83,9 +178,17 @@ int kw_patch_file(const char *in, const char *out, const struct kw_patch_ops *op
 	if (!res->changed && strcmp(in, out) == 0) {
 		goto out;
 	}
+	rc = resolve_dest(out, &dest, &old, &ost, err);
+	if (rc < 0) {
+		goto out;
+	}
+	if (!dest) {
+		rc = write_through(out, map, (size_t)st.st_size, res, err);
+		goto out;
+	}
 	{
-		char *dir = dir_of(out);
-		const char *base = strrchr(out, '/') ? strrchr(out, '/') + 1 : out;
+		char *dir = dir_of(dest);
+		const char *base = strrchr(dest, '/') ? strrchr(dest, '/') + 1 : dest;
 
 		tmp = dir ? kw_asprintf("%s/.%s.kwheel-XXXXXX", dir, base) : NULL;
 		free(dir);
@@ -106,7 +209,11 @@ int kw_patch_file(const char *in, const char *out, const struct kw_patch_ops *op
 		rc = kw_error_set(err, KW_EIO, "'%s': write failed: %s", out, strerror(errno));
 		goto out;
 	}
-	if (fchmod(ofd, st.st_mode & 07777) < 0 || fsync(ofd) < 0) {
+	rc = set_owner_mode(ofd, out, &st, old, &ost, err);
+	if (rc < 0) {
+		goto out;
+	}
+	if (fsync(ofd) < 0) {
 		rc = kw_error_set(err, KW_EIO, "'%s': %s", out, strerror(errno));
 		goto out;
 	}
@@ -116,12 +223,13 @@ int kw_patch_file(const char *in, const char *out, const struct kw_patch_ops *op
 		goto out;
 	}
 	ofd = -1;
-	if (rename(tmp, out) < 0) {
+	if (rename(tmp, dest) < 0) {
 		rc = kw_error_set(err, KW_EIO, "'%s': cannot rename into place: %s", out, strerror(errno));
 		goto out;
 	}
 	free(tmp);
 	tmp = NULL;
+	rc = 0;
 out:
 	if (ofd >= 0) {
 		close(ofd);
@@ -130,6 +238,7 @@ out:
 		unlink(tmp);
 		free(tmp);
 	}
+	free(dest);
 	if (map != MAP_FAILED) {
 		munmap(map, (size_t)st.st_size);
 	}

