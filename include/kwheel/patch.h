@@ -19,13 +19,13 @@ struct kw_patch_replace {
  * add-needed, soname, then the search path (remove, set, add).
  */
 struct kw_patch_ops {
-	const char *set_rpath;       /* new RUNPATH (or RPATH, see below) */
+	const char *set_rpath;       /* new DT_RUNPATH (or DT_RPATH, see below) */
 	const char *const *add_rpath;/* entries appended to the path */
 	size_t n_add_rpath;
 	bool remove_rpath;           /* drop DT_RPATH and DT_RUNPATH */
 	/*
-	 * Write DT_RPATH. Without it the file keeps the tag it had; a file
-	 * that had none gets DT_RUNPATH.
+	 * Write DT_RPATH. Without it the search path is written as
+	 * DT_RUNPATH, converting a DT_RPATH, as patchelf does.
 	 */
 	bool force_rpath;
 	const char *set_soname;
@@ -73,7 +73,7 @@ int kw_patch_file(const char *in, const char *out, const struct kw_patch_ops *op
 
 /*
  * The RPATH/RUNPATH of path with only the entries that hold one of its
- * DT_NEEDED libraries (a compatible ELF file). $ORIGIN is expanded against
+ * DT_NEEDED libraries (a compatible ELF file) that no earlier entry holds. $ORIGIN is expanded against
  * the file's directory; entries that do not start with one of prefixes (if
  * any are given) are dropped too. Result in *out (free()).
  */

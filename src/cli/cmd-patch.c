@@ -20,7 +20,7 @@ enum {
 };
 
 static const struct kw_opt_help helps[] = {
-	{ { "set-rpath", required_argument, NULL, OPT_SET_RPATH }, "PATH", "set the search path (DT_RUNPATH unless the file uses DT_RPATH)" },
+	{ { "set-rpath", required_argument, NULL, OPT_SET_RPATH }, "PATH", "set the search path (DT_RUNPATH, DT_RPATH with --force-rpath)" },
 	{ { "add-rpath", required_argument, NULL, OPT_ADD_RPATH }, "PATH", "append entries to the search path" },
 	{ { "remove-rpath", no_argument, NULL, OPT_REMOVE_RPATH }, NULL, "remove DT_RPATH and DT_RUNPATH" },
 	{ { "force-rpath", no_argument, NULL, OPT_FORCE_RPATH }, NULL, "write DT_RPATH (inherited by dependencies) instead of DT_RUNPATH" },

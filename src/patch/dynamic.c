@@ -192,7 +192,13 @@ int plan_apply_ops(struct plan *p, const struct kw_patch_ops *ops, struct kw_err
 	if (ops->set_rpath || ops->n_add_rpath || ops->remove_rpath || ops->force_rpath) {
 		long rp = plan_find_tag(p, DT_RPATH), rn = plan_find_tag(p, DT_RUNPATH);
 		const char *cur = rn >= 0 ? p->e[rn].str : rp >= 0 ? p->e[rp].str : NULL;
-		int64_t tag = ops->force_rpath ? DT_RPATH : rn >= 0 ? DT_RUNPATH : rp >= 0 ? DT_RPATH : DT_RUNPATH;
+		/*
+		 * As patchelf does: a search path written is DT_RUNPATH unless
+		 * DT_RPATH is asked for, so a DT_RPATH file is converted. DT_RPATH
+		 * also applies to the object's dependencies and cannot be overridden
+		 * by LD_LIBRARY_PATH, which is rarely what an edit means.
+		 */
+		int64_t tag = ops->force_rpath ? DT_RPATH : DT_RUNPATH;
 		size_t len = 0, at;
 		long j;
 
@@ -224,12 +230,12 @@ int plan_apply_ops(struct plan *p, const struct kw_patch_ops *ops, struct kw_err
 		 * Keep the entry in place (and its string, if equal) when tag and
 		 * value stay; a repeated entry is rebuilt as one.
 		 */
-		if (tag == DT_RUNPATH && rn >= 0 && rp < 0 && !ops->remove_rpath && count_tag(p, DT_RUNPATH) == 1) {
-			set_str(&p->e[rn], p->rpath_buf);
-			return 0;
-		}
-		if (tag == DT_RPATH && rp >= 0 && rn < 0 && !ops->remove_rpath && count_tag(p, DT_RPATH) == 1) {
-			set_str(&p->e[rp], p->rpath_buf);
+		if (!ops->remove_rpath && (rn < 0) != (rp < 0) &&
+		    count_tag(p, DT_RUNPATH) + count_tag(p, DT_RPATH) == 1) {
+			struct ent *e = &p->e[rn >= 0 ? rn : rp];
+
+			e->tag = tag;
+			set_str(e, p->rpath_buf);
 			return 0;
 		}
 		at = p->n;

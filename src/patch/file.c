@@ -271,6 +271,7 @@ int kw_patch_shrunk_rpath(struct kw_ctx *ctx, const char *path, const char *cons
 	struct kw_elf_info *info = NULL;
 	const char *cur;
 	char *copy = NULL, *result = NULL, *origin = NULL, *save = NULL, *tok;
+	bool *found = NULL; /* needed[i] is provided by an entry kept already */
 	size_t used = 0, i;
 	int rc;
 
@@ -283,7 +284,8 @@ int kw_patch_shrunk_rpath(struct kw_ctx *ctx, const char *path, const char *cons
 	copy = kw_strdup(cur);
 	result = kw_calloc(1, strlen(cur) + 1);
 	origin = dir_of(path);
-	if (!copy || !result || !origin) {
+	found = kw_calloc(info->n_needed + 1, sizeof(*found));
+	if (!copy || !result || !origin || !found) {
 		rc = kw_error_set(err, KW_ENOMEM, "out of memory");
 		goto out;
 	}
@@ -306,9 +308,17 @@ int kw_patch_shrunk_rpath(struct kw_ctx *ctx, const char *path, const char *cons
 			rc = kw_error_set(err, KW_ENOMEM, "out of memory");
 			goto out;
 		}
+		/*
+		 * Kept only if it provides a library no earlier entry did: the
+		 * loader stops at the first directory that has it, so a later one
+		 * is never searched for that library.
+		 */
 		keep = false;
-		for (i = 0; i < info->n_needed && !keep; i++) {
-			keep = holds(dir, info->needed[i], info);
+		for (i = 0; i < info->n_needed; i++) {
+			if (!found[i] && holds(dir, info->needed[i], info)) {
+				found[i] = true;
+				keep = true;
+			}
 		}
 		free(dir);
 		if (keep) {
@@ -327,6 +337,7 @@ out:
 	free(copy);
 	free(result);
 	free(origin);
+	free(found);
 	kw_elf_info_free(info);
 	return rc;
 }

@@ -106,11 +106,52 @@ def files_section(tmp, lib):
     check(r.returncode == 2 and "not a regular file" in r.stderr and os.path.isdir(d), "-o to a directory refused")
 
 
+def dyn_tags(p):
+    return re.findall(r"\((RPATH|RUNPATH)\)\s+Library (?:rpath|runpath): \[(.*)\]", readelf_d(p))
+
+
+def rpath_section(tmp):
+    # A library linked with DT_RPATH: --set-rpath writes DT_RUNPATH, as patchelf does.
+    old = build_lib(tmp, "librp.so", ["-Wl,--disable-new-dtags,-rpath,/old/rpath"])
+    check(dyn_tags(old) == [("RPATH", "/old/rpath")], "fixture has DT_RPATH only")
+    for args, want in ((["--set-rpath", "/new"], [("RUNPATH", "/new")]),
+                       (["--set-rpath", "/a/much/longer/path" * 20], [("RUNPATH", "/a/much/longer/path" * 20)]),
+                       (["--add-rpath", "/more"], [("RUNPATH", "/old/rpath:/more")]),
+                       (["--remove-rpath", "--set-rpath", "/r"], [("RUNPATH", "/r")]),
+                       (["--force-rpath", "--set-rpath", "/f"], [("RPATH", "/f")])):
+        out = os.path.join(tmp, "rp-out.so")
+        r = kw(*args, "-o", out, old)
+        got = dyn_tags(out)
+        check(r.returncode == 0 and got == want and elflint_clean(out), f"{' '.join(args)[:40]} on DT_RPATH: {got}")
+    runp = build_lib(tmp, "librn.so", ["-Wl,--enable-new-dtags,-rpath,/old/runpath"])
+    out = os.path.join(tmp, "rn-out.so")
+    r = kw("--force-rpath", "--set-rpath", "/f", "-o", out, runp)
+    check(r.returncode == 0 and dyn_tags(out) == [("RPATH", "/f")], "--force-rpath turns DT_RUNPATH into DT_RPATH")
+
+    # --shrink-rpath: each library counts in the first directory that provides it only.
+    z = None
+    for d in ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64"):
+        if os.path.exists(os.path.join(d, "libz.so.1")):
+            z = os.path.realpath(os.path.join(d, "libz.so.1"))
+            break
+    dirs = [os.path.join(tmp, n) for n in ("first", "empty", "second")]
+    for d in dirs:
+        os.makedirs(d)
+    for d in (dirs[0], dirs[2]):
+        shutil.copy(z, os.path.join(d, "libz.so.1"))
+    lib = build_lib(tmp, "libshrink.so", ["-Wl,-rpath," + ":".join(dirs)])
+    r = kw("--shrink-rpath", lib)
+    got = dyn_tags(lib)
+    check(r.returncode == 0 and got == [("RUNPATH", dirs[0])],
+          f"--shrink-rpath keeps only the first directory providing libz ({got})")
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="kwheel-patch-defects-")
     try:
         lib = build_lib(tmp, "libkwfix.so")
         files_section(tmp, lib)
+        rpath_section(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"{len(failures)} failures")

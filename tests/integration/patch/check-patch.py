@@ -136,10 +136,11 @@ def expected(dyn, name, args):
         keep.insert(min(at, len(keep)), (tag, value))
         out = keep
 
+    # A search path written is DT_RUNPATH without --force-rpath, a DT_RPATH converted (as patchelf does).
     if name.startswith("set-rpath"):
-        set_path(args[1], path_tag)
+        set_path(args[1], "RUNPATH")
     elif name == "add-rpath":
-        set_path((cur + ":" if cur else "") + args[1], path_tag)
+        set_path((cur + ":" if cur else "") + args[1], "RUNPATH")
     elif name == "remove-rpath":
         set_path(None, path_tag)
     elif name == "force-rpath":
@@ -166,10 +167,12 @@ def expected(dyn, name, args):
 
 
 def comparable(ents):
-    """patchelf turns DT_RPATH into DT_RUNPATH on --set-rpath and orders new entries its own way."""
+    """patchelf orders new entries its own way; the tags and their values must agree."""
     needed = [v for t, v in ents if t == "NEEDED"]
     soname = [v for t, v in ents if t == "SONAME"]
-    path = [v for t, v in ents if t in ("RPATH", "RUNPATH")]
+    # The search path the loader uses: DT_RUNPATH if there is one (patchelf may keep a DT_RPATH beside it).
+    runpath = [("RUNPATH", v) for t, v in ents if t == "RUNPATH"]
+    path = runpath or [("RPATH", v) for t, v in ents if t == "RPATH"]
     return needed, soname, path
 
 
