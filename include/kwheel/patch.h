@@ -40,7 +40,8 @@ struct kw_patch_ops {
 /* What a rewrite did, for reports and tests. */
 struct kw_patch_result {
 	bool changed;          /* any byte differs */
-	bool grew;             /* a new PT_LOAD was appended */
+	bool grew;             /* bytes were appended, in a new PT_LOAD or the last one grown */
+	bool extended;         /* grew by growing the last PT_LOAD (no new program header) */
 	bool moved_dynamic;    /* .dynamic was rebuilt in the new segment */
 	bool moved_dynstr;     /* .dynstr was rebuilt in the new segment */
 	size_t in_place;       /* strings written over their old bytes */

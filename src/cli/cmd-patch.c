@@ -125,7 +125,7 @@ static int patch_one(struct kw_ctx *ctx, const char *path, struct args *a)
 	rc = kw_patch_file(path, a->output, &ops, &res, &err);
 	if (rc == 0 && a->verbose) {
 		fprintf(stderr, "%s: %s%s%s\n", a->output ? a->output : path,
-			!res.changed ? "unchanged" : res.grew ? "grown by a new segment" : "edited in place",
+			!res.changed ? "unchanged" : res.extended ? "grown, last segment extended" : res.grew ? "grown by a new segment" : "edited in place",
 			res.moved_dynstr ? ", new .dynstr" : "", res.moved_dynamic ? ", new .dynamic" : "");
 	}
 	kw_patch_result_release(&res);

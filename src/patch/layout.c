@@ -156,197 +156,459 @@ static uint64_t largest_symbol(const struct img *im)
 	return max;
 }
 
-int plan_build(struct plan *p, struct kw_patch_result *res, struct kw_error *err)
+/*
+ * Where a growing edit puts its new bytes. They start at file offset seg_off,
+ * which the segment maps at vaddr; every *_at is a file offset among them.
+ */
+struct growth {
+	long ext;            /* the PT_LOAD that grows to hold them, or -1: a new one follows last_load */
+	size_t last_load;    /* the last PT_LOAD in table order */
+	size_t nph;          /* program headers after the edit */
+	bool keep_phdrs;     /* the table stays at e_phoff (grown there if nph grew) */
+	bool str_in_place;   /* .dynstr ends the file: new strings are appended to it where it is */
+	uint64_t seg_off, vaddr, align, end;
+	uint64_t phdr_at, dyn_at, str_at, moved_at;
+	uint64_t mv_off, mv_len; /* bytes moved out of the way of the grown table (interpreter path, notes) */
+	uint64_t mv_vaddr;       /* their old address */
+	uint64_t dyn_cap;
+};
+
+static uint64_t gva(const struct growth *g, uint64_t off)
 {
-	struct img *im = &p->im;
-	size_t des = img_dynentsize(im), pes = img_phentsize(im), ses = img_shentsize(im), i, k;
-	bool need_dynstr = p->n_append > 0, need_dyn = p->n + 1 > im->dyn_cap;
-	uint64_t new_str_size = im->str_size + p->n_append;
-	unsigned char *strdst;
-	unsigned char *tail = NULL;
-	size_t tail_len = 0;
+	return g->vaddr + (off - g->seg_off);
+}
 
-	memset(res, 0, sizeof(*res));
-	if (need_dynstr || need_dyn) {
-		uint64_t maxalign = 1, maxend = 0, first_delta = 0, seg_off, vaddr, phdr_at, str_at = 0, dyn_at = 0,
-			 seg_size, dyn_cap = p->n + 1 + DYN_SLACK;
-		bool first = true, has_interp = false;
-		size_t nph = im->phnum + 1u, last_load = 0;
-		struct kw_elf_phdr *ph;
+static bool ranges_meet(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
+{
+	return alen && blen && a < b + blen && b < a + alen;
+}
 
+static bool movable_type(uint32_t type)
+{
+	return type == PT_INTERP || type == PT_NOTE || type == PT_GNU_PROPERTY;
+}
+
+/*
+ * Room for one more program header right after the table, in an executable:
+ * there the table cannot move (see plan_growth), so what follows it moves
+ * instead. Only the interpreter path and notes are moved, which nothing but
+ * their program and section headers point at; anything else in the way (a
+ * table the loader reads, a section of another kind) and the answer is no.
+ * On yes, [*off, *off + *len) is the block to move (possibly empty).
+ */
+static bool room_for_phdr(const struct img *im, uint64_t *off, uint64_t *len, uint64_t *vaddr)
+{
+	uint64_t pes = img_phentsize(im), a = im->phoff + (uint64_t)im->phnum * pes, b = a + pes, lo = a, hi = a, top;
+	const struct kw_elf_phdr *f = NULL;
+	bool grew = true;
+	size_t i;
+
+	for (i = 0; i < im->phnum && !f; i++) {
+		const struct kw_elf_phdr *q = &im->ph[i];
+
+		if (q->type == PT_LOAD && q->offset <= im->phoff && b <= im->len && b - q->offset <= q->filesz) {
+			f = q;
+		}
+	}
+	if (!f) {
+		return false;
+	}
+	/* The block: every movable segment meeting [a, b), and whatever movable segment meets those. */
+	while (grew) {
+		grew = false;
 		for (i = 0; i < im->phnum; i++) {
 			const struct kw_elf_phdr *q = &im->ph[i];
 
-			has_interp |= q->type == PT_INTERP;
-			if (q->type != PT_LOAD) {
+			if (!movable_type(q->type) || q->filesz == 0 || q->offset > im->len || q->filesz > im->len - q->offset ||
+			    !ranges_meet(q->offset, q->filesz, lo, hi > b ? hi - lo : b - lo)) {
 				continue;
 			}
-			last_load = i;
-			if (q->align > maxalign) {
-				maxalign = q->align;
+			if (q->offset < a) {
+				return false;
 			}
-			if (q->vaddr + q->memsz > maxend) {
-				maxend = q->vaddr + q->memsz;
+			if (lo == a && hi == a) {
+				lo = q->offset;
+				hi = q->offset + q->filesz;
+				grew = true;
 			}
-			if (first) {
-				first_delta = q->vaddr - q->offset;
-				first = false;
+			if (q->offset < lo) {
+				lo = q->offset;
+				grew = true;
 			}
+			if (q->offset + q->filesz > hi) {
+				hi = q->offset + q->filesz;
+				grew = true;
+			}
+		}
+	}
+	top = hi > b ? hi : b;
+	if (top - f->offset > f->filesz) {
+		return false;
+	}
+	/* Nothing else may lie in [a, top): no other segment, loader table, header or section. */
+	for (i = 0; i < im->phnum; i++) {
+		const struct kw_elf_phdr *q = &im->ph[i];
+
+		if (q->type != PT_LOAD && q->type != PT_PHDR && !movable_type(q->type) &&
+		    ranges_meet(q->offset, q->filesz, a, top - a)) {
+			return false;
+		}
+		if (movable_type(q->type) && ranges_meet(q->offset, q->filesz, a, top - a) &&
+		    (q->offset < lo || q->offset + q->filesz > hi)) {
+			return false;
+		}
+	}
+	if (img_table_hit(im, a, top - a, IMG_TAB_INTERP) != DT_NULL || img_hits_headers(im, a, top - a) ||
+	    ranges_meet(im->str_off, im->str_size, a, top - a)) {
+		return false;
+	}
+	for (i = 0; im->sh && i < im->shnum; i++) {
+		const struct kw_elf_shdr *s = &im->sh[i];
+
+		if (s->type == SHT_NOBITS || s->size == 0 || !ranges_meet(s->offset, s->size, a, top - a)) {
+			continue;
+		}
+		if (!(s->flags & SHF_ALLOC) || s->offset < lo || s->offset + s->size > hi ||
+		    (s->type != SHT_NOTE && s->type != SHT_PROGBITS)) {
+			return false;
+		}
+	}
+	*off = lo;
+	*len = hi - lo;
+	*vaddr = f->vaddr + (lo - f->offset);
+	return true;
+}
+
+/* Decide where the new bytes go (see struct growth). Nothing is written. */
+static int plan_growth(struct plan *p, bool need_dynstr, bool need_dyn, struct growth *g, struct kw_error *err)
+{
+	struct img *im = &p->im;
+	uint64_t maxalign = 1, maxend = 0, first_delta = 0, pos, new_str_size = im->str_size + p->n_append;
+	size_t pes = img_phentsize(im), des = img_dynentsize(im), i, top = 0;
+	bool first = true, has_interp = false;
+	const struct kw_elf_phdr *l;
+
+	memset(g, 0, sizeof(*g));
+	g->ext = -1;
+	g->dyn_cap = p->n + 1 + DYN_SLACK;
+	for (i = 0; i < im->phnum; i++) {
+		const struct kw_elf_phdr *q = &im->ph[i];
+
+		has_interp |= q->type == PT_INTERP;
+		if (q->type != PT_LOAD) {
+			continue;
+		}
+		g->last_load = i;
+		if (q->align > maxalign) {
+			maxalign = q->align;
+		}
+		if (q->vaddr + q->memsz > maxend) {
+			maxend = q->vaddr + q->memsz;
+			top = i;
 		}
 		if (first) {
-			return kw_error_set(err, KW_EFORMAT, "'%s': no PT_LOAD segment", im->name);
+			first_delta = q->vaddr - q->offset;
+			first = false;
 		}
-		if (maxalign & (maxalign - 1)) {
-			return kw_error_set(err, KW_EFORMAT, "'%s': p_align %llu is not a power of two", im->name,
-					    (unsigned long long)maxalign);
-		}
-		if (maxend > UINT64_MAX / 2) {
-			return kw_error_set(err, KW_ELIMIT, "'%s': no address space left for a new segment", im->name);
-		}
-		/*
-		 * Leave a gap of the largest dynamic symbol's size after the last
-		 * segment: it costs only address space, and eu-elflint takes a
-		 * relocation to cover its symbol's size when it checks that no
-		 * relocation touches a read-only segment.
-		 */
-		maxend += largest_symbol(im);
-		seg_off = align_up(im->len, 16);
-		vaddr = align_up(maxend, maxalign) + seg_off % maxalign;
-		if (has_interp && vaddr - seg_off != first_delta) {
-			/*
-			 * Kernels before 5.18 put AT_PHDR at load base + e_phoff, so in an
-			 * executable the table's address must be its offset plus the
-			 * first segment's delta, even if that costs padding.
-			 */
-			uint64_t lo = align_up(maxend, maxalign);
-
-			seg_off = lo > first_delta ? lo - first_delta : 0;
-			if (seg_off < align_up(im->len, 16)) {
-				seg_off = align_up(align_up(im->len, 16), maxalign) + (seg_off % maxalign);
-				if (seg_off < im->len) {
-					seg_off += maxalign;
-				}
-			}
-			vaddr = seg_off + first_delta;
-		}
-		/* vaddr below maxend: a huge p_align wrapped the rounding. */
-		if (vaddr < maxend || vaddr > UINT64_MAX / 2 || (!im->is64 && vaddr + 0x100000 > UINT32_MAX)) {
-			return kw_error_set(err, KW_ELIMIT, "'%s': no address space left for a new segment", im->name);
-		}
-		if (seg_off < im->len || seg_off - im->len > MAX_TAIL_PAD) {
-			return kw_error_set(err, KW_ELIMIT, "'%s': new segment would need %llu bytes of padding",
-					    im->name, (unsigned long long)(seg_off - im->len));
-		}
-		phdr_at = 0;
-		seg_size = nph * pes;
-		if (need_dynstr) {
-			str_at = seg_size;
-			seg_size += new_str_size;
+	}
+	if (first) {
+		return kw_error_set(err, KW_EFORMAT, "'%s': no PT_LOAD segment", im->name);
+	}
+	if (maxalign & (maxalign - 1)) {
+		return kw_error_set(err, KW_EFORMAT, "'%s': p_align %llu is not a power of two", im->name,
+				    (unsigned long long)maxalign);
+	}
+	if (maxend > UINT64_MAX / 2) {
+		return kw_error_set(err, KW_ELIMIT, "'%s': no address space left for a new segment", im->name);
+	}
+	g->align = maxalign;
+	l = &im->ph[g->last_load];
+	/*
+	 * A last segment that ends the file, in memory too (no .bss), and holds
+	 * no code is grown rather than joined by another: it is the one an
+	 * earlier growing edit added, mostly, and successive edits then cost
+	 * no program header each.
+	 */
+	if (top == g->last_load && l->filesz == l->memsz && l->offset <= im->len && l->filesz == im->len - l->offset &&
+	    !(l->flags & PF_X)) {
+		g->ext = (long)g->last_load;
+		g->nph = im->phnum;
+		g->keep_phdrs = true;
+		g->seg_off = im->len;
+		g->vaddr = l->vaddr + l->filesz;
+		g->str_in_place = need_dynstr && im->str_off >= l->offset && im->str_off + im->str_size == im->len;
+		pos = g->seg_off;
+		if (g->str_in_place) {
+			g->str_at = pos;
+			pos += p->n_append;
 		}
 		if (need_dyn) {
-			seg_size = align_up(seg_size, img_word(im));
-			dyn_at = seg_size;
-			seg_size += dyn_cap * des;
+			pos = align_up(pos, 16);
+			g->dyn_at = pos;
+			pos += g->dyn_cap * des;
 		}
-		tail_len = seg_off - im->len + seg_size;
-		tail = kw_calloc(1, tail_len);
-		if (!tail) {
-			return plan_oom(err);
+		if (need_dynstr && !g->str_in_place) {
+			g->str_at = pos;
+			pos += new_str_size;
 		}
-		/* From here on nothing fails: write. */
-		ph = kw_calloc(nph, sizeof(*ph));
-		if (!ph) {
-			free(tail);
-			return plan_oom(err);
+		g->end = pos;
+		if (g->vaddr > UINT64_MAX / 2 || (!im->is64 && gva(g, g->end) > UINT32_MAX)) {
+			return kw_error_set(err, KW_ELIMIT, "'%s': no address space left for a new segment", im->name);
 		}
-		{
-			unsigned char *seg = tail + (seg_off - im->len);
-			struct kw_elf_phdr load = { .type = PT_LOAD, .flags = PF_R | (need_dyn ? PF_W : 0), .offset = seg_off,
-					   .vaddr = vaddr, .paddr = vaddr, .filesz = seg_size, .memsz = seg_size,
-					   .align = maxalign };
+		return 0;
+	}
+	g->nph = im->phnum + 1u;
+	/*
+	 * Leave a gap of the largest dynamic symbol's size after the last
+	 * segment: it costs only address space, and eu-elflint takes a
+	 * relocation to cover its symbol's size when it checks that no
+	 * relocation touches a read-only segment.
+	 */
+	maxend += largest_symbol(im);
+	g->seg_off = align_up(im->len, 16);
+	g->vaddr = align_up(maxend, maxalign) + g->seg_off % maxalign;
+	pos = g->seg_off;
+	if (has_interp && room_for_phdr(im, &g->mv_off, &g->mv_len, &g->mv_vaddr)) {
+		/*
+		 * Kernels before 5.18 put AT_PHDR at the first PT_LOAD's
+		 * p_vaddr - p_offset + e_phoff, wherever PT_PHDR says the table is;
+		 * glibc takes the load bias from AT_PHDR and PT_PHDR. So in an
+		 * executable the table stays where it is, in the first segment, and
+		 * grows there over the interpreter path and notes, which move to the
+		 * new segment (the kernel reads PT_INTERP by file offset, ld.so reads
+		 * it and the notes through their program headers). The new segment
+		 * may then lie anywhere, and the file grows by what it holds, not by
+		 * the size of .bss.
+		 */
+		g->keep_phdrs = true;
+		g->moved_at = pos + g->mv_off % 16;
+		pos = g->moved_at + g->mv_len;
+	} else if (has_interp) {
+		/*
+		 * Nothing movable makes room: the table moves, and for the kernels
+		 * above its address must be its offset plus the first segment's
+		 * delta, even if that costs padding.
+		 */
+		if (g->vaddr - g->seg_off != first_delta) {
+			uint64_t lo = align_up(maxend, maxalign);
 
-			for (i = 0, k = 0; i < im->phnum; i++) {
-				ph[k] = im->ph[i];
-				if (ph[k].type == PT_PHDR) {
-					ph[k].offset = seg_off + phdr_at;
-					ph[k].vaddr = ph[k].paddr = vaddr + phdr_at;
-					ph[k].filesz = ph[k].memsz = nph * pes;
-				}
-				if (ph[k].type == PT_DYNAMIC && need_dyn) {
-					ph[k].offset = seg_off + dyn_at;
-					ph[k].vaddr = ph[k].paddr = vaddr + dyn_at;
-					ph[k].filesz = ph[k].memsz = dyn_cap * des;
-				}
-				k++;
-				if (i == last_load) {
-					ph[k++] = load;
+			g->seg_off = lo > first_delta ? lo - first_delta : 0;
+			if (g->seg_off < align_up(im->len, 16)) {
+				g->seg_off = align_up(align_up(im->len, 16), maxalign) + (g->seg_off % maxalign);
+				if (g->seg_off < im->len) {
+					g->seg_off += maxalign;
 				}
 			}
-			for (i = 0; i < nph; i++) {
-				img_put_ph(im, seg + phdr_at + i * pes, &ph[i]);
+			g->vaddr = g->seg_off + first_delta;
+		}
+		pos = g->seg_off;
+	}
+	/* vaddr below maxend: a huge p_align wrapped the rounding. */
+	if (g->vaddr < maxend || g->vaddr > UINT64_MAX / 2 || (!im->is64 && g->vaddr + 0x100000 > UINT32_MAX)) {
+		return kw_error_set(err, KW_ELIMIT, "'%s': no address space left for a new segment", im->name);
+	}
+	if (g->seg_off < im->len || g->seg_off - im->len > MAX_TAIL_PAD) {
+		return kw_error_set(err, KW_ELIMIT, "'%s': new segment would need %llu bytes of padding", im->name,
+				    (unsigned long long)(g->seg_off - im->len));
+	}
+	if (!g->keep_phdrs) {
+		g->phdr_at = pos;
+		pos += g->nph * pes;
+	}
+	/* .dynstr last, so that the next edit can append to it where it is. */
+	if (need_dyn) {
+		pos = align_up(pos, 16);
+		g->dyn_at = pos;
+		pos += g->dyn_cap * des;
+	}
+	if (need_dynstr) {
+		g->str_at = pos;
+		pos += new_str_size;
+	}
+	g->end = pos;
+	return 0;
+}
+
+/* Move the block room_for_phdr found, and the program and section headers that describe it. */
+static void move_block(struct img *im, const struct growth *g, unsigned char *tail, struct kw_elf_phdr *ph, size_t nph)
+{
+	size_t ses = img_shentsize(im), i;
+	uint64_t dv = gva(g, g->moved_at) - g->mv_vaddr;
+
+	if (g->mv_len == 0) {
+		return;
+	}
+	memcpy(tail + (g->moved_at - im->len), im->b + g->mv_off, g->mv_len);
+	for (i = 0; i < nph; i++) {
+		if (movable_type(ph[i].type) && ph[i].filesz && ph[i].offset >= g->mv_off &&
+		    ph[i].offset - g->mv_off < g->mv_len) {
+			ph[i].offset += g->moved_at - g->mv_off;
+			ph[i].vaddr += dv;
+			ph[i].paddr += dv;
+		}
+	}
+	for (i = 0; im->sh && i < im->shnum; i++) {
+		struct kw_elf_shdr s = im->sh[i];
+
+		if (s.type == SHT_NOBITS || s.size == 0 || !(s.flags & SHF_ALLOC) || s.offset < g->mv_off ||
+		    s.offset - g->mv_off >= g->mv_len) {
+			continue;
+		}
+		s.offset += g->moved_at - g->mv_off;
+		s.addr += dv;
+		img_put_sh(im, im->b + im->shoff + i * ses, &s);
+		move_section_symbols(im, (long)i, im->sh[i].addr, im->sh[i].size, s.addr);
+	}
+	memset(im->b + g->mv_off, 0, g->mv_len);
+}
+
+/* Write the new bytes planned in g: program headers, moved block, .dynamic, .dynstr. */
+static int write_growth(struct plan *p, const struct growth *g, bool need_dynstr, bool need_dyn, unsigned char **tailp,
+			size_t *tail_len, unsigned char **strdst, struct kw_error *err)
+{
+	struct img *im = &p->im;
+	size_t des = img_dynentsize(im), pes = img_phentsize(im), ses = img_shentsize(im), i, k;
+	uint64_t new_str_size = im->str_size + p->n_append, dyn_size = g->dyn_cap * des;
+	uint64_t phdr_off = g->keep_phdrs ? im->phoff : g->phdr_at;
+	struct kw_elf_phdr *ph;
+	unsigned char *tail;
+
+	*tail_len = g->end - im->len;
+	tail = kw_calloc(1, *tail_len ? *tail_len : 1);
+	ph = kw_calloc(g->nph, sizeof(*ph));
+	if (!tail || !ph) {
+		free(tail);
+		free(ph);
+		return plan_oom(err);
+	}
+	/* From here on nothing fails: write. */
+	for (i = 0, k = 0; i < im->phnum; i++) {
+		ph[k] = im->ph[i];
+		if (ph[k].type == PT_PHDR) {
+			ph[k].offset = phdr_off;
+			ph[k].vaddr = ph[k].paddr = g->keep_phdrs ? im->ph[i].vaddr : gva(g, g->phdr_at);
+			ph[k].filesz = ph[k].memsz = g->nph * pes;
+		}
+		if (ph[k].type == PT_DYNAMIC && need_dyn) {
+			ph[k].offset = g->dyn_at;
+			ph[k].vaddr = ph[k].paddr = gva(g, g->dyn_at);
+			ph[k].filesz = ph[k].memsz = dyn_size;
+		}
+		if ((long)i == g->ext) {
+			ph[k].filesz = ph[k].memsz = g->end - ph[k].offset;
+			ph[k].flags |= need_dyn ? PF_W : 0;
+		}
+		k++;
+		if (g->ext < 0 && i == g->last_load) {
+			struct kw_elf_phdr load = { .type = PT_LOAD, .flags = PF_R | (need_dyn ? PF_W : 0), .offset = g->seg_off,
+						    .vaddr = g->vaddr, .paddr = g->vaddr, .filesz = g->end - g->seg_off,
+						    .memsz = g->end - g->seg_off, .align = g->align };
+
+			ph[k++] = load;
+		}
+	}
+	if (g->keep_phdrs) {
+		move_block(im, g, tail, ph, g->nph);
+	}
+	for (i = 0; i < g->nph; i++) {
+		unsigned char *at = phdr_off >= im->len ? tail + (phdr_off - im->len) : im->b + phdr_off;
+
+		img_put_ph(im, at + i * pes, &ph[i]);
+	}
+	free(ph);
+	if (need_dynstr) {
+		unsigned char *s = tail + (g->str_at - im->len);
+
+		if (g->str_in_place) {
+			memcpy(s, p->append, p->n_append);
+		} else {
+			memcpy(s, im->b + im->str_off, im->str_size);
+			memcpy(s + im->str_size, p->append, p->n_append);
+		}
+		for (i = 0; i < p->n; i++) {
+			if (p->e[i].tag == DT_STRTAB && !g->str_in_place) {
+				p->e[i].val = gva(g, g->str_at);
+			} else if (p->e[i].tag == DT_STRSZ) {
+				p->e[i].val = new_str_size;
 			}
-			free(ph);
-			if (need_dynstr) {
-				memcpy(seg + str_at, im->b + im->str_off, im->str_size);
-				memcpy(seg + str_at + im->str_size, p->append, p->n_append);
-				for (i = 0; i < p->n; i++) {
-					if (p->e[i].tag == DT_STRTAB) {
-						p->e[i].val = vaddr + str_at;
-					} else if (p->e[i].tag == DT_STRSZ) {
-						p->e[i].val = new_str_size;
-					}
-				}
+		}
+	}
+	*strdst = need_dynstr && !g->str_in_place ? tail + (g->str_at - im->len) : im->b + im->str_off;
+	if (need_dyn) {
+		unsigned char *d0 = tail + (g->dyn_at - im->len);
+		struct kw_elf_dyn z = { DT_NULL, 0 };
+
+		for (i = 0; i < p->n; i++) {
+			struct kw_elf_dyn d = { p->e[i].tag, p->e[i].val };
+
+			if (im->machine == EM_MIPS && d.tag == DT_MIPS_RLD_MAP_REL) {
+				/* Relative to the entry's own address, which moved. */
+				uint64_t old_at = im->ph[im->dyn_ph].vaddr + i * des;
+
+				d.val += old_at - (gva(g, g->dyn_at) + i * des);
 			}
-			strdst = need_dynstr ? seg + str_at : im->b + im->str_off;
-			if (need_dyn) {
-				struct kw_elf_dyn z = { DT_NULL, 0 };
+			img_put_dyn(im, d0 + i * des, &d);
+		}
+		for (; i < g->dyn_cap; i++) {
+			img_put_dyn(im, d0 + i * des, &z);
+		}
+	}
+	/* ELF header: where the table is and how many entries it has. */
+	img_wr(im, im->b + (im->is64 ? 32 : 28), img_word(im), phdr_off);
+	img_wr(im, im->b + (im->is64 ? 56 : 44), 2, g->nph);
+	if (im->sh) {
+		if (need_dynstr && im->sh_dynstr >= 0) {
+			struct kw_elf_shdr s = im->sh[im->sh_dynstr];
 
-				for (i = 0; i < p->n; i++) {
-					struct kw_elf_dyn d = { p->e[i].tag, p->e[i].val };
-
-					if (im->machine == EM_MIPS && d.tag == DT_MIPS_RLD_MAP_REL) {
-						/* Relative to the entry's own address, which moved. */
-						uint64_t old_at = im->ph[im->dyn_ph].vaddr + i * des;
-
-						d.val += old_at - (vaddr + dyn_at + i * des);
-					}
-					img_put_dyn(im, seg + dyn_at + i * des, &d);
-				}
-				for (; i < dyn_cap; i++) {
-					img_put_dyn(im, seg + dyn_at + i * des, &z);
-				}
+			s.size = new_str_size;
+			if (!g->str_in_place) {
+				s.offset = g->str_at;
+				s.addr = gva(g, g->str_at);
 			}
-			/* ELF header: the table moved and has one more entry. */
-			img_wr(im, im->b + (im->is64 ? 32 : 28), img_word(im), seg_off + phdr_at);
-			img_wr(im, im->b + (im->is64 ? 56 : 44), 2, nph);
-			if (im->sh) {
-				if (need_dynstr && im->sh_dynstr >= 0) {
-					struct kw_elf_shdr s = im->sh[im->sh_dynstr];
+			img_put_sh(im, im->b + im->shoff + (size_t)im->sh_dynstr * ses, &s);
+			move_section_symbols(im, im->sh_dynstr, im->sh[im->sh_dynstr].addr, im->sh[im->sh_dynstr].size,
+					     s.addr);
+		}
+		if (need_dyn && im->sh_dynamic >= 0) {
+			struct kw_elf_shdr s = im->sh[im->sh_dynamic];
 
-					s.offset = seg_off + str_at;
-					s.addr = vaddr + str_at;
-					s.size = new_str_size;
-					img_put_sh(im, im->b + im->shoff + (size_t)im->sh_dynstr * ses, &s);
-					move_section_symbols(im, im->sh_dynstr, im->sh[im->sh_dynstr].addr,
-							     im->sh[im->sh_dynstr].size, s.addr);
-				}
-				if (need_dyn && im->sh_dynamic >= 0) {
-					struct kw_elf_shdr s = im->sh[im->sh_dynamic];
+			s.offset = g->dyn_at;
+			s.addr = gva(g, g->dyn_at);
+			s.size = dyn_size;
+			img_put_sh(im, im->b + im->shoff + (size_t)im->sh_dynamic * ses, &s);
+			move_section_symbols(im, im->sh_dynamic, im->sh[im->sh_dynamic].addr, im->sh[im->sh_dynamic].size,
+					     s.addr);
+		}
+	}
+	*tailp = tail;
+	return 0;
+}
 
-					s.offset = seg_off + dyn_at;
-					s.addr = vaddr + dyn_at;
-					s.size = dyn_cap * des;
-					img_put_sh(im, im->b + im->shoff + (size_t)im->sh_dynamic * ses, &s);
-					move_section_symbols(im, im->sh_dynamic, im->sh[im->sh_dynamic].addr,
-							     im->sh[im->sh_dynamic].size, s.addr);
-				}
-			}
+int plan_build(struct plan *p, struct kw_patch_result *res, struct kw_error *err)
+{
+	struct img *im = &p->im;
+	size_t des = img_dynentsize(im), ses = img_shentsize(im), i;
+	bool need_dynstr = p->n_append > 0, need_dyn = p->n + 1 > im->dyn_cap;
+	unsigned char *strdst = im->b + im->str_off;
+	unsigned char *tail = NULL;
+	size_t tail_len = 0;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	if (need_dynstr || need_dyn) {
+		struct growth g;
+
+		rc = plan_growth(p, need_dynstr, need_dyn, &g, err);
+		if (rc == 0) {
+			rc = write_growth(p, &g, need_dynstr, need_dyn, &tail, &tail_len, &strdst, err);
+		}
+		if (rc < 0) {
+			return rc;
 		}
 		res->grew = true;
-		res->moved_dynstr = need_dynstr;
+		res->extended = g.ext >= 0;
+		res->moved_dynstr = need_dynstr && !g.str_in_place;
 		res->moved_dynamic = need_dyn;
-	} else {
-		strdst = im->b + im->str_off;
 	}
 	for (i = 0; i < p->n_sw; i++) {
 		memset(strdst + p->sw[i].off, 0, p->sw[i].len);

@@ -146,12 +146,69 @@ def rpath_section(tmp):
           f"--shrink-rpath keeps only the first directory providing libz ({got})")
 
 
+def phdrs(p):
+    """(type, offset, vaddr, filesz, memsz) of each program header, by readelf."""
+    out = []
+    for l in run(["readelf", "-lW", p]).stdout.splitlines():
+        w = l.split()
+        if len(w) >= 7 and w[1].startswith("0x") and w[2].startswith("0x"):
+            out.append((w[0], int(w[1], 16), int(w[2], 16), int(w[4], 16), int(w[5], 16)))
+    return out
+
+
+def phdr_where_old_kernels_look(p):
+    """Kernels before 5.18 take AT_PHDR as first PT_LOAD's p_vaddr - p_offset + e_phoff: PT_PHDR must agree."""
+    ph = phdrs(p)
+    load = next(h for h in ph if h[0] == "LOAD")
+    tab = next((h for h in ph if h[0] == "PHDR"), None)
+    return tab is not None and tab[2] == load[2] - load[1] + tab[1]
+
+
+def layout_section(tmp, lib):
+    # Executables with a big .bss: the file grows by what the edit adds, and the program runs.
+    for name, flags, mib in (("bss-nopie", ["-no-pie"], 16), ("bss-pie", ["-pie", "-fPIE"], 100)):
+        exe = os.path.join(tmp, name)
+        r = run(["cc", "-O1", f"-DBSS_MIB={mib}", os.path.join(SRC, "bss.c"), "-o", exe] + flags)
+        check(r.returncode == 0, f"{name} compiles " + r.stderr)
+        out = exe + ".out"
+        r = kw("-v", "--set-rpath", "/grow" * 100, "-o", out, exe)
+        ok = r.returncode == 0 and os.path.exists(out)
+        grown = os.path.getsize(out) - os.path.getsize(exe) if ok else -1
+        check(ok and 0 < grown < 4096, f"{name} ({mib} MiB .bss): grows by {grown} bytes ({r.stderr.strip()})")
+        if not ok:
+            continue
+        rr = run([out])
+        check(rr.returncode == 0 and rr.stdout == "bss 1\n", f"{name} runs after growing ({rr.stderr.strip()})")
+        check(elflint_clean(out), f"{name}: eu-elflint clean")
+        check(phdr_where_old_kernels_look(out), f"{name}: the program headers stay where pre-5.18 kernels look")
+
+    # 30 growing edits in turn: kwheel's own segment grows, one PT_LOAD in all.
+    for name, path in (("library", lib), ("executable", os.path.join(tmp, "bss-pie"))):
+        work = os.path.join(tmp, "many-" + os.path.basename(path))
+        shutil.copy(path, work)
+        before = len(loads(work))
+        rcs = [kw("--set-rpath", "/r" + "z" * (20 * i), work).returncode for i in range(1, 31)]
+        after = len(loads(work))
+        check(set(rcs) == {0} and after == before + 1,
+              f"{name}: 30 growing edits leave {after} PT_LOADs (was {before})")
+        check(elflint_clean(work), f"{name}: eu-elflint clean after 30 edits")
+        check(os.path.getsize(work) - os.path.getsize(path) < 16 * 1024,
+              f"{name}: 30 edits grew it by {os.path.getsize(work) - os.path.getsize(path)} bytes")
+        if name == "library":
+            rr = run(["/usr/bin/python3", "-c", "import ctypes,sys; print(ctypes.CDLL(sys.argv[1]).kwfix_answer())", work])
+            check(rr.stdout.strip() == "42", "library loads after 30 edits " + rr.stderr.strip())
+        else:
+            rr = run([work])
+            check(rr.returncode == 0 and phdr_where_old_kernels_look(work), "executable runs after 30 edits")
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="kwheel-patch-defects-")
     try:
         lib = build_lib(tmp, "libkwfix.so")
         files_section(tmp, lib)
         rpath_section(tmp)
+        layout_section(tmp, lib)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"{len(failures)} failures")
