@@ -16,7 +16,8 @@ struct kw_patch_replace {
 /*
  * Edits to apply to one ELF object, all in one rewrite. NULL / 0 leaves a
  * field alone. The order of application is: remove-needed, replace-needed,
- * add-needed, soname, then the search path (remove, set, add).
+ * add-needed, soname, then the search path (remove, set, add), then the
+ * flags and the headers (interpreter, OS ABI, stack).
  */
 struct kw_patch_ops {
 	const char *set_rpath;       /* new DT_RUNPATH (or DT_RPATH, see below) */
@@ -35,6 +36,14 @@ struct kw_patch_ops {
 	size_t n_add_needed;
 	const char *const *remove_needed;
 	size_t n_remove_needed;
+	const char *set_interp;      /* new PT_INTERP path (the file must have one) */
+	bool set_os_abi;             /* write os_abi to EI_OSABI */
+	uint8_t os_abi;
+	int execstack;               /* > 0: PT_GNU_STACK gets PF_X, < 0: loses it, 0: left alone */
+	bool add_debug_tag;          /* add a DT_DEBUG entry if there is none */
+	bool no_default_lib;         /* set DF_1_NODEFLIB: no default directories for this object's needs */
+	/* Alignment (power of two) of a new segment, at least; 0: the file's own largest p_align. */
+	uint64_t page_size;
 };
 
 /* What a rewrite did, for reports and tests. */
@@ -71,6 +80,15 @@ void kw_patch_result_release(struct kw_patch_result *res);
  */
 int kw_patch_file(const char *in, const char *out, const struct kw_patch_ops *ops,
 		  struct kw_patch_result *res, struct kw_error *err);
+
+/* The header fields patchelf's --print-os-abi and --print-execstack show. */
+struct kw_patch_headers {
+	uint8_t os_abi; /* EI_OSABI */
+	int execstack;  /* 1: PT_GNU_STACK has PF_X, 0: it has not, -1: there is none */
+};
+
+/* Read them from the ELF file at path into *h (written only on success). */
+int kw_patch_read_headers(const char *path, struct kw_patch_headers *h, struct kw_error *err);
 
 /*
  * The RPATH/RUNPATH of path with only the entries that hold one of its

@@ -66,6 +66,8 @@ extern const struct kw_cmd kw_cmd_show;
 extern const struct kw_cmd kw_cmd_lddtree;
 extern const struct kw_cmd kw_cmd_repair;
 extern const struct kw_cmd kw_cmd_patch;
+/* kwheel patch with patchelf's command line; main() runs it when invoked as patchelf or kwheel-patchelf. */
+extern const struct kw_cmd kw_cmd_patchelf;
 extern const struct kw_cmd kw_cmd_km;
 
 #endif

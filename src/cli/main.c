@@ -55,9 +55,17 @@ int main(int argc, char **argv)
 	int rc = KW_EXIT_USAGE;
 	const char *fail_alloc = getenv("KWHEEL_FAIL_ALLOC");
 	long fail_at = -1;
+	const char *base = argc > 0 ? strrchr(argv[0], '/') : NULL;
 	int c;
 	size_t i;
 
+	/* Called by patchelf's name (a link), it is patchelf's command line from the first word on. */
+	base = base ? base + 1 : argc > 0 ? argv[0] : "";
+	if (strcmp(base, "patchelf") == 0 || strcmp(base, "kwheel-patchelf") == 0) {
+		cmd = &kw_cmd_patchelf;
+		optind = 0;
+		goto run;
+	}
 	while ((c = getopt_long(argc, argv, "+hVvq", opts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
@@ -91,6 +99,7 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return KW_EXIT_USAGE;
 	}
+run:
 	/*
 	 * Test hook, always compiled in: KWHEEL_FAIL_ALLOC=N makes the Nth library
 	 * allocation of the command, and every later one, fail (kw_alloc_fail_at).

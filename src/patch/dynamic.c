@@ -122,6 +122,40 @@ static void set_str(struct ent *e, const char *s)
 
 /* ---- applying operations ---------------------------------------------- */
 
+#ifndef DF_1_NODEFLIB
+#define DF_1_NODEFLIB 0x800
+#endif
+
+/* DT_DEBUG (the debugger's hook, which ld.so fills in) and DF_1_NODEFLIB: entries without strings. */
+static int apply_flags(struct plan *p, const struct kw_patch_ops *ops, struct kw_error *err)
+{
+	int rc;
+
+	if (ops->add_debug_tag && plan_find_tag(p, DT_DEBUG) < 0) {
+		struct ent e = { .tag = DT_DEBUG, .val = 0 };
+
+		rc = ent_insert(p, p->n, &e, err);
+		if (rc < 0) {
+			return rc;
+		}
+	}
+	if (ops->no_default_lib) {
+		long at = plan_find_tag(p, DT_FLAGS_1);
+
+		if (at >= 0) {
+			p->e[at].val |= DF_1_NODEFLIB;
+		} else {
+			struct ent e = { .tag = DT_FLAGS_1, .val = DF_1_NODEFLIB };
+
+			rc = ent_insert(p, p->n, &e, err);
+			if (rc < 0) {
+				return rc;
+			}
+		}
+	}
+	return 0;
+}
+
 int plan_apply_ops(struct plan *p, const struct kw_patch_ops *ops, struct kw_error *err)
 {
 	size_t i, k;
@@ -188,6 +222,10 @@ int plan_apply_ops(struct plan *p, const struct kw_patch_ops *ops, struct kw_err
 				return rc;
 			}
 		}
+	}
+	rc = apply_flags(p, ops, err);
+	if (rc < 0) {
+		return rc;
 	}
 	if (ops->set_rpath || ops->n_add_rpath || ops->remove_rpath || ops->force_rpath) {
 		long rp = plan_find_tag(p, DT_RPATH), rn = plan_find_tag(p, DT_RUNPATH);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Patching files on disk: copy-on-write mapping in, temporary file and rename out. */
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -11,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "kwheel/elf-decode.h"
 #include "kwheel/elf.h"
 #include "kwheel/patch.h"
 #include "kwheel/util.h"
@@ -246,6 +248,40 @@ out:
 	if (res == &local) {
 		kw_patch_result_release(&local);
 	}
+	return rc;
+}
+
+int kw_patch_read_headers(const char *path, struct kw_patch_headers *h, struct kw_error *err)
+{
+	struct kw_elf_raw raw;
+	struct kw_elf_ehdr eh;
+	struct kw_elf_phdr ph;
+	unsigned char *buf = NULL;
+	size_t len = 0, i;
+	int rc, stack = -1;
+
+	rc = kw_map_file(path, &buf, &len, err);
+	if (rc) {
+		return rc;
+	}
+	if (kw_elf_raw_init(&raw, buf, len) != KW_ELF_IDENT_OK || !kw_elf_get_ehdr(&raw, &eh)) {
+		rc = kw_error_set(err, KW_EFORMAT, "'%s': not an ELF file", path);
+		goto out;
+	}
+	if (eh.phentsize != kw_elf_phent_size(&raw) || !kw_elf_table_in_file(&raw, eh.phoff, eh.phnum, eh.phentsize)) {
+		rc = kw_error_set(err, KW_EFORMAT, "'%s': program header table runs past the end of the file", path);
+		goto out;
+	}
+	for (i = 0; i < eh.phnum; i++) {
+		if (kw_elf_get_phdr(&raw, eh.phoff + i * eh.phentsize, &ph) && ph.type == PT_GNU_STACK && stack < 0) {
+			stack = (ph.flags & PF_X) != 0;
+		}
+	}
+	h->os_abi = eh.osabi;
+	h->execstack = stack;
+	rc = 0;
+out:
+	kw_unmap_file(buf, len);
 	return rc;
 }
 

@@ -227,7 +227,7 @@ static int load_sections(struct img *im, struct kw_error *err)
 
 		if (s->type == SHT_DYNAMIC && im->sh_dynamic < 0) {
 			im->sh_dynamic = (long)i;
-		} else if (s->type == SHT_STRTAB && (s->flags & SHF_ALLOC) && s->addr == im->str_vaddr &&
+		} else if (im->has_dyn && s->type == SHT_STRTAB && (s->flags & SHF_ALLOC) && s->addr == im->str_vaddr &&
 			   im->sh_dynstr < 0) {
 			im->sh_dynstr = (long)i;
 		} else if (s->type == SHT_GNU_verneed && im->sh_verneed < 0) {
@@ -467,6 +467,27 @@ static int check_tables_off_headers(const struct img *im, struct kw_error *err)
 	return 0;
 }
 
+/* The first SHT_DYNAMIC section of at least one entry, in the file: its offset, address and size. */
+static bool dynamic_section(const struct img *im, uint64_t *off, uint64_t *vaddr, uint64_t *size)
+{
+	size_t es = img_shentsize(im), i;
+	struct kw_elf_shdr s;
+
+	if (im->shoff == 0 || im->shnum == 0 || !kw_elf_table_in_file(&im->raw, im->shoff, im->shnum, es)) {
+		return false;
+	}
+	for (i = 0; i < im->shnum; i++) {
+		if (kw_elf_get_shdr(&im->raw, im->shoff + i * es, &s) && s.type == SHT_DYNAMIC &&
+		    s.size >= img_dynentsize(im) && in_file(im, s.offset, s.size)) {
+			*off = s.offset;
+			*vaddr = s.addr;
+			*size = s.size;
+			return true;
+		}
+	}
+	return false;
+}
+
 int img_load(struct img *im, unsigned char *buf, size_t len, const char *name, struct kw_error *err)
 {
 	struct kw_elf_ehdr eh;
@@ -537,21 +558,31 @@ int img_load(struct img *im, unsigned char *buf, size_t len, const char *name, s
 			im->dyn_ph = (long)i;
 		}
 	}
-	if (im->dyn_ph < 0) {
-		return kw_error_set(err, KW_EUNSUPPORTED, "'%s': no dynamic section (a static executable?)", name);
-	}
 	des = img_dynentsize(im);
-	{
+	/*
+	 * The dynamic table the loader reads is PT_DYNAMIC's. A file with none
+	 * (or an empty one) but a .dynamic section is edited through the
+	 * section, as patchelf does; one with neither takes header edits only.
+	 */
+	if (im->dyn_ph >= 0 && im->ph[im->dyn_ph].filesz > 0) {
 		const struct kw_elf_phdr *d = &im->ph[im->dyn_ph];
 
 		if (!in_file(im, d->offset, d->filesz) || d->filesz < des) {
 			return kw_error_set(err, KW_EFORMAT, "'%s': PT_DYNAMIC lies outside the file", name);
 		}
-		if (img_hits_headers(im, d->offset, d->filesz)) {
+		im->has_dyn = true;
+		im->dyn_off = d->offset;
+		im->dyn_vaddr = d->vaddr;
+		im->dyn_size = d->filesz;
+	} else if (dynamic_section(im, &im->dyn_off, &im->dyn_vaddr, &im->dyn_size)) {
+		im->has_dyn = true;
+	}
+	if (im->has_dyn) {
+		if (img_hits_headers(im, im->dyn_off, im->dyn_size)) {
 			return kw_error_set(err, KW_EFORMAT, "'%s': PT_DYNAMIC lies on the ELF, program or section headers", name);
 		}
-		dyn_off = d->offset;
-		im->dyn_cap = d->filesz / des;
+		dyn_off = im->dyn_off;
+		im->dyn_cap = im->dyn_size / des;
 		if (im->dyn_cap > MAX_DYN_ENTRIES) {
 			return kw_error_set(err, KW_EFORMAT, "'%s': PT_DYNAMIC claims %zu entries", name, im->dyn_cap);
 		}
@@ -561,26 +592,26 @@ int img_load(struct img *im, unsigned char *buf, size_t len, const char *name, s
 		return kw_error_set(err, KW_ENOMEM, "out of memory");
 	}
 	for (n = 0; n < im->dyn_cap; n++) {
-		(void)kw_elf_dyn_at(&im->raw, dyn_off, im->ph[im->dyn_ph].filesz, n, &im->dyn[n]);
+		(void)kw_elf_dyn_at(&im->raw, dyn_off, im->dyn_size, n, &im->dyn[n]);
 		if (im->dyn[n].tag == DT_NULL) {
 			break;
 		}
 	}
-	if (n == im->dyn_cap) {
+	if (im->has_dyn && n == im->dyn_cap) {
 		return kw_error_set(err, KW_EFORMAT, "'%s': dynamic section has no DT_NULL terminator", name);
 	}
 	im->ndyn = n;
-	if (!img_dyn(im, DT_STRTAB, &im->str_vaddr) || !img_dyn(im, DT_STRSZ, &im->str_size)) {
+	if (im->has_dyn && (!img_dyn(im, DT_STRTAB, &im->str_vaddr) || !img_dyn(im, DT_STRSZ, &im->str_size))) {
 		return kw_error_set(err, KW_EFORMAT, "'%s': no DT_STRTAB/DT_STRSZ", name);
 	}
-	if (!img_vaddr_off(im, im->str_vaddr, im->str_size, &im->str_off) || im->str_size == 0) {
+	if (im->has_dyn && (!img_vaddr_off(im, im->str_vaddr, im->str_size, &im->str_off) || im->str_size == 0)) {
 		return kw_error_set(err, KW_EFORMAT, "'%s': dynamic string table lies outside the file", name);
 	}
 	rc = load_extents(im, err);
 	if (rc) {
 		return rc;
 	}
-	rc = clamp_dyn_cap(im, dyn_off, err);
+	rc = im->has_dyn ? clamp_dyn_cap(im, dyn_off, err) : 0;
 	if (rc) {
 		return rc;
 	}

@@ -28,9 +28,11 @@ struct img {
 	uint16_t phnum, shnum, shstrndx;
 	struct kw_elf_phdr *ph;
 	struct kw_elf_shdr *sh; /* NULL when the file has no usable section headers */
-	/* dynamic segment */
-	long dyn_ph;
-	size_t dyn_cap;      /* entries the segment holds, DT_NULLs included */
+	/* dynamic table: PT_DYNAMIC's, or the .dynamic section's where the loader sees none */
+	bool has_dyn;        /* false: the file has no dynamic table, only header edits apply */
+	long dyn_ph;         /* the PT_DYNAMIC entry, or -1 */
+	uint64_t dyn_off, dyn_vaddr, dyn_size;
+	size_t dyn_cap;      /* entries the table holds, DT_NULLs included */
 	struct kw_elf_dyn *dyn; /* entries before the first DT_NULL */
 	size_t ndyn;
 	/* dynamic string table */

@@ -46,6 +46,7 @@ struct vn_edit {
 
 struct plan {
 	struct img im;
+	const struct kw_patch_ops *ops;
 	struct ent *e;
 	size_t n, cap;
 	char *rpath_buf;

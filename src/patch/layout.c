@@ -88,8 +88,8 @@ static uint64_t clamp_to_tables(const struct img *im, uint64_t off, uint64_t siz
 			lim = at - off;
 		}
 	}
-	if (im->dyn_ph >= 0) {
-		at = im->ph[im->dyn_ph].offset;
+	if (im->has_dyn) {
+		at = im->dyn_off;
 		if (at > off && at - off < lim) {
 			lim = at - off;
 		}
@@ -167,7 +167,8 @@ struct growth {
 	bool keep_phdrs;     /* the table stays at e_phoff (grown there if nph grew) */
 	bool str_in_place;   /* .dynstr ends the file: new strings are appended to it where it is */
 	uint64_t seg_off, vaddr, align, end;
-	uint64_t phdr_at, dyn_at, str_at, moved_at;
+	uint64_t phdr_at, dyn_at, str_at, moved_at, interp_at;
+	uint64_t interp_len;     /* bytes of a new interpreter path placed at interp_at; 0: none */
 	uint64_t mv_off, mv_len; /* bytes moved out of the way of the grown table (interpreter path, notes) */
 	uint64_t mv_vaddr;       /* their old address */
 	uint64_t dyn_cap;
@@ -280,7 +281,8 @@ static bool room_for_phdr(const struct img *im, uint64_t *off, uint64_t *len, ui
 }
 
 /* Decide where the new bytes go (see struct growth). Nothing is written. */
-static int plan_growth(struct plan *p, bool need_dynstr, bool need_dyn, struct growth *g, struct kw_error *err)
+static int plan_growth(struct plan *p, bool need_dynstr, bool need_dyn, uint64_t interp_len, struct growth *g,
+		       struct kw_error *err)
 {
 	struct img *im = &p->im;
 	uint64_t maxalign = 1, maxend = 0, first_delta = 0, pos, new_str_size = im->str_size + p->n_append;
@@ -290,6 +292,7 @@ static int plan_growth(struct plan *p, bool need_dynstr, bool need_dyn, struct g
 
 	memset(g, 0, sizeof(*g));
 	g->ext = -1;
+	g->interp_len = interp_len;
 	g->dyn_cap = p->n + 1 + DYN_SLACK;
 	for (i = 0; i < im->phnum; i++) {
 		const struct kw_elf_phdr *q = &im->ph[i];
@@ -321,6 +324,9 @@ static int plan_growth(struct plan *p, bool need_dynstr, bool need_dyn, struct g
 	if (maxend > UINT64_MAX / 2) {
 		return kw_error_set(err, KW_ELIMIT, "'%s': no address space left for a new segment", im->name);
 	}
+	if (p->ops->page_size > maxalign) {
+		maxalign = p->ops->page_size;
+	}
 	g->align = maxalign;
 	l = &im->ph[g->last_load];
 	/*
@@ -341,6 +347,10 @@ static int plan_growth(struct plan *p, bool need_dynstr, bool need_dyn, struct g
 		if (g->str_in_place) {
 			g->str_at = pos;
 			pos += p->n_append;
+		}
+		if (interp_len) {
+			g->interp_at = pos;
+			pos += interp_len;
 		}
 		if (need_dyn) {
 			pos = align_up(pos, 16);
@@ -415,6 +425,10 @@ static int plan_growth(struct plan *p, bool need_dynstr, bool need_dyn, struct g
 		g->phdr_at = pos;
 		pos += g->nph * pes;
 	}
+	if (interp_len) {
+		g->interp_at = pos;
+		pos += interp_len;
+	}
 	/* .dynstr last, so that the next edit can append to it where it is. */
 	if (need_dyn) {
 		pos = align_up(pos, 16);
@@ -460,6 +474,72 @@ static void move_block(struct img *im, const struct growth *g, unsigned char *ta
 		move_section_symbols(im, (long)i, im->sh[i].addr, im->sh[i].size, s.addr);
 	}
 	memset(im->b + g->mv_off, 0, g->mv_len);
+}
+
+/* The section whose bytes PT_INTERP names (.interp), or -1. */
+static long interp_section(const struct img *im, const struct kw_elf_phdr *interp)
+{
+	size_t i;
+
+	for (i = 0; im->sh && i < im->shnum; i++) {
+		if (im->sh[i].type == SHT_PROGBITS && im->sh[i].offset == interp->offset && im->sh[i].size > 0) {
+			return (long)i;
+		}
+	}
+	return -1;
+}
+
+/*
+ * Edits of the program headers themselves, on the table as it will be
+ * written (ph, nph entries): the interpreter path, written where PT_INTERP
+ * now points (its old place, where it moved, or interp_at), and the stack's
+ * PF_X. tail holds the bytes from file offset im->len on.
+ */
+static void edit_headers(struct plan *p, struct kw_elf_phdr *ph, size_t nph, unsigned char *tail, uint64_t interp_at,
+			 uint64_t interp_vaddr)
+{
+	struct img *im = &p->im;
+	const struct kw_patch_ops *ops = p->ops;
+	long sec = -1;
+	size_t i;
+
+	for (i = 0; i < im->phnum; i++) {
+		if (im->ph[i].type == PT_INTERP) {
+			sec = interp_section(im, &im->ph[i]);
+		}
+	}
+	for (i = 0; i < nph; i++) {
+		if (ph[i].type == PT_GNU_STACK && ops->execstack) {
+			ph[i].flags = ops->execstack > 0 ? ph[i].flags | PF_X : ph[i].flags & ~(uint32_t)PF_X;
+		}
+		if (ph[i].type == PT_INTERP && ops->set_interp) {
+			uint64_t n = strlen(ops->set_interp) + 1;
+			unsigned char *dst;
+
+			if (interp_at) {
+				ph[i].offset = interp_at;
+				ph[i].vaddr = ph[i].paddr = interp_vaddr;
+			} else {
+				/* In place (or where the block moved it): the old path's bytes are cleared first. */
+				dst = ph[i].offset >= im->len ? tail + (ph[i].offset - im->len) : im->b + ph[i].offset;
+				memset(dst, 0, ph[i].filesz);
+			}
+			dst = ph[i].offset >= im->len ? tail + (ph[i].offset - im->len) : im->b + ph[i].offset;
+			memcpy(dst, ops->set_interp, n);
+			ph[i].filesz = ph[i].memsz = n;
+			if (sec >= 0) {
+				struct kw_elf_shdr s = im->sh[sec];
+
+				s.offset = ph[i].offset;
+				s.addr = ph[i].vaddr;
+				s.size = n;
+				img_put_sh(im, im->b + im->shoff + (size_t)sec * img_shentsize(im), &s);
+				if (s.addr != im->sh[sec].addr) {
+					move_section_symbols(im, sec, im->sh[sec].addr, im->sh[sec].size, s.addr);
+				}
+			}
+		}
+	}
 }
 
 /* Write the new bytes planned in g: program headers, moved block, .dynamic, .dynstr. */
@@ -510,6 +590,7 @@ static int write_growth(struct plan *p, const struct growth *g, bool need_dynstr
 	if (g->keep_phdrs) {
 		move_block(im, g, tail, ph, g->nph);
 	}
+	edit_headers(p, ph, g->nph, tail, g->interp_at, g->interp_at ? gva(g, g->interp_at) : 0);
 	for (i = 0; i < g->nph; i++) {
 		unsigned char *at = phdr_off >= im->len ? tail + (phdr_off - im->len) : im->b + phdr_off;
 
@@ -543,7 +624,7 @@ static int write_growth(struct plan *p, const struct growth *g, bool need_dynstr
 
 			if (im->machine == EM_MIPS && d.tag == DT_MIPS_RLD_MAP_REL) {
 				/* Relative to the entry's own address, which moved. */
-				uint64_t old_at = im->ph[im->dyn_ph].vaddr + i * des;
+				uint64_t old_at = im->dyn_vaddr + i * des;
 
 				d.val += old_at - (gva(g, g->dyn_at) + i * des);
 			}
@@ -594,11 +675,53 @@ int plan_build(struct plan *p, struct kw_patch_result *res, struct kw_error *err
 	size_t tail_len = 0;
 	int rc;
 
+	const struct kw_patch_ops *ops = p->ops;
+	uint64_t interp_len = 0;
+	bool hdr_changed = false;
+
 	memset(res, 0, sizeof(*res));
-	if (need_dynstr || need_dyn) {
+	if (!im->has_dyn) {
+		/* Only header edits apply to a file without a dynamic table. */
+		if (p->n != 0 || p->n_append || p->n_vn || p->vn_rewrite) {
+			return kw_error_set(err, KW_EUNSUPPORTED, "'%s': no dynamic section (a static executable?)", im->name);
+		}
+		need_dyn = false;
+	}
+	if (ops->set_interp) {
+		long ip = -1;
+
+		for (i = 0; i < im->phnum; i++) {
+			if (im->ph[i].type == PT_INTERP) {
+				ip = (long)i;
+			}
+		}
+		if (ip < 0) {
+			return kw_error_set(err, KW_EUNSUPPORTED, "'%s': no PT_INTERP to set (not a dynamic executable)",
+					    im->name);
+		}
+		if (!kw_elf_in_file(&im->raw, im->ph[ip].offset, im->ph[ip].filesz)) {
+			return kw_error_set(err, KW_EFORMAT, "'%s': PT_INTERP lies outside the file", im->name);
+		}
+		if (!*ops->set_interp) {
+			return kw_error_set(err, KW_EINVAL, "set-interpreter needs a non-empty path");
+		}
+		/* A new path longer than the old one's bytes goes to the new segment. */
+		if (strlen(ops->set_interp) + 1 > im->ph[ip].filesz) {
+			interp_len = strlen(ops->set_interp) + 1;
+		}
+		hdr_changed |= kw_elf_str(&im->raw, im->ph[ip].offset, im->ph[ip].filesz, 0) == NULL ||
+			       strcmp(kw_elf_str(&im->raw, im->ph[ip].offset, im->ph[ip].filesz, 0), ops->set_interp) != 0;
+	}
+	for (i = 0; i < im->phnum && ops->execstack; i++) {
+		if (im->ph[i].type == PT_GNU_STACK) {
+			hdr_changed |= ((im->ph[i].flags & PF_X) != 0) != (ops->execstack > 0);
+		}
+	}
+	hdr_changed |= ops->set_os_abi && im->b[EI_OSABI] != ops->os_abi;
+	if (need_dynstr || need_dyn || interp_len) {
 		struct growth g;
 
-		rc = plan_growth(p, need_dynstr, need_dyn, &g, err);
+		rc = plan_growth(p, need_dynstr, need_dyn, interp_len, &g, err);
 		if (rc == 0) {
 			rc = write_growth(p, &g, need_dynstr, need_dyn, &tail, &tail_len, &strdst, err);
 		}
@@ -609,15 +732,29 @@ int plan_build(struct plan *p, struct kw_patch_result *res, struct kw_error *err
 		res->extended = g.ext >= 0;
 		res->moved_dynstr = need_dynstr && !g.str_in_place;
 		res->moved_dynamic = need_dyn;
+	} else if (hdr_changed && (ops->set_interp || ops->execstack)) {
+		struct kw_elf_phdr *ph = kw_calloc(im->phnum, sizeof(*ph));
+		size_t pes = img_phentsize(im);
+
+		if (!ph) {
+			return plan_oom(err);
+		}
+		/* From here on nothing fails. */
+		memcpy(ph, im->ph, im->phnum * sizeof(*ph));
+		edit_headers(p, ph, im->phnum, NULL, 0, 0);
+		for (i = 0; i < im->phnum; i++) {
+			img_put_ph(im, im->b + im->phoff + i * pes, &ph[i]);
+		}
+		free(ph);
 	}
 	for (i = 0; i < p->n_sw; i++) {
 		memset(strdst + p->sw[i].off, 0, p->sw[i].len);
 		memcpy(strdst + p->sw[i].off, p->sw[i].str, strlen(p->sw[i].str));
 	}
 	res->in_place = p->n_sw;
-	if (!need_dyn && (entries_changed(p) || res->grew)) {
+	if (im->has_dyn && !need_dyn && (entries_changed(p) || res->grew)) {
 		struct kw_elf_dyn z = { DT_NULL, 0 };
-		unsigned char *d0 = im->b + im->ph[im->dyn_ph].offset;
+		unsigned char *d0 = im->b + im->dyn_off;
 
 		for (i = 0; i < p->n; i++) {
 			struct kw_elf_dyn d = { p->e[i].tag, p->e[i].val };
@@ -661,6 +798,9 @@ int plan_build(struct plan *p, struct kw_patch_result *res, struct kw_error *err
 	}
 	res->tail = tail;
 	res->tail_len = tail_len;
-	res->changed = res->grew || p->n_sw > 0 || entries_changed(p) || p->vn_rewrite || p->n_vn > 0;
+	if (ops->set_os_abi) {
+		im->b[EI_OSABI] = ops->os_abi;
+	}
+	res->changed = res->grew || hdr_changed || p->n_sw > 0 || entries_changed(p) || p->vn_rewrite || p->n_vn > 0;
 	return 0;
 }

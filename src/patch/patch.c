@@ -36,6 +36,7 @@ int kw_patch_image(unsigned char *buf, size_t len, const char *name, const struc
 
 	memset(&p, 0, sizeof(p));
 	memset(res, 0, sizeof(*res));
+	p.ops = ops;
 	rc = img_load(&p.im, buf, len, name, err);
 	if (rc == 0) {
 		rc = plan_load_entries(&p, err);

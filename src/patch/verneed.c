@@ -10,7 +10,7 @@
 /* True if [off, off+len) shares a byte with the dynamic table, which a rewrite writes in place. */
 bool plan_overlaps_dynamic(const struct img *im, uint64_t off, uint64_t len)
 {
-	uint64_t d = im->ph[im->dyn_ph].offset, dl = (uint64_t)im->dyn_cap * img_dynentsize(im);
+	uint64_t d = im->dyn_off, dl = (uint64_t)im->dyn_cap * img_dynentsize(im);
 
 	return off < d + dl && d < off + len;
 }
