@@ -67,6 +67,7 @@ struct plan {
 	size_t n_append, cap_append;
 	struct slot {
 		uint64_t off, len;
+		int64_t tag; /* the entry whose old string it was */
 		bool used;
 	} *slots;
 	size_t n_slots;
@@ -107,6 +108,8 @@ int plan_verneed_removal(struct plan *p, const struct kw_patch_ops *ops, struct 
 
 /* strings.c */
 int plan_place_strings(struct plan *p, struct kw_error *err);
+/* Overwrite the old search paths nothing points at any more with 'X' in strdst (the .dynstr written). */
+void plan_taint_old_paths(const struct plan *p, unsigned char *strdst);
 
 /* layout.c */
 int plan_build(struct plan *p, struct kw_patch_result *res, struct kw_error *err);

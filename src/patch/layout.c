@@ -615,6 +615,15 @@ static int write_growth(struct plan *p, const struct growth *g, bool need_dynstr
 		}
 	}
 	*strdst = need_dynstr && !g->str_in_place ? tail + (g->str_at - im->len) : im->b + im->str_off;
+	/*
+	 * The old .dynstr is dead once DT_STRTAB and its section header name
+	 * the copy: cleared, so the file holds its strings (and old paths) once.
+	 * Not where a forged layout lays another table over it.
+	 */
+	if (need_dynstr && !g->str_in_place && img_table_hit(im, im->str_off, im->str_size, DT_STRTAB) == DT_NULL &&
+	    !plan_overlaps_dynamic(im, im->str_off, im->str_size) && !img_hits_headers(im, im->str_off, im->str_size)) {
+		memset(im->b + im->str_off, 0, im->str_size);
+	}
 	if (need_dyn) {
 		unsigned char *d0 = tail + (g->dyn_at - im->len);
 		struct kw_elf_dyn z = { DT_NULL, 0 };
@@ -751,6 +760,7 @@ int plan_build(struct plan *p, struct kw_patch_result *res, struct kw_error *err
 		memset(strdst + p->sw[i].off, 0, p->sw[i].len);
 		memcpy(strdst + p->sw[i].off, p->sw[i].str, strlen(p->sw[i].str));
 	}
+	plan_taint_old_paths(p, strdst);
 	res->in_place = p->n_sw;
 	if (im->has_dyn && !need_dyn && (entries_changed(p) || res->grew)) {
 		struct kw_elf_dyn z = { DT_NULL, 0 };

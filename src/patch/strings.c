@@ -313,6 +313,7 @@ int plan_place_strings(struct plan *p, struct kw_error *err)
 			p->slots = ns;
 			p->slots[p->n_slots].off = d->val;
 			p->slots[p->n_slots].len = strlen(img_str(&p->im, d->val));
+			p->slots[p->n_slots].tag = d->tag;
 			p->slots[p->n_slots].used = false;
 			p->n_slots++;
 		}
@@ -352,4 +353,25 @@ int plan_place_strings(struct plan *p, struct kw_error *err)
 		}
 	}
 	return 0;
+}
+
+/*
+ * As patchelf does: an old search path no longer used is overwritten with
+ * 'X', so that a scan of the file for store paths (nix's) no longer finds
+ * a dependency it dropped. Only where the string placement knew every
+ * reference (the slots exist only then) and nothing points into it.
+ */
+void plan_taint_old_paths(const struct plan *p, unsigned char *strdst)
+{
+	size_t i;
+
+	for (i = 0; i < p->n_slots; i++) {
+		const struct slot *sl = &p->slots[i];
+
+		if (sl->used || (sl->tag != DT_RPATH && sl->tag != DT_RUNPATH) || referenced(p, sl->off, sl->len) ||
+		    img_table_hit(&p->im, p->im.str_off + sl->off, sl->len + 1, DT_STRTAB) != DT_NULL) {
+			continue;
+		}
+		memset(strdst + sl->off, 'X', sl->len);
+	}
 }

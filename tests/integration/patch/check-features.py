@@ -7,6 +7,7 @@ Built from fixtures/patch/*.c; readelf, eu-elflint and running the program are t
   - --set-os-abi / --print-os-abi, --set-execstack / --clear-execstack / --print-execstack
     against readelf's header and PT_GNU_STACK;
   - --add-debug-tag (DT_DEBUG), --no-default-lib (DF_1_NODEFLIB), --page-size (new segment's p_align);
+  - a dropped search path leaves no copy in the file (as with patchelf, for nix);
   - @FILE arguments, an argument larger than the kernel's per-argument limit;
   - a library whose PT_DYNAMIC was removed (its .dynamic section left): edited through the section;
   - invoked as patchelf: options after files, prints before edits, --version, exit 1 on errors.
@@ -106,6 +107,18 @@ def main():
               f"@FILE: a {len(big)}-byte search path set from a file")
         r = kw("--set-rpath", "@" + os.path.join(tmp, "missing"), lib)
         check(r.returncode == 2 and "missing" in r.stderr, "@FILE that does not exist: an error naming it")
+
+        # An old search path leaves no trace (nix scans files for store paths): the moved .dynstr's
+        # old copy is cleared, and the old path in the new copy is overwritten with X.
+        oldp = os.path.join(tmp, "libold.so")
+        r = run(["cc", "-shared", "-fPIC", os.path.join(SRC, "libkwfix.c"), "-lz", "-o", oldp,
+                 "-Wl,-rpath,/nix/store/old-unique-path-0123"])
+        out = os.path.join(tmp, "libnew.so")
+        kw("--set-rpath", "/nix/store/new-path-" + "x" * 200, "-o", out, oldp)
+        strs = run(["strings", "-a", out]).stdout
+        check("old-unique-path-0123" not in strs and "XXXXXXXXXXXXXXXXXXXX" in strs and elflint_clean(out),
+              "the dropped search path is gone from the file, overwritten with X")
+        check(strs.count("kwfix_zversion") == 2, "the moved .dynstr is in the file once (beside .strtab)")
 
         # PT_DYNAMIC gone, .dynamic section left: edited through the section
         nodyn = os.path.join(tmp, "nodyn.so")
