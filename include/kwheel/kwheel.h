@@ -29,6 +29,7 @@ enum kw_status {
 	KW_ELIMIT = -8,       /* a resource limit was reached */
 	KW_EINTERNAL = -9,    /* a bug in kwheel */
 	KW_EPOLICY = -10,     /* the wheel cannot meet the policy asked for (too-new symbols, missing library) */
+	KW_EREQUEST = -11,    /* what the caller asked does not apply to this input (a policy of another arch) */
 };
 
 #define KW_ERROR_MSG_MAX 512

@@ -30,7 +30,9 @@ struct kw_opt_help {
 
 /*
  * Build a getopt_long table and short optstring from helps (terminated by an
- * entry with opt.name NULL). Writes at most n entries into longopts.
+ * entry with opt.name NULL). Writes at most n entries into longopts. The
+ * optstring starts with ':' (missing arguments reported as ':') and lets
+ * options follow operands.
  */
 void kw_cli_opts(const struct kw_opt_help *helps, struct option *longopts, size_t n,
 		 char *shortopts, size_t shortn);
@@ -41,6 +43,13 @@ void kw_cli_help(FILE *f, const char *cmd, const char *synopsis, const char *sum
 int kw_cli_error(const struct kw_error *err);
 /* Print "kwheel CMD: MSG" usage error with a hint; returns KW_EXIT_USAGE. */
 int kw_cli_usage(const char *cmd, const char *fmt, ...) KW_PRINTF(2, 3);
+
+/*
+ * The usage error for what getopt_long returned as c ('?' or ':', opterr
+ * off): names the option and says whether it is unknown, lacks its argument
+ * or was given one it does not take. Returns KW_EXIT_USAGE.
+ */
+int kw_cli_bad_option(const char *cmd, int c, char **argv);
 
 /* Options every resolving command takes: --root, --library-path, --no-default-paths. */
 /* Long-only (vals above 255) so they never collide with a command's letters. */

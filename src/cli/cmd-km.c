@@ -108,7 +108,7 @@ static int cmd_km(struct kw_ctx *ctx, int argc, char **argv)
 			kw_cli_help(stdout, "km", synopsis, summary, helps);
 			return KW_EXIT_OK;
 		default:
-			return kw_cli_usage("km", "unknown option");
+			return kw_cli_bad_option("km", c, argv);
 		}
 	}
 	if (links.n && !link_out) {

@@ -51,7 +51,7 @@ static int cmd_lddtree(struct kw_ctx *ctx, int argc, char **argv)
 			kw_cli_help(stdout, "lddtree", synopsis, summary, helps);
 			return KW_EXIT_OK;
 		default:
-			return kw_cli_usage("lddtree", "unknown option");
+			return kw_cli_bad_option("lddtree", c, argv);
 		}
 	}
 	if (optind >= argc) {

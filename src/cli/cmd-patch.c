@@ -449,7 +449,9 @@ static int cmd_patch(struct kw_ctx *ctx, int argc, char **argv)
 	if (!a) {
 		return KW_EXIT_ERROR;
 	}
-	kw_cli_opts(helps, longopts, sizeof(longopts) / sizeof(longopts[0]), shortopts, sizeof(shortopts));
+	/* In order ('+'): --replace-needed takes the word after its argument, which permuting would move. */
+	shortopts[0] = '+';
+	kw_cli_opts(helps, longopts, sizeof(longopts) / sizeof(longopts[0]), shortopts + 1, sizeof(shortopts) - 1);
 	while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
 		const char *arg2 = NULL;
 
@@ -457,8 +459,8 @@ static int cmd_patch(struct kw_ctx *ctx, int argc, char **argv)
 			kw_cli_help(stdout, "patch", synopsis, summary, helps);
 			goto out;
 		}
-		if (c == '?') {
-			rc = kw_cli_usage("patch", "unknown option");
+		if (c == '?' || c == ':') {
+			rc = kw_cli_bad_option("patch", c, argv);
 			goto out;
 		}
 		/* Two arguments, like patchelf: the second is the next word. */

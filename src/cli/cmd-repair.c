@@ -134,8 +134,11 @@ static void repair_one(struct job *job, const char *path)
 		fflush(stderr);
 	}
 	if (rc) {
-		/* Cannot reach the tag or a library is missing: a verdict; the rest: the input is bad. */
-		int code = err.code == KW_EPOLICY ? KW_EXIT_VERDICT : KW_EXIT_ERROR;
+		/*
+		 * Cannot reach the tag or a library is missing: a verdict; a --plat
+		 * for another architecture or libc: usage; the rest: the input is bad.
+		 */
+		int code = err.code == KW_EPOLICY ? KW_EXIT_VERDICT : err.code == KW_EREQUEST ? KW_EXIT_USAGE : KW_EXIT_ERROR;
 
 		if (job->json && kw_report_error_json(path, &err, &text, &rerr) == 0) {
 			emit(job, text, false, code);
@@ -327,7 +330,7 @@ static int cmd_repair(struct kw_ctx *ctx, int argc, char **argv)
 			rc = KW_EXIT_OK;
 			goto out;
 		default:
-			rc = kw_cli_usage("repair", "unknown option");
+			rc = kw_cli_bad_option("repair", c, argv);
 			goto out;
 		}
 	}

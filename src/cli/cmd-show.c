@@ -102,7 +102,8 @@ static void audit_one(struct job *job, size_t idx, const char *path)
 	char *text = NULL;
 	int code;
 
-	if (kw_audit_wheel_flags(job->ctx, path, job->audit_flags, &a, &err)) {
+	/* A missing path is named whole ("dir/" has no file name to judge), before its name is read. */
+	if (kw_cli_check_input(path, &err) || kw_audit_wheel_flags(job->ctx, path, job->audit_flags, &a, &err)) {
 		/* One bad wheel gets its own line and does not stop the others. */
 		if (job->json && kw_report_error_json(path, &err, &text, &rerr) == 0) {
 			emit(job, idx, text, false, KW_EXIT_ERROR);
@@ -119,6 +120,12 @@ static void audit_one(struct job *job, size_t idx, const char *path)
 	for (size_t i = 0; i < a->n_members; i++) {
 		if (a->members[i].error) {
 			code = KW_EXIT_VERDICT; /* an ELF member the loader could not load */
+		}
+	}
+	for (size_t i = 0; i < a->n_libs; i++) {
+		/* A library the loader would not find: the wheel would not import here (libpython is the interpreter's). */
+		if (!a->libs[i].path && !kw_audit_is_libpython(a->libs[i].soname)) {
+			code = KW_EXIT_VERDICT;
 		}
 	}
 	if (job->json ? kw_report_show_json(a, &text, &rerr) : kw_report_show_text(a, job->verbose, &text, &rerr)) {
@@ -191,7 +198,7 @@ static int cmd_show(struct kw_ctx *ctx, int argc, char **argv)
 			kw_cli_help(stdout, "show", synopsis, summary, helps);
 			return KW_EXIT_OK;
 		default:
-			return kw_cli_usage("show", "unknown option");
+			return kw_cli_bad_option("show", c, argv);
 		}
 	}
 	if (optind >= argc) {

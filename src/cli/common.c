@@ -15,8 +15,13 @@ void kw_cli_opts(const struct kw_opt_help *helps, struct option *longopts, size_
 {
 	size_t i, k = 0, s = 0;
 
+	/*
+	 * ':' first: a missing argument is told apart from an unknown option
+	 * (kw_cli_bad_option). No '+': options may follow the wheels, as in
+	 * auditwheel's "repair dist/x.whl -w wheelhouse".
+	 */
 	if (shortn > 0) {
-		shortopts[s++] = '+';
+		shortopts[s++] = ':';
 	}
 	for (i = 0; helps[i].opt.name && k + 1 < n; i++) {
 		longopts[k++] = helps[i].opt;
@@ -76,6 +81,31 @@ int kw_cli_usage(const char *cmd, const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, "\nTry 'kwheel %s --help'.\n", cmd);
 	return KW_EXIT_USAGE;
+}
+
+int kw_cli_bad_option(const char *cmd, int c, char **argv)
+{
+	/* getopt has stepped past the word at fault: a long option is named by it, up to any "=value". */
+	const char *word = optind > 0 ? argv[optind - 1] : NULL;
+	int len;
+
+	if (word && strncmp(word, "--", 2) == 0) {
+		len = (int)strcspn(word, "=");
+		if (c == ':') {
+			return kw_cli_usage(cmd, "option '%.*s' needs an argument", len, word);
+		}
+		if (word[len] == '=') {
+			return kw_cli_usage(cmd, "option '%.*s' takes no argument", len, word);
+		}
+		return kw_cli_usage(cmd, "unknown option '%.*s'", len, word);
+	}
+	if (optopt > 0 && optopt < 128) {
+		if (c == ':') {
+			return kw_cli_usage(cmd, "option '-%c' needs an argument", optopt);
+		}
+		return kw_cli_usage(cmd, "unknown option '-%c'", optopt);
+	}
+	return kw_cli_usage(cmd, "unknown option");
 }
 
 int kw_cli_resolve_opt(struct kw_ctx *ctx, int c, const char *arg, struct kw_error *err)

@@ -110,6 +110,10 @@ int kw_cli_collect_wheels(char **args, size_t n, struct kw_strv *out, struct kw_
 			rc = read_stdin(out, err);
 		} else if (stat(args[i], &st) == 0 && S_ISDIR(st.st_mode)) {
 			rc = walk_dir(args[i], 0, out, err);
+		} else if (ends_with(args[i], "/")) {
+			/* Meant as a directory: fails as one that cannot be opened would, named whole. */
+			rc = kw_error_set(err, KW_EIO, "cannot open directory '%s': %s", args[i],
+					  stat(args[i], &st) == 0 ? strerror(ENOTDIR) : strerror(errno));
 		} else {
 			/* A missing file is reported per wheel, not here. */
 			rc = kw_strv_push(out, args[i]) ? kw_error_set(err, KW_ENOMEM, "out of memory") : 0;

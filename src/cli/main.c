@@ -126,9 +126,10 @@ run:
 		kw_ctx_free(ctx);
 		return kw_cli_error(&err);
 	}
-	/* Commands parse from their own name on: a full getopt reset. */
+	/* Commands parse from their own name on: a full getopt reset; they word their own option errors. */
 	c = optind;
 	optind = 0;
+	opterr = 0;
 	rc = cmd->fn(ctx, argc - c, argv + c);
 	kw_ctx_free(ctx);
 	if (fail_at == 0) {

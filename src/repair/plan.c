@@ -247,7 +247,7 @@ int repair_choose(struct job *j, struct kw_error *err)
 		long ri = verdict_index(a, req);
 
 		if (!req) {
-			return kw_error_set(err, KW_EPOLICY, "'%s': %s is not a %s policy for %s", a->filename, j->o->plat,
+			return kw_error_set(err, KW_EREQUEST, "'%s': %s is not a %s policy for %s", a->filename, j->o->plat,
 					    a->family == KW_POLICY_MUSLLINUX ? "musllinux" : "manylinux",
 					    a->arch ? a->arch : "this architecture");
 		}
@@ -512,7 +512,11 @@ static const struct kw_dep_node *found_through_loader(const struct job *j, size_
 int repair_plan_grafts(struct job *j, struct kw_error *err)
 {
 	struct kw_audit *a = j->a;
+	struct kw_strv missing = { 0 }; /* "soname (needed by x)", each soname once */
+	struct kw_strv missing_names = { 0 };
+	struct kw_buf list = { 0 };
 	size_t i, k, cap = 0;
+	char *names = NULL;
 	int rc;
 
 	/* Vendored: what the chosen policy does not allow, among the libraries still in the trees. */
@@ -559,10 +563,11 @@ int repair_plan_grafts(struct job *j, struct kw_error *err)
 				 * the wheel picked, and only a library inside the wheel may be
 				 * named so.
 				 */
-				return kw_error_set(err, KW_EHOSTILE,
-						    "'%s': %s needs '%s' by path, outside the wheel: kwheel does not "
-						    "vendor a library named by path",
-						    a->filename, needed_by(g, k, a->members[i].name), n->name);
+				rc = kw_error_set(err, KW_EHOSTILE,
+						  "'%s': %s needs '%s' by path, outside the wheel: kwheel does not "
+						  "vendor a library named by path",
+						  a->filename, needed_by(g, k, a->members[i].name), n->name);
+				goto out;
 			}
 			if (!n->path || !n->realpath || !n->info) {
 				n = found_through_loader(j, i, n->name, &ng);
@@ -571,19 +576,45 @@ int repair_plan_grafts(struct job *j, struct kw_error *err)
 				continue;
 			}
 			if (!n) {
-				return kw_error_set(err, KW_EPOLICY,
-						    "'%s': %s not found (needed by %s); give its directory with "
-						    "--library-path or leave it out with --exclude",
-						    a->filename, g->nodes[k].name, needed_by(g, k, a->members[i].name));
+				/* Every missing library is named at once: one run tells the user all they must supply. */
+				if (kw_strv_find(&missing_names, g->nodes[k].name) < 0 &&
+				    (kw_strv_push(&missing_names, g->nodes[k].name) ||
+				     kw_strv_push_own(&missing, kw_asprintf("%s (needed by %s)", g->nodes[k].name,
+									     needed_by(g, k, a->members[i].name))))) {
+					rc = oom(err);
+					goto out;
+				}
+				continue;
 			}
 			rc = add_inst(j, ng, n, &cap, err);
 			if (rc) {
-				return rc;
+				goto out;
 			}
 		}
 	}
-	return 0;
+	rc = 0;
+	if (missing.n) {
+		for (i = 0; i < missing.n; i++) {
+			kw_buf_appendf(&list, "%s%s", i ? ", " : "", missing.v[i]);
+		}
+		names = kw_buf_take(&list);
+		rc = names ? kw_error_set(err, KW_EPOLICY,
+					  "'%s': %s not found: %s; give %s with --library-path or leave %s out with "
+					  "--exclude",
+					  a->filename, missing.n > 1 ? "libraries" : "library", names,
+					  missing.n > 1 ? "their directories" : "its directory",
+					  missing.n > 1 ? "them" : "it")
+			   : oom(err);
+	}
+out:
+	free(names);
+	kw_buf_release(&list);
+	kw_strv_release(&missing);
+	kw_strv_release(&missing_names);
+	return rc;
 }
+
+
 
 /* ---- metadata --------------------------------------------------------- */
 

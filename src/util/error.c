@@ -49,6 +49,7 @@ const char *kw_status_str(int code)
 	case KW_ELIMIT: return "limit exceeded";
 	case KW_EINTERNAL: return "internal error";
 	case KW_EPOLICY: return "cannot meet the policy";
+	case KW_EREQUEST: return "request does not apply";
 	}
 	return "unknown error";
 }

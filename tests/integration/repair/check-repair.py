@@ -322,7 +322,7 @@ def group_edge(tmp):
     out5 = os.path.join(tmp, "out5")
     os.makedirs(out5)
     r5 = run([KWHEEL, "repair", "-w", out5, wheel3])
-    check(r5.returncode == 1 and "libkwbase.so.1 not found (needed by libkwdup.so.1)" in r5.stderr and not os.listdir(out5),
+    check(r5.returncode == 1 and "not found: libkwbase.so.1 (needed by libkwdup.so.1)" in r5.stderr and not os.listdir(out5),
           f"a missing library is named with who needs it, nothing written ({r5.stderr.strip()})")
 
 
