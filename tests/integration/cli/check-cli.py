@@ -12,6 +12,16 @@ GROUP is one of:
             DT_NEEDED entries it must name); show exits 1 when a library is
             not found and 0 when all are (as the README says)
   version   --version names the version meson.build gives the project
+  install   meson install into a scratch DESTDIR: the binary, libkwheel.so
+            exporting kw_* only (nm), every header of include/kwheel/,
+            kwheel.pc, man pages, completions, LICENSE, no policy.json; a
+            program built with pkg-config against the installed copy audits a
+            corpus wheel to the tag `kwheel show --json` gives, and one calling
+            a module internal does not link
+  completions  bash: `kwheel CMD --<TAB>` offers exactly the options of
+            `kwheel CMD --help`, commands come from `kwheel --help`, a DIR
+            argument completes directories only; zsh: the _arguments specs
+            name the same options (zsh's completion functions stubbed)
 """
 import json
 import os
@@ -181,8 +191,177 @@ def group_version():
     check(r.returncode == 0 and r.stdout == want + "\n", "-V too")
 
 
+def help_options(cmd):
+    """The long options `kwheel CMD --help` lists, and the short ones (read here, independently of the completions)."""
+    text = run(KWHEEL, cmd, "--help").stdout
+    longs, shorts = set(), set()
+    for line in text.splitlines():
+        m = re.match(r"^  (?:(-[A-Za-z0-9]), )?\s*(--[a-z0-9-]+)", line)
+        if m:
+            longs.add(m.group(2))
+            if m.group(1):
+                shorts.add(m.group(1))
+    return longs, shorts
+
+
+def commands():
+    text = run(KWHEEL, "--help").stdout
+    block = text.split("commands:\n", 1)[1].split("\n\n", 1)[0]
+    return [l.split()[0] for l in block.splitlines() if l.strip()]
+
+
+def group_completions():
+    comp = os.path.join(SRC, "completions")
+    tmp = tempfile.mkdtemp(prefix="kwheel-comp-")
+    os.makedirs(os.path.join(tmp, "somedir"))
+    open(os.path.join(tmp, "afile.whl"), "w").close()
+    open(os.path.join(tmp, "notes.txt"), "w").close()
+
+    def bash(*words):
+        script = (f"source {comp}/kwheel.bash\nCOMP_WORDS=({' '.join(repr(w) for w in words)})\n"
+                  "COMP_CWORD=$((${#COMP_WORDS[@]} - 1))\n_kwheel\nprintf '%s\\n' \"${COMPREPLY[@]}\"\n")
+        r = run("bash", "--norc", "-c", script, cwd=tmp)
+        return set(l for l in r.stdout.splitlines() if l), r
+
+    cmds = commands()
+    got, _ = bash(KWHEEL, "")
+    check(len(cmds) >= 5 and got == set(cmds), f"bash: 'kwheel <TAB>' offers the commands of --help ({sorted(got)})")
+    for cmd in cmds:
+        longs, shorts = help_options(cmd)
+        got, _ = bash(KWHEEL, cmd, "--")
+        check(longs and got == longs, f"bash: 'kwheel {cmd} --<TAB>' offers exactly its --help options "
+              f"(missing {sorted(longs - got)}, extra {sorted(got - longs)})")
+        got, _ = bash(KWHEEL, cmd, "-")
+        check(got == longs | shorts, f"bash: 'kwheel {cmd} -<TAB>' adds the short letters")
+    got, _ = bash(KWHEEL, "repair", "-w", "")
+    check(got == {"somedir"}, f"bash: 'repair -w <TAB>' completes directories only ({sorted(got)})")
+    got, _ = bash(KWHEEL, "show", "")
+    check(got == {"somedir", "afile.whl"}, f"bash: 'show <TAB>' offers wheels and directories ({sorted(got)})")
+    got, _ = bash(KWHEEL, "show", "-j", "")
+    check(got == set(), f"bash: 'show -j <TAB>' offers no file for a number ({sorted(got)})")
+
+    r = run("zsh", "-n", os.path.join(comp, "_kwheel"))
+    check(r.returncode == 0, f"zsh parses _kwheel ({r.stderr.strip()})")
+    for cmd in cmds:
+        longs, shorts = help_options(cmd)
+        script = ("_arguments() { local a; for a in \"$@\"; do print -r -- \"$a\"; done }\n_files() { :; }\n"
+                  f"source {comp}/_kwheel >/dev/null 2>&1\nwords=({KWHEEL} {cmd} --)\nCURRENT=3\n_kwheel\n")
+        r = run("zsh", "-f", "-c", script)
+        specs = [l for l in r.stdout.splitlines() if l.startswith("-") and l != "-s"]
+        named = {re.match(r"^(-[-A-Za-z0-9]+)\[", l).group(1) for l in specs if re.match(r"^(-[-A-Za-z0-9]+)\[", l)}
+        check(named == longs | shorts and all(re.match(r"^-[-A-Za-z0-9]+\[.*[^\\]\]", l) for l in specs),
+              f"zsh: the specs for 'kwheel {cmd}' name exactly its --help options "
+              f"(missing {sorted((longs | shorts) - named)}, extra {sorted(named - longs - shorts)})")
+
+
+def installed(dest, rel):
+    return os.path.lexists(os.path.join(dest, rel.lstrip("/")))
+
+
+def group_install():
+    build = os.environ["KW_BUILD_ROOT"]
+    corpus = os.environ.get("KW_CORPUS", os.path.join(SRC, "..", "shared", "corpus"))
+    tmp = tempfile.mkdtemp(prefix="kwheel-install-")
+    dest = os.path.join(tmp, "dest")
+    r = run("meson", "install", "-C", build, "--destdir", dest, "--no-rebuild", "--quiet")
+    if not check(r.returncode == 0, f"meson install --destdir ({r.stderr.strip()[-300:]})"):
+        return
+    files = {}
+    for root, dirs, names in os.walk(dest):
+        for n in names + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
+            full = os.path.join(root, n)
+            files[os.path.relpath(full, dest)] = full
+
+    def one(pattern):
+        hits = sorted(f for f in files if re.search(pattern, f))
+        return hits
+
+    bins = one(r"(^|/)bin/kwheel$")
+    check(len(bins) == 1 and os.access(files[bins[0]], os.X_OK), f"the kwheel binary is installed ({bins})")
+    so = one(r"/libkwheel\.so$")
+    real = one(r"/libkwheel\.so\.\d+\.\d+\.\d+$")
+    soname = one(r"/libkwheel\.so\.\d+$")
+    check(len(so) == 1 and len(real) == 1 and len(soname) == 1, f"libkwheel.so, its SONAME link and the file ({so + soname + real})")
+    headers = sorted(os.listdir(os.path.join(SRC, "include", "kwheel")))
+    inst_h = sorted(os.path.basename(f) for f in one(r"include/kwheel/[^/]+\.h$"))
+    check(headers and inst_h == headers, f"every header of include/kwheel/ is installed (missing {sorted(set(headers) - set(inst_h))})")
+    pcs = one(r"pkgconfig/kwheel\.pc$")
+    check(len(pcs) == 1, f"kwheel.pc is installed ({pcs})")
+    pages = sorted(os.path.basename(f) for f in one(r"man1/kwheel[-a-z]*\.1$"))
+    want_pages = sorted(p[:-4] for p in os.listdir(os.path.join(SRC, "man")) if p.endswith(".1.scd"))
+    check(pages == want_pages, f"a man page per scdoc source ({pages})")
+    check(one(r"bash-completion/completions/kwheel$") and one(r"zsh/site-functions/_kwheel$"),
+          "bash and zsh completions are installed")
+    lic = one(r"doc/kwheel/LICENSE$")
+    with open(os.path.join(SRC, "meson.build")) as f:
+        meson_license = re.search(r"license:\s*'([^']+)'", f.read()).group(1)
+    text = open(files[lic[0]]).read() if lic else ""
+    check(meson_license == "MIT" and text.startswith("MIT License") and "Permission is hereby granted" in text,
+          f"LICENSE holds the MIT text meson.build names ({meson_license})")
+    check(not one(r"policy\.json$"), "no policy.json is installed (the data is compiled in)")
+    if not (so and real and pcs):
+        return
+
+    # exports: kw_* only, under the library's version node
+    r = run("nm", "-D", "--defined-only", files[real[0]])
+    syms = [l.split()[-1].split("@")[0] for l in r.stdout.splitlines() if l.strip()]
+    bad = [s for s in syms if not s.startswith("kw_") and s != "KWHEEL_0"]
+    check(r.returncode == 0 and len(syms) > 50 and not bad and "kw_audit_wheel" in syms,
+          f"libkwheel.so exports {len(syms)} symbols, all kw_* (others: {bad[:5]})")
+    r = run("readelf", "--dyn-syms", "-W", files[real[0]])
+    check("kw_audit_wheel@@KWHEEL_0" in r.stdout, "the exports carry the KWHEEL_0 version")
+    ar = os.path.join(build, "libkwheel.a")
+    internals = [l.split()[-1] for l in run("nm", "-g", "--defined-only", ar).stdout.splitlines()
+                 if len(l.split()) == 3 and not l.split()[-1].startswith("kw_")]
+    leaked = sorted(set(internals) & set(syms))
+    check(internals and not leaked, f"none of the archive's {len(internals)} internal globals (img_*, rawzip_*, ...) is exported")
+
+    # a program built against the installed copy with pkg-config
+    pcdir = os.path.dirname(files[pcs[0]])
+    env = dict(os.environ, PKG_CONFIG_PATH=pcdir, PKG_CONFIG_SYSROOT_DIR=dest)
+    r = run("pkg-config", "--cflags", "--libs", "kwheel", env=env)
+    flags = r.stdout.split()
+    check(r.returncode == 0 and any(f.startswith("-I" + dest) for f in flags) and "-lkwheel" in flags,
+          f"pkg-config gives the installed include and library flags ({r.stdout.strip()})")
+    prog = os.path.join(tmp, "tag.c")
+    with open(prog, "w") as f:
+        f.write('#include <stdio.h>\n#include <kwheel/kwheel.h>\n#include <kwheel/audit.h>\n'
+                'int main(int argc, char **argv)\n{\n\tstruct kw_ctx *ctx = NULL;\n\tstruct kw_audit *a = NULL;\n'
+                '\tstruct kw_error err = { 0 };\n\n\t(void)argc;\n'
+                '\tif (kw_ctx_new(&ctx, &err) || kw_audit_wheel(ctx, argv[1], &a, &err)) {\n'
+                '\t\tfprintf(stderr, "%s\\n", err.msg);\n\t\treturn 2;\n\t}\n'
+                '\tprintf("%s\\n", a->best_tag);\n\tkw_audit_free(a);\n\tkw_ctx_free(ctx);\n\treturn 0;\n}\n')
+    exe = os.path.join(tmp, "tag")
+    # A sanitized library needs its runtime in the program too (loaded first).
+    san = os.environ.get("KW_SANITIZE", "none")
+    sanflags = [f"-fsanitize={san}"] if san not in ("", "none") else []
+    r = run(["cc", "-std=c11", "-Wall", "-Werror", "-o", exe, prog] + sanflags + flags, env=env)
+    if not check(r.returncode == 0, f"cc builds a program with `pkg-config --cflags --libs kwheel` ({r.stderr.strip()[-300:]})"):
+        return
+    libdir = os.path.dirname(files[so[0]])
+    renv = dict(os.environ, LD_LIBRARY_PATH=libdir)
+    r = run("ldd", exe, env=renv)
+    check(f"libkwheel.so.{real[0].rsplit('.so.', 1)[1].split('.')[0]} => {libdir}" in r.stdout,
+          "the program loads the installed libkwheel.so (ldd)")
+    for whl in ("debian/pyyaml-6.0-cp311-cp311-linux_x86_64.whl", "debian/markupsafe-2.1.2-cp311-cp311-linux_x86_64.whl",
+                "auditwheel/testzlib-0.0.1-cp310-cp310-linux_x86_64.whl"):
+        path = os.path.join(corpus, "wheels", whl)
+        r = run(exe, path, env=renv)
+        sj = run(KWHEEL, "show", "--json", path)
+        want = json.loads(sj.stdout).get("overall_tag") if sj.stdout.strip() else None
+        check(r.returncode == 0 and want and r.stdout.strip() == want,
+              f"the program gives {os.path.basename(whl)} the tag kwheel show does ({r.stdout.strip()} / {want})")
+    bad_prog = os.path.join(tmp, "internal.c")
+    with open(bad_prog, "w") as f:
+        f.write("struct rawzip;\nint rawzip_open(struct rawzip *z, const char *path, void *err);\n"
+                "int main(void)\n{\n\treturn rawzip_open(0, \"x\", 0);\n}\n")
+    r = run(["cc", "-o", os.path.join(tmp, "internal"), bad_prog] + flags, env=env)
+    check(r.returncode != 0 and "rawzip_open" in r.stderr, "a program calling a module internal (rawzip_open) does not link")
+
+
 def main():
-    {"messages": group_messages, "version": group_version}[GROUP]()
+    {"messages": group_messages, "version": group_version, "install": group_install,
+     "completions": group_completions}[GROUP]()
     if failures:
         print(f"{len(failures)} failure(s)")
         sys.exit(1)
