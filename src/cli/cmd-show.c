@@ -28,7 +28,8 @@ static const struct kw_opt_help helps[] = {
 	{ { "jobs", required_argument, NULL, 'j' }, "N", "audit N wheels at once (default 1)" },
 	{ { "ordered", no_argument, NULL, OPT_ORDERED }, NULL,
 	  "with -j: write the reports in input order (default: as each wheel finishes)" },
-	{ { "verbose", no_argument, NULL, 'v' }, NULL, "text report: every member's dependency tree" },
+	{ { "verbose", no_argument, NULL, 'v' }, NULL, "the full text report: tags, every member with its dependency tree, every library, "
+	  "each policy with every reason, KM warnings" },
 	{ { "disable-isa-ext-check", no_argument, NULL, OPT_NO_ISA }, NULL,
 	  "do not hold an x86-64 ISA level above the baseline (x86-64-v2/v3/v4) against the wheel" },
 	KW_CLI_RESOLVE_OPTS,

@@ -282,11 +282,12 @@ static json_t *km_json(const struct kw_audit *a)
 	return o;
 }
 
-static int print_km(struct kw_buf *f, const struct kw_audit *a)
+/* The KM verdict and why; warnings in full with verbose, else counted. */
+static int print_km(struct kw_buf *f, const struct kw_audit *a, bool verbose)
 {
 	struct kw_km_verdict v;
 	struct kw_error err = { 0 };
-	size_t i, k, deps = 0;
+	size_t i, k, deps = 0, n_warn;
 
 	if (kw_km_judge(a, &v, &err)) {
 		return -1;
@@ -303,10 +304,17 @@ static int print_km(struct kw_buf *f, const struct kw_audit *a)
 	for (i = 0; i < v.reasons.n; i++) {
 		kw_report_appendf(f, "    %s\n", v.reasons.v[i]);
 	}
-	for (i = 0; i < v.warnings.n; i++) {
+	n_warn = v.warnings.n;
+	for (i = 0; i < v.n_objects; i++) {
+		n_warn += v.objects[i].warnings.n;
+	}
+	if (!verbose && n_warn) {
+		kw_report_appendf(f, "    %zu warning%s (-v shows them)\n", n_warn, n_warn == 1 ? "" : "s");
+	}
+	for (i = 0; verbose && i < v.warnings.n; i++) {
 		kw_report_appendf(f, "    warning: %s\n", v.warnings.v[i]);
 	}
-	for (i = 0; i < v.n_objects; i++) {
+	for (i = 0; verbose && i < v.n_objects; i++) {
 		for (k = 0; k < v.objects[i].warnings.n; k++) {
 			kw_report_appendf(f, "    warning: %s: %s\n", v.objects[i].name, v.objects[i].warnings.v[k]);
 		}
@@ -597,6 +605,156 @@ static void print_tree(struct kw_buf *f, const struct kw_audit_member *m)
 	}
 }
 
+/* Members named in one line of the short report before "and N more". */
+#define SHORT_NAMES 3
+/* Lines of one list (libraries to vendor, blocking versions) in the short report before "and N more". */
+#define SHORT_LINES 12
+
+/*
+ * The symbol versions that keep the wheel from the next more compatible
+ * policy than the one its symbol versions allow, one line per library and
+ * version with the files that need it.
+ */
+static void print_blocking_symvers(struct kw_buf *f, const struct kw_audit *a)
+{
+	const struct kw_audit_verdict *p = NULL;
+	size_t i, k, shown, more, lines = 0, n_over = 0;
+	bool header = false, over = false;
+
+	if (a->sym_best > 0) {
+		p = &a->verdicts[a->sym_best - 1];
+	} else if (a->sym_best < 0 && a->n_verdicts) {
+		p = &a->verdicts[a->n_verdicts - 1];
+	}
+	for (i = 0; p && i < p->n_reasons; i++) {
+		const struct kw_audit_reason *r = &p->reasons[i];
+		bool seen = false;
+
+		if (r->kind != KW_REASON_SYMVER || !r->lib || !r->what) {
+			continue;
+		}
+		for (k = 0; k < i && !seen; k++) {
+			const struct kw_audit_reason *q = &p->reasons[k];
+
+			seen = q->kind == KW_REASON_SYMVER && q->lib && q->what && strcmp(q->lib, r->lib) == 0 &&
+			       strcmp(q->what, r->what) == 0;
+		}
+		if (seen) {
+			continue;
+		}
+		if (!header) {
+			kw_report_appendf(f, "  too new for %s:\n", p->tag);
+			header = true;
+		}
+		if (lines++ == SHORT_LINES) {
+			over = true;
+		}
+		if (over) {
+			n_over++;
+			continue;
+		}
+		kw_report_appendf(f, "    %s %s:", r->lib, r->what);
+		shown = more = 0;
+		for (k = i; k < p->n_reasons; k++) {
+			const struct kw_audit_reason *q = &p->reasons[k];
+
+			if (q->kind != KW_REASON_SYMVER || !q->lib || !q->what || strcmp(q->lib, r->lib) != 0 ||
+			    strcmp(q->what, r->what) != 0) {
+				continue;
+			}
+			if (shown < SHORT_NAMES) {
+				kw_report_appendf(f, "%s %s", shown ? "," : "", q->member ? q->member : "?");
+				shown++;
+			} else {
+				more++;
+			}
+		}
+		if (more) {
+			kw_report_appendf(f, " and %zu more", more);
+		}
+		kw_report_appendf(f, "\n");
+	}
+	if (n_over) {
+		kw_report_appendf(f, "    and %zu more (-v lists them)\n", n_over);
+	}
+}
+
+/*
+ * The default text: what auditwheel's show says, in its order (the tag, the
+ * libraries repair would vendor, the symbol versions that keep a more
+ * compatible tag out of reach), then whatever is wrong with the wheel; -v
+ * gives the full report.
+ */
+static void print_short(struct kw_buf *f, const struct kw_audit *a)
+{
+	const struct kw_audit_verdict *target = a->sym_best >= 0 ? &a->verdicts[a->sym_best] : NULL;
+	size_t i, k, n_graft = 0, n_missing = 0;
+
+	kw_report_appendf(f, "  consistent with: %s\n", a->best_tag ? a->best_tag : "nothing");
+	if (a->no_policy) {
+		kw_report_appendf(f, "  %s\n", a->no_policy);
+	}
+	for (i = 0; target && i < a->n_libs; i++) {
+		n_graft += kw_strv_find(&target->graft, a->libs[i].soname) >= 0;
+	}
+	if (a->sym_tag && a->best_tag && strcmp(a->sym_tag, a->best_tag) != 0) {
+		if (a->refusals.n) {
+			kw_report_appendf(f, "  symbol versions allow: %s, but no repair reaches it:\n", a->sym_tag);
+		} else if (n_graft) {
+			kw_report_appendf(f, "  repair reaches: %s, vendoring %zu librar%s:\n", a->sym_tag, n_graft,
+				n_graft == 1 ? "y" : "ies");
+		} else {
+			kw_report_appendf(f, "  repair reaches: %s\n", a->sym_tag);
+		}
+	}
+	for (i = 0; i < a->refusals.n; i++) {
+		kw_report_appendf(f, "    %s\n", a->refusals.v[i]);
+	}
+	for (i = 0, k = 0; !a->refusals.n && target && i < a->n_libs; i++) {
+		const struct kw_audit_lib *l = &a->libs[i];
+
+		if (kw_strv_find(&target->graft, l->soname) >= 0 && k++ < SHORT_LINES) {
+			kw_report_appendf(f, "    %s => %s\n", l->soname, l->path ? l->path : "not found");
+		}
+	}
+	if (!a->refusals.n && n_graft > SHORT_LINES) {
+		kw_report_appendf(f, "    and %zu more (-v lists them)\n", n_graft - SHORT_LINES);
+	}
+	print_blocking_symvers(f, a);
+	/* What is wrong with the wheel as it is. */
+	if (!a->tags_ok) {
+		kw_report_appendf(f, "  the wheel claims tags it does not satisfy:");
+		for (i = 0; i < a->bad_tags.n; i++) {
+			kw_report_appendf(f, " %s", a->bad_tags.v[i]);
+		}
+		kw_report_appendf(f, "\n");
+	}
+	for (i = 0; i < a->tag_mismatches.n; i++) {
+		kw_report_appendf(f, "  WHEEL and the file name do not match: %s\n", a->tag_mismatches.v[i]);
+	}
+	for (i = 0; i < a->n_libs; i++) {
+		n_missing += !a->libs[i].path && !kw_audit_is_libpython(a->libs[i].soname);
+	}
+	if (n_missing) {
+		kw_report_appendf(f, "  not found (%zu):", n_missing);
+		for (i = 0, k = 0; i < a->n_libs; i++) {
+			if (!a->libs[i].path && !kw_audit_is_libpython(a->libs[i].soname)) {
+				kw_report_appendf(f, "%s %s", k++ ? "," : "", a->libs[i].soname);
+			}
+		}
+		kw_report_appendf(f, "\n");
+	}
+	for (i = 0; i < a->n_drop_needed; i++) {
+		kw_report_appendf(f, "  %s needs %s: linking libpython is forbidden, repair removes the entry\n",
+			a->drop_needed[i].member, a->drop_needed[i].soname);
+	}
+	for (i = 0; i < a->n_members; i++) {
+		if (a->members[i].error) {
+			kw_report_appendf(f, "  %s: unreadable: %s\n", a->members[i].name, a->members[i].error);
+		}
+	}
+}
+
 int kw_report_show_text(const struct kw_audit *a, bool verbose, char **out, struct kw_error *err)
 {
 	struct kw_buf text = { 0 }, *f = &text;
@@ -604,6 +762,25 @@ int kw_report_show_text(const struct kw_audit *a, bool verbose, char **out, stru
 	const struct kw_audit_verdict *target = a->sym_best >= 0 ? &a->verdicts[a->sym_best] : NULL;
 
 	*out = NULL;
+	if (!verbose) {
+		kw_report_appendf(f, "%s\n", a->filename);
+		if (a->record.n_problems) {
+			kw_report_appendf(f, "  RECORD: %zu problem%s (-v lists them)\n", a->record.n_problems,
+				a->record.n_problems == 1 ? "" : "s");
+		}
+		if (a->pure) {
+			kw_report_appendf(f, "  pure: no ELF member; the wheel is platform-independent\n");
+		} else if (a->not_elf) {
+			kw_report_appendf(f, "  %s\n", a->not_elf);
+		} else {
+			print_short(f, a);
+			if (print_km(f, a, false)) {
+				kw_buf_release(&text);
+				return kw_error_set(err, KW_ENOMEM, "out of memory building the report");
+			}
+		}
+		goto done;
+	}
 	kw_report_appendf(f, "%s\n", a->filename);
 	kw_report_appendf(f, "  file name tags: %s-%s-%s\n", a->name.python, a->name.abi, a->name.platform);
 	if (a->meta.n_tags) {
@@ -703,7 +880,7 @@ int kw_report_show_text(const struct kw_audit *a, bool verbose, char **out, stru
 			print_reasons(f, &a->verdicts[i]);
 		}
 	}
-	if (print_km(f, a)) {
+	if (print_km(f, a, true)) {
 		kw_buf_release(&text);
 		return kw_error_set(err, KW_ENOMEM, "out of memory building the report");
 	}
