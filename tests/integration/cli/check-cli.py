@@ -18,6 +18,10 @@ GROUP is one of:
             program built with pkg-config against the installed copy audits a
             corpus wheel to the tag `kwheel show --json` gives, and one calling
             a module internal does not link
+  man       each command's man page (man/kwheel-CMD.1.scd) documents exactly
+            the options its --help lists, its SYNOPSIS holds the --help
+            synopsis, and its EXIT STATUS renders (scdoc, man) as one entry
+            per code; kwheel(1) names every command
   completions  bash: `kwheel CMD --<TAB>` offers exactly the options of
             `kwheel CMD --help`, commands come from `kwheel --help`, a DIR
             argument completes directories only; zsh: the _arguments specs
@@ -254,6 +258,58 @@ def group_completions():
               f"(missing {sorted((longs | shorts) - named)}, extra {sorted(named - longs - shorts)})")
 
 
+def man_section(text, name):
+    m = re.search(r"^# " + name + r"\n(.*?)(?=^# |\Z)", text, re.S | re.M)
+    return m.group(1) if m else ""
+
+
+def plain(scd):
+    """scdoc markup dropped: *bold*, _underline_, backslash escapes."""
+    return " ".join(re.sub(r"\\(.)", r"\1", re.sub(r"(?<![A-Za-z0-9])[*_]|[*_](?![A-Za-z0-9])", "", scd)).split())
+
+
+def group_man():
+    mandir = os.path.join(SRC, "man")
+    tmp = tempfile.mkdtemp(prefix="kwheel-man-")
+    cmds = commands()
+    with open(os.path.join(mandir, "kwheel.1.scd")) as f:
+        top = f.read()
+    missing = [c for c in cmds if f"kwheel-{c}*(1)" not in top and f"kwheel-{c}(1)" not in top]
+    check(cmds and not missing, f"kwheel(1) refers to every command's page (missing {missing})")
+    for cmd in cmds:
+        page = os.path.join(mandir, f"kwheel-{cmd}.1.scd")
+        if not check(os.path.exists(page), f"{cmd}: man/kwheel-{cmd}.1.scd exists"):
+            continue
+        with open(page) as f:
+            text = f.read()
+        longs, shorts = help_options(cmd)
+        opts = man_section(text, "OPTIONS")
+        documented = set()
+        for line in opts.splitlines():
+            if line.startswith("*-"):
+                documented |= set(re.findall(r"(?<![\w-])(--[a-z0-9-]+|-[A-Za-z0-9])(?![\w-])", plain(line)))
+        want = longs | shorts
+        check(documented == want, f"{cmd}: OPTIONS documents exactly the --help options "
+              f"(not in the page: {sorted(want - documented)}; not in --help: {sorted(documented - want)})")
+        usage = run(KWHEEL, cmd, "--help").stdout.splitlines()[0]
+        synopsis = [plain(l) for l in man_section(text, "SYNOPSIS").splitlines() if l.strip()]
+        check(usage.startswith("usage: ") and usage[len("usage: "):] in synopsis,
+              f"{cmd}: SYNOPSIS holds the --help synopsis ({usage!r} in {synopsis})")
+        codes = re.findall(r"^\*([0-9])\*", man_section(text, "EXIT STATUS"), re.M)
+        roff = subprocess.run(["scdoc"], input=text, capture_output=True, text=True)
+        rendered = os.path.join(tmp, f"kwheel-{cmd}.1")
+        with open(rendered, "w") as f:
+            f.write(roff.stdout)
+        r = run("man", "-l", rendered, env=dict(os.environ, MANPAGER="cat", MANWIDTH="80", MAN_KEEP_FORMATTING="0"))
+        out = re.sub(r".\x08", "", r.stdout)
+        sect = out.split("EXIT STATUS", 1)[1] if "EXIT STATUS" in out else ""
+        sect = re.split(r"^\S", sect[1:], maxsplit=1, flags=re.M)[0] if sect else ""
+        heads = [(len(l) - len(l.lstrip()), l.split()[0]) for l in sect.splitlines()
+                 if l.strip() and re.match(r"^\s+[0-9](\s|$)", l)]
+        check(roff.returncode == 0 and codes and [c for _, c in heads] == codes and len({i for i, _ in heads}) == 1,
+              f"{cmd}: EXIT STATUS renders one entry per code {codes}, all at one indent ({heads})")
+
+
 def installed(dest, rel):
     return os.path.lexists(os.path.join(dest, rel.lstrip("/")))
 
@@ -361,7 +417,7 @@ def group_install():
 
 def main():
     {"messages": group_messages, "version": group_version, "install": group_install,
-     "completions": group_completions}[GROUP]()
+     "completions": group_completions, "man": group_man}[GROUP]()
     if failures:
         print(f"{len(failures)} failure(s)")
         sys.exit(1)
