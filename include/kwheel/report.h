@@ -22,6 +22,28 @@ int kw_report_show_json(const struct kw_audit *a, char **out, struct kw_error *e
 /* The JSON line for a wheel that could not be audited. New string in *out. */
 int kw_report_error_json(const char *path, const struct kw_error *what, char **out,
 			 struct kw_error *err);
+
+/*
+ * What identifies a show --json line across runs and machines: the wheel's
+ * bytes and the kwheel that judged them. Borrowed strings; NULL is written
+ * as null.
+ */
+struct kw_report_key {
+	const char *sha256;         /* lower-case hex sha256 of the wheel file, or NULL (unreadable) */
+	const char *kwheel_version; /* the version of the kwheel writing the line */
+};
+/* kw_report_show_json and kw_report_error_json with the "sha256" and "kwheel_version" keys added. */
+int kw_report_show_json_keyed(const struct kw_audit *a, const struct kw_report_key *key, char **out,
+			      struct kw_error *err);
+int kw_report_error_json_keyed(const char *path, const struct kw_error *what, const struct kw_report_key *key,
+			       char **out, struct kw_error *err);
+/*
+ * The key of one line a keyed show --json wrote: 0 and new strings in
+ * *sha256 and *kwheel_version (free()) when the line is a whole JSON object
+ * holding both as strings; KW_EFORMAT (a line cut short by a killed run, or
+ * one without the keys), or KW_ENOMEM, otherwise.
+ */
+int kw_report_show_json_read_key(const char *line, char **sha256, char **kwheel_version, struct kw_error *err);
 /* The human report of one audit. New string in *out. verbose adds every member's tree. */
 int kw_report_show_text(const struct kw_audit *a, bool verbose, char **out, struct kw_error *err);
 

@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include "kw-config.h"
 #include "kwheel/audit.h"
 #include "kwheel/policy.h"
 #include "kwheel/report.h"
@@ -21,7 +23,7 @@ static const char summary[] =
 	"and tell which manylinux/musllinux tag the wheel satisfies and why not a better one.\n"
 	"DIR is searched for *.whl; '-' reads wheel paths from standard input, one a line.";
 
-enum { OPT_JSON = 2001, OPT_ORDERED, OPT_NO_ISA };
+enum { OPT_JSON = 2001, OPT_ORDERED, OPT_NO_ISA, OPT_SHARD, OPT_SKIP_DONE };
 
 static const struct kw_opt_help helps[] = {
 	{ { "json", no_argument, NULL, OPT_JSON }, NULL, "one JSON object per wheel, one a line (JSONL)" },
@@ -30,6 +32,10 @@ static const struct kw_opt_help helps[] = {
 	  "with -j: write the reports in input order (default: as each wheel finishes)" },
 	{ { "verbose", no_argument, NULL, 'v' }, NULL, "the full text report: tags, every member with its dependency tree, every library, "
 	  "each policy with every reason, KM warnings" },
+	{ { "shard", required_argument, NULL, OPT_SHARD }, "K/N",
+	  "audit only the wheels of shard K of N (0 <= K < N), chosen by a hash of the file name" },
+	{ { "skip-done", required_argument, NULL, OPT_SKIP_DONE }, "FILE",
+	  "skip wheels whose sha256 a --json line of FILE reports for this kwheel version (resume; missing FILE: none)" },
 	{ { "disable-isa-ext-check", no_argument, NULL, OPT_NO_ISA }, NULL,
 	  "do not hold an x86-64 ISA level above the baseline (x86-64-v2/v3/v4) against the wheel" },
 	KW_CLI_RESOLVE_OPTS,
@@ -53,6 +59,7 @@ struct job {
 	bool verbose;
 	bool ordered;           /* hold reports back to write them in input order */
 	unsigned audit_flags;   /* KW_AUDIT_* */
+	struct kw_strv done;    /* --skip-done: sha256 of wheels already reported by this version, sorted */
 	int worst;              /* highest exit code so far */
 	pthread_mutex_t lock;
 };
@@ -95,18 +102,61 @@ static void emit(struct job *job, size_t idx, const char *text, bool is_err, int
 	pthread_mutex_unlock(&job->lock);
 }
 
+/* The hex sha256 of the file at path into hex (65 bytes); nonzero if it cannot be read whole. */
+static int file_sha256(const char *path, char *hex)
+{
+	struct kw_error err = { 0 };
+	struct kw_sha256 h;
+	unsigned char *buf = NULL, digest[32];
+	ssize_t n = -1;
+	int fd = -1;
+
+	if (kw_open_regular(path, &fd, NULL, &err) || !(buf = kw_malloc(1u << 20))) {
+		goto out;
+	}
+	kw_sha256_init(&h);
+	while ((n = read(fd, buf, 1u << 20)) > 0) {
+		kw_sha256_update(&h, buf, (size_t)n);
+	}
+	if (n == 0) {
+		kw_sha256_final(&h, digest);
+		kw_hex(digest, sizeof(digest), hex);
+	}
+out:
+	free(buf);
+	if (fd >= 0) {
+		close(fd);
+	}
+	return n == 0 ? 0 : -1;
+}
+
+static int cmp_str(const void *x, const void *y)
+{
+	return strcmp(*(const char *const *)x, *(const char *const *)y);
+}
+
 static void audit_one(struct job *job, size_t idx, const char *path)
 {
 	struct kw_audit *a = NULL;
 	struct kw_error err = { 0 };
 	struct kw_error rerr = { 0 };
-	char *text = NULL;
+	char *text = NULL, hex[65];
+	struct kw_report_key key = { NULL, KW_VERSION };
+	const char *hp = hex;
 	int code;
 
+	/* The key of the line: the wheel's bytes, whatever its path; what is already reported is skipped. */
+	if ((job->json || job->done.n) && file_sha256(path, hex) == 0) {
+		key.sha256 = hex;
+		if (job->done.n && bsearch(&hp, job->done.v, job->done.n, sizeof(*job->done.v), cmp_str)) {
+			emit(job, idx, NULL, false, KW_EXIT_OK);
+			return;
+		}
+	}
 	/* A missing path is named whole ("dir/" has no file name to judge), before its name is read. */
 	if (kw_cli_check_input(path, &err) || kw_audit_wheel_flags(job->ctx, path, job->audit_flags, &a, &err)) {
 		/* One bad wheel gets its own line and does not stop the others. */
-		if (job->json && kw_report_error_json(path, &err, &text, &rerr) == 0) {
+		if (job->json && kw_report_error_json_keyed(path, &err, &key, &text, &rerr) == 0) {
 			emit(job, idx, text, false, KW_EXIT_ERROR);
 		} else {
 			char *line = kw_report_error_line(&err);
@@ -129,7 +179,8 @@ static void audit_one(struct job *job, size_t idx, const char *path)
 			code = KW_EXIT_VERDICT;
 		}
 	}
-	if (job->json ? kw_report_show_json(a, &text, &rerr) : kw_report_show_text(a, job->verbose, &text, &rerr)) {
+	if (job->json ? kw_report_show_json_keyed(a, &key, &text, &rerr)
+		      : kw_report_show_text(a, job->verbose, &text, &rerr)) {
 		char *line;
 
 		kw_error_prefix(&rerr, "'%s'", path);
@@ -150,6 +201,74 @@ static void work(void *ud, size_t idx)
 	audit_one(job, idx, job->inputs->v[idx]);
 }
 
+/*
+ * The shard of a wheel: FNV-1a of its file name (not the path, so a wheel
+ * lands in one shard wherever it is listed from), modulo the count.
+ */
+static unsigned long shard_of(const char *path, unsigned long n)
+{
+	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	uint64_t h = 14695981039346656037ull;
+
+	for (; *base; base++) {
+		h ^= (unsigned char)*base;
+		h *= 1099511628211ull;
+	}
+	return (unsigned long)(h % n);
+}
+
+/* "K/N", 0 <= K < N <= 1000000. */
+static bool parse_shard(const char *s, unsigned long *k, unsigned long *n)
+{
+	char *end;
+
+	if (*s < '0' || *s > '9') {
+		return false;
+	}
+	errno = 0;
+	*k = strtoul(s, &end, 10);
+	if (errno || *end != '/' || end[1] < '0' || end[1] > '9') {
+		return false;
+	}
+	*n = strtoul(end + 1, &end, 10);
+	return !errno && !*end && *n >= 1 && *n <= 1000000 && *k < *n;
+}
+
+/*
+ * The sha256 of every wheel FILE's lines report for this kwheel version:
+ * lines another version wrote are audited again, and a line a killed run
+ * cut short counts for nothing. A missing FILE holds none.
+ */
+static int load_done(const char *file, struct kw_strv *done, struct kw_error *err)
+{
+	FILE *f = fopen(file, "re");
+	char *line = NULL;
+	size_t cap = 0;
+	int rc = 0;
+
+	if (!f) {
+		return errno == ENOENT ? 0 : kw_error_set(err, KW_EIO, "cannot read '%s': %s", file, strerror(errno));
+	}
+	while (!rc && getline(&line, &cap, f) > 0) {
+		char *sha = NULL, *ver = NULL;
+		struct kw_error kerr = { 0 };
+		int r = kw_report_show_json_read_key(line, &sha, &ver, &kerr);
+
+		if (r == KW_ENOMEM || (r == 0 && strcmp(ver, KW_VERSION) == 0 && kw_strv_push(done, sha))) {
+			rc = kw_error_set(err, KW_ENOMEM, "out of memory");
+		}
+		free(sha);
+		free(ver);
+	}
+	if (!rc && ferror(f)) {
+		rc = kw_error_set(err, KW_EIO, "cannot read '%s': %s", file, strerror(errno));
+	}
+	free(line);
+	fclose(f);
+	kw_strv_sort(done);
+	return rc;
+}
+
 static int cmd_show(struct kw_ctx *ctx, int argc, char **argv)
 {
 	struct option longopts[32];
@@ -158,6 +277,8 @@ static int cmd_show(struct kw_ctx *ctx, int argc, char **argv)
 	struct kw_error err = { 0 };
 	const struct kw_policy_set *set;
 	struct job job;
+	const char *skip_done = NULL;
+	unsigned long shard_k = 0, shard_n = 0;
 	long jobs = 1;
 	int c, rc = KW_EXIT_ERROR;
 
@@ -181,6 +302,14 @@ static int cmd_show(struct kw_ctx *ctx, int argc, char **argv)
 			break;
 		case OPT_NO_ISA:
 			job.audit_flags |= KW_AUDIT_NO_ISA_CHECK;
+			break;
+		case OPT_SHARD:
+			if (!parse_shard(optarg, &shard_k, &shard_n)) {
+				return kw_cli_usage("show", "--shard takes K/N with 0 <= K < N, not '%s'", optarg);
+			}
+			break;
+		case OPT_SKIP_DONE:
+			skip_done = optarg;
 			break;
 		case 'j': {
 			char *end;
@@ -213,6 +342,28 @@ static int cmd_show(struct kw_ctx *ctx, int argc, char **argv)
 		rc = kw_cli_usage("show", "no wheel found in the arguments");
 		goto out;
 	}
+	if (shard_n) {
+		size_t i, kept = 0;
+
+		/* Only this shard's wheels stay, in their order: the rest is another worker's. */
+		for (i = 0; i < inputs.n; i++) {
+			if (shard_of(inputs.v[i], shard_n) == shard_k) {
+				inputs.v[kept++] = inputs.v[i];
+			} else {
+				free(inputs.v[i]);
+			}
+		}
+		inputs.n = kept;
+		inputs.v[kept] = NULL;
+		if (kept == 0) {
+			rc = KW_EXIT_OK;
+			goto out;
+		}
+	}
+	if (skip_done && load_done(skip_done, &job.done, &err)) {
+		rc = kw_cli_error(&err);
+		goto out;
+	}
 	/* Loaded once here: workers then only read the context. */
 	if (kw_ctx_policy(ctx, &set, &err)) {
 		rc = kw_cli_error(&err);
@@ -232,6 +383,7 @@ static int cmd_show(struct kw_ctx *ctx, int argc, char **argv)
 	rc = job.worst;
 out:
 	free(job.slots);
+	kw_strv_release(&job.done);
 	kw_strv_release(&inputs);
 	return rc;
 }

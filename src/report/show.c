@@ -498,7 +498,23 @@ static json_t *audit_json(const struct kw_audit *a)
 	return o;
 }
 
+/* The run-independent key of a line, when one is asked for. Returns nonzero when out of memory. */
+static int set_key_fields(json_t *o, const struct kw_report_key *key)
+{
+	if (!key) {
+		return 0;
+	}
+	return set(o, "sha256", str_or_null(key->sha256)) |
+	       set(o, "kwheel_version", str_or_null(key->kwheel_version));
+}
+
 int kw_report_show_json(const struct kw_audit *a, char **out, struct kw_error *err)
+{
+	return kw_report_show_json_keyed(a, NULL, out, err);
+}
+
+int kw_report_show_json_keyed(const struct kw_audit *a, const struct kw_report_key *key, char **out,
+			      struct kw_error *err)
 {
 	json_t *o;
 	char *s;
@@ -506,6 +522,10 @@ int kw_report_show_json(const struct kw_audit *a, char **out, struct kw_error *e
 	*out = NULL;
 	report_json_init();
 	o = audit_json(a);
+	if (o && set_key_fields(o, key)) {
+		json_decref(o);
+		o = NULL;
+	}
 	if (!o) {
 		return kw_error_set(err, KW_ENOMEM, "out of memory building the report");
 	}
@@ -521,6 +541,40 @@ int kw_report_show_json(const struct kw_audit *a, char **out, struct kw_error *e
 int kw_report_error_json(const char *path, const struct kw_error *what, char **out,
 			 struct kw_error *err)
 {
+	return kw_report_error_json_keyed(path, what, NULL, out, err);
+}
+
+int kw_report_show_json_read_key(const char *line, char **sha256, char **kwheel_version, struct kw_error *err)
+{
+	json_error_t jerr;
+	json_t *o, *h, *v;
+	int rc = KW_EFORMAT;
+
+	*sha256 = *kwheel_version = NULL;
+	report_json_init();
+	o = json_loads(line, JSON_REJECT_DUPLICATES, &jerr);
+	h = json_is_object(o) ? json_object_get(o, "sha256") : NULL;
+	v = json_is_object(o) ? json_object_get(o, "kwheel_version") : NULL;
+	if (json_is_string(h) && json_is_string(v)) {
+		*sha256 = kw_strdup(json_string_value(h));
+		*kwheel_version = kw_strdup(json_string_value(v));
+		rc = *sha256 && *kwheel_version ? 0 : KW_ENOMEM;
+		if (rc) {
+			free(*sha256);
+			free(*kwheel_version);
+			*sha256 = *kwheel_version = NULL;
+		}
+	}
+	json_decref(o);
+	if (rc == KW_ENOMEM) {
+		return kw_error_set(err, rc, "out of memory");
+	}
+	return rc ? kw_error_set(err, rc, "not a keyed report line") : 0;
+}
+
+int kw_report_error_json_keyed(const char *path, const struct kw_error *what, const struct kw_report_key *key,
+			       char **out, struct kw_error *err)
+{
 	json_t *o;
 	int bad;
 	char *s;
@@ -529,6 +583,7 @@ int kw_report_error_json(const char *path, const struct kw_error *what, char **o
 	report_json_init();
 	o = json_object();
 	bad = !o;
+	bad |= o ? set_key_fields(o, key) : 0;
 	bad |= set(o, "version", json_integer(KW_REPORT_SHOW_VERSION));
 	bad |= set(o, "wheel", report_jstr(base_name(path)));
 	bad |= set(o, "path", report_jstr(path));

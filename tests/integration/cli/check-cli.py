@@ -39,6 +39,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from testlib import check, failures, run, write_wheel  # noqa: E402
 
 KWHEEL, SRC, GROUP = sys.argv[1:4]
+SRC = os.path.abspath(SRC)
 
 
 def project_version():
