@@ -22,6 +22,14 @@ GROUP is one of:
             the options its --help lists, its SYNOPSIS holds the --help
             synopsis, and its EXIT STATUS renders (scdoc, man) as one entry
             per code; kwheel(1) names every command
+  pip       `pip wheel --no-build-isolation` (Debian's meson-python, offline)
+            on a copy of the source tree gives a wheel whose scripts hold the
+            kwheel binary; the binary taken from that wheel repairs it
+            (libzip, libelf, jansson vendored, a manylinux tag); the copy is
+            deleted, the repaired wheel goes into a fresh venv with pip
+            --no-index, and the venv's kwheel (no DT_NEEDED on the host's
+            libzip/libelf/jansson, ldd resolving them inside the venv) gives
+            a corpus wheel the same `show --json` as the build's kwheel
   completions  bash: `kwheel CMD --<TAB>` offers exactly the options of
             `kwheel CMD --help`, commands come from `kwheel --help`, a DIR
             argument completes directories only; zsh: the _arguments specs
@@ -311,6 +319,101 @@ def group_man():
               f"{cmd}: EXIT STATUS renders one entry per code {codes}, all at one indent ({heads})")
 
 
+def source_files():
+    """The tree as a fresh clone has it: git's tracked and untracked-but-not-ignored files."""
+    r = run("git", "-C", SRC, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+    if r.returncode == 0:
+        return [f for f in r.stdout.split("\0") if f and os.path.isfile(os.path.join(SRC, f))]
+    return [os.path.relpath(os.path.join(root, n), SRC) for root, dirs, names in os.walk(SRC)
+            for n in names if not os.path.relpath(root, SRC).startswith(("build", ".git"))]
+
+
+def group_pip():
+    import shutil
+    corpus = os.environ.get("KW_CORPUS", os.path.join(SRC, "..", "shared", "corpus"))
+    tmp = tempfile.mkdtemp(prefix="kwheel-pip-")
+    src = os.path.join(tmp, "src")
+    for rel in source_files():
+        os.makedirs(os.path.dirname(os.path.join(src, rel)), exist_ok=True)
+        shutil.copy2(os.path.join(SRC, rel), os.path.join(src, rel))
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_LIBRARY_PATH", "PYTHONPATH", "PIP_INDEX_URL")}
+    dist = os.path.join(tmp, "dist")
+    r = run(["/usr/bin/python3", "-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "--no-index",
+             "--disable-pip-version-check", "-w", dist, src], env=env, cwd=tmp)
+    built = sorted(os.listdir(dist)) if os.path.isdir(dist) else []
+    if not check(r.returncode == 0 and len(built) == 1, f"pip wheel --no-build-isolation builds one wheel ({built}: "
+                 f"{(r.stdout + r.stderr).strip()[-400:]})"):
+        return
+    whl = os.path.join(dist, built[0])
+    with zipfile.ZipFile(whl) as z:
+        names = z.namelist()
+        script = [n for n in names if re.fullmatch(r"kwheel-[^/]+\.data/scripts/kwheel", n)]
+        check(script and z.read(script[0])[:4] == b"\x7fELF", f"the wheel's scripts hold the kwheel binary ({script})")
+        if not script:
+            return
+        own = os.path.join(tmp, "kwheel-from-wheel")
+        with open(own, "wb") as f:
+            f.write(z.read(script[0]))
+        os.chmod(own, 0o755)
+    check(built[0] == f"kwheel-{project_version()}-py3-none-linux_x86_64.whl",
+          f"named for meson.build's version, not yet repaired ({built[0]})")
+
+    # repaired by the kwheel it holds
+    out = os.path.join(tmp, "wheelhouse")
+    r = run([own, "repair", "-w", out, whl], env=env)
+    rep = sorted(os.listdir(out)) if os.path.isdir(out) else []
+    if not check(r.returncode == 0 and len(rep) == 1, f"the wheel's own kwheel repairs it ({rep}: {r.stderr.strip()[-300:]})"):
+        return
+    repaired = os.path.join(out, rep[0])
+    check(re.fullmatch(r"kwheel-[^-]+-py3-none-manylinux_2_\d+_x86_64\.whl", rep[0]) is not None,
+          f"the repaired wheel is manylinux-tagged ({rep[0]})")
+    with zipfile.ZipFile(repaired) as z:
+        check(z.testzip() is None, "the repaired wheel's members read back (zipfile)")
+        libs = [n for n in z.namelist() if n.startswith("kwheel.libs/")]
+    for lib in ("libzip", "libelf", "libjansson"):
+        check(any(os.path.basename(n).startswith(lib) for n in libs), f"{lib} is vendored ({len(libs)} libraries)")
+    shutil.rmtree(src)
+    shutil.rmtree(dist)
+    os.unlink(own)
+
+    # a fresh venv, the build tree gone
+    venv = os.path.join(tmp, "venv")
+    r = run("/usr/bin/python3", "-m", "venv", venv)
+    if not check(r.returncode == 0, f"python3 -m venv ({r.stderr.strip()[-200:]})"):
+        return
+    r = run([os.path.join(venv, "bin", "pip"), "install", "--no-index", "--disable-pip-version-check", "--quiet",
+             repaired], env=env)
+    if not check(r.returncode == 0, f"pip installs the repaired wheel into the venv ({r.stderr.strip()[-300:]})"):
+        return
+    cmd = os.path.join(venv, "bin", "kwheel")
+    r = run([cmd, "--version"], env=env)
+    check(r.returncode == 0 and r.stdout.strip() == f"kwheel {project_version()}", f"venv/bin/kwheel --version ({r.stdout.strip()})")
+    elfs = []
+    for root, _, files in os.walk(venv):
+        for n in files:
+            p = os.path.join(root, n)
+            with open(p, "rb") as f:
+                if f.read(4) == b"\x7fELF" and n == "kwheel":
+                    elfs.append(p)
+    check(len(elfs) == 1, f"one kwheel program in the venv ({elfs})")
+    if elfs:
+        needed = readelf_needed(elfs[0])
+        plain = [n for n in needed if re.fullmatch(r"lib(zip|elf|jansson)\.so\.\d+", n)]
+        check(not plain, f"the installed program needs no host libzip/libelf/jansson by name ({needed})")
+        r = run("ldd", elfs[0], env=env)
+        inside = [l for l in r.stdout.splitlines() if re.search(r"lib(zip|elf|jansson)", l)]
+        check(len(inside) == 3 and all(venv in l for l in inside), f"ldd finds them inside the venv ({inside})")
+    for w in ("debian/pyyaml-6.0-cp311-cp311-linux_x86_64.whl", "auditwheel/testzlib-0.0.1-cp310-cp310-linux_x86_64.whl"):
+        path = os.path.join(corpus, "wheels", w)
+        a = run([cmd, "show", "--json", path], env=env)
+        b = run([KWHEEL, "show", "--json", path], env=env)
+        check(a.returncode == b.returncode and a.stdout and json.loads(a.stdout) == json.loads(b.stdout),
+              f"the venv's kwheel show --json on {os.path.basename(w)} is the build's ({a.returncode}, {a.stderr.strip()[:200]})")
+    a = run([cmd, "show", repaired], env=env)
+    check(a.returncode == 0 and f"consistent with: {rep[0].split('-')[-1][:-4]}" in a.stdout,
+          f"and says the repaired wheel is what its name claims ({a.returncode})")
+
+
 def installed(dest, rel):
     return os.path.lexists(os.path.join(dest, rel.lstrip("/")))
 
@@ -418,7 +521,7 @@ def group_install():
 
 def main():
     {"messages": group_messages, "version": group_version, "install": group_install,
-     "completions": group_completions, "man": group_man}[GROUP]()
+     "completions": group_completions, "man": group_man, "pip": group_pip}[GROUP]()
     if failures:
         print(f"{len(failures)} failure(s)")
         sys.exit(1)
