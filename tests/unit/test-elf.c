@@ -400,17 +400,18 @@ static void collect(void)
 	/*
 	 * Every ELF member of every auditwheel corpus wheel, extracted with
 	 * unzip into a directory named for the wheel; the corpus fixture objects;
-	 * then 30 ELF shared libraries spread over /usr/lib/x86_64-linux-gnu.
+	 * then every ELF shared library of the corpus sysroot and of the fixture
+	 * sysroot the build makes: inputs the suite controls, the same whatever
+	 * this machine has installed.
 	 */
 	cmd = kwt_fmt("cd '%s' && is_elf() { [ \"$(head -c4 \"$1\" | od -An -tx1 | tr -d ' \\n')\" = 7f454c46 ]; }; "
 		      "for w in $(find '%s/wheels/auditwheel' -name '*.whl' | sort); do "
 		      "  d=$(basename \"$w\" .whl); mkdir -p \"$d\" && unzip -q -o \"$w\" -d \"$d\" || exit 1; done; "
 		      "find . -type f | sort | while read -r f; do if is_elf \"$f\"; then echo \"$PWD/${f#./}\"; fi; done; "
 		      "find '%s/wheels/auditwheel' -type f ! -name '*.whl' | sort | while read -r f; do if is_elf \"$f\"; then echo \"$f\"; fi; done; "
-		      "find /usr/lib/x86_64-linux-gnu -maxdepth 1 -type f -name '*.so*' | sort | "
-		      "  while read -r f; do if is_elf \"$f\"; then echo \"$f\"; fi; done > sys.list; "
-		      "awk -v n=$(wc -l < sys.list) 'n <= 30 || (NR - 1) %% int(n / 30) == 0' sys.list | head -30",
-		      tmpdir, kwt_corpus(), kwt_corpus());
+		      "find '%s/sysroot' '%s/fixtures/sysroot/root' -type f -name '*.so*' | sort | "
+		      "  while read -r f; do if is_elf \"$f\"; then echo \"$f\"; fi; done",
+		      tmpdir, kwt_corpus(), kwt_corpus(), kwt_corpus(), kwt_build_root());
 	ck_assert_int_eq(kwt_run(cmd, &out, NULL), 0);
 	for (line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		sl_add(&files, line);
@@ -665,7 +666,7 @@ START_TEST(matches_readelf)
 			char *m;
 
 			checked++;
-			if (strncmp(files.v[i], "/usr/lib/", 9) == 0) {
+			if (strstr(files.v[i], "/sysroot/")) {
 				system++;
 			} else {
 				corpus++;
@@ -679,7 +680,7 @@ START_TEST(matches_readelf)
 	}
 	sl_set(&machines_seen);
 	release_files();
-	fprintf(stderr, "# elf: %zu objects compared with readelf (%zu corpus, %zu system), %zu machine/class/order kinds, "
+	fprintf(stderr, "# elf: %zu objects compared with readelf (%zu corpus, %zu sysroot), %zu machine/class/order kinds, "
 			"%zu DT_NEEDED, %zu symbols, %zu relocation types, %zu versions\n",
 		checked, corpus, system, machines_seen.n, n_needed, n_syms, n_relocs, n_vers);
 	sl_set(&unnamed_relocs);
@@ -978,31 +979,40 @@ static void truncations(const char *label)
 	}
 }
 
-#define LIBZ "/usr/lib/x86_64-linux-gnu/libz.so.1"
-
 /*
- * The x86-64 bases for forgeries: the system's libz (on this machine it is
- * not Debian's file: its program headers and .dynstr were moved to the end
- * by an ELF patcher) and Debian's untouched libz from the corpus sysroot,
- * laid out as the linker wrote it.
+ * The x86-64 bases for forgeries, both made from Debian's libz of the corpus
+ * sysroot (not the system's, which differs from machine to machine): a copy
+ * patchelf has given a search path too long for the old .dynstr, so the
+ * string table and a new PT_LOAD sit at the end of the file, as an ELF
+ * patcher leaves them, and the untouched file, laid out as the linker wrote it.
  */
 static void load_base(int which)
 {
-	if (which == 0) {
-		load(LIBZ);
-	} else {
-		char *p = kwt_fmt("%s/sysroot/lib/x86_64-linux-gnu/libz.so.1.2.13", kwt_corpus());
+	char *p = kwt_fmt("%s/sysroot/lib/x86_64-linux-gnu/libz.so.1.2.13", kwt_corpus());
 
+	if (which == 0) {
+		char *dir = kwt_mkdtemp(), *copy = kwt_fmt("%s/libz.so.1", dir);
+		char *cmd = kwt_fmt("cp '%s' '%s' && chmod u+w '%s' && patchelf --set-rpath "
+				    "/opt/a/search/path/far/too/long/for/the/string/table/as/it/was '%s'",
+				    p, copy, copy, copy);
+
+		ck_assert_msg(kwt_run(cmd, NULL, NULL) == 0, "patchelf cannot patch a copy of %s", p);
+		load(copy);
+		kwt_rmtree(dir);
+		free(cmd);
+		free(copy);
+		free(dir);
+	} else {
 		load(p);
-		free(p);
 	}
+	free(p);
 	ck_assert(orig.is64 && !orig.msb);
 }
 
 START_TEST(truncated_x86_64)
 {
 	load_base(_i);
-	truncations(_i ? "Debian libz" : "system libz");
+	truncations(_i ? "Debian libz" : "patched libz");
 	free(orig.b);
 }
 END_TEST
@@ -1600,6 +1610,7 @@ START_TEST(misc_api)
 {
 	struct kw_elf_info *info = NULL;
 	struct kw_error err = { 0 };
+	char *libz;
 
 	ck_assert(!kw_elf_is_elf("\x7f" "EL", 3));
 	ck_assert(kw_elf_is_elf("\x7f" "ELF", 4));
@@ -1613,10 +1624,12 @@ START_TEST(misc_api)
 	ck_assert_str_eq(kw_elf_reloc_str(EM_386, R_386_GLOB_DAT), "R_386_GLOB_DAT");
 	ck_assert_ptr_nonnull(kw_elf_machine_str(0xfff0));
 	/* the same object read twice is compatible with itself */
-	ck_assert_int_eq(kw_elf_parse_file(LIBZ, &info, &err), 0);
+	libz = kwt_fmt("%s/sysroot/lib/x86_64-linux-gnu/libz.so.1.2.13", kwt_corpus());
+	ck_assert_int_eq(kw_elf_parse_file(libz, &info, &err), 0);
 	ck_assert(kw_elf_compatible(info, info));
 	ck_assert_str_eq(kw_elf_arch(info), "x86_64");
 	kw_elf_info_free(info);
+	free(libz);
 }
 END_TEST
 
