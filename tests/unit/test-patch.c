@@ -1,0 +1,177 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The ELF editor on objects gcc builds here, with readelf as the oracle:
+ * each edit of kw_patch_ops (search path as RUNPATH or RPATH, SONAME,
+ * DT_NEEDED replaced, added, removed) gives the dynamic section readelf
+ * reads back, growing or not; an input that is not ELF, or a cut one, is an
+ * error that leaves the file and the buffer as they were.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "kwheel/patch.h"
+#include "testlib.h"
+
+static char *dir;
+
+/* A shared object needing libkwa.so.1 and libkwb.so.2 (stubs gcc builds too), SONAME libkwt.so.1. */
+static char *build(const char *extra)
+{
+	char *src = kwt_fmt("%s/t.c", dir), *so = kwt_fmt("%s/libkwt.so.1", dir), *cmd;
+
+	ck_assert_int_eq(kwt_write_file(src, "int kwt(void) { return 1; }\n", 28), 0);
+	cmd = kwt_fmt("cd '%s' && gcc -shared -fPIC -Wl,-soname,libkwa.so.1 -o libkwa.so.1 -x c /dev/null && "
+		      "gcc -shared -fPIC -Wl,-soname,libkwb.so.2 -o libkwb.so.2 -x c /dev/null && "
+		      "gcc -shared -fPIC -Wl,--no-as-needed -Wl,-soname,libkwt.so.1 %s -o '%s' t.c ./libkwa.so.1 ./libkwb.so.2",
+		      dir, extra, so);
+	ck_assert_msg(kwt_run(cmd, NULL, NULL) == 0, "gcc: %s", cmd);
+	free(cmd);
+	free(src);
+	return so;
+}
+
+/* readelf's reading of one dynamic tag ("NEEDED", "RUNPATH", ...): the values in order, joined by spaces. */
+static char *readelf_dyn(const char *so, const char *tag)
+{
+	char *cmd = kwt_fmt("readelf -dW '%s' | sed -n 's/.*(%s) *[^[]*\\[\\(.*\\)\\]$/\\1/p' | tr '\\n' ' ' | "
+			    "sed 's/ $//'", so, tag);
+	char *out = NULL;
+
+	ck_assert_int_eq(kwt_run(cmd, &out, NULL), 0);
+	free(cmd);
+	return out;
+}
+
+static void setup(void)
+{
+	dir = kwt_mkdtemp();
+}
+
+static void teardown(void)
+{
+	kwt_rmtree(dir);
+	free(dir);
+	dir = NULL;
+}
+
+static const char *const long_path[] = { "$ORIGIN/../a/much/longer/search/path/than/the/string/table/had/room/for" };
+static const char *const add_needed[] = { "libkwnew-with-a-long-name.so.9" };
+static const char *const remove_b[] = { "libkwb.so.2" };
+static const struct kw_patch_replace replace_a[] = { { "libkwa.so.1", "libkwa-0123456789abcdef.so.1" } };
+
+/* One edit per row, and what readelf must read back afterwards. */
+static const struct {
+	const char *what, *gcc;
+	struct kw_patch_ops ops;
+	const char *needed, *runpath, *rpath, *soname;
+} cases[] = {
+	{ "set RUNPATH on a file with none", "", { .set_rpath = "$ORIGIN/lib" },
+	  "libkwa.so.1 libkwb.so.2 libc.so.6", "$ORIGIN/lib", "", "libkwt.so.1" },
+	{ "set RPATH (force)", "", { .set_rpath = "/opt/x", .force_rpath = true },
+	  "libkwa.so.1 libkwb.so.2 libc.so.6", "", "/opt/x", "libkwt.so.1" },
+	{ "a RUNPATH keeps its tag", "-Wl,--enable-new-dtags -Wl,-rpath,/old", { .set_rpath = "/new" },
+	  "libkwa.so.1 libkwb.so.2 libc.so.6", "/new", "", "libkwt.so.1" },
+	{ "an RPATH keeps its tag", "-Wl,--disable-new-dtags -Wl,-rpath,/old", { .set_rpath = "/new" },
+	  "libkwa.so.1 libkwb.so.2 libc.so.6", "", "/new", "libkwt.so.1" },
+	{ "append to the path, growing", "-Wl,--enable-new-dtags -Wl,-rpath,/old",
+	  { .add_rpath = long_path, .n_add_rpath = 1 }, "libkwa.so.1 libkwb.so.2 libc.so.6",
+	  "/old:$ORIGIN/../a/much/longer/search/path/than/the/string/table/had/room/for", "", "libkwt.so.1" },
+	{ "remove the path", "-Wl,--enable-new-dtags -Wl,-rpath,/old", { .remove_rpath = true },
+	  "libkwa.so.1 libkwb.so.2 libc.so.6", "", "", "libkwt.so.1" },
+	{ "a longer SONAME", "", { .set_soname = "libkwt-renamed-to-something-longer.so.1" },
+	  "libkwa.so.1 libkwb.so.2 libc.so.6", "", "", "libkwt-renamed-to-something-longer.so.1" },
+	{ "replace a DT_NEEDED", "", { .replace_needed = replace_a, .n_replace_needed = 1 },
+	  "libkwa-0123456789abcdef.so.1 libkwb.so.2 libc.so.6", "", "", "libkwt.so.1" },
+	{ "add a DT_NEEDED first, remove another", "",
+	  { .add_needed = add_needed, .n_add_needed = 1, .remove_needed = remove_b, .n_remove_needed = 1 },
+	  "libkwnew-with-a-long-name.so.9 libkwa.so.1 libc.so.6", "", "", "libkwt.so.1" },
+};
+
+START_TEST(edit_matches_readelf)
+{
+	struct kw_patch_result res = { 0 };
+	struct kw_error err = { 0 };
+	char *so = build(cases[_i].gcc), *out = kwt_fmt("%s/out.so", dir);
+	char *needed, *runpath, *rpath, *soname;
+
+	ck_assert_msg(kw_patch_file(so, out, &cases[_i].ops, &res, &err) == 0, "%s: %s", cases[_i].what, err.msg);
+	ck_assert_msg(res.changed, "%s: nothing changed", cases[_i].what);
+	needed = readelf_dyn(out, "NEEDED");
+	runpath = readelf_dyn(out, "RUNPATH");
+	rpath = readelf_dyn(out, "RPATH");
+	soname = readelf_dyn(out, "SONAME");
+	ck_assert_msg(strcmp(needed, cases[_i].needed) == 0, "%s: NEEDED '%s'", cases[_i].what, needed);
+	ck_assert_msg(strcmp(runpath, cases[_i].runpath) == 0, "%s: RUNPATH '%s'", cases[_i].what, runpath);
+	ck_assert_msg(strcmp(rpath, cases[_i].rpath) == 0, "%s: RPATH '%s'", cases[_i].what, rpath);
+	ck_assert_msg(strcmp(soname, cases[_i].soname) == 0, "%s: SONAME '%s'", cases[_i].what, soname);
+	kw_patch_result_release(&res);
+	free(needed), free(runpath), free(rpath), free(soname);
+	free(so), free(out);
+}
+END_TEST
+
+/* The input is left as it was (out NULL is in place: it must still be the old bytes on error). */
+START_TEST(bad_input_untouched)
+{
+	static const char junk[] = "\x7f" "ELF but not really an ELF file at all";
+	struct kw_patch_ops ops = { .set_rpath = "/x" };
+	struct kw_patch_result res = { 0 };
+	struct kw_error err = { 0 };
+	char *p = kwt_fmt("%s/junk.so", dir), *back;
+	size_t len;
+
+	ck_assert_int_eq(kwt_write_file(p, junk, sizeof(junk)), 0);
+	ck_assert_int_lt(kw_patch_file(p, NULL, &ops, &res, &err), 0);
+	ck_assert_msg(strstr(err.msg, "junk.so") != NULL, "the message names the file: %s", err.msg);
+	back = kwt_read_file(p, &len);
+	ck_assert(back && len == sizeof(junk) && memcmp(back, junk, len) == 0);
+	free(back);
+	free(p);
+}
+END_TEST
+
+/* A cut image is refused before any byte of the buffer is written. */
+START_TEST(cut_image_buffer_unchanged)
+{
+	struct kw_patch_ops ops = { .set_soname = "libkwt-other.so.1" };
+	struct kw_patch_result res = { 0 };
+	struct kw_error err = { 0 };
+	char *so = build("");
+	size_t len, cut;
+	unsigned char *img = (unsigned char *)kwt_read_file(so, &len), *copy;
+
+	ck_assert_ptr_nonnull(img);
+	for (cut = 64; cut < len; cut += len / 7) {
+		copy = malloc(cut);
+		ck_assert_ptr_nonnull(copy);
+		memcpy(copy, img, cut);
+		if (kw_patch_image(copy, cut, "cut.so", &ops, &res, &err) != 0) {
+			ck_assert_msg(memcmp(copy, img, cut) == 0, "a refused edit changed the buffer (cut at %zu)", cut);
+		}
+		kw_patch_result_release(&res);
+		memset(&res, 0, sizeof(res));
+		free(copy);
+	}
+	free(img);
+	free(so);
+}
+END_TEST
+
+static Suite *patch_suite(void)
+{
+	Suite *s = suite_create("patch");
+	TCase *t = tcase_create("edits");
+
+	tcase_add_checked_fixture(t, setup, teardown);
+	tcase_add_loop_test(t, edit_matches_readelf, 0, sizeof(cases) / sizeof(cases[0]));
+	tcase_add_test(t, bad_input_untouched);
+	tcase_add_test(t, cut_image_buffer_unchanged);
+	tcase_set_timeout(t, 60);
+	suite_add_tcase(s, t);
+	return s;
+}
+
+int main(void)
+{
+	return kwt_main(patch_suite());
+}
