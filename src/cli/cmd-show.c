@@ -61,12 +61,43 @@ struct job {
 	unsigned audit_flags;   /* KW_AUDIT_* */
 	struct kw_strv done;    /* --skip-done: sha256 of wheels already reported by this version, sorted */
 	int worst;              /* highest exit code so far */
+	bool progress;          /* stderr is a terminal: a progress line, redrawn as wheels finish */
+	uint64_t *sizes;        /* with progress: each input's size in bytes (0 if it cannot be read) */
+	uint64_t total, done_bytes;
+	size_t n_done;
 	pthread_mutex_t lock;
 };
+
+/* The progress line, in work done: wheels and their bytes (an audit reads each wheel once). */
+static void draw_progress(const struct job *job)
+{
+	int pct = job->total ? (int)(job->done_bytes * 100 / job->total) : (int)(job->n_done * 100 / job->inputs->n);
+
+	fprintf(stderr, "\r\033[Kkwheel show: %zu of %zu wheels, %llu of %llu MB (%d%%)", job->n_done, job->inputs->n,
+		(unsigned long long)(job->done_bytes >> 20), (unsigned long long)(job->total >> 20), pct);
+	fflush(stderr);
+}
+
+static void emit_locked(struct job *job, size_t idx, const char *text, bool is_err, int code);
 
 static void emit(struct job *job, size_t idx, const char *text, bool is_err, int code)
 {
 	pthread_mutex_lock(&job->lock);
+	if (job->progress) {
+		/* The line goes away while a report is written (stdout may be the same terminal), then comes back. */
+		fputs("\r\033[K", stderr);
+		job->n_done++;
+		job->done_bytes += job->sizes[idx];
+	}
+	emit_locked(job, idx, text, is_err, code);
+	if (job->progress && job->n_done < job->inputs->n) {
+		draw_progress(job);
+	}
+	pthread_mutex_unlock(&job->lock);
+}
+
+static void emit_locked(struct job *job, size_t idx, const char *text, bool is_err, int code)
+{
 	if (code > job->worst) {
 		job->worst = code;
 	}
@@ -77,7 +108,6 @@ static void emit(struct job *job, size_t idx, const char *text, bool is_err, int
 			fputc('\n', is_err ? stderr : stdout);
 			fflush(is_err ? stderr : stdout);
 		}
-		pthread_mutex_unlock(&job->lock);
 		return;
 	}
 	/* Without memory to hold it, a report is written at once, out of order. */
@@ -99,7 +129,6 @@ static void emit(struct job *job, size_t idx, const char *text, bool is_err, int
 			sl->text = NULL;
 		}
 	}
-	pthread_mutex_unlock(&job->lock);
 }
 
 /* The hex sha256 of the file at path into hex (65 bytes); nonzero if it cannot be read whole. */
@@ -377,12 +406,32 @@ static int cmd_show(struct kw_ctx *ctx, int argc, char **argv)
 		rc = kw_cli_error(&err);
 		goto out;
 	}
+	/* Progress on a terminal only, and only for work that takes a while to watch: several wheels. */
+	job.progress = inputs.n > 1 && isatty(STDERR_FILENO);
+	if (job.progress) {
+		job.sizes = kw_calloc(inputs.n, sizeof(*job.sizes));
+		job.progress = job.sizes != NULL;
+		for (size_t i = 0; job.sizes && i < inputs.n; i++) {
+			struct stat st;
+
+			job.sizes[i] = stat(inputs.v[i], &st) == 0 && S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
+			job.total += job.sizes[i];
+		}
+	}
 	pthread_mutex_init(&job.lock, NULL);
+	if (job.progress) {
+		draw_progress(&job);
+	}
 	kw_cli_pool_run(jobs, inputs.n, work, &job);
+	if (job.progress) {
+		fputs("\r\033[K", stderr);
+		fflush(stderr);
+	}
 	pthread_mutex_destroy(&job.lock);
 	rc = job.worst;
 out:
 	free(job.slots);
+	free(job.sizes);
 	kw_strv_release(&job.done);
 	kw_strv_release(&inputs);
 	return rc;

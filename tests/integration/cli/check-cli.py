@@ -30,6 +30,10 @@ GROUP is one of:
             --no-index, and the venv's kwheel (no DT_NEEDED on the host's
             libzip/libelf/jansson, ldd resolving them inside the venv) gives
             a corpus wheel the same `show --json` as the build's kwheel
+  progress  show over several wheels with stderr a terminal (a pty) draws a
+            progress line in work done (wheels and MB, as stat gives them),
+            rising to the total and cleared at the end, and writes the same
+            stdout as without a terminal; with stderr a pipe, nothing
   completions  bash: `kwheel CMD --<TAB>` offers exactly the options of
             `kwheel CMD --help`, commands come from `kwheel --help`, a DIR
             argument completes directories only; zsh: the _arguments specs
@@ -414,6 +418,37 @@ def group_pip():
           f"and says the repaired wheel is what its name claims ({a.returncode})")
 
 
+def group_progress():
+    import pty
+    import select
+    corpus = os.environ.get("KW_CORPUS", os.path.join(SRC, "..", "shared", "corpus"))
+    wdir = os.path.join(corpus, "wheels", "debian")
+    wheels = sorted(os.path.join(wdir, n) for n in os.listdir(wdir) if n.endswith(".whl"))
+    total_mb = sum(os.stat(w).st_size for w in wheels) >> 20
+    for extra in ([], ["--json"], ["--json", "-j", "2"]):
+        plain = run([KWHEEL, "show"] + extra + wheels)
+        check(plain.stderr == "", f"show {' '.join(extra)}: nothing on stderr when it is a pipe ({plain.stderr[:100]!r})")
+        master, slave = pty.openpty()
+        p = subprocess.Popen([KWHEEL, "show"] + extra + wheels, stdout=subprocess.PIPE, stderr=slave)
+        out = p.communicate(timeout=300)[0].decode()
+        # The slave stays open here until the program is gone, so nothing it wrote is lost with it.
+        tty = b""
+        while select.select([master], [], [], 0.2)[0]:
+            tty += os.read(master, 65536)
+        os.close(slave)
+        os.close(master)
+        lines = re.findall(rb"kwheel show: (\d+) of (\d+) wheels, (\d+) of (\d+) MB \((\d+)%\)", tty)
+        done = [int(a) for a, *_ in lines]
+        check(lines and all(int(b) == len(wheels) and int(d) == total_mb for _, b, _, d, _ in lines)
+              and done == sorted(done) and done[0] == 0 and done[-1] == len(wheels) - 1
+              and [int(c) for _, _, c, _, _ in lines] == sorted(int(c) for _, _, c, _, _ in lines),
+              f"show {' '.join(extra)}: the progress line counts wheels and MB up to the total ({done})")
+        check(tty.endswith(b"\r\x1b[K"), f"show {' '.join(extra)}: the line is cleared at the end")
+        same = out == plain.stdout if "-j" not in extra else sorted(out.splitlines()) == sorted(plain.stdout.splitlines())
+        check(same and p.returncode == plain.returncode,
+              f"show {' '.join(extra)}: stdout is the same with a terminal on stderr")
+
+
 def installed(dest, rel):
     return os.path.lexists(os.path.join(dest, rel.lstrip("/")))
 
@@ -521,7 +556,8 @@ def group_install():
 
 def main():
     {"messages": group_messages, "version": group_version, "install": group_install,
-     "completions": group_completions, "man": group_man, "pip": group_pip}[GROUP]()
+     "completions": group_completions, "man": group_man, "pip": group_pip,
+     "progress": group_progress}[GROUP]()
     if failures:
         print(f"{len(failures)} failure(s)")
         sys.exit(1)
