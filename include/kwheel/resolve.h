@@ -7,6 +7,7 @@
 
 #include "kwheel/elf.h"
 #include "kwheel/kwheel.h"
+#include "kwheel/wasm.h"
 
 /* How a dependency was found, in the loader's search order. */
 enum kw_found_via {
@@ -34,6 +35,7 @@ struct kw_dep_node {
 	size_t *deps;      /* graph indexes of this object's DT_NEEDED, in order */
 	size_t n_deps;
 	char *error;       /* why it could not be read (a candidate was corrupt), or NULL */
+	const struct kw_wasm_info *wasm; /* wasm graphs: borrowed from the wasm resolver; NULL if not found */
 };
 
 /*
@@ -96,5 +98,43 @@ const char *kw_found_via_str(enum kw_found_via via);
  */
 int kw_resolve_expand(const char *entry, const char *origin, const struct kw_elf_info *info,
 		      char **out, struct kw_error *err);
+
+/*
+ * wasm side modules (Emscripten >= 4.0.8 loader semantics, tool-conventions
+ * DynamicLinking.md): a NEEDED name without '/' is looked for in the
+ * RUNTIME_PATH of the module that needs it (DT_RUNPATH: not inherited; an
+ * entry starting with $ORIGIN has it replaced by the module's directory;
+ * ${ORIGIN} is not expanded), then in the directories the user gave
+ * (ctx->ld_library_path, i.e. --library-path, then ctx->lib_paths, i.e.
+ * --ldpaths), never in a system directory: a host's library directories
+ * hold no wasm. Runtime-path entries that leave the overlay name the
+ * browser's filesystem and are not searched; a NEEDED name with '/' is not
+ * searched, as the loader does not. A candidate that is not a wasm side
+ * module is passed over.
+ */
+struct kw_wasm_resolver;
+
+/* Load the wasm module at an overlay path: 0 and a new info (taken), KW_ENOTFOUND, or an error. */
+typedef int (*kw_resolve_wasm_fn)(void *ud, const char *path, struct kw_wasm_info **info,
+				  struct kw_error *err);
+
+/*
+ * New wasm resolver for ctx (borrowed). Paths under prefix are served by fn
+ * (wheel members); it caches every parsed module by path, owning it, so
+ * graphs borrow node->wasm until kw_wasm_resolver_free. Its lookups are
+ * bounded by ctx->limits.max_lookups, chains by ctx->limits.max_depth.
+ */
+int kw_wasm_resolver_new(struct kw_ctx *ctx, const char *prefix, kw_resolve_wasm_fn fn, void *ud,
+			 struct kw_wasm_resolver **out, struct kw_error *err);
+void kw_wasm_resolver_free(struct kw_wasm_resolver *r);
+/*
+ * The dependency graph of the side module at path (an overlay path) whose
+ * parsed view is info (borrowed, must outlive the graph), breadth first,
+ * each library once by its normalised path. Names not found are nodes with
+ * path NULL (node->error may say why a candidate was passed over). New
+ * graph in *out (kw_dep_graph_free); KW_ELIMIT past the lookup budget.
+ */
+int kw_resolve_wasm_tree(struct kw_wasm_resolver *r, const char *path, const struct kw_wasm_info *info,
+			 struct kw_dep_graph **out, struct kw_error *err);
 
 #endif
