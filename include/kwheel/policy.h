@@ -87,4 +87,31 @@ char *kw_policy_tag(const struct kw_policy *p, const char *arch);
 /* Compare dotted numeric versions "2.17" vs "2.5": <0, 0, >0. Non-numeric parts compare last. */
 int kw_version_cmp(const char *a, const char *b);
 
+/*
+ * Pyodide releases, for wasm wheels (there is no manylinux-like contract:
+ * what a release can load is the whole policy). The facts come from runs of
+ * each measured release under Node and from each loader's source.
+ */
+enum kw_pyodide_libs {
+	KW_PYODIDE_LIBS_NONE = 0,      /* loads wheel modules locally: libraries inside a wheel cannot work */
+	KW_PYODIDE_LIBS_DIR,           /* finds libraries in <Name>.libs/ when the wheel is installed with
+					  loadPackage (preloaded, dependencies first); RUNTIME_PATH ignored */
+	KW_PYODIDE_LIBS_RUNTIME_PATH,  /* the Emscripten >= 4.0.8 loader: RUNTIME_PATH, any install */
+};
+
+struct kw_pyodide_release {
+	const char *series;      /* "0.22" */
+	const char *python;      /* "3.10" */
+	const char *emscripten;  /* "3.1.27" */
+	const char *platform;    /* the platform tag of its own wheels, or NULL when not recorded */
+	enum kw_pyodide_libs libs;
+	bool duplicates;         /* a library reached by two path spellings is instantiated twice */
+	const char *measured;    /* the release run under Node ("0.22.1"), or NULL: from the source */
+};
+
+/* The known releases, oldest first (static). */
+const struct kw_pyodide_release *kw_policy_pyodide_releases(size_t *n);
+/* "never", "loadPackage", "any install". */
+const char *kw_pyodide_libs_str(enum kw_pyodide_libs libs);
+
 #endif
