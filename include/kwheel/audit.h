@@ -10,6 +10,7 @@
 #include "kwheel/policy.h"
 #include "kwheel/resolve.h"
 #include "kwheel/util.h"
+#include "kwheel/wasm.h"
 #include "kwheel/wheel.h"
 
 /* Why a wheel does not satisfy a policy. */
@@ -84,12 +85,20 @@ struct kw_audit_member {
 	const char *isa;       /* x86_64 only: "x86_64_v2", "x86_64_v3", "x86_64_v4" from the GNU
 				  property note, or NULL (baseline, no note, other arch); static */
 	bool purelib;          /* lies under <dist>.data/purelib/ */
+	struct kw_wasm_info *wasm; /* a wasm member: its view (info is then NULL), or NULL */
 };
 
 /* A DT_NEEDED entry repair must remove rather than satisfy (libpython3.11.so.1.0). */
 struct kw_audit_drop {
 	char *member;          /* wheel member whose DT_NEEDED it is */
 	char *soname;          /* the entry */
+};
+
+/* Can a Pyodide release load the wheel once repaired? One per release of the wheel's Python. */
+struct kw_audit_pyodide {
+	const struct kw_pyodide_release *release; /* static */
+	bool loads;            /* wheel-local libraries work there (how: release->libs) */
+	bool same_abi;         /* the wheel's platform tag is the release's own: otherwise loading is luck */
 };
 
 /* The audit of one wheel. */
@@ -143,6 +152,20 @@ struct kw_audit {
 	const char *name_arch; /* the arch the file name's platform tags give, static, or NULL */
 	struct kw_audit_drop *drop_needed; /* libpython DT_NEEDED entries repair removes (auditwheel does) */
 	size_t n_drop_needed;
+
+	/*
+	 * wasm (Emscripten/Pyodide) wheels: members are side modules
+	 * (kw_audit_member.wasm), graphs come from the wasm resolver, libs
+	 * are the NEEDED closure outside the wheel, and there are no
+	 * verdicts: best_tag is the claimed platform tag when it is
+	 * consistent (wasm_findings empty), and pyodide says which releases
+	 * can load the repaired result.
+	 */
+	bool wasm;
+	struct kw_strv wasm_findings;  /* why the platform tag or a member is not consistent, as sentences */
+	struct kw_audit_pyodide *pyodide;
+	size_t n_pyodide;
+	struct kw_wasm_resolver *wasm_resolver; /* owns the wasm infos the graphs borrow */
 };
 
 /*

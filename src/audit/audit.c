@@ -4,9 +4,10 @@
 #include <string.h>
 
 #include "kwheel/audit.h"
+#include "kwheel/resolve.h"
+#include "kwheel/wasm.h"
 
-/* Where wheel members appear to the resolver: $ORIGIN of a member lies below it. */
-#define OVERLAY_PREFIX "/.kwheel-wheel"
+#include "internal.h"
 #define ELF_HEAD 64
 
 struct overlay {
@@ -155,7 +156,10 @@ void kw_audit_free(struct kw_audit *a)
 		free(a->drop_needed[i].soname);
 	}
 	free(a->drop_needed);
+	kw_strv_release(&a->wasm_findings);
+	free(a->pyodide);
 	for (i = 0; i < a->n_members; i++) {
+		kw_wasm_info_free(a->members[i].wasm);
 		free(a->members[i].name);
 		free(a->members[i].error);
 		kw_elf_info_free(a->members[i].info);
@@ -182,6 +186,7 @@ void kw_audit_free(struct kw_audit *a)
 	}
 	free(a->verdicts);
 	kw_resolver_free(a->resolver);
+	kw_wasm_resolver_free(a->wasm_resolver);
 	free(a);
 }
 
@@ -976,7 +981,8 @@ static int read_members(struct kw_audit *a, struct kw_wheel *w, unsigned char (*
 		if (rc) {
 			return rc;
 		}
-		if (!kw_elf_is_elf(head, got)) {
+		/* wasm side modules are members too: an Emscripten/Pyodide wheel's binary view. */
+		if (!kw_elf_is_elf(head, got) && !kw_wasm_is_wasm(head, got)) {
 			continue;
 		}
 		if (kw_grow(&a->members, &cap, a->n_members + 1, sizeof(*a->members))) {
@@ -997,6 +1003,14 @@ static int read_members(struct kw_audit *a, struct kw_wheel *w, unsigned char (*
 		}
 		if (digests) {
 			have[i] = true;
+		}
+		if (kw_wasm_is_wasm(head, got)) {
+			rc = kw_audit_wasm_member(m, map.data, map.len, err);
+			kw_wheel_unmap(&map);
+			if (rc) {
+				return rc;
+			}
+			continue;
 		}
 		rc = kw_elf_parse_memory(map.data, map.len, wm->name, &m->info, &merr);
 		kw_wheel_unmap(&map);
@@ -1422,6 +1436,22 @@ int kw_audit_wheel_flags(struct kw_ctx *ctx, const char *path, unsigned flags, s
 	for (i = 0; i < a->name.n_platforms; i++) {
 		all_pure = all_pure && tag_is_pure(a->name.platforms[i]);
 	}
+	/* wasm: the same graphs and library list from the wasm resolver; Pyodide releases for policies. */
+	if (kw_audit_is_wasm_wheel(a)) {
+		rc = kw_audit_wasm_resolve(ctx, a, w, err);
+		if (rc) {
+			goto out;
+		}
+		if (collect_libs(a)) {
+			rc = kw_error_set(err, KW_ENOMEM, "out of memory");
+			goto out;
+		}
+		rc = kw_audit_wasm_judge(a, err);
+		if (rc) {
+			goto out;
+		}
+		goto done;
+	}
 	for (i = 0; i < a->n_members && !a->arch; i++) {
 		a->arch = a->members[i].arch;
 	}
@@ -1512,7 +1542,7 @@ int kw_audit_wheel_flags(struct kw_ctx *ctx, const char *path, unsigned flags, s
 		goto out;
 	}
 done:
-	if (a->arch) {
+	if (a->arch && !a->wasm) {
 		a->best_tag = a->best >= 0 ? kw_strdup(a->verdicts[a->best].tag)
 					   : kw_asprintf("linux_%s", a->arch);
 		a->sym_tag = a->sym_best >= 0 ? kw_strdup(a->verdicts[a->sym_best].tag)

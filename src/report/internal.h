@@ -3,6 +3,8 @@
 #ifndef KWHEEL_REPORT_INTERNAL_H
 #define KWHEEL_REPORT_INTERNAL_H
 
+#include <stdbool.h>
+
 #include <jansson.h>
 
 /* Make jansson allocate through kw_malloc (once per process); every public report function calls it first. */
@@ -19,5 +21,15 @@ json_t *report_jstr(const char *s);
  * NULL if out of memory.
  */
 char *report_json_dumps(const json_t *j, int indent);
+
+struct kw_audit;
+struct kw_audit_member;
+struct kw_buf;
+/* The text report of a wasm wheel, after the RECORD line (report/wasm.c). */
+void report_wasm_text(struct kw_buf *f, const struct kw_audit *a, bool verbose);
+/* A wasm member's keys added to its members[] object (needed, runpath, wasm); 0 or -1. */
+int report_wasm_member_json(json_t *o, const struct kw_audit_member *m);
+/* The "wasm" object of show --json: findings and Pyodide releases. New reference, NULL on failure. */
+json_t *report_wasm_json(const struct kw_audit *a);
 
 #endif

@@ -203,6 +203,7 @@ static json_t *members_json(const struct kw_audit *a)
 			bad |= set(o, "isa", str_or_null(m->isa));
 		}
 		bad |= set(o, "purelib", json_boolean(m->purelib));
+		bad |= report_wasm_member_json(o, m);
 		bad |= json_array_append_new(arr, o);
 	}
 	if (bad) {
@@ -417,7 +418,7 @@ static json_t *record_json(const struct kw_record *rec)
 
 static const char *family_str(const struct kw_audit *a)
 {
-	if (!a->arch || a->no_policy) {
+	if (!a->arch || a->no_policy || a->wasm) {
 		return NULL;
 	}
 	return a->family == KW_POLICY_MUSLLINUX ? "musl" : a->family == KW_POLICY_ANDROID ? "bionic" : "glibc";
@@ -490,7 +491,8 @@ static json_t *audit_json(const struct kw_audit *a)
 	}
 	bad |= set(o, "policy_upgrades", up);
 	bad |= set(o, "record", record_json(&a->record));
-	bad |= set(o, "km", km_json(a));
+	bad |= set(o, "km", a->wasm ? json_null() : km_json(a));
+	bad |= set(o, "wasm", a->wasm ? report_wasm_json(a) : json_null());
 	if (bad) {
 		json_decref(o);
 		return NULL;
@@ -859,6 +861,10 @@ int kw_report_show_text(const struct kw_audit *a, bool verbose, char **out, stru
 	}
 	if (a->pure) {
 		kw_report_appendf(f, "  pure: no ELF member; the wheel is platform-independent\n");
+		goto done;
+	}
+	if (a->wasm) {
+		report_wasm_text(f, a, verbose);
 		goto done;
 	}
 	if (a->not_elf) {
