@@ -51,6 +51,7 @@ struct kw_repair_opts {
 	bool no_update_tags;         /* keep the file name and WHEEL's Tag lines as they are */
 	bool allow_pure;             /* copy a pure wheel instead of refusing it */
 	bool no_isa_check;           /* an ISA level above the architecture's baseline does not block a tag */
+	bool hash_names;             /* wasm: graft as <stem>-<sha256:8>.so... and rewrite NEEDED (ELF always does) */
 	/* renders <dist-info>/sboms/kwheel.cdx.json of a wheel that vendors libraries; NULL: none */
 	kw_sbom_render_fn sbom;
 	kw_progress_fn progress;     /* told of each step of a repair, or NULL */

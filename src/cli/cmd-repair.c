@@ -24,7 +24,7 @@ static const char summary[] =
 
 enum {
 	OPT_JSON = 2001, OPT_PLAT, OPT_ONLY_PLAT, OPT_EXCLUDE, OPT_STRIP, OPT_NO_UPDATE_TAGS, OPT_NO_ISA, OPT_ALLOW_PURE,
-	OPT_LDPATHS, OPT_PATCHER,
+	OPT_LDPATHS, OPT_PATCHER, OPT_HASH_NAMES,
 };
 
 static const struct kw_opt_help helps[] = {
@@ -47,6 +47,8 @@ static const struct kw_opt_help helps[] = {
 	  "copy a pure wheel to the wheel directory instead of refusing it (exit 1)" },
 	{ { "ldpaths", required_argument, NULL, OPT_LDPATHS }, "DIRS",
 	  "search these directories instead of ld.so.conf and the defaults ($AUDITWHEEL_LD_LIBRARY_PATH first)" },
+	{ { "hash-names", no_argument, NULL, OPT_HASH_NAMES }, NULL,
+	  "wasm wheels: graft libraries under unique names (<stem>-<sha256:8>.so) and rewrite NEEDED" },
 	{ { "patcher", required_argument, NULL, OPT_PATCHER }, "NAME",
 	  "accepted for auditwheel's sake and ignored: kwheel edits ELF files itself" },
 	{ { "jobs", required_argument, NULL, 'j' }, "N", "repair N wheels at once (default 1)" },
@@ -312,6 +314,7 @@ static int cmd_repair(struct kw_ctx *ctx, int argc, char **argv)
 		case OPT_NO_UPDATE_TAGS: job.opts.no_update_tags = true; break;
 		case OPT_NO_ISA: job.opts.no_isa_check = true; break;
 		case OPT_ALLOW_PURE: job.opts.allow_pure = true; break;
+		case OPT_HASH_NAMES: job.opts.hash_names = true; break;
 		case OPT_LDPATHS: ldpaths = optarg; break;
 		case OPT_PATCHER:
 			fprintf(stderr, "kwheel: --patcher %s ignored: kwheel edits ELF files itself\n", optarg);

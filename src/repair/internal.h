@@ -68,6 +68,7 @@ struct job {
 	char **member_move;        /* per wheel member: new name of a moved ELF program, or NULL */
 	size_t n_member_work;
 	struct kw_repair_result *res;
+	bool wasm;                 /* a wasm wheel (wasm.c): no retagging */
 };
 
 static inline int oom(struct kw_error *err)
@@ -127,6 +128,24 @@ int repair_prepare_grafts(struct job *j, struct kw_error *err);
 char *repair_script_launcher(const char *dest);
 
 int repair_prepare_members(struct job *j, struct kw_error *err);
+
+/* Is the DT_NEEDED name or resolved path excluded (--exclude globs)? */
+bool repair_excluded_name(const struct job *j, const char *name);
+/* The unique file name of a grafted copy: stem "-" 8 hex digits of sha, then the ".so..." suffix. */
+char *repair_graft_name(const char *realpath, const char *sha);
+/* A new work file for path (its base name, in the held work directory): a descriptor, or < 0 with err set. */
+int repair_create_work(const struct job *j, const char *path, struct kw_error *err);
+/* Do the two paths name the same file? */
+bool repair_same_file(const char *a, const char *b);
+
+/* ---- wasm.c ---- */
+
+/*
+ * Repair a wasm wheel (j->a->wasm): vendor the NEEDED closure into
+ * <Name>.libs/, add RUNTIME_PATH entries, write through repair_write_wheel.
+ * *out_path (new) is the output, on success and failure alike.
+ */
+int repair_wasm(struct job *j, const char *path, char **out_path, struct kw_error *err);
 
 /* ---- write.c ---- */
 

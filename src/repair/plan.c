@@ -679,3 +679,13 @@ char *repair_new_filename(const struct job *j, const char *plat)
 	}
 	return kw_asprintf("%s-%s-%s-%s-%s.whl", n->distribution, n->version, n->python, n->abi, plat);
 }
+
+bool repair_excluded_name(const struct job *j, const char *name)
+{
+	return excluded(j->o, name);
+}
+
+char *repair_graft_name(const char *realpath, const char *sha)
+{
+	return graft_name(realpath, sha);
+}

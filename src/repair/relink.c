@@ -478,3 +478,8 @@ int repair_prepare_members(struct job *j, struct kw_error *err)
 	}
 	return 0;
 }
+
+int repair_create_work(const struct job *j, const char *path, struct kw_error *err)
+{
+	return create_work(j, path, err);
+}

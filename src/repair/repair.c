@@ -83,6 +83,11 @@ static bool same_file(const char *a, const char *b)
 	return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
+bool repair_same_file(const char *a, const char *b)
+{
+	return same_file(a, b);
+}
+
 /* --disable-isa-ext-check: the audit then does not hold an x86-64 ISA level above the baseline against a tag. */
 static unsigned audit_flags(const struct kw_repair_opts *o)
 {
@@ -139,6 +144,14 @@ int kw_repair_wheel(struct kw_ctx *ctx, const char *path, const struct kw_repair
 			goto out;
 		}
 		rc = same_file(path, out_path) ? 0 : repair_copy_as_is(&j, path, out_path, err);
+		goto done;
+	}
+	/* wasm: the same audit, work files, writer and report; its own plan (wasm.c). */
+	if (j.a->wasm) {
+		rc = repair_wasm(&j, path, &out_path, err);
+		if (rc) {
+			goto out;
+		}
 		goto done;
 	}
 	if (j.a->not_elf || j.a->no_policy) {

@@ -94,7 +94,7 @@ int repair_write_wheel(struct job *j, const char *out_path, int64_t mtime, struc
 	if (!rc && old_sbom >= 0) {
 		rc = kw_wheel_rewrite_drop(rw, (size_t)old_sbom, err);
 	}
-	if (!rc && !j->o->no_update_tags) {
+	if (!rc && !j->o->no_update_tags && !j->wasm) {
 		rc = kw_wheel_rewrite_retag(rw, &rt, err);
 	}
 	if (!rc && j->n_inst > 0 && j->o->sbom) {

@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """The corpus Shapely wheel in real Pyodide under Node: unrepaired it fails, repaired it works.
 
-    check-pyodide-shapely.py CORPUS [KWHEEL_REPAIRED_WHEEL...]
+    check-pyodide-shapely.py CORPUS [--kwheel KWHEEL] [REPAIRED_WHEEL...]
 
 The reference repair is assembled here by hand, independently of kwheel, the
 way the feasibility study made it: libgeos_c.so and libgeos.so.3.10.3 grafted
 into Shapely.libs/ (dependencies first in the archive), a RUNTIME_PATH
 subsection appended to dylink.0 ($ORIGIN/../../Shapely.libs in the two
-extension modules, $ORIGIN in libgeos_c.so), RECORD regenerated. Each wheel
-given after CORPUS (kwheel's repairs) is checked the same way.
+extension modules, $ORIGIN in libgeos_c.so), RECORD regenerated. With
+--kwheel, `kwheel repair --library-path <corpus libs>` makes a repair too, and
+each wheel given is checked the same way.
 
 - Pyodide 0.22.1, loadPackage: the study's exact results, (area of the unit
   buffer, speedups enabled, the Cython module doing LineString, its length).
@@ -19,6 +20,7 @@ The unrepaired wheel must fail in both runs. Skipped (exit 77) without node/npm.
 """
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import zipfile
@@ -132,8 +134,12 @@ def check_wheel(label, wheel, repaired):
 
 def main():
     if len(sys.argv) < 2:
-        sys.exit("usage: check-pyodide-shapely.py CORPUS [WHEEL...]")
+        sys.exit("usage: check-pyodide-shapely.py CORPUS [--kwheel KWHEEL] [WHEEL...]")
     corpus = sys.argv[1]
+    args = sys.argv[2:]
+    kwheel = None
+    if args[:1] == ["--kwheel"]:
+        kwheel, args = args[1], args[2:]
     why = pyodide.missing_tools()
     if why:
         print(f"skip: {why}")
@@ -144,8 +150,16 @@ def main():
         hand = hand_repair(src, os.path.join(corpus, "wheels", "emscripten", "libs"),
                            os.path.join(tmp, os.path.basename(src)))
         check_wheel("hand-repaired", hand, True)
-        for w in sys.argv[2:]:
-            check_wheel(os.path.basename(w), w, True)
+        if kwheel:
+            out = os.path.join(tmp, "kwheel")
+            os.mkdir(out)
+            r = subprocess.run([kwheel, "repair", "-w", out, "--library-path",
+                                os.path.join(corpus, "wheels", "emscripten", "libs"), src],
+                               capture_output=True, text=True)
+            check(r.returncode == 0, f"kwheel repair --library-path exits 0 ({r.stderr.strip()})")
+            args = args + [os.path.join(out, os.path.basename(src))]
+        for w in args:
+            check_wheel("kwheel " + os.path.basename(w) if kwheel else os.path.basename(w), w, True)
     print(f"{'FAILED' if failures else 'passed'}: {len(failures)} failures")
     return 1 if failures else 0
 
