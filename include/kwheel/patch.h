@@ -99,4 +99,14 @@ int kw_patch_read_headers(const char *path, struct kw_patch_headers *h, struct k
 int kw_patch_shrunk_rpath(struct kw_ctx *ctx, const char *path, const char *const *prefixes,
 			  size_t n_prefixes, char **out, struct kw_error *err);
 
+/*
+ * The same edits on a wasm side module (in starts with the wasm magic):
+ * the search path is dylink.0's RUNTIME_PATH (set/add/remove; entries
+ * split at ':'), the needed libraries its NEEDED (replace/add/remove).
+ * SONAME and force-rpath have no wasm meaning: KW_EUNSUPPORTED. Only
+ * dylink.0 changes; written like kw_patch_file. *changed: a byte differs.
+ */
+int kw_patch_wasm_file(const char *in, const char *out, const struct kw_patch_ops *ops, bool *changed,
+		       struct kw_error *err);
+
 #endif

@@ -12,11 +12,13 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "kw-config.h"
 #include "kwheel/elf.h"
 #include "kwheel/patch.h"
 #include "kwheel/util.h"
+#include "kwheel/wasm.h"
 
 #include "cli.h"
 
@@ -121,6 +123,52 @@ static bool has_prints(const struct args *a)
 	       a->print_execstack;
 }
 
+/*
+ * A wasm side module? The first bytes decide, as for a wheel member. Opened
+ * as the ELF path opens files (never blocking on a FIFO); anything that is
+ * not a readable regular file is left to the ELF path to report.
+ */
+static bool is_wasm_file(const char *path)
+{
+	unsigned char head[4];
+	struct kw_error err;
+	bool yes;
+	int fd;
+
+	if (kw_open_regular(path, &fd, NULL, &err)) {
+		return false;
+	}
+	yes = read(fd, head, sizeof(head)) == (ssize_t)sizeof(head) && kw_wasm_is_wasm(head, sizeof(head));
+	close(fd);
+	return yes;
+}
+
+/* --print-* on a wasm module: RUNTIME_PATH entries joined with ':', NEEDED; no SONAME or interpreter. */
+static int print_wasm(const char *path, const struct args *a)
+{
+	struct kw_wasm_info *w = NULL;
+	struct kw_error err = { 0 };
+	unsigned char *buf = NULL;
+	size_t len = 0, i;
+
+	if (kw_map_file(path, &buf, &len, &err) || kw_wasm_parse_memory(buf, len, path, &w, &err)) {
+		kw_unmap_file(buf, len);
+		return kw_cli_error(&err);
+	}
+	kw_unmap_file(buf, len);
+	if (a->print_rpath) {
+		for (i = 0; i < w->n_runtime_path; i++) {
+			printf("%s%s", i ? ":" : "", w->runtime_path[i]);
+		}
+		printf("\n");
+	}
+	for (i = 0; a->print_needed && i < w->n_needed; i++) {
+		printf("%s\n", w->needed[i]);
+	}
+	kw_wasm_info_free(w);
+	return KW_EXIT_OK;
+}
+
 /* Prints in patchelf's order: interpreter, OS ABI, SONAME, search path, needed, stack. */
 static int print_info(const char *path, const struct args *a)
 {
@@ -129,6 +177,9 @@ static int print_info(const char *path, const struct args *a)
 	struct kw_error err = { 0 };
 	size_t i;
 
+	if (is_wasm_file(path)) {
+		return print_wasm(path, a);
+	}
 	if (kw_elf_parse_file(path, &info, &err) ||
 	    ((a->print_os_abi || a->print_execstack) && kw_patch_read_headers(path, &h, &err))) {
 		kw_elf_info_free(info);
@@ -180,6 +231,19 @@ static int patch_one(struct kw_ctx *ctx, const char *path, struct args *a)
 	const char *prefixes[64];
 	size_t n_prefixes = 0;
 	int rc;
+
+	if (is_wasm_file(path)) {
+		bool changed = false;
+
+		if (a->shrink) {
+			return kw_cli_usage("patch", "--shrink-rpath is for ELF files");
+		}
+		rc = kw_patch_wasm_file(path, a->output, &ops, &changed, &err);
+		if (rc == 0 && a->verbose) {
+			fprintf(stderr, "%s: %s\n", a->output ? a->output : path, changed ? "dylink.0 rewritten" : "unchanged");
+		}
+		return rc ? kw_cli_error(&err) : KW_EXIT_OK;
+	}
 
 	if (a->shrink) {
 		if (a->prefixes) {
