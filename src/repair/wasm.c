@@ -204,7 +204,7 @@ static int order_insts(struct job *j, struct kw_error *err)
 			}
 		}
 	}
-	if (!rc) {
+	if (!rc && j->n_inst) {
 		memcpy(j->inst, sorted, j->n_inst * sizeof(*sorted));
 	}
 	free(sorted);

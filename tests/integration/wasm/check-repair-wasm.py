@@ -42,8 +42,12 @@ VECTORIZED = "shapely/vectorized/_vectorized.cpython-310-wasm32-emscripten.so"
 
 def repair(kwheel, out, *args, json_out=True):
     os.makedirs(out, exist_ok=True)
-    return subprocess.run([kwheel, "repair", *(["--json"] if json_out else []), "-w", out, *args],
-                          capture_output=True, text=True)
+    r = subprocess.run([kwheel, "repair", *(["--json"] if json_out else []), "-w", out, *args],
+                       capture_output=True, text=True)
+    # Under the sanitizer build a UBSan report does not change the exit status: look for it.
+    if "runtime error:" in r.stderr or "Sanitizer" in r.stderr:
+        check(False, f"no sanitizer report from repair {' '.join(args)}: {r.stderr.strip()[-300:]}")
+    return r
 
 
 def members(path):

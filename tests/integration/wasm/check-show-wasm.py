@@ -75,6 +75,8 @@ def objdump(path):
 
 def show(kwheel, *args):
     r = subprocess.run([kwheel, "show", *args], capture_output=True, text=True)
+    if "runtime error:" in r.stderr or "Sanitizer" in r.stderr:
+        check(False, f"no sanitizer report from show {' '.join(args)}: {r.stderr.strip()[-300:]}")
     return r.returncode, r.stdout, r.stderr
 
 
