@@ -71,7 +71,10 @@ static const struct {
 	  "libkwa.so.1 libkwb.so.2 libc.so.6", "", "/opt/x", "libkwt.so.1" },
 	{ "a RUNPATH keeps its tag", "-Wl,--enable-new-dtags -Wl,-rpath,/old", { .set_rpath = "/new" },
 	  "libkwa.so.1 libkwb.so.2 libc.so.6", "/new", "", "libkwt.so.1" },
-	{ "an RPATH keeps its tag", "-Wl,--disable-new-dtags -Wl,-rpath,/old", { .set_rpath = "/new" },
+	/* As patchelf: a new search path is DT_RUNPATH unless forced, even where DT_RPATH was. */
+	{ "an RPATH becomes RUNPATH", "-Wl,--disable-new-dtags -Wl,-rpath,/old", { .set_rpath = "/new" },
+	  "libkwa.so.1 libkwb.so.2 libc.so.6", "/new", "", "libkwt.so.1" },
+	{ "an RPATH kept with force", "-Wl,--disable-new-dtags -Wl,-rpath,/old", { .set_rpath = "/new", .force_rpath = true },
 	  "libkwa.so.1 libkwb.so.2 libc.so.6", "", "/new", "libkwt.so.1" },
 	{ "append to the path, growing", "-Wl,--enable-new-dtags -Wl,-rpath,/old",
 	  { .add_rpath = long_path, .n_add_rpath = 1 }, "libkwa.so.1 libkwb.so.2 libc.so.6",
