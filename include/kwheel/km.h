@@ -32,6 +32,8 @@ struct kw_km_object {
 	bool convertible;
 	struct kw_strv reasons;  /* why it cannot be converted, one sentence each */
 	struct kw_strv warnings; /* what may behave differently once converted */
+	size_t *deps;            /* indexes (in the verdict's objects) of the objects it needs, DT_NEEDED order */
+	size_t n_deps;
 };
 
 struct kw_km_verdict {
@@ -51,6 +53,15 @@ struct kw_km_verdict {
  */
 int kw_km_judge(const struct kw_audit *a, struct kw_km_verdict *out, struct kw_error *err);
 void kw_km_verdict_release(struct kw_km_verdict *v);
+
+/*
+ * The order in which the objects of v are initialised, as ld.so would:
+ * every object after all the objects it needs (a depth-first post-order over
+ * the dependency edges, objects and their needs visited in verdict order, so
+ * the same verdict always gives the same order; a cycle is broken where the
+ * walk meets it). order gets v->n_objects indexes. KW_ENOMEM only.
+ */
+int kw_km_init_order(const struct kw_km_verdict *v, size_t *order, struct kw_error *err);
 
 /* What one conversion produced. */
 struct kw_km_converted {

@@ -113,7 +113,7 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 	struct km_out o_archive = { 0 }, o_link = { 0 }, o_manifest = { 0 };
 	char *objdir_path = NULL, *text = NULL, *wheel = NULL;
 	const char *dist;
-	size_t i, k, n = 0;
+	size_t i, k, n = 0, *order = NULL;
 	int rc;
 
 	memset(res, 0, sizeof(*res));
@@ -165,13 +165,21 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 	}
 	rc = KW_ENOMEM;
 	/*
-	 * Link order is initialisation order: libraries first, the most deeply
-	 * needed first (the reverse of load order), then the modules, as ld.so
-	 * runs initialisers dependencies first.
+	 * Archive order is initialisation order (the static runtime runs
+	 * .init_array in link order): every object after what it needs, as
+	 * ld.so initialises.
 	 */
+	order = kw_calloc(v.n_objects, sizeof(*order));
+	if (!order) {
+		kw_error_set(err, rc, "out of memory");
+		goto out;
+	}
+	if ((rc = kw_km_init_order(&v, order, err))) {
+		goto out;
+	}
 	for (k = 0; k < v.n_objects; k++) {
-		size_t n_libs = 0, j, i2;
-		const struct kw_km_object *o = NULL;
+		size_t j;
+		const struct kw_km_object *o = &v.objects[order[k]];
 		struct kw_km_converted c;
 		unsigned char *buf = NULL;
 		size_t len = 0;
@@ -180,28 +188,6 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 		char *opath, *oname;
 		struct kw_km_manifest_object *mo;
 
-		for (j = 0; j < v.n_objects; j++) {
-			n_libs += v.objects[j].mode == KW_KM_LIB;
-		}
-		if (k < n_libs) {
-			/* the (k+1)-th lib-mode object counted from the end */
-			for (j = v.n_objects, i2 = 0; j-- > 0;) {
-				if (v.objects[j].mode == KW_KM_LIB && i2++ == k) {
-					o = &v.objects[j];
-					break;
-				}
-			}
-		} else {
-			for (j = 0, i2 = n_libs; j < v.n_objects; j++) {
-				if (v.objects[j].mode == KW_KM_MODULE && i2++ == k) {
-					o = &v.objects[j];
-					break;
-				}
-			}
-		}
-		if (!o) {
-			continue;
-		}
 		base = strrchr(o->name, '/') ? strrchr(o->name, '/') + 1 : o->name;
 
 		if (o->executable) {
@@ -361,6 +347,7 @@ out:
 	km_out_discard(&o_link);
 	km_out_discard(&o_manifest);
 	free(objdir_path);
+	free(order);
 	free(text);
 	free(wheel);
 	manifest_objects_release(mobjs, n_mo);

@@ -325,6 +325,130 @@ static int walk_deps(struct kw_km_verdict *v, size_t *cap, size_t self, const st
 	return 0;
 }
 
+/* The object a graph node stands for: a wheel member (served by the overlay) or a library to convert; -1 if none. */
+static long node_object(const struct kw_km_verdict *v, const struct kw_audit *a, size_t member,
+			const struct kw_dep_graph *g, size_t n)
+{
+	const struct kw_dep_node *d = &g->nodes[n];
+	size_t i;
+
+	if (n == 0) {
+		return (long)member;
+	}
+	if (d->in_overlay) {
+		/*
+		 * The overlay serves "/<prefix>/<member name>" (realpath: with
+		 * "$ORIGIN/../x" folded): the name follows the first component.
+		 */
+		const char *p = d->realpath ? d->realpath : d->path;
+		const char *rest = p && p[0] == '/' ? strchr(p + 1, '/') : NULL;
+
+		for (i = 0; rest && i < a->n_members; i++) {
+			if (strcmp(a->members[i].name, rest + 1) == 0) {
+				return (long)i;
+			}
+		}
+		return -1;
+	}
+	if (!d->info) {
+		return -1;
+	}
+	return find_object(v, d->realpath ? d->realpath : d->path);
+}
+
+/* Add the edge from -> to once (objects needing themselves aside). */
+static int add_edge(struct kw_km_object *from, size_t to, size_t self)
+{
+	size_t i, cap;
+
+	if (to == self) {
+		return 0;
+	}
+	for (i = 0; i < from->n_deps; i++) {
+		if (from->deps[i] == to) {
+			return 0;
+		}
+	}
+	/* kw_grow wants the capacity: the array is always kept exactly full, so it is n_deps. */
+	cap = from->n_deps;
+	if (kw_grow(&from->deps, &cap, from->n_deps + 1, sizeof(*from->deps))) {
+		return KW_ENOMEM;
+	}
+	from->deps[from->n_deps++] = to;
+	return 0;
+}
+
+/* Every member's graph, as edges between the verdict's objects. */
+static int add_edges(struct kw_km_verdict *v, const struct kw_audit *a)
+{
+	size_t i, n, k;
+
+	for (i = 0; i < a->n_members; i++) {
+		const struct kw_dep_graph *g = a->members[i].graph;
+
+		for (n = 0; a->members[i].info && g && n < g->n_nodes; n++) {
+			long from = node_object(v, a, i, g, n);
+
+			for (k = 0; from >= 0 && k < g->nodes[n].n_deps; k++) {
+				size_t dn = g->nodes[n].deps[k];
+				long to = dn < g->n_nodes ? node_object(v, a, i, g, dn) : -1;
+
+				if (to >= 0 && add_edge(&v->objects[from], (size_t)to, (size_t)from)) {
+					return KW_ENOMEM;
+				}
+			}
+		}
+	}
+	return 0;
+}
+
+int kw_km_init_order(const struct kw_km_verdict *v, size_t *order, struct kw_error *err)
+{
+	/* An explicit stack of (object, next dependency to visit): a 1,000-library closure must not recurse. */
+	size_t *stack = kw_calloc(v->n_objects ? v->n_objects : 1, 2 * sizeof(*stack));
+	unsigned char *state = kw_calloc(v->n_objects ? v->n_objects : 1, 1); /* 0 new, 1 on the walk, 2 placed */
+	size_t root, sp, n = 0;
+	int rc = 0;
+
+	if (!stack || !state) {
+		rc = kw_error_set(err, KW_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (root = 0; root < v->n_objects; root++) {
+		if (state[root]) {
+			continue;
+		}
+		sp = 0;
+		stack[0] = root;
+		stack[1] = 0;
+		state[root] = 1;
+		sp = 1;
+		while (sp) {
+			size_t o = stack[2 * (sp - 1)], *next = &stack[2 * (sp - 1) + 1];
+
+			if (*next < v->objects[o].n_deps) {
+				size_t d = v->objects[o].deps[(*next)++];
+
+				/* Placed already, or on the walk (a cycle): nothing to wait for. */
+				if (d < v->n_objects && !state[d]) {
+					state[d] = 1;
+					stack[2 * sp] = d;
+					stack[2 * sp + 1] = 0;
+					sp++;
+				}
+				continue;
+			}
+			state[o] = 2;
+			order[n++] = o;
+			sp--;
+		}
+	}
+out:
+	free(stack);
+	free(state);
+	return rc;
+}
+
 /* Does another member of the wheel load member i as a library? */
 static bool loaded_by_another(const struct kw_audit *a, size_t i)
 {
@@ -386,6 +510,9 @@ int kw_km_judge(const struct kw_audit *a, struct kw_km_verdict *out, struct kw_e
 		}
 		rc = KW_ENOMEM;
 	}
+	if (add_edges(&v, a)) {
+		goto out;
+	}
 	if (a->family == KW_POLICY_MUSLLINUX &&
 	    addf(&v.warnings, "built against musl: link it into a musl static interpreter (KM's own), not glibc's")) {
 		goto out;
@@ -426,6 +553,7 @@ void kw_km_verdict_release(struct kw_km_verdict *v)
 		free(v->objects[i].soname);
 		kw_strv_release(&v->objects[i].reasons);
 		kw_strv_release(&v->objects[i].warnings);
+		free(v->objects[i].deps);
 	}
 	free(v->objects);
 	kw_strv_release(&v->reasons);

@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""`kwheel km` on real wheels at scale: what the static interpreter needs beyond one small wheel.
+
+usage: check-km-scale.py KWHEEL CORPUS SYSROOT_ROOT GROUP
+GROUP is one of:
+  order   lxml from the corpus (libexslt -> libxslt -> libxml2 -> libicuuc ...,
+          converted with --deps): the archive holds every library after each
+          library it needs, readelf's DT_NEEDED of the original files being
+          the oracle, and an EXSLT transform prints the same under the static
+          interpreter (no .so mapped) as under /usr/bin/python3
+Each group converts, links a static CPython and compares its output with
+/usr/bin/python3 loading the real .so files.
+"""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from testlib import check, failures, run  # noqa: E402
+
+KWHEEL, CORPUS, SYSROOT, GROUP = sys.argv[1:5]
+PY = "/usr/bin/python3"
+DEB = os.path.join(CORPUS, "wheels", "debian")
+SYSLIB = ":".join(os.path.join(SYSROOT, d) for d in ("usr/lib/x86_64-linux-gnu", "lib/x86_64-linux-gnu",
+                                                     "usr/lib/x86_64-linux-gnu/blas",
+                                                     "usr/lib/x86_64-linux-gnu/lapack"))
+
+
+def install(wheels, where, empty_so):
+    os.makedirs(where, exist_ok=True)
+    for w in wheels:
+        with zipfile.ZipFile(w) as z:
+            z.extractall(where)
+    if empty_so:
+        for root, _, files in os.walk(where):
+            for f in files:
+                if f.endswith(".so") or ".so." in f:
+                    open(os.path.join(root, f), "w").close()
+
+
+def convert_and_link(tmp, wheels, *opts):
+    out = os.path.join(tmp, "km")
+    interp = os.path.join(out, "python-km")
+    r = run(KWHEEL, "km", "-o", out, "--link-python", interp, "--python", PY, *opts, *wheels)
+    check(r.returncode == 0 and os.access(interp, os.X_OK),
+          f"kwheel km converts {len(wheels)} wheel(s) and links a static interpreter ({r.stderr.strip()[-300:]})")
+    return out, interp
+
+
+def compare(tmp, wheels, interp, script, dyn_env=None):
+    """The script's output under /usr/bin/python3 with the real .so files and under interp with them emptied."""
+    dyn, sta = os.path.join(tmp, "site-dyn"), os.path.join(tmp, "site-static")
+    install(wheels, dyn, False)
+    install(wheels, sta, True)
+    env = dict(os.environ, PYTHONPATH=dyn, **(dyn_env or {}))
+    env.pop("PYTHONHOME", None)
+    a = run(PY, "-c", script, env=env)
+    env = {"PYTHONHOME": "/usr", "PYTHONPATH": sta, "PATH": os.environ.get("PATH", "/usr/bin")}
+    b = run(interp, "-c", script + "\nprint('maps', sum('.so' in l for l in open('/proc/self/maps')))", env=env)
+    check(a.returncode == 0 and a.stdout.strip(), f"the real .so files run the script ({a.stderr.strip()[-400:]})")
+    check(b.returncode == 0, f"the static interpreter runs the script ({b.stderr.strip()[-400:]})")
+    out_a, out_b = a.stdout.strip().splitlines(), b.stdout.strip().splitlines()
+    check(out_b[-1:] == ["maps 0"], f"no shared object is mapped in the static interpreter ({out_b[-1:]})")
+    check(out_a == out_b[:-1], f"same output from the converted objects as from the real .so files "
+                               f"({out_a[:3]} / {out_b[:3]})")
+    return out_a
+
+
+def dynamic(path):
+    """(SONAME, [DT_NEEDED]) of a file, from readelf."""
+    r = run("readelf", "-dW", path)
+    soname = re.search(r"\(SONAME\)\s+Library soname: \[([^\]]+)\]", r.stdout)
+    return soname.group(1) if soname else None, re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", r.stdout)
+
+
+LXML_SCRIPT = r"""
+from lxml import etree
+doc = etree.XML("<a><b>1</b><b>2</b></a>")
+xsl = etree.XML('''<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform"
+  xmlns:str="http://exslt.org/strings" xmlns:math="http://exslt.org/math" extension-element-prefixes="str math">
+  <xsl:template match="/"><r><xsl:value-of select="str:padding(3, '-')"/>
+  <xsl:value-of select="math:max(//b)"/></r></xsl:template></xsl:stylesheet>''')
+print(str(etree.XSLT(xsl)(doc)).strip())
+print(etree.tostring(etree.fromstring("<x y='1'>\u00e9</x>"), encoding="unicode"))
+"""
+
+
+def order(tmp):
+    whl = os.path.join(DEB, "lxml-4.9.2-cp311-cp311-linux_x86_64.whl")
+    out, interp = convert_and_link(tmp, [whl], "--deps", "--root", SYSROOT)
+    if failures:
+        return
+    with open(os.path.join(out, "lxml.km.json")) as f:
+        man = json.load(f)
+    # The oracle: readelf on the files the objects came from (the wheel's members, the sysroot's libraries).
+    site = os.path.join(tmp, "site-dyn")
+    install([whl], site, False)
+    seen, names, backward, edges = set(), [], [], 0
+    for o in man["objects"]:
+        path = os.path.join(site, o["path"]) if o["in_wheel"] else SYSROOT + o["path"]
+        soname, needed = dynamic(path)
+        names.append(soname or os.path.basename(o["path"]))
+    by_name = set(names)
+    for o, name in zip(man["objects"], names):
+        path = os.path.join(site, o["path"]) if o["in_wheel"] else SYSROOT + o["path"]
+        for n in dynamic(path)[1]:
+            if n in by_name:
+                edges += 1
+                if n not in seen:
+                    backward.append(f"{name} -> {n}")
+        seen.add(name)
+    check(edges >= 10 and "libexslt.so.0" in by_name,
+          f"oracle: readelf shows {edges} dependency edges among the {len(names)} objects, libexslt among them")
+    check(not backward, f"every object comes after each library it needs ({backward})")
+    check(names.index("libxslt.so.1") < names.index("libexslt.so.0") and
+          names.index("libicudata.so.72") < names.index("libicuuc.so.72"),
+          f"libxslt before libexslt, libicudata before libicuuc ({names})")
+    # Archive members in the same order: the order the static link runs their constructors.
+    r = run("ar", "t", os.path.join(out, "liblxml.km.a"))
+    check(r.stdout.split() == [o["object"] for o in man["objects"]],
+          "the archive's members are in the manifest's order")
+    out_a = compare(tmp, [whl], interp, LXML_SCRIPT, {"LD_LIBRARY_PATH": SYSLIB})
+    check(len(out_a) == 3 and "---2" in out_a[1], f"the EXSLT transform ran ({out_a})")
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="kwheel-km-scale-")
+    try:
+        {"order": order}[GROUP](tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if failures:
+        print(f"{len(failures)} failed", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
