@@ -119,6 +119,8 @@ struct dl {
 	uint64_t tls_vaddr, tls_filesz, tls_memsz, tls_align;
 	bool has_eh;
 	uint64_t eh_frame;      /* image offset of .eh_frame */
+	bool has_alias;         /* a second registration under the SONAME */
+	uint64_t alias_off;     /* its offset in .data.rel.ro.kw */
 
 	/* dynamic tags */
 	uint64_t rela, relasz, jmprel, pltrelsz, pltrel, relr, relrsz;
@@ -800,6 +802,22 @@ static int registration(struct dl *d, uint64_t *reg_off)
 		return nomem(d);
 	}
 	d->res->n_registered = n;
+	/*
+	 * The loader finds a library by its SONAME too (dlopen("libOpenCL.so.1")
+	 * of libOpenCL.so.1.0.0): a second registration under that name, with
+	 * the same symbol table.
+	 */
+	if (d->info->soname && *d->info->soname && !strchr(d->info->soname, '/') && strcmp(d->info->soname, base) != 0) {
+		uint64_t so_s = add_string(d, d->info->soname);
+
+		d->alias_off = d->data.n;
+		if (so_s == UINT64_MAX || ptr_slot(d, &d->data, &d->r_data, d->sec_sym[S_STR], (int64_t)so_s) ||
+		    ptr_slot(d, &d->data, &d->r_data, d->sec_sym[S_STR], (int64_t)so_s) ||
+		    ptr_slot(d, &d->data, &d->r_data, d->sec_sym[S_DATA], (int64_t)(*reg_off + 24))) {
+			return nomem(d);
+		}
+		d->has_alias = true;
+	}
 	return 0;
 }
 
@@ -899,7 +917,10 @@ static int constructor(struct dl *d, uint64_t reg_off)
 		uint32_t reg = runtime_ref(d, "km_dl_register", false);
 
 		if (!reg || code_pcrel(d, lea_rdi, 3, R_X86_64_PC32, d->sec_sym[S_DATA], (int64_t)reg_off) ||
-		    code_pcrel(d, call_rel, 1, R_X86_64_PLT32, reg, 0) || put(&d->text, pop_rbx_ret, 2)) {
+		    code_pcrel(d, call_rel, 1, R_X86_64_PLT32, reg, 0) ||
+		    (d->has_alias && (code_pcrel(d, lea_rdi, 3, R_X86_64_PC32, d->sec_sym[S_DATA], (int64_t)d->alias_off) ||
+				      code_pcrel(d, call_rel, 1, R_X86_64_PLT32, reg, 0))) ||
+		    put(&d->text, pop_rbx_ret, 2)) {
 			return nomem(d);
 		}
 	}

@@ -8,6 +8,9 @@ GROUP is one of:
           library it needs, readelf's DT_NEEDED of the original files being
           the oracle, and an EXSLT transform prints the same under the static
           interpreter (no .so mapped) as under /usr/bin/python3
+  soname  cffi_backend and pyyaml from the corpus with --deps: cffi's ABI mode
+          opens libyaml by its SONAME (libyaml-0.so.2, the file being
+          libyaml-0.so.2.0.9) and calls into it through the converted libffi
 Each group converts, links a static CPython and compares its output with
 /usr/bin/python3 loading the real .so files.
 """
@@ -128,10 +131,40 @@ def order(tmp):
     check(len(out_a) == 3 and "---2" in out_a[1], f"the EXSLT transform ran ({out_a})")
 
 
+SONAME_SCRIPT = r"""
+import _cffi_backend as B
+lib = B.load_library("libyaml-0.so.2")
+p_char = B.new_pointer_type(B.new_primitive_type("char"))
+p_int = B.new_pointer_type(B.new_primitive_type("int"))
+ver = lib.load_function(B.new_function_type((), p_char, False), "yaml_get_version_string")
+nums = lib.load_function(B.new_function_type((p_int, p_int, p_int), B.new_void_type(), False),
+                         "yaml_get_version")
+a, b, c = (B.newp(p_int, 0) for _ in range(3))
+nums(a, b, c)
+print(B.string(ver()).decode(), a[0], b[0], c[0])
+import yaml
+print(yaml.load("k: [1, 2]", Loader=yaml.CLoader))
+"""
+
+
+def soname(tmp):
+    wheels = [os.path.join(DEB, n + "-cp311-cp311-linux_x86_64.whl") for n in ("cffi_backend-1.15.1", "pyyaml-6.0")]
+    out, interp = convert_and_link(tmp, wheels, "--deps", "--root", SYSROOT)
+    if failures:
+        return
+    with open(os.path.join(out, "pyyaml.km.json")) as f:
+        ids = [o["id"] for o in json.load(f)["objects"] if o["mode"] == "lib"]
+    check(ids == ["libyaml-0.so.2.0.9"], f"oracle: libyaml converts from a file named other than its SONAME ({ids})")
+    libyaml = os.path.join(SYSROOT, "usr/lib/x86_64-linux-gnu/libyaml-0.so.2.0.9")
+    check(dynamic(libyaml)[0] == "libyaml-0.so.2", "oracle: readelf gives libyaml's SONAME libyaml-0.so.2")
+    out_a = compare(tmp, wheels, interp, SONAME_SCRIPT, {"LD_LIBRARY_PATH": SYSLIB})
+    check(len(out_a) == 2 and out_a[0].startswith("0.2."), f"dlopen by SONAME finds the converted library ({out_a})")
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="kwheel-km-scale-")
     try:
-        {"order": order}[GROUP](tmp)
+        {"order": order, "soname": soname}[GROUP](tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if failures:
