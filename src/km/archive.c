@@ -206,3 +206,86 @@ int kw_km_write_archive(const char *path, const char *const *objects, const char
 	km_out_discard(&o);
 	return rc;
 }
+
+/* The decimal field of an ar header, which must be digits then spaces. */
+static bool ar_number(const unsigned char *p, size_t n, uint64_t *v)
+{
+	size_t i = 0;
+
+	*v = 0;
+	for (; i < n && p[i] >= '0' && p[i] <= '9'; i++) {
+		if (*v > (UINT64_MAX - 9) / 10) {
+			return false;
+		}
+		*v = *v * 10 + (uint64_t)(p[i] - '0');
+	}
+	if (i == 0) {
+		return false;
+	}
+	for (; i < n; i++) {
+		if (p[i] != ' ') {
+			return false;
+		}
+	}
+	return true;
+}
+
+int km_archive_each(const char *path, km_member_fn fn, void *ud, struct kw_error *err)
+{
+	unsigned char *buf = NULL;
+	size_t len = 0, pos = 8, longlen = 0;
+	const char *longnames = NULL;
+	int rc = kw_map_file(path, &buf, &len, err);
+
+	if (rc) {
+		return rc;
+	}
+	if (len < 8 || memcmp(buf, "!<arch>\n", 8) != 0) {
+		rc = kw_error_set(err, KW_EFORMAT, "'%s': not an ar archive", path);
+		goto out;
+	}
+	while (!rc && pos < len) {
+		const unsigned char *h = buf + pos;
+		char name[256];
+		uint64_t size;
+		size_t nl;
+
+		if (len - pos < 60 || h[58] != '`' || h[59] != '\n' || !ar_number(h + 48, 10, &size) ||
+		    size > len - pos - 60) {
+			rc = kw_error_set(err, KW_EFORMAT, "'%s': bad member header at byte %zu", path, pos);
+			goto out;
+		}
+		pos += 60;
+		if (h[0] == '/' && h[1] == ' ') {
+			/* the symbol index: rebuilt by whoever writes the members again */
+		} else if (h[0] == '/' && h[1] == '/' && h[2] == ' ') {
+			longnames = (const char *)buf + pos;
+			longlen = (size_t)size;
+		} else {
+			const char *src = (const char *)h;
+			size_t max = 16;
+			uint64_t lo;
+
+			if (h[0] == '/' && ar_number(h + 1, 15, &lo)) {
+				if (!longnames || lo >= longlen) {
+					rc = kw_error_set(err, KW_EFORMAT, "'%s': long member name out of range", path);
+					goto out;
+				}
+				src = longnames + lo;
+				max = longlen - (size_t)lo;
+			}
+			for (nl = 0; nl < max && nl < sizeof(name) - 1 && src[nl] != '/' && src[nl] != '\n'; nl++) {
+				name[nl] = src[nl];
+			}
+			while (nl && name[nl - 1] == ' ') {
+				nl--;
+			}
+			name[nl] = '\0';
+			rc = fn(ud, name, buf + pos, (size_t)size, err);
+		}
+		pos += (size_t)size + (size & 1);
+	}
+out:
+	kw_unmap_file(buf, len);
+	return rc;
+}

@@ -234,6 +234,30 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 			goto out;
 		}
 		rc = KW_ENOMEM;
+		/*
+		 * A library's member name carries its symbol tag (the .so's
+		 * digest): the static link keeps one copy of each library however
+		 * many wheels' archives hold it.
+		 */
+		if (o->mode == KW_KM_LIB) {
+			char *ln = kw_asprintf("%03zu-%s" KM_LIB_TAG_SEP "%s.o", n, base, c.tag);
+			char *lp = ln ? kw_asprintf("%s/%s", objdir.tmp, ln) : NULL;
+
+			if (!lp || rename(opath, lp) != 0) {
+				rc = lp ? kw_error_set(err, KW_EIO, "cannot rename '%s': %s", opath, strerror(errno))
+					: kw_error_set(err, KW_ENOMEM, "out of memory");
+				kw_km_converted_release(&c);
+				free(ln);
+				free(lp);
+				free(opath);
+				free(oname);
+				goto out;
+			}
+			free(opath);
+			free(oname);
+			opath = lp;
+			oname = ln;
+		}
 		if (kw_strv_push_own(&objs, opath) | kw_strv_push_own(&names, oname)) {
 			kw_km_converted_release(&c);
 			kw_error_set(err, rc, "out of memory");

@@ -3,6 +3,7 @@
 #ifndef KWHEEL_KM_INTERNAL_H
 #define KWHEEL_KM_INTERNAL_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 #include <gelf.h>
@@ -46,6 +47,18 @@ void km_dir_discard(struct km_dir *d);
 /* Write the archive of kw_km_write_archive into f (left open; the caller checks and closes it). */
 int km_archive_write(FILE *f, const char *path, const char *const *objects, const char *const *names, size_t n,
 		     struct kw_error *err);
+
+/* Between a library member's file name and its symbol tag: "003-libz.so.1.2.13@0123456789ab.o". */
+#define KM_LIB_TAG_SEP "@"
+
+/*
+ * Each member of the ar archive at path (as km_archive_write makes them:
+ * GNU long names, the symbol index skipped), in order; non-zero from fn
+ * stops the walk and is returned.
+ */
+typedef int (*km_member_fn)(void *ud, const char *name, const unsigned char *data, size_t len,
+			    struct kw_error *err);
+int km_archive_each(const char *path, km_member_fn fn, void *ud, struct kw_error *err);
 
 /*
  * The link file's text (convert.c): the archive as a whole, the loader's

@@ -170,6 +170,188 @@ out:
 	return rc;
 }
 
+/* A file in the link's own temporary directory: no rename, no sync, removed after the link. */
+static int write_scratch(const char *path, const void *data, size_t len, struct kw_error *err)
+{
+	FILE *f = fopen(path, "wbx");
+	int bad;
+
+	if (!f) {
+		return kw_error_set(err, KW_EIO, "cannot create '%s': %s", path, strerror(errno));
+	}
+	bad = fwrite(data, 1, len, f) != len;
+	bad |= fclose(f) != 0;
+	return bad ? kw_error_set(err, KW_EIO, "cannot write '%s': %s", path, strerror(errno)) : 0;
+}
+
+/* The symbol tag in a library member's name ("...@0123456789ab.o"), or false for a module's. */
+static bool lib_tag(const char *name, char tag[13])
+{
+	const char *at = strrchr(name, KM_LIB_TAG_SEP[0]);
+	size_t i;
+
+	if (!at || strlen(at) != 1 + 12 + 2 || strcmp(at + 13, ".o") != 0) {
+		return false;
+	}
+	for (i = 0; i < 12; i++) {
+		char c = at[1 + i];
+
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+			return false;
+		}
+		tag[i] = c;
+	}
+	tag[12] = '\0';
+	return true;
+}
+
+/*
+ * One copy of each library in the link: the libraries of the wheels'
+ * archives, by symbol tag (the digest of the .so they came from), in the
+ * order the link files name them; a later archive's copy is dropped.
+ */
+struct dedup {
+	struct kw_strv *seen;   /* tags linked so far */
+	struct kw_strv *tmp;    /* files made in dir, removed after the link */
+	const char *dir;
+	bool write;             /* second pass: write the members kept */
+	size_t dropped;
+	struct kw_strv paths, names; /* the members kept (second pass) */
+};
+
+static int dedup_member(void *ud, const char *name, const unsigned char *data, size_t len, struct kw_error *err)
+{
+	struct dedup *d = ud;
+	char tag[13];
+	bool lib = lib_tag(name, tag);
+	char *p;
+
+	if (lib && kw_strv_find(d->seen, tag) >= 0) {
+		d->dropped++;
+		return 0;
+	}
+	if (!d->write) {
+		return 0;
+	}
+	if (lib && kw_strv_push(d->seen, tag)) {
+		return kw_error_set(err, KW_ENOMEM, "out of memory");
+	}
+	p = kw_asprintf("%s/m%zu-%s", d->dir, d->tmp->n, name);
+	if (!p || kw_strv_push(d->tmp, p) || kw_strv_push(&d->names, name)) {
+		free(p);
+		return kw_error_set(err, KW_ENOMEM, "out of memory");
+	}
+	if (kw_strv_push_own(&d->paths, p)) {
+		return kw_error_set(err, KW_ENOMEM, "out of memory");
+	}
+	return write_scratch(p, data, len, err);
+}
+
+/* Record the library tags of an archive nothing is dropped from. */
+static int dedup_note(void *ud, const char *name, const unsigned char *data, size_t len, struct kw_error *err)
+{
+	struct dedup *d = ud;
+	char tag[13];
+
+	(void)data;
+	(void)len;
+	if (lib_tag(name, tag) && kw_strv_push(d->seen, tag)) {
+		return kw_error_set(err, KW_ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+/*
+ * The link file to pass for link_file: itself, or (when one of its archives
+ * holds a library an earlier archive already brought) a copy in dir naming
+ * a copy of that archive without it. *use is a new string.
+ */
+static int dedup_link_file(const char *link_file, const char *dir, struct kw_strv *seen, struct kw_strv *tmp,
+			   char **use, struct kw_error *err)
+{
+	unsigned char *text = NULL;
+	size_t len = 0, pos;
+	struct kw_buf out = { 0 };
+	bool changed = false;
+	int rc;
+
+	*use = NULL;
+	if (access(link_file, R_OK) != 0) {
+		/* gcc reads it (and says what is wrong): nothing to share from a file kwheel cannot read. */
+		*use = kw_strdup(link_file);
+		return *use ? 0 : kw_error_set(err, KW_ENOMEM, "out of memory");
+	}
+	if ((rc = kw_map_file(link_file, &text, &len, err))) {
+		return rc;
+	}
+	for (pos = 0; !rc && pos < len;) {
+		const char *l = (const char *)text + pos, *nl = memchr(l, '\n', len - pos);
+		size_t n = nl ? (size_t)(nl - l) : len - pos;
+		char *line = kw_strndup(l, n);
+		struct stat st;
+
+		pos += n + (nl ? 1 : 0);
+		if (!line) {
+			rc = kw_error_set(err, KW_ENOMEM, "out of memory");
+			break;
+		}
+		if (n > 5 && line[0] != '-' && strcmp(line + n - 5, ".km.a") == 0 && stat(line, &st) == 0 &&
+		    S_ISREG(st.st_mode)) {
+			struct dedup d = { seen, tmp, dir, false, 0, { 0 }, { 0 } };
+
+			rc = km_archive_each(line, dedup_member, &d, err);
+			if (!rc && d.dropped) {
+				char *copy = kw_asprintf("%s/a%zu-%s", dir, tmp->n, strrchr(line, '/') ? strrchr(line, '/') + 1 : line);
+
+				d.write = true;
+				d.dropped = 0;
+				rc = copy ? km_archive_each(line, dedup_member, &d, err) : KW_ENOMEM;
+				if (!rc && (rc = kw_strv_push(tmp, copy)) == 0) {
+					rc = kw_km_write_archive(copy, (const char *const *)d.paths.v,
+								 (const char *const *)d.names.v, d.paths.n, err);
+				} else if (rc == KW_ENOMEM) {
+					kw_error_set(err, rc, "out of memory");
+				}
+				if (!rc) {
+					kw_buf_appendf(&out, "%s\n", copy);
+					changed = true;
+				}
+				free(copy);
+			} else if (!rc) {
+				rc = km_archive_each(line, dedup_note, &d, err);
+				kw_buf_appendf(&out, "%s\n", line);
+			}
+			kw_strv_release(&d.paths);
+			kw_strv_release(&d.names);
+		} else {
+			kw_buf_appendf(&out, "%s\n", line);
+		}
+		free(line);
+	}
+	kw_unmap_file(text, len);
+	if (!rc && changed) {
+		char *p = kw_asprintf("%s/l%zu.link", dir, tmp->n);
+
+		if (!p || out.failed || kw_strv_push(tmp, p)) {
+			rc = kw_error_set(err, KW_ENOMEM, "out of memory");
+		} else {
+			rc = write_scratch(p, out.s, out.len, err);
+		}
+		*use = p;
+	} else if (!rc) {
+		*use = kw_strdup(link_file);
+		if (!*use) {
+			rc = kw_error_set(err, KW_ENOMEM, "out of memory");
+		}
+	}
+	if (rc) {
+		free(*use);
+		*use = NULL;
+	}
+	kw_buf_release(&out);
+	return rc;
+}
+
 int kw_km_link_python(const char *out, const char *python, const char *const *link_files, size_t n,
 		      struct kw_strv *left_out, struct kw_error *err)
 {
@@ -184,7 +366,7 @@ int kw_km_link_python(const char *out, const char *python, const char *const *li
 		"int main(int argc, char **argv) { return Py_BytesMain(argc, argv); }\n";
 	char tmpd[] = "/tmp/kwheel-link-XXXXXX";
 	char *cfg = NULL, *lines[4] = { NULL, NULL, NULL, NULL }, *save = NULL, *p, *dyn_link = NULL;
-	struct kw_strv argv = { 0 };
+	struct kw_strv argv = { 0 }, seen = { 0 }, tmp_files = { 0 };
 	char *rt = NULL, *mainc = NULL, *rto = NULL, *maino = NULL, *inc = NULL;
 	size_t i;
 	int rc;
@@ -239,8 +421,14 @@ int kw_km_link_python(const char *out, const char *python, const char *const *li
 		goto out;
 	}
 	for (i = 0; i < n; i++) {
-		char *at = kw_asprintf("@%s", link_files[i]);
+		char *use = NULL, *at;
 
+		if ((rc = dedup_link_file(link_files[i], tmpd, &seen, &tmp_files, &use, err))) {
+			goto out;
+		}
+		rc = KW_ENOMEM;
+		at = kw_asprintf("@%s", use);
+		free(use);
 		if (kw_strv_push_own(&argv, at)) {
 			kw_error_set(err, rc, "out of memory");
 			goto out;
@@ -314,7 +502,12 @@ out:
 	if (maino) {
 		unlink(maino);
 	}
+	for (i = 0; i < tmp_files.n; i++) {
+		unlink(tmp_files.v[i]);
+	}
 	rmdir(tmpd);
+	kw_strv_release(&seen);
+	kw_strv_release(&tmp_files);
 	kw_strv_release(&argv);
 	free(dyn_link);
 	free(cfg);

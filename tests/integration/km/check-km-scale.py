@@ -11,6 +11,13 @@ GROUP is one of:
   soname  cffi_backend and pyyaml from the corpus with --deps: cffi's ABI mode
           opens libyaml by its SONAME (libyaml-0.so.2, the file being
           libyaml-0.so.2.0.9) and calls into it through the converted libffi
+  shared  numpy from the corpus and scipy built from Debian's python3-scipy
+          (make-debian-wheels, cached): both need BLAS, LAPACK, gfortran and
+          quadmath; the static interpreter holds one copy of each (nm's
+          __kw_img_<tag> symbols, one registration each) and runs numpy
+Debian wheels and the extra sysroot libraries they need are built once into
+$KW_KM_CACHE (default /tmp/kwheel-km-cache); without network and cache the
+group is skipped (exit 77).
 Each group converts, links a static CPython and compares its output with
 /usr/bin/python3 loading the real .so files.
 """
@@ -32,6 +39,56 @@ DEB = os.path.join(CORPUS, "wheels", "debian")
 SYSLIB = ":".join(os.path.join(SYSROOT, d) for d in ("usr/lib/x86_64-linux-gnu", "lib/x86_64-linux-gnu",
                                                      "usr/lib/x86_64-linux-gnu/blas",
                                                      "usr/lib/x86_64-linux-gnu/lapack"))
+
+
+CACHE = os.environ.get("KW_KM_CACHE", "/tmp/kwheel-km-cache")
+MAKE_WHEELS = os.path.join(CORPUS, "make-debian-wheels")
+
+
+def skip(why):
+    print(f"SKIP {why}")
+    sys.exit(77)
+
+
+def debian_wheel(spec, prefix):
+    """The wheel make-debian-wheels builds from spec, built once into the cache."""
+    out = os.path.join(CACHE, "wheels")
+    found = [f for f in os.listdir(out) if f.startswith(prefix + "-")] if os.path.isdir(out) else []
+    if not found:
+        r = run(MAKE_WHEELS, "--cache", os.path.join(CACHE, "debs"), "-q", out, spec)
+        found = [f for f in os.listdir(out) if f.startswith(prefix + "-")] if os.path.isdir(out) else []
+        if r.returncode != 0 or not found:
+            skip(f"cannot build {spec} with make-debian-wheels ({r.stderr.strip()[-200:]})")
+    return os.path.join(out, sorted(found)[-1])
+
+
+def sysroot_with(name, packages):
+    """The test sysroot plus the libraries of some Debian packages (apt-get download, dpkg-deb -x), cached."""
+    root = os.path.join(CACHE, "sysroot-" + name)
+    if os.path.isdir(root):
+        return root
+    debs = os.path.join(CACHE, "debs")
+    os.makedirs(debs, exist_ok=True)
+    tmp = root + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(SYSROOT, tmp, symlinks=True)
+    for p in packages:
+        have = [f for f in os.listdir(debs) if f.startswith(p + "_") and f.endswith(".deb")]
+        if not have:
+            r = run("apt-get", "download", p, cwd=debs)
+            have = [f for f in os.listdir(debs) if f.startswith(p + "_") and f.endswith(".deb")]
+            if r.returncode != 0 or not have:
+                skip(f"cannot download {p} ({r.stderr.strip()[-200:]})")
+        r = run("dpkg-deb", "-x", os.path.join(debs, sorted(have)[-1]), tmp)
+        check(r.returncode == 0, f"dpkg-deb unpacks {p}")
+    os.rename(tmp, root)
+    return root
+
+
+def libpath(root):
+    return ":".join(os.path.join(root, d) for d in ("usr/lib/x86_64-linux-gnu", "lib/x86_64-linux-gnu",
+                                                    "usr/lib/x86_64-linux-gnu/blas",
+                                                    "usr/lib/x86_64-linux-gnu/lapack"))
 
 
 def install(wheels, where, empty_so):
@@ -161,10 +218,42 @@ def soname(tmp):
     check(len(out_a) == 2 and out_a[0].startswith("0.2."), f"dlopen by SONAME finds the converted library ({out_a})")
 
 
+NUMPY_SCRIPT = r"""
+import numpy as np
+print(np.linalg.inv(np.array([[2., 1.], [1., 3.]])).round(9).tolist())
+print(np.linalg.svd(np.arange(6.).reshape(2, 3))[1].round(9).tolist())
+"""
+
+
+def shared(tmp):
+    numpy = os.path.join(DEB, "numpy-1.24.2-cp311-cp311-linux_x86_64.whl")
+    scipy = debian_wheel("python3-scipy", "scipy")
+    root = sysroot_with("scipy", ["liblbfgsb0"])
+    out, interp = convert_and_link(tmp, [numpy, scipy], "--deps", "--root", root)
+    if failures:
+        return
+    libs = {}
+    for dist in ("numpy", "scipy"):
+        with open(os.path.join(out, dist + ".km.json")) as f:
+            libs[dist] = {o["symbol_tag"]: o["id"] for o in json.load(f)["objects"] if o["mode"] == "lib"}
+    both = sorted(set(libs["numpy"]) & set(libs["scipy"]))
+    check(len(both) == 4, f"oracle: both wheels' archives hold BLAS, LAPACK, gfortran, quadmath "
+                          f"({[libs['numpy'][t] for t in both]})")
+    syms = run("nm", interp).stdout
+    counts = {t: len(re.findall(rf" __kw_img_{t}$", syms, re.M)) for t in both}
+    check(all(c == 1 for c in counts.values()), f"nm: one image of each shared library in the interpreter ({counts})")
+    env = {"PYTHONHOME": "/usr", "KW_DL_DEBUG": "1", "PATH": os.environ.get("PATH", "/usr/bin")}
+    r = run(interp, "-c", "pass", env=env)
+    regs = re.findall(r"^kw_dl: registered (\S+)$", r.stderr, re.M)
+    dup = sorted({x for x in regs if regs.count(x) > 1})
+    check(r.returncode == 0 and "libblas.so.3" in regs and not dup, f"each library registers once ({dup})")
+    compare(tmp, [numpy, scipy], interp, NUMPY_SCRIPT, {"LD_LIBRARY_PATH": libpath(root)})
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="kwheel-km-scale-")
     try:
-        {"order": order, "soname": soname}[GROUP](tmp)
+        {"order": order, "soname": soname, "shared": shared}[GROUP](tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if failures:
