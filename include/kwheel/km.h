@@ -88,6 +88,16 @@ struct kw_km_converted {
 #define KW_KM_NO_WX 1u  /* leave the image writable and executable (no mprotect from the constructor) */
 int kw_km_delink(const unsigned char *buf, size_t len, const char *name, const char *id, enum kw_km_mode mode,
 		 unsigned flags, const char *out_path, struct kw_km_converted *res, struct kw_error *err);
+/*
+ * The same, told which names the static link's runtime defines (runtime:
+ * sorted, or NULL): a lib-mode export of one of them, or of the unwinder's
+ * (_Unwind_*, __register_frame*, __deregister_frame*), is made local, so the
+ * runtime's definition is the program's and the object keeps its own for
+ * itself (a warning in res says which).
+ */
+int kw_km_delink_with(const unsigned char *buf, size_t len, const char *name, const char *id, enum kw_km_mode mode,
+		      unsigned flags, const struct kw_strv *runtime, const char *out_path, struct kw_km_converted *res,
+		      struct kw_error *err);
 void kw_km_converted_release(struct kw_km_converted *c);
 
 /* Write a GNU ar archive of the objects (stored as names[i]) with a symbol index. */

@@ -51,6 +51,81 @@ static const char *static_flag(const char *soname)
 	return NULL;
 }
 
+/* Is this system library part of the runtime a static link brings: the C library or the unwinder's? */
+static bool runtime_library(const char *soname)
+{
+	static const char *const libs[] = {
+		"libc.so.6",       "libm.so.6",    "libmvec.so.1",   "libpthread.so.0", "libdl.so.2",
+		"librt.so.1",      "libutil.so.1", "libresolv.so.2", "libanl.so.1",     "libcrypt.so.1",
+		"libgcc_s.so.1",   "libc.so",      "libc.musl-x86_64.so.1",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(libs) / sizeof(libs[0]); i++) {
+		if (strcmp(soname, libs[i]) == 0) {
+			return true;
+		}
+	}
+	return false;
+}
+
+static int cmp_strp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * The names the static link's runtime defines, as the loader sees them: the
+ * default-version exports of the C library and libgcc_s that the wheel's
+ * graphs reach (libstdc++ aside: its vague-linkage objects must stay one
+ * copy, which the weak definitions already give). Sorted and unique.
+ */
+static int runtime_names(const struct kw_audit *a, struct kw_strv *out)
+{
+	struct kw_strv done = { 0 };
+	size_t i, k, j, w;
+	int rc = 0;
+
+	for (i = 0; !rc && i < a->n_members; i++) {
+		const struct kw_dep_graph *g = a->members[i].graph;
+
+		for (k = 1; !rc && g && k < g->n_nodes; k++) {
+			const struct kw_dep_node *n = &g->nodes[k];
+			const struct kw_elf_info *info = n->info;
+			const char *key = n->realpath ? n->realpath : n->path ? n->path : n->name;
+
+			if (n->in_overlay || !info ||
+			    !runtime_library(info->soname ? info->soname : n->name) || kw_strv_find(&done, key) >= 0) {
+				continue;
+			}
+			rc = kw_strv_push(&done, key);
+			for (j = 0; !rc && j < info->n_syms; j++) {
+				const struct kw_elf_sym *s = &info->syms[j];
+
+				if (s->defined && s->bind != 0 /* STB_LOCAL */ && !s->version_hidden && s->name[0]) {
+					rc = kw_strv_push(out, s->name);
+				}
+			}
+		}
+	}
+	kw_strv_release(&done);
+	if (rc) {
+		return KW_ENOMEM;
+	}
+	if (out->n) {
+		qsort(out->v, out->n, sizeof(*out->v), cmp_strp);
+		for (j = 1, w = 1; j < out->n; j++) {
+			if (strcmp(out->v[j], out->v[w - 1]) == 0) {
+				free(out->v[j]);
+			} else {
+				out->v[w++] = out->v[j];
+			}
+		}
+		out->n = w;
+	}
+	return 0;
+}
+
 static void manifest_objects_release(struct kw_km_manifest_object *mo, size_t n)
 {
 	size_t i;
@@ -106,7 +181,7 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 	struct kw_audit *a = NULL;
 	struct kw_wheel *w = NULL;
 	struct kw_km_verdict v = { 0 };
-	struct kw_strv objs = { 0 }, names = { 0 }, flags = { 0 };
+	struct kw_strv objs = { 0 }, names = { 0 }, flags = { 0 }, runtime = { 0 };
 	struct kw_km_manifest_object *mobjs = NULL;
 	size_t mcap = 0, n_mo = 0;
 	struct km_dir objdir = { 0 };
@@ -177,6 +252,10 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 	if ((rc = kw_km_init_order(&v, order, err))) {
 		goto out;
 	}
+	if (runtime_names(a, &runtime)) {
+		rc = kw_error_set(err, KW_ENOMEM, "out of memory");
+		goto out;
+	}
 	for (k = 0; k < v.n_objects; k++) {
 		size_t j;
 		const struct kw_km_object *o = &v.objects[order[k]];
@@ -216,8 +295,8 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 		if (!opath) {
 			rc = kw_error_set(err, KW_ENOMEM, "out of memory");
 		} else {
-			rc = kw_km_delink(buf, len, o->name, o->in_wheel ? o->name : base, o->mode,
-					  opts->no_wx ? KW_KM_NO_WX : 0, opath, &c, err);
+			rc = kw_km_delink_with(buf, len, o->name, o->in_wheel ? o->name : base, o->mode,
+					       opts->no_wx ? KW_KM_NO_WX : 0, &runtime, opath, &c, err);
 		}
 		if (mapped) {
 			kw_unmap_file(buf, len);
@@ -287,7 +366,6 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 			memset(&c.undefined, 0, sizeof(c.undefined));
 			mo->n_relocs = c.n_relocs;
 			mo->n_registered = c.n_registered;
-			kw_km_converted_release(&c);
 			for (j = 0; o->in_wheel && j < a->n_members; j++) {
 				if (strcmp(a->members[j].name, o->name) == 0) {
 					info = a->members[j].info;
@@ -299,6 +377,10 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 			for (j = 0; j < o->warnings.n; j++) {
 				bad |= kw_strv_push(&mo->warnings, o->warnings.v[j]);
 			}
+			for (j = 0; j < c.warnings.n; j++) {
+				bad |= kw_strv_push(&mo->warnings, c.warnings.v[j]);
+			}
+			kw_km_converted_release(&c);
 			if (bad || !mo->path || !mo->id || !mo->object) {
 				kw_error_set(err, rc, "out of memory");
 				goto out;
@@ -378,6 +460,7 @@ out:
 	kw_strv_release(&objs);
 	kw_strv_release(&names);
 	kw_strv_release(&flags);
+	kw_strv_release(&runtime);
 	kw_km_verdict_release(&v);
 	kw_wheel_free(w);
 	kw_audit_free(a);

@@ -109,6 +109,8 @@ struct dl {
 	const char *id;         /* wheel-relative path */
 	enum kw_km_mode mode;
 	bool wx;                /* restore segment permissions from the constructor */
+	const struct kw_strv *runtime; /* sorted names the static link's runtime defines, or NULL */
+	struct kw_strv made_local;     /* lib mode: exports the runtime's definitions replace */
 	const struct kw_elf_info *info;
 	char tag[13];           /* 12 hex digits naming this object's symbols */
 
@@ -679,6 +681,27 @@ static bool reserved_name(const char *n)
 	return false;
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Must the static program use the runtime's definition of name rather than a converted library's? */
+static bool runtime_owned(const struct dl *d, const char *name)
+{
+	static const char *const unwinder[] = { "_Unwind_", "__register_frame", "__deregister_frame",
+						"__frame_state_for" };
+	size_t i;
+
+	for (i = 0; i < sizeof(unwinder) / sizeof(unwinder[0]); i++) {
+		if (strncmp(name, unwinder[i], strlen(unwinder[i])) == 0) {
+			return true;
+		}
+	}
+	return d->runtime && d->runtime->n &&
+	       bsearch(&name, d->runtime->v, d->runtime->n, sizeof(*d->runtime->v), cmp_str) != NULL;
+}
+
 static int define_symbols(struct dl *d)
 {
 	size_t i;
@@ -712,7 +735,22 @@ static int define_symbols(struct dl *d)
 			}
 			continue;
 		}
-		/* Lib mode: weak, so the first definition wins as with the loader, and libc.a's beat ours. */
+		/*
+		 * The runtime's own: the unwinder (a libunwind's weak _Unwind_*
+		 * would keep libgcc's out of the link, and with it the .eh_frame
+		 * registration) and the C library's functions (libbsd's
+		 * arc4random, closefrom). Made local: the object keeps using its
+		 * own, everything else gets the runtime's.
+		 */
+		if (!tls && runtime_owned(d, s->name)) {
+			name = kw_asprintf("%s_%s_km", s->name, d->tag);
+			if (!add_local(d, name, s->type == STT_GNU_IFUNC ? STT_FUNC : s->type, sec, s->value, s->size) ||
+			    kw_strv_push_unique(&d->made_local, s->name)) {
+				return nomem(d);
+			}
+			continue;
+		}
+		/* Lib mode: weak, so the first definition wins as with the loader. */
 		d->gsym_of[i + 1] = add_global(d, s->name, STB_WEAK, s->type == STT_NOTYPE ? STT_FUNC : s->type, sec,
 					       s->value, s->size);
 		if (!d->gsym_of[i + 1]) {
@@ -1256,6 +1294,13 @@ __attribute__((noinline)) static uint64_t fnv1a64(const unsigned char *buf, size
 int kw_km_delink(const unsigned char *buf, size_t len, const char *name, const char *id, enum kw_km_mode mode,
 		 unsigned flags, const char *out_path, struct kw_km_converted *res, struct kw_error *err)
 {
+	return kw_km_delink_with(buf, len, name, id, mode, flags, NULL, out_path, res, err);
+}
+
+int kw_km_delink_with(const unsigned char *buf, size_t len, const char *name, const char *id, enum kw_km_mode mode,
+		      unsigned flags, const struct kw_strv *runtime, const char *out_path, struct kw_km_converted *res,
+		      struct kw_error *err)
+{
 	struct kw_elf_info *info = NULL;
 	struct dl d;
 	uint64_t reg_off = 0;
@@ -1270,6 +1315,7 @@ int kw_km_delink(const unsigned char *buf, size_t len, const char *name, const c
 	d.id = id;
 	d.mode = mode;
 	d.wx = !(flags & KW_KM_NO_WX);
+	d.runtime = runtime;
 	d.res = res;
 	d.err = err;
 	rc = kw_elf_parse_memory(buf, len, name, &info, err);
@@ -1322,6 +1368,24 @@ int kw_km_delink(const unsigned char *buf, size_t len, const char *name, const c
 	    (rc = plt_stubs(&d)) || (rc = write_object(&d, out_path))) {
 		goto out;
 	}
+	if (d.made_local.n) {
+		struct kw_buf b = { 0 };
+
+		kw_buf_appendf(&b, "defines %zu name%s the static runtime provides (", d.made_local.n,
+			       d.made_local.n == 1 ? "" : "s");
+		for (i = 0; i < d.made_local.n && i < 3; i++) {
+			kw_buf_appendf(&b, "%s%s", i ? ", " : "", d.made_local.v[i]);
+		}
+		if (d.made_local.n > 3) {
+			kw_buf_appendf(&b, " and %zu more", d.made_local.n - 3);
+		}
+		kw_buf_append(&b, "): made local, the runtime's definitions are the program's");
+		if (b.failed || !b.s || kw_strv_push_own(&res->warnings, kw_buf_take(&b))) {
+			kw_buf_release(&b);
+			rc = nomem(&d);
+			goto out;
+		}
+	}
 	res->image_size = d.img_size;
 	res->has_tls = d.has_tls;
 	res->n_ifuncs = d.n_ifuncs;
@@ -1340,6 +1404,7 @@ out:
 	}
 	free(d.locals.v);
 	free(d.globals.v);
+	kw_strv_release(&d.made_local);
 	free(d.loads);
 	free(d.img);
 	free(d.gsym_of);

@@ -15,6 +15,12 @@ GROUP is one of:
           (make-debian-wheels, cached): both need BLAS, LAPACK, gfortran and
           quadmath; the static interpreter holds one copy of each (nm's
           __kw_img_<tag> symbols, one registration each) and runs numpy
+  runtime fixtures/km/runtime/kmrt.cc linked against the host's libunwind.so.8
+          (weak _Unwind_*) and libbsd.so.0 (arc4random, closefrom), both
+          converted with --deps: C++ exceptions are caught (the runtime's
+          unwinder registers .eh_frame), and readelf shows the interpreter's
+          _Unwind_RaiseException, arc4random_uniform and closefrom in .text,
+          not in a converted image
 Debian wheels and the extra sysroot libraries they need are built once into
 $KW_KM_CACHE (default /tmp/kwheel-km-cache); without network and cache the
 group is skipped (exit 77).
@@ -31,7 +37,7 @@ import tempfile
 import zipfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from testlib import check, failures, run  # noqa: E402
+from testlib import check, failures, run, write_wheel  # noqa: E402
 
 KWHEEL, CORPUS, SYSROOT, GROUP = sys.argv[1:5]
 PY = "/usr/bin/python3"
@@ -250,10 +256,71 @@ def shared(tmp):
     compare(tmp, [numpy, scipy], interp, NUMPY_SCRIPT, {"LD_LIBRARY_PATH": libpath(root)})
 
 
+SRC = os.path.join(os.environ.get("KW_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "..", "..", "..")),
+                   "fixtures", "km")
+PYINC = subprocess.run([PY, "-c", "import sysconfig; print(sysconfig.get_path('include'))"],
+                       capture_output=True, text=True).stdout.strip()
+HOSTLIB = "/usr/lib/x86_64-linux-gnu"
+
+
+def make_wheel(path, members):
+    dist, ver = os.path.basename(path).split("-")[:2]
+    di = f"{dist}-{ver}.dist-info"
+    write_wheel(path, dict(members, **{
+        f"{di}/METADATA": f"Metadata-Version: 2.1\nName: {dist}\nVersion: {ver}\n".encode(),
+        f"{di}/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: false\nTag: cp311-cp311-linux_x86_64\n"}))
+
+
+def symbol_sections(path, names):
+    """Section name of each symbol's definition in path, from readelf."""
+    secs = {}
+    for line in run("readelf", "-SW", path).stdout.splitlines():
+        m = re.match(r"\s*\[\s*(\d+)\]\s+(\S+)", line)
+        if m:
+            secs[m.group(1)] = m.group(2)
+    got = {}
+    for line in run("readelf", "-sW", path).stdout.splitlines():
+        f = line.split()
+        if len(f) >= 8 and f[7] in names and f[6].isdigit():
+            got[f[7]] = secs.get(f[6], f[6])
+    return got
+
+
+def runtime(tmp):
+    libs = [os.path.join(HOSTLIB, n) for n in ("libunwind.so.8", "libbsd.so.0")]
+    if not all(os.path.exists(p) for p in libs):
+        skip("libunwind8 and libbsd0 are not installed")
+    so = os.path.join(tmp, "kmrt.cpython-311-x86_64-linux-gnu.so")
+    r = run("g++", "-O2", "-fPIC", "-shared", "-I" + PYINC, os.path.join(SRC, "runtime", "kmrt.cc"), "-o", so,
+            "-Wl,--no-as-needed", *libs)
+    if not check(r.returncode == 0, f"g++ builds the fixture ({r.stderr.strip()[-300:]})"):
+        return
+    whl = os.path.join(tmp, "kmrt-1.0-cp311-cp311-linux_x86_64.whl")
+    with open(so, "rb") as f:
+        make_wheel(whl, {"kmrt.cpython-311-x86_64-linux-gnu.so": f.read()})
+    out, interp = convert_and_link(tmp, [whl], "--deps")
+    if failures:
+        return
+    unwind = [n for n in run("nm", "-D", "--defined-only", libs[0]).stdout.split() if n.startswith("_Unwind_")]
+    check("_Unwind_RaiseException" in unwind, f"oracle: nm -D shows libunwind's own _Unwind_* ({len(unwind)})")
+    with open(os.path.join(out, "kmrt.km.json")) as f:
+        warn = {o["id"]: " ".join(o["warnings"]) for o in json.load(f)["objects"]}
+    check(any(k.startswith("libunwind") and "made local" in v for k, v in warn.items()) and
+          any(k.startswith("libbsd") and "made local" in v for k, v in warn.items()),
+          "the manifest says which definitions were made local")
+    names = ["_Unwind_RaiseException", "_Unwind_Find_FDE", "__register_frame_info", "arc4random_uniform",
+             "closefrom"]
+    got = symbol_sections(interp, names)
+    check(set(got) == set(names) and all(v == ".text" for v in got.values()),
+          f"the interpreter's unwinder and C library functions are the runtime's, in .text ({got})")
+    out_a = compare(tmp, [whl], interp, "import kmrt\nprint(kmrt.run())")
+    check(out_a == ["caught thrown, stoi threw, arc4random_uniform(1)=0"], f"the exceptions were caught ({out_a})")
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="kwheel-km-scale-")
     try:
-        {"order": order, "soname": soname, "shared": shared}[GROUP](tmp)
+        {"order": order, "soname": soname, "shared": shared, "runtime": runtime}[GROUP](tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if failures:
