@@ -750,6 +750,18 @@ static int define_symbols(struct dl *d)
 			}
 			continue;
 		}
+		/*
+		 * An extension in lib mode (it exports to other modules): its
+		 * PyInit_ is found through registration, and another package's
+		 * module of the same name must not bind to it.
+		 */
+		if (strncmp(s->name, "PyInit_", 7) == 0) {
+			name = kw_asprintf("%s_%s_km", s->name, d->tag);
+			if (!add_local(d, name, STT_FUNC, sec, s->value, s->size)) {
+				return nomem(d);
+			}
+			continue;
+		}
 		/* Lib mode: weak, so the first definition wins as with the loader. */
 		d->gsym_of[i + 1] = add_global(d, s->name, STB_WEAK, s->type == STT_NOTYPE ? STT_FUNC : s->type, sec,
 					       s->value, s->size);

@@ -449,6 +449,141 @@ out:
 	return rc;
 }
 
+/* Does the object info define name (a default-version global)? */
+static bool defines(const struct kw_elf_info *info, const char *name)
+{
+	size_t i;
+
+	for (i = 0; info && i < info->n_syms; i++) {
+		const struct kw_elf_sym *s = &info->syms[i];
+
+		if (s->defined && s->bind != STB_LOCAL && !s->version_hidden && strcmp(s->name, name) == 0) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/* One global definition of an extension module, for the lookup below. */
+struct ext_export {
+	const char *name;
+	size_t member;
+};
+
+static int cmp_export(const void *a, const void *b)
+{
+	const struct ext_export *x = a, *y = b;
+	int c = strcmp(x->name, y->name);
+
+	return c ? c : (x->member > y->member) - (x->member < y->member);
+}
+
+static int cmp_export_name(const void *a, const void *b)
+{
+	return strcmp(((const struct ext_export *)a)->name, ((const struct ext_export *)b)->name);
+}
+
+/*
+ * Extensions that export to other extensions: a package loads one with
+ * RTLD_GLOBAL and the next finds its symbols with no DT_NEEDED between
+ * them. Module mode would make those exports local and the link fail, so
+ * such a module is converted in library mode (its PyInit_ stays its own),
+ * and initialised before the modules that use it.
+ */
+static int global_exporters(struct kw_km_verdict *v, const struct kw_audit *a)
+{
+	struct ext_export *ex = NULL;
+	struct kw_strv *used = NULL; /* per member: "name (by user)" */
+	size_t cap = 0, n = 0, i, k, j, g;
+	int rc = KW_ENOMEM;
+
+	for (i = 0; i < a->n_members; i++) {
+		const struct kw_elf_info *info = a->members[i].info;
+
+		for (k = 0; a->members[i].extension && info && k < info->n_syms; k++) {
+			const struct kw_elf_sym *s = &info->syms[k];
+
+			if (!s->defined || s->bind == STB_LOCAL || s->version_hidden || s->shndx == SHN_ABS ||
+			    strncmp(s->name, "PyInit_", 7) == 0 || (s->type != STT_FUNC && s->type != STT_OBJECT)) {
+				continue;
+			}
+			if (kw_grow(&ex, &cap, n + 1, sizeof(*ex))) {
+				goto out;
+			}
+			ex[n].name = s->name;
+			ex[n++].member = i;
+		}
+	}
+	rc = 0;
+	if (!n) {
+		goto out;
+	}
+	rc = KW_ENOMEM;
+	qsort(ex, n, sizeof(*ex), cmp_export);
+	if (!(used = kw_calloc(a->n_members, sizeof(*used)))) {
+		goto out;
+	}
+	for (i = 0; i < a->n_members; i++) {
+		const struct kw_elf_info *info = a->members[i].info;
+		const struct kw_dep_graph *gr = a->members[i].graph;
+
+		for (k = 0; a->members[i].extension && info && k < info->n_syms; k++) {
+			const struct kw_elf_sym *s = &info->syms[k];
+			struct ext_export key = { s->name, 0 };
+			const struct ext_export *hit;
+			bool found = false;
+
+			if (s->defined || s->bind == STB_WEAK) {
+				continue;
+			}
+			hit = bsearch(&key, ex, n, sizeof(*ex), cmp_export_name);
+			/* bsearch finds any of that name: back up to the first, in member order. */
+			while (hit && hit > ex && strcmp(hit[-1].name, s->name) == 0) {
+				hit--;
+			}
+			if (!hit) {
+				continue;
+			}
+			/* What it needs provides the name: the loader would bind there. */
+			for (g = 1; gr && g < gr->n_nodes && !found; g++) {
+				found = defines(gr->nodes[g].info, s->name);
+			}
+			for (; !found && hit < ex + n && strcmp(hit->name, s->name) == 0; hit++) {
+				char *e;
+
+				if (hit->member == i) {
+					continue;
+				}
+				v->objects[hit->member].mode = KW_KM_LIB;
+				if (add_edge(&v->objects[i], hit->member, i)) {
+					goto out;
+				}
+				e = kw_asprintf("%s (by %s)", s->name, a->members[i].name);
+				if (!e || kw_strv_push_own(&used[hit->member], e)) {
+					goto out;
+				}
+				break; /* the first module loaded with it wins, as in the loader's global scope */
+			}
+		}
+	}
+	for (j = 0; j < a->n_members; j++) {
+		if (used[j].n && add_listed(&v->objects[j].warnings,
+					    "exports to other extension modules, which import it with no DT_NEEDED "
+					    "(it is loaded RTLD_GLOBAL): converted in library mode",
+					    &used[j])) {
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	for (j = 0; used && j < a->n_members; j++) {
+		kw_strv_release(&used[j]);
+	}
+	free(used);
+	free(ex);
+	return rc;
+}
+
 /* Does another member of the wheel load member i as a library? */
 static bool loaded_by_another(const struct kw_audit *a, size_t i)
 {
@@ -510,7 +645,7 @@ int kw_km_judge(const struct kw_audit *a, struct kw_km_verdict *out, struct kw_e
 		}
 		rc = KW_ENOMEM;
 	}
-	if (add_edges(&v, a)) {
+	if (add_edges(&v, a) || global_exporters(&v, a)) {
 		goto out;
 	}
 	if (a->family == KW_POLICY_MUSLLINUX &&

@@ -21,6 +21,10 @@ GROUP is one of:
           unwinder registers .eh_frame), and readelf shows the interpreter's
           _Unwind_RaiseException, arc4random_uniform and closefrom in .text,
           not in a converted image
+  global  fixtures/km/global: a package imports its core module RTLD_GLOBAL
+          and the next module calls the core's exports with no DT_NEEDED
+          (readelf the oracle): show's verdict puts the core in library mode
+          and says why, the link succeeds, and the output is the loader's
 Debian wheels and the extra sysroot libraries they need are built once into
 $KW_KM_CACHE (default /tmp/kwheel-km-cache); without network and cache the
 group is skipped (exit 77).
@@ -317,10 +321,44 @@ def runtime(tmp):
     check(out_a == ["caught thrown, stoi threw, arc4random_uniform(1)=0"], f"the exceptions were caught ({out_a})")
 
 
+def global_exports(tmp):
+    src = os.path.join(SRC, "global")
+    members = {"kmglob/__init__.py": open(os.path.join(src, "__init__.py"), "rb").read()}
+    for m in ("core", "user"):
+        so = os.path.join(tmp, f"{m}.cpython-311-x86_64-linux-gnu.so")
+        r = run("gcc", "-O2", "-fPIC", "-shared", "-I" + PYINC, os.path.join(src, m + ".c"), "-o", so)
+        if not check(r.returncode == 0, f"gcc builds {m} ({r.stderr.strip()[-300:]})"):
+            return
+        with open(so, "rb") as f:
+            members[f"kmglob/{m}.cpython-311-x86_64-linux-gnu.so"] = f.read()
+    user = os.path.join(tmp, "user.cpython-311-x86_64-linux-gnu.so")
+    undef = run("nm", "-D", "--undefined-only", user).stdout
+    check("kmglob_scale" in undef and "core" not in " ".join(dynamic(user)[1]),
+          "oracle: nm/readelf: user imports kmglob_scale and needs no core")
+    whl = os.path.join(tmp, "kmglob-1.0-cp311-cp311-linux_x86_64.whl")
+    make_wheel(whl, members)
+    r = run(KWHEEL, "show", "--json", whl)
+    try:
+        km = json.loads(r.stdout)["km"]
+        objs = {o["name"].split("/")[-1].split(".")[0]: o for o in km["objects"]}
+    except (ValueError, KeyError) as e:
+        check(False, f"show --json gives a KM verdict ({e})")
+        return
+    check(km["convertible"] and objs["core"]["mode"] == "lib" and objs["user"]["mode"] == "module",
+          f"the verdict converts the exporting module in library mode ({[(k, o['mode']) for k, o in objs.items()]})")
+    check(any("RTLD_GLOBAL" in w and "kmglob_scale" in w and "user" in w for w in objs["core"]["warnings"]),
+          f"and says why, naming the import and its user ({objs['core']['warnings']})")
+    out, interp = convert_and_link(tmp, [whl])
+    if failures:
+        return
+    out_a = compare(tmp, [whl], interp, "import kmglob\nprint(kmglob.user.scale(3), kmglob.core.calls())")
+    check(out_a == ["(21, 1) 1"], f"the user module called into the core ({out_a})")
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="kwheel-km-scale-")
     try:
-        {"order": order, "soname": soname, "shared": shared, "runtime": runtime}[GROUP](tmp)
+        {"order": order, "soname": soname, "shared": shared, "runtime": runtime, "global": global_exports}[GROUP](tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if failures:
