@@ -195,7 +195,7 @@ static int cmd_km(struct kw_ctx *ctx, int argc, char **argv)
 		} else {
 			printf("linked %s\n", link_out);
 			if (left.n) {
-				printf("not built in (they need libraries a static link lacks):");
+				printf("not built in (libraries they need are missing or do not convert):");
 				for (i = 0; i < left.n; i++) {
 					printf(" %s", left.v[i]);
 				}

@@ -33,7 +33,7 @@ void kw_km_wheel_release(struct kw_km_wheel *r)
 }
 
 /* Static libraries the static link needs for what the objects import from the system. */
-static const char *static_flag(const char *soname)
+const char *km_static_flag(const char *soname)
 {
 	static const struct { const char *soname, *flag; } map[] = {
 		{ "libstdc++.so.6", "-lstdc++" }, { "libm.so.6", "-lm" },         { "libmvec.so.1", "-lmvec" },
@@ -74,56 +74,65 @@ static int cmp_strp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/*
- * The names the static link's runtime defines, as the loader sees them: the
- * default-version exports of the C library and libgcc_s that the wheel's
- * graphs reach (libstdc++ aside: its vague-linkage objects must stay one
- * copy, which the weak definitions already give). Sorted and unique.
- */
+int km_runtime_add(const struct kw_dep_graph *g, struct kw_strv *names, struct kw_strv *done)
+{
+	size_t k, j;
+	int rc = 0;
+
+	for (k = 1; !rc && g && k < g->n_nodes; k++) {
+		const struct kw_dep_node *n = &g->nodes[k];
+		const struct kw_elf_info *info = n->info;
+		const char *key = n->realpath ? n->realpath : n->path ? n->path : n->name;
+
+		if (n->in_overlay || !info || !runtime_library(info->soname ? info->soname : n->name) ||
+		    kw_strv_find(done, key) >= 0) {
+			continue;
+		}
+		rc = kw_strv_push(done, key);
+		for (j = 0; !rc && j < info->n_syms; j++) {
+			const struct kw_elf_sym *s = &info->syms[j];
+
+			if (s->defined && s->bind != 0 /* STB_LOCAL */ && !s->version_hidden && s->name[0]) {
+				rc = kw_strv_push(names, s->name);
+			}
+		}
+	}
+	return rc ? KW_ENOMEM : 0;
+}
+
+void km_sort_unique(struct kw_strv *sv)
+{
+	size_t j, w;
+
+	if (!sv->n) {
+		return;
+	}
+	qsort(sv->v, sv->n, sizeof(*sv->v), cmp_strp);
+	for (j = 1, w = 1; j < sv->n; j++) {
+		if (strcmp(sv->v[j], sv->v[w - 1]) == 0) {
+			free(sv->v[j]);
+		} else {
+			sv->v[w++] = sv->v[j];
+		}
+	}
+	sv->n = w;
+}
+
+/* The runtime's names for a whole wheel: km_runtime_add over every member's graph. */
 static int runtime_names(const struct kw_audit *a, struct kw_strv *out)
 {
 	struct kw_strv done = { 0 };
-	size_t i, k, j, w;
+	size_t i;
 	int rc = 0;
 
 	for (i = 0; !rc && i < a->n_members; i++) {
-		const struct kw_dep_graph *g = a->members[i].graph;
-
-		for (k = 1; !rc && g && k < g->n_nodes; k++) {
-			const struct kw_dep_node *n = &g->nodes[k];
-			const struct kw_elf_info *info = n->info;
-			const char *key = n->realpath ? n->realpath : n->path ? n->path : n->name;
-
-			if (n->in_overlay || !info ||
-			    !runtime_library(info->soname ? info->soname : n->name) || kw_strv_find(&done, key) >= 0) {
-				continue;
-			}
-			rc = kw_strv_push(&done, key);
-			for (j = 0; !rc && j < info->n_syms; j++) {
-				const struct kw_elf_sym *s = &info->syms[j];
-
-				if (s->defined && s->bind != 0 /* STB_LOCAL */ && !s->version_hidden && s->name[0]) {
-					rc = kw_strv_push(out, s->name);
-				}
-			}
-		}
+		rc = km_runtime_add(a->members[i].graph, out, &done);
 	}
 	kw_strv_release(&done);
-	if (rc) {
-		return KW_ENOMEM;
+	if (!rc) {
+		km_sort_unique(out);
 	}
-	if (out->n) {
-		qsort(out->v, out->n, sizeof(*out->v), cmp_strp);
-		for (j = 1, w = 1; j < out->n; j++) {
-			if (strcmp(out->v[j], out->v[w - 1]) == 0) {
-				free(out->v[j]);
-			} else {
-				out->v[w++] = out->v[j];
-			}
-		}
-		out->n = w;
-	}
-	return 0;
+	return rc;
 }
 
 static void manifest_objects_release(struct kw_km_manifest_object *mo, size_t n)
@@ -392,7 +401,7 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 		const struct kw_dep_graph *g = a->members[i].graph;
 
 		for (k = 1; g && k < g->n_nodes; k++) {
-			const char *f = static_flag(g->nodes[k].name);
+			const char *f = km_static_flag(g->nodes[k].name);
 
 			if (f && kw_strv_push_unique(&flags, f)) {
 				kw_error_set(err, rc, "out of memory");

@@ -11,6 +11,7 @@
 
 #include "kwheel/km.h"
 #include "kwheel/kwheel.h"
+#include "kwheel/resolve.h"
 
 /* Called for each named non-local symbol (index >= sh_info) of each symbol table; non-zero stops the walk. */
 typedef int (*km_sym_fn)(void *ud, Elf *e, Elf_Data *syms, size_t i, GElf_Sym *sym, const char *name);
@@ -59,6 +60,18 @@ int km_archive_write(FILE *f, const char *path, const char *const *objects, cons
 typedef int (*km_member_fn)(void *ud, const char *name, const unsigned char *data, size_t len,
 			    struct kw_error *err);
 int km_archive_each(const char *path, km_member_fn fn, void *ud, struct kw_error *err);
+
+/*
+ * Add to names the default-version exports of the C library and libgcc_s
+ * that graph g reaches (libstdc++ aside: its vague-linkage objects must
+ * stay one copy, which weak definitions already give), each library once
+ * (done: their paths). km_sort_unique makes the list kw_km_delink_with's.
+ */
+int km_runtime_add(const struct kw_dep_graph *g, struct kw_strv *names, struct kw_strv *done);
+void km_sort_unique(struct kw_strv *sv);
+
+/* The static library flag (-lstdc++, -lm, -lresolv, ...) for a system library the objects need, or NULL. */
+const char *km_static_flag(const char *soname);
 
 /*
  * The link file's text (convert.c): the archive as a whole, the loader's

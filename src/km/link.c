@@ -51,10 +51,252 @@ static int write_text(const char *path, const void *data, size_t len, struct kw_
 }
 
 /*
+ * One object of the interpreter's lib-dynload set: a module, or a library
+ * one of them needs that a static link does not provide (libffi for
+ * _ctypes, OpenSSL for _ssl and _hashlib, ...), converted as --deps
+ * converts a wheel's.
+ */
+struct dyn_obj {
+	char *path;            /* the file (a library: its real path) */
+	char *id;              /* lib-dynload/<file> for modules, the file name for libraries */
+	bool lib;
+	size_t *libs;          /* a module: its libraries (indexes), dependencies first */
+	size_t n_libs;
+	int state;             /* 0 not converted, 1 converted, 2 failed */
+};
+
+struct dyn_plan {
+	struct dyn_obj *v;
+	size_t n, cap;
+	struct kw_strv runtime, runtime_done;
+	struct kw_strv flags;  /* static libraries the libraries need (-lresolv for libkrb5, ...) */
+};
+
+static void dyn_plan_release(struct dyn_plan *p)
+{
+	size_t i;
+
+	for (i = 0; i < p->n; i++) {
+		free(p->v[i].path);
+		free(p->v[i].id);
+		free(p->v[i].libs);
+	}
+	free(p->v);
+	kw_strv_release(&p->runtime);
+	kw_strv_release(&p->runtime_done);
+	kw_strv_release(&p->flags);
+	memset(p, 0, sizeof(*p));
+}
+
+static struct dyn_obj *dyn_add(struct dyn_plan *p, const char *path, const char *id, bool lib)
+{
+	struct dyn_obj *o;
+
+	if (kw_grow(&p->v, &p->cap, p->n + 1, sizeof(*p->v))) {
+		return NULL;
+	}
+	o = &p->v[p->n];
+	memset(o, 0, sizeof(*o));
+	o->lib = lib;
+	if (!(o->path = kw_strdup(path)) || !(o->id = kw_strdup(id))) {
+		free(o->path);
+		free(o->id);
+		return NULL;
+	}
+	p->n++;
+	return o;
+}
+
+static bool node_provided(const struct kw_dep_node *d)
+{
+	return kw_km_static_provided(d->name) || (d->info && d->info->soname && kw_km_static_provided(d->info->soname));
+}
+
+/* Post-order over g from node k: the libraries of a module, each after what it needs, into *libs. */
+static int dyn_walk(struct dyn_plan *p, const struct kw_dep_graph *g, size_t k, unsigned char *seen, size_t **libs,
+		    size_t *n_libs, size_t *cap)
+{
+	const struct kw_dep_node *d = &g->nodes[k];
+	const char *key, *base;
+	size_t i;
+	long at = -1;
+	int rc;
+
+	seen[k] = 1;
+	for (i = 0; i < d->n_deps; i++) {
+		size_t c = d->deps[i];
+
+		if (c < g->n_nodes && !seen[c] && !node_provided(&g->nodes[c]) &&
+		    (rc = dyn_walk(p, g, c, seen, libs, n_libs, cap))) {
+			return rc;
+		}
+	}
+	if (k == 0) {
+		return 0;
+	}
+	key = d->realpath ? d->realpath : d->path;
+	for (i = 0; i < p->n; i++) {
+		if (p->v[i].lib && strcmp(p->v[i].path, key) == 0) {
+			at = (long)i;
+		}
+	}
+	if (at < 0) {
+		base = strrchr(key, '/') ? strrchr(key, '/') + 1 : key;
+		if (!dyn_add(p, key, base, true)) {
+			return KW_ENOMEM;
+		}
+		at = (long)p->n - 1;
+	}
+	if (kw_grow(libs, cap, *n_libs + 1, sizeof(**libs))) {
+		return KW_ENOMEM;
+	}
+	(*libs)[(*n_libs)++] = (size_t)at;
+	return 0;
+}
+
+/*
+ * Plan the module at path: alone if a static link provides all it needs,
+ * else with its libraries resolved as the loader would. false (nothing
+ * planned) if one of them cannot be found or read.
+ */
+static int dyn_plan_module(struct dyn_plan *p, struct kw_resolver *r, const char *path, const char *id,
+			   bool *ok, struct kw_error *err)
+{
+	struct kw_elf_info *info = NULL;
+	struct kw_dep_graph *g = NULL;
+	struct kw_error e2 = { 0 };
+	unsigned char *seen = NULL;
+	size_t *libs = NULL, n_libs = 0, cap = 0, k;
+	bool all_static = true;
+	struct dyn_obj *o;
+	int rc = 0;
+
+	*ok = false;
+	if (kw_elf_parse_file(path, &info, &e2) != 0) {
+		return 0;
+	}
+	for (k = 0; k < info->n_needed; k++) {
+		all_static = all_static && kw_km_static_provided(info->needed[k]);
+	}
+	if (!all_static) {
+		if (kw_resolve_tree(r, path, info, &g, &e2) != 0) {
+				goto out;
+		}
+		for (k = 1; k < g->n_nodes; k++) {
+			if (!g->nodes[k].info && !node_provided(&g->nodes[k])) {
+				goto out; /* a library it needs is not there: left out */
+			}
+		}
+		if (!(seen = kw_calloc(g->n_nodes, 1)) || (rc = dyn_walk(p, g, 0, seen, &libs, &n_libs, &cap)) ||
+		    (rc = km_runtime_add(g, &p->runtime, &p->runtime_done))) {
+			rc = kw_error_set(err, KW_ENOMEM, "out of memory");
+			goto out;
+		}
+		for (k = 1; k < g->n_nodes; k++) {
+			const char *f = km_static_flag(g->nodes[k].name);
+
+			if (f && kw_strv_push_unique(&p->flags, f)) {
+				rc = kw_error_set(err, KW_ENOMEM, "out of memory");
+				goto out;
+			}
+		}
+	}
+	if (!(o = dyn_add(p, path, id, false))) {
+		rc = kw_error_set(err, KW_ENOMEM, "out of memory");
+		goto out;
+	}
+	o->libs = libs;
+	o->n_libs = n_libs;
+	libs = NULL;
+	*ok = true;
+out:
+	free(libs);
+	free(seen);
+	kw_dep_graph_free(g);
+	kw_elf_info_free(info);
+	return rc;
+}
+
+/* Convert one planned object into dir; false if the converter refuses it. */
+static int dyn_convert(struct dyn_plan *p, struct dyn_obj *o, const char *dir, struct kw_strv *objs,
+		       struct kw_strv *names, struct kw_error *err)
+{
+	struct kw_error e2 = { 0 };
+	struct kw_km_converted c;
+	unsigned char *buf = NULL;
+	size_t len = 0;
+	const char *base = strrchr(o->path, '/') ? strrchr(o->path, '/') + 1 : o->path;
+	char *oname = kw_asprintf("%03zu-%s.o", objs->n, base), *opath = NULL, *ln = NULL, *lp = NULL;
+	int rc = KW_ENOMEM;
+
+	o->state = 2;
+	if (!oname || !(opath = kw_asprintf("%s/%s", dir, oname))) {
+		goto nomem;
+	}
+	if (kw_map_file(o->path, &buf, &len, &e2) != 0) {
+		rc = 0;
+		goto out;
+	}
+	rc = kw_km_delink_with(buf, len, o->path, o->id, o->lib ? KW_KM_LIB : KW_KM_MODULE, 0, &p->runtime, opath, &c,
+			       &e2);
+	kw_unmap_file(buf, len);
+	if (rc == KW_ENOMEM) {
+		goto nomem;
+	}
+	if (rc) {
+		rc = 0; /* the converter refuses it: left out, and named */
+		goto out;
+	}
+	if (o->lib) {
+		/* Named with its tag, as a wheel's libraries are, so a wheel's copy and this one link once. */
+		ln = kw_asprintf("%03zu-%s" KM_LIB_TAG_SEP "%s.o", objs->n, base, c.tag);
+		lp = ln ? kw_asprintf("%s/%s", dir, ln) : NULL;
+		if (!lp) {
+			kw_km_converted_release(&c);
+			goto nomem;
+		}
+		if (rename(opath, lp) != 0) {
+			kw_km_converted_release(&c);
+			rc = kw_error_set(err, KW_EIO, "cannot rename '%s': %s", opath, strerror(errno));
+			goto out;
+		}
+		free(opath);
+		free(oname);
+		opath = lp;
+		oname = ln;
+		lp = ln = NULL;
+	}
+	kw_km_converted_release(&c);
+	if (kw_strv_push_own(objs, opath)) {
+		opath = NULL;
+		goto nomem;
+	}
+	opath = NULL;
+	if (kw_strv_push_own(names, oname)) {
+		oname = NULL;
+		goto nomem;
+	}
+	oname = NULL;
+	o->state = 1;
+	rc = 0;
+	goto out;
+nomem:
+	rc = kw_error_set(err, KW_ENOMEM, "out of memory");
+out:
+	free(oname);
+	free(opath);
+	free(ln);
+	free(lp);
+	return rc;
+}
+
+/*
  * The interpreter's own lib-dynload modules go in too, or the static
  * interpreter could not import the standard library's C parts (json,
- * decimal, contextvars, ...). Those needing libraries a static link does not
- * provide (ssl, sqlite3, ctypes, ...) are left out and named.
+ * decimal, ssl, sqlite3, ctypes, ...). The libraries a module needs that a
+ * static link does not provide are converted with it, as --deps converts a
+ * wheel's, and put before it; a module whose libraries cannot all be found
+ * and converted is left out and named.
  */
 static int convert_dynload(const char *dir, const char *outdir, char **link_file, struct kw_strv *skipped,
 			   struct kw_error *err)
@@ -65,6 +307,9 @@ static int convert_dynload(const char *dir, const char *outdir, char **link_file
 	DIR *d = NULL;
 	struct km_dir od = { 0 };
 	struct km_out o_archive = { 0 }, o_link = { 0 };
+	struct kw_ctx *ctx = NULL;
+	struct kw_resolver *r = NULL;
+	struct dyn_plan plan = { 0 };
 	size_t i, k;
 	char *text = NULL;
 	int rc = KW_ENOMEM;
@@ -75,7 +320,8 @@ static int convert_dynload(const char *dir, const char *outdir, char **link_file
 		goto out;
 	}
 	/* As for wheels: made beside the final names, put in place together at the end. */
-	if ((rc = km_dir_open(&od, objdir, err))) {
+	if ((rc = km_dir_open(&od, objdir, err)) || (rc = kw_ctx_new(&ctx, err)) ||
+	    (rc = kw_resolver_new(ctx, &r, err))) {
 		goto out;
 	}
 	rc = KW_ENOMEM;
@@ -94,52 +340,57 @@ static int convert_dynload(const char *dir, const char *outdir, char **link_file
 	kw_strv_sort(&files);
 	for (i = 0; i < files.n; i++) {
 		char *path = kw_asprintf("%s/%s", dir, files.v[i]), *id = kw_asprintf("lib-dynload/%s", files.v[i]);
-		char *oname = kw_asprintf("%03zu-%s.o", objs.n, files.v[i]), *opath = NULL;
-		struct kw_elf_info *info = NULL;
-		struct kw_error e2 = { 0 };
-		struct kw_km_converted c;
-		unsigned char *buf = NULL;
-		size_t len = 0;
-		bool ok = path && id && oname;
+		bool ok = false;
 
-		if (ok && kw_elf_parse_file(path, &info, &e2) == 0) {
-			for (k = 0; k < info->n_needed; k++) {
-				ok = ok && kw_km_static_provided(info->needed[k]);
-			}
-			kw_elf_info_free(info);
-		} else {
-			ok = false;
-		}
-		if (ok && (opath = kw_asprintf("%s/%s", od.tmp, oname)) && kw_map_file(path, &buf, &len, &e2) == 0) {
-			ok = kw_km_delink(buf, len, path, id, KW_KM_MODULE, 0, opath, &c, &e2) == 0;
-			kw_unmap_file(buf, len);
-			if (ok) {
-				kw_km_converted_release(&c);
-			}
-		} else {
-			ok = false;
-		}
-		if (ok ? kw_strv_push_own(&objs, opath) | kw_strv_push_own(&names, oname)
-		       : kw_strv_push(skipped, files.v[i])) {
-			free(path);
-			free(id);
-			kw_error_set(err, rc, "out of memory");
-			goto out;
-		}
-		if (!ok) {
-			free(opath);
-			free(oname);
-		}
+		rc = path && id ? dyn_plan_module(&plan, r, path, id, &ok, err)
+				: kw_error_set(err, KW_ENOMEM, "out of memory");
 		free(path);
 		free(id);
+		if (rc) {
+			goto out;
+		}
+		if (!ok && kw_strv_push(skipped, files.v[i])) {
+			rc = kw_error_set(err, KW_ENOMEM, "out of memory");
+			goto out;
+		}
 	}
+	km_sort_unique(&plan.runtime);
+	/* Each module after its libraries, each library converted once. */
+	for (i = 0; i < plan.n; i++) {
+		struct dyn_obj *m = &plan.v[i];
+		bool ok = true;
+
+		if (m->lib) {
+			continue;
+		}
+		for (k = 0; k < m->n_libs && ok; k++) {
+			struct dyn_obj *l = &plan.v[m->libs[k]];
+
+			if (l->state == 0 && (rc = dyn_convert(&plan, l, od.tmp, &objs, &names, err))) {
+				goto out;
+			}
+			ok = l->state == 1;
+		}
+		if (ok && (rc = dyn_convert(&plan, m, od.tmp, &objs, &names, err))) {
+			goto out;
+		}
+		if ((!ok || m->state != 1) && kw_strv_push(skipped, strrchr(m->id, '/') + 1)) {
+			rc = kw_error_set(err, KW_ENOMEM, "out of memory");
+			goto out;
+		}
+	}
+	kw_strv_sort(skipped);
 	if ((rc = km_out_open(&o_archive, archive, err)) ||
 	    (rc = km_archive_write(o_archive.f, archive, (const char *const *)objs.v, (const char *const *)names.v,
 				   objs.n, err)) ||
 	    (rc = km_out_close(&o_archive, err))) {
 		goto out;
 	}
-	text = kw_asprintf("-Wl,--whole-archive\n%s\n-Wl,--no-whole-archive\n-lcrypt\n", archive);
+	if (kw_strv_push_unique(&plan.flags, "-lcrypt")) {
+		rc = kw_error_set(err, KW_ENOMEM, "out of memory");
+		goto out;
+	}
+	text = link_text(archive, &plan.flags);
 	if (!text) {
 		rc = kw_error_set(err, KW_ENOMEM, "out of memory");
 		goto out;
@@ -161,6 +412,9 @@ out:
 		free(*link_file);
 		*link_file = NULL;
 	}
+	dyn_plan_release(&plan);
+	kw_resolver_free(r);
+	kw_ctx_free(ctx);
 	kw_strv_release(&objs);
 	kw_strv_release(&names);
 	kw_strv_release(&files);
@@ -450,8 +704,17 @@ int kw_km_link_python(const char *out, const char *python, const char *const *li
 		if (rc) {
 			goto out;
 		}
+		/* After the wheels' link files: a library a wheel brought already (libffi, libz) links once. */
+		{
+			char *use = NULL;
+
+			if ((rc = dedup_link_file(dyn_link, tmpd, &seen, &tmp_files, &use, err))) {
+				goto out;
+			}
+			p = kw_asprintf("@%s", use);
+			free(use);
+		}
 		rc = KW_ENOMEM;
-		p = kw_asprintf("@%s", dyn_link);
 		if (kw_strv_push_own(&argv, p)) {
 			kw_error_set(err, rc, "out of memory");
 			goto out;

@@ -14,7 +14,8 @@ GROUP is one of:
   shared  numpy from the corpus and scipy built from Debian's python3-scipy
           (make-debian-wheels, cached): both need BLAS, LAPACK, gfortran and
           quadmath; the static interpreter holds one copy of each (nm's
-          __kw_img_<tag> symbols, one registration each) and runs numpy
+          __kw_img_<tag> symbols, one registration each) and runs numpy and
+          scipy (whose import needs ctypes, so _ctypes and libffi built in)
   runtime fixtures/km/runtime/kmrt.cc linked against the host's libunwind.so.8
           (weak _Unwind_*) and libbsd.so.0 (arc4random, closefrom), both
           converted with --deps: C++ exceptions are caught (the runtime's
@@ -25,6 +26,11 @@ GROUP is one of:
           and the next module calls the core's exports with no DT_NEEDED
           (readelf the oracle): show's verdict puts the core in library mode
           and says why, the link succeeds, and the output is the loader's
+  stdlib  cffi_backend from the corpus with --deps, and the interpreter's
+          lib-dynload modules that need libffi, OpenSSL, sqlite, bz2, lzma,
+          ncurses, readline, nsl, dbm, uuid: all twelve import and work as
+          under /usr/bin/python3, and libffi (the wheel's and _ctypes') is
+          linked once
 Debian wheels and the extra sysroot libraries they need are built once into
 $KW_KM_CACHE (default /tmp/kwheel-km-cache); without network and cache the
 group is skipped (exit 77).
@@ -230,8 +236,13 @@ def soname(tmp):
 
 NUMPY_SCRIPT = r"""
 import numpy as np
+import scipy.integrate, scipy.linalg, scipy.optimize, scipy.sparse.linalg, scipy.special
 print(np.linalg.inv(np.array([[2., 1.], [1., 3.]])).round(9).tolist())
 print(np.linalg.svd(np.arange(6.).reshape(2, 3))[1].round(9).tolist())
+print(round(float(scipy.linalg.det(np.array([[2., 1.], [1., 3.]]))), 9))
+print(scipy.optimize.minimize(lambda x: ((x - 3) ** 2).sum(), np.zeros(2), method="L-BFGS-B").x.round(5).tolist())
+print(round(float(scipy.special.gamma(4.5)), 9), round(scipy.integrate.quad(np.sin, 0, np.pi)[0], 9))
+print(scipy.sparse.linalg.spsolve(scipy.sparse.csc_matrix(np.eye(3) * 2), np.ones(3)).tolist())
 """
 
 
@@ -355,10 +366,52 @@ def global_exports(tmp):
     check(out_a == ["(21, 1) 1"], f"the user module called into the core ({out_a})")
 
 
+STDLIB_SCRIPT = r"""
+import warnings
+warnings.simplefilter("ignore")
+import _ctypes, _ssl, _hashlib, _bz2, _lzma, _sqlite3, _uuid, _curses, _curses_panel, _dbm, nis, readline
+import ctypes, ssl, hashlib, bz2, lzma, sqlite3, uuid, dbm.ndbm, _cffi_backend as B
+print(hashlib.sha256(b"kw").hexdigest()[:16], hashlib.pbkdf2_hmac("sha256", b"pw", b"salt", 1000).hex()[:16],
+      hashlib.new("sha3_256", b"kw").hexdigest()[:16])
+print(ssl.OPENSSL_VERSION, ssl.create_default_context().verify_mode)
+print(bz2.decompress(bz2.compress(b"x" * 100)) == b"x" * 100, lzma.decompress(lzma.compress(b"y" * 99)) == b"y" * 99)
+c = sqlite3.connect(":memory:")
+print(c.execute("select sqlite_version(), 6 * 7").fetchone())
+print(ctypes.c_int(5).value, ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int)(lambda x: x * 2)(21), uuid.UUID(int=1))
+print(type(_curses.error).__name__, readline.get_history_length(), nis.__name__)
+print(B.new_primitive_type("int"), B.sizeof(B.new_primitive_type("long")))
+"""
+
+
+def stdlib(tmp):
+    whl = os.path.join(DEB, "cffi_backend-1.15.1-cp311-cp311-linux_x86_64.whl")
+    out = os.path.join(tmp, "km")
+    interp = os.path.join(out, "python-km")
+    r = run(KWHEEL, "km", "-o", out, "--link-python", interp, "--python", PY, "--deps", "--root", SYSROOT, whl)
+    check(r.returncode == 0 and "not built in" not in r.stdout,
+          f"the whole standard library is built in ({r.stdout.strip()[-300:]} {r.stderr.strip()[-300:]})")
+    if failures:
+        return
+    dyn = run("ar", "t", os.path.join(out, "libdynload.km.a")).stdout.split()
+    libs = sorted(m.split("-", 1)[1].split("@")[0] for m in dyn if "@" in m)
+    check(any(l.startswith("libssl") for l in libs) and any(l.startswith("libffi") for l in libs),
+          f"the lib-dynload archive holds the libraries the modules need ({libs})")
+    tags = [m.split("@")[1][:12] for m in dyn if "@" in m and m.split("-", 1)[1].startswith("libffi")]
+    syms = run("nm", interp).stdout
+    counts = {t: len(re.findall(rf" __kw_img_{t}$", syms, re.M)) for t in tags}
+    with open(os.path.join(out, "cffi_backend.km.json")) as f:
+        wtags = [o["symbol_tag"] for o in json.load(f)["objects"] if o["id"].startswith("libffi")]
+    if wtags == tags:
+        check(counts == {tags[0]: 1}, f"nm: the wheel's libffi and _ctypes' are one copy ({counts})")
+    else:
+        check(True, "the wheel's libffi (sysroot) and the host's differ: each links once")
+    compare(tmp, [whl], interp, STDLIB_SCRIPT, {"LD_LIBRARY_PATH": SYSLIB})
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="kwheel-km-scale-")
     try:
-        {"order": order, "soname": soname, "shared": shared, "runtime": runtime, "global": global_exports}[GROUP](tmp)
+        {"order": order, "soname": soname, "shared": shared, "runtime": runtime, "global": global_exports, "stdlib": stdlib}[GROUP](tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if failures:
