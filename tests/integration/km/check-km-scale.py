@@ -31,6 +31,10 @@ GROUP is one of:
           ncurses, readline, nsl, dbm, uuid: all twelve import and work as
           under /usr/bin/python3, and libffi (the wheel's and _ctypes') is
           linked once
+  agree   every wheel of the corpus (and the Debian-built ones in the cache):
+          kwheel km --deps converts exactly the wheels show's KM verdict
+          calls convertible, and refuses the others with the verdict's
+          first reason
 Debian wheels and the extra sysroot libraries they need are built once into
 $KW_KM_CACHE (default /tmp/kwheel-km-cache); without network and cache the
 group is skipped (exit 77).
@@ -408,10 +412,40 @@ def stdlib(tmp):
     compare(tmp, [whl], interp, STDLIB_SCRIPT, {"LD_LIBRARY_PATH": SYSLIB})
 
 
+def agree(tmp):
+    aw = os.path.join(CORPUS, "wheels", "auditwheel")
+    wheels = sorted(os.path.join(DEB, f) for f in os.listdir(DEB) if f.endswith(".whl"))
+    wheels += sorted(os.path.join(aw, f) for f in os.listdir(aw) if f.endswith(".whl"))
+    cached = os.path.join(CACHE, "wheels")
+    if os.path.isdir(cached):
+        wheels += sorted(os.path.join(cached, f) for f in os.listdir(cached) if f.endswith(".whl"))
+    n_yes = n_no = 0
+    for i, w in enumerate(wheels):
+        r = run(KWHEEL, "show", "--json", "--root", SYSROOT, w)
+        try:
+            km = json.loads(r.stdout)["km"]
+        except (ValueError, KeyError):
+            check(False, f"show --json gives a KM verdict for {os.path.basename(w)} ({r.stderr.strip()[-200:]})")
+            continue
+        out = os.path.join(tmp, f"agree{i}")
+        k = run(KWHEEL, "km", "--no-wheel", "--deps", "--root", SYSROOT, "-o", out, w)
+        name = os.path.basename(w)
+        if km["convertible"]:
+            n_yes += 1
+            check(k.returncode == 0, f"{name}: convertible, and km converts it ({k.stderr.strip()[-300:]})")
+        else:
+            n_no += 1
+            first = km["reasons"][0] if km["reasons"] else ""
+            check(k.returncode == 1 and first and first in k.stderr,
+                  f"{name}: not convertible, and km refuses it for the same reason ({first!r} / "
+                  f"{k.stderr.strip()[-200:]})")
+    check(n_yes >= 9 and n_no >= 3, f"oracle: the corpus has both kinds ({n_yes} convertible, {n_no} not)")
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="kwheel-km-scale-")
     try:
-        {"order": order, "soname": soname, "shared": shared, "runtime": runtime, "global": global_exports, "stdlib": stdlib}[GROUP](tmp)
+        {"order": order, "soname": soname, "shared": shared, "runtime": runtime, "global": global_exports, "stdlib": stdlib, "agree": agree}[GROUP](tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if failures:
