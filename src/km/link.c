@@ -60,6 +60,7 @@ struct dyn_obj {
 	char *path;            /* the file (a library: its real path) */
 	char *id;              /* lib-dynload/<file> for modules, the file name for libraries */
 	bool lib;
+	char *soname;          /* a library: its DT_SONAME, or the DT_NEEDED name that found it */
 	size_t *libs;          /* a module: its libraries (indexes), dependencies first */
 	size_t n_libs;
 	int state;             /* 0 not converted, 1 converted, 2 failed */
@@ -79,6 +80,7 @@ static void dyn_plan_release(struct dyn_plan *p)
 	for (i = 0; i < p->n; i++) {
 		free(p->v[i].path);
 		free(p->v[i].id);
+		free(p->v[i].soname);
 		free(p->v[i].libs);
 	}
 	free(p->v);
@@ -142,7 +144,8 @@ static int dyn_walk(struct dyn_plan *p, const struct kw_dep_graph *g, size_t k, 
 	}
 	if (at < 0) {
 		base = strrchr(key, '/') ? strrchr(key, '/') + 1 : key;
-		if (!dyn_add(p, key, base, true)) {
+		if (!dyn_add(p, key, base, true) ||
+		    !(p->v[p->n - 1].soname = kw_strdup(d->info && d->info->soname ? d->info->soname : d->name))) {
 			return KW_ENOMEM;
 		}
 		at = (long)p->n - 1;
@@ -215,6 +218,90 @@ out:
 	kw_dep_graph_free(g);
 	kw_elf_info_free(info);
 	return rc;
+}
+
+/* Does info import name (a non-weak undefined symbol)? */
+static bool imports(const struct kw_elf_info *info, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < info->n_syms; i++) {
+		if (!info->syms[i].defined && strcmp(info->syms[i].name, name) == 0) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * Plugins the planned libraries load by path (OpenSSL's providers and
+ * engines): converted like modules (their exports stay their own, found
+ * by the emulated dlsym), registered under their path, each after the
+ * libraries it needs; one whose libraries are not in the plan is left out
+ * and named.
+ */
+static int dyn_plan_plugins(struct dyn_plan *p, struct kw_ctx *ctx, struct kw_strv *skipped, struct kw_error *err)
+{
+	struct kw_strv plugins = { 0 };
+	size_t i, k, j, n_planned = p->n;
+	int rc = 0;
+
+	for (i = 0; !rc && i < n_planned; i++) {
+		struct kw_elf_info *info = NULL;
+		struct kw_error e2 = { 0 };
+		unsigned char *buf = NULL;
+		size_t len = 0;
+
+		if (!p->v[i].lib || kw_elf_parse_file(p->v[i].path, &info, &e2) != 0) {
+			continue;
+		}
+		if (imports(info, "dlopen") && kw_map_file(p->v[i].path, &buf, &len, &e2) == 0) {
+			rc = km_find_plugins(ctx, buf, len, &plugins);
+			kw_unmap_file(buf, len);
+		}
+		kw_elf_info_free(info);
+	}
+	for (k = 0; !rc && k < plugins.n; k++) {
+		struct kw_elf_info *info = NULL;
+		struct kw_error e2 = { 0 };
+		size_t *libs = NULL, n_libs = 0, cap = 0;
+		bool ok = true;
+		struct dyn_obj *o;
+
+		if (kw_elf_parse_file(plugins.v[k], &info, &e2) != 0) {
+			continue;
+		}
+		for (i = 0; ok && i < info->n_needed; i++) {
+			bool have = kw_km_static_provided(info->needed[i]);
+
+			for (j = 0; !have && j < n_planned; j++) {
+				if (p->v[j].lib && p->v[j].soname && strcmp(p->v[j].soname, info->needed[i]) == 0) {
+					have = true;
+					if (kw_grow(&libs, &cap, n_libs + 1, sizeof(*libs))) {
+						rc = KW_ENOMEM;
+						break;
+					}
+					libs[n_libs++] = j;
+				}
+			}
+			ok = have;
+		}
+		kw_elf_info_free(info);
+		if (!rc && !ok) {
+			rc = kw_strv_push(skipped, plugins.v[k]);
+		} else if (!rc) {
+			if (!(o = dyn_add(p, plugins.v[k], plugins.v[k] + 1, false))) {
+				rc = KW_ENOMEM;
+			} else {
+				o->libs = libs;
+				o->n_libs = n_libs;
+				libs = NULL;
+			}
+		}
+		free(libs);
+	}
+	kw_strv_release(&plugins);
+	return rc ? kw_error_set(err, KW_ENOMEM, "out of memory") : 0;
 }
 
 /* Convert one planned object into dir; false if the converter refuses it. */
@@ -353,6 +440,9 @@ static int convert_dynload(const char *dir, const char *outdir, char **link_file
 			rc = kw_error_set(err, KW_ENOMEM, "out of memory");
 			goto out;
 		}
+	}
+	if ((rc = dyn_plan_plugins(&plan, ctx, skipped, err))) {
+		goto out;
 	}
 	km_sort_unique(&plan.runtime);
 	/* Each module after its libraries, each library converted once. */

@@ -30,7 +30,9 @@ GROUP is one of:
           lib-dynload modules that need libffi, OpenSSL, sqlite, bz2, lzma,
           ncurses, readline, nsl, dbm, uuid: all twelve import and work as
           under /usr/bin/python3, and libffi (the wheel's and _ctypes') is
-          linked once
+          linked once; OpenSSL's legacy provider, which libcrypto loads by
+          path from its MODULESDIR, is converted with it (md4 and ripemd160
+          with an OPENSSL_CONF that activates it)
   agree   every wheel of the corpus (and the Debian-built ones in the cache):
           kwheel km --deps converts exactly the wheels show's KM verdict
           calls convertible, and refuses the others with the verdict's
@@ -132,15 +134,15 @@ def convert_and_link(tmp, wheels, *opts):
     return out, interp
 
 
-def compare(tmp, wheels, interp, script, dyn_env=None):
+def compare(tmp, wheels, interp, script, dyn_env=None, both_env=None):
     """The script's output under /usr/bin/python3 with the real .so files and under interp with them emptied."""
     dyn, sta = os.path.join(tmp, "site-dyn"), os.path.join(tmp, "site-static")
     install(wheels, dyn, False)
     install(wheels, sta, True)
-    env = dict(os.environ, PYTHONPATH=dyn, **(dyn_env or {}))
+    env = dict(os.environ, PYTHONPATH=dyn, **(dyn_env or {}), **(both_env or {}))
     env.pop("PYTHONHOME", None)
     a = run(PY, "-c", script, env=env)
-    env = {"PYTHONHOME": "/usr", "PYTHONPATH": sta, "PATH": os.environ.get("PATH", "/usr/bin")}
+    env = {"PYTHONHOME": "/usr", "PYTHONPATH": sta, "PATH": os.environ.get("PATH", "/usr/bin"), **(both_env or {})}
     b = run(interp, "-c", script + "\nprint('maps', sum('.so' in l for l in open('/proc/self/maps')))", env=env)
     check(a.returncode == 0 and a.stdout.strip(), f"the real .so files run the script ({a.stderr.strip()[-400:]})")
     check(b.returncode == 0, f"the static interpreter runs the script ({b.stderr.strip()[-400:]})")
@@ -384,6 +386,19 @@ print(c.execute("select sqlite_version(), 6 * 7").fetchone())
 print(ctypes.c_int(5).value, ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int)(lambda x: x * 2)(21), uuid.UUID(int=1))
 print(type(_curses.error).__name__, readline.get_history_length(), nis.__name__)
 print(B.new_primitive_type("int"), B.sizeof(B.new_primitive_type("long")))
+print(hashlib.new("md4", b"kw").hexdigest(), hashlib.new("ripemd160", b"kw").hexdigest())
+"""
+
+OSSL_CNF = """openssl_conf = openssl_init
+[openssl_init]
+providers = provider_sect
+[provider_sect]
+default = default_sect
+legacy = legacy_sect
+[default_sect]
+activate = 1
+[legacy_sect]
+activate = 1
 """
 
 
@@ -409,7 +424,13 @@ def stdlib(tmp):
         check(counts == {tags[0]: 1}, f"nm: the wheel's libffi and _ctypes' are one copy ({counts})")
     else:
         check(True, "the wheel's libffi (sysroot) and the host's differ: each links once")
-    compare(tmp, [whl], interp, STDLIB_SCRIPT, {"LD_LIBRARY_PATH": SYSLIB})
+    legacy = [m for m in dyn if m.endswith("-legacy.so.o")]
+    check(legacy, f"libcrypto's provider legacy.so is converted with it ({[m for m in dyn if 'legacy' in m]})")
+    cnf = os.path.join(tmp, "openssl.cnf")
+    with open(cnf, "w") as f:
+        f.write(OSSL_CNF)
+    out_a = compare(tmp, [whl], interp, STDLIB_SCRIPT, {"LD_LIBRARY_PATH": SYSLIB}, {"OPENSSL_CONF": cnf})
+    check(out_a[-1:] and len(out_a[-1].split()) == 2, f"the legacy provider's digests ran ({out_a[-1:]})")
 
 
 def agree(tmp):

@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Plugins a library loads by path at run time (OpenSSL's providers and
+ * engines, from the MODULESDIR and ENGINESDIR compiled into libcrypto): no
+ * DT_NEEDED names them, so the dependency walk never finds them. The
+ * library's own bytes do: an absolute path string naming a directory of
+ * shared objects, or a shared object. Only system libraries are asked (a
+ * wheel does not choose host files to convert), and only paths without
+ * "." or ".." components.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "kwheel/elf.h"
+#include "kwheel/km.h"
+
+#include "internal.h"
+
+/* Plugins per library at most: a directory of hundreds of .so files is not a plugin directory. */
+#define MAX_PLUGINS 32
+
+/* An absolute path with no empty, "." or ".." component, of reasonable length and plain bytes. */
+static bool plain_path(const char *s, size_t n)
+{
+	size_t i, start = 1;
+
+	if (n < 2 || n > 255 || s[0] != '/') {
+		return false;
+	}
+	for (i = 1; i <= n; i++) {
+		if (i == n || s[i] == '/') {
+			size_t cl = i - start;
+
+			if (cl == 0 || (cl == 1 && s[start] == '.') || (cl == 2 && s[start] == '.' && s[start + 1] == '.')) {
+				return false;
+			}
+			start = i + 1;
+			continue;
+		}
+		if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e) {
+			return false;
+		}
+	}
+	return true;
+}
+
+static bool ends_with_so(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n > 3 && strcmp(s + n - 3, ".so") == 0;
+}
+
+/* Is the file at rooted a shared object (ELF ET_DYN), by its header? */
+static bool is_shared_object(const char *rooted)
+{
+	unsigned char h[18];
+	FILE *f = fopen(rooted, "rb");
+	size_t got;
+
+	if (!f) {
+		return false;
+	}
+	got = fread(h, 1, sizeof(h), f);
+	fclose(f);
+	return got == sizeof(h) && memcmp(h, "\177ELF", 4) == 0 && h[16] == 3 /* ET_DYN, little-endian */ && h[17] == 0;
+}
+
+/* Add path (unrooted) if it is a regular shared-object file under root and not there yet. */
+static int add_plugin(struct kw_ctx *ctx, const char *path, struct kw_strv *out)
+{
+	char *rooted = kw_ctx_rooted(ctx, path);
+	struct stat st;
+	int rc = 0;
+
+	if (!rooted) {
+		return KW_ENOMEM;
+	}
+	if (lstat(rooted, &st) == 0 && S_ISREG(st.st_mode) && is_shared_object(rooted) &&
+	    kw_strv_find(out, path) < 0) {
+		rc = kw_strv_push(out, path);
+	}
+	free(rooted);
+	return rc;
+}
+
+int km_find_plugins(struct kw_ctx *ctx, const unsigned char *buf, size_t len, struct kw_strv *out)
+{
+	size_t pos = 0, found = 0;
+	int rc = 0;
+
+	while (!rc && pos < len && found < MAX_PLUGINS) {
+		const char *s = (const char *)buf + pos;
+		const char *nul = memchr(s, '\0', len - pos);
+		size_t n = nul ? (size_t)(nul - s) : len - pos;
+		char *path, *rooted;
+		struct stat st;
+
+		pos += n + 1;
+		if (!nul || !plain_path(s, n)) {
+			continue;
+		}
+		if (!(path = kw_strndup(s, n)) || !(rooted = kw_ctx_rooted(ctx, path))) {
+			free(path);
+			return KW_ENOMEM;
+		}
+		if (lstat(rooted, &st) == 0 && S_ISDIR(st.st_mode)) {
+			DIR *d = opendir(rooted);
+			struct dirent *de;
+			struct kw_strv names = { 0 };
+			size_t i;
+
+			while (!rc && d && (de = readdir(d)) != NULL) {
+				if (ends_with_so(de->d_name)) {
+					rc = kw_strv_push(&names, de->d_name);
+				}
+			}
+			if (d) {
+				closedir(d);
+			}
+			kw_strv_sort(&names);
+			for (i = 0; !rc && i < names.n && names.n <= MAX_PLUGINS; i++) {
+				char *p = kw_asprintf("%s/%s", path, names.v[i]);
+				size_t before = out->n;
+
+				rc = p ? add_plugin(ctx, p, out) : KW_ENOMEM;
+				found += out->n - before;
+				free(p);
+			}
+			kw_strv_release(&names);
+		} else if (ends_with_so(path)) {
+			size_t before = out->n;
+
+			rc = add_plugin(ctx, path, out);
+			found += out->n - before;
+		}
+		free(rooted);
+		free(path);
+	}
+	return rc;
+}
