@@ -105,6 +105,7 @@ struct kw_audit_pyodide {
 struct kw_audit {
 	char *path;
 	char *filename;        /* basename of path */
+	char *root;            /* ctx->root the graphs were resolved under ("" for "/"): their paths lie below it */
 	struct kw_wheel_name name;
 	struct kw_wheel_meta meta;
 	bool pure;             /* no ELF member and a pure tag */

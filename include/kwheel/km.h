@@ -34,6 +34,7 @@ struct kw_km_object {
 	struct kw_strv warnings; /* what may behave differently once converted */
 	size_t *deps;            /* indexes (in the verdict's objects) of the objects it needs, DT_NEEDED order */
 	size_t n_deps;
+	struct kw_strv plugins;  /* a system library: the plugins it loads by path (OpenSSL's providers), converted with it */
 };
 
 struct kw_km_verdict {

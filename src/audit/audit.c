@@ -140,6 +140,7 @@ void kw_audit_free(struct kw_audit *a)
 	}
 	free(a->path);
 	free(a->filename);
+	free(a->root);
 	free(a->not_elf);
 	free(a->no_policy);
 	free(a->best_tag);
@@ -1396,7 +1397,8 @@ int kw_audit_wheel_flags(struct kw_ctx *ctx, const char *path, unsigned flags, s
 	a->best = a->sym_best = -1;
 	a->path = kw_strdup(path);
 	a->filename = kw_strdup(base_name(path));
-	if (!a->path || !a->filename) {
+	a->root = kw_strdup(ctx->root ? ctx->root : "");
+	if (!a->path || !a->filename || !a->root) {
 		kw_error_set(err, rc, "out of memory");
 		goto out;
 	}

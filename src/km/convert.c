@@ -190,7 +190,7 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 	struct kw_audit *a = NULL;
 	struct kw_wheel *w = NULL;
 	struct kw_km_verdict v = { 0 };
-	struct kw_strv objs = { 0 }, names = { 0 }, flags = { 0 }, runtime = { 0 };
+	struct kw_strv objs = { 0 }, names = { 0 }, flags = { 0 }, runtime = { 0 }, plugins_done = { 0 };
 	struct kw_km_manifest_object *mobjs = NULL;
 	size_t mcap = 0, n_mo = 0;
 	struct km_dir objdir = { 0 };
@@ -396,6 +396,137 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 			}
 		}
 	}
+	/*
+	 * The plugins the converted system libraries load by path, after
+	 * everything: like modules (their exports their own, for the emulated
+	 * dlsym), registered under their path. One needing a library that is
+	 * neither converted here nor provided is left out, with a warning.
+	 */
+	for (k = 0; k < v.n_objects; k++) {
+		const struct kw_km_object *o = &v.objects[k];
+
+		for (i = 0; i < o->plugins.n; i++) {
+			const char *pp = o->plugins.v[i];
+			const char *pbase = strrchr(pp, '/') + 1;
+			char *rooted = kw_ctx_rooted(ctx, pp), *oname = NULL, *opath = NULL;
+			struct kw_elf_info *pinfo = NULL;
+			struct kw_error e2 = { 0 };
+			struct kw_km_converted c;
+			struct kw_km_manifest_object *mo;
+			unsigned char *buf = NULL;
+			size_t len = 0, j, l;
+			const char *missing = NULL;
+
+			if (kw_strv_find(&plugins_done, pp) >= 0) {
+				free(rooted);
+				continue; /* another library of the wheel loads it too: converted once */
+			}
+			if (!rooted || kw_strv_push(&plugins_done, pp)) {
+				free(rooted);
+				kw_error_set(err, rc, "out of memory");
+				goto out;
+			}
+			if (kw_elf_parse_file(rooted, &pinfo, &e2) != 0) {
+				free(rooted);
+				continue;
+			}
+			for (j = 0; j < pinfo->n_needed && !missing; j++) {
+				bool have = kw_km_static_provided(pinfo->needed[j]);
+
+				for (l = 0; !have && l < v.n_objects; l++) {
+					have = !v.objects[l].executable && v.objects[l].soname &&
+					       strcmp(v.objects[l].soname, pinfo->needed[j]) == 0;
+				}
+				missing = have ? NULL : pinfo->needed[j];
+			}
+			if (missing) {
+				char *wm = kw_asprintf("%s: plugin of %s, needs %s, which is not converted: left out", pp,
+						       o->name, missing);
+
+				kw_elf_info_free(pinfo);
+				free(rooted);
+				if (kw_strv_push_own(&v.warnings, wm)) {
+					kw_error_set(err, rc, "out of memory");
+					goto out;
+				}
+				continue;
+			}
+			kw_elf_info_free(pinfo);
+			oname = kw_asprintf("%03zu-%s.o", n, pbase);
+			opath = oname ? kw_asprintf("%s/%s", objdir.tmp, oname) : NULL;
+			if (!opath) {
+				free(rooted);
+				free(oname);
+				kw_error_set(err, rc, "out of memory");
+				goto out;
+			}
+			rc = kw_map_file(rooted, &buf, &len, err);
+			free(rooted);
+			if (!rc) {
+				rc = kw_km_delink_with(buf, len, pp, pp + 1, KW_KM_MODULE, opts->no_wx ? KW_KM_NO_WX : 0,
+						       &runtime, opath, &c, err);
+				kw_unmap_file(buf, len);
+			}
+			if (rc) {
+				if (rc != KW_ENOMEM) {
+					kw_error_prefix(err, "'%s'", a->filename);
+				}
+				free(opath);
+				free(oname);
+				goto out;
+			}
+			rc = KW_ENOMEM;
+			/* Tagged as libraries are: lib-dynload's copy of the same plugin links once. */
+			{
+				char *ln = kw_asprintf("%03zu-%s" KM_LIB_TAG_SEP "%s.o", n, pbase, c.tag);
+				char *lp = ln ? kw_asprintf("%s/%s", objdir.tmp, ln) : NULL;
+
+				if (!lp || rename(opath, lp) != 0) {
+					rc = lp ? kw_error_set(err, KW_EIO, "cannot rename '%s': %s", opath, strerror(errno))
+						: kw_error_set(err, KW_ENOMEM, "out of memory");
+					kw_km_converted_release(&c);
+					free(ln);
+					free(lp);
+					free(opath);
+					free(oname);
+					goto out;
+				}
+				free(opath);
+				free(oname);
+				opath = lp;
+				oname = ln;
+			}
+			if (kw_strv_push_own(&objs, opath) | kw_strv_push_own(&names, oname) ||
+			    kw_grow(&mobjs, &mcap, n_mo + 1, sizeof(*mobjs))) {
+				kw_km_converted_release(&c);
+				kw_error_set(err, rc, "out of memory");
+				goto out;
+			}
+			n++;
+			mo = &mobjs[n_mo++];
+			memset(mo, 0, sizeof(*mo));
+			mo->path = kw_strdup(pp);
+			mo->id = kw_strdup(pp + 1);
+			mo->object = kw_strdup(names.v[names.n - 1]);
+			mo->mode = KW_KM_MODULE;
+			memcpy(mo->symbol_tag, c.tag, sizeof(mo->symbol_tag));
+			mo->exports = c.exports;
+			mo->undefined = c.undefined;
+			memset(&c.exports, 0, sizeof(c.exports));
+			memset(&c.undefined, 0, sizeof(c.undefined));
+			mo->n_relocs = c.n_relocs;
+			mo->n_registered = c.n_registered;
+			kw_km_converted_release(&c);
+			{
+				char *wm = kw_asprintf("a plugin %s loads by path: converted with it", o->name);
+
+				if (!mo->path || !mo->id || !mo->object || kw_strv_push_own(&mo->warnings, wm)) {
+					kw_error_set(err, rc, "out of memory");
+					goto out;
+				}
+			}
+		}
+	}
 	/* System libraries the objects were linked against become static flags. */
 	for (i = 0; i < a->n_members; i++) {
 		const struct kw_dep_graph *g = a->members[i].graph;
@@ -470,6 +601,7 @@ out:
 	kw_strv_release(&names);
 	kw_strv_release(&flags);
 	kw_strv_release(&runtime);
+	kw_strv_release(&plugins_done);
 	kw_km_verdict_release(&v);
 	kw_wheel_free(w);
 	kw_audit_free(a);

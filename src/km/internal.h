@@ -75,11 +75,11 @@ const char *km_static_flag(const char *soname);
 
 /*
  * Plugins a system library loads by path (plugins.c): the regular shared
- * objects under ctx's root that absolute path strings in its bytes (buf,
+ * objects under root ("" for the real one) that absolute path strings in its bytes (buf,
  * len) name, directly or as a directory of *.so files; unrooted paths added
  * to out once each. KW_ENOMEM only.
  */
-int km_find_plugins(struct kw_ctx *ctx, const unsigned char *buf, size_t len, struct kw_strv *out);
+int km_find_plugins(const char *root, const unsigned char *buf, size_t len, struct kw_strv *out);
 
 /*
  * The link file's text (convert.c): the archive as a whole, the loader's

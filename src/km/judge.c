@@ -15,6 +15,8 @@
 
 #include "kwheel/km.h"
 
+#include "internal.h"
+
 #ifndef R_X86_64_TLSDESC
 #define R_X86_64_TLSDESC 36
 #endif
@@ -287,8 +289,67 @@ static long find_object(const struct kw_km_verdict *v, const char *name)
 	return -1;
 }
 
+/*
+ * A system library that imports dlopen: the plugins it loads by path
+ * (absolute paths in its bytes), named in its verdict instead of the
+ * generic dlopen warning, and converted with it.
+ */
+static int find_plugins(struct kw_km_object *o, const struct kw_elf_info *info, const char *root, const char *path)
+{
+	struct kw_error e2 = { 0 };
+	unsigned char *buf = NULL;
+	size_t len = 0, i;
+	char *rooted;
+	bool dl = false;
+	int rc;
+
+	for (i = 0; i < info->n_syms && !dl; i++) {
+		dl = !info->syms[i].defined && strcmp(info->syms[i].name, "dlopen") == 0;
+	}
+	if (!dl || !root) {
+		return 0;
+	}
+	rooted = *root && strcmp(root, "/") != 0 ? kw_asprintf("%s%s", root, path) : kw_strdup(path);
+	if (!rooted) {
+		return KW_ENOMEM;
+	}
+	rc = kw_map_file(rooted, &buf, &len, &e2);
+	free(rooted);
+	if (rc) {
+		return 0; /* unreadable now: the conversion says so */
+	}
+	rc = km_find_plugins(root, buf, len, &o->plugins);
+	kw_unmap_file(buf, len);
+	if (rc || !o->plugins.n) {
+		return rc;
+	}
+	for (i = 0; i < o->warnings.n; i++) {
+		if (strncmp(o->warnings.v[i], "imports dlopen:", 15) == 0) {
+			free(o->warnings.v[i]);
+			memmove(&o->warnings.v[i], &o->warnings.v[i + 1], (o->warnings.n - i - 1) * sizeof(char *));
+			o->warnings.n--;
+			break;
+		}
+	}
+	{
+		/* Every one named: a plugin missing from the interpreter is what the user must see. */
+		struct kw_buf b = { 0 };
+
+		kw_buf_append(&b, "loads plugins by path, converted with it (found in its bytes):");
+		for (i = 0; i < o->plugins.n; i++) {
+			kw_buf_appendf(&b, "%s %s", i ? "," : "", o->plugins.v[i]);
+		}
+		if (b.failed || !b.s) {
+			kw_buf_release(&b);
+			return KW_ENOMEM;
+		}
+		return kw_strv_push_own(&o->warnings, kw_buf_take(&b));
+	}
+}
+
 /* The dependencies of one object: not found, wheel member, static link, or to convert. */
-static int walk_deps(struct kw_km_verdict *v, size_t *cap, size_t self, const struct kw_dep_graph *g)
+static int walk_deps(struct kw_km_verdict *v, size_t *cap, size_t self, const struct kw_dep_graph *g,
+		     const char *root)
 {
 	size_t n;
 
@@ -318,7 +379,7 @@ static int walk_deps(struct kw_km_verdict *v, size_t *cap, size_t self, const st
 		}
 		o->mode = KW_KM_LIB;
 		v->needs_deps = true;
-		if (judge_info(o, d->info, NULL, true)) {
+		if (judge_info(o, d->info, NULL, true) || find_plugins(o, d->info, root, key)) {
 			return KW_ENOMEM;
 		}
 	}
@@ -640,7 +701,7 @@ int kw_km_judge(const struct kw_audit *a, struct kw_km_verdict *out, struct kw_e
 	}
 	/* Dependencies after every member: the objects array may move while they are added. */
 	for (i = 0; i < a->n_members; i++) {
-		if (a->members[i].info && (rc = walk_deps(&v, &cap, i, a->members[i].graph)) != 0) {
+		if (a->members[i].info && (rc = walk_deps(&v, &cap, i, a->members[i].graph, a->root)) != 0) {
 			goto out;
 		}
 		rc = KW_ENOMEM;
@@ -688,6 +749,7 @@ void kw_km_verdict_release(struct kw_km_verdict *v)
 		free(v->objects[i].soname);
 		kw_strv_release(&v->objects[i].reasons);
 		kw_strv_release(&v->objects[i].warnings);
+		kw_strv_release(&v->objects[i].plugins);
 		free(v->objects[i].deps);
 	}
 	free(v->objects);

@@ -60,6 +60,7 @@ struct dyn_obj {
 	char *path;            /* the file (a library: its real path) */
 	char *id;              /* lib-dynload/<file> for modules, the file name for libraries */
 	bool lib;
+	bool plugin;           /* a module some library loads by path */
 	char *soname;          /* a library: its DT_SONAME, or the DT_NEEDED name that found it */
 	size_t *libs;          /* a module: its libraries (indexes), dependencies first */
 	size_t n_libs;
@@ -240,7 +241,7 @@ static bool imports(const struct kw_elf_info *info, const char *name)
  * libraries it needs; one whose libraries are not in the plan is left out
  * and named.
  */
-static int dyn_plan_plugins(struct dyn_plan *p, struct kw_ctx *ctx, struct kw_strv *skipped, struct kw_error *err)
+static int dyn_plan_plugins(struct dyn_plan *p, struct kw_strv *skipped, struct kw_error *err)
 {
 	struct kw_strv plugins = { 0 };
 	size_t i, k, j, n_planned = p->n;
@@ -256,7 +257,7 @@ static int dyn_plan_plugins(struct dyn_plan *p, struct kw_ctx *ctx, struct kw_st
 			continue;
 		}
 		if (imports(info, "dlopen") && kw_map_file(p->v[i].path, &buf, &len, &e2) == 0) {
-			rc = km_find_plugins(ctx, buf, len, &plugins);
+			rc = km_find_plugins("", buf, len, &plugins);
 			kw_unmap_file(buf, len);
 		}
 		kw_elf_info_free(info);
@@ -295,6 +296,7 @@ static int dyn_plan_plugins(struct dyn_plan *p, struct kw_ctx *ctx, struct kw_st
 			} else {
 				o->libs = libs;
 				o->n_libs = n_libs;
+				o->plugin = true;
 				libs = NULL;
 			}
 		}
@@ -334,7 +336,7 @@ static int dyn_convert(struct dyn_plan *p, struct dyn_obj *o, const char *dir, s
 		rc = 0; /* the converter refuses it: left out, and named */
 		goto out;
 	}
-	if (o->lib) {
+	if (o->lib || o->plugin) {
 		/* Named with its tag, as a wheel's libraries are, so a wheel's copy and this one link once. */
 		ln = kw_asprintf("%03zu-%s" KM_LIB_TAG_SEP "%s.o", objs->n, base, c.tag);
 		lp = ln ? kw_asprintf("%s/%s", dir, ln) : NULL;
@@ -441,7 +443,7 @@ static int convert_dynload(const char *dir, const char *outdir, char **link_file
 			goto out;
 		}
 	}
-	if ((rc = dyn_plan_plugins(&plan, ctx, skipped, err))) {
+	if ((rc = dyn_plan_plugins(&plan, skipped, err))) {
 		goto out;
 	}
 	km_sort_unique(&plan.runtime);

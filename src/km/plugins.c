@@ -70,10 +70,16 @@ static bool is_shared_object(const char *rooted)
 	return got == sizeof(h) && memcmp(h, "\177ELF", 4) == 0 && h[16] == 3 /* ET_DYN, little-endian */ && h[17] == 0;
 }
 
-/* Add path (unrooted) if it is a regular shared-object file under root and not there yet. */
-static int add_plugin(struct kw_ctx *ctx, const char *path, struct kw_strv *out)
+/* path (absolute) under root ("" or "/" for the real root): a new string. */
+static char *rooted_path(const char *root, const char *path)
 {
-	char *rooted = kw_ctx_rooted(ctx, path);
+	return root && *root && strcmp(root, "/") != 0 ? kw_asprintf("%s%s", root, path) : kw_strdup(path);
+}
+
+/* Add path (unrooted) if it is a regular shared-object file under root and not there yet. */
+static int add_plugin(const char *root, const char *path, struct kw_strv *out)
+{
+	char *rooted = rooted_path(root, path);
 	struct stat st;
 	int rc = 0;
 
@@ -88,7 +94,7 @@ static int add_plugin(struct kw_ctx *ctx, const char *path, struct kw_strv *out)
 	return rc;
 }
 
-int km_find_plugins(struct kw_ctx *ctx, const unsigned char *buf, size_t len, struct kw_strv *out)
+int km_find_plugins(const char *root, const unsigned char *buf, size_t len, struct kw_strv *out)
 {
 	size_t pos = 0, found = 0;
 	int rc = 0;
@@ -104,7 +110,7 @@ int km_find_plugins(struct kw_ctx *ctx, const unsigned char *buf, size_t len, st
 		if (!nul || !plain_path(s, n)) {
 			continue;
 		}
-		if (!(path = kw_strndup(s, n)) || !(rooted = kw_ctx_rooted(ctx, path))) {
+		if (!(path = kw_strndup(s, n)) || !(rooted = rooted_path(root, path))) {
 			free(path);
 			return KW_ENOMEM;
 		}
@@ -127,7 +133,7 @@ int km_find_plugins(struct kw_ctx *ctx, const unsigned char *buf, size_t len, st
 				char *p = kw_asprintf("%s/%s", path, names.v[i]);
 				size_t before = out->n;
 
-				rc = p ? add_plugin(ctx, p, out) : KW_ENOMEM;
+				rc = p ? add_plugin(root, p, out) : KW_ENOMEM;
 				found += out->n - before;
 				free(p);
 			}
@@ -135,7 +141,7 @@ int km_find_plugins(struct kw_ctx *ctx, const unsigned char *buf, size_t len, st
 		} else if (ends_with_so(path)) {
 			size_t before = out->n;
 
-			rc = add_plugin(ctx, path, out);
+			rc = add_plugin(root, path, out);
 			found += out->n - before;
 		}
 		free(rooted);

@@ -37,6 +37,12 @@ GROUP is one of:
           kwheel km --deps converts exactly the wheels show's KM verdict
           calls convertible, and refuses the others with the verdict's
           first reason
+  plugins cryptography built from Debian's python3-cryptography (cached) and
+          cffi_backend, with the host's OpenSSL converted (--deps): show's
+          verdict names libcrypto's plugins (legacy.so among them) instead
+          of a generic dlopen warning, and Blowfish, which cryptography
+          gets from the legacy provider libcrypto loads by path, encrypts
+          the same under the static interpreter
 Debian wheels and the extra sysroot libraries they need are built once into
 $KW_KM_CACHE (default /tmp/kwheel-km-cache); without network and cache the
 group is skipped (exit 77).
@@ -424,7 +430,7 @@ def stdlib(tmp):
         check(counts == {tags[0]: 1}, f"nm: the wheel's libffi and _ctypes' are one copy ({counts})")
     else:
         check(True, "the wheel's libffi (sysroot) and the host's differ: each links once")
-    legacy = [m for m in dyn if m.endswith("-legacy.so.o")]
+    legacy = [m for m in dyn if re.fullmatch(r"\d{3}-legacy\.so@[0-9a-f]{12}\.o", m)]
     check(legacy, f"libcrypto's provider legacy.so is converted with it ({[m for m in dyn if 'legacy' in m]})")
     cnf = os.path.join(tmp, "openssl.cnf")
     with open(cnf, "w") as f:
@@ -463,10 +469,54 @@ def agree(tmp):
     check(n_yes >= 9 and n_no >= 3, f"oracle: the corpus has both kinds ({n_yes} convertible, {n_no} not)")
 
 
+CRYPTO_SCRIPT = r"""
+import warnings
+warnings.simplefilter("ignore")
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives import hashes
+c = Cipher(algorithms.Blowfish(b"k" * 16), modes.ECB()).encryptor()
+print((c.update(b"8 bytes!") + c.finalize()).hex())
+h = hashes.Hash(hashes.SHA256())
+h.update(b"kw")
+print(h.finalize().hex())
+"""
+
+
+def plugins(tmp):
+    legacy = os.path.join(HOSTLIB, "ossl-modules", "legacy.so")
+    if not os.path.exists(legacy):
+        skip("the host has no OpenSSL legacy provider")
+    crypto = debian_wheel("python3-cryptography", "cryptography")
+    wheels = [crypto, os.path.join(DEB, "cffi_backend-1.15.1-cp311-cp311-linux_x86_64.whl")]
+    strings = run("strings", os.path.join(HOSTLIB, "libcrypto.so.3")).stdout.split()
+    check(os.path.dirname(legacy) in strings, "oracle: strings shows libcrypto's MODULESDIR")
+    r = run(KWHEEL, "show", "--json", crypto)
+    try:
+        objs = {o["name"]: o for o in json.loads(r.stdout)["km"]["objects"]}
+    except (ValueError, KeyError) as e:
+        check(False, f"show --json gives a KM verdict ({e})")
+        return
+    lc = [o for n, o in objs.items() if os.path.basename(n).startswith("libcrypto")]
+    w = lc[0]["warnings"] if lc else []
+    check(any("plugins" in x and legacy in x for x in w) and not any(x.startswith("imports dlopen") for x in w),
+          f"the verdict names libcrypto's plugins, legacy.so among them ({w})")
+    out, interp = convert_and_link(tmp, wheels, "--deps")
+    if failures:
+        return
+    members = run("ar", "t", os.path.join(out, "libcryptography.km.a")).stdout.split()
+    check(any(re.fullmatch(r"\d{3}-legacy\.so@[0-9a-f]{12}\.o", m) for m in members),
+          f"legacy.so is converted into the wheel's archive ({members})")
+    env = {"PYTHONHOME": "/usr", "KW_DL_DEBUG": "1", "PATH": os.environ.get("PATH", "/usr/bin")}
+    regs = re.findall(r"^kw_dl: registered (\S+)$", run(interp, "-c", "pass", env=env).stderr, re.M)
+    check(regs.count(legacy[1:]) == 1, f"the provider registers once, under its path ({regs.count(legacy[1:])})")
+    out_a = compare(tmp, wheels, interp, CRYPTO_SCRIPT)
+    check(len(out_a) == 2 and len(out_a[0]) == 16, f"Blowfish ran through the legacy provider ({out_a})")
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="kwheel-km-scale-")
     try:
-        {"order": order, "soname": soname, "shared": shared, "runtime": runtime, "global": global_exports, "stdlib": stdlib, "agree": agree}[GROUP](tmp)
+        {"order": order, "soname": soname, "shared": shared, "runtime": runtime, "global": global_exports, "stdlib": stdlib, "agree": agree, "plugins": plugins}[GROUP](tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if failures:
