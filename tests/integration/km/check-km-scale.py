@@ -43,6 +43,11 @@ GROUP is one of:
           of a generic dlopen warning, and Blowfish, which cryptography
           gets from the legacy provider libcrypto loads by path, encrypts
           the same under the static interpreter
+  many    one static interpreter holding every Debian wheel of the corpus plus
+          scipy and cryptography (with cffi_backend), all libraries converted
+          against the sysroot with liblbfgsb and OpenSSL added: every
+          extension module that imports under /usr/bin/python3 imports in
+          it, and a smoke script prints the same
 Debian wheels and the extra sysroot libraries they need are built once into
 $KW_KM_CACHE (default /tmp/kwheel-km-cache); without network and cache the
 group is skipped (exit 77).
@@ -513,10 +518,51 @@ def plugins(tmp):
     check(len(out_a) == 2 and len(out_a[0]) == 16, f"Blowfish ran through the legacy provider ({out_a})")
 
 
+MANY_SMOKE = r"""
+import warnings
+warnings.simplefilter("ignore")
+import numpy as np, scipy.linalg, lxml.etree, yaml, msgpack, lz4.frame, brotli, ujson, markupsafe
+from cryptography.hazmat.primitives import hashes
+print(round(float(scipy.linalg.det(np.array([[2., 1.], [1., 3.]]))), 9), lxml.etree.XML("<a>1</a>").text)
+print(yaml.load("[1, 2]", Loader=yaml.CLoader), msgpack.unpackb(msgpack.packb([1, "x"])), ujson.dumps({"a": 1}))
+print(lz4.frame.decompress(lz4.frame.compress(b"kw" * 99)) == b"kw" * 99, brotli.decompress(brotli.compress(b"b")))
+h = hashes.Hash(hashes.SHA256())
+h.update(b"kw")
+print(h.finalize().hex()[:16], markupsafe.escape("<&>"))
+"""
+
+
+def many(tmp):
+    wheels = sorted(os.path.join(DEB, f) for f in os.listdir(DEB) if f.endswith(".whl"))
+    wheels += [debian_wheel("python3-scipy", "scipy"), debian_wheel("python3-cryptography", "cryptography")]
+    root = sysroot_with("many", ["liblbfgsb0", "libssl3"])
+    out, interp = convert_and_link(tmp, wheels, "--deps", "--root", root)
+    if failures:
+        return
+    mods = []
+    for w in wheels:
+        with zipfile.ZipFile(w) as z:
+            for n in z.namelist():
+                if n.endswith(".so") and ".dist-info/" not in n and ".data/" not in n:
+                    mods.append(n.split(".")[0].replace("/", "."))
+    script = ("import importlib, warnings\nwarnings.simplefilter('ignore')\nok = []\n"
+              f"for m in {sorted(mods)!r}:\n"
+              "    try:\n        importlib.import_module(m); ok.append(m)\n"
+              "    except Exception as e:\n        print('no', m, type(e).__name__)\n"
+              "print(len(ok), 'imported')\n")
+    out_a = compare(tmp, wheels, interp, script, {"LD_LIBRARY_PATH": libpath(root)})
+    check(out_a[-1:] == [f"{len(mods)} imported"], f"every one of the {len(mods)} extension modules imports "
+                                                   f"under /usr/bin/python3, and so in the static one ({out_a[-3:]})")
+    shutil.rmtree(os.path.join(tmp, "site-dyn"))
+    shutil.rmtree(os.path.join(tmp, "site-static"))
+    compare(tmp, wheels, interp, MANY_SMOKE, {"LD_LIBRARY_PATH": libpath(root)})
+    print(f"     interpreter: {os.path.getsize(interp) / 1e6:.1f} MB, {len(mods)} extension modules")
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="kwheel-km-scale-")
     try:
-        {"order": order, "soname": soname, "shared": shared, "runtime": runtime, "global": global_exports, "stdlib": stdlib, "agree": agree, "plugins": plugins}[GROUP](tmp)
+        {"order": order, "soname": soname, "shared": shared, "runtime": runtime, "global": global_exports, "stdlib": stdlib, "agree": agree, "plugins": plugins, "many": many}[GROUP](tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if failures:
