@@ -173,10 +173,12 @@ void kw_km_wheel_release(struct kw_km_wheel *r);
 /*
  * Link a static, non-PIE CPython at out from python's libpython3.X.a, the
  * kwheel runtime (emulated dlopen, TLS helpers) and the link files of
- * converted wheels. The interpreter's own lib-dynload modules are converted
- * and built in too (into OUT's directory), except those needing libraries a
- * static link lacks: their names go to left_out. Runs python (for its
- * configuration) and gcc.
+ * converted wheels, each library linked once however many archives hold
+ * it. The interpreter's own lib-dynload modules are converted and built in
+ * too (into OUT's directory), with the libraries they need and the plugins
+ * those load by path, resolved on the host; those whose libraries are
+ * missing or do not convert go to left_out (and plugins that cannot, by
+ * path). Runs python (for its configuration) and gcc.
  */
 int kw_km_link_python(const char *out, const char *python, const char *const *link_files, size_t n,
 		      struct kw_strv *left_out, struct kw_error *err);
