@@ -50,7 +50,7 @@ GROUP is one of:
           it, and a smoke script prints the same
 Debian wheels and the extra sysroot libraries they need are built once into
 $KW_KM_CACHE (default /tmp/kwheel-km-cache); without network and cache the
-group is skipped (exit 77).
+group fails, saying which input it could not get.
 Each group converts, links a static CPython and compares its output with
 /usr/bin/python3 loading the real .so files.
 """
@@ -79,8 +79,9 @@ MAKE_WHEELS = os.path.join(CORPUS, "make-debian-wheels")
 
 
 def skip(why):
-    print(f"SKIP {why}")
-    sys.exit(77)
+    # Loudly: a group that cannot get its inputs has not passed.
+    print(f"FAIL inputs missing: {why}")
+    sys.exit(1)
 
 
 def debian_wheel(spec, prefix):
