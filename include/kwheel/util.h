@@ -53,23 +53,29 @@ char *kw_buf_take(struct kw_buf *b);
 /* Free the text; the builder is empty again. */
 void kw_buf_release(struct kw_buf *b);
 
-/* SHA-256, incremental. */
+/*
+ * SHA-256, incremental, computed by libcrypto (which libzip links already):
+ * its SHA-NI/AVX2 code is several times faster than portable C. The state
+ * is plain memory the caller provides (a stack object is fine, nothing to
+ * free, abandoning it unfinished leaks nothing); its layout is libcrypto's.
+ */
 struct kw_sha256 {
-	uint32_t h[8];
-	uint64_t len;
-	unsigned char buf[64];
-	size_t used;
+	union {
+		uint64_t align;
+		unsigned char bytes[128];
+	} state;
 };
 void kw_sha256_init(struct kw_sha256 *s);
 void kw_sha256_update(struct kw_sha256 *s, const void *data, size_t len);
 void kw_sha256_final(struct kw_sha256 *s, unsigned char out[32]);
 
-/* SHA-512, or SHA-384 (same function, other start values, truncated), incremental. */
+/* SHA-512, or SHA-384 (same function, other start values, truncated), incremental; as above. */
 struct kw_sha512 {
-	uint64_t h[8];
-	uint64_t len;
-	unsigned char buf[128];
-	size_t used, out_len;
+	union {
+		uint64_t align;
+		unsigned char bytes[256];
+	} state;
+	size_t out_len;  /* 64, or 48 for SHA-384 */
 };
 void kw_sha512_init(struct kw_sha512 *s, bool sha384);
 void kw_sha512_update(struct kw_sha512 *s, const void *data, size_t len);

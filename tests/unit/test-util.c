@@ -53,6 +53,45 @@ START_TEST(sha256_incremental_matches_oneshot)
 }
 END_TEST
 
+/* FIPS 180-2 SHA-512 and SHA-384 examples: one block, and two (the 112-byte message). */
+static const struct {
+	const char *in;
+	bool sha384;
+	const char *hex;
+} sha512_cases[] = {
+	{ "abc", false,
+	  "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a"
+	  "2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f" },
+	{ "abc", true,
+	  "cb00753f45a35e8bb5a03d699ac65007272c32ab0eded1631a8b605a43ff5bed8086072ba1e7cc2358baeca134c825a7" },
+	{ "abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu",
+	  false,
+	  "8e959b75dae313da8cf4f72814fc143f8f7779c6eb9f7fa17299aeadb6889018"
+	  "501d289e4900f7e4331b99dec4b5433ac7d329eeb6dd26545e96e55b874be909" },
+	{ "abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu",
+	  true,
+	  "09330c33f71147e83d192fc782cd1b4753111b173b3b05d22fa08086e3b0f712fcc7c71a557e2db966c3e9fa91746039" },
+};
+
+START_TEST(sha512_vectors)
+{
+	struct kw_sha512 s;
+	unsigned char d[64];
+	char hex[129];
+	size_t n, i, len = strlen(sha512_cases[_i].in);
+
+	/* fed in 7-byte pieces, so a block is completed across calls */
+	kw_sha512_init(&s, sha512_cases[_i].sha384);
+	for (i = 0; i < len; i += 7) {
+		kw_sha512_update(&s, sha512_cases[_i].in + i, len - i < 7 ? len - i : 7);
+	}
+	n = kw_sha512_final(&s, d);
+	ck_assert_uint_eq(n, sha512_cases[_i].sha384 ? 48 : 64);
+	kw_hex(d, n, hex);
+	ck_assert_str_eq(hex, sha512_cases[_i].hex);
+}
+END_TEST
+
 START_TEST(b64url_forms)
 {
 	char out[16];
@@ -253,6 +292,7 @@ int main(void)
 
 	tcase_add_loop_test(tc, sha256_vectors, 0, sizeof(sha_cases) / sizeof(sha_cases[0]));
 	tcase_add_test(tc, sha256_incremental_matches_oneshot);
+	tcase_add_loop_test(tc, sha512_vectors, 0, sizeof(sha512_cases) / sizeof(sha512_cases[0]));
 	tcase_add_test(tc, b64url_forms);
 	tcase_add_test(tc, strv_split_keeps_empty_fields);
 	tcase_add_test(tc, alloc_fault_injection);
