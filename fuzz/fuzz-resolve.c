@@ -110,7 +110,7 @@ static void expand_list(const char *list, const char *origin, const struct kw_el
 	free(copy);
 }
 
-static int serve(void *ud, const char *path, struct kw_elf_info **info, struct kw_error *err)
+static int serve(void *ud, const char *path, struct kw_elf_info **info, bool *borrowed, struct kw_error *err)
 {
 	const struct overlay *ov = ud;
 

@@ -50,9 +50,11 @@ struct kw_dep_graph {
 /*
  * Load a candidate path from the overlay. Return 0 and a new info (the
  * resolver takes it), KW_ENOTFOUND if there is no such member, or another
- * status with err set if the member exists but is unreadable.
+ * status with err set if the member exists but is unreadable. A caller that
+ * parsed the member already sets *borrowed (false on entry): the resolver
+ * then uses that info without taking it, and it must outlive the resolver.
  */
-typedef int (*kw_resolve_overlay_fn)(void *ud, const char *path, struct kw_elf_info **info,
+typedef int (*kw_resolve_overlay_fn)(void *ud, const char *path, struct kw_elf_info **info, bool *borrowed,
 				     struct kw_error *err);
 
 struct kw_resolver;

@@ -12,10 +12,17 @@
 
 struct overlay {
 	struct kw_wheel *w;
+	/* per wheel member index: the ELF member read_members parsed (info lent to the resolver), or NULL */
+	const struct kw_audit_member **parsed;
 };
 
-/* Serve a candidate path below OVERLAY_PREFIX from the wheel's members. */
-static int overlay_load(void *ud, const char *path, struct kw_elf_info **info, struct kw_error *err)
+/*
+ * Serve a candidate path below OVERLAY_PREFIX from the wheel's members: the
+ * parse read_members made if there is one (a member is inflated once, not
+ * again for every tree that reaches it), else a fresh one.
+ */
+static int overlay_load(void *ud, const char *path, struct kw_elf_info **info, bool *borrowed,
+			struct kw_error *err)
 {
 	struct overlay *ov = ud;
 	unsigned char head[ELF_HEAD];
@@ -32,6 +39,12 @@ static int overlay_load(void *ud, const char *path, struct kw_elf_info **info, s
 	idx = kw_wheel_find(ov->w, name);
 	if (idx < 0 || kw_wheel_member(ov->w, (size_t)idx)->is_dir) {
 		return KW_ENOTFOUND;
+	}
+	if (ov->parsed && ov->parsed[idx] && ov->parsed[idx]->info) {
+		/* The audit's members outlive its resolver's use of them (kw_audit_free). */
+		*info = ov->parsed[idx]->info;
+		*borrowed = true;
+		return 0;
 	}
 	rc = kw_wheel_read_head(ov->w, (size_t)idx, head, sizeof(head), &got, err);
 	if (rc) {
@@ -1372,7 +1385,7 @@ int kw_audit_wheel_flags(struct kw_ctx *ctx, const char *path, unsigned flags, s
 	struct kw_resolver *r = NULL;
 	struct kw_wheel *w = NULL;
 	struct kw_audit *a = NULL;
-	struct overlay ov;
+	struct overlay ov = { 0 };
 	unsigned char (*digests)[32] = NULL;
 	bool *have = NULL;
 	size_t i;
@@ -1479,6 +1492,18 @@ int kw_audit_wheel_flags(struct kw_ctx *ctx, const char *path, unsigned flags, s
 		goto out;
 	}
 	ov.w = w;
+	ov.parsed = kw_calloc(kw_wheel_member_count(w) ? kw_wheel_member_count(w) : 1, sizeof(*ov.parsed));
+	if (!ov.parsed) {
+		rc = kw_error_set(err, KW_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < a->n_members; i++) {
+		long idx = kw_wheel_find(w, a->members[i].name);
+
+		if (idx >= 0) {
+			ov.parsed[idx] = &a->members[i];
+		}
+	}
 	rc = kw_resolver_set_overlay(r, OVERLAY_PREFIX, overlay_load, &ov, err);
 	if (rc) {
 		goto out;
@@ -1560,6 +1585,7 @@ done:
 	a = NULL;
 	rc = 0;
 out:
+	free(ov.parsed);
 	free(digests);
 	free(have);
 	kw_audit_free(a);

@@ -124,6 +124,7 @@ struct info_entry {
 	struct hnode h;           /* key: the real path */
 	struct kw_elf_info *info; /* NULL: not a readable ELF file */
 	char *error;
+	bool borrowed;            /* info is the overlay's, not ours to free */
 };
 
 /*
@@ -197,7 +198,9 @@ static void free_info(struct hnode *n)
 
 	free(ie->h.key);
 	free(ie->error);
-	kw_elf_info_free(ie->info);
+	if (!ie->borrowed) {
+		kw_elf_info_free(ie->info);
+	}
 	free(ie);
 }
 
@@ -425,7 +428,7 @@ static struct info_entry *info_for(struct kw_resolver *r, const char *realpath, 
 		return NULL;
 	}
 	if (overlay) {
-		prc = r->overlay_fn(r->overlay_ud, realpath, &ie->info, &perr);
+		prc = r->overlay_fn(r->overlay_ud, realpath, &ie->info, &ie->borrowed, &perr);
 	} else {
 		char *rooted = kw_ctx_rooted(r->ctx, realpath);
 
@@ -439,7 +442,9 @@ static struct info_entry *info_for(struct kw_resolver *r, const char *realpath, 
 		return NULL;
 	}
 	if (prc == KW_ENOMEM || (prc && !(ie->error = kw_strdup(perr.msg[0] ? perr.msg : "unreadable")))) {
-		kw_elf_info_free(ie->info);
+		if (!ie->borrowed) {
+			kw_elf_info_free(ie->info);
+		}
 		free(ie->h.key);
 		free(ie);
 		*rc = kw_error_set(err, KW_ENOMEM, "out of memory");
