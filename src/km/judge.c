@@ -140,21 +140,108 @@ static const struct kw_elf_info *provider_of(const struct kw_elf_info *info, con
 }
 
 /*
- * The static link drops versions: an import bound to an old, non-default
- * version (memcpy@GLIBC_2.2.5) gets the current one instead.
+ * One library's defined, versioned symbols sorted by name, version and
+ * place in the file: a lookup per import is a binary search, not a scan of
+ * a C++ library's hundred thousand symbols.
  */
-static bool binds_old_version(const struct kw_elf_info *lib, const struct kw_elf_sym *s)
+struct verindex {
+	const struct kw_elf_info *lib;
+	const struct kw_elf_sym **syms;
+	size_t n;
+};
+
+struct verindexes {
+	struct verindex *v;
+	size_t n, cap;
+};
+
+static int cmp_sym(const struct kw_elf_sym *a, const char *name, const char *version)
+{
+	int c = strcmp(a->name, name);
+
+	return c ? c : strcmp(a->version, version);
+}
+
+static int cmp_versym(const void *x, const void *y)
+{
+	const struct kw_elf_sym *a = *(const struct kw_elf_sym *const *)x, *b = *(const struct kw_elf_sym *const *)y;
+	int c = cmp_sym(a, b->name, b->version);
+
+	return c ? c : (a > b) - (a < b);
+}
+
+static void verindexes_release(struct verindexes *vx)
 {
 	size_t i;
 
-	for (i = 0; i < lib->n_syms; i++) {
-		const struct kw_elf_sym *d = &lib->syms[i];
+	for (i = 0; i < vx->n; i++) {
+		free(vx->v[i].syms);
+	}
+	free(vx->v);
+}
 
-		if (d->defined && d->version && strcmp(d->name, s->name) == 0 && strcmp(d->version, s->version) == 0) {
-			return d->version_hidden;
+/* lib's index, built on first use. NULL when out of memory. */
+static const struct verindex *verindex_of(struct verindexes *vx, const struct kw_elf_info *lib)
+{
+	struct verindex *x;
+	size_t i;
+
+	for (i = 0; i < vx->n; i++) {
+		if (vx->v[i].lib == lib) {
+			return &vx->v[i];
 		}
 	}
-	return false;
+	if (kw_grow(&vx->v, &vx->cap, vx->n + 1, sizeof(*vx->v))) {
+		return NULL;
+	}
+	x = &vx->v[vx->n];
+	x->lib = lib;
+	x->n = 0;
+	x->syms = kw_calloc(lib->n_syms ? lib->n_syms : 1, sizeof(*x->syms));
+	if (!x->syms) {
+		return NULL;
+	}
+	for (i = 0; i < lib->n_syms; i++) {
+		if (lib->syms[i].defined && lib->syms[i].version) {
+			x->syms[x->n++] = &lib->syms[i];
+		}
+	}
+	if (x->n > 1) {
+		qsort(x->syms, x->n, sizeof(*x->syms), cmp_versym);
+	}
+	vx->n++;
+	return x;
+}
+
+/*
+ * The static link drops versions: an import bound to an old, non-default
+ * version (memcpy@GLIBC_2.2.5) gets the current one instead. The first
+ * definition of name@version in lib's symbol order decides, as a scan would.
+ */
+static int binds_old_version(struct verindexes *vx, const struct kw_elf_info *lib, const struct kw_elf_sym *s,
+			     bool *old)
+{
+	const struct verindex *x = verindex_of(vx, lib);
+	size_t lo = 0, hi;
+
+	*old = false;
+	if (!x) {
+		return KW_ENOMEM;
+	}
+	hi = x->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (cmp_sym(x->syms[mid], s->name, s->version) < 0) {
+			lo = mid + 1;
+		} else {
+			hi = mid;
+		}
+	}
+	if (lo < x->n && cmp_sym(x->syms[lo], s->name, s->version) == 0) {
+		*old = x->syms[lo]->version_hidden;
+	}
+	return 0;
 }
 
 /* needed: something loads it as a library, so an interpreter segment does not make it a program. */
@@ -162,6 +249,7 @@ static int judge_info(struct kw_km_object *o, const struct kw_elf_info *info, co
 		      bool needed)
 {
 	struct kw_strv unique = { 0 }, hidden = { 0 }, old = { 0 }, rels = { 0 };
+	struct verindexes vx = { 0 };
 	size_t i;
 	int rc = KW_ENOMEM;
 
@@ -223,17 +311,19 @@ static int judge_info(struct kw_km_object *o, const struct kw_elf_info *info, co
 			if (s->version) {
 				const struct kw_elf_info *lib = provider_of(info, g, s->version);
 
-				if (lib && binds_old_version(lib, s)) {
-					char *e = kw_asprintf("%s@%s", s->name, s->version);
+				bool is_old = false;
 
-					if (kw_strv_push_own(&old, e)) {
-						goto out;
-					}
+				if (lib && binds_old_version(&vx, lib, s, &is_old)) {
+					goto out;
+				}
+				if (is_old && kw_strv_push_own(&old, kw_asprintf("%s@%s", s->name, s->version))) {
+					goto out;
 				}
 			}
 			continue;
 		}
-		if (s->bind == STB_GNU_UNIQUE && kw_strv_push_unique(&unique, s->name)) {
+		/* duplicates go at the end, all at once (kw_strv_dedup) */
+		if (s->bind == STB_GNU_UNIQUE && kw_strv_push(&unique, s->name)) {
 			goto out;
 		}
 		if (s->version_hidden && s->bind != STB_LOCAL && s->version) {
@@ -243,6 +333,9 @@ static int judge_info(struct kw_km_object *o, const struct kw_elf_info *info, co
 				goto out;
 			}
 		}
+	}
+	if (kw_strv_dedup(&unique)) {
+		goto out;
 	}
 	if (add_listed(&o->warnings,
 		       "imports old, non-default symbol versions, which a static link replaces by the current ones",
@@ -254,6 +347,7 @@ static int judge_info(struct kw_km_object *o, const struct kw_elf_info *info, co
 	}
 	rc = 0;
 out:
+	verindexes_release(&vx);
 	kw_strv_release(&unique);
 	kw_strv_release(&hidden);
 	kw_strv_release(&old);

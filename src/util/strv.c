@@ -70,6 +70,50 @@ void kw_strv_sort(struct kw_strv *sv)
 	}
 }
 
+/* Order by string, then by position: the first of equal strings sorts first. */
+static int cmp_at(const void *a, const void *b)
+{
+	char *const *x = *(char *const *const *)a, *const *y = *(char *const *const *)b;
+	int c = strcmp(*x, *y);
+
+	return c ? c : (x > y) - (x < y);
+}
+
+int kw_strv_dedup(struct kw_strv *sv)
+{
+	char ***at;
+	size_t i, n = 0;
+
+	if (sv->n < 2) {
+		return 0;
+	}
+	at = kw_calloc(sv->n, sizeof(*at));
+	if (!at) {
+		return KW_ENOMEM;
+	}
+	for (i = 0; i < sv->n; i++) {
+		at[i] = &sv->v[i];
+	}
+	qsort(at, sv->n, sizeof(*at), cmp_at);
+	/* Later copies are freed and marked; the survivors then close up in their order. */
+	for (i = 1; i < sv->n; i++) {
+		if (strcmp(*at[i], *at[i - 1]) == 0) {
+			free(*at[i]);
+			*at[i] = NULL;
+			at[i] = at[i - 1];
+		}
+	}
+	free(at);
+	for (i = 0; i < sv->n; i++) {
+		if (sv->v[i]) {
+			sv->v[n++] = sv->v[i];
+		}
+	}
+	sv->n = n;
+	sv->v[n] = NULL;
+	return 0;
+}
+
 void kw_strv_release(struct kw_strv *sv)
 {
 	size_t i;

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -102,6 +103,42 @@ START_TEST(b64url_forms)
 	ck_assert_str_eq(out, "YWJj");
 	kw_b64url_nopad((const unsigned char *)"a", 1, out);
 	ck_assert_str_eq(out, "YQ");
+}
+END_TEST
+
+/* The first of each string stays where it was, as kw_strv_push_unique one by one would leave it. */
+START_TEST(strv_dedup_keeps_first_in_order)
+{
+	static const char *const in[] = { "b", "a", "b", "c", "a", "a", "d", "c", "b" };
+	struct kw_strv sv = { 0 }, one = { 0 };
+	size_t i;
+
+	for (i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
+		ck_assert_int_eq(kw_strv_push(&sv, in[i]), 0);
+		ck_assert_int_eq(kw_strv_push_unique(&one, in[i]), 0);
+	}
+	ck_assert_int_eq(kw_strv_dedup(&sv), 0);
+	ck_assert_uint_eq(sv.n, 4);
+	ck_assert_uint_eq(sv.n, one.n);
+	for (i = 0; i < sv.n; i++) {
+		ck_assert_str_eq(sv.v[i], one.v[i]);
+	}
+	ck_assert_ptr_null(sv.v[sv.n]);
+	kw_strv_release(&sv);
+	kw_strv_release(&one);
+	/* a large list: the sort, not a scan per element */
+	for (i = 0; i < 200000; i++) {
+		char s[16];
+
+		snprintf(s, sizeof(s), "s%zu", (i * 7919) % 50000);
+		ck_assert_int_eq(kw_strv_push(&sv, s), 0);
+	}
+	ck_assert_int_eq(kw_strv_dedup(&sv), 0);
+	ck_assert_uint_eq(sv.n, 50000);
+	ck_assert_str_eq(sv.v[0], "s0");
+	ck_assert_str_eq(sv.v[1], "s7919");
+	kw_strv_release(&sv);
+	ck_assert_int_eq(kw_strv_dedup(&sv), 0);
 }
 END_TEST
 
@@ -295,6 +332,7 @@ int main(void)
 	tcase_add_loop_test(tc, sha512_vectors, 0, sizeof(sha512_cases) / sizeof(sha512_cases[0]));
 	tcase_add_test(tc, b64url_forms);
 	tcase_add_test(tc, strv_split_keeps_empty_fields);
+	tcase_add_test(tc, strv_dedup_keeps_first_in_order);
 	tcase_add_test(tc, alloc_fault_injection);
 	tcase_add_test(tc, ctx_root_is_normalised);
 	tcase_add_test(tc, file_copy_and_map);
