@@ -80,6 +80,8 @@ bool kw_policy_allows_lib(const struct kw_policy *p, const char *soname);
  * policy's toolchain provides that name on arch.
  */
 bool kw_policy_allows_version(const struct kw_policy *p, const char *arch, const char *version);
+/* Does the policy blacklist any symbol of lib? (Most libraries: no, and no symbol need be looked up.) */
+bool kw_policy_blacklists_lib(const struct kw_policy *p, const char *lib);
 /* Is symbol (imported from lib) blacklisted by the policy? */
 bool kw_policy_blacklisted(const struct kw_policy *p, const char *lib, const char *symbol);
 /* The platform tag for the policy and arch: "manylinux_2_17_x86_64". New string. */

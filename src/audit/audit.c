@@ -382,6 +382,7 @@ static int check_object(struct kw_audit *a, struct kw_audit_verdict *v, size_t *
 			const struct kw_elf_info *info, const struct kw_dep_graph *g, bool *sym_ok, bool versions)
 {
 	const struct kw_policy *p = v->policy;
+	bool black = false;
 	size_t i, k;
 	int rc;
 
@@ -407,7 +408,15 @@ static int check_object(struct kw_audit *a, struct kw_audit_verdict *v, size_t *
 			}
 		}
 	}
-	for (i = 0; !versions && i < info->n_syms; i++) {
+	/*
+	 * Symbols matter here only for a library the policy blacklists symbols
+	 * of, or fpectl's: without either, a large C++ library's tens of
+	 * thousands of imports need not be looked at, once per policy.
+	 */
+	for (k = 0; !versions && k < info->n_needed && !black; k++) {
+		black = kw_policy_blacklists_lib(p, info->needed[k]);
+	}
+	for (i = 0; !versions && (black || a->pyfpe) && i < info->n_syms; i++) {
 		const struct kw_elf_sym *s = &info->syms[i];
 
 		if (s->defined) {
@@ -420,7 +429,7 @@ static int check_object(struct kw_audit *a, struct kw_audit_verdict *v, size_t *
 		 * repair would copy (the build machine's) need not define the
 		 * symbol either, and the module would then fail to load.
 		 */
-		for (k = 0; s->bind != STB_WEAK_ && k < info->n_needed; k++) {
+		for (k = 0; black && s->bind != STB_WEAK_ && k < info->n_needed; k++) {
 			if (kw_policy_blacklisted(p, info->needed[k], s->name)) {
 				a->blacklisted = true;
 				rc = add_reason(v, cap, KW_REASON_BLACKLIST, who, info->needed[k], s->name);

@@ -558,6 +558,18 @@ bool kw_policy_allows_version(const struct kw_policy *p, const char *arch, const
 	return true;
 }
 
+bool kw_policy_blacklists_lib(const struct kw_policy *p, const char *lib)
+{
+	size_t i;
+
+	for (i = 0; i < p->n_blacklist; i++) {
+		if (p->blacklist[i].n_symbols && strcmp(p->blacklist[i].lib, lib) == 0) {
+			return true;
+		}
+	}
+	return false;
+}
+
 bool kw_policy_blacklisted(const struct kw_policy *p, const char *lib, const char *symbol)
 {
 	size_t i, k;
