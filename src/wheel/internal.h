@@ -18,6 +18,9 @@ struct kw_wheel {
 	size_t *by_name;               /* indexes into members, sorted by name */
 	uint64_t *inflated_of;         /* most bytes inflated so far of each member */
 	uint64_t inflated;             /* their sum, held to ctx->limits.max_total_size */
+	int fd;                        /* the archive, for reading compressed bytes whole; -1 if not */
+	uint64_t *data_off;            /* where each member's compressed bytes start (zip order) */
+	struct libdeflate_decompressor *inflater; /* made on first use */
 };
 
 /* Why a member name is unsafe to extract (a short phrase), or NULL: for names read and names written. */
