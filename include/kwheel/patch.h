@@ -44,6 +44,13 @@ struct kw_patch_ops {
 	bool no_default_lib;         /* set DF_1_NODEFLIB: no default directories for this object's needs */
 	/* Alignment (power of two) of a new segment, at least; 0: the file's own largest p_align. */
 	uint64_t page_size;
+
+	/*
+	 * kw_patch_file: the output is a scratch file, deleted once its bytes
+	 * are copied elsewhere (repair's work directory), so it is not fsynced;
+	 * it is still renamed into place, never left half-written.
+	 */
+	bool scratch;
 };
 
 /* What a rewrite did, for reports and tests. */

@@ -320,6 +320,7 @@ int repair_prepare_grafts(struct job *j, struct kw_error *err)
 		} else {
 			ops.remove_rpath = true;
 		}
+		ops.scratch = true; /* in the work directory, copied into the wheel, then deleted */
 		if (!rc) {
 			rc = kw_patch_file(src, in->work, &ops, NULL, err);
 		}
@@ -453,6 +454,7 @@ int repair_prepare_members(struct job *j, struct kw_error *err)
 		}
 		ops.remove_needed = (const char *const *)drop.v;
 		ops.n_remove_needed = drop.n;
+		ops.scratch = true;
 		if (!rc && (n_rep || drop.n)) {
 			rc = kw_patch_file(work, NULL, &ops, NULL, err);
 		}
