@@ -7,8 +7,13 @@
  * same input (no extra fields, fixed field values, our time stamps). New
  * members are still deflated by libzip: each worker thread compresses its
  * share into a private temporary archive, whose compressed bytes are then
- * copied like any other member. So deflate runs on every core and zlib stays
- * libzip's business.
+ * copied like any other member. So deflate runs on every core. One large
+ * member would still be one core's work (a 120 MB grafted library is most of
+ * a repair): members past CHUNKED_MIN are deflated here instead, in
+ * independent 1 MiB pieces on every core, as pigz does (each piece primed
+ * with the 32 KiB before it, ended by a sync flush, the last by the final
+ * block), which any inflater reads as one stream. The pieces are the same
+ * whatever the number of cores, so the bytes are too.
  */
 #define _GNU_SOURCE /* copy_file_range */
 #include <dirent.h>
@@ -24,10 +29,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <zlib.h>
+
 #include "internal.h"
 #include "rawzip.h"
 
 #define MAX_WORKERS 16
+/* New members this large are deflated in pieces of PIECE bytes on every core. */
+#define CHUNKED_MIN (UINT64_C(4) << 20)
+#define PIECE ((size_t)1 << 20)
+#define WINDOW ((size_t)32 << 10)
 
 enum item_kind { ITEM_COPY, ITEM_FILE, ITEM_BUFFER };
 
@@ -40,7 +51,9 @@ struct item {
 	void *buf;             /* ITEM_BUFFER */
 	size_t len;
 	unsigned mode;
-	int worker;            /* ITEM_FILE/BUFFER: which temporary archive holds it */
+	int worker;            /* ITEM_FILE/BUFFER: which temporary archive holds it; -1 chunked */
+	int chunked_fd;        /* chunked: its deflated bytes (raw fields in chunked), or -1 */
+	struct raw chunked;
 };
 
 struct kw_wheel_writer {
@@ -341,6 +354,208 @@ static void *compress_worker(void *arg)
 	return NULL;
 }
 
+/* ---- chunked deflate of large members ----------------------------------- */
+
+struct piece {
+	const unsigned char *in;  /* len bytes, preceded by dict bytes of history */
+	size_t len, dict;
+	bool last;
+	int level;
+	unsigned char *out;       /* deflated bytes: out_len of out_cap */
+	size_t out_len, out_cap;
+	uLong crc;
+	int rc;
+};
+
+static void *deflate_piece(void *arg)
+{
+	struct piece *p = arg;
+	z_stream s;
+	int zr;
+
+	memset(&s, 0, sizeof(s));
+	p->rc = KW_EINTERNAL;
+	p->out_len = 0;
+	p->crc = crc32(0L, p->in, (uInt)p->len);
+	if (deflateInit2(&s, p->level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+		p->rc = KW_ENOMEM;
+		return NULL;
+	}
+	if (p->dict && deflateSetDictionary(&s, p->in - p->dict, (uInt)p->dict) != Z_OK) {
+		goto out;
+	}
+	/* A sync flush adds an empty stored block (5 bytes) past what deflateBound allows for. */
+	if (p->out_cap < deflateBound(&s, p->len) + 64) {
+		unsigned char *n = kw_realloc(p->out, deflateBound(&s, p->len) + 64);
+
+		if (!n) {
+			p->rc = KW_ENOMEM;
+			goto out;
+		}
+		p->out = n;
+		p->out_cap = deflateBound(&s, p->len) + 64;
+	}
+	s.next_in = (Bytef *)(uintptr_t)p->in;
+	s.avail_in = (uInt)p->len;
+	s.next_out = p->out;
+	s.avail_out = (uInt)p->out_cap;
+	zr = deflate(&s, p->last ? Z_FINISH : Z_SYNC_FLUSH);
+	if (s.avail_in != 0 || (p->last ? zr != Z_STREAM_END : zr != Z_OK)) {
+		goto out;
+	}
+	p->out_len = p->out_cap - s.avail_out;
+	p->rc = 0;
+out:
+	deflateEnd(&s);
+	return NULL;
+}
+
+/* The len bytes of item it from offset off on, with dict bytes before them, into buf (or pointed at). */
+static int piece_input(const struct item *it, int fd, uint64_t off, size_t dict, size_t len, unsigned char *buf,
+		       const unsigned char **in)
+{
+	if (it->kind == ITEM_BUFFER) {
+		*in = (const unsigned char *)it->buf + off;
+		return 0;
+	}
+	if (pread_all(fd, buf, dict + len, off - dict) != 0) {
+		return KW_EIO;
+	}
+	*in = buf + dict;
+	return 0;
+}
+
+/*
+ * Deflate item it (size bytes) into a new file in the commit's directory,
+ * PIECE bytes at a time on up to jobs threads, and describe the result in
+ * it->chunked. Memory: jobs pieces in and out, whatever the member's size.
+ */
+static int deflate_chunked(struct kw_wheel_writer *ww, struct item *it, uint64_t size, int id, struct kw_error *err)
+{
+	struct piece pc[MAX_WORKERS];
+	unsigned char *inbuf[MAX_WORKERS] = { NULL };
+	pthread_t th[MAX_WORKERS];
+	bool started[MAX_WORKERS];
+	char name[32];
+	uint64_t off = 0, comp = 0;
+	uLong crc = crc32(0L, Z_NULL, 0);
+	int fd = -1, rc = KW_ENOMEM, k;
+
+	memset(pc, 0, sizeof(pc));
+	if (it->kind == ITEM_FILE) {
+		fd = open(it->path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			return kw_error_set(err, KW_EIO, "'%s': %s: %s", ww->final_path, it->name, strerror(errno));
+		}
+		for (k = 0; k < ww->jobs; k++) {
+			inbuf[k] = kw_malloc(WINDOW + PIECE);
+			if (!inbuf[k]) {
+				rc = kw_error_set(err, KW_ENOMEM, "out of memory");
+				goto out;
+			}
+		}
+	}
+	snprintf(name, sizeof(name), "c%d", id);
+	it->chunked_fd = openat(ww->tmp_fd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (it->chunked_fd < 0) {
+		rc = kw_error_set(err, KW_EIO, "'%s': cannot create a file there: %s", ww->final_path, strerror(errno));
+		goto out;
+	}
+	while (off < size) {
+		int n = 0;
+
+		/* One round: the next pieces, one per thread; written in order once all are done. */
+		for (k = 0; k < ww->jobs && off < size; k++, n++) {
+			size_t len = size - off < PIECE ? (size_t)(size - off) : PIECE;
+			size_t dict = off < WINDOW ? (size_t)off : WINDOW;
+
+			rc = piece_input(it, fd, off, dict, len, inbuf[k], &pc[k].in);
+			if (rc) {
+				rc = kw_error_set(err, KW_EIO, "'%s': %s: %s", ww->final_path, it->name, strerror(errno));
+				goto out;
+			}
+			pc[k].len = len;
+			pc[k].dict = dict;
+			pc[k].level = ww->level;
+			off += len;
+			pc[k].last = off == size;
+		}
+		for (k = 1; k < n; k++) {
+			started[k] = pthread_create(&th[k], NULL, deflate_piece, &pc[k]) == 0;
+		}
+		deflate_piece(&pc[0]);
+		for (k = 1; k < n; k++) {
+			if (started[k]) {
+				pthread_join(th[k], NULL);
+			} else {
+				deflate_piece(&pc[k]);
+			}
+		}
+		for (k = 0; k < n; k++) {
+			if (pc[k].rc) {
+				rc = kw_error_set(err, pc[k].rc, "'%s': %s: deflate failed", ww->final_path, it->name);
+				goto out;
+			}
+			if (write_all(it->chunked_fd, pc[k].out, pc[k].out_len) < 0) {
+				rc = kw_error_set(err, KW_EIO, "'%s': write failed: %s", ww->final_path, strerror(errno));
+				goto out;
+			}
+			crc = crc32_combine(crc, pc[k].crc, (z_off_t)pc[k].len);
+			comp += pc[k].out_len;
+		}
+	}
+	memset(&it->chunked, 0, sizeof(it->chunked));
+	it->chunked.method = ZIP_CM_DEFLATE;
+	it->chunked.crc = (uint32_t)crc;
+	it->chunked.size = size;
+	it->chunked.comp_size = comp;
+	it->chunked.data_off = 0;
+	rc = 0;
+out:
+	if (fd >= 0) {
+		close(fd);
+	}
+	for (k = 0; k < MAX_WORKERS; k++) {
+		free(inbuf[k]);
+		free(pc[k].out);
+	}
+	return rc;
+}
+
+/* Mark the new members deflate_chunked takes (worker -1) and deflate them; assign() then skips them. */
+static int deflate_large(struct kw_wheel_writer *ww, struct kw_error *err)
+{
+	size_t i;
+	int id = 0, rc;
+
+	/* On every machine, one core or many: the output bytes must not depend on it. */
+	for (i = 0; ww->level > 0 && i < ww->n_items; i++) {
+		struct item *it = &ww->items[i];
+		struct stat st;
+		uint64_t sz;
+
+		if (it->kind == ITEM_COPY) {
+			continue;
+		}
+		if (it->kind == ITEM_BUFFER) {
+			sz = it->len;
+		} else if (stat(it->path, &st) == 0 && S_ISREG(st.st_mode)) {
+			sz = (uint64_t)st.st_size;
+		} else {
+			continue; /* libzip's worker reports what is wrong with it */
+		}
+		if (sz < CHUNKED_MIN) {
+			continue;
+		}
+		it->worker = -1;
+		rc = deflate_chunked(ww, it, sz, id++, err);
+		if (rc) {
+			return rc;
+		}
+	}
+	return 0;
+}
+
 /* ---- API ---------------------------------------------------------------- */
 
 int kw_wheel_writer_new(const char *final_path, int level, int64_t mtime, struct kw_wheel_writer **out,
@@ -383,6 +598,7 @@ static struct item *new_item(struct kw_wheel_writer *ww, enum item_kind kind, co
 	it = &ww->items[ww->n_items];
 	memset(it, 0, sizeof(*it));
 	it->kind = kind;
+	it->chunked_fd = -1;
 	it->name = kw_strdup(name);
 	if (!it->name) {
 		return NULL;
@@ -657,6 +873,10 @@ int kw_wheel_writer_commit(struct kw_wheel_writer *ww, struct kw_error *err)
 	if (rc) {
 		goto out;
 	}
+	rc = ww->whole ? 0 : deflate_large(ww, err);
+	if (rc) {
+		goto out;
+	}
 	used = ww->whole ? 0 : assign(ww);
 	if (ww->progress && used) {
 		ww->progress(ww->progress_ud, "compressing", 0, 0);
@@ -700,7 +920,8 @@ int kw_wheel_writer_commit(struct kw_wheel_writer *ww, struct kw_error *err)
 	}
 	for (i = 0; ww->progress && i < ww->n_items; i++) {
 		const struct item *it = &ww->items[i];
-		const struct raw *r = it->kind == ITEM_COPY ? NULL : rawzip_find(&tz[it->worker - 1], it->name);
+		const struct raw *r = it->kind == ITEM_COPY ? NULL
+				      : it->worker < 0 ? &it->chunked : rawzip_find(&tz[it->worker - 1], it->name);
 
 		total += it->kind == ITEM_COPY ? kw_wheel_member(it->src, it->src_index)->comp_size : r ? r->comp_size : 0;
 	}
@@ -743,7 +964,7 @@ int kw_wheel_writer_commit(struct kw_wheel_writer *ww, struct kw_error *err)
 			copy.ext_attr = sane_attr(r->ext_attr, r->name, r->name_len);
 			fd = in[z].fd;
 		} else {
-			r = rawzip_find(&tz[it->worker - 1], it->name);
+			r = it->worker < 0 ? &it->chunked : rawzip_find(&tz[it->worker - 1], it->name);
 			if (!r) {
 				rc = kw_error_set(err, KW_EINTERNAL, "compressed member '%s' went missing", it->name);
 				break;
@@ -753,7 +974,7 @@ int kw_wheel_writer_commit(struct kw_wheel_writer *ww, struct kw_error *err)
 			copy.ddate = ww->ddate;
 			copy.ext_attr = sane_attr((uint32_t)(0100000 | (it->mode & 0777)) << 16, it->name,
 						  strlen(it->name));
-			fd = tz[it->worker - 1].fd;
+			fd = it->worker < 0 ? it->chunked_fd : tz[it->worker - 1].fd;
 		}
 		rc = emit(out, &pos, &cd, &copy, it->name, fd, err, ww->final_path);
 	}
@@ -796,6 +1017,9 @@ void kw_wheel_writer_abort(struct kw_wheel_writer *ww)
 	}
 	kw_wheel_temp_dir_remove(ww->tmp_dir, ww->tmp_fd);
 	for (i = 0; i < ww->n_items; i++) {
+		if (ww->items[i].chunked_fd >= 0) {
+			close(ww->items[i].chunked_fd);
+		}
 		free(ww->items[i].name);
 		free(ww->items[i].path);
 		free(ww->items[i].buf);

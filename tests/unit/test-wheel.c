@@ -1233,6 +1233,100 @@ START_TEST(map_matches_read)
 }
 END_TEST
 
+/* Members large enough to be deflated in pieces (a buffer and a file) next to a small one, as Python reads them. */
+static const char check_members_py[] =
+	"import hashlib, sys, zipfile\n"
+	"z = zipfile.ZipFile(sys.argv[1]); assert z.testzip() is None\n"
+	"for i in z.infolist():\n"
+	"    d = z.read(i)\n"
+	"    print(i.filename, i.compress_type, i.compress_size < i.file_size, len(d), hashlib.sha256(d).hexdigest())\n";
+
+static unsigned char *words(size_t len, unsigned seed)
+{
+	static const char *const w[] = { "wheel", "elf", "graft", "symbol", "record", "deflate", "piece", "zip" };
+	unsigned char *b = malloc(len);
+	size_t i = 0;
+
+	ck_assert_ptr_nonnull(b);
+	while (i < len) {
+		const char *s;
+
+		seed = seed * 1103515245u + 12345u;
+		s = w[(seed >> 16) % 8];
+		while (*s && i < len) {
+			b[i++] = (unsigned char)*s++;
+		}
+		if (i < len) {
+			b[i++] = (unsigned char)(seed >> 8);
+		}
+	}
+	return b;
+}
+
+static char *sha_hex(const unsigned char *b, size_t len)
+{
+	struct kw_sha256 s;
+	unsigned char d[32];
+	char *hex = malloc(65);
+
+	kw_sha256_init(&s);
+	kw_sha256_update(&s, b, len);
+	kw_sha256_final(&s, d);
+	kw_hex(d, 32, hex);
+	return hex;
+}
+
+START_TEST(writer_large_members_in_pieces)
+{
+	const size_t nbig = (9u << 20) + 7, nfile = (5u << 20) + 12345;
+	char *dir = kwt_mkdtemp(), *file = kwt_fmt("%s/member.bin", dir), *out[2], *got = NULL, *want, *h1, *h2, *h3;
+	unsigned char *big = words(nbig, 1), *fdata = words(nfile, 2);
+	char *a, *b;
+	size_t la, lb;
+	int r;
+
+	ck_assert_int_eq(kwt_write_file(file, fdata, nfile), 0);
+	h1 = sha_hex(big, nbig);
+	h2 = sha_hex(fdata, nfile);
+	h3 = sha_hex((const unsigned char *)"small", 5);
+	for (r = 0; r < 2; r++) {
+		struct kw_wheel_writer *ww = NULL;
+		struct kw_error err = { 0 };
+		unsigned char *copy = malloc(nbig);
+
+		memcpy(copy, big, nbig);
+		out[r] = kwt_fmt("%s/out%d.whl", dir, r);
+		ck_assert_int_eq(kw_wheel_writer_new(out[r], 6, 315532800, &ww, &err), 0);
+		ck_assert_int_eq(kw_wheel_writer_add_buffer(ww, "pkg/big.bin", copy, nbig, 0644, &err), 0);
+		ck_assert_int_eq(kw_wheel_writer_add_file(ww, "pkg/file.bin", file, 0644, &err), 0);
+		ck_assert_int_eq(kw_wheel_writer_add_buffer(ww, "pkg/small.txt", strdup("small"), 5, 0644, &err), 0);
+		ck_assert_msg(kw_wheel_writer_commit(ww, &err) == 0, "commit: %s", err.msg);
+	}
+	got = python("check_members.py", check_members_py, out[0]);
+	want = kwt_fmt("pkg/big.bin 8 True %zu %s\npkg/file.bin 8 True %zu %s\npkg/small.txt 8 False 5 %s\n", nbig, h1,
+		       nfile, h2, h3);
+	ck_assert_str_eq(got, want);
+	/* the pieces do not depend on timing or threads: the same bytes twice */
+	a = kwt_read_file(out[0], &la);
+	b = kwt_read_file(out[1], &lb);
+	ck_assert(a && b && la == lb && memcmp(a, b, la) == 0);
+	free(a);
+	free(b);
+	free(got);
+	free(want);
+	free(h1);
+	free(h2);
+	free(h3);
+	free(out[0]);
+	free(out[1]);
+	free(big);
+	free(fdata);
+	free(file);
+	kwt_rmtree(dir);
+	free(dir);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* Rewriting a wheel */
 
@@ -1429,6 +1523,7 @@ int main(void)
 	tcase_add_test(corpus, refusal_message);
 	tcase_add_test(corpus, limits_on_inflated_bytes);
 	tcase_add_test(corpus, map_matches_read);
+	tcase_add_test(corpus, writer_large_members_in_pieces);
 	tcase_add_test(corpus, rewrite_plan);
 	tcase_add_test(corpus, rewrite_collisions);
 	tcase_add_loop_test(tc, retag_rule, 0, (int)(sizeof(retag_cases) / sizeof(retag_cases[0])));
