@@ -263,6 +263,13 @@ struct kw_wheel_rewrite;
 int kw_wheel_rewrite_new(struct kw_wheel *src, const struct kw_record *verified, const char *out_path, int level,
 			 int64_t mtime, struct kw_wheel_rewrite **out, struct kw_error *err);
 void kw_wheel_rewrite_on_progress(struct kw_wheel_rewrite *rw, kw_progress_fn fn, void *ud);
+/*
+ * Write the added members outside the dist-info directory first, before
+ * every member of src: for loaders that load a wheel's libraries in archive
+ * order (Pyodide's loadPackage), dependencies must come before what needs
+ * them.
+ */
+void kw_wheel_rewrite_additions_first(struct kw_wheel_rewrite *rw);
 /* Leave member i out. */
 int kw_wheel_rewrite_drop(struct kw_wheel_rewrite *rw, size_t i, struct kw_error *err);
 /* Member i's content from a file read at commit (it must stay until then), or from a buffer (taken). */

@@ -64,6 +64,10 @@ int repair_write_wheel(struct job *j, const char *out_path, int64_t mtime, struc
 		return oom(err);
 	}
 	rc = kw_wheel_rewrite_new(w, &j->a->record, out_path, j->o->zip_level, mtime, &rw, err);
+	/* Pyodide's loadPackage loads the .so members in archive order: the grafted libraries first. */
+	if (!rc && j->wasm) {
+		kw_wheel_rewrite_additions_first(rw);
+	}
 	if (!rc && j->o->progress) {
 		kw_wheel_rewrite_on_progress(rw, j->o->progress, j->o->progress_ud);
 	}

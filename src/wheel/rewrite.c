@@ -41,6 +41,7 @@ struct kw_wheel_rewrite {
 	const struct kw_record_entry **verified; /* sorted by path */
 	size_t n_verified;
 	const struct kw_wheel_retag *retag;
+	bool additions_first;            /* added members outside dist-info before src's */
 	char *dist_info_prefix;          /* "pkg-1.0.dist-info/" */
 	char *record_name;
 };
@@ -121,6 +122,11 @@ void kw_wheel_rewrite_on_progress(struct kw_wheel_rewrite *rw, kw_progress_fn fn
 }
 
 /* A member the caller may change: once, not a directory, not RECORD or its signatures (the rewrite's own). */
+void kw_wheel_rewrite_additions_first(struct kw_wheel_rewrite *rw)
+{
+	rw->additions_first = true;
+}
+
 static int check_index(struct kw_wheel_rewrite *rw, size_t i, struct kw_error *err)
 {
 	const struct kw_wheel_member *m = kw_wheel_member(rw->src, i);
@@ -426,6 +432,10 @@ int kw_wheel_rewrite_commit(struct kw_wheel_rewrite *rw, struct kw_error *err)
 	}
 	if (!rc && rw->progress) {
 		kw_wheel_writer_on_progress(ww, rw->progress, rw->progress_ud);
+	}
+	if (!rc && rw->additions_first) {
+		rc = put_added(rw, ww, &r, false, err);
+		outside_done = true;
 	}
 	for (i = 0; i < n && !rc; i++) {
 		const struct kw_wheel_member *m = kw_wheel_member(rw->src, i);

@@ -107,6 +107,9 @@ def shapely_default(kwheel, corpus, tmp):
     names = [n for n, _ in new]
     check(names.index("Shapely.libs/libgeos.so.3.10.3") < names.index("Shapely.libs/libgeos_c.so"),
           "libgeos.so.3.10.3 comes before libgeos_c.so in the archive")
+    # loadPackage loads a wheel's .so members in archive order: the libraries before every module
+    check(names[:2] == ["Shapely.libs/libgeos.so.3.10.3", "Shapely.libs/libgeos_c.so"],
+          f"the grafted libraries are the first members of the archive ({names[:3]})")
     newd = dict(new)
     libgeos = open(os.path.join(libdir, "libgeos.so.3.10.3"), "rb").read()
     libgeos_c = open(os.path.join(libdir, "libgeos_c.so"), "rb").read()
