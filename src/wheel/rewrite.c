@@ -101,7 +101,9 @@ int kw_wheel_rewrite_new(struct kw_wheel *src, const struct kw_record *verified,
 	for (i = 0; verified && i < verified->n_entries; i++) {
 		rw->verified[rw->n_verified++] = &verified->entries[i];
 	}
-	qsort(rw->verified, rw->n_verified, sizeof(*rw->verified), cmp_entry);
+	if (rw->n_verified > 1) {
+		qsort(rw->verified, rw->n_verified, sizeof(*rw->verified), cmp_entry);
+	}
 	if (mtime < 0) {
 		mtime = 0;
 		for (i = 0; i < n; i++) {
