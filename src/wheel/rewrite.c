@@ -417,7 +417,9 @@ static int put_retagged(struct kw_wheel_rewrite *rw, struct kw_wheel_writer *ww,
 		return oom(err);
 	}
 	c.len = strlen(c.buf);
-	return put_content(rw, ww, r, m->name, &c, err);
+	rc = put_content(rw, ww, r, m->name, &c, err);
+	free(c.buf); /* still ours if put_content failed before the writer took it */
+	return rc;
 }
 
 int kw_wheel_rewrite_commit(struct kw_wheel_rewrite *rw, struct kw_error *err)
