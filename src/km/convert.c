@@ -184,6 +184,37 @@ char *link_text(const char *archive, const struct kw_strv *flags)
 }
 
 
+/*
+ * Rename the converted object *opath (named *oname in dir) to
+ * "NNN-base<sep>tag.o", the member name that lets the static link keep one
+ * copy of a library however many archives hold it. On success *opath and
+ * *oname are the new names (the old ones freed); on failure they are left
+ * to the caller.
+ */
+static int tag_object(const char *dir, size_t n, const char *base, const char *tag, char **opath, char **oname,
+		      struct kw_error *err)
+{
+	char *ln = kw_asprintf("%03zu-%s" KM_LIB_TAG_SEP "%s.o", n, base, tag);
+	char *lp = ln ? kw_asprintf("%s/%s", dir, ln) : NULL;
+	int rc = 0;
+
+	if (!lp) {
+		rc = kw_error_set(err, KW_ENOMEM, "out of memory");
+	} else if (rename(*opath, lp) != 0) {
+		rc = kw_error_set(err, KW_EIO, "cannot rename '%s': %s", *opath, strerror(errno));
+	}
+	if (rc) {
+		free(ln);
+		free(lp);
+		return rc;
+	}
+	free(*opath);
+	free(*oname);
+	*opath = lp;
+	*oname = ln;
+	return 0;
+}
+
 int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km_options *opts,
 			struct kw_km_wheel *res, struct kw_error *err)
 {
@@ -328,23 +359,14 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 		 * many wheels' archives hold it.
 		 */
 		if (o->mode == KW_KM_LIB) {
-			char *ln = kw_asprintf("%03zu-%s" KM_LIB_TAG_SEP "%s.o", n, base, c.tag);
-			char *lp = ln ? kw_asprintf("%s/%s", objdir.tmp, ln) : NULL;
-
-			if (!lp || rename(opath, lp) != 0) {
-				rc = lp ? kw_error_set(err, KW_EIO, "cannot rename '%s': %s", opath, strerror(errno))
-					: kw_error_set(err, KW_ENOMEM, "out of memory");
+			rc = tag_object(objdir.tmp, n, base, c.tag, &opath, &oname, err);
+			if (rc) {
 				kw_km_converted_release(&c);
-				free(ln);
-				free(lp);
 				free(opath);
 				free(oname);
 				goto out;
 			}
-			free(opath);
-			free(oname);
-			opath = lp;
-			oname = ln;
+			rc = KW_ENOMEM;
 		}
 		if (kw_strv_push_own(&objs, opath) | kw_strv_push_own(&names, oname)) {
 			kw_km_converted_release(&c);
@@ -478,23 +500,14 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 			rc = KW_ENOMEM;
 			/* Tagged as libraries are: lib-dynload's copy of the same plugin links once. */
 			{
-				char *ln = kw_asprintf("%03zu-%s" KM_LIB_TAG_SEP "%s.o", n, pbase, c.tag);
-				char *lp = ln ? kw_asprintf("%s/%s", objdir.tmp, ln) : NULL;
-
-				if (!lp || rename(opath, lp) != 0) {
-					rc = lp ? kw_error_set(err, KW_EIO, "cannot rename '%s': %s", opath, strerror(errno))
-						: kw_error_set(err, KW_ENOMEM, "out of memory");
+				rc = tag_object(objdir.tmp, n, pbase, c.tag, &opath, &oname, err);
+				if (rc) {
 					kw_km_converted_release(&c);
-					free(ln);
-					free(lp);
 					free(opath);
 					free(oname);
 					goto out;
 				}
-				free(opath);
-				free(oname);
-				opath = lp;
-				oname = ln;
+				rc = KW_ENOMEM;
 			}
 			if (kw_strv_push_own(&objs, opath) | kw_strv_push_own(&names, oname) ||
 			    kw_grow(&mobjs, &mcap, n_mo + 1, sizeof(*mobjs))) {
