@@ -21,6 +21,7 @@ enum kw_found_via {
 	KW_VIA_EXTRA,          /* ctx->lib_paths */
 	KW_VIA_LDSOCONF,
 	KW_VIA_DEFAULT,        /* the architecture's trusted directories */
+	KW_VIA_LIBS_DIR,       /* wasm: only Pyodide 0.22-0.27's <Name>.libs/ search finds it */
 };
 
 /* One object in a dependency graph. */
@@ -129,6 +130,14 @@ typedef int (*kw_resolve_wasm_fn)(void *ud, const char *path, struct kw_wasm_inf
 int kw_wasm_resolver_new(struct kw_ctx *ctx, const char *prefix, kw_resolve_wasm_fn fn, void *ud,
 			 struct kw_wasm_resolver **out, struct kw_error *err);
 void kw_wasm_resolver_free(struct kw_wasm_resolver *r);
+/*
+ * An overlay directory searched last (dir without trailing slash, copied):
+ * Pyodide 0.22-0.27 load a wheel's libraries from <Name>.libs/ whatever the
+ * modules' runtime paths say, so a wheel grafted for them without
+ * RUNTIME_PATH works there and nowhere later. A library found only there is
+ * KW_VIA_LIBS_DIR, which repair turns into a runtime path.
+ */
+int kw_wasm_resolver_set_libs_dir(struct kw_wasm_resolver *r, const char *dir, struct kw_error *err);
 /*
  * The dependency graph of the side module at path (an overlay path) whose
  * parsed view is info (borrowed, must outlive the graph), breadth first,

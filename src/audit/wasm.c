@@ -144,6 +144,21 @@ int kw_audit_wasm_resolve(struct kw_ctx *ctx, struct kw_audit *a, struct kw_whee
 	if (rc) {
 		return rc;
 	}
+	/*
+	 * Pyodide 0.22-0.26 name the directory after the file name's first
+	 * field as it is, not the normalised project name; the field never
+	 * holds '/', so the directory stays inside the overlay.
+	 */
+	{
+		char *libs = kw_asprintf("%s/%s.libs", OVERLAY_PREFIX, a->name.distribution);
+
+		rc = libs ? kw_wasm_resolver_set_libs_dir(a->wasm_resolver, libs, err)
+			  : kw_error_set(err, KW_ENOMEM, "out of memory");
+		free(libs);
+		if (rc) {
+			return rc;
+		}
+	}
 	for (i = 0; i < a->n_members; i++) {
 		struct kw_audit_member *m = &a->members[i];
 		char *vpath;

@@ -56,6 +56,8 @@ struct job {
 	struct inst *inst;
 	size_t n_inst;
 	char *libs_dir;            /* "pkg.libs" */
+	char *wheel_libs_dir;      /* wasm: "<Name>.libs", where Pyodide 0.22-0.27 look in the wheel */
+	char *libs_entry_lib;      /* wasm: the runtime-path entry to it from a library in libs_dir */
 	char *workdir;             /* private, locked (kw_wheel_temp_dir) */
 	int workfd;                /* holds its lock; work files are created relative to it */
 	struct kw_strv plats;      /* new platform tags, in the order auditwheel adds them */

@@ -312,6 +312,8 @@ out:
 	kw_strv_release(&j.name_plats);
 	kw_strv_release(&j.dropped);
 	free(j.libs_dir);
+	free(j.wheel_libs_dir);
+	free(j.libs_entry_lib);
 	free(plat);
 	free(out_path);
 	kw_wheel_free(j.w);

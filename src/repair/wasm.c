@@ -76,20 +76,35 @@ static int write_work(struct job *j, const char *name, const unsigned char *buf,
 }
 
 /*
- * The edit of one module: NEEDED entries naming vendored libraries renamed
- * (hash_names), and entry appended to RUNTIME_PATH when it needs a vendored
- * library and does not list it yet. *changed false: nothing to do.
+ * Does NEEDED entry k of node in g name a library only Pyodide 0.22-0.27's
+ * <Name>.libs/ search finds? Exact for a graph's root (its own NEEDED are
+ * searched first); for a deeper node the first module that reached the
+ * library decided how it was found.
  */
-static int plan_edit(const struct job *j, const struct kw_wasm_info *w, const char *entry, const char ***needed,
+static bool libs_dir_hit(const struct kw_dep_graph *g, const struct kw_dep_node *node, size_t k)
+{
+	return g && node && k < node->n_deps && node->deps[k] < g->n_nodes &&
+	       g->nodes[node->deps[k]].via == KW_VIA_LIBS_DIR;
+}
+
+/*
+ * The edit of one module (node of g, or NULL): NEEDED entries naming
+ * vendored libraries renamed (hash_names); entry appended to RUNTIME_PATH
+ * when it needs a vendored library, libs_entry when it needs a library of
+ * the wheel that only the <Name>.libs/ convention finds, each unless listed.
+ * *changed false: nothing to do.
+ */
+static int plan_edit(const struct job *j, const struct kw_wasm_info *w, const struct kw_dep_graph *g,
+		     const struct kw_dep_node *node, const char *entry, const char *libs_entry, const char ***needed,
 		     const char ***rpath, struct kw_wasm_edit *e, bool *changed, struct kw_error *err)
 {
-	bool needs = false, listed = false;
+	bool needs = false, needs_libs = false, listed = false, listed_libs = false;
 	size_t k;
 
 	*changed = false;
 	memset(e, 0, sizeof(*e));
 	*needed = kw_calloc(w->n_needed + 1, sizeof(**needed));
-	*rpath = kw_calloc(w->n_runtime_path + 2, sizeof(**rpath));
+	*rpath = kw_calloc(w->n_runtime_path + 3, sizeof(**rpath));
 	if (!*needed || !*rpath) {
 		return oom(err);
 	}
@@ -98,11 +113,13 @@ static int plan_edit(const struct job *j, const struct kw_wasm_info *w, const ch
 
 		(*needed)[k] = in ? in->newname : w->needed[k];
 		needs = needs || in;
+		needs_libs = needs_libs || (!in && libs_dir_hit(g, node, k));
 		*changed = *changed || (in && strcmp(in->newname, w->needed[k]) != 0);
 	}
 	for (k = 0; k < w->n_runtime_path; k++) {
 		(*rpath)[k] = w->runtime_path[k];
 		listed = listed || strcmp(w->runtime_path[k], entry) == 0;
+		listed_libs = listed_libs || strcmp(w->runtime_path[k], libs_entry) == 0;
 	}
 	e->set_needed = true;
 	e->needed = *needed;
@@ -112,6 +129,11 @@ static int plan_edit(const struct job *j, const struct kw_wasm_info *w, const ch
 	e->n_runtime_path = w->n_runtime_path;
 	if (needs && !listed) {
 		(*rpath)[e->n_runtime_path++] = entry;
+		listed_libs = listed_libs || strcmp(entry, libs_entry) == 0;
+		*changed = true;
+	}
+	if (needs_libs && !listed_libs) {
+		(*rpath)[e->n_runtime_path++] = libs_entry;
 		*changed = true;
 	}
 	return 0;
@@ -119,7 +141,8 @@ static int plan_edit(const struct job *j, const struct kw_wasm_info *w, const ch
 
 /* Edit bytes as plan_edit says; new buffer in *out (free()), NULL when nothing changes. */
 static int edit_module(const struct job *j, const char *label, const unsigned char *buf, size_t len,
-		       const struct kw_wasm_info *w, const char *entry, unsigned char **out, size_t *out_len,
+		       const struct kw_wasm_info *w, const struct kw_dep_graph *g, const struct kw_dep_node *node,
+		       const char *entry, const char *libs_entry, unsigned char **out, size_t *out_len,
 		       struct kw_error *err)
 {
 	const char **needed = NULL, **rpath = NULL;
@@ -128,7 +151,7 @@ static int edit_module(const struct job *j, const char *label, const unsigned ch
 	int rc;
 
 	*out = NULL;
-	rc = plan_edit(j, w, entry, &needed, &rpath, &e, &changed, err);
+	rc = plan_edit(j, w, g, node, entry, libs_entry, &needed, &rpath, &e, &changed, err);
 	if (!rc && changed) {
 		rc = kw_wasm_edit_dylink(buf, len, label, &e, out, out_len, err);
 	}
@@ -137,16 +160,35 @@ static int edit_module(const struct job *j, const char *label, const unsigned ch
 	return rc;
 }
 
-/* Does the vendored library in (parsed as w) need another vendored one? */
-static bool needs_grafted(const struct job *j, const struct kw_wasm_info *w, const struct inst *except)
+/* Does the vendored library in (parsed as w) need another vendored one, or one of the wheel's <Name>.libs/? */
+static bool needs_grafted(const struct job *j, const struct kw_wasm_info *w, const struct inst *self)
 {
 	size_t k;
 
 	for (k = 0; w && k < w->n_needed; k++) {
 		const struct inst *in = inst_by_soname(j, w->needed[k]);
 
-		if (in && in != except) {
+		if ((in && in != self) || (!in && libs_dir_hit(self->graph, self->node, k))) {
 			return true;
+		}
+	}
+	return false;
+}
+
+/* Does a member need a library of the wheel that only the <Name>.libs/ convention finds? */
+static bool members_need_libs_dir(const struct job *j)
+{
+	const struct kw_audit *a = j->a;
+	size_t i, k;
+
+	for (i = 0; i < a->n_members; i++) {
+		const struct kw_dep_graph *g = a->members[i].graph;
+		const struct kw_wasm_info *w = a->members[i].wasm;
+
+		for (k = 0; g && g->n_nodes && w && w->dylink == KW_WASM_DYLINK_0 && k < w->n_needed; k++) {
+			if (!inst_by_soname(j, w->needed[k]) && libs_dir_hit(g, &g->nodes[0], k)) {
+				return true;
+			}
 		}
 	}
 	return false;
@@ -381,7 +423,8 @@ static int prepare_libs(struct job *j, struct kw_error *err)
 			break;
 		}
 		if (w && needs_grafted(j, w, in)) {
-			rc = edit_module(j, in->realpath, buf, len, w, "$ORIGIN", &edited, &elen, err);
+			rc = edit_module(j, in->realpath, buf, len, w, in->graph, in->node, "$ORIGIN", j->libs_entry_lib,
+					 &edited, &elen, err);
 		}
 		snprintf(name, sizeof(name), "lib-%zu", i);
 		if (!rc) {
@@ -411,7 +454,7 @@ static int prepare_members(struct job *j, struct kw_error *err)
 		struct kw_wheel_map map = { 0 };
 		unsigned char *edited = NULL;
 		size_t elen = 0;
-		char *entry = NULL, name[32];
+		char *entry = NULL, *libs_entry = NULL, name[32];
 		long idx;
 
 		if (!m->wasm || m->wasm->dylink != KW_WASM_DYLINK_0) {
@@ -422,12 +465,16 @@ static int prepare_members(struct job *j, struct kw_error *err)
 			return kw_error_set(err, KW_EINTERNAL, "'%s': member '%s' vanished", a->filename, m->name);
 		}
 		entry = origin_entry(m->name, j->libs_dir);
-		rc = entry ? kw_wheel_map(j->w, (size_t)idx, &map, NULL, err) : oom(err);
+		libs_entry = origin_entry(m->name, j->wheel_libs_dir);
+		rc = entry && libs_entry ? kw_wheel_map(j->w, (size_t)idx, &map, NULL, err) : oom(err);
 		if (!rc) {
-			rc = edit_module(j, m->name, map.data, map.len, m->wasm, entry, &edited, &elen, err);
+			rc = edit_module(j, m->name, map.data, map.len, m->wasm, m->graph,
+					 m->graph && m->graph->n_nodes ? &m->graph->nodes[0] : NULL, entry, libs_entry,
+					 &edited, &elen, err);
 		}
 		kw_wheel_unmap(&map);
 		free(entry);
+		free(libs_entry);
 		if (!rc && edited) {
 			snprintf(name, sizeof(name), "member-%zu", i);
 			rc = write_work(j, name, edited, elen, &j->member_work[idx], err);
@@ -462,16 +509,21 @@ int repair_wasm(struct job *j, const char *path, char **out_path, struct kw_erro
 				    a->filename);
 	}
 	j->libs_dir = kw_asprintf("%s%s", a->name.distribution, j->o->lib_sdir ? j->o->lib_sdir : ".libs");
+	/* Where the audit's <Name>.libs/ fallback looked, as seen from a library vendored into libs_dir. */
+	j->wheel_libs_dir = kw_asprintf("%s.libs", a->name.distribution);
+	j->libs_entry_lib = j->wheel_libs_dir && j->libs_dir && strcmp(j->wheel_libs_dir, j->libs_dir) == 0
+				    ? kw_strdup("$ORIGIN")
+				    : kw_asprintf("$ORIGIN/../%s", j->wheel_libs_dir ? j->wheel_libs_dir : "");
 	j->res->tag = kw_strdup(a->name.platform);
 	*out_path = kw_asprintf("%s/%s", j->o->out_dir, a->filename);
-	if (!j->libs_dir || !j->res->tag || !*out_path) {
+	if (!j->libs_dir || !j->wheel_libs_dir || !j->libs_entry_lib || !j->res->tag || !*out_path) {
 		return oom(err);
 	}
 	rc = plan_libs(j, err);
 	if (rc) {
 		return rc;
 	}
-	if (j->n_inst == 0) {
+	if (j->n_inst == 0 && !members_need_libs_dir(j)) {
 		j->res->action = KW_REPAIR_COPIED;
 		j->res->note = kw_strdup("no external library to vendor: copied");
 		if (!j->res->note) {

@@ -827,6 +827,8 @@ int kw_report_show_text(const struct kw_audit *a, bool verbose, char **out, stru
 		}
 		if (a->pure) {
 			kw_report_appendf(f, "  pure: no ELF member; the wheel is platform-independent\n");
+		} else if (a->wasm) {
+			report_wasm_text(f, a, false);
 		} else if (a->not_elf) {
 			kw_report_appendf(f, "  %s\n", a->not_elf);
 		} else {

@@ -35,7 +35,10 @@ static void print_deps(struct kw_buf *f, const struct kw_dep_graph *g, size_t fr
 		}
 		kw_report_appendf(f, "%*s%s => ", (int)(6 + 2 * depth), "", n->name);
 		kw_report_appendf(f, "%s (%s)\n", n->member ? n->member : n->path,
-				  n->member ? "in the wheel, by its runtime path" : "library path");
+				  !n->member ? "library path"
+				  : n->via == KW_VIA_LIBS_DIR ? "in the wheel, found only by Pyodide 0.22-0.27's .libs/ "
+								"search: repair adds a runtime path"
+							      : "in the wheel, by its runtime path");
 		/* The whole tree only on request; a cycle or a shared library stops at the depth limit of 8. */
 		if (verbose && depth < 8 && g->nodes[from].deps[d] != from) {
 			print_deps(f, g, g->nodes[from].deps[d], depth + 1, verbose);
@@ -43,20 +46,11 @@ static void print_deps(struct kw_buf *f, const struct kw_dep_graph *g, size_t fr
 	}
 }
 
-void report_wasm_text(struct kw_buf *f, const struct kw_audit *a, bool verbose)
+/* Every side module with its memory, runtime path and NEEDED tree. */
+static void print_modules(struct kw_buf *f, const struct kw_audit *a)
 {
 	size_t i, k;
 
-	kw_report_appendf(f, "  platform: %s, wasm32 (Emscripten/Pyodide)\n", a->name.platform);
-	if (a->tags_ok) {
-		kw_report_appendf(f, "  consistent with: %s\n", a->best_tag ? a->best_tag : a->name.platform);
-	}
-	for (i = 0; i < a->wasm_findings.n; i++) {
-		kw_report_appendf(f, "  not consistent: %s\n", a->wasm_findings.v[i]);
-	}
-	for (i = 0; i < a->tag_mismatches.n; i++) {
-		kw_report_appendf(f, "  WHEEL and the file name do not match: %s\n", a->tag_mismatches.v[i]);
-	}
 	kw_report_appendf(f, "  side modules: %zu\n", a->n_members);
 	for (i = 0; i < a->n_members; i++) {
 		const struct kw_audit_member *m = &a->members[i];
@@ -84,7 +78,64 @@ void report_wasm_text(struct kw_buf *f, const struct kw_audit *a, bool verbose)
 			kw_report_appendf(f, "%s%s", k ? ":" : " ", w->runtime_path[k]);
 		}
 		kw_report_appendf(f, "%s\n", w->n_runtime_path ? "" : " none");
-		print_deps(f, m->graph, 0, 0, verbose);
+		print_deps(f, m->graph, 0, 0, true);
+	}
+}
+
+/*
+ * The libraries of the wheel that only the <Name>.libs/ fallback finds, once
+ * each: the short text's one line about a wheel grafted for Pyodide 0.22-0.27.
+ */
+static void print_libs_dir_hits(struct kw_buf *f, const struct kw_audit *a)
+{
+	struct kw_strv seen = { 0 };
+	size_t i, k;
+
+	for (i = 0; i < a->n_members; i++) {
+		const struct kw_dep_graph *g = a->members[i].graph;
+
+		for (k = 0; g && k < g->n_nodes; k++) {
+			const char *m = g->nodes[k].member;
+
+			if (g->nodes[k].via != KW_VIA_LIBS_DIR || !m || kw_strv_find(&seen, m) >= 0) {
+				continue;
+			}
+			if (kw_strv_push(&seen, m)) {
+				f->failed = true;
+				break;
+			}
+		}
+	}
+	for (i = 0; i < seen.n; i++) {
+		if (i == 0) {
+			kw_report_appendf(f, "  found only by Pyodide 0.22-0.27's .libs/ search (repair adds a runtime path): ");
+		}
+		kw_report_appendf(f, "%s%s", i ? ", " : "", seen.v[i]);
+	}
+	if (seen.n) {
+		kw_report_appendf(f, "\n");
+	}
+	kw_strv_release(&seen);
+}
+
+void report_wasm_text(struct kw_buf *f, const struct kw_audit *a, bool verbose)
+{
+	size_t i;
+
+	kw_report_appendf(f, "  platform: %s, wasm32 (Emscripten/Pyodide)\n", a->name.platform);
+	if (a->tags_ok) {
+		kw_report_appendf(f, "  consistent with: %s\n", a->best_tag ? a->best_tag : a->name.platform);
+	}
+	for (i = 0; i < a->wasm_findings.n; i++) {
+		kw_report_appendf(f, "  not consistent: %s\n", a->wasm_findings.v[i]);
+	}
+	for (i = 0; i < a->tag_mismatches.n; i++) {
+		kw_report_appendf(f, "  WHEEL and the file name do not match: %s\n", a->tag_mismatches.v[i]);
+	}
+	if (!verbose) {
+		print_libs_dir_hits(f, a);
+	} else {
+		print_modules(f, a);
 	}
 	if (a->n_libs) {
 		kw_report_appendf(f, "  libraries from outside the wheel (repair vendors them into %s.libs/):\n",

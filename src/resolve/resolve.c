@@ -269,6 +269,7 @@ const char *kw_found_via_str(enum kw_found_via via)
 	case KW_VIA_EXTRA: return "library path";
 	case KW_VIA_LDSOCONF: return "ld.so.conf";
 	case KW_VIA_DEFAULT: return "default";
+	case KW_VIA_LIBS_DIR: return "libs dir";
 	}
 	return "unknown";
 }

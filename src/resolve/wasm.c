@@ -32,6 +32,8 @@ struct kw_wasm_resolver {
 	size_t n_cache, cap_cache;
 	uint64_t lookups;
 	struct kw_strv dirs;       /* the user's directories, in search order */
+	size_t n_env_dirs;         /* how many of them come from ctx->ld_library_path */
+	char *libs_dir;            /* overlay <Name>.libs searched last, or NULL */
 };
 
 int kw_wasm_resolver_new(struct kw_ctx *ctx, const char *prefix, kw_resolve_wasm_fn fn, void *ud,
@@ -58,6 +60,7 @@ int kw_wasm_resolver_new(struct kw_ctx *ctx, const char *prefix, kw_resolve_wasm
 	if (ctx->ld_library_path && kw_strv_split(&r->dirs, ctx->ld_library_path, ':')) {
 		goto fail;
 	}
+	r->n_env_dirs = r->dirs.n;
 	for (i = 0; i < ctx->n_lib_paths; i++) {
 		if (kw_strv_push(&r->dirs, ctx->lib_paths[i])) {
 			goto fail;
@@ -84,9 +87,22 @@ void kw_wasm_resolver_free(struct kw_wasm_resolver *r)
 	}
 	free(r->cache);
 	kw_strv_release(&r->dirs);
+	free(r->libs_dir);
 	free(r->prefix);
 	free(r->cwd);
 	free(r);
+}
+
+int kw_wasm_resolver_set_libs_dir(struct kw_wasm_resolver *r, const char *dir, struct kw_error *err)
+{
+	char *d = kw_strdup(dir);
+
+	if (!d) {
+		return kw_error_set(err, KW_ENOMEM, "out of memory");
+	}
+	free(r->libs_dir);
+	r->libs_dir = d;
+	return 0;
 }
 
 static bool under_prefix(const struct kw_wasm_resolver *r, const char *path)
@@ -248,7 +264,7 @@ static int add_node(struct wbuild *b, const char *name, const char *path, const 
 	return 0;
 }
 
-/* Find name for node req: its runtime path, then the user's directories. */
+/* Find name for node req: its runtime path, the user's directories, then the <Name>.libs/ fallback. */
 static int search(struct wbuild *b, size_t req, const char *name, struct wasm_entry **hit,
 		  enum kw_found_via *via, char **why, struct kw_error *err)
 {
@@ -313,9 +329,19 @@ static int search(struct wbuild *b, size_t req, const char *name, struct wasm_en
 		}
 		if (e && e->info && e->info->dylink != KW_WASM_NOT_SIDE) {
 			*hit = e;
-			*via = KW_VIA_LD_LIBRARY_PATH;
+			*via = i < r->n_env_dirs ? KW_VIA_LD_LIBRARY_PATH : KW_VIA_EXTRA;
 		} else if (e && !*why) {
 			*why = kw_strdup(e->error ? e->error : "not a side module");
+		}
+	}
+	if (!rc && !*hit && r->libs_dir) {
+		struct wasm_entry *e;
+		char *p = candidate(r, r->libs_dir, name);
+
+		rc = p ? lookup(r, p, &e, err) : kw_error_set(err, KW_ENOMEM, "out of memory");
+		if (!rc && e && e->info && e->info->dylink != KW_WASM_NOT_SIDE) {
+			*hit = e;
+			*via = KW_VIA_LIBS_DIR;
 		}
 	}
 	free(origin);

@@ -16,7 +16,11 @@ each wheel given is checked the same way.
 - Pyodide 0.28.3, unpackArchive (nothing preloaded), the extension module
   dlopened by path: GEOS is found through RUNTIME_PATH alone, since
   Shapely.libs is on no search path.
-The unrepaired wheel must fail in both runs. Skipped (exit 77) without node/npm.
+The unrepaired wheel must fail in both runs. A graft-only wheel (the libraries
+in Shapely.libs/, no RUNTIME_PATH: what repairs for Pyodide 0.22-0.27 made)
+works in 0.22.1 and fails in 0.28.3; kwheel repair of it, with no library path,
+must find the libraries in the wheel, vendor nothing and make it work in both.
+Skipped (exit 77) without node/npm.
 """
 import json
 import os
@@ -88,18 +92,19 @@ def add_runtime_path(mod, entry):
     return mod[:8] + b"\x00" + leb(len(payload)) + payload + mod[end:]
 
 
-def hand_repair(src, libdir, dst):
+def hand_repair(src, libdir, dst, runtime_path=True):
     with zipfile.ZipFile(src) as z:
         members = [(i.filename, z.read(i)) for i in z.infolist()]
     libs = {n: open(os.path.join(libdir, n), "rb").read() for n in ("libgeos.so.3.10.3", "libgeos_c.so")}
-    libs["libgeos_c.so"] = add_runtime_path(libs["libgeos_c.so"], "$ORIGIN")
+    if runtime_path:
+        libs["libgeos_c.so"] = add_runtime_path(libs["libgeos_c.so"], "$ORIGIN")
     files = {f"Shapely.libs/{n}": b for n, b in libs.items()}
     record = None
     for name, data in members:
         if name.endswith(".dist-info/RECORD"):
             record = name
             continue
-        if name.startswith("shapely/") and name.endswith("-wasm32-emscripten.so"):
+        if runtime_path and name.startswith("shapely/") and name.endswith("-wasm32-emscripten.so"):
             data = add_runtime_path(data, "$ORIGIN/../../Shapely.libs")
         files[name] = data
     lines = [f"{n},{record_digest(d)},{len(d)}" for n, d in files.items()] + [f"{record},,"]
@@ -110,7 +115,9 @@ def hand_repair(src, libdir, dst):
     return dst
 
 
-def check_wheel(label, wheel, repaired):
+def check_wheel(label, wheel, repaired, repaired_028=None):
+    if repaired_028 is None:
+        repaired_028 = repaired
     rc, out, err = pyodide.run("0.22.1", wheel, "loadPackage", CODE_022)
     res = pyodide.result(out)
     if repaired:
@@ -123,7 +130,7 @@ def check_wheel(label, wheel, repaired):
     res = pyodide.result(out)
     ldpath = pyodide.result(out, "LDPATH ") or ""
     check("Shapely.libs" not in ldpath, f"{label}: Pyodide 0.28.3 searches no Shapely.libs by LD_LIBRARY_PATH ({ldpath})")
-    if repaired:
+    if repaired_028:
         check(rc == 0 and res is not None and json.loads(res) == GEOS_VERSION,
               f"{label}: Pyodide 0.28.3 finds GEOS through RUNTIME_PATH alone: {GEOS_VERSION} (got rc {rc}, "
               f"{res or out.strip()[-200:]})")
@@ -150,6 +157,22 @@ def main():
         hand = hand_repair(src, os.path.join(corpus, "wheels", "emscripten", "libs"),
                            os.path.join(tmp, os.path.basename(src)))
         check_wheel("hand-repaired", hand, True)
+        os.mkdir(os.path.join(tmp, "graft-only"))
+        graft_only = hand_repair(src, os.path.join(corpus, "wheels", "emscripten", "libs"),
+                                 os.path.join(tmp, "graft-only", os.path.basename(src)), runtime_path=False)
+        check_wheel("graft-only", graft_only, True, False)
+        if kwheel:
+            out = os.path.join(tmp, "kwheel-graft-only")
+            os.mkdir(out)
+            r = subprocess.run([kwheel, "repair", "-w", out, graft_only], capture_output=True, text=True)
+            check(r.returncode == 0 and "grafted" not in r.stdout,
+                  f"kwheel repair of the graft-only wheel exits 0 and vendors nothing ({r.stdout.strip()} {r.stderr.strip()})")
+            fixed = os.path.join(out, os.path.basename(src))
+            if r.returncode == 0:
+                with zipfile.ZipFile(graft_only) as a, zipfile.ZipFile(fixed) as b:
+                    check(sorted(a.namelist()) == sorted(b.namelist()),
+                          "the repaired graft-only wheel has the same members (no second copy of GEOS)")
+                check_wheel("kwheel graft-only", fixed, True)
         if kwheel:
             out = os.path.join(tmp, "kwheel")
             os.mkdir(out)

@@ -144,6 +144,25 @@ def shapely_resolution(kwheel, corpus, tmp):
     check("libgeos_c.so => Shapely.libs/libgeos_c.so (in the wheel, by its runtime path)" in out
           and "libgeos.so.3.10.3 => Shapely.libs/libgeos.so.3.10.3 (in the wheel" in out,
           "hand-repaired: the text report resolves both libraries in the wheel")
+    # Grafted for Pyodide 0.22-0.27 (Shapely.libs/, no RUNTIME_PATH): found in the wheel, by that convention only
+    os.mkdir(os.path.join(tmp, "graft-only"))
+    graft = shapely_check.hand_repair(src, libdir, os.path.join(tmp, "graft-only", os.path.basename(src)),
+                                      runtime_path=False)
+    rc, out, err = show(kwheel, "--json", graft)
+    check(rc == 0 and json.loads(out)["external_libs"] == {},
+          f"graft-only, no library path: nothing external, exit 0 (rc {rc}, {out[:200]})")
+    rc, out, err = show(kwheel, "-v", graft)
+    check("libgeos_c.so => Shapely.libs/libgeos_c.so (in the wheel, found only by Pyodide 0.22-0.27's .libs/" in out,
+          f"graft-only: the text report says only the .libs/ convention finds libgeos_c.so ({out[-400:]})")
+    rc, out, err = show(kwheel, graft)
+    lines = out.strip().splitlines()
+    check(rc == 0 and "platform: emscripten_3_1_14_wasm32" in out and "Pyodide 0.22-0.27's .libs/ search" in out
+          and "Shapely.libs/libgeos_c.so" in out and "not an ELF" not in out and len(lines) <= 12,
+          f"graft-only: the short text names the platform and the libraries found by .libs/ alone in "
+          f"{len(lines)} lines ({out.strip()})")
+    rc, out, err = show(kwheel, src)
+    check(rc == 1 and "libgeos_c.so => not found" in out and "Pyodide releases" in out and "not an ELF" not in out,
+          f"unrepaired: the short text names the library to vendor and the Pyodide releases ({out.strip()})")
 
 
 def findings(kwheel, corpus, tmp):
