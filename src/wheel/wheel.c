@@ -443,14 +443,26 @@ int kw_wheel_open(struct kw_ctx *ctx, const char *path, struct kw_wheel **out, s
 		rc = kw_error_set(err, KW_ELIMIT, "'%s': %zu members, over the limit", w->label, z.n);
 		goto out;
 	}
-	w->zip = zip_open(path, ZIP_RDONLY | ZIP_CHECKCONS, &zep);
-	if (!w->zip) {
+	/*
+	 * libzip reads the file our parser checked, through its descriptor: opened
+	 * again by path, a file renamed over the wheel in between would be read
+	 * unchecked. zip_fdopen reads through a dup of its own, and takes the
+	 * descriptor only on success.
+	 */
+	/* The archive rawzip checked, kept for whole reads (without it every read goes through libzip). */
+	w->fd = fcntl(z.fd, F_DUPFD_CLOEXEC, 0);
+	w->zip = zip_fdopen(z.fd, ZIP_CHECKCONS, &zep);
+	if (w->zip) {
+		z.fd = -1;
+	} else {
 		zip_error_init_with_code(&zerr, zep);
 		if (zep == ZIP_ER_EXISTS) {
 			rc = kw_error_set(err, KW_EHOSTILE, "'%s': duplicate member names", w->label);
-		} else if (zep == ZIP_ER_OPEN || zep == ZIP_ER_READ || !explain_refusal(w, &z, err, &rc)) {
-			rc = kw_error_set(err, zep == ZIP_ER_OPEN || zep == ZIP_ER_READ ? KW_EIO : KW_EFORMAT,
-					  "'%s': not a valid zip archive: %s", w->label, zip_error_strerror(&zerr));
+		} else if (zep == ZIP_ER_OPEN || zep == ZIP_ER_READ || zep == ZIP_ER_SEEK) {
+			rc = kw_error_set(err, KW_EIO, "cannot read '%s': %s", path, zip_error_strerror(&zerr));
+		} else if (!explain_refusal(w, &z, err, &rc)) {
+			rc = kw_error_set(err, KW_EFORMAT, "'%s': not a valid zip archive: %s", w->label,
+					  zip_error_strerror(&zerr));
 		}
 		zip_error_fini(&zerr);
 		goto out;
@@ -553,8 +565,6 @@ int kw_wheel_open(struct kw_ctx *ctx, const char *path, struct kw_wheel **out, s
 		w->data_off[i] = r->data_off;
 		w->n_members++;
 	}
-	/* The archive rawzip checked, kept for whole reads (without it every read goes through libzip). */
-	w->fd = fcntl(z.fd, F_DUPFD_CLOEXEC, 0);
 	if (sorted_index(w, cmp_name, w->by_name)) {
 		rc = kw_error_set(err, KW_ENOMEM, "out of memory");
 		goto out;
