@@ -17,7 +17,8 @@ struct kw_patch_replace {
  * Edits to apply to one ELF object, all in one rewrite. NULL / 0 leaves a
  * field alone. The order of application is: remove-needed, replace-needed,
  * add-needed, soname, then the search path (remove, set, add), then the
- * flags and the headers (interpreter, OS ABI, stack).
+ * flags and the headers (interpreter, OS ABI, stack), then the dynamic
+ * symbols (versions cleared, then renames; both match the old names).
  */
 struct kw_patch_ops {
 	const char *set_rpath;       /* new DT_RUNPATH (or DT_RPATH, see below) */
@@ -44,6 +45,17 @@ struct kw_patch_ops {
 	bool no_default_lib;         /* set DF_1_NODEFLIB: no default directories for this object's needs */
 	/* Alignment (power of two) of a new segment, at least; 0: the file's own largest p_align. */
 	uint64_t page_size;
+	/*
+	 * Dynamic symbols to rename, imports and exports, every version of a
+	 * name (from: the name without version; each from at most once). The
+	 * hash tables are rebuilt; .gnu.hash may reorder .dynsym, with
+	 * .gnu.version and the relocations following.
+	 */
+	const struct kw_patch_replace *rename_syms;
+	size_t n_rename_syms;
+	/* Dynamic symbols whose .gnu.version entry becomes 1 (VER_NDX_GLOBAL): unversioned. */
+	const char *const *clear_version;
+	size_t n_clear_version;
 
 	/*
 	 * kw_patch_file: the output is a scratch file, deleted once its bytes
@@ -52,6 +64,27 @@ struct kw_patch_ops {
 	 */
 	bool scratch;
 };
+
+/*
+ * A rename map for kw_patch_ops.rename_syms, read as patchelf's
+ * --rename-dynamic-symbols reads its file: one pair a line, OLD NEW
+ * separated by blanks (more words are ignored), names without a version
+ * ('@'). Blank lines are skipped. A zeroed struct is empty.
+ */
+struct kw_patch_symbol_map {
+	struct kw_patch_replace *pairs; /* n pairs, pointing into texts */
+	size_t n, cap;
+	char **texts;
+	size_t n_texts;
+};
+
+/*
+ * Add the pairs of the map file at path to m. On error (unreadable file,
+ * a line with one name, a version, a name renamed twice across all files
+ * read) m is unchanged.
+ */
+int kw_patch_symbol_map_read(struct kw_patch_symbol_map *m, const char *path, struct kw_error *err);
+void kw_patch_symbol_map_release(struct kw_patch_symbol_map *m);
 
 /* What a rewrite did, for reports and tests. */
 struct kw_patch_result {

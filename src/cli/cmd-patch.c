@@ -24,7 +24,7 @@
 
 static const char synopsis[] = "[options] FILE...";
 static const char summary[] =
-	"Edit ELF files: search path, SONAME, needed libraries, interpreter, flags.\n"
+	"Edit ELF files: search path, SONAME, needed libraries, interpreter, flags, dynamic symbols.\n"
 	"All edits are applied in one rewrite; files are replaced atomically.\n"
 	"An option argument @FILE stands for the contents of FILE.";
 
@@ -56,8 +56,8 @@ static const struct kw_opt_help helps[] = {
 	{ { "no-default-lib", no_argument, NULL, OPT_NO_DEFAULT_LIB }, NULL, "set DF_1_NODEFLIB: never search the default directories" },
 	{ { "page-size", required_argument, NULL, OPT_PAGE_SIZE }, "SIZE", "align a new segment to at least SIZE bytes" },
 	{ { "no-sort", no_argument, NULL, OPT_NO_SORT }, NULL, "accepted for patchelf's sake: segments are never sorted" },
-	{ { "clear-symbol-version", required_argument, NULL, OPT_CLEAR_SYMBOL_VERSION }, "SYM", "not supported (patchelf's; refused)" },
-	{ { "rename-dynamic-symbols", required_argument, NULL, OPT_RENAME_DYNSYMS }, "FILE", "not supported (patchelf's; refused)" },
+	{ { "clear-symbol-version", required_argument, NULL, OPT_CLEAR_SYMBOL_VERSION }, "SYM", "make the dynamic symbol SYM unversioned (.gnu.version entry 1)" },
+	{ { "rename-dynamic-symbols", required_argument, NULL, OPT_RENAME_DYNSYMS }, "FILE", "rename dynamic symbols by FILE's 'OLD NEW' lines; hash tables rebuilt" },
 	{ { "print-rpath", no_argument, NULL, OPT_PRINT_RPATH }, NULL, "print DT_RUNPATH, or DT_RPATH if there is none" },
 	{ { "print-soname", no_argument, NULL, OPT_PRINT_SONAME }, NULL, "print DT_SONAME" },
 	{ { "print-needed", no_argument, NULL, OPT_PRINT_NEEDED }, NULL, "print DT_NEEDED entries, one a line" },
@@ -100,6 +100,8 @@ struct args {
 	const char *add_needed[MAX_LIST];
 	const char *remove_needed[MAX_LIST];
 	struct kw_patch_replace replace[MAX_LIST];
+	const char *clear_version[MAX_LIST];
+	struct kw_patch_symbol_map renames;
 	bool shrink, print_rpath, print_soname, print_needed, print_interp, print_os_abi, print_execstack, verbose;
 	bool patchelf; /* patchelf's command line: prints show the input, errors exit 1 */
 	const char *prefixes;
@@ -114,7 +116,8 @@ static bool has_edits(const struct args *a)
 
 	return o->set_rpath || o->n_add_rpath || o->remove_rpath || o->force_rpath || o->set_soname ||
 	       o->n_replace_needed || o->n_add_needed || o->n_remove_needed || a->shrink || o->set_interp ||
-	       o->set_os_abi || o->execstack || o->add_debug_tag || o->no_default_lib;
+	       o->set_os_abi || o->execstack || o->add_debug_tag || o->no_default_lib || o->n_clear_version ||
+	       a->renames.n;
 }
 
 static bool has_prints(const struct args *a)
@@ -364,7 +367,9 @@ static int take_opt(struct kw_ctx *ctx, struct args *a, int c, const char *raw, 
 	if (ro > 0) {
 		return KW_EXIT_OK;
 	}
-	if (raw && c != OPT_REPLACE_NEEDED && c != OPT_ALLOWED_PREFIXES && c != OPT_PAGE_SIZE) {
+	/* As in patchelf, a map file's name is a name, never @FILE. */
+	if (raw && c != OPT_REPLACE_NEEDED && c != OPT_ALLOWED_PREFIXES && c != OPT_PAGE_SIZE &&
+	    c != OPT_RENAME_DYNSYMS) {
 		rc = resolve_arg(a, raw, &arg);
 		if (rc) {
 			return rc;
@@ -428,9 +433,19 @@ static int take_opt(struct kw_ctx *ctx, struct args *a, int c, const char *raw, 
 	}
 	case OPT_NO_SORT: break;
 	case OPT_CLEAR_SYMBOL_VERSION:
+		if (a->ops.n_clear_version >= MAX_LIST) {
+			return kw_cli_usage("patch", "too many --clear-symbol-version");
+		}
+		a->clear_version[a->ops.n_clear_version++] = arg;
+		break;
 	case OPT_RENAME_DYNSYMS:
-		return kw_cli_usage("patch", "--%s is not supported",
-				    c == OPT_RENAME_DYNSYMS ? "rename-dynamic-symbols" : "clear-symbol-version");
+		if (kw_patch_symbol_map_read(&a->renames, arg, &err) < 0) {
+			return kw_cli_error(&err);
+		}
+		/* The array may have moved: ops points at it again. */
+		a->ops.rename_syms = a->renames.pairs;
+		a->ops.n_rename_syms = a->renames.n;
+		break;
 	case OPT_PRINT_RPATH: a->print_rpath = true; break;
 	case OPT_PRINT_SONAME: a->print_soname = true; break;
 	case OPT_PRINT_NEEDED: a->print_needed = true; break;
@@ -490,6 +505,7 @@ static struct args *args_new(void)
 	a->ops.add_needed = a->add_needed;
 	a->ops.remove_needed = a->remove_needed;
 	a->ops.replace_needed = a->replace;
+	a->ops.clear_version = a->clear_version;
 	return a;
 }
 
@@ -499,6 +515,9 @@ static void args_free(struct args *a)
 
 	for (i = 0; a && i < a->n_owned; i++) {
 		free(a->owned[i]);
+	}
+	if (a) {
+		kw_patch_symbol_map_release(&a->renames);
 	}
 	free(a);
 }

@@ -76,6 +76,7 @@ struct plan {
 		const char *str;
 	} *sw;
 	size_t n_sw;
+	struct sym_plan *sym;    /* symbols.c: renames and version clears; NULL if none */
 };
 
 struct plan_vn_replace_ctx {
@@ -108,8 +109,21 @@ int plan_verneed_removal(struct plan *p, const struct kw_patch_ops *ops, struct 
 
 /* strings.c */
 int plan_place_strings(struct plan *p, struct kw_error *err);
+/* Note that off will still point into .dynstr after the edit (so no string there is overwritten). */
+int plan_add_ref(struct plan *p, uint64_t off, struct kw_error *err);
+/* Append s (and its NUL) to the new .dynstr; *off is its offset there. */
+int plan_append_string(struct plan *p, const char *s, uint64_t *off, struct kw_error *err);
 /* Overwrite the old search paths nothing points at any more with 'X' in strdst (the .dynstr written). */
 void plan_taint_old_paths(const struct plan *p, unsigned char *strdst);
+
+/* symbols.c */
+/* Match the symbols to rename and to unversion, and plan the hash tables; nothing is written. */
+int plan_symbols(struct plan *p, const struct kw_patch_ops *ops, struct kw_error *err);
+/* Place the new symbol names (called by plan_place_strings before any old string is reused). */
+int plan_place_symbol_names(struct plan *p, struct kw_error *err);
+/* Write what plan_symbols planned, into the image; cannot fail. True if it wrote anything. */
+bool plan_write_symbols(struct plan *p);
+void plan_symbols_release(struct plan *p);
 
 /* layout.c */
 int plan_build(struct plan *p, struct kw_patch_result *res, struct kw_error *err);

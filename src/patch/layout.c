@@ -811,6 +811,7 @@ int plan_build(struct plan *p, struct kw_patch_result *res, struct kw_error *err
 	if (ops->set_os_abi) {
 		im->b[EI_OSABI] = ops->os_abi;
 	}
+	hdr_changed |= plan_write_symbols(p);
 	res->changed = res->grew || hdr_changed || p->n_sw > 0 || entries_changed(p) || p->vn_rewrite || p->n_vn > 0;
 	return 0;
 }

@@ -26,6 +26,7 @@ static void plan_release(struct plan *p)
 	free(p->append);
 	free(p->slots);
 	free(p->sw);
+	plan_symbols_release(p);
 }
 
 int kw_patch_image(unsigned char *buf, size_t len, const char *name, const struct kw_patch_ops *ops,
@@ -46,6 +47,9 @@ int kw_patch_image(unsigned char *buf, size_t len, const char *name, const struc
 	}
 	if (rc == 0) {
 		rc = plan_verneed_removal(&p, ops, err);
+	}
+	if (rc == 0) {
+		rc = plan_symbols(&p, ops, err);
 	}
 	if (rc == 0) {
 		rc = plan_place_strings(&p, err);

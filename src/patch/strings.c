@@ -10,7 +10,7 @@
 
 #include "internal.h"
 
-static int add_ref(struct plan *p, uint64_t off, struct kw_error *err)
+int plan_add_ref(struct plan *p, uint64_t off, struct kw_error *err)
 {
 	if (kw_grow(&p->refs, &p->cap_refs, p->n_refs + 1, sizeof(*p->refs)) < 0) {
 		return plan_oom(err);
@@ -72,7 +72,7 @@ static int vn_refs_cb(struct plan *p, uint64_t off, const char *file, void *ud)
 	for (i = 0; i < p->n_vn; i++) {
 		edited |= p->vn[i].field_off == off + 4;
 	}
-	if (!edited && add_ref(p, img_rd(im, im->b + off + 4, 4), w->err) < 0) {
+	if (!edited && plan_add_ref(p, img_rd(im, im->b + off + 4, 4), w->err) < 0) {
 		return KW_ENOMEM;
 	}
 	for (k = 0; k < cnt && k < 65536; k++) {
@@ -80,7 +80,7 @@ static int vn_refs_cb(struct plan *p, uint64_t off, const char *file, void *ud)
 			return kw_error_set(w->err, KW_EFORMAT, "'%s': version need aux past the end of the file",
 					    im->name);
 		}
-		if (add_ref(p, img_rd(im, im->b + aux + 8, 4), w->err) < 0) {
+		if (plan_add_ref(p, img_rd(im, im->b + aux + 8, 4), w->err) < 0) {
 			return KW_ENOMEM;
 		}
 		if (img_rd(im, im->b + aux + 12, 4) == 0) {
@@ -115,7 +115,7 @@ static int collect_refs(struct plan *p, bool *complete, struct kw_error *err)
 	}
 	has_symtab = img_dyn(im, DT_SYMTAB, &symtab);
 	for (i = 0; i < p->n; i++) {
-		if (p->e[i].str && !p->e[i].changed && add_ref(p, p->e[i].val, err) < 0) {
+		if (p->e[i].str && !p->e[i].changed && plan_add_ref(p, p->e[i].val, err) < 0) {
 			return KW_ENOMEM;
 		}
 	}
@@ -141,7 +141,7 @@ static int collect_refs(struct plan *p, bool *complete, struct kw_error *err)
 			for (i = 0; i < sh->size / es; i++) {
 				uint64_t n = img_rd(im, im->b + sh->offset + i * es, 4);
 
-				if (n && add_ref(p, n, err) < 0) {
+				if (n && plan_add_ref(p, n, err) < 0) {
 					return KW_ENOMEM;
 				}
 			}
@@ -183,7 +183,7 @@ static int collect_refs(struct plan *p, bool *complete, struct kw_error *err)
 				if (aux > im->len || im->len - aux < 8) {
 					return 0;
 				}
-				if (add_ref(p, img_rd(im, im->b + aux, 4), err) < 0) {
+				if (plan_add_ref(p, img_rd(im, im->b + aux, 4), err) < 0) {
 					return KW_ENOMEM;
 				}
 				if (img_rd(im, im->b + aux + 4, 4) == 0) {
@@ -233,7 +233,7 @@ static int place_string(struct plan *p, const char *s, bool can_overwrite, uint6
 	struct slot *best = NULL;
 
 	if (find_existing(p, s, off)) {
-		return add_ref(p, *off, err) < 0 ? KW_ENOMEM : 0;
+		return plan_add_ref(p, *off, err) < 0 ? KW_ENOMEM : 0;
 	}
 	for (i = 0; i < p->n_sw; i++) {
 		if (strcmp(p->sw[i].str, s) == 0) {
@@ -274,6 +274,13 @@ static int place_string(struct plan *p, const char *s, bool can_overwrite, uint6
 			return 0;
 		}
 	}
+	return plan_append_string(p, s, off, err);
+}
+
+int plan_append_string(struct plan *p, const char *s, uint64_t *off, struct kw_error *err)
+{
+	size_t n = strlen(s);
+
 	if (kw_grow(&p->append, &p->cap_append, p->n_append + n + 1, 1) < 0) {
 		return plan_oom(err);
 	}
@@ -325,15 +332,19 @@ int plan_place_strings(struct plan *p, struct kw_error *err)
 		if (p->e[i].str && p->e[i].changed && find_existing(p, p->e[i].str, &off)) {
 			p->e[i].val = off;
 			p->e[i].changed = false;
-			if (add_ref(p, off, err) < 0) {
+			if (plan_add_ref(p, off, err) < 0) {
 				return KW_ENOMEM;
 			}
 		}
 	}
 	for (i = 0; i < p->n_vn; i++) {
-		if (find_existing(p, p->vn[i].str, &p->vn[i].val) && add_ref(p, p->vn[i].val, err) < 0) {
+		if (find_existing(p, p->vn[i].str, &p->vn[i].val) && plan_add_ref(p, p->vn[i].val, err) < 0) {
 			return KW_ENOMEM;
 		}
+	}
+	rc = plan_place_symbol_names(p, err);
+	if (rc < 0) {
+		return rc;
 	}
 	if (complete && p->n_refs > 0) {
 		qsort(p->refs, p->n_refs, sizeof(*p->refs), cmp_u64);
