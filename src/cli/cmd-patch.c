@@ -102,6 +102,7 @@ struct args {
 	struct kw_patch_replace replace[MAX_LIST];
 	const char *clear_version[MAX_LIST];
 	struct kw_patch_symbol_map renames;
+	bool renames_given; /* --rename-dynamic-symbols, even with an empty map: patchelf rewrites then */
 	bool shrink, print_rpath, print_soname, print_needed, print_interp, print_os_abi, print_execstack, verbose;
 	bool patchelf; /* patchelf's command line: prints show the input, errors exit 1 */
 	const char *prefixes;
@@ -117,7 +118,7 @@ static bool has_edits(const struct args *a)
 	return o->set_rpath || o->n_add_rpath || o->remove_rpath || o->force_rpath || o->set_soname ||
 	       o->n_replace_needed || o->n_add_needed || o->n_remove_needed || a->shrink || o->set_interp ||
 	       o->set_os_abi || o->execstack || o->add_debug_tag || o->no_default_lib || o->n_clear_version ||
-	       a->renames.n;
+	       a->renames_given;
 }
 
 static bool has_prints(const struct args *a)
@@ -442,6 +443,7 @@ static int take_opt(struct kw_ctx *ctx, struct args *a, int c, const char *raw, 
 		if (kw_patch_symbol_map_read(&a->renames, arg, &err) < 0) {
 			return kw_cli_error(&err);
 		}
+		a->renames_given = true;
 		/* The array may have moved: ops points at it again. */
 		a->ops.rename_syms = a->renames.pairs;
 		a->ops.n_rename_syms = a->renames.n;

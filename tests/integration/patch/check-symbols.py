@@ -320,6 +320,10 @@ def cli(tmp):
     r = kw("-v", "--rename-dynamic-symbols", nomatch, "-o", os.path.join(d, "same.so"), lib)
     check(r.returncode == 0 and "unchanged" in r.stderr and names(os.path.join(d, "same.so")) == names(lib),
           "a map naming no symbol of the file changes nothing")
+    empty = os.path.join(d, "empty.map")
+    open(empty, "w").close()
+    r = kw("-v", "--rename-dynamic-symbols", empty, "-o", os.path.join(d, "empty.so"), lib)
+    check(r.returncode == 0 and "unchanged" in r.stderr, f"an empty map is an edit that changes nothing ({r.stderr.strip()})")
     # Under patchelf's name.
     pe = os.path.join(d, "patchelf")
     shutil.copy(KWHEEL, pe)
