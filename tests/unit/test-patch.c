@@ -160,6 +160,87 @@ START_TEST(cut_image_buffer_unchanged)
 }
 END_TEST
 
+/* Rename maps: pairs read as patchelf reads them; a bad file leaves the map as it was. */
+START_TEST(symbol_map_read)
+{
+	struct kw_patch_symbol_map m = { 0 };
+	struct kw_error err = { 0 };
+	char *good = kwt_fmt("%s/good.map", dir), *bad = kwt_fmt("%s/bad.map", dir), *dup = kwt_fmt("%s/dup.map", dir);
+	static const char g[] = "\n  foo\tbar extra words\r\n\nbaz qux\n";
+	static const char b[] = "one two\nlonely\n";
+	static const char d[] = "other x\nbaz y\n";
+
+	ck_assert_int_eq(kwt_write_file(good, g, sizeof(g) - 1), 0);
+	ck_assert_int_eq(kwt_write_file(bad, b, sizeof(b) - 1), 0);
+	ck_assert_int_eq(kwt_write_file(dup, d, sizeof(d) - 1), 0);
+	ck_assert_int_eq(kw_patch_symbol_map_read(&m, good, &err), 0);
+	ck_assert_uint_eq(m.n, 2);
+	ck_assert_str_eq(m.pairs[0].from, "foo");
+	ck_assert_str_eq(m.pairs[0].to, "bar");
+	ck_assert_str_eq(m.pairs[1].from, "baz");
+	ck_assert_str_eq(m.pairs[1].to, "qux");
+	ck_assert_int_eq(kw_patch_symbol_map_read(&m, bad, &err), KW_EFORMAT);
+	ck_assert_msg(strstr(err.msg, "line 2") != NULL, "%s", err.msg);
+	ck_assert_uint_eq(m.n, 2);
+	/* A name renamed in an earlier file too. */
+	ck_assert_int_eq(kw_patch_symbol_map_read(&m, dup, &err), KW_EFORMAT);
+	ck_assert_msg(strstr(err.msg, "'baz'") != NULL, "%s", err.msg);
+	ck_assert_uint_eq(m.n, 2);
+	kw_patch_symbol_map_release(&m);
+	ck_assert_uint_eq(m.n, 0);
+	free(good);
+	free(bad);
+	free(dup);
+}
+END_TEST
+
+/*
+ * A rename on damaged images (a byte set to 0xff here and there, hash
+ * tables and relocations included): refused with the buffer untouched, or
+ * done.
+ */
+START_TEST(rename_damaged_buffer_unchanged)
+{
+	static const struct kw_patch_replace ren[] = { { "kwt", "kwt_with_a_new_name" } };
+	struct kw_patch_ops ops = { .rename_syms = ren, .n_rename_syms = 1 };
+	struct kw_patch_result res = { 0 };
+	struct kw_error err = { 0 };
+	char *so = build("");
+	size_t len, at, refused = 0;
+	unsigned char *img = (unsigned char *)kwt_read_file(so, &len), *copy;
+
+	ck_assert_ptr_nonnull(img);
+	copy = malloc(len);
+	ck_assert_ptr_nonnull(copy);
+	memcpy(copy, img, len);
+	ck_assert_int_eq(kw_patch_image(copy, len, "t.so", &ops, &res, &err), 0);
+	ck_assert(res.changed);
+	kw_patch_result_release(&res);
+	for (at = 64; at < len; at += 7) {
+		memcpy(copy, img, len);
+		copy[at] = 0xff;
+		{
+			unsigned char *before = malloc(len);
+
+			ck_assert_ptr_nonnull(before);
+			memcpy(before, copy, len);
+			if (kw_patch_image(copy, len, "t.so", &ops, &res, &err) != 0) {
+				refused++;
+				ck_assert_msg(memcmp(copy, before, len) == 0, "a refused rename changed the buffer (byte %zu)",
+					      at);
+			}
+			free(before);
+		}
+		kw_patch_result_release(&res);
+		memset(&res, 0, sizeof(res));
+	}
+	ck_assert_uint_gt(refused, 0);
+	free(copy);
+	free(img);
+	free(so);
+}
+END_TEST
+
 static Suite *patch_suite(void)
 {
 	Suite *s = suite_create("patch");
@@ -169,6 +250,8 @@ static Suite *patch_suite(void)
 	tcase_add_loop_test(t, edit_matches_readelf, 0, sizeof(cases) / sizeof(cases[0]));
 	tcase_add_test(t, bad_input_untouched);
 	tcase_add_test(t, cut_image_buffer_unchanged);
+	tcase_add_test(t, symbol_map_read);
+	tcase_add_test(t, rename_damaged_buffer_unchanged);
 	tcase_set_timeout(t, 60);
 	suite_add_tcase(s, t);
 	return s;
