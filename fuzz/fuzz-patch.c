@@ -2,6 +2,8 @@
 /*
  * fuzz-patch: byte 0 picks an operation, byte 1 holds flags, then two
  * NUL-terminated strings, then an ELF image. kw_patch_image runs on a copy.
+ * Bytes 0xf0 and up pick the symbol operations (rename, clear version), so
+ * the saved inputs (all below) keep the operation they were found with.
  * Oracles: on error the buffer is unchanged; "not changed" means no byte
  * differs and nothing is appended; on success (for an input that parsed
  * before) buf + tail parses again, shows the requested value, and keeps
@@ -30,7 +32,9 @@ enum op {
 	OP_REPLACE_NEEDED,
 	OP_ADD_NEEDED,
 	OP_REMOVE_NEEDED,
-	OP_COUNT,
+	OP_COUNT, /* the operations byte 0 picks modulo this count */
+	OP_RENAME_SYM,
+	OP_CLEAR_VERSION,
 };
 
 #define FLAG_FORCE 0x01   /* add force_rpath to set/add */
@@ -173,6 +177,66 @@ static bool dropped_version(const struct kw_elf_info *old, const struct kw_patch
 	return false;
 }
 
+static int cmp_sym(const void *a, const void *b)
+{
+	const struct kw_elf_sym *x = a, *y = b;
+	int c = strcmp(x->name, y->name);
+
+	if (c == 0) {
+		c = strcmp(x->version ? x->version : "", y->version ? y->version : "");
+	}
+	if (c == 0) {
+		c = (int)x->defined - (int)y->defined;
+	}
+	if (c == 0) {
+		c = (int)x->version_hidden - (int)y->version_hidden;
+	}
+	if (c == 0) {
+		c = (int)(x->bind * 256 + x->type * 4 + x->visibility) - (int)(y->bind * 256 + y->type * 4 + y->visibility);
+	}
+	return c ? c : (x->size > y->size) - (x->size < y->size);
+}
+
+/*
+ * A rename or a version cleared: the symbols, as a set (renaming may
+ * reorder .dynsym for .gnu.hash), are the old ones with the renamed names
+ * changed, or the cleared one unversioned; everything else about them stays.
+ */
+static void same_symbols_but(const struct kw_patch_ops *ops, const struct kw_elf_info *old,
+			     const struct kw_elf_info *nw)
+{
+	struct kw_elf_sym *a = calloc(old->n_syms + 1, sizeof(*a)), *b = calloc(nw->n_syms + 1, sizeof(*b));
+	char *to = strdup(ops->n_rename_syms ? ops->rename_syms[0].to : "");
+	size_t i;
+
+	if (!a || !b || !to) {
+		abort();
+	}
+	if (old->n_syms) {
+		memcpy(a, old->syms, old->n_syms * sizeof(*a));
+		memcpy(b, nw->syms, nw->n_syms * sizeof(*b));
+	}
+	for (i = 0; i < old->n_syms; i++) {
+		if (ops->n_clear_version && strcmp(a[i].name, ops->clear_version[0]) == 0) {
+			a[i].version = NULL;
+			a[i].version_hidden = false;
+		}
+		if (ops->n_rename_syms && strcmp(a[i].name, ops->rename_syms[0].from) == 0) {
+			a[i].name = to;
+		}
+	}
+	qsort(a, old->n_syms, sizeof(*a), cmp_sym);
+	qsort(b, nw->n_syms, sizeof(*b), cmp_sym);
+	for (i = 0; i < old->n_syms; i++) {
+		if (cmp_sym(&a[i], &b[i]) != 0) {
+			fail("dynamic symbol not as expected after a symbol edit", a[i].name, b[i].name);
+		}
+	}
+	free(a);
+	free(b);
+	free(to);
+}
+
 /*
  * What no operation may disturb. Moving .dynstr, .dynamic or the version
  * tables must leave every name they carry readable where the loader looks.
@@ -232,6 +296,10 @@ static void same_elsewhere(const struct kw_patch_ops *ops, const struct kw_elf_i
 	if (old->n_syms != nw->n_syms) {
 		fail("dynamic symbol count changed", NULL, NULL);
 	}
+	if (ops->n_rename_syms || ops->n_clear_version) {
+		same_symbols_but(ops, old, nw);
+		return;
+	}
 	for (i = 0; i < old->n_syms; i++) {
 		const struct kw_elf_sym *a = &old->syms[i], *b = &nw->syms[i];
 
@@ -257,7 +325,7 @@ static void same_elsewhere(const struct kw_patch_ops *ops, const struct kw_elf_i
 static void check_result(enum op op, const struct kw_patch_ops *ops, const struct kw_elf_info *old,
 			 const struct kw_elf_info *nw)
 {
-	bool rpath_op = op <= OP_FORCE_RPATH, needed_op = op >= OP_REPLACE_NEEDED;
+	bool rpath_op = op <= OP_FORCE_RPATH, needed_op = op >= OP_REPLACE_NEEDED && op <= OP_REMOVE_NEEDED;
 	char *want = NULL;
 	size_t k;
 
@@ -322,6 +390,8 @@ static void check_result(enum op op, const struct kw_patch_ops *ops, const struc
 			}
 		}
 		break;
+	case OP_RENAME_SYM:
+	case OP_CLEAR_VERSION:
 	case OP_COUNT:
 		break;
 	}
@@ -346,7 +416,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 2) {
 		return 0;
 	}
-	op = (enum op)(data[0] % OP_COUNT);
+	op = data[0] >= 0xf0 ? (data[0] & 1 ? OP_CLEAR_VERSION : OP_RENAME_SYM) : (enum op)(data[0] % OP_COUNT);
 	flags = data[1];
 	np = fz_split(data + 2, size - 2, 0, parts, 3);
 	if (np < 3 || parts[2].len == 0) {
@@ -366,6 +436,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 
 	memset(&ops, 0, sizeof(ops));
+	memset(&res, 0, sizeof(res)); /* released at out: also when no edit runs */
 	list[0] = s1;
 	list[1] = s2;
 	switch (op) {
@@ -404,6 +475,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		ops.remove_needed = list;
 		ops.n_remove_needed = flags & FLAG_SECOND ? 2 : 1;
+		break;
+	case OP_RENAME_SYM:
+		/* An empty "from" means the input's last symbol (an export, mostly), so the edit usually bites. */
+		rep.from = *s1 || !old || !old->n_syms ? s1 : old->syms[old->n_syms - 1].name;
+		rep.to = *s2 ? s2 : "kw_renamed_symbol";
+		if (!*rep.from || strchr(rep.from, '@') || strchr(rep.to, '@')) {
+			goto out;
+		}
+		ops.rename_syms = &rep;
+		ops.n_rename_syms = 1;
+		break;
+	case OP_CLEAR_VERSION:
+		list[0] = *s1 || !old || !old->n_syms ? s1 : old->syms[0].name;
+		ops.clear_version = list;
+		ops.n_clear_version = 1;
 		break;
 	case OP_COUNT:
 		break;
