@@ -528,7 +528,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	fz_walk_elf(nw);
 	cmp_new = nw;
-	check_result(op, &ops, old, nw);
+	/*
+	 * Without PT_DYNAMIC the editor writes through the .dynamic section (as
+	 * patchelf does), which the decoder, reading as the loader does, never
+	 * sees: that the result still parses is all there is to check.
+	 */
+	if (old->has_dynamic) {
+		check_result(op, &ops, old, nw);
+	}
 	cmp_old = cmp_new = NULL;
 	cmp_img = NULL;
 out:
