@@ -55,7 +55,7 @@ def match(exp, got, where):
 
 def main():
     case, kwheel, src = sys.argv[1], sys.argv[2], sys.argv[3]
-    corpus = os.environ.get("KW_CORPUS", os.path.join(src, "..", "shared", "corpus"))
+    corpus = os.environ.get("KW_CORPUS") or os.path.join(src, "build", "corpus")
     corpus = os.path.realpath(corpus)
     tmp = tempfile.mkdtemp(prefix="kwheel-case-")
     sysroot = os.path.join(os.environ.get("KW_BUILD_ROOT", "."), "fixtures", "sysroot", "root")

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The project's policy data (data/policy.json, its own format, written from
- * the PEPs) against auditwheel's policy files in ../shared/reference
- * (../reference from the corpus), read with jansson at test time and never
+ * the PEPs) against auditwheel's policy files (reference/ in the corpus,
+ * tools/corpus), read with jansson at test time and never
  * copied. For every policy both know: aliases, order (auditwheel's
  * priority), the library whitelist, the arches, per arch and prefix the
  * highest numeric symbol version (compared with the test's own version
@@ -46,7 +46,7 @@ static void report(const char *what)
 
 static json_t *load_reference(const char *file)
 {
-	char *path = kwt_fmt("%s/../reference/%s", kwt_corpus(), file);
+	char *path = kwt_fmt("%s/reference/%s", kwt_corpus(), file);
 	json_error_t je;
 	json_t *j = json_load_file(path, 0, &je);
 

@@ -21,7 +21,7 @@ static const char *env_or(const char *name, const char *dflt)
 
 const char *kwt_source_root(void) { return env_or("KW_SOURCE_ROOT", "."); }
 const char *kwt_build_root(void) { return env_or("KW_BUILD_ROOT", "."); }
-const char *kwt_corpus(void) { return env_or("KW_CORPUS", "../shared/corpus"); }
+const char *kwt_corpus(void) { return env_or("KW_CORPUS", "build/corpus"); }
 const char *kwt_kwheel(void) { return env_or("KWHEEL", "kwheel"); }
 
 char *kwt_fmt(const char *fmt, ...)

@@ -334,7 +334,7 @@ def source_files():
 
 def group_pip():
     import shutil
-    corpus = os.environ.get("KW_CORPUS", os.path.join(SRC, "..", "shared", "corpus"))
+    corpus = os.environ.get("KW_CORPUS") or os.path.join(SRC, "build", "corpus")
     tmp = tempfile.mkdtemp(prefix="kwheel-pip-")
     src = os.path.join(tmp, "src")
     for rel in source_files():
@@ -421,7 +421,7 @@ def group_pip():
 def group_progress():
     import pty
     import select
-    corpus = os.environ.get("KW_CORPUS", os.path.join(SRC, "..", "shared", "corpus"))
+    corpus = os.environ.get("KW_CORPUS") or os.path.join(SRC, "build", "corpus")
     wdir = os.path.join(corpus, "wheels", "debian")
     wheels = sorted(os.path.join(wdir, n) for n in os.listdir(wdir) if n.endswith(".whl"))
     total_mb = sum(os.stat(w).st_size for w in wheels) >> 20
@@ -455,7 +455,7 @@ def installed(dest, rel):
 
 def group_install():
     build = os.environ["KW_BUILD_ROOT"]
-    corpus = os.environ.get("KW_CORPUS", os.path.join(SRC, "..", "shared", "corpus"))
+    corpus = os.environ.get("KW_CORPUS") or os.path.join(SRC, "build", "corpus")
     tmp = tempfile.mkdtemp(prefix="kwheel-install-")
     dest = os.path.join(tmp, "dest")
     r = run("meson", "install", "-C", build, "--destdir", dest, "--no-rebuild", "--quiet")

@@ -12,7 +12,7 @@ GROUP is one of:
           opens libyaml by its SONAME (libyaml-0.so.2, the file being
           libyaml-0.so.2.0.9) and calls into it through the converted libffi
   shared  numpy from the corpus and scipy built from Debian's python3-scipy
-          (make-debian-wheels, cached): both need BLAS, LAPACK, gfortran and
+          (tools/deb2wheel, cached): both need BLAS, LAPACK, gfortran and
           quadmath; the static interpreter holds one copy of each (nm's
           __kw_img_<tag> symbols, one registration each) and runs numpy and
           scipy (whose import needs ctypes, so _ctypes and libffi built in)
@@ -75,7 +75,7 @@ SYSLIB = ":".join(os.path.join(SYSROOT, d) for d in ("usr/lib/x86_64-linux-gnu",
 
 
 CACHE = os.environ.get("KW_KM_CACHE", "/tmp/kwheel-km-cache")
-MAKE_WHEELS = os.path.join(CORPUS, "make-debian-wheels")
+DEB2WHEEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "tools", "deb2wheel")
 
 
 def skip(why):
@@ -85,14 +85,14 @@ def skip(why):
 
 
 def debian_wheel(spec, prefix):
-    """The wheel make-debian-wheels builds from spec, built once into the cache."""
+    """The wheel tools/deb2wheel builds from spec, built once into the cache."""
     out = os.path.join(CACHE, "wheels")
     found = [f for f in os.listdir(out) if f.startswith(prefix + "-")] if os.path.isdir(out) else []
     if not found:
-        r = run(MAKE_WHEELS, "--cache", os.path.join(CACHE, "debs"), "-q", out, spec)
+        r = run(PY, DEB2WHEEL, "--cache", os.path.join(CACHE, "debs"), "-q", out, spec)
         found = [f for f in os.listdir(out) if f.startswith(prefix + "-")] if os.path.isdir(out) else []
         if r.returncode != 0 or not found:
-            skip(f"cannot build {spec} with make-debian-wheels ({r.stderr.strip()[-200:]})")
+            skip(f"cannot build {spec} with tools/deb2wheel ({r.stderr.strip()[-200:]})")
     return os.path.join(out, sorted(found)[-1])
 
 

@@ -3,7 +3,7 @@
 # kwheel lddtree must find exactly what ldd finds with the same LD_LIBRARY_PATH.
 set -euo pipefail
 kwheel=$1 src=$2 build=$3
-corpus=${KW_CORPUS:-$src/../shared/corpus}
+corpus=${KW_CORPUS:-$build/corpus}
 root=$build/fixtures/sysroot/root
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

@@ -30,7 +30,7 @@ ANDROID = os.path.join(CORPUS, "wheels", "auditwheel", "android")
 WHEEL = os.path.join(ANDROID, "spam-0.1.0-cp313-cp313-android_24_arm64_v8a.whl")
 LDPATH = os.path.join(ANDROID, "ldpaths", "arg")
 MODULE = "spam.cpython-313-aarch64-linux-android.so"
-REFERENCE = os.environ.get("KW_REFERENCE", os.path.join(CORPUS, "..", "reference"))
+REFERENCE = os.environ.get("KW_REFERENCE") or os.path.join(CORPUS, "reference")
 PY = "/usr/bin/python3"
 
 

@@ -50,7 +50,7 @@ SRC = os.path.join(os.environ.get("KW_SOURCE_ROOT", os.path.join(os.path.dirname
 PY = "/usr/bin/python3"
 LIBPATH = ":".join(os.path.join(SYSROOT, d) for d in ("usr/lib/x86_64-linux-gnu", "lib/x86_64-linux-gnu"))
 DEBIAN = os.path.join(CORPUS, "wheels", "debian")
-REFERENCE = os.path.join(CORPUS, "..", "reference")
+REFERENCE = os.path.join(CORPUS, "reference")
 INC = "/usr/include/python3.11"
 
 
@@ -627,8 +627,9 @@ def auditwheel_runner(tmp):
 def group_auditwheel(tmp):
     runner, why = auditwheel_runner(tmp)
     if not runner:
-        print(f"SKIP auditwheel cannot run here: {why}")
-        sys.exit(77)
+        # Its inputs are the corpus' reference/ and what tools/deps installs: missing, the group fails.
+        print(f"FAIL auditwheel cannot run here: {why}")
+        sys.exit(1)
     cmd, env = runner
     wheels = sorted(os.path.join(DEBIAN, w) for w in os.listdir(DEBIAN) if w.endswith(".whl"))
     for wheel in wheels:

@@ -11,7 +11,7 @@ CASE is one of:
            initialized (their init needs files the Debian package links in)
   bigelf   (slow) a wheel built here whose extension is a 120 MB ELF file of
            random data that needs liblz4
-Debian wheels are made with the corpus' make-debian-wheels (.debs cached in
+Debian wheels are made with tools/deb2wheel (.debs cached in
 $KWHEEL_DEB_CACHE, else in the build directory); their runtime libraries must
 be installed (tools/deps installs python3-pygame, `tools/deps --slow` the
 others). Each wheel: `show` names what must be vendored; `repair` grafts it
@@ -91,9 +91,9 @@ def installed(pkg):
 def debian_wheel(tmp, spec):
     out = os.path.join(tmp, "in")
     os.makedirs(CACHE, exist_ok=True)
-    r = run([PY, os.path.join(CORPUS, "make-debian-wheels"), "-q", "--no-pip", "--cache", CACHE, out, spec])
+    r = run([PY, os.path.join(SRC, "tools", "deb2wheel"), "-q", "--no-pip", "--cache", CACHE, out, spec])
     wheels = [os.path.join(out, w) for w in os.listdir(out) if w.endswith(".whl")] if os.path.isdir(out) else []
-    if not check(r.returncode == 0 and len(wheels) == 1, f"make-debian-wheels {spec} ({r.stderr.strip()[-300:]})"):
+    if not check(r.returncode == 0 and len(wheels) == 1, f"tools/deb2wheel {spec} ({r.stderr.strip()[-300:]})"):
         return None
     return wheels[0]
 

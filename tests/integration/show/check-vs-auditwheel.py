@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from testlib import check, failures, run, write_wheel  # noqa: E402
 
 KWHEEL, SRC, CORPUS = sys.argv[1:4]
-REF = os.environ.get("KW_REFERENCE", os.path.join(SRC, "..", "shared", "reference"))
+REF = os.environ.get("KW_REFERENCE") or os.path.join(CORPUS, "reference")
 PY = "/usr/bin/python3"
 FIXTURES = os.path.join(SRC, "fixtures", "show")
 
