@@ -16,7 +16,7 @@ libb's counter and with libc's (through libb), so the result is
 (ctypes cannot reach the loader's instance of a dependency in 0.28: its
 dlopen normalises the path and the loader does not, so the modules the
 wheel holds are the probes.) The unrepaired wheel must fail in both.
-Skipped (exit 77) without emcc, node or npm.
+Fails without emcc, node or npm (tools/deps installs them): nothing is skipped.
 """
 import json
 import os
@@ -100,12 +100,12 @@ def main():
     kwheel = sys.argv[1]
     for tool in ("emcc",):
         if not shutil.which(tool):
-            print(f"skip: {tool} not found (tools/deps installs emscripten)")
-            return 77
+            print(f"FAIL {tool} not found (tools/deps installs emscripten)")
+            return 1
     why = pyodide.missing_tools()
     if why:
-        print(f"skip: {why}")
-        return 77
+        print(f"FAIL {why}")
+        return 1
     with tempfile.TemporaryDirectory(prefix="kw-wasm-fixtures-") as tmp:
         for opt in ("-O1", "-O2"):
             d, src = build(tmp, opt)
