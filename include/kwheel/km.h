@@ -115,6 +115,7 @@ struct kw_km_manifest_object {
 	char symbol_tag[13];
 	struct kw_strv exports, undefined, needed, warnings;
 	size_t n_relocs, n_registered;
+	char *reused_from;       /* the wheel whose conversion of the same object was reused, or NULL */
 };
 
 /*
@@ -143,12 +144,30 @@ struct kw_km_manifest {
  */
 typedef int (*kw_km_render_fn)(const struct kw_km_manifest *m, char **out, struct kw_error *err);
 
+/*
+ * Conversions shared by the wheels of one run (kw_km_options.cache, and
+ * kw_km_link_python's lib-dynload set): an object one conversion delinked
+ * is not delinked again for the next wheel that needs it (a library several
+ * wheels need, by content); its object is hard-linked (or copied) from the
+ * earlier wheel's directory. The key is all the object depends on (the
+ * shared object's SHA-256, mode, flags, registration id, the runtime names),
+ * so the reused object is byte for byte what a conversion would write.
+ * kw_km_cache_new puts a new, empty cache in *out (kw_km_cache_free; 0 or
+ * KW_ENOMEM); kw_km_cache_counts how many objects it saw delinked and
+ * how many reused.
+ */
+struct kw_km_cache;
+int kw_km_cache_new(struct kw_km_cache **out, struct kw_error *err);
+void kw_km_cache_free(struct kw_km_cache *c);
+void kw_km_cache_counts(const struct kw_km_cache *c, size_t *converted, size_t *reused);
+
 struct kw_km_options {
 	const char *outdir;      /* where the archive, link file, manifest and objects go */
 	bool deps;               /* convert libraries from outside the wheel too */
 	const char *wheel_dir;   /* where the wheel for the KM payload goes, or NULL for none */
 	bool no_wx;              /* keep converted images writable and executable */
 	kw_km_render_fn manifest;/* renders the manifest (required) */
+	struct kw_km_cache *cache; /* borrowed: conversions shared with the other wheels of the run, or NULL */
 };
 
 /* What converting one wheel wrote (paths owned). */
@@ -158,6 +177,7 @@ struct kw_km_wheel {
 	char *manifest;          /* OUTDIR/<dist>.km.json */
 	char *wheel;             /* the repacked wheel (km_<arch> tag), or NULL */
 	size_t n_objects;
+	size_t n_reused;         /* of them, objects reused from an earlier wheel's conversion (opts->cache) */
 	bool cxx;                /* needs libstdc++ */
 };
 
@@ -178,10 +198,12 @@ void kw_km_wheel_release(struct kw_km_wheel *r);
  * too (into OUT's directory), with the libraries they need and the plugins
  * those load by path, resolved on the host; those whose libraries are
  * missing or do not convert go to left_out (and plugins that cannot, by
- * path). Runs python (for its configuration) and gcc.
+ * path). Runs python (for its configuration) and gcc. cache (borrowed, or
+ * NULL): the libraries the wheels' conversions delinked already are reused
+ * for lib-dynload's.
  */
 int kw_km_link_python(const char *out, const char *python, const char *const *link_files, size_t n,
-		      struct kw_strv *left_out, struct kw_error *err);
+		      struct kw_km_cache *cache, struct kw_strv *left_out, struct kw_error *err);
 
 /*
  * Kontain's method for a build's object files: rename every global the

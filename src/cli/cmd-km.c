@@ -53,7 +53,8 @@ static int cmd_km(struct kw_ctx *ctx, int argc, char **argv)
 	struct option longopts[16];
 	char shortopts[32];
 	struct kw_error err = { 0 };
-	struct kw_km_options opts = { NULL, false, NULL, false, kw_report_km_manifest };
+	struct kw_km_options opts = { NULL, false, NULL, false, kw_report_km_manifest, NULL };
+	struct kw_km_cache *cache = NULL;
 	bool no_wheel = false;
 	struct kw_strv inputs = { 0 }, links = { 0 };
 	const char *link_out = NULL, *python = "python3", *objects = NULL, *id = NULL;
@@ -161,6 +162,12 @@ static int cmd_km(struct kw_ctx *ctx, int argc, char **argv)
 		rc = kw_cli_error(&err);
 		goto out;
 	}
+	/* A library several wheels (or a wheel and lib-dynload) need is delinked once. */
+	if (kw_km_cache_new(&cache, &err)) {
+		rc = kw_cli_error(&err);
+		goto out;
+	}
+	opts.cache = cache;
 	for (i = 0; i < inputs.n; i++) {
 		struct kw_km_wheel res;
 
@@ -177,8 +184,11 @@ static int cmd_km(struct kw_ctx *ctx, int argc, char **argv)
 			printf("%s: no ELF object, nothing to convert (install it as it is)\n", inputs.v[i]);
 			continue;
 		}
-		printf("%s: %zu object%s -> %s%s%s\n", inputs.v[i], res.n_objects, res.n_objects == 1 ? "" : "s",
-		       res.archive, res.wheel ? ", " : "", res.wheel ? res.wheel : "");
+		printf("%s: %zu object%s", inputs.v[i], res.n_objects, res.n_objects == 1 ? "" : "s");
+		if (res.n_reused) {
+			printf(" (%zu reused from an earlier wheel's conversion)", res.n_reused);
+		}
+		printf(" -> %s%s%s\n", res.archive, res.wheel ? ", " : "", res.wheel ? res.wheel : "");
 		if (kw_strv_push(&links, res.link_file)) {
 			kw_error_set(&err, KW_ENOMEM, "out of memory");
 			rc = kw_cli_error(&err);
@@ -190,7 +200,7 @@ static int cmd_km(struct kw_ctx *ctx, int argc, char **argv)
 	if (link_out && rc == KW_EXIT_OK) {
 		struct kw_strv left = { 0 };
 
-		if (kw_km_link_python(link_out, python, (const char *const *)links.v, links.n, &left, &err)) {
+		if (kw_km_link_python(link_out, python, (const char *const *)links.v, links.n, cache, &left, &err)) {
 			rc = kw_cli_error(&err);
 		} else {
 			printf("linked %s\n", link_out);
@@ -204,7 +214,17 @@ static int cmd_km(struct kw_ctx *ctx, int argc, char **argv)
 		}
 		kw_strv_release(&left);
 	}
+	{
+		size_t conv, reused;
+
+		kw_km_cache_counts(cache, &conv, &reused);
+		if (reused) {
+			printf("%zu object%s delinked, %zu reused: each converted once\n", conv, conv == 1 ? "" : "s",
+			       reused);
+		}
+	}
 out:
+	kw_km_cache_free(cache);
 	kw_strv_release(&inputs);
 	kw_strv_release(&links);
 	return rc;

@@ -143,6 +143,7 @@ static void manifest_objects_release(struct kw_km_manifest_object *mo, size_t n)
 		free(mo[i].path);
 		free(mo[i].id);
 		free(mo[i].object);
+		free(mo[i].reused_from);
 		kw_strv_release(&mo[i].exports);
 		kw_strv_release(&mo[i].undefined);
 		kw_strv_release(&mo[i].needed);
@@ -303,8 +304,9 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 		unsigned char *buf = NULL;
 		size_t len = 0;
 		bool mapped = false;
-		const char *base;
+		const char *base, *from = NULL;
 		char *opath, *oname;
+		unsigned char key[32];
 		struct kw_km_manifest_object *mo;
 
 		base = strrchr(o->name, '/') ? strrchr(o->name, '/') + 1 : o->name;
@@ -335,8 +337,8 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 		if (!opath) {
 			rc = kw_error_set(err, KW_ENOMEM, "out of memory");
 		} else {
-			rc = kw_km_delink_with(buf, len, o->name, o->in_wheel ? o->name : base, o->mode,
-					       opts->no_wx ? KW_KM_NO_WX : 0, &runtime, opath, &c, err);
+			rc = km_convert(opts->cache, buf, len, o->name, o->in_wheel ? o->name : base, o->mode,
+					opts->no_wx ? KW_KM_NO_WX : 0, &runtime, opath, &c, key, &from, err);
 		}
 		if (mapped) {
 			kw_unmap_file(buf, len);
@@ -368,6 +370,13 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 			}
 			rc = KW_ENOMEM;
 		}
+		if (km_cache_pend(opts->cache, key, &c, oname)) {
+			kw_km_converted_release(&c);
+			free(opath);
+			free(oname);
+			kw_error_set(err, rc, "out of memory");
+			goto out;
+		}
 		if (kw_strv_push_own(&objs, opath) | kw_strv_push_own(&names, oname)) {
 			kw_km_converted_release(&c);
 			kw_error_set(err, rc, "out of memory");
@@ -390,6 +399,11 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 			mo->object = kw_strdup(names.v[names.n - 1]);
 			mo->in_wheel = o->in_wheel;
 			mo->mode = o->mode;
+			if (from) {
+				mo->reused_from = kw_strdup(from);
+				bad |= !mo->reused_from;
+				res->n_reused++;
+			}
 			memcpy(mo->symbol_tag, c.tag, sizeof(mo->symbol_tag));
 			mo->exports = c.exports;
 			mo->undefined = c.undefined;
@@ -437,7 +451,8 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 			struct kw_km_manifest_object *mo;
 			unsigned char *buf = NULL;
 			size_t len = 0, j, l;
-			const char *missing = NULL;
+			const char *missing = NULL, *from = NULL;
+			unsigned char key[32];
 
 			if (kw_strv_find(&plugins_done, pp) >= 0) {
 				free(rooted);
@@ -485,8 +500,8 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 			rc = kw_map_file(rooted, &buf, &len, err);
 			free(rooted);
 			if (!rc) {
-				rc = kw_km_delink_with(buf, len, pp, pp + 1, KW_KM_MODULE, opts->no_wx ? KW_KM_NO_WX : 0,
-						       &runtime, opath, &c, err);
+				rc = km_convert(opts->cache, buf, len, pp, pp + 1, KW_KM_MODULE,
+						opts->no_wx ? KW_KM_NO_WX : 0, &runtime, opath, &c, key, &from, err);
 				kw_unmap_file(buf, len);
 			}
 			if (rc) {
@@ -501,6 +516,9 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 			/* Tagged as libraries are: lib-dynload's copy of the same plugin links once. */
 			{
 				rc = tag_object(objdir.tmp, n, pbase, c.tag, &opath, &oname, err);
+				if (!rc && km_cache_pend(opts->cache, key, &c, oname)) {
+					rc = kw_error_set(err, KW_ENOMEM, "out of memory");
+				}
 				if (rc) {
 					kw_km_converted_release(&c);
 					free(opath);
@@ -522,6 +540,10 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 			mo->id = kw_strdup(pp + 1);
 			mo->object = kw_strdup(names.v[names.n - 1]);
 			mo->mode = KW_KM_MODULE;
+			if (from) {
+				mo->reused_from = kw_strdup(from);
+				res->n_reused++;
+			}
 			memcpy(mo->symbol_tag, c.tag, sizeof(mo->symbol_tag));
 			mo->exports = c.exports;
 			mo->undefined = c.undefined;
@@ -533,7 +555,8 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 			{
 				char *wm = kw_asprintf("a plugin %s loads by path: converted with it", o->name);
 
-				if (!mo->path || !mo->id || !mo->object || kw_strv_push_own(&mo->warnings, wm)) {
+				if (!mo->path || !mo->id || !mo->object || (from && !mo->reused_from) ||
+				    kw_strv_push_own(&mo->warnings, wm)) {
 					kw_error_set(err, rc, "out of memory");
 					goto out;
 				}
@@ -596,9 +619,12 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 	}
 	res->wheel = wheel;
 	wheel = NULL;
+	/* The wheel is in place; were this out of memory, later wheels would only convert again. */
+	(void)km_cache_commit(opts->cache, objdir_path, a->filename);
 	rc = 0;
 out:
 	if (rc) {
+		km_cache_drop(opts->cache);
 		kw_km_wheel_release(res);
 	}
 	km_dir_discard(&objdir);

@@ -96,4 +96,25 @@ int write_km_wheel(struct kw_wheel *w, const struct kw_audit *a, const struct kw
 		   const struct kw_km_wheel *res, const struct kw_strv *flags, const char *archive_src,
 		   const char *manifest_src, const char *outdir, char **out_path, struct kw_error *err);
 
+/*
+ * The conversion cache (cache.c). km_convert:
+ * kw_km_delink_with, or (cache not NULL, an object with the same key
+ * committed before) that object linked or copied to out_path, with *res
+ * filled from its conversion and *reused_from the wheel it was converted
+ * for (borrowed from the cache); key is written for km_cache_pend either
+ * way. km_cache_pend: remember a conversion (res copied) whose object is
+ * named object in a directory not yet in place; km_cache_commit: that
+ * directory is at dir now, for the wheel from; km_cache_drop: it never
+ * will be. Each is a no-op on a NULL cache; KW_ENOMEM only, but for
+ * km_convert's own errors.
+ */
+int km_convert(struct kw_km_cache *cache, const unsigned char *buf, size_t len, const char *name, const char *id,
+	       enum kw_km_mode mode, unsigned flags, const struct kw_strv *runtime, const char *out_path,
+	       struct kw_km_converted *res, unsigned char key[32], const char **reused_from,
+	       struct kw_error *err);
+int km_cache_pend(struct kw_km_cache *cache, const unsigned char key[32], const struct kw_km_converted *res,
+		  const char *object);
+int km_cache_commit(struct kw_km_cache *cache, const char *dir, const char *from);
+void km_cache_drop(struct kw_km_cache *cache);
+
 #endif

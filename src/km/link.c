@@ -72,6 +72,7 @@ struct dyn_plan {
 	size_t n, cap;
 	struct kw_strv runtime, runtime_done;
 	struct kw_strv flags;  /* static libraries the libraries need (-lresolv for libkrb5, ...) */
+	struct kw_km_cache *cache; /* borrowed: the wheels' conversions, or NULL */
 };
 
 static void dyn_plan_release(struct dyn_plan *p)
@@ -316,6 +317,8 @@ static int dyn_convert(struct dyn_plan *p, struct dyn_obj *o, const char *dir, s
 	size_t len = 0;
 	const char *base = strrchr(o->path, '/') ? strrchr(o->path, '/') + 1 : o->path;
 	char *oname = kw_asprintf("%03zu-%s.o", objs->n, base), *opath = NULL, *ln = NULL, *lp = NULL;
+	const char *from = NULL;
+	unsigned char key[32];
 	int rc = KW_ENOMEM;
 
 	o->state = 2;
@@ -326,8 +329,8 @@ static int dyn_convert(struct dyn_plan *p, struct dyn_obj *o, const char *dir, s
 		rc = 0;
 		goto out;
 	}
-	rc = kw_km_delink_with(buf, len, o->path, o->id, o->lib ? KW_KM_LIB : KW_KM_MODULE, 0, &p->runtime, opath, &c,
-			       &e2);
+	rc = km_convert(p->cache, buf, len, o->path, o->id, o->lib ? KW_KM_LIB : KW_KM_MODULE, 0, &p->runtime,
+			opath, &c, key, &from, &e2);
 	kw_unmap_file(buf, len);
 	if (rc == KW_ENOMEM) {
 		goto nomem;
@@ -354,6 +357,10 @@ static int dyn_convert(struct dyn_plan *p, struct dyn_obj *o, const char *dir, s
 		opath = lp;
 		oname = ln;
 		lp = ln = NULL;
+	}
+	if (km_cache_pend(p->cache, key, &c, oname)) {
+		kw_km_converted_release(&c);
+		goto nomem;
 	}
 	kw_km_converted_release(&c);
 	if (kw_strv_push_own(objs, opath)) {
@@ -387,8 +394,8 @@ out:
  * wheel's, and put before it; a module whose libraries cannot all be found
  * and converted is left out and named.
  */
-static int convert_dynload(const char *dir, const char *outdir, char **link_file, struct kw_strv *skipped,
-			   struct kw_error *err)
+static int convert_dynload(const char *dir, const char *outdir, struct kw_km_cache *cache, char **link_file,
+			   struct kw_strv *skipped, struct kw_error *err)
 {
 	struct kw_strv objs = { 0 }, names = { 0 }, files = { 0 };
 	char *objdir = kw_asprintf("%s/lib-dynload.km", outdir), *archive = kw_asprintf("%s/libdynload.km.a", outdir);
@@ -447,6 +454,7 @@ static int convert_dynload(const char *dir, const char *outdir, char **link_file
 		goto out;
 	}
 	km_sort_unique(&plan.runtime);
+	plan.cache = cache;
 	/* Each module after its libraries, each library converted once. */
 	for (i = 0; i < plan.n; i++) {
 		struct dyn_obj *m = &plan.v[i];
@@ -492,8 +500,12 @@ static int convert_dynload(const char *dir, const char *outdir, char **link_file
 	    (rc = km_out_commit(&o_link, err))) {
 		goto out;
 	}
+	(void)km_cache_commit(cache, objdir, "lib-dynload");
 	rc = 0;
 out:
+	if (rc) {
+		km_cache_drop(cache);
+	}
 	km_dir_discard(&od);
 	km_out_discard(&o_archive);
 	km_out_discard(&o_link);
@@ -699,7 +711,7 @@ static int dedup_link_file(const char *link_file, const char *dir, struct kw_str
 }
 
 int kw_km_link_python(const char *out, const char *python, const char *const *link_files, size_t n,
-		      struct kw_strv *left_out, struct kw_error *err)
+		      struct kw_km_cache *cache, struct kw_strv *left_out, struct kw_error *err)
 {
 	static const char query[] =
 		"import sysconfig as s\n"
@@ -791,7 +803,7 @@ int kw_km_link_python(const char *out, const char *python, const char *const *li
 		if (slash) {
 			*slash = '\0';
 		}
-		rc = convert_dynload(lines[3], slash ? outdir : ".", &dyn_link, left_out, err);
+		rc = convert_dynload(lines[3], slash ? outdir : ".", cache, &dyn_link, left_out, err);
 		free(outdir);
 		if (rc) {
 			goto out;

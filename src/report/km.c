@@ -45,6 +45,7 @@ static json_t *object_json(const struct kw_km_manifest_object *mo)
 	bad |= set(o, "warnings", strv_json(&mo->warnings));
 	bad |= set(o, "relocations", json_integer((json_int_t)mo->n_relocs));
 	bad |= set(o, "registered", json_integer((json_int_t)mo->n_registered));
+	bad |= set(o, "reused_from", mo->reused_from ? report_jstr(mo->reused_from) : json_null());
 	if (bad) {
 		json_decref(o);
 		return NULL;

@@ -33,6 +33,16 @@ GROUP is one of:
           linked once; OpenSSL's legacy provider, which libcrypto loads by
           path from its MODULESDIR, is converted with it (md4 and ripemd160
           with an OPENSSL_CONF that activates it)
+  once    numpy from the corpus and fixtures/km/shared/kmblas.c (linked
+          against the sysroot's reference BLAS and LAPACK) in one run with
+          --deps: the libraries both need (libblas, liblapack, libgfortran,
+          libquadmath, as the
+          manifests of each wheel converted alone show) are delinked once:
+          the second wheel's objects are the first's (one inode), byte for
+          byte what converting it alone writes (registration included), its
+          manifest and km's output say so, each registers once, and both
+          wheels compute under the static interpreter as under
+          /usr/bin/python3
   agree   every wheel of the corpus (and the Debian-built ones in the cache):
           kwheel km --deps converts exactly the wheels show's KM verdict
           calls convertible, and refuses the others with the verdict's
@@ -271,13 +281,16 @@ def shared(tmp):
     out, interp = convert_and_link(tmp, [numpy, scipy], "--deps", "--root", root)
     if failures:
         return
-    libs = {}
+    libs, reused = {}, []
     for dist in ("numpy", "scipy"):
         with open(os.path.join(out, dist + ".km.json")) as f:
-            libs[dist] = {o["symbol_tag"]: o["id"] for o in json.load(f)["objects"] if o["mode"] == "lib"}
+            objs = json.load(f)["objects"]
+        libs[dist] = {o["symbol_tag"]: o["id"] for o in objs if o["mode"] == "lib"}
+        reused += [o["symbol_tag"] for o in objs if o["reused_from"]]
     both = sorted(set(libs["numpy"]) & set(libs["scipy"]))
     check(len(both) == 4, f"oracle: both wheels' archives hold BLAS, LAPACK, gfortran, quadmath "
                           f"({[libs['numpy'][t] for t in both]})")
+    check(sorted(reused) == both, f"each is delinked once, for numpy, and reused for scipy ({reused})")
     syms = run("nm", interp).stdout
     counts = {t: len(re.findall(rf" __kw_img_{t}$", syms, re.M)) for t in both}
     check(all(c == 1 for c in counts.values()), f"nm: one image of each shared library in the interpreter ({counts})")
@@ -382,6 +395,73 @@ def global_exports(tmp):
         return
     out_a = compare(tmp, [whl], interp, "import kmglob\nprint(kmglob.user.scale(3), kmglob.core.calls())")
     check(out_a == ["(21, 1) 1"], f"the user module called into the core ({out_a})")
+
+
+ONCE_SCRIPT = r"""
+import numpy as np, kmblas
+print(kmblas.dot((1.0, 2.0, 3.0), (4.0, 5.0, 6.5)), float(np.dot([1.0, 2.0, 3.0], [4.0, 5.0, 6.5])),
+      kmblas.lapack_version())
+print(np.linalg.solve(np.array([[3., 1.], [1., 2.]]), np.array([9., 8.])).round(9).tolist())
+"""
+
+
+def once(tmp):
+    numpy = os.path.join(DEB, "numpy-1.24.2-cp311-cp311-linux_x86_64.whl")
+    so = os.path.join(tmp, "kmblas.cpython-311-x86_64-linux-gnu.so")
+    libs = [os.path.join(SYSROOT, "usr/lib/x86_64-linux-gnu", d, f"lib{d}.so.3") for d in ("blas", "lapack")]
+    r = run("gcc", "-O2", "-fPIC", "-shared", "-I" + PYINC, os.path.join(SRC, "shared", "kmblas.c"), "-o", so,
+            "-Wl,--no-as-needed", *libs)
+    if not check(r.returncode == 0, f"gcc builds the fixture ({r.stderr.strip()[-300:]})"):
+        return
+    whl = os.path.join(tmp, "kmblas-1.0-cp311-cp311-linux_x86_64.whl")
+    with open(so, "rb") as f:
+        make_wheel(whl, {"kmblas.cpython-311-x86_64-linux-gnu.so": f.read()})
+    # The oracle: each wheel converted alone, in its own run.
+    alone = {}
+    for dist, w in (("numpy", numpy), ("kmblas", whl)):
+        o = os.path.join(tmp, "alone-" + dist)
+        r = run(KWHEEL, "km", "--no-wheel", "--deps", "--root", SYSROOT, "-o", o, w)
+        if not check(r.returncode == 0, f"{dist} converts alone ({r.stderr.strip()[-300:]})"):
+            return
+        with open(os.path.join(o, dist + ".km.json")) as f:
+            alone[dist] = {x["id"]: x for x in json.load(f)["objects"] if x["mode"] == "lib"}
+    both = sorted(set(alone["numpy"]) & set(alone["kmblas"]))
+    check([b.split(".so")[0] for b in both] == ["libblas", "libgfortran", "liblapack", "libquadmath"],
+          f"oracle: converted alone, both wheels' archives hold BLAS, LAPACK, gfortran, quadmath ({both})")
+    out = os.path.join(tmp, "km")
+    interp = os.path.join(out, "python-km")
+    r = run(KWHEEL, "km", "--no-wheel", "--deps", "--root", SYSROOT, "-o", out, "--link-python", interp,
+            "--python", PY, numpy, whl)
+    if not check(r.returncode == 0, f"kwheel km converts both wheels and links ({r.stderr.strip()[-300:]})"):
+        return
+    check(re.search(rf"kmblas-1\.0-\S+: \d+ objects \({len(both)} reused from an earlier wheel's conversion\)",
+                    r.stdout) and re.search(rf"^\d+ objects delinked, {len(both)} reused", r.stdout, re.M),
+          f"km says the second wheel reused {len(both)} objects ({r.stdout.strip()[-400:]})")
+    man = {}
+    for dist in ("numpy", "kmblas"):
+        with open(os.path.join(out, dist + ".km.json")) as f:
+            man[dist] = {x["id"]: x for x in json.load(f)["objects"]}
+    reused = sorted(i for i, x in man["kmblas"].items() if x["reused_from"])
+    check(reused == both and all(man["kmblas"][i]["reused_from"] == os.path.basename(numpy) for i in both) and
+          not any(x["reused_from"] for x in man["numpy"].values()),
+          f"the manifest names numpy's conversion as the source of the shared libraries ({reused})")
+    for i in both:
+        mine = os.path.join(out, "kmblas-1.0.km", man["kmblas"][i]["object"])
+        first = os.path.join(out, "numpy-1.24.2.km", man["numpy"][i]["object"])
+        fresh = os.path.join(tmp, "alone-kmblas", "kmblas-1.0.km", alone["kmblas"][i]["object"])
+        check(os.stat(mine).st_ino == os.stat(first).st_ino, f"{i}: delinked once, the same file for both wheels")
+        with open(mine, "rb") as a, open(fresh, "rb") as b:
+            check(a.read() == b.read(), f"{i}: the reused object is what converting kmblas alone writes")
+    for dist in ("numpy", "kmblas"):
+        with open(os.path.join(out, f"lib{dist}.km.a"), "rb") as a, \
+                open(os.path.join(tmp, "alone-" + dist, f"lib{dist}.km.a"), "rb") as b:
+            check(a.read() == b.read(), f"lib{dist}.km.a is the archive converting it alone gives")
+    env = {"PYTHONHOME": "/usr", "KW_DL_DEBUG": "1", "PATH": os.environ.get("PATH", "/usr/bin")}
+    regs = re.findall(r"^kw_dl: registered (\S+)$", run(interp, "-c", "pass", env=env).stderr, re.M)
+    dup = sorted({x for x in regs if regs.count(x) > 1})
+    check(all(regs.count(i) == 1 for i in both) and not dup, f"each shared library registers once ({dup})")
+    out_a = compare(tmp, [numpy, whl], interp, ONCE_SCRIPT, {"LD_LIBRARY_PATH": SYSLIB})
+    check(out_a[:1] == ["33.5 33.5 (3, 11, 0)"], f"the fixture's BLAS and LAPACK calls ran ({out_a})")
 
 
 STDLIB_SCRIPT = r"""
@@ -563,7 +643,7 @@ def many(tmp):
 def main():
     tmp = tempfile.mkdtemp(prefix="kwheel-km-scale-")
     try:
-        {"order": order, "soname": soname, "shared": shared, "runtime": runtime, "global": global_exports, "stdlib": stdlib, "agree": agree, "plugins": plugins, "many": many}[GROUP](tmp)
+        {"order": order, "soname": soname, "shared": shared, "runtime": runtime, "global": global_exports, "stdlib": stdlib, "once": once, "agree": agree, "plugins": plugins, "many": many}[GROUP](tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if failures:
