@@ -54,16 +54,25 @@ GROUP is one of:
           gets from the legacy provider libcrypto loads by path, encrypts
           the same under the static interpreter
   many    one static interpreter holding every Debian wheel of the corpus plus
-          scipy and cryptography (with cffi_backend), all libraries converted
-          against the sysroot with liblbfgsb and OpenSSL added: every
-          extension module that imports under /usr/bin/python3 imports in
-          it, and a smoke script prints the same
+          scipy, cryptography (with cffi_backend), pandas (with pytz),
+          Pillow, gevent and greenlet (with zope.interface, zope.event and
+          objgraph, which their modules import), pyzmq and psycopg2, all
+          libraries converted against the sysroot with the ~50 Debian
+          library packages they need added (libjpeg to libpq, OpenSSL,
+          Kerberos, GnuTLS, libsodium, ...): every extension module that
+          imports under /usr/bin/python3 imports in it, each library is
+          delinked once however many wheels need it, and a smoke script
+          (numpy to psycopg2: image codecs and text layout, greenlets and
+          c-ares, CURVE-encrypted ZeroMQ over TCP, libpq's error) prints the
+          same
 Debian wheels and the extra sysroot libraries they need are built once into
-$KW_KM_CACHE (default /tmp/kwheel-km-cache); without network and cache the
-group fails, saying which input it could not get.
+$KW_KM_CACHE (default /tmp/kwheel-km-cache; the .deb files in
+$KWHEEL_DEB_CACHE when set); without network and cache the group fails,
+saying which input it could not get.
 Each group converts, links a static CPython and compares its output with
 /usr/bin/python3 loading the real .so files.
 """
+import hashlib
 import json
 import os
 import re
@@ -86,6 +95,7 @@ SYSLIB = ":".join(os.path.join(SYSROOT, d) for d in ("usr/lib/x86_64-linux-gnu",
 
 CACHE = os.environ.get("KW_KM_CACHE", "/tmp/kwheel-km-cache")
 DEB2WHEEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "tools", "deb2wheel")
+DEBS = os.environ.get("KWHEEL_DEB_CACHE") or os.path.join(CACHE, "debs")
 
 
 def skip(why):
@@ -99,7 +109,7 @@ def debian_wheel(spec, prefix):
     out = os.path.join(CACHE, "wheels")
     found = [f for f in os.listdir(out) if f.startswith(prefix + "-")] if os.path.isdir(out) else []
     if not found:
-        r = run(PY, DEB2WHEEL, "--cache", os.path.join(CACHE, "debs"), "-q", out, spec)
+        r = run(PY, DEB2WHEEL, "--cache", DEBS, "-q", out, spec)
         found = [f for f in os.listdir(out) if f.startswith(prefix + "-")] if os.path.isdir(out) else []
         if r.returncode != 0 or not found:
             skip(f"cannot build {spec} with tools/deb2wheel ({r.stderr.strip()[-200:]})")
@@ -108,10 +118,11 @@ def debian_wheel(spec, prefix):
 
 def sysroot_with(name, packages):
     """The test sysroot plus the libraries of some Debian packages (apt-get download, dpkg-deb -x), cached."""
-    root = os.path.join(CACHE, "sysroot-" + name)
+    # Named after the package list too: a longer list is another sysroot, not a stale one.
+    root = os.path.join(CACHE, f"sysroot-{name}-{hashlib.sha256(' '.join(packages).encode()).hexdigest()[:8]}")
     if os.path.isdir(root):
         return root
-    debs = os.path.join(CACHE, "debs")
+    debs = DEBS
     os.makedirs(debs, exist_ok=True)
     tmp = root + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -610,16 +621,113 @@ print(lz4.frame.decompress(lz4.frame.compress(b"kw" * 99)) == b"kw" * 99, brotli
 h = hashes.Hash(hashes.SHA256())
 h.update(b"kw")
 print(h.finalize().hex()[:16], markupsafe.escape("<&>"))
+import hashlib, io
+import pandas as pd
+df = pd.DataFrame({"a": [1, 2, 3, 4], "b": [4.5, 5.5, None, 1.0], "c": list("xyxy")})
+print(df.groupby("c").agg({"a": "sum", "b": "mean"}).to_dict(), df.describe().round(3).loc["std"].tolist())
+t = pd.to_datetime(["2024-01-02 12:00", "2024-07-04 12:00"]).tz_localize("UTC").tz_convert("Europe/Paris")
+print([str(x) for x in t], pd.read_csv(io.StringIO("x,y\n1,a\n2,b\n")).to_dict("list"))
+print(pd.Series(np.arange(6.)).rolling(3).mean().tolist()[2:], pd.period_range("2024-01", periods=3, freq="M").tolist())
+from PIL import Image, ImageDraw, ImageFilter, ImageFont, features
+im = Image.new("RGB", (40, 30), "white")
+ImageDraw.Draw(im).ellipse((4, 4, 30, 26), fill=(200, 30, 60))
+im = im.filter(ImageFilter.GaussianBlur(2))
+codecs = {}
+for fmt in ("PNG", "JPEG", "WEBP", "TIFF", "JPEG2000"):
+    b = io.BytesIO()
+    im.save(b, fmt)
+    back = Image.open(io.BytesIO(b.getvalue()))
+    back.load()
+    codecs[fmt] = (back.size, hashlib.sha256(back.tobytes()).hexdigest()[:12])
+print(hashlib.sha256(im.tobytes()).hexdigest()[:16], codecs)
+print(sorted(f for f in features.get_supported() if f != "tkinter" and features.check(f)))
+f = ImageFont.truetype(FONT, 14, layout_engine=ImageFont.Layout.RAQM)
+im = Image.new("L", (120, 24))
+ImageDraw.Draw(im).text((2, 2), "H\u00e4llo \u05e9\u05dc\u05d5\u05dd", font=f, fill=255)
+print(f.getbbox("H\u00e4llo \u05e9\u05dc\u05d5\u05dd"), hashlib.sha256(im.tobytes()).hexdigest()[:16])
+import greenlet, gevent, gevent.queue
+from gevent.resolver.ares import Resolver
+def worker(n):
+    gevent.sleep(0.001 * n)
+    return n * n
+print([g.value for g in gevent.joinall([gevent.spawn(worker, i) for i in range(5)])],
+      gevent.get_hub().loop.__class__.__module__)
+q = gevent.queue.Queue()
+gevent.spawn(lambda: [q.put(i) for i in range(3)]).join()
+print([q.get() for _ in range(3)], greenlet.greenlet(lambda x: x + 1).switch(41), Resolver().gethostbyname("localhost"))
+import zmq
+ctx = zmq.Context()
+spub, ssec = zmq.curve_keypair()
+cpub, csec = zmq.curve_keypair()
+s = ctx.socket(zmq.REP)
+s.curve_secretkey, s.curve_publickey, s.curve_server = ssec, spub, True
+port = s.bind_to_random_port("tcp://127.0.0.1")
+c = ctx.socket(zmq.REQ)
+c.curve_secretkey, c.curve_publickey, c.curve_serverkey = csec, cpub, spub
+c.connect(f"tcp://127.0.0.1:{port}")
+c.send(b"ping")
+s.send(s.recv() + b" pong")
+print(zmq.zmq_version(), zmq.has("curve"), c.recv())
+c.close()
+s.close()
+ctx.term()
+import psycopg2, psycopg2.extensions, psycopg2.extras
+print(psycopg2.__libpq_version__, psycopg2.extensions.libpq_version())
+try:
+    psycopg2.connect("host=/nonexistent-kw port=5432 dbname=x connect_timeout=1")
+except psycopg2.OperationalError as e:
+    print(type(e).__name__, str(e).splitlines()[0])
+import zope.interface
+class I(zope.interface.Interface):
+    pass
+@zope.interface.implementer(I)
+class C:
+    pass
+print(I.providedBy(C()), zope.interface.implementedBy(C).__class__.__module__)
 """
+
+# What the wheels' extensions need beyond the test sysroot (Pillow's codecs and text layout, gevent's libev and
+# c-ares, ZeroMQ with libsodium and Kerberos, libpq with OpenSSL, LDAP and GnuTLS), and Pillow's smoke test font.
+MANY_PACKAGES = """liblbfgsb0 libssl3 libc-ares2 libev4 libfreetype6 libimagequant0 libjpeg62-turbo liblcms2-2
+libopenjp2-7 libpq5 libraqm0 libtiff6 libwebp7 libwebpdemux2 libwebpmux3 libxcb1 libzmq5 liblerc4 libxau6 libxdmcp6
+libbrotli1 libbsd0 libdeflate0 libfribidi0 libgssapi-krb5-2 libharfbuzz0b libjbig0 libldap-2.5-0 libnorm1
+libpgm-5.3-0 libpng16-16 libsodium23 libzstd1 libcom-err2 libglib2.0-0 libgnutls30 libgraphite2-3 libk5crypto3
+libkrb5-3 libkrb5support0 libmd0 libsasl2-2 libgmp10 libhogweed6 libidn2-0 libkeyutils1 libnettle8 libp11-kit0
+libpcre2-8-0 libtasn1-6 libunistring2 fonts-dejavu-core""".split()
 
 
 def many(tmp):
     wheels = sorted(os.path.join(DEB, f) for f in os.listdir(DEB) if f.endswith(".whl"))
-    wheels += [debian_wheel("python3-scipy", "scipy"), debian_wheel("python3-cryptography", "cryptography")]
-    root = sysroot_with("many", ["liblbfgsb0", "libssl3"])
+    wheels += [debian_wheel(spec, prefix) for spec, prefix in (
+        ("python3-scipy", "scipy"), ("python3-cryptography", "cryptography"),
+        ("python3-pandas+python3-pandas-lib", "pandas"), ("python3-tz", "pytz"), ("python3-pil", "pillow"),
+        ("python3-gevent", "gevent"), ("python3-greenlet", "greenlet"), ("python3-zope.interface", "zope_interface"),
+        ("python3-zope.event", "zope_event"), ("python3-objgraph", "objgraph"), ("python3-zmq", "pyzmq"),
+        ("python3-psycopg2", "psycopg2"))]
+    root = sysroot_with("many", MANY_PACKAGES)
     out, interp = convert_and_link(tmp, wheels, "--deps", "--root", root)
     if failures:
         return
+    # One conversion of each library, whichever wheels need it: the manifests (one object each not reused, all of
+    # them one file) and nm of the interpreter (one image each).
+    objs = {}
+    for f in sorted(os.listdir(out)):
+        if f.endswith(".km.json"):
+            with open(os.path.join(out, f)) as j:
+                m = json.load(j)
+            d = os.path.join(out, [x for x in os.listdir(out) if x.endswith(".km") and
+                                   x.startswith(f[:-len(".km.json")] + "-")][0])
+            for o in m["objects"]:
+                if o["mode"] == "lib":
+                    objs.setdefault(o["symbol_tag"], []).append((o, os.stat(os.path.join(d, o["object"])).st_ino))
+    shared = {t: v for t, v in objs.items() if len(v) > 1}
+    check(len(shared) >= 15, f"oracle: the manifests name {len(shared)} libraries that several wheels need")
+    bad = [v[0][0]["id"] for v in shared.values()
+           if sum(not o["reused_from"] for o, _ in v) != 1 or len({i for _, i in v}) != 1]
+    check(not bad, f"each is delinked once and reused for the other wheels, one file ({bad})")
+    syms = run("nm", interp).stdout
+    bad = [v[0][0]["id"] for t, v in objs.items() if len(re.findall(rf" __kw_img_{t}$", syms, re.M)) != 1]
+    check(not bad, f"nm: one image of each of the {len(objs)} libraries in the interpreter ({bad})")
     mods = []
     for w in wheels:
         with zipfile.ZipFile(w) as z:
@@ -636,7 +744,10 @@ def many(tmp):
                                                    f"under /usr/bin/python3, and so in the static one ({out_a[-3:]})")
     shutil.rmtree(os.path.join(tmp, "site-dyn"))
     shutil.rmtree(os.path.join(tmp, "site-static"))
-    compare(tmp, wheels, interp, MANY_SMOKE, {"LD_LIBRARY_PATH": libpath(root)})
+    font = os.path.join(root, "usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+    smoke = compare(tmp, wheels, interp, f"FONT = {font!r}\n" + MANY_SMOKE, {"LD_LIBRARY_PATH": libpath(root)})
+    check(len(smoke) == 16 and smoke[-1] == "True zope.interface.declarations",
+          f"the smoke script ran to its end ({smoke[-2:]})")
     print(f"     interpreter: {os.path.getsize(interp) / 1e6:.1f} MB, {len(mods)} extension modules")
 
 
