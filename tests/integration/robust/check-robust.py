@@ -23,8 +23,10 @@ SCENARIO is one of:
              names and load side by side in one interpreter
   alloc      KWHEEL_FAIL_ALLOC=N (src/cli/main.c) fails the Nth allocation and
              every later one, for N = 1 .. the count of a successful run (with
-             a stride past the first few hundred): `kwheel show`, `show --json`
-             and `kwheel repair` exit 0 or 2, never by a signal, never with a
+             a stride past the first few hundred): `kwheel show`, `show --json`,
+             `kwheel repair` and `kwheel km` (one wheel twice, the second
+             reusing the first's objects; a conversion that succeeds writes
+             the clean run's archive) exit 0 or 2, never by a signal, never with a
              sanitizer report, with one stderr line; a show that succeeds prints
              the clean run's report; a failed repair leaves nothing in the
              wheel directory (first 300 and last 200 N always)
@@ -525,7 +527,10 @@ def scenario_alloc(tmp):
              # testzlib is refused (black-listed symbols); cffi_backend grafts the host's libffi, whose
              # package the SBOM looks up in dpkg's database
              ("repair", lambda out: [KWHEEL, "repair", "-w", out, CFFI_BACKEND]),
-             ("repair-pyyaml", lambda out: repair_args(PYYAML, out))]
+             ("repair-pyyaml", lambda out: repair_args(PYYAML, out)),
+             # the same wheel twice: the second conversion reuses the first's objects (src/km/cache.c)
+             ("km-twice", lambda out: [KWHEEL, "km", "--no-wheel", "--deps", "--library-path", LIBPATH, "-o", out,
+                                       PYYAML, PYYAML])]
     for name, argv in cases:
         out = os.path.join(tmp, name + "-count")
         t0 = time.monotonic()
@@ -541,6 +546,8 @@ def scenario_alloc(tmp):
         clean_wheel = None
         if name.startswith("repair") and len(wheels_in(out)) == 1:
             clean_wheel = (wheels_in(out)[0], sha(os.path.join(out, wheels_in(out)[0])))
+        if name.startswith("km"):
+            clean_wheel = sha(os.path.join(out, "libpyyaml.km.a"))
         # every N in the first 300 (context, options, archive setup) and the last 200 (output, result,
         # cleanup); then a stride through the middle that fits what is left of the budget
         head, tail = min(count, 300), max(min(count, 300) + 1, count - 200)
@@ -554,8 +561,13 @@ def scenario_alloc(tmp):
             if SANITIZER.search(r.stderr):
                 san.append((n, r.stderr[:2000]))
             lines = [l for l in r.stderr.splitlines() if l.strip()]
-            if r.returncode == 2 and len(lines) != 1:
+            # km goes on to the next wheel after one fails: a line per wheel
+            if r.returncode == 2 and not 1 <= len(lines) <= (2 if name.startswith("km") else 1):
                 bad_msg.append((n, lines[:3]))
+            if name.startswith("km"):
+                if r.returncode == 0 and sha(os.path.join(out, "libpyyaml.km.a")) != clean_wheel:
+                    differs.append(n)
+                shutil.rmtree(out, ignore_errors=True)
             if name.startswith("show") and r.returncode == 0 and r.stdout != clean_out:
                 differs.append(n)
             if name.startswith("repair"):
@@ -591,6 +603,9 @@ def scenario_alloc(tmp):
         check(not bad_msg, f"{name}: every failure says one line {bad_msg[:3]}")
         if name.startswith("show"):
             check(not differs, f"{name}: every run that succeeds prints the clean run's report (N = {differs[:5]})")
+        if name.startswith("km"):
+            check(clean_wheel and not differs, f"{name}: every conversion that succeeds writes the clean run's "
+                                               f"archive, byte for byte (N = {differs[:5]})")
         if name.startswith("repair"):
             check(not left, f"{name}: a failed repair leaves nothing in the wheel directory "
                             f"(N = {[n for n, _ in left]}: {left[:1]})")
