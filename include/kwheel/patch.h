@@ -100,7 +100,17 @@ struct kw_patch_result {
 	 */
 	unsigned char *tail;
 	size_t tail_len;
+	/*
+	 * The blocks of the image the rewrite wrote: bit i of written[i / 8]
+	 * (low bit first) covers bytes [i * KW_PATCH_BLOCK, (i + 1) *
+	 * KW_PATCH_BLOCK); every byte outside them is as it was. NULL if the
+	 * call failed.
+	 */
+	unsigned char *written;
 };
+
+/* The granule of kw_patch_result.written, the usual page size. */
+#define KW_PATCH_BLOCK 4096
 
 /*
  * Apply ops to the ELF image in buf (len bytes, writable). Changed bytes are
@@ -116,7 +126,10 @@ void kw_patch_result_release(struct kw_patch_result *res);
  * Patch a file. out NULL means in place. Either way the result is written
  * to a temporary file next to the destination and renamed over it, so a
  * crash leaves the old file or the new one, never a mix. The input is mapped
- * copy-on-write: only the pages that change are duplicated in memory.
+ * copy-on-write and read only where the edit looks (headers, dynamic
+ * section, string and version tables): only the blocks the edit wrote and
+ * the tail pass through this process, the rest of the file is copied by the
+ * kernel (kw_copy_range), so memory does not grow with the file.
  */
 int kw_patch_file(const char *in, const char *out, const struct kw_patch_ops *ops,
 		  struct kw_patch_result *res, struct kw_error *err);

@@ -107,6 +107,18 @@ int kw_open_regular(const char *path, int *fd, struct stat *st, struct kw_error 
 /* A private (copy-on-write) mapping of a whole regular, non-empty file; kw_unmap_file releases it. */
 int kw_map_file(const char *path, unsigned char **buf, size_t *len, struct kw_error *err);
 void kw_unmap_file(unsigned char *buf, size_t len);
+/* Write all len bytes at fd's position, retrying short writes and EINTR. 0, or -1 with errno set. */
+int kw_write_all(int fd, const void *buf, size_t len);
+/*
+ * Copy len bytes of in from offset off to out at its position (out's
+ * position advances, in's does not), in the kernel (copy_file_range) where
+ * it can: within one file system no byte passes through this process, and
+ * one that shares extents shares them. Where the kernel cannot (across file
+ * systems, to a pipe or device, old kernels) a 64 KiB buffer is copied
+ * instead, so memory stays bounded either way. 0, or -1 with errno set
+ * (EIO if in ends before off + len).
+ */
+int kw_copy_range(int in, uint64_t off, int out, uint64_t len);
 /* Copy src to a new file dst (created with mode; it must not exist, and a link there is not followed). */
 int kw_copy_file(const char *src, const char *dst, unsigned mode, struct kw_error *err);
 

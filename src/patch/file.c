@@ -1,5 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* Patching files on disk: copy-on-write mapping in, temporary file and rename out. */
+/*
+ * Patching files on disk: a copy-on-write mapping in, of which the editor
+ * faults in only the pages it reads; a temporary file and rename out, made
+ * of the blocks it wrote and kernel copies of the rest.
+ */
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -17,23 +21,34 @@
 #include "kwheel/patch.h"
 #include "kwheel/util.h"
 
-static int write_all(int fd, const void *buf, size_t len)
+static bool block_written(const struct kw_patch_result *res, size_t i)
 {
-	const unsigned char *p = buf;
+	return !res->written || (res->written[i / 8] >> (i % 8) & 1);
+}
 
-	while (len > 0) {
-		ssize_t n = write(fd, p, len > (1u << 30) ? (1u << 30) : len);
+/*
+ * Write the edited image at out's position: the blocks the edit wrote from
+ * the map, the runs between them copied from the input by the kernel (the
+ * map's pages there are never touched), then the tail.
+ */
+static int write_image(int in, int out, const unsigned char *map, size_t len, const struct kw_patch_result *res)
+{
+	size_t nblk = len / KW_PATCH_BLOCK + (len % KW_PATCH_BLOCK != 0), i = 0;
 
-		if (n < 0) {
-			if (errno == EINTR) {
-				continue;
-			}
+	while (i < nblk) {
+		bool w = block_written(res, i);
+		size_t j = i + 1, off = i * (size_t)KW_PATCH_BLOCK, end;
+
+		while (j < nblk && block_written(res, j) == w) {
+			j++;
+		}
+		end = j == nblk ? len : j * (size_t)KW_PATCH_BLOCK;
+		if (w ? kw_write_all(out, map + off, end - off) < 0 : kw_copy_range(in, off, out, end - off) < 0) {
 			return -1;
 		}
-		p += n;
-		len -= (size_t)n;
+		i = j;
 	}
-	return 0;
+	return res->tail_len ? kw_write_all(out, res->tail, res->tail_len) : 0;
 }
 
 static char *dir_of(const char *path)
@@ -100,8 +115,8 @@ static int resolve_dest(const char *out, char **dest, bool *old, struct stat *os
 }
 
 /* Write the image and its tail through an existing character device or FIFO. */
-static int write_through(const char *out, const unsigned char *map, size_t len, const struct kw_patch_result *res,
-			 struct kw_error *err)
+static int write_through(int in, const char *out, const unsigned char *map, size_t len,
+			 const struct kw_patch_result *res, struct kw_error *err)
 {
 	/* O_NONBLOCK: a FIFO nobody reads fails at once (ENXIO) instead of hanging. */
 	int fd = open(out, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC), flags, rc = 0;
@@ -110,8 +125,7 @@ static int write_through(const char *out, const unsigned char *map, size_t len, 
 		return kw_error_set(err, KW_EIO, "cannot write '%s': %s", out, strerror(errno));
 	}
 	flags = fcntl(fd, F_GETFL);
-	if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0 || write_all(fd, map, len) < 0 ||
-	    (res->tail_len && write_all(fd, res->tail, res->tail_len) < 0)) {
+	if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0 || write_image(in, fd, map, len, res) < 0) {
 		rc = kw_error_set(err, KW_EIO, "'%s': write failed: %s", out, strerror(errno));
 	}
 	if (close(fd) < 0 && rc == 0) {
@@ -167,7 +181,11 @@ int kw_patch_file(const char *in, const char *out, const struct kw_patch_ops *op
 		rc = kw_error_set(err, KW_EFORMAT, "'%s': empty file, not an ELF object", in);
 		goto out;
 	}
-	/* Private and writable: edits touch only a few pages, the rest stays shared with the page cache. */
+	/*
+	 * Private and writable: the editor reads and writes a few pages (the
+	 * headers and the dynamic tables), which alone are ever read in or
+	 * duplicated; write_image copies the rest file to file.
+	 */
 	map = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
 	if (map == MAP_FAILED) {
 		rc = kw_error_set(err, KW_EIO, "'%s': cannot map: %s", in, strerror(errno));
@@ -185,7 +203,7 @@ int kw_patch_file(const char *in, const char *out, const struct kw_patch_ops *op
 		goto out;
 	}
 	if (!dest) {
-		rc = write_through(out, map, (size_t)st.st_size, res, err);
+		rc = write_through(fd, out, map, (size_t)st.st_size, res, err);
 		goto out;
 	}
 	{
@@ -206,8 +224,7 @@ int kw_patch_file(const char *in, const char *out, const struct kw_patch_ops *op
 		tmp = NULL;
 		goto out;
 	}
-	if (write_all(ofd, map, (size_t)st.st_size) < 0 ||
-	    (res->tail_len && write_all(ofd, res->tail, res->tail_len) < 0)) {
+	if (write_image(fd, ofd, map, (size_t)st.st_size, res) < 0) {
 		rc = kw_error_set(err, KW_EIO, "'%s': write failed: %s", out, strerror(errno));
 		goto out;
 	}

@@ -44,10 +44,27 @@ uint64_t img_rd(const struct img *im, const unsigned char *p, size_t width)
 	return kw_elf_rd(&im->raw, p, width);
 }
 
+void img_mark(const struct img *im, const unsigned char *p, size_t n)
+{
+	uintptr_t a = (uintptr_t)p, b = (uintptr_t)im->b;
+	size_t off, i;
+
+	/* Compared as integers: the tail and the plan's buffers are other objects. */
+	if (n == 0 || !im->written || a < b || a - b >= im->len) {
+		return;
+	}
+	off = a - b;
+	n = n > im->len - off ? im->len - off : n;
+	for (i = off / KW_PATCH_BLOCK; i <= (off + n - 1) / KW_PATCH_BLOCK; i++) {
+		im->written[i / 8] |= (unsigned char)(1u << (i % 8));
+	}
+}
+
 void img_wr(const struct img *im, unsigned char *p, size_t width, uint64_t v)
 {
 	size_t i;
 
+	img_mark(im, p, width);
 	for (i = 0; i < width; i++) {
 		p[im->msb ? width - 1 - i : i] = (unsigned char)(v >> (8 * i));
 	}
@@ -179,6 +196,7 @@ void img_release(struct img *im)
 	free(im->sh);
 	free(im->dyn);
 	free(im->tab);
+	free(im->written);
 	memset(im, 0, sizeof(*im));
 }
 
@@ -499,6 +517,10 @@ int img_load(struct img *im, unsigned char *buf, size_t len, const char *name, s
 	im->b = buf;
 	im->len = len;
 	im->name = name;
+	im->written = kw_calloc(len / KW_PATCH_BLOCK / 8 + 1, 1);
+	if (!im->written) {
+		return kw_error_set(err, KW_ENOMEM, "out of memory");
+	}
 	im->dyn_ph = -1;
 	im->sh_dynstr = im->sh_dynamic = im->sh_verneed = -1;
 	switch (kw_elf_raw_init(&im->raw, buf, len)) {

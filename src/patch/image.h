@@ -9,6 +9,7 @@
 
 #include "kwheel/elf-decode.h"
 #include "kwheel/kwheel.h"
+#include "kwheel/patch.h"
 
 /* A table the loader reads, as file offsets (tag: its DT_ address tag, or IMG_TAB_INTERP for PT_INTERP). */
 #define IMG_TAB_INTERP (-1)
@@ -20,6 +21,13 @@ struct extent {
 struct img {
 	struct kw_elf_raw raw; /* how the decoder reads b */
 	unsigned char *b;      /* the image the editor writes: raw.b, writable */
+	/*
+	 * Bit i set (low bit first): bytes [i * KW_PATCH_BLOCK, (i + 1) *
+	 * KW_PATCH_BLOCK) of b may have been written. Every write into b goes
+	 * through img_wr, img_put_* or img_mark, so the file writer can copy
+	 * the rest from the input without reading it.
+	 */
+	unsigned char *written;
 	size_t len;            /* raw.len, raw.is64 and raw.msb, for the editor's writes */
 	const char *name;
 	bool is64, msb;
@@ -52,10 +60,14 @@ size_t img_shentsize(const struct img *im);
 size_t img_dynentsize(const struct img *im);
 
 uint64_t img_rd(const struct img *im, const unsigned char *p, size_t width);
+/* Store v at p (in b or elsewhere), width bytes in the image's byte order; marks it written if in b. */
 void img_wr(const struct img *im, unsigned char *p, size_t width, uint64_t v);
+/* Record that [p, p+n) is about to be written by other means (memcpy, memset); p outside b is ignored. */
+void img_mark(const struct img *im, const unsigned char *p, size_t n);
 
 /* Decode headers and the dynamic segment. Nothing is written. */
 int img_load(struct img *im, unsigned char *buf, size_t len, const char *name, struct kw_error *err);
+/* Frees what img_load allocated, im->written too unless the caller took it (set it to NULL). */
 void img_release(struct img *im);
 /* File offset of [vaddr, vaddr+size) if a PT_LOAD's file image holds all of it. */
 bool img_vaddr_off(const struct img *im, uint64_t vaddr, uint64_t size, uint64_t *off);

@@ -473,6 +473,7 @@ static void move_block(struct img *im, const struct growth *g, unsigned char *ta
 		img_put_sh(im, im->b + im->shoff + i * ses, &s);
 		move_section_symbols(im, (long)i, im->sh[i].addr, im->sh[i].size, s.addr);
 	}
+	img_mark(im, im->b + g->mv_off, g->mv_len);
 	memset(im->b + g->mv_off, 0, g->mv_len);
 }
 
@@ -522,9 +523,11 @@ static void edit_headers(struct plan *p, struct kw_elf_phdr *ph, size_t nph, uns
 			} else {
 				/* In place (or where the block moved it): the old path's bytes are cleared first. */
 				dst = ph[i].offset >= im->len ? tail + (ph[i].offset - im->len) : im->b + ph[i].offset;
+				img_mark(im, dst, ph[i].filesz);
 				memset(dst, 0, ph[i].filesz);
 			}
 			dst = ph[i].offset >= im->len ? tail + (ph[i].offset - im->len) : im->b + ph[i].offset;
+			img_mark(im, dst, n);
 			memcpy(dst, ops->set_interp, n);
 			ph[i].filesz = ph[i].memsz = n;
 			if (sec >= 0) {
@@ -622,6 +625,7 @@ static int write_growth(struct plan *p, const struct growth *g, bool need_dynstr
 	 */
 	if (need_dynstr && !g->str_in_place && img_table_hit(im, im->str_off, im->str_size, DT_STRTAB) == DT_NULL &&
 	    !plan_overlaps_dynamic(im, im->str_off, im->str_size) && !img_hits_headers(im, im->str_off, im->str_size)) {
+		img_mark(im, im->b + im->str_off, im->str_size);
 		memset(im->b + im->str_off, 0, im->str_size);
 	}
 	if (need_dyn) {
@@ -757,6 +761,8 @@ int plan_build(struct plan *p, struct kw_patch_result *res, struct kw_error *err
 		free(ph);
 	}
 	for (i = 0; i < p->n_sw; i++) {
+		img_mark(im, strdst + p->sw[i].off, p->sw[i].len);
+		img_mark(im, strdst + p->sw[i].off, strlen(p->sw[i].str));
 		memset(strdst + p->sw[i].off, 0, p->sw[i].len);
 		memcpy(strdst + p->sw[i].off, p->sw[i].str, strlen(p->sw[i].str));
 	}
@@ -776,6 +782,7 @@ int plan_build(struct plan *p, struct kw_patch_result *res, struct kw_error *err
 		}
 	}
 	if (p->vn_rewrite) {
+		img_mark(im, im->b + p->vn_off, p->vn_area);
 		memcpy(im->b + p->vn_off, p->vn_bytes, p->vn_area);
 		if (im->sh && im->sh_verneed >= 0) {
 			struct kw_elf_shdr s = im->sh[im->sh_verneed];
@@ -809,6 +816,7 @@ int plan_build(struct plan *p, struct kw_patch_result *res, struct kw_error *err
 	res->tail = tail;
 	res->tail_len = tail_len;
 	if (ops->set_os_abi) {
+		img_mark(im, im->b + EI_OSABI, 1);
 		im->b[EI_OSABI] = ops->os_abi;
 	}
 	hdr_changed |= plan_write_symbols(p);

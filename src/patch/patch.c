@@ -57,6 +57,10 @@ int kw_patch_image(unsigned char *buf, size_t len, const char *name, const struc
 	if (rc == 0) {
 		rc = plan_build(&p, res, err);
 	}
+	if (rc == 0) {
+		res->written = p.im.written;
+		p.im.written = NULL;
+	}
 	plan_release(&p);
 	return rc;
 }
@@ -64,5 +68,6 @@ int kw_patch_image(unsigned char *buf, size_t len, const char *name, const struc
 void kw_patch_result_release(struct kw_patch_result *res)
 {
 	free(res->tail);
+	free(res->written);
 	memset(res, 0, sizeof(*res));
 }

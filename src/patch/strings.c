@@ -383,6 +383,7 @@ void plan_taint_old_paths(const struct plan *p, unsigned char *strdst)
 		    img_table_hit(&p->im, p->im.str_off + sl->off, sl->len + 1, DT_STRTAB) != DT_NULL) {
 			continue;
 		}
+		img_mark(&p->im, strdst + sl->off, sl->len);
 		memset(strdst + sl->off, 'X', sl->len);
 	}
 }

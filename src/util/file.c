@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Whole-file helpers: opening only regular files, a private mapping and a copy. */
+/* Whole-file helpers: opening only regular files, a private mapping and copies. */
+#define _GNU_SOURCE /* copy_file_range */
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -74,6 +75,85 @@ void kw_unmap_file(unsigned char *buf, size_t len)
 	if (buf) {
 		munmap(buf, len);
 	}
+}
+
+int kw_write_all(int fd, const void *buf, size_t len)
+{
+	const unsigned char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len > (1u << 30) ? (1u << 30) : len);
+
+		if (n < 0 && errno == EINTR) {
+			continue;
+		}
+		if (n <= 0) {
+			if (n == 0) {
+				errno = EIO;
+			}
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* kw_copy_range where the kernel cannot copy: through a bounded buffer. */
+static int copy_by_hand(int in, uint64_t off, int out, uint64_t len)
+{
+	unsigned char buf[1 << 16];
+
+	while (len > 0) {
+		size_t want = len < sizeof(buf) ? (size_t)len : sizeof(buf);
+		ssize_t n = pread(in, buf, want, (off_t)off);
+
+		if (n < 0 && errno == EINTR) {
+			continue;
+		}
+		if (n <= 0) {
+			if (n == 0) {
+				errno = EIO; /* the file ended early: it shrank under us */
+			}
+			return -1;
+		}
+		if (kw_write_all(out, buf, (size_t)n) < 0) {
+			return -1;
+		}
+		off += (uint64_t)n;
+		len -= (uint64_t)n;
+	}
+	return 0;
+}
+
+int kw_copy_range(int in, uint64_t off, int out, uint64_t len)
+{
+	off_t o = (off_t)off; /* 64 bits: the build sets _FILE_OFFSET_BITS */
+
+	while (len > 0) {
+		ssize_t n = copy_file_range(in, &o, out, NULL, len > (1u << 30) ? (1u << 30) : (size_t)len, 0);
+
+		if (n < 0 && errno == EINTR) {
+			continue;
+		}
+		if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP ||
+			      errno == EBADF || errno == ETXTBSY || errno == EPERM)) {
+			/*
+			 * Not possible here (across file systems before 5.3 and
+			 * after 5.19, a pipe or device, a seccomp filter): nothing
+			 * was copied by the failing call, so do the rest by hand.
+			 */
+			return copy_by_hand(in, (uint64_t)o, out, len);
+		}
+		if (n <= 0) {
+			if (n == 0) {
+				errno = EIO;
+			}
+			return -1;
+		}
+		len -= (uint64_t)n;
+	}
+	return 0;
 }
 
 int kw_copy_file(const char *src, const char *dst, unsigned mode, struct kw_error *err)

@@ -3,8 +3,11 @@
  * The ELF editor on objects gcc builds here, with readelf as the oracle:
  * each edit of kw_patch_ops (search path as RUNPATH or RPATH, SONAME,
  * DT_NEEDED replaced, added, removed) gives the dynamic section readelf
- * reads back, growing or not; an input that is not ELF, or a cut one, is an
- * error that leaves the file and the buffer as they were.
+ * reads back, growing or not; every byte the edit changes lies in a block
+ * it reports written (the file writer copies the others from the input
+ * unread), and the file written is the edited image and its tail; an input
+ * that is not ELF, or a cut one, is an error that leaves the file and the
+ * buffer as they were.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -14,12 +17,24 @@
 
 static char *dir;
 
-/* A shared object needing libkwa.so.1 and libkwb.so.2 (stubs gcc builds too), SONAME libkwt.so.1. */
-static char *build(const char *extra)
+/*
+ * A shared object needing libkwa.so.1 and libkwb.so.2 (stubs gcc builds
+ * too), SONAME libkwt.so.1, exporting kwt and n_more functions more (which
+ * spread .dynsym, .dynstr and the version tables over many blocks).
+ */
+static char *build_n(const char *extra, size_t n_more)
 {
 	char *src = kwt_fmt("%s/t.c", dir), *so = kwt_fmt("%s/libkwt.so.1", dir), *cmd;
+	char *text = kwt_fmt("int kwt(void) { return 1; }\n"), *more;
+	size_t i;
 
-	ck_assert_int_eq(kwt_write_file(src, "int kwt(void) { return 1; }\n", 28), 0);
+	for (i = 0; i < n_more; i++) {
+		more = kwt_fmt("%sint kwt_exported_function_%zu(void) { return %zu; }\n", text, i, i);
+		free(text);
+		text = more;
+	}
+	ck_assert_int_eq(kwt_write_file(src, text, strlen(text)), 0);
+	free(text);
 	cmd = kwt_fmt("cd '%s' && gcc -shared -fPIC -Wl,-soname,libkwa.so.1 -o libkwa.so.1 -x c /dev/null && "
 		      "gcc -shared -fPIC -Wl,-soname,libkwb.so.2 -o libkwb.so.2 -x c /dev/null && "
 		      "gcc -shared -fPIC -Wl,--no-as-needed -Wl,-soname,libkwt.so.1 %s -o '%s' t.c ./libkwa.so.1 ./libkwb.so.2",
@@ -28,6 +43,11 @@ static char *build(const char *extra)
 	free(cmd);
 	free(src);
 	return so;
+}
+
+static char *build(const char *extra)
+{
+	return build_n(extra, 0);
 }
 
 /* readelf's reading of one dynamic tag ("NEEDED", "RUNPATH", ...): the values in order, joined by spaces. */
@@ -88,7 +108,42 @@ static const struct {
 	{ "add a DT_NEEDED first, remove another", "",
 	  { .add_needed = add_needed, .n_add_needed = 1, .remove_needed = remove_b, .n_remove_needed = 1 },
 	  "libkwnew-with-a-long-name.so.9 libkwa.so.1 libc.so.6", "", "", "libkwt.so.1" },
+	{ "header edits: OS ABI, stack, DT_DEBUG", "", { .set_os_abi = true, .os_abi = 3, .execstack = 1,
+	  .add_debug_tag = true }, "libkwa.so.1 libkwb.so.2 libc.so.6", "", "", "libkwt.so.1" },
 };
+
+/*
+ * The same edit on the bytes in memory: whatever differs from the input is
+ * in a block res.written names, and the file kw_patch_file wrote (from those
+ * blocks, kernel copies of the others and the tail) is that image.
+ */
+static void check_written_blocks(const char *what, const char *so, const struct kw_patch_ops *ops, const char *out)
+{
+	struct kw_patch_result res = { 0 };
+	struct kw_error err = { 0 };
+	size_t len, olen, i, n_written = 0;
+	unsigned char *orig = (unsigned char *)kwt_read_file(so, &len), *img = malloc(len), *file;
+
+	ck_assert_msg(kw_patch_file(so, out, ops, NULL, &err) == 0, "%s: %s", what, err.msg);
+	file = (unsigned char *)kwt_read_file(out, &olen);
+	ck_assert(orig && img && file);
+	memcpy(img, orig, len);
+	ck_assert_msg(kw_patch_image(img, len, so, ops, &res, &err) == 0, "%s: %s", what, err.msg);
+	ck_assert_ptr_nonnull(res.written);
+	for (i = 0; i < len; i++) {
+		bool w = res.written[i / KW_PATCH_BLOCK / 8] >> (i / KW_PATCH_BLOCK % 8) & 1;
+
+		ck_assert_msg(w || img[i] == orig[i], "%s: byte %zu changed in a block not reported written", what, i);
+		n_written += w && i % KW_PATCH_BLOCK == 0;
+	}
+	ck_assert_msg(n_written > 0 && n_written < (len + KW_PATCH_BLOCK - 1) / KW_PATCH_BLOCK,
+		      "%s: %zu of %zu blocks written", what, n_written, (len + KW_PATCH_BLOCK - 1) / KW_PATCH_BLOCK);
+	ck_assert_msg(olen == len + res.tail_len && memcmp(file, img, len) == 0 &&
+		      (res.tail_len == 0 || memcmp(file + len, res.tail, res.tail_len) == 0),
+		      "%s: the file written is not the edited image", what);
+	kw_patch_result_release(&res);
+	free(orig), free(img), free(file);
+}
 
 START_TEST(edit_matches_readelf)
 {
@@ -107,8 +162,19 @@ START_TEST(edit_matches_readelf)
 	ck_assert_msg(strcmp(runpath, cases[_i].runpath) == 0, "%s: RUNPATH '%s'", cases[_i].what, runpath);
 	ck_assert_msg(strcmp(rpath, cases[_i].rpath) == 0, "%s: RPATH '%s'", cases[_i].what, rpath);
 	ck_assert_msg(strcmp(soname, cases[_i].soname) == 0, "%s: SONAME '%s'", cases[_i].what, soname);
+	check_written_blocks(cases[_i].what, so, &cases[_i].ops, out);
 	kw_patch_result_release(&res);
 	free(needed), free(runpath), free(rpath), free(soname);
+	free(so), free(out);
+}
+END_TEST
+
+/* The same edits of a library whose tables span many blocks: each block the edit changes is reported. */
+START_TEST(written_blocks_spread)
+{
+	char *so = build_n(cases[_i].gcc, 1500), *out = kwt_fmt("%s/out.so", dir);
+
+	check_written_blocks(cases[_i].what, so, &cases[_i].ops, out);
 	free(so), free(out);
 }
 END_TEST
@@ -248,6 +314,7 @@ static Suite *patch_suite(void)
 
 	tcase_add_checked_fixture(t, setup, teardown);
 	tcase_add_loop_test(t, edit_matches_readelf, 0, sizeof(cases) / sizeof(cases[0]));
+	tcase_add_loop_test(t, written_blocks_spread, 0, sizeof(cases) / sizeof(cases[0]));
 	tcase_add_test(t, bad_input_untouched);
 	tcase_add_test(t, cut_image_buffer_unchanged);
 	tcase_add_test(t, symbol_map_read);
