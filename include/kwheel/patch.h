@@ -58,9 +58,17 @@ struct kw_patch_ops {
 	size_t n_clear_version;
 
 	/*
+	 * kw_patch_file: fsync the new file before renaming it into place, so
+	 * that it survives a power loss too. Without it the rename alone still
+	 * guarantees that a failed or killed edit leaves the old file (what
+	 * patchelf, which rewrites in place unsynced, does not); the sync
+	 * is most of the cost of an edit on a busy disk.
+	 */
+	bool durable;
+	/*
 	 * kw_patch_file: the output is a scratch file, deleted once its bytes
-	 * are copied elsewhere (repair's work directory), so it is not fsynced;
-	 * it is still renamed into place, never left half-written.
+	 * are copied elsewhere (repair's work directory): never synced; it is
+	 * still renamed into place, never left half-written.
 	 */
 	bool scratch;
 };

@@ -232,7 +232,7 @@ int kw_patch_file(const char *in, const char *out, const struct kw_patch_ops *op
 	if (rc < 0) {
 		goto out;
 	}
-	if (!ops->scratch && fsync(ofd) < 0) {
+	if (ops->durable && !ops->scratch && fsync(ofd) < 0) {
 		rc = kw_error_set(err, KW_EIO, "'%s': %s", out, strerror(errno));
 		goto out;
 	}

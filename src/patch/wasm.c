@@ -76,7 +76,9 @@ static int plan(const struct kw_wasm_info *w, const struct kw_patch_ops *ops, st
 	return 0;
 }
 
-static int write_out(const char *out, const unsigned char *buf, size_t len, mode_t mode, struct kw_error *err)
+/* Written as kw_patch_file writes: a temporary renamed into place, synced only if durable. */
+static int write_out(const char *out, const unsigned char *buf, size_t len, mode_t mode, bool durable,
+		     struct kw_error *err)
 {
 	const char *slash = strrchr(out, '/');
 	char *tmp = slash ? kw_asprintf("%.*s/.%s.kwheel-XXXXXX", (int)(slash - out), out, slash + 1)
@@ -105,7 +107,7 @@ static int write_out(const char *out, const unsigned char *buf, size_t len, mode
 		buf += n;
 		len -= (size_t)n;
 	}
-	if (!rc && (fchmod(fd, mode & 07777) < 0 || fsync(fd) < 0)) {
+	if (!rc && (fchmod(fd, mode & 07777) < 0 || (durable && fsync(fd) < 0))) {
 		rc = kw_error_set(err, KW_EIO, "'%s': %s", out, strerror(errno));
 	}
 	if (close(fd) < 0 && !rc) {
@@ -162,7 +164,7 @@ int kw_patch_wasm_file(const char *in, const char *out, const struct kw_patch_op
 	if (!rc) {
 		*changed = res_len != len || memcmp(res, buf, len) != 0;
 		if (*changed || strcmp(in, out) != 0) {
-			rc = write_out(out, res, res_len, st.st_mode, err);
+			rc = write_out(out, res, res_len, st.st_mode, ops->durable, err);
 		}
 	}
 	free(res);

@@ -10,7 +10,8 @@ Built from fixtures/patch/*.c; readelf, eu-elflint and running the program are t
   - a dropped search path leaves no copy in the file (as with patchelf, for nix);
   - @FILE arguments, an argument larger than the kernel's per-argument limit;
   - a library whose PT_DYNAMIC was removed (its .dynamic section left): edited through the section;
-  - invoked as patchelf: options after files, prints before edits, --version, exit 1 on errors.
+  - invoked as patchelf: options after files, prints before edits, --version, exit 1 on errors;
+  - no fsync by default, one per new file with --fsync (strace).
 """
 import os
 import re
@@ -152,6 +153,20 @@ def main():
         r = run([pe, "--replace-needed", "libz.so.1", "libzz.so.1", "--output", os.path.join(tmp, "pe2.so"), lib])
         check(r.returncode == 0 and "[libzz.so.1]" in run(["readelf", "-dW", os.path.join(tmp, "pe2.so")]).stdout,
               "patchelf: --replace-needed OLD NEW and --output")
+
+        # durability: by default no fsync (as patchelf); --fsync syncs each new file, its temporary, once
+        if shutil.which("strace"):
+            asan = ":".join(o for o in [os.environ.get("ASAN_OPTIONS", ""), "detect_leaks=0"] if o)
+            for flag, want in (([], 0), (["--fsync"], 2)):
+                a, b = os.path.join(tmp, "sync-a.so"), os.path.join(tmp, "sync-b.so")
+                shutil.copyfile(lib, a)
+                shutil.copyfile(lib, b)
+                trace = os.path.join(tmp, "trace")
+                r = run(["strace", "-f", "-qq", "-y", "-e", "trace=fsync,fdatasync", "-o", trace, KWHEEL, "patch"] +
+                        flag + ["--set-rpath", "/x" * 200, a, b], env=dict(os.environ, ASAN_OPTIONS=asan))
+                synced = re.findall(r"f(?:data)?sync\(\d+<([^>]*)>", open(trace).read())
+                check(r.returncode == 0 and len(synced) == want and all(".kwheel-" in p for p in synced),
+                      f"{' '.join(flag) or 'no --fsync'}: {want} syncs, of the temporaries (got {synced})")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"{len(failures)} failures")
