@@ -15,7 +15,6 @@
  * block), which any inflater reads as one stream. The pieces are the same
  * whatever the number of cores, so the bytes are too.
  */
-#define _GNU_SOURCE /* copy_file_range */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -133,36 +132,6 @@ struct central {
 	uint64_t count;
 };
 
-static int copy_range(int in, uint64_t off, int out, uint64_t len)
-{
-	loff_t o = (loff_t)off;
-
-	while (len > 0) {
-		ssize_t n = copy_file_range(in, &o, out, NULL, len > (1u << 30) ? (1u << 30) : len, 0);
-
-		if (n < 0 && errno == EINTR) {
-			continue;
-		}
-		if (n <= 0) {
-			/* Across file systems or on old kernels: do it by hand. */
-			unsigned char buf[1 << 16];
-
-			while (len > 0) {
-				size_t chunk = len < sizeof(buf) ? (size_t)len : sizeof(buf);
-
-				if (pread_all(in, buf, chunk, (uint64_t)o) < 0 || write_all(out, buf, chunk) < 0) {
-					return -1;
-				}
-				o += (loff_t)chunk;
-				len -= chunk;
-			}
-			return 0;
-		}
-		len -= (uint64_t)n;
-	}
-	return 0;
-}
-
 /*
  * The external attributes a member gets in every wheel written: a regular
  * file 0644, or 0755 when the input had any execute bit; a directory 0755.
@@ -227,7 +196,7 @@ static int emit(int out, uint64_t *pos, struct central *cd, const struct raw *r,
 		put64(lh + 42, r->comp_size);
 	}
 	if (write_all(out, lh, 30) < 0 || write_all(out, name, nl) < 0 || (z64 && write_all(out, lh + 30, 20) < 0) ||
-	    copy_range(src_fd, r->data_off, out, r->comp_size) < 0) {
+	    kw_copy_range(src_fd, r->data_off, out, r->comp_size) < 0) {
 		return kw_error_set(err, KW_EIO, "'%s': write failed: %s", dest, strerror(errno));
 	}
 	if (kw_grow(&cd->buf, &cd->cap, cd->len + need, 1)) {
@@ -820,7 +789,7 @@ static int copy_whole(struct kw_wheel_writer *ww, int out, struct kw_error *err)
 		rc = kw_error_set(err, KW_EHOSTILE, "'%s': changed while it was read", kw_wheel_path(ww->whole));
 		goto out;
 	}
-	if (copy_range(z.fd, 0, out, (uint64_t)st.st_size) < 0) {
+	if (kw_copy_range(z.fd, 0, out, (uint64_t)st.st_size) < 0) {
 		rc = kw_error_set(err, KW_EIO, "'%s': write failed: %s", ww->final_path, strerror(errno));
 		goto out;
 	}
