@@ -4,9 +4,11 @@
  * replace, add, retag) is recorded first and carried out at commit, so the
  * RECORD written is built from exactly what the writer is given.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "kwheel/wheel.h"
 
@@ -255,20 +257,56 @@ static int sha_chunk(void *ud, const void *data, size_t len)
 	return 0;
 }
 
-/* RECORD's hash of a file about to be added (the writer reads the same file at commit). */
+/*
+ * RECORD's hash of a file about to be added (the writer reads the same file
+ * at commit), read a piece at a time: mapping it would make the whole file
+ * resident, so a repair's peak memory would grow with its largest member.
+ */
 static int hash_path(const char *path, char **hash, uint64_t *size, struct kw_error *err)
 {
+	enum { PIECE = 1 << 20 };
+	struct kw_sha256 sha;
 	unsigned char *buf = NULL;
-	size_t len = 0;
-	int rc = kw_map_file(path, &buf, &len, err);
+	uint64_t total = 0;
+	int fd = -1, rc;
 
+	rc = kw_open_regular(path, &fd, NULL, err);
 	if (rc) {
 		return rc;
 	}
-	*hash = kw_record_digest_buf(buf, len);
-	kw_unmap_file(buf, len);
-	*size = len;
-	return *hash ? 0 : oom(err);
+	buf = kw_malloc(PIECE);
+	if (!buf) {
+		rc = oom(err);
+		goto out;
+	}
+	kw_sha256_init(&sha);
+	for (;;) {
+		ssize_t n = read(fd, buf, PIECE);
+
+		if (n < 0 && errno == EINTR) {
+			continue;
+		}
+		if (n < 0) {
+			rc = kw_error_set(err, KW_EIO, "cannot read '%s': %s", path, strerror(errno));
+			goto out;
+		}
+		if (n == 0) {
+			break;
+		}
+		kw_sha256_update(&sha, buf, (size_t)n);
+		total += (uint64_t)n;
+	}
+	*hash = kw_record_digest(&sha);
+	if (!*hash) {
+		rc = oom(err);
+		goto out;
+	}
+	*size = total;
+	rc = 0;
+out:
+	free(buf);
+	close(fd);
+	return rc;
 }
 
 /* Hand c to the writer as name, with its RECORD line; c is emptied (the writer owns its buffer). */
