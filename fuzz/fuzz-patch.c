@@ -408,7 +408,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *list[2];
 	unsigned char *buf = NULL, *out = NULL;
 	char *s1 = NULL, *s2 = NULL;
-	size_t len, np;
+	size_t len, np, k;
 	enum op op;
 	uint8_t flags;
 	int rc;
@@ -507,6 +507,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if ((res.tail == NULL) != (res.tail_len == 0)) {
 		fail("tail and tail_len disagree", NULL, NULL);
+	}
+	/* kw_patch_file writes only the blocks reported written: a byte changed outside them would be lost. */
+	for (k = 0; k < len; k++) {
+		size_t blk = k / KW_PATCH_BLOCK;
+
+		if (((const unsigned char *)buf)[k] != ((const unsigned char *)parts[2].p)[k] &&
+		    !(res.written && (res.written[blk / 8] >> (blk % 8)) & 1)) {
+			fail("a changed byte lies outside the blocks reported written", NULL, NULL);
+		}
 	}
 	if (!old) {
 		goto out;

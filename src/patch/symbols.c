@@ -728,12 +728,14 @@ int plan_place_symbol_names(struct plan *p, struct kw_error *err)
 }
 
 /* Move the entries of [start, start + n) of the es-byte table at off to old2new's places. */
-static void permute(unsigned char *b, uint64_t off, uint64_t start, uint64_t n, size_t es, const uint32_t *old2new,
-		    unsigned char *tmp)
+static void permute(const struct img *im, uint64_t off, uint64_t start, uint64_t n, size_t es,
+		    const uint32_t *old2new, unsigned char *tmp)
 {
+	unsigned char *b = im->b;
 	uint64_t i;
 
 	memcpy(tmp, b + off + start * es, n * es);
+	img_mark(im, b + off + start * es, n * es);
 	for (i = 0; i < n; i++) {
 		memcpy(b + off + (start + old2new[i]) * es, tmp + i * es, es);
 	}
@@ -771,6 +773,7 @@ static void write_gnu_hash(struct plan *p, const struct sym_plan *s)
 	unsigned char *chain = buckets + (size_t)s->gnu_nb * 4;
 	uint64_t n = s->count - s->gnu_symoff, i;
 
+	img_mark(im, bloom, (size_t)s->gnu_mask * w + (size_t)s->gnu_nb * 4);
 	memset(bloom, 0, (size_t)s->gnu_mask * w + (size_t)s->gnu_nb * 4);
 	for (i = 0; i < n; i++) {
 		uint32_t h = s->gnu_hash[i], b = h % s->gnu_nb;
@@ -794,6 +797,7 @@ static void write_sysv_hash(struct plan *p, const struct sym_plan *s)
 	unsigned char *buckets = im->b + s->sysv_off + 2 * s->sysv_w, *chain = buckets + s->sysv_nb * s->sysv_w;
 	uint64_t i;
 
+	img_mark(im, buckets, (s->sysv_nb + s->sysv_nc) * s->sysv_w);
 	memset(buckets, 0, (s->sysv_nb + s->sysv_nc) * s->sysv_w);
 	/* Each symbol goes to the head of its bucket's chain; symbol 0 (STN_UNDEF) ends every chain. */
 	for (i = 1; i < s->sysv_nc; i++) {
@@ -822,9 +826,9 @@ bool plan_write_symbols(struct plan *p)
 	if (s->old2new) {
 		uint64_t n = s->count - s->gnu_symoff;
 
-		permute(im->b, s->off, s->gnu_symoff, n, s->es, s->old2new, s->tmp);
+		permute(im, s->off, s->gnu_symoff, n, s->es, s->old2new, s->tmp);
 		if (s->versym) {
-			permute(im->b, s->versym_off, s->gnu_symoff, n, 2, s->old2new, s->tmp);
+			permute(im, s->versym_off, s->gnu_symoff, n, 2, s->old2new, s->tmp);
 		}
 		renumber_relocs(p, s);
 	}
