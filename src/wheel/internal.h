@@ -2,6 +2,8 @@
 #ifndef KWHEEL_WHEEL_INTERNAL_H
 #define KWHEEL_WHEEL_INTERNAL_H
 
+#include <pthread.h>
+
 #include <zip.h>
 
 #include "kwheel/wheel.h"
@@ -20,7 +22,13 @@ struct kw_wheel {
 	uint64_t inflated;             /* their sum, held to ctx->limits.max_total_size */
 	int fd;                        /* the archive, for reading compressed bytes whole; -1 if not */
 	uint64_t *data_off;            /* where each member's compressed bytes start (zip order) */
-	struct libdeflate_decompressor *inflater; /* made on first use */
+	/*
+	 * Members are read from several threads at once (a wheel's members on
+	 * the pool): compressed bytes by pread from fd, each read with its own
+	 * inflater. The lock guards what reads share: the inflated counts and
+	 * libzip's archive, the path only when fd is -1.
+	 */
+	pthread_mutex_t lock;
 };
 
 /* Why a member name is unsafe to extract (a short phrase), or NULL: for names read and names written. */

@@ -13,6 +13,7 @@
 #include <uninorm.h>
 #include <unicase.h>
 #include <zip.h>
+#include <zlib.h>
 
 #include "internal.h"
 #include "rawzip.h"
@@ -65,7 +66,7 @@ void kw_wheel_free(struct kw_wheel *w)
 	if (w->fd >= 0) {
 		close(w->fd);
 	}
-	libdeflate_free_decompressor(w->inflater);
+	pthread_mutex_destroy(&w->lock);
 	free(w->path);
 	free(w->label);
 	free(w->dist_info);
@@ -416,6 +417,9 @@ int kw_wheel_open(struct kw_ctx *ctx, const char *path, struct kw_wheel **out, s
 
 	*out = NULL;
 	w = kw_calloc(1, sizeof(*w));
+	if (w) {
+		pthread_mutex_init(&w->lock, NULL);
+	}
 	if (!w || !(w->path = kw_strdup(path)) || !(w->label = kw_strdup(base_name(path)))) {
 		rc = kw_error_set(err, KW_ENOMEM, "out of memory");
 		goto out;
@@ -591,7 +595,7 @@ out:
  * Judge done bytes of member i against the limits: what is really
  * inflated (ahead: what inflating it whole would come to, counted nowhere).
  */
-static int count_inflated(struct kw_wheel *w, size_t i, uint64_t done, bool ahead, struct kw_error *err)
+static int count_locked(struct kw_wheel *w, size_t i, uint64_t done, bool ahead, struct kw_error *err)
 {
 	const struct kw_limits *lim = &w->ctx->limits;
 	const struct kw_wheel_member *m = &w->members[i];
@@ -619,6 +623,17 @@ static int count_inflated(struct kw_wheel *w, size_t i, uint64_t done, bool ahea
 	return 0;
 }
 
+/* count_locked under the wheel's lock: readers of other members count into the same total. */
+static int count_inflated(struct kw_wheel *w, size_t i, uint64_t done, bool ahead, struct kw_error *err)
+{
+	int rc;
+
+	pthread_mutex_lock(&w->lock);
+	rc = count_locked(w, i, done, ahead, err);
+	pthread_mutex_unlock(&w->lock);
+	return rc;
+}
+
 /*
  * Member i (deflated, at most WHOLE_MAX either way) inflated in one call and
  * handed to cb in CHUNK pieces: the same checks as the libzip path (exact
@@ -627,6 +642,7 @@ static int count_inflated(struct kw_wheel *w, size_t i, uint64_t done, bool ahea
 static int stream_whole(struct kw_wheel *w, size_t i, kw_wheel_chunk_fn cb, void *ud, struct kw_error *err)
 {
 	const struct kw_wheel_member *m = &w->members[i];
+	struct libdeflate_decompressor *inflater = NULL;
 	unsigned char *in = NULL, *out = NULL;
 	size_t got = 0, off;
 	enum libdeflate_result r;
@@ -634,10 +650,9 @@ static int stream_whole(struct kw_wheel *w, size_t i, kw_wheel_chunk_fn cb, void
 
 	in = kw_malloc(m->comp_size ? (size_t)m->comp_size : 1);
 	out = kw_malloc(m->size ? (size_t)m->size : 1);
-	if (!w->inflater) {
-		w->inflater = libdeflate_alloc_decompressor();
-	}
-	if (!in || !out || !w->inflater) {
+	/* One per read: reads of other members run on other threads at the same time. */
+	inflater = libdeflate_alloc_decompressor();
+	if (!in || !out || !inflater) {
 		rc = kw_error_set(err, KW_ENOMEM, "out of memory");
 		goto out;
 	}
@@ -645,7 +660,7 @@ static int stream_whole(struct kw_wheel *w, size_t i, kw_wheel_chunk_fn cb, void
 		rc = kw_error_set(err, KW_EIO, "'%s': cannot read member '%s': %s", w->label, m->name, strerror(errno));
 		goto out;
 	}
-	r = libdeflate_deflate_decompress(w->inflater, in, (size_t)m->comp_size, out, (size_t)m->size, &got);
+	r = libdeflate_deflate_decompress(inflater, in, (size_t)m->comp_size, out, (size_t)m->size, &got);
 	if (r == LIBDEFLATE_INSUFFICIENT_SPACE) {
 		rc = kw_error_set(err, KW_EHOSTILE, "'%s': member '%s' inflates to more than its declared %llu bytes",
 				  w->label, m->name, (unsigned long long)m->size);
@@ -680,8 +695,108 @@ static int stream_whole(struct kw_wheel *w, size_t i, kw_wheel_chunk_fn cb, void
 	}
 	rc = 0;
 out:
+	libdeflate_free_decompressor(inflater);
 	free(in);
 	free(out);
+	return rc;
+}
+
+/*
+ * Member i (stored or deflated, of any size) read by pread from the
+ * archive and inflated by zlib CHUNK bytes at a time: bounded memory, no
+ * state shared with reads of other members. Same checks as the libzip
+ * path: never more than the declared size, exactly that size, the CRC.
+ */
+static int stream_pread(struct kw_wheel *w, size_t i, kw_wheel_chunk_fn cb, void *ud, struct kw_error *err)
+{
+	const struct kw_wheel_member *m = &w->members[i];
+	bool stored = m->method == ZIP_CM_STORE;
+	unsigned char *in = kw_malloc(CHUNK), *out = stored ? in : kw_malloc(CHUNK);
+	uint64_t off = w->data_off[i], left = m->comp_size, total = 0;
+	uLong crc = crc32(0L, Z_NULL, 0);
+	z_stream zs;
+	bool open_z = false, end = false;
+	int rc = KW_ENOMEM;
+
+	memset(&zs, 0, sizeof(zs));
+	if (!in || !out || (!stored && inflateInit2(&zs, -MAX_WBITS) != Z_OK)) {
+		rc = kw_error_set(err, KW_ENOMEM, "out of memory");
+		goto out;
+	}
+	open_z = !stored;
+	while (!end) {
+		size_t got;
+
+		if ((stored || zs.avail_in == 0) && left > 0) {
+			size_t n = left < CHUNK ? (size_t)left : CHUNK;
+
+			if (pread_all(w->fd, in, n, off) != 0) {
+				rc = kw_error_set(err, KW_EIO, "'%s': cannot read member '%s': %s", w->label, m->name,
+						  strerror(errno));
+				goto out;
+			}
+			off += n;
+			left -= n;
+			zs.next_in = in;
+			zs.avail_in = (uInt)n;
+		}
+		if (stored) {
+			got = zs.avail_in;
+			zs.avail_in = 0;
+			end = left == 0;
+		} else {
+			int zr;
+
+			zs.next_out = out;
+			zs.avail_out = CHUNK;
+			zr = inflate(&zs, Z_NO_FLUSH);
+			got = CHUNK - zs.avail_out;
+			end = zr == Z_STREAM_END;
+			if (zr != Z_OK && zr != Z_STREAM_END && !(zr == Z_BUF_ERROR && left > 0)) {
+				rc = kw_error_set(err, KW_EFORMAT,
+						  "'%s': cannot read member '%s': invalid or truncated deflate data", w->label,
+						  m->name);
+				goto out;
+			}
+		}
+		if (got > m->size - total) {
+			rc = kw_error_set(err, KW_EHOSTILE, "'%s': member '%s' inflates to more than its declared %llu bytes",
+					  w->label, m->name, (unsigned long long)m->size);
+			goto out;
+		}
+		if (got == 0) {
+			continue;
+		}
+		total += got;
+		crc = crc32(crc, out, (uInt)got);
+		rc = count_inflated(w, i, total, false, err);
+		if (rc) {
+			goto out;
+		}
+		rc = cb(ud, out, got);
+		if (rc) {
+			kw_error_set(err, rc, "'%s': member '%s': %s", w->label, m->name, kw_status_str(rc));
+			goto out;
+		}
+	}
+	if (total != m->size) {
+		rc = kw_error_set(err, KW_EHOSTILE, "'%s': member '%s' inflates to %llu bytes, not the declared %llu",
+				  w->label, m->name, (unsigned long long)total, (unsigned long long)m->size);
+		goto out;
+	}
+	if (crc != m->crc) {
+		rc = kw_error_set(err, KW_EHOSTILE, "'%s': cannot read member '%s': CRC error", w->label, m->name);
+		goto out;
+	}
+	rc = 0;
+out:
+	if (open_z) {
+		inflateEnd(&zs);
+	}
+	if (out != in) {
+		free(out);
+	}
+	free(in);
 	return rc;
 }
 
@@ -711,10 +826,15 @@ int kw_wheel_stream(struct kw_wheel *w, size_t i, kw_wheel_chunk_fn cb, void *ud
 	    m->comp_size <= WHOLE_MAX) {
 		return stream_whole(w, i, cb, ud, err);
 	}
+	if (w->fd >= 0 && (m->method == ZIP_CM_DEFLATE || m->method == ZIP_CM_STORE)) {
+		return stream_pread(w, i, cb, ud, err);
+	}
 	buf = kw_malloc(CHUNK);
 	if (!buf) {
 		return kw_error_set(err, KW_ENOMEM, "out of memory");
 	}
+	/* libzip's archive is one reader's at a time: this member is read whole under the lock. */
+	pthread_mutex_lock(&w->lock);
 	f = zip_fopen_index(w->zip, m->index, 0);
 	if (!f) {
 		rc = kw_error_set(err, KW_EFORMAT, "'%s': cannot read member '%s': %s", w->label, m->name,
@@ -740,7 +860,7 @@ int kw_wheel_stream(struct kw_wheel *w, size_t i, kw_wheel_chunk_fn cb, void *ud
 			goto out;
 		}
 		total += (uint64_t)got;
-		rc = count_inflated(w, i, total, false, err);
+		rc = count_locked(w, i, total, false, err);
 		if (rc) {
 			goto out;
 		}
@@ -760,6 +880,7 @@ out:
 	if (f) {
 		zip_fclose(f);
 	}
+	pthread_mutex_unlock(&w->lock);
 	free(buf);
 	return rc;
 }
@@ -1023,12 +1144,65 @@ out:
 	return rc;
 }
 
+/* The first max bytes of member i (stored or deflated) by pread and zlib: nothing shared with other reads. */
+static int head_pread(struct kw_wheel *w, size_t i, void *buf, size_t max, size_t *got, struct kw_error *err)
+{
+	const struct kw_wheel_member *m = &w->members[i];
+	unsigned char in[4096];
+	uint64_t off = w->data_off[i], left = m->comp_size;
+	z_stream zs;
+	int zr = Z_OK, rc = 0;
+
+	if (max > m->size) {
+		max = (size_t)m->size;
+	}
+	if (m->method == ZIP_CM_STORE) {
+		if (max > m->comp_size || pread_all(w->fd, buf, max, off) != 0) {
+			return kw_error_set(err, KW_EFORMAT, "'%s': cannot read member '%s': %s", w->label, m->name,
+					    max > m->comp_size ? "truncated" : strerror(errno));
+		}
+		*got = max;
+		return 0;
+	}
+	memset(&zs, 0, sizeof(zs));
+	if (inflateInit2(&zs, -MAX_WBITS) != Z_OK) {
+		return kw_error_set(err, KW_ENOMEM, "out of memory");
+	}
+	zs.next_out = buf;
+	zs.avail_out = (uInt)max;
+	while (zs.avail_out > 0 && zr != Z_STREAM_END) {
+		if (zs.avail_in == 0 && left > 0) {
+			size_t n = left < sizeof(in) ? (size_t)left : sizeof(in);
+
+			if (pread_all(w->fd, in, n, off) != 0) {
+				rc = kw_error_set(err, KW_EIO, "'%s': cannot read member '%s': %s", w->label, m->name,
+						  strerror(errno));
+				break;
+			}
+			off += n;
+			left -= n;
+			zs.next_in = in;
+			zs.avail_in = (uInt)n;
+		}
+		zr = inflate(&zs, Z_NO_FLUSH);
+		if (zr != Z_OK && zr != Z_STREAM_END) {
+			rc = kw_error_set(err, KW_EFORMAT, "'%s': cannot read member '%s': invalid or truncated deflate data",
+					  w->label, m->name);
+			break;
+		}
+	}
+	*got = rc ? 0 : max - zs.avail_out;
+	inflateEnd(&zs);
+	return rc;
+}
+
 int kw_wheel_read_head(struct kw_wheel *w, size_t i, void *buf, size_t max, size_t *got,
 		       struct kw_error *err)
 {
 	const struct kw_wheel_member *m = kw_wheel_member(w, i);
 	zip_file_t *f;
 	size_t total = 0;
+	int rc = 0;
 
 	*got = 0;
 	if (!m) {
@@ -1037,19 +1211,23 @@ int kw_wheel_read_head(struct kw_wheel *w, size_t i, void *buf, size_t max, size
 	if (m->size == 0 || max == 0) {
 		return 0;
 	}
+	if (w->fd >= 0 && (m->method == ZIP_CM_DEFLATE || m->method == ZIP_CM_STORE)) {
+		return head_pread(w, i, buf, max, got, err);
+	}
+	pthread_mutex_lock(&w->lock);
 	f = zip_fopen_index(w->zip, m->index, 0);
 	if (!f) {
-		return kw_error_set(err, KW_EFORMAT, "'%s': cannot read member '%s': %s", w->label, m->name,
-				    zip_strerror(w->zip));
+		rc = kw_error_set(err, KW_EFORMAT, "'%s': cannot read member '%s': %s", w->label, m->name,
+				  zip_strerror(w->zip));
+		goto out;
 	}
 	while (total < max) {
 		zip_int64_t n = zip_fread(f, (unsigned char *)buf + total, max - total);
 
 		if (n < 0) {
-			int rc = kw_error_set(err, KW_EFORMAT, "'%s': cannot read member '%s': %s", w->label,
-					      m->name, zip_file_strerror(f));
-			zip_fclose(f);
-			return rc;
+			rc = kw_error_set(err, KW_EFORMAT, "'%s': cannot read member '%s': %s", w->label, m->name,
+					  zip_file_strerror(f));
+			break;
 		}
 		if (n == 0) {
 			break;
@@ -1057,6 +1235,8 @@ int kw_wheel_read_head(struct kw_wheel *w, size_t i, void *buf, size_t max, size
 		total += (size_t)n;
 	}
 	zip_fclose(f);
-	*got = total;
-	return 0;
+	*got = rc ? 0 : total;
+out:
+	pthread_mutex_unlock(&w->lock);
+	return rc;
 }
