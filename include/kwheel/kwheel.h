@@ -91,6 +91,7 @@ struct kw_limits {
 };
 
 struct kw_policy_set;
+struct kw_pool;
 
 /*
  * Everything the library needs that would otherwise be global: options,
@@ -99,7 +100,8 @@ struct kw_policy_set;
  * Threads: configure a context (kw_ctx_set_*, kw_ctx_add_lib_path, the
  * fields) from one thread, then share it: every library call only reads it,
  * except kw_ctx_policy's first load, which is serialised by the context's
- * lock. log_fn may be called from any thread that uses the context.
+ * lock. log_fn may be called from any thread that uses the context. The
+ * pool, set like the rest, locks for itself.
  */
 struct kw_ctx {
 	char *root;               /* "" or a directory that stands for "/" in lookups */
@@ -115,6 +117,8 @@ struct kw_ctx {
 	/* How to free policy: set by the module that loaded it, so util/ needs no policy code. */
 	void (*policy_free)(struct kw_policy_set *set);
 	pthread_mutex_t lock;         /* guards the lazy load of policy */
+	/* Borrowed (kw_pool_new): where a call runs its independent pieces (a wheel's members); NULL: here. */
+	struct kw_pool *pool;
 };
 
 /*

@@ -142,6 +142,34 @@ int kw_run(char *const *argv, struct kw_buf *out, struct kw_buf *errtext, struct
  */
 char *kw_run_first_errors(const char *text, size_t len, size_t max_lines);
 
+/*
+ * The one worker pool behind every -j: threads that run the items of
+ * batches (n independent calls of one function). kw_pool_new starts
+ * threads - 1 threads (the caller of kw_pool_run is the last); a thread
+ * that cannot start leaves its share to the others. Returns 0 and a new
+ * pool in *out (kw_pool_free joins its threads), or KW_ENOMEM.
+ */
+int kw_pool_new(unsigned threads, struct kw_pool **out, struct kw_error *err);
+void kw_pool_free(struct kw_pool *p);
+/* How many threads run a batch of p, the caller's included (1 for NULL). */
+unsigned kw_pool_threads(const struct kw_pool *p);
+/*
+ * Call fn(ud, i) once for each i < n, on p's threads and the calling one,
+ * and return when all are done. fn may run batches of its own on p (they
+ * nest; the newest batch's items are taken first). With p NULL or one
+ * thread, the calls are made in order on the calling thread. fn does its
+ * own locking for what the items share; results that must not depend on
+ * the number of threads go into per-item slots.
+ */
+void kw_pool_run(struct kw_pool *p, size_t n, void (*fn)(void *ud, size_t i), void *ud);
+/*
+ * kw_pool_run for items that can fail (fn returns nonzero): once item k has
+ * failed, no item after k is started, and what is returned is the lowest
+ * item that failed (n: none), so a caller reports the failure a run in
+ * order would have stopped at, on any number of threads.
+ */
+size_t kw_pool_run_until(struct kw_pool *p, size_t n, int (*fn)(void *ud, size_t i), void *ud);
+
 /* Does name match the shell glob pat (fnmatch without flags)? */
 int kw_glob_match(const char *pat, const char *name);
 

@@ -982,77 +982,131 @@ static bool in_purelib(const char *name)
 	       strncmp(slash + 1, "purelib/", 8) == 0;
 }
 
-/* digests/have (per member index, may be NULL): the sha256 of each ELF member, from the read that parses it. */
-static int read_members(struct kw_audit *a, struct kw_wheel *w, unsigned char (*digests)[32], bool *have,
-			struct kw_error *err)
+/* One wheel member's read, made on the pool: its own slot, so the result is the same on any number of threads. */
+struct member_read {
+	bool binary;               /* an ELF or wasm member: m holds it */
+	struct kw_audit_member m;
+	int rc;                    /* a failure that stops the audit, in err */
+	struct kw_error err;
+};
+
+struct reads {
+	struct kw_wheel *w;
+	unsigned char (*digests)[32];
+	bool *have;
+	struct member_read *r;     /* per wheel member */
+};
+
+/* Member i: is it ELF or wasm, and if so inflated once, hashed and parsed. */
+static void read_one(struct reads *rs, size_t i);
+
+static int read_member(void *ud, size_t i)
 {
-	size_t n = kw_wheel_member_count(w), i, cap = 0;
+	struct reads *rs = ud;
+
+	read_one(rs, i);
+	return rs->r[i].rc;
+}
+
+static void read_one(struct reads *rs, size_t i)
+{
+	const struct kw_wheel_member *wm = kw_wheel_member(rs->w, i);
+	struct member_read *r = &rs->r[i];
+	struct kw_audit_member *m = &r->m;
+	unsigned char head[ELF_HEAD];
+	struct kw_wheel_map map;
+	struct kw_error merr = { 0 };
+	size_t got = 0;
 	int rc;
 
-	for (i = 0; i < n; i++) {
-		const struct kw_wheel_member *wm = kw_wheel_member(w, i);
-		unsigned char head[ELF_HEAD];
-		struct kw_wheel_map map;
-		struct kw_audit_member *m;
-		struct kw_error merr = { 0 };
-		size_t got = 0;
-
-		if (wm->is_dir) {
-			continue;
-		}
-		rc = kw_wheel_read_head(w, i, head, sizeof(head), &got, err);
-		if (rc) {
-			return rc;
-		}
-		/* wasm side modules are members too: an Emscripten/Pyodide wheel's binary view. */
-		if (!kw_elf_is_elf(head, got) && !kw_wasm_is_wasm(head, got)) {
-			continue;
-		}
-		if (kw_grow(&a->members, &cap, a->n_members + 1, sizeof(*a->members))) {
-			return kw_error_set(err, KW_ENOMEM, "out of memory");
-		}
-		m = &a->members[a->n_members];
-		memset(m, 0, sizeof(*m));
-		m->name = kw_strdup(wm->name);
-		if (!m->name) {
-			return kw_error_set(err, KW_ENOMEM, "out of memory");
-		}
-		m->purelib = in_purelib(wm->name);
-		a->n_members++;
-		/* Mapped, not read into memory: the ELF reader touches only the pages it parses. */
-		rc = kw_wheel_map(w, i, &map, digests ? digests[i] : NULL, err);
-		if (rc) {
-			return rc;
-		}
-		if (digests) {
-			have[i] = true;
-		}
-		if (kw_wasm_is_wasm(head, got)) {
-			rc = kw_audit_wasm_member(m, map.data, map.len, err);
-			kw_wheel_unmap(&map);
-			if (rc) {
-				return rc;
-			}
-			continue;
-		}
-		rc = kw_elf_parse_memory(map.data, map.len, wm->name, &m->info, &merr);
-		kw_wheel_unmap(&map);
-		if (rc == KW_ENOMEM) {
-			return kw_error_set(err, rc, "%s", merr.msg);
-		}
-		if (rc) {
-			/* A bad ELF member is a finding about the wheel, not a reason to stop. */
-			m->error = kw_strdup(merr.msg);
-			if (!m->error) {
-				return kw_error_set(err, KW_ENOMEM, "out of memory");
-			}
-			continue;
-		}
-		m->extension = kw_audit_is_extension(m->info, m->name);
-		m->arch = kw_elf_arch(m->info);
-		m->isa = isa_level(m->info);
+	if (wm->is_dir) {
+		return;
 	}
-	return 0;
+	r->rc = kw_wheel_read_head(rs->w, i, head, sizeof(head), &got, &r->err);
+	/* wasm side modules are members too: an Emscripten/Pyodide wheel's binary view. */
+	if (r->rc || (!kw_elf_is_elf(head, got) && !kw_wasm_is_wasm(head, got))) {
+		return;
+	}
+	r->binary = true;
+	m->name = kw_strdup(wm->name);
+	if (!m->name) {
+		r->rc = kw_error_set(&r->err, KW_ENOMEM, "out of memory");
+		return;
+	}
+	m->purelib = in_purelib(wm->name);
+	/* Mapped, not read into memory: the ELF reader touches only the pages it parses. */
+	r->rc = kw_wheel_map(rs->w, i, &map, rs->digests ? rs->digests[i] : NULL, &r->err);
+	if (r->rc) {
+		return;
+	}
+	if (rs->digests) {
+		rs->have[i] = true;
+	}
+	if (kw_wasm_is_wasm(head, got)) {
+		r->rc = kw_audit_wasm_member(m, map.data, map.len, &r->err);
+		kw_wheel_unmap(&map);
+		return;
+	}
+	rc = kw_elf_parse_memory(map.data, map.len, wm->name, &m->info, &merr);
+	kw_wheel_unmap(&map);
+	if (rc == KW_ENOMEM) {
+		r->rc = kw_error_set(&r->err, rc, "%s", merr.msg);
+		return;
+	}
+	if (rc) {
+		/* A bad ELF member is a finding about the wheel, not a reason to stop. */
+		m->error = kw_strdup(merr.msg);
+		if (!m->error) {
+			r->rc = kw_error_set(&r->err, KW_ENOMEM, "out of memory");
+		}
+		return;
+	}
+	m->extension = kw_audit_is_extension(m->info, m->name);
+	m->arch = kw_elf_arch(m->info);
+	m->isa = isa_level(m->info);
+}
+
+/*
+ * The ELF and wasm members, in wheel order, each read on ctx's pool.
+ * digests/have (per member index, may be NULL): the sha256 of each one,
+ * from the read that parses it. The first failure in wheel order is the
+ * one returned, as reading them one after another would give.
+ */
+static int read_members(struct kw_ctx *ctx, struct kw_audit *a, struct kw_wheel *w, unsigned char (*digests)[32],
+			bool *have, struct kw_error *err)
+{
+	size_t n = kw_wheel_member_count(w), i, k = 0;
+	struct reads rs = { w, digests, have, NULL };
+	int rc = 0;
+
+	rs.r = kw_calloc(n ? n : 1, sizeof(*rs.r));
+	if (!rs.r) {
+		return kw_error_set(err, KW_ENOMEM, "out of memory");
+	}
+	kw_pool_run_until(ctx->pool, n, read_member, &rs);
+	for (i = 0; i < n; i++) {
+		k += rs.r[i].binary;
+	}
+	/* Every member read goes into the audit, so kw_audit_free frees them whatever is returned. */
+	a->members = kw_calloc(k ? k : 1, sizeof(*a->members));
+	for (i = 0; i < n; i++) {
+		if (!rc && rs.r[i].rc) {
+			rc = kw_error_set(err, rs.r[i].rc, "%s", rs.r[i].err.msg);
+		}
+		if (rs.r[i].binary && a->members) {
+			a->members[a->n_members++] = rs.r[i].m;
+		} else if (rs.r[i].binary) {
+			kw_wasm_info_free(rs.r[i].m.wasm);
+			free(rs.r[i].m.name);
+			free(rs.r[i].m.error);
+			kw_elf_info_free(rs.r[i].m.info);
+		}
+	}
+	if (!rc && !a->members) {
+		rc = kw_error_set(err, KW_ENOMEM, "out of memory");
+	}
+	free(rs.r);
+	return rc;
 }
 
 static bool tag_is_pure(const char *tag)
@@ -1447,7 +1501,7 @@ int kw_audit_wheel_flags(struct kw_ctx *ctx, const char *path, unsigned flags, s
 			goto out;
 		}
 	}
-	rc = read_members(a, w, digests, have, err);
+	rc = read_members(ctx, a, w, digests, have, err);
 	if (rc) {
 		goto out;
 	}

@@ -65,11 +65,11 @@ enum { KW_OPT_ROOT = 1001, KW_OPT_LIBPATH, KW_OPT_NODEFAULT };
 int kw_cli_resolve_opt(struct kw_ctx *ctx, int c, const char *arg, struct kw_error *err);
 
 /*
- * The one worker pool of the CLI: calls fn(ud, i) once for each i < n, on up
- * to jobs threads (the caller's thread is one of them). Returns when all are
- * done. fn must do its own locking for what the items share.
+ * Run fn(ud, i) for each i < n on a pool of jobs threads (kw_pool_run), the
+ * pool set as ctx->pool for the calls' own parallel work (a wheel's
+ * members) and unset after. Without a pool (out of memory), in order here.
  */
-void kw_cli_pool_run(long jobs, size_t n, void (*fn)(void *ud, size_t i), void *ud);
+void kw_cli_pool_run(struct kw_ctx *ctx, long jobs, size_t n, void (*fn)(void *ud, size_t i), void *ud);
 
 extern const struct kw_cmd kw_cmd_show;
 extern const struct kw_cmd kw_cmd_lddtree;

@@ -51,7 +51,8 @@ static const struct kw_opt_help helps[] = {
 	  "wasm wheels: graft libraries under unique names (<stem>-<sha256:8>.so) and rewrite NEEDED" },
 	{ { "patcher", required_argument, NULL, OPT_PATCHER }, "NAME",
 	  "accepted for auditwheel's sake and ignored: kwheel edits ELF files itself" },
-	{ { "jobs", required_argument, NULL, 'j' }, "N", "repair N wheels at once (default 1)" },
+	{ { "jobs", required_argument, NULL, 'j' }, "N",
+	  "N threads: N wheels at once, and each wheel's grafts and members prepared on all of them (default 1)" },
 	{ { "json", no_argument, NULL, OPT_JSON }, NULL, "one JSON object per wheel, one a line" },
 	KW_CLI_RESOLVE_OPTS,
 	{ { "help", no_argument, NULL, 'h' }, NULL, "show this help" },
@@ -399,7 +400,7 @@ static int cmd_repair(struct kw_ctx *ctx, int argc, char **argv)
 	pthread_mutex_init(&job.lock, NULL);
 	/* Several wheels at once would interleave their lines; JSON readers want no noise. */
 	job.progress = jobs == 1 && !job.json && isatty(STDERR_FILENO);
-	kw_cli_pool_run(jobs, inputs.n, work, &job);
+	kw_cli_pool_run(ctx, jobs, inputs.n, work, &job);
 	pthread_mutex_destroy(&job.lock);
 	rc = job.worst;
 out:

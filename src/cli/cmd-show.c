@@ -27,7 +27,8 @@ enum { OPT_JSON = 2001, OPT_ORDERED, OPT_NO_ISA, OPT_SHARD, OPT_SKIP_DONE };
 
 static const struct kw_opt_help helps[] = {
 	{ { "json", no_argument, NULL, OPT_JSON }, NULL, "one JSON object per wheel, one a line (JSONL)" },
-	{ { "jobs", required_argument, NULL, 'j' }, "N", "audit N wheels at once (default 1)" },
+	{ { "jobs", required_argument, NULL, 'j' }, "N",
+	  "N threads: N wheels at once, and each wheel's members read on all of them (default 1)" },
 	{ { "ordered", no_argument, NULL, OPT_ORDERED }, NULL,
 	  "with -j: write the reports in input order (default: as each wheel finishes)" },
 	{ { "verbose", no_argument, NULL, 'v' }, NULL, "the full text report: tags, every member with its dependency tree, every library, "
@@ -164,6 +165,32 @@ static int cmp_str(const void *x, const void *y)
 	return strcmp(*(const char *const *)x, *(const char *const *)y);
 }
 
+/* A wheel's audit and the key of its line (with --json): the two items of one batch. */
+struct both {
+	struct job *job;
+	const char *path;
+	char *hex;
+	int hashed;             /* file_sha256's result into hex; -1: not yet */
+	int rc;
+	struct kw_audit *a;
+	struct kw_error err;
+};
+
+static void key_and_audit(void *ud, size_t i)
+{
+	struct both *b = ud;
+
+	if (i == 1) {
+		b->hashed = file_sha256(b->path, b->hex);
+		return;
+	}
+	/* A missing path is named whole ("dir/" has no file name to judge), before its name is read. */
+	b->rc = kw_cli_check_input(b->path, &b->err);
+	if (!b->rc) {
+		b->rc = kw_audit_wheel_flags(b->job->ctx, b->path, b->job->audit_flags, &b->a, &b->err);
+	}
+}
+
 static void audit_one(struct job *job, size_t idx, const char *path)
 {
 	struct kw_audit *a = NULL;
@@ -172,18 +199,23 @@ static void audit_one(struct job *job, size_t idx, const char *path)
 	char *text = NULL, hex[65];
 	struct kw_report_key key = { NULL, KW_VERSION };
 	const char *hp = hex;
+	struct both b = { job, path, hex, -1, 0, NULL, { 0 } };
 	int code;
 
 	/* The key of the line: the wheel's bytes, whatever its path; what is already reported is skipped. */
-	if ((job->json || job->done.n) && file_sha256(path, hex) == 0) {
-		key.sha256 = hex;
-		if (job->done.n && bsearch(&hp, job->done.v, job->done.n, sizeof(*job->done.v), cmp_str)) {
+	if (job->done.n) {
+		b.hashed = file_sha256(path, hex);
+		if (b.hashed == 0 && bsearch(&hp, job->done.v, job->done.n, sizeof(*job->done.v), cmp_str)) {
 			emit(job, idx, NULL, false, KW_EXIT_OK);
 			return;
 		}
 	}
-	/* A missing path is named whole ("dir/" has no file name to judge), before its name is read. */
-	if (kw_cli_check_input(path, &err) || kw_audit_wheel_flags(job->ctx, path, job->audit_flags, &a, &err)) {
+	/* The key and the audit are independent reads of the wheel: both at once on the pool. */
+	kw_pool_run(job->ctx->pool, job->json && b.hashed < 0 ? 2 : 1, key_and_audit, &b);
+	key.sha256 = b.hashed == 0 ? hex : NULL;
+	a = b.a;
+	err = b.err;
+	if (b.rc) {
 		/* One bad wheel gets its own line and does not stop the others. */
 		if (job->json && kw_report_error_json_keyed(path, &err, &key, &text, &rerr) == 0) {
 			emit(job, idx, text, false, KW_EXIT_ERROR);
@@ -422,7 +454,7 @@ static int cmd_show(struct kw_ctx *ctx, int argc, char **argv)
 	if (job.progress) {
 		draw_progress(&job);
 	}
-	kw_cli_pool_run(jobs, inputs.n, work, &job);
+	kw_cli_pool_run(ctx, jobs, inputs.n, work, &job);
 	if (job.progress) {
 		fputs("\r\033[K", stderr);
 		fflush(stderr);

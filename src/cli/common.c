@@ -122,56 +122,15 @@ int kw_cli_resolve_opt(struct kw_ctx *ctx, int c, const char *arg, struct kw_err
 	return 0;
 }
 
-struct pool {
-	size_t n, next;
-	void (*fn)(void *ud, size_t i);
-	void *ud;
-	pthread_mutex_t lock;
-};
-
-static void *pool_worker(void *arg)
+void kw_cli_pool_run(struct kw_ctx *ctx, long jobs, size_t n, void (*fn)(void *ud, size_t i), void *ud)
 {
-	struct pool *p = arg;
+	struct kw_pool *pool = NULL;
+	struct kw_error err = { 0 };
 
-	for (;;) {
-		size_t i;
-
-		pthread_mutex_lock(&p->lock);
-		i = p->next < p->n ? p->next++ : p->n;
-		pthread_mutex_unlock(&p->lock);
-		if (i == p->n) {
-			return NULL;
-		}
-		p->fn(p->ud, i);
+	if (jobs > 1 && kw_pool_new((unsigned)jobs, &pool, &err) == 0) {
+		ctx->pool = pool;
 	}
-}
-
-void kw_cli_pool_run(long jobs, size_t n, void (*fn)(void *ud, size_t i), void *ud)
-{
-	struct pool p = { .n = n, .fn = fn, .ud = ud };
-	pthread_t *threads = NULL;
-	size_t started = 0, i, want;
-
-	want = jobs > 1 ? (size_t)jobs - 1 : 0;
-	if (want >= n) {
-		want = n ? n - 1 : 0;
-	}
-	pthread_mutex_init(&p.lock, NULL);
-	if (want) {
-		threads = kw_calloc(want, sizeof(*threads));
-	}
-	/* Only threads that started are joined; a failed start leaves the work to the others. */
-	for (i = 0; threads && i < want; i++) {
-		if (pthread_create(&threads[started], NULL, pool_worker, &p) != 0) {
-			break;
-		}
-		started++;
-	}
-	/* The calling thread works too, so -j1, or no thread at all, still gets everything done. */
-	pool_worker(&p);
-	for (i = 0; i < started; i++) {
-		pthread_join(threads[i], NULL);
-	}
-	pthread_mutex_destroy(&p.lock);
-	free(threads);
+	kw_pool_run(ctx->pool, n, fn, ud);
+	ctx->pool = NULL;
+	kw_pool_free(pool);
 }

@@ -508,6 +508,49 @@ static bool unsigned_ok(const struct kw_wheel *w, const char *path)
 	return !strcmp(path, "RECORD") || !strcmp(path, "RECORD.jws") || !strcmp(path, "RECORD.p7s");
 }
 
+/* The first RECORD line of a member (entries sorted), or NULL. */
+static struct kw_record_entry *entry_of(struct kw_record *rec, const char *name)
+{
+	struct kw_record_entry key = { 0 }, *e;
+
+	key.path = (char *)name;
+	e = rec->n_entries ? bsearch(&key, rec->entries, rec->n_entries, sizeof(*rec->entries), cmp_entry) : NULL;
+	while (e && e > rec->entries && strcmp(e[-1].path, name) == 0) {
+		e--;
+	}
+	return e;
+}
+
+/* One member's digest, made on the pool into its own slot. */
+struct member_hash {
+	const char *algo;      /* the algorithm its RECORD line names; NULL: not hashed here */
+	unsigned char d[64];
+	int rc;
+	struct kw_error err;
+};
+
+struct hashes {
+	struct kw_wheel *w;
+	struct member_hash *h;
+};
+
+static int hash_member(void *ud, size_t i)
+{
+	struct hashes *hs = ud;
+	struct member_hash *mh = &hs->h[i];
+	struct hasher sha;
+	size_t dlen;
+
+	if (!mh->algo || !hasher_init(&sha, mh->algo, &dlen)) {
+		return 0;
+	}
+	mh->rc = kw_wheel_stream(hs->w, i, hash_chunk, &sha, &mh->err);
+	if (!mh->rc) {
+		hasher_final(&sha, mh->d);
+	}
+	return mh->rc;
+}
+
 int kw_wheel_verify_record(struct kw_wheel *w, struct kw_record *rec, struct kw_error *err)
 {
 	return kw_wheel_verify_record_known(w, rec, NULL, NULL, err);
@@ -516,6 +559,7 @@ int kw_wheel_verify_record(struct kw_wheel *w, struct kw_record *rec, struct kw_
 int kw_wheel_verify_record_known(struct kw_wheel *w, struct kw_record *rec, const unsigned char (*known)[32],
 				 const bool *have, struct kw_error *err)
 {
+	struct hashes hs = { w, NULL };
 	unsigned char *buf = NULL;
 	size_t len = 0, i, pcap;
 	char *name = NULL;
@@ -553,6 +597,28 @@ int kw_wheel_verify_record_known(struct kw_wheel *w, struct kw_record *rec, cons
 			goto out;
 		}
 	}
+	/*
+	 * The members whose digest must be made are hashed first, each on the
+	 * pool (ctx->pool) into its own slot; the checks below then run in
+	 * member order, so the problems are the same on any number of threads.
+	 */
+	hs.h = kw_calloc(w->n_members ? w->n_members : 1, sizeof(*hs.h));
+	if (!hs.h) {
+		kw_error_set(err, rc, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < w->n_members; i++) {
+		const struct kw_wheel_member *m = &w->members[i];
+		struct kw_record_entry *e = m->is_dir ? NULL : entry_of(rec, m->name);
+		struct hasher sha;
+		size_t dlen = 0;
+
+		if (e && e->algo && hasher_init(&sha, e->algo, &dlen) && strlen(e->digest) == (dlen * 4 + 2) / 3 &&
+		    b64url_ok(e->digest) && !(known && have && have[i] && dlen == 32 && !sha.wide)) {
+			hs.h[i].algo = e->algo;
+		}
+	}
+	kw_pool_run_until(w->ctx->pool, w->n_members, hash_member, &hs);
 	for (i = 0; i < w->n_members; i++) {
 		const struct kw_wheel_member *m = &w->members[i];
 		struct kw_record_entry key = { 0 }, *e, *end = rec->entries + rec->n_entries;
@@ -595,12 +661,11 @@ int kw_wheel_verify_record_known(struct kw_wheel *w, struct kw_record *rec, cons
 		} else {
 			if (known && have && have[i] && dlen == 32 && !sha.wide) {
 				memcpy(d, known[i], 32);
+			} else if (hs.h[i].rc) {
+				rc = kw_error_set(err, hs.h[i].rc, "%s", hs.h[i].err.msg);
+				goto out;
 			} else {
-				rc = kw_wheel_stream(w, i, hash_chunk, &sha, err);
-				if (rc) {
-					goto out;
-				}
-				hasher_final(&sha, d);
+				memcpy(d, hs.h[i].d, sizeof(d));
 			}
 			rc = KW_ENOMEM;
 			kw_b64url_nopad(d, dlen, b64);
@@ -634,6 +699,7 @@ out:
 	if (rc) {
 		kw_record_release(rec);
 	}
+	free(hs.h);
 	free(seen);
 	free(buf);
 	free(name);

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -322,6 +323,90 @@ START_TEST(run_reports_how_it_ended)
 }
 END_TEST
 
+/* The pool: every item once, nested batches on the same threads, the lowest failure reported. */
+struct pool_items {
+	struct kw_pool *pool;
+	pthread_mutex_t lock;
+	unsigned runs[64][16];   /* [outer][inner] calls */
+	pthread_t who[64];
+	bool many_threads;
+	size_t fail_at;          /* run_until: items at or past this fail */
+};
+
+static void pool_inner(void *ud, size_t i);
+
+struct pool_outer_item {
+	struct pool_items *p;
+	size_t outer;
+};
+
+static void pool_outer(void *ud, size_t i)
+{
+	struct pool_items *p = ud;
+	struct pool_outer_item o = { p, i };
+
+	kw_pool_run(p->pool, 16, pool_inner, &o);
+}
+
+static void pool_inner(void *ud, size_t i)
+{
+	struct pool_outer_item *o = ud;
+	struct pool_items *p = o->p;
+
+	pthread_mutex_lock(&p->lock);
+	p->runs[o->outer][i]++;
+	if (!p->who[o->outer]) {
+		p->who[o->outer] = pthread_self();
+	} else if (!pthread_equal(p->who[o->outer], pthread_self())) {
+		p->many_threads = true;
+	}
+	pthread_mutex_unlock(&p->lock);
+	/* Long enough that the other threads take items of this batch too. */
+	usleep(200);
+}
+
+static int pool_fails(void *ud, size_t i)
+{
+	struct pool_items *p = ud;
+
+	usleep(100);
+	return i >= p->fail_at ? -1 : 0;
+}
+
+START_TEST(pool_runs_each_item_once_nested)
+{
+	static struct pool_items p;
+	struct kw_error err = { 0 };
+	size_t o, i;
+	unsigned threads;
+
+	for (threads = 1; threads <= 4; threads *= 2) {
+		memset(&p, 0, sizeof(p));
+		pthread_mutex_init(&p.lock, NULL);
+		ck_assert_int_eq(kw_pool_new(threads, &p.pool, &err), 0);
+		ck_assert_uint_eq(kw_pool_threads(p.pool), threads);
+		/* One outer item whose inner batch is all the work, as one big wheel among small ones. */
+		kw_pool_run(p.pool, 64, pool_outer, &p);
+		for (o = 0; o < 64; o++) {
+			for (i = 0; i < 16; i++) {
+				ck_assert_uint_eq(p.runs[o][i], 1);
+			}
+		}
+		/* With more than one thread, some wheel's members ran on more than one of them. */
+		ck_assert(p.many_threads == (threads > 1));
+		for (i = 0; i <= 40; i += 20) {
+			p.fail_at = i;
+			ck_assert_uint_eq(kw_pool_run_until(p.pool, 40, pool_fails, &p), i);
+		}
+		ck_assert_uint_eq(kw_pool_run_until(p.pool, 0, pool_fails, &p), 0);
+		kw_pool_free(p.pool);
+		pthread_mutex_destroy(&p.lock);
+	}
+	kw_pool_free(NULL);
+	ck_assert_uint_eq(kw_pool_threads(NULL), 1);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("util");
@@ -338,6 +423,7 @@ int main(void)
 	tcase_add_test(tc, file_copy_and_map);
 	tcase_add_test(tc, buf_grows_and_fails_sticky);
 	tcase_add_test(tc, run_reports_how_it_ended);
+	tcase_add_test(tc, pool_runs_each_item_once_nested);
 	suite_add_tcase(s, tc);
 	return kwt_main(s);
 }
