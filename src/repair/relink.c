@@ -282,55 +282,94 @@ out:
 	return out;
 }
 
+/* One piece of work file preparation, made on the pool: its failure, in its own slot. */
+struct prep {
+	struct job *j;
+	struct kw_error *errs;      /* per item */
+	struct kw_strv *drops;      /* prepare_members: per audit member, the libpython entries removed */
+	bool *patched;              /* prepare_members: per audit member, a work file was made */
+};
+
+/* Graft i: copied (stripped) into the work directory and relinked to the other grafts. */
+static int prepare_graft(void *ud, size_t i)
+{
+	struct prep *pp = ud;
+	struct job *j = pp->j;
+	struct kw_error *err = &pp->errs[i];
+	struct inst *in = &j->inst[i];
+	struct kw_patch_ops ops = { 0 };
+	struct kw_patch_replace *rep = NULL;
+	const char *src = in->src;
+	size_t n_rep = 0;
+	int rc;
+
+	rc = edges(j, in->graph, in->node, &rep, &n_rep, err);
+	if (rc) {
+		return rc;
+	}
+	if (j->o->strip) {
+		rc = copy_in(j, in->src, in->work, err);
+		if (!rc) {
+			rc = run_strip(in->work, err);
+		}
+		src = in->work;
+	}
+	ops.set_soname = in->newname;
+	ops.replace_needed = rep;
+	ops.n_replace_needed = n_rep;
+	if (n_rep) {
+		/* Its own grafted dependencies sit next to it. */
+		ops.set_rpath = "$ORIGIN";
+		ops.force_rpath = !j->android;
+	} else {
+		ops.remove_rpath = true;
+	}
+	ops.scratch = true; /* in the work directory, copied into the wheel, then deleted */
+	if (!rc) {
+		rc = kw_patch_file(src, in->work, &ops, NULL, err);
+	}
+	free(rep);
+	if (rc) {
+		kw_error_prefix(err, "grafting %s", in->realpath);
+	}
+	return rc;
+}
+
+/* Run fn over n items on the pool; the first failure in order is the one returned, as one after another. */
+static int prepare_all(struct prep *pp, size_t n, int (*fn)(void *ud, size_t i), struct kw_error *err)
+{
+	size_t failed;
+
+	pp->errs = kw_calloc(n ? n : 1, sizeof(*pp->errs));
+	if (!pp->errs) {
+		return oom(err);
+	}
+	failed = kw_pool_run_until(pp->j->ctx->pool, n, fn, pp);
+	if (failed < n) {
+		int code = pp->errs[failed].code ? pp->errs[failed].code : KW_EINTERNAL;
+
+		return kw_error_set(err, code, "%s", pp->errs[failed].msg);
+	}
+	return 0;
+}
+
 int repair_prepare_grafts(struct job *j, struct kw_error *err)
 {
+	struct prep pp = { j, NULL, NULL, NULL };
 	size_t i;
 	int rc;
 
+	/* Work files are named by us alone: nothing from the input is ever part of a path. */
 	for (i = 0; i < j->n_inst; i++) {
-		struct inst *in = &j->inst[i];
-		struct kw_patch_ops ops = { 0 };
-		struct kw_patch_replace *rep = NULL;
-		const char *src = in->src;
-		size_t n_rep = 0;
-
-		/* Work files are named by us alone: nothing from the input is ever part of a path. */
-		in->work = kw_asprintf("%s/lib-%zu", j->workdir, i);
-		if (!in->work) {
+		j->inst[i].work = kw_asprintf("%s/lib-%zu", j->workdir, i);
+		if (!j->inst[i].work) {
 			return oom(err);
 		}
-		rc = edges(j, in->graph, in->node, &rep, &n_rep, err);
-		if (rc) {
-			return rc;
-		}
-		if (j->o->strip) {
-			rc = copy_in(j, in->src, in->work, err);
-			if (!rc) {
-				rc = run_strip(in->work, err);
-			}
-			src = in->work;
-		}
-		ops.set_soname = in->newname;
-		ops.replace_needed = rep;
-		ops.n_replace_needed = n_rep;
-		if (n_rep) {
-			/* Its own grafted dependencies sit next to it. */
-			ops.set_rpath = "$ORIGIN";
-			ops.force_rpath = !j->android;
-		} else {
-			ops.remove_rpath = true;
-		}
-		ops.scratch = true; /* in the work directory, copied into the wheel, then deleted */
-		if (!rc) {
-			rc = kw_patch_file(src, in->work, &ops, NULL, err);
-		}
-		free(rep);
-		if (rc) {
-			kw_error_prefix(err, "grafting %s", in->realpath);
-			return rc;
-		}
 	}
-	return 0;
+	/* Each graft is its own file: all of them at once on the pool, each relinked to the others' new names. */
+	rc = prepare_all(&pp, j->n_inst, prepare_graft, err);
+	free(pp.errs);
+	return rc;
 }
 
 /* "<x>.data/scripts/NAME": installers put it in bin/, away from the package its RPATH points into. */
@@ -381,104 +420,131 @@ char *repair_script_launcher(const char *dest)
 			   dest);
 }
 
+/* Audit member i: if it needs an edit, extracted into the work directory and relinked to the grafts. */
+static int prepare_member(void *ud, size_t i)
+{
+	struct prep *pp = ud;
+	struct job *j = pp->j;
+	struct kw_error *err = &pp->errs[i];
+	const struct kw_audit_member *m = &j->a->members[i];
+	struct kw_patch_replace *rep = NULL;
+	struct kw_patch_ops ops = { 0 };
+	struct kw_strv *drop = &pp->drops[i];
+	const char *dest = m->name;
+	size_t n_rep = 0, k;
+	char *rpath = NULL, *work;
+	long idx;
+	int rc;
+
+	if (!m->graph || m->graph->n_nodes == 0) {
+		return 0;
+	}
+	rc = edges(j, m->graph, &m->graph->nodes[0], &rep, &n_rep, err);
+	if (rc) {
+		return rc;
+	}
+	/* libpython: the interpreter that imports the module provides it; the entry goes. */
+	for (k = 0; k < m->info->n_needed; k++) {
+		if (repair_drops_libpython(j, m->info->needed[k]) && kw_strv_push_unique(drop, m->info->needed[k])) {
+			free(rep);
+			return oom(err);
+		}
+	}
+	if (n_rep == 0 && drop->n == 0 && !j->o->strip) {
+		free(rep);
+		return 0;
+	}
+	idx = kw_wheel_find(j->w, m->name);
+	if (idx < 0) {
+		free(rep);
+		return kw_error_set(err, KW_EINTERNAL, "member '%s' vanished", m->name);
+	}
+	work = kw_asprintf("%s/member-%zu", j->workdir, i);
+	if (!work) {
+		free(rep);
+		return oom(err);
+	}
+	/* Slots of this member's own wheel index: no other item writes them. */
+	j->member_work[idx] = work;
+	rc = (n_rep || drop->n) && is_script(m->name) ? script_dest(j, m->name, &j->member_move[idx], err) : 0;
+	dest = j->member_move[idx] ? j->member_move[idx] : m->name;
+	if (!rc) {
+		rc = extract(j, (size_t)idx, work, err);
+	}
+	if (!rc && j->o->strip) {
+		rc = run_strip(work, err);
+	}
+	if (!rc && n_rep) {
+		rpath = member_rpath(j, dest, m->info);
+		if (!rpath) {
+			rc = oom(err);
+		}
+		ops.replace_needed = rep;
+		ops.n_replace_needed = n_rep;
+		ops.set_rpath = rpath;
+		ops.force_rpath = !j->android; /* Android's loader reads DT_RUNPATH only */
+	}
+	ops.remove_needed = (const char *const *)drop->v;
+	ops.n_remove_needed = drop->n;
+	ops.scratch = true;
+	if (!rc && (n_rep || drop->n)) {
+		rc = kw_patch_file(work, NULL, &ops, NULL, err);
+	}
+	free(rep);
+	free(rpath);
+	if (rc) {
+		kw_error_prefix(err, "'%s'", m->name);
+		return rc;
+	}
+	pp->patched[i] = true;
+	return 0;
+}
+
 int repair_prepare_members(struct job *j, struct kw_error *err)
 {
 	struct kw_audit *a = j->a;
+	struct prep pp = { j, NULL, NULL, NULL };
 	size_t i, k;
 	int rc;
 
 	j->n_member_work = kw_wheel_member_count(j->w);
 	j->member_work = kw_calloc(j->n_member_work + 1, sizeof(*j->member_work));
 	j->member_move = kw_calloc(j->n_member_work + 1, sizeof(*j->member_move));
-	if (!j->member_work || !j->member_move) {
-		return oom(err);
+	pp.drops = kw_calloc(a->n_members + 1, sizeof(*pp.drops));
+	pp.patched = kw_calloc(a->n_members + 1, sizeof(*pp.patched));
+	rc = j->member_work && j->member_move && pp.drops && pp.patched ? 0 : oom(err);
+	/* Every member is its own work file: all at once on the pool; the report's lists in member order after. */
+	if (!rc) {
+		rc = prepare_all(&pp, a->n_members, prepare_member, err);
 	}
-	for (i = 0; i < a->n_members; i++) {
+	for (i = 0; !rc && i < a->n_members; i++) {
 		const struct kw_audit_member *m = &a->members[i];
-		struct kw_patch_replace *rep = NULL;
-		struct kw_patch_ops ops = { 0 };
-		struct kw_strv drop = { 0 };
-		const char *dest = m->name;
-		size_t n_rep = 0;
-		char *rpath = NULL, *work;
 		long idx;
 
-		if (!m->graph || m->graph->n_nodes == 0) {
-			continue;
-		}
-		rc = edges(j, m->graph, &m->graph->nodes[0], &rep, &n_rep, err);
-		if (rc) {
-			return rc;
-		}
-		/* libpython: the interpreter that imports the module provides it; the entry goes. */
-		for (k = 0; k < m->info->n_needed; k++) {
-			if (repair_drops_libpython(j, m->info->needed[k]) && kw_strv_push_unique(&drop, m->info->needed[k])) {
-				free(rep);
-				return oom(err);
-			}
-		}
-		if (n_rep == 0 && drop.n == 0 && !j->o->strip) {
-			free(rep);
+		if (!pp.patched[i]) {
 			continue;
 		}
 		idx = kw_wheel_find(j->w, m->name);
-		if (idx < 0) {
-			free(rep);
-			kw_strv_release(&drop);
-			return kw_error_set(err, KW_EINTERNAL, "member '%s' vanished", m->name);
-		}
-		work = kw_asprintf("%s/member-%zu", j->workdir, i);
-		if (!work) {
-			free(rep);
-			kw_strv_release(&drop);
-			return oom(err);
-		}
-		j->member_work[idx] = work;
-		rc = (n_rep || drop.n) && is_script(m->name) ? script_dest(j, m->name, &j->member_move[idx], err) : 0;
-		dest = j->member_move[idx] ? j->member_move[idx] : m->name;
-		if (!rc) {
-			rc = extract(j, (size_t)idx, work, err);
-		}
-		if (!rc && j->o->strip) {
-			rc = run_strip(work, err);
-		}
-		if (!rc && n_rep) {
-			rpath = member_rpath(j, dest, m->info);
-			if (!rpath) {
-				rc = oom(err);
-			}
-			ops.replace_needed = rep;
-			ops.n_replace_needed = n_rep;
-			ops.set_rpath = rpath;
-			ops.force_rpath = !j->android; /* Android's loader reads DT_RUNPATH only */
-		}
-		ops.remove_needed = (const char *const *)drop.v;
-		ops.n_remove_needed = drop.n;
-		ops.scratch = true;
-		if (!rc && (n_rep || drop.n)) {
-			rc = kw_patch_file(work, NULL, &ops, NULL, err);
-		}
-		for (k = 0; !rc && k < drop.n; k++) {
-			if (kw_strv_push_own(&j->res->libpython, kw_asprintf("%s: %s", m->name, drop.v[k]))) {
+		for (k = 0; !rc && k < pp.drops[i].n; k++) {
+			if (kw_strv_push_own(&j->res->libpython, kw_asprintf("%s: %s", m->name, pp.drops[i].v[k]))) {
 				rc = oom(err);
 			}
 		}
 		if (!rc && j->member_move[idx] &&
-		    kw_strv_push_own(&j->res->scripts, kw_asprintf("%s -> %s", m->name, dest))) {
+		    kw_strv_push_own(&j->res->scripts, kw_asprintf("%s -> %s", m->name, j->member_move[idx]))) {
 			rc = oom(err);
 		}
-		free(rep);
-		free(rpath);
-		kw_strv_release(&drop);
-		if (rc) {
-			kw_error_prefix(err, "'%s'", m->name);
-			return rc;
-		}
-		if (kw_strv_push(&j->res->patched, m->name)) {
-			return oom(err);
+		if (!rc && kw_strv_push(&j->res->patched, m->name)) {
+			rc = oom(err);
 		}
 	}
-	return 0;
+	for (i = 0; pp.drops && i < a->n_members; i++) {
+		kw_strv_release(&pp.drops[i]);
+	}
+	free(pp.drops);
+	free(pp.patched);
+	free(pp.errs);
+	return rc;
 }
 
 int repair_create_work(const struct job *j, const char *path, struct kw_error *err)
