@@ -6,8 +6,10 @@
  * members), and the pool's threads take the newest batch's items first, so
  * a wheel that is most of the work is spread over every thread instead of
  * holding one while the others have finished. A caller works on its own
- * batch and returns when every item of it is done; it never waits for an
- * item that no thread has taken, so nesting cannot deadlock.
+ * batch; once all its items are taken it helps with batches opened after
+ * its own (the members of the wheel another thread still works on), and
+ * returns when every item of its batch is done. It never waits for an item
+ * that no thread has taken, so nesting cannot deadlock.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -20,14 +22,15 @@ struct batch {
 	int (*until)(void *ud, size_t i); /* or this, which fails with nonzero */
 	size_t failed;          /* until: the lowest item that failed (n: none) */
 	void *ud;
+	unsigned long seq;      /* when it was opened: a later batch has a higher one */
 	struct batch *below;    /* the open batches, newest first */
 };
 
 struct kw_pool {
 	pthread_mutex_t lock;
-	pthread_cond_t work;    /* a batch was opened, or the pool stops */
-	pthread_cond_t finished; /* an item finished */
+	pthread_cond_t changed; /* a batch was opened or finished, or the pool stops */
 	struct batch *open;     /* batches with unclaimed items, newest first */
+	unsigned long seq;      /* batches opened so far */
 	bool stop;
 	pthread_t *threads;
 	size_t n_threads;       /* started, besides the callers' */
@@ -69,7 +72,7 @@ static void run_item(struct kw_pool *p, struct batch *b, size_t i)
 		b->failed = i;
 	}
 	if (++b->done == b->n) {
-		pthread_cond_broadcast(&p->finished);
+		pthread_cond_broadcast(&p->changed);
 	}
 }
 
@@ -82,7 +85,7 @@ static void *worker(void *arg)
 		struct batch *b;
 
 		while (!p->open && !p->stop) {
-			pthread_cond_wait(&p->work, &p->lock);
+			pthread_cond_wait(&p->changed, &p->lock);
 		}
 		if (p->stop) {
 			break;
@@ -106,8 +109,7 @@ int kw_pool_new(unsigned threads, struct kw_pool **out, struct kw_error *err)
 		return kw_error_set(err, KW_ENOMEM, "out of memory");
 	}
 	pthread_mutex_init(&p->lock, NULL);
-	pthread_cond_init(&p->work, NULL);
-	pthread_cond_init(&p->finished, NULL);
+	pthread_cond_init(&p->changed, NULL);
 	/* A thread that does not start leaves its share to the others: fewer threads, the same results. */
 	while (p->n_threads < want && pthread_create(&p->threads[p->n_threads], NULL, worker, p) == 0) {
 		p->n_threads++;
@@ -125,13 +127,12 @@ void kw_pool_free(struct kw_pool *p)
 	}
 	pthread_mutex_lock(&p->lock);
 	p->stop = true;
-	pthread_cond_broadcast(&p->work);
+	pthread_cond_broadcast(&p->changed);
 	pthread_mutex_unlock(&p->lock);
 	for (i = 0; i < p->n_threads; i++) {
 		pthread_join(p->threads[i], NULL);
 	}
-	pthread_cond_destroy(&p->work);
-	pthread_cond_destroy(&p->finished);
+	pthread_cond_destroy(&p->changed);
 	pthread_mutex_destroy(&p->lock);
 	free(p->threads);
 	free(p);
@@ -145,15 +146,27 @@ unsigned kw_pool_threads(const struct kw_pool *p)
 static void run_batch(struct kw_pool *p, struct batch *b)
 {
 	pthread_mutex_lock(&p->lock);
+	b->seq = ++p->seq;
 	b->below = p->open;
 	p->open = b;
-	pthread_cond_broadcast(&p->work);
+	pthread_cond_broadcast(&p->changed);
 	while (b->next < b->n) {
 		run_item(p, b, claim(p, b));
 	}
-	/* Every item is taken: the ones still running finish without this thread. */
+	/*
+	 * Every item is taken. Until the ones still running are done, help
+	 * with newer batches (the open list is newest first): they are the
+	 * pieces of running items, here or of other batches, never an older
+	 * batch's whole item that would hold this caller long past its own.
+	 */
 	while (b->done < b->n) {
-		pthread_cond_wait(&p->finished, &p->lock);
+		if (p->open && p->open->seq > b->seq) {
+			struct batch *o = p->open;
+
+			run_item(p, o, claim(p, o));
+			continue;
+		}
+		pthread_cond_wait(&p->changed, &p->lock);
 	}
 	pthread_mutex_unlock(&p->lock);
 }
