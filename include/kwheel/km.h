@@ -168,6 +168,8 @@ struct kw_km_options {
 	bool no_wx;              /* keep converted images writable and executable */
 	kw_km_render_fn manifest;/* renders the manifest (required) */
 	struct kw_km_cache *cache; /* borrowed: conversions shared with the other wheels of the run, or NULL */
+	kw_progress_fn progress; /* told of the conversion in bytes delinked ("converting"), then "writing"; or NULL */
+	void *progress_ud;
 };
 
 /* What converting one wheel wrote (paths owned). */

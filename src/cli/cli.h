@@ -71,6 +71,24 @@ int kw_cli_resolve_opt(struct kw_ctx *ctx, int c, const char *arg, struct kw_err
  */
 void kw_cli_pool_run(struct kw_ctx *ctx, long jobs, size_t n, void (*fn)(void *ud, size_t i), void *ud);
 
+/*
+ * A progress line for one long piece of work, on stderr (the caller checks
+ * that it is a terminal): "kwheel: NAME: PHASE P% (D of T MB)", or the phase
+ * alone when it has no measure, redrawn in place only when it changes.
+ * kw_cli_progress_draw is a kw_progress_fn (ud: the struct kw_cli_progress).
+ */
+struct kw_cli_progress {
+	const char *name;
+	const char *phase;
+	int last;               /* last percentage drawn, -1 for a phase without one */
+	bool shown;
+};
+/* name: a path, shown without its directory (borrowed: it must outlive p). */
+void kw_cli_progress_init(struct kw_cli_progress *p, const char *name);
+void kw_cli_progress_draw(void *ud, const char *phase, uint64_t done, uint64_t total);
+/* Erase the line, if one was drawn. */
+void kw_cli_progress_clear(struct kw_cli_progress *p);
+
 extern const struct kw_cmd kw_cmd_show;
 extern const struct kw_cmd kw_cmd_lddtree;
 extern const struct kw_cmd kw_cmd_repair;

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "kwheel/km.h"
 #include "kwheel/report.h"
@@ -53,9 +54,9 @@ static int cmd_km(struct kw_ctx *ctx, int argc, char **argv)
 	struct option longopts[16];
 	char shortopts[32];
 	struct kw_error err = { 0 };
-	struct kw_km_options opts = { NULL, false, NULL, false, kw_report_km_manifest, NULL };
+	struct kw_km_options opts = { .manifest = kw_report_km_manifest };
 	struct kw_km_cache *cache = NULL;
-	bool no_wheel = false;
+	bool no_wheel = false, progress = false;
 	struct kw_strv inputs = { 0 }, links = { 0 };
 	const char *link_out = NULL, *python = "python3", *objects = NULL, *id = NULL;
 	size_t i;
@@ -168,10 +169,22 @@ static int cmd_km(struct kw_ctx *ctx, int argc, char **argv)
 		goto out;
 	}
 	opts.cache = cache;
+	/* On a terminal a progress line: each wheel's conversion takes seconds to minutes with --deps. */
+	progress = isatty(STDERR_FILENO);
 	for (i = 0; i < inputs.n; i++) {
 		struct kw_km_wheel res;
+		struct kw_cli_progress prog;
+		int crc;
 
-		if (kw_km_convert_wheel(ctx, inputs.v[i], &opts, &res, &err)) {
+		kw_cli_progress_init(&prog, inputs.v[i]);
+		if (progress) {
+			opts.progress = kw_cli_progress_draw;
+			opts.progress_ud = &prog;
+			kw_cli_progress_draw(&prog, "auditing", 0, 0);
+		}
+		crc = kw_km_convert_wheel(ctx, inputs.v[i], &opts, &res, &err);
+		kw_cli_progress_clear(&prog);
+		if (crc) {
 			int code = err.code == KW_EPOLICY ? KW_EXIT_VERDICT : KW_EXIT_ERROR;
 
 			kw_cli_error(&err);
@@ -200,7 +213,16 @@ static int cmd_km(struct kw_ctx *ctx, int argc, char **argv)
 	if (link_out && rc == KW_EXIT_OK) {
 		struct kw_strv left = { 0 };
 
-		if (kw_km_link_python(link_out, python, (const char *const *)links.v, links.n, cache, &left, &err)) {
+		struct kw_cli_progress prog;
+		int lrc;
+
+		kw_cli_progress_init(&prog, link_out);
+		if (progress) {
+			kw_cli_progress_draw(&prog, "linking", 0, 0);
+		}
+		lrc = kw_km_link_python(link_out, python, (const char *const *)links.v, links.n, cache, &left, &err);
+		kw_cli_progress_clear(&prog);
+		if (lrc) {
 			rc = kw_cli_error(&err);
 		} else {
 			printf("linked %s\n", link_out);

@@ -86,56 +86,27 @@ static void emit(struct job *job, const char *text, bool is_err, int code)
 /* Wheels this big get a progress line on a terminal: below it a repair takes a blink. */
 #define PROGRESS_MIN_SIZE (32u << 20)
 
-struct progress {
-	const char *name;
-	int last;               /* last percentage shown, -1 for a phase without one */
-	const char *phase;
-	bool shown;
-};
-
-static void show_progress(void *ud, const char *phase, uint64_t done, uint64_t total)
-{
-	struct progress *p = ud;
-	int pct = total ? (int)(done * 100 / total) : -1;
-
-	if (p->shown && phase == p->phase && pct == p->last) {
-		return;
-	}
-	p->phase = phase;
-	p->last = pct;
-	p->shown = true;
-	if (pct >= 0) {
-		fprintf(stderr, "\r\033[Kkwheel: %s: %s %d%% (%llu of %llu MB)", p->name, phase, pct,
-			(unsigned long long)(done >> 20), (unsigned long long)(total >> 20));
-	} else {
-		fprintf(stderr, "\r\033[Kkwheel: %s: %s", p->name, phase);
-	}
-	fflush(stderr);
-}
-
 static void repair_one(struct job *job, const char *path)
 {
 	struct kw_repair_result *r = NULL;
 	struct kw_error err = { 0 }, rerr = { 0 };
 	struct kw_repair_opts opts = job->opts;
-	struct progress prog = { strrchr(path, '/') ? strrchr(path, '/') + 1 : path, -1, NULL, false };
+	struct kw_cli_progress prog;
 	struct stat st;
 	char *text = NULL;
 	int rc;
 
+	kw_cli_progress_init(&prog, path);
 	if (job->progress && stat(path, &st) == 0 && st.st_size >= (off_t)PROGRESS_MIN_SIZE) {
-		opts.progress = show_progress;
+		opts.progress = kw_cli_progress_draw;
 		opts.progress_ud = &prog;
-		show_progress(&prog, "auditing", 0, 0);
+		kw_cli_progress_draw(&prog, "auditing", 0, 0);
 	}
 	rc = kw_cli_check_input(path, &err);
 	if (!rc) {
 		rc = kw_repair_wheel(job->ctx, path, &opts, &r, &err);
 	}
-	if (prog.shown) {
-		fputs("\r\033[K", stderr);
-		fflush(stderr);
-	}
+	kw_cli_progress_clear(&prog);
 	if (rc) {
 		/*
 		 * Cannot reach the tag or a library is missing: a verdict; a --plat

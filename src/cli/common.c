@@ -134,3 +134,40 @@ void kw_cli_pool_run(struct kw_ctx *ctx, long jobs, size_t n, void (*fn)(void *u
 	ctx->pool = NULL;
 	kw_pool_free(pool);
 }
+
+void kw_cli_progress_init(struct kw_cli_progress *p, const char *name)
+{
+	p->name = strrchr(name, '/') ? strrchr(name, '/') + 1 : name;
+	p->phase = NULL;
+	p->last = -1;
+	p->shown = false;
+}
+
+void kw_cli_progress_draw(void *ud, const char *phase, uint64_t done, uint64_t total)
+{
+	struct kw_cli_progress *p = ud;
+	int pct = total ? (int)(done * 100 / total) : -1;
+
+	if (p->shown && phase == p->phase && pct == p->last) {
+		return;
+	}
+	p->phase = phase;
+	p->last = pct;
+	p->shown = true;
+	if (pct >= 0) {
+		fprintf(stderr, "\r\033[Kkwheel: %s: %s %d%% (%llu of %llu MB)", p->name, phase, pct,
+			(unsigned long long)(done >> 20), (unsigned long long)(total >> 20));
+	} else {
+		fprintf(stderr, "\r\033[Kkwheel: %s: %s", p->name, phase);
+	}
+	fflush(stderr);
+}
+
+void kw_cli_progress_clear(struct kw_cli_progress *p)
+{
+	if (p->shown) {
+		fputs("\r\033[K", stderr);
+		fflush(stderr);
+		p->shown = false;
+	}
+}

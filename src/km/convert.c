@@ -216,6 +216,35 @@ static int tag_object(const char *dir, size_t n, const char *base, const char *t
 	return 0;
 }
 
+/* What the progress line measures: the bytes of every object to delink (a library that cannot be stat()ed counts 0). */
+static uint64_t work_bytes(struct kw_ctx *ctx, const struct kw_wheel *w, const struct kw_km_verdict *v)
+{
+	uint64_t total = 0;
+	size_t k;
+
+	for (k = 0; k < v->n_objects; k++) {
+		const struct kw_km_object *o = &v->objects[k];
+
+		if (o->executable) {
+			continue;
+		}
+		if (o->in_wheel) {
+			long mi = kw_wheel_find(w, o->name);
+
+			total += mi < 0 ? 0 : kw_wheel_member(w, (size_t)mi)->size;
+		} else {
+			char *rooted = kw_ctx_rooted(ctx, o->name);
+			struct stat st;
+
+			if (rooted && stat(rooted, &st) == 0 && st.st_size > 0) {
+				total += (uint64_t)st.st_size;
+			}
+			free(rooted);
+		}
+	}
+	return total;
+}
+
 int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km_options *opts,
 			struct kw_km_wheel *res, struct kw_error *err)
 {
@@ -230,6 +259,7 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 	char *objdir_path = NULL, *text = NULL, *wheel = NULL;
 	const char *dist;
 	size_t i, k, n = 0, *order = NULL;
+	uint64_t done = 0, total = 0;
 	int rc;
 
 	memset(res, 0, sizeof(*res));
@@ -297,6 +327,10 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 		rc = kw_error_set(err, KW_ENOMEM, "out of memory");
 		goto out;
 	}
+	if (opts->progress) {
+		total = work_bytes(ctx, w, &v);
+		opts->progress(opts->progress_ud, "converting", 0, total);
+	}
 	for (k = 0; k < v.n_objects; k++) {
 		size_t j;
 		const struct kw_km_object *o = &v.objects[order[k]];
@@ -344,6 +378,10 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 			kw_unmap_file(buf, len);
 		} else {
 			free(buf);
+		}
+		if (opts->progress) {
+			done += len;
+			opts->progress(opts->progress_ud, "converting", done < total ? done : total, total);
 		}
 		if (rc) {
 			/* The converter names the member; the user needs the wheel too. */
@@ -575,6 +613,9 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 				goto out;
 			}
 		}
+	}
+	if (opts->progress) {
+		opts->progress(opts->progress_ud, "writing", 0, 0);
 	}
 	if ((rc = km_out_open(&o_archive, res->archive, err)) ||
 	    (rc = km_archive_write(o_archive.f, res->archive, (const char *const *)objs.v,

@@ -33,7 +33,8 @@ GROUP is one of:
   progress  show over several wheels with stderr a terminal (a pty) draws a
             progress line in work done (wheels and MB, as stat gives them),
             rising to the total and cleared at the end, and writes the same
-            stdout as without a terminal; with stderr a pipe, nothing
+            stdout as without a terminal; with stderr a pipe, nothing; the same
+            for km --deps of numpy (auditing, bytes delinked, writing)
   completions  bash: `kwheel CMD --<TAB>` offers exactly the options of
             `kwheel CMD --help`, commands come from `kwheel --help`, a DIR
             argument completes directories only; zsh: the _arguments specs
@@ -42,6 +43,7 @@ GROUP is one of:
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -447,6 +449,47 @@ def group_progress():
         same = out == plain.stdout if "-j" not in extra else sorted(out.splitlines()) == sorted(plain.stdout.splitlines())
         check(same and p.returncode == plain.returncode,
               f"show {' '.join(extra)}: stdout is the same with a terminal on stderr")
+    km_progress(wheels)
+
+
+def km_progress(wheels):
+    """km --deps of numpy: per wheel, auditing, then bytes delinked up to the total, then writing."""
+    import pty
+    import select
+    numpy = [w for w in wheels if os.path.basename(w).startswith("numpy-")]
+    if not check(numpy, "the corpus has Debian's numpy wheel"):
+        return
+    sysroot = os.path.join(os.environ["KW_BUILD_ROOT"], "fixtures", "sysroot", "root")
+    libpath = ":".join(os.path.join(sysroot, d) for d in ("usr/lib/x86_64-linux-gnu", "lib/x86_64-linux-gnu"))
+    tmp = tempfile.mkdtemp(prefix="kwheel-km-progress-")
+    try:
+        def km(out, stderr):
+            return subprocess.Popen([KWHEEL, "km", "--deps", "--no-wheel", "--library-path", libpath, "-o", out, numpy[0]],
+                                    stdout=subprocess.PIPE, stderr=stderr, cwd=tmp)
+        p = km("plain", subprocess.PIPE)
+        plain_out, plain_err = p.communicate(timeout=600)
+        check(p.returncode == 0 and plain_err == b"", f"km: nothing on stderr when it is a pipe ({plain_err[:100]!r})")
+        master, slave = pty.openpty()
+        p = km("tty", slave)
+        out = p.communicate(timeout=600)[0]
+        tty = b""
+        while select.select([master], [], [], 0.2)[0]:
+            tty += os.read(master, 65536)
+        os.close(slave)
+        os.close(master)
+        name = re.escape(os.path.basename(numpy[0]).encode())
+        phases = re.findall(rb"kwheel: " + name + rb": (auditing|converting|writing)", tty)
+        pcts = [(int(a), int(b), int(c)) for a, b, c in
+                re.findall(rb"kwheel: " + name + rb": converting (\d+)% \((\d+) of (\d+) MB\)", tty)]
+        check(phases and phases[0] == b"auditing" and phases[-1] == b"writing" and len(pcts) > 2
+              and [q for q, _, _ in pcts] == sorted(q for q, _, _ in pcts) and pcts[0][0] == 0 and pcts[-1][0] == 100
+              and len({t for _, _, t in pcts}) == 1,
+              f"km: the progress line goes auditing, converting 0-100% of the bytes delinked, writing ({phases[:3]} {pcts[:1]} {pcts[-1:]})")
+        check(tty.endswith(b"\r\x1b[K"), "km: the line is cleared at the end")
+        check(p.returncode == 0 and out.replace(b"tty/", b"plain/") == plain_out,
+              "km: stdout is the same with a terminal on stderr")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def installed(dest, rel):
