@@ -79,6 +79,14 @@ bool kw_elf_is_elf(const void *buf, size_t len);
  */
 int kw_elf_parse_memory(const void *buf, size_t len, const char *name, struct kw_elf_info **out,
 			struct kw_error *err);
+/*
+ * Checks buf exactly as kw_elf_parse_memory does (the same files fail, with
+ * the same code and message, KW_ENOMEM apart: this allocates less) and writes
+ * in *n_syms, on success only, the symbol count it would report, copying no
+ * name, version or string: for a caller that needs only the verdict and the
+ * count. The buffer is borrowed for the duration of the call.
+ */
+int kw_elf_check_memory(const void *buf, size_t len, const char *name, uint64_t *n_syms, struct kw_error *err);
 /* The same for a file on disk (mapped read-only). */
 int kw_elf_parse_file(const char *path, struct kw_elf_info **out, struct kw_error *err);
 void kw_elf_info_free(struct kw_elf_info *info);

@@ -41,6 +41,14 @@ struct view {
 	/* dynamic string table as file range */
 	uint64_t str_off, str_size;
 	bool have_str;
+	/*
+	 * Check everything, copy nothing the summary would only hand back
+	 * (strings, symbols, versions, relocation types): the editor needs the
+	 * verdict and the symbol count, not the names. The count goes to
+	 * *counted, info keeping no symbols.
+	 */
+	bool verdict_only;
+	uint64_t *counted;
 };
 
 /*
@@ -198,6 +206,9 @@ static int dyn_string(const struct view *v, uint64_t idx, const char *what, char
 		return kw_error_set(err, KW_EFORMAT, "'%s': %s string index %llu is outside the string table",
 				    v->name, what, (unsigned long long)idx);
 	}
+	if (v->verdict_only) {
+		return 0;
+	}
 	*out = kw_strdup(s);
 	return *out ? 0 : kw_error_set(err, KW_ENOMEM, "out of memory");
 }
@@ -314,6 +325,9 @@ static int verneed_entry(void *ud, const struct kw_elf_ver *e)
 			return kw_error_set(w->err, KW_EFORMAT, "'%s': version need file name outside the string table",
 					    v->name);
 		}
+		if (v->verdict_only) {
+			return 0;
+		}
 		if (kw_grow(&w->info->verneed, &w->cap, w->info->n_verneed + 1, sizeof(*w->info->verneed))) {
 			return kw_error_set(w->err, KW_ENOMEM, "out of memory");
 		}
@@ -325,6 +339,9 @@ static int verneed_entry(void *ud, const struct kw_elf_ver *e)
 	}
 	if (!s) {
 		return kw_error_set(w->err, KW_EFORMAT, "'%s': version name outside the string table", v->name);
+	}
+	if (v->verdict_only) {
+		return 0;
 	}
 	if (push_str(&w->vn->versions, &w->vn->n_versions, &w->vcap, s)) {
 		return kw_error_set(w->err, KW_ENOMEM, "out of memory");
@@ -371,6 +388,9 @@ static int verdef_entry(void *ud, const struct kw_elf_ver *e)
 	s = dynstr(v, e->name);
 	if (!s) {
 		return kw_error_set(w->err, KW_EFORMAT, "'%s': version definition name outside the string table", v->name);
+	}
+	if (v->verdict_only) {
+		return KW_ELF_VER_NEXT_RECORD;
 	}
 	/* The base definition names the file itself, not a version. */
 	base = w->rec.flags & VER_FLG_BASE;
@@ -488,6 +508,17 @@ static int read_symbols(const struct view *v, uint16_t machine, const struct dyn
 	if (count <= 1) {
 		return 0;
 	}
+	if (v->verdict_only) {
+		/* Only the names can still make the file unreadable. */
+		for (i = 1; i < count; i++) {
+			if (!dynstr(v, kw_elf_rd32(&v->raw, v->raw.b + off + i * syment))) {
+				return kw_error_set(err, KW_EFORMAT, "'%s': symbol %llu name outside the string table",
+						    v->name, (unsigned long long)i);
+			}
+		}
+		*v->counted = count - 1;
+		return 0;
+	}
 	info->syms = kw_calloc((size_t)(count - 1), sizeof(*info->syms));
 	if (!info->syms) {
 		return kw_error_set(err, KW_ENOMEM, "out of memory");
@@ -590,6 +621,9 @@ static int add_reloc_types(const struct view *v, uint16_t machine, uint64_t addr
 	room = vaddr_room(v, addr, &off);
 	if (size > room) {
 		return kw_error_set(err, KW_EFORMAT, "'%s': relocation table runs past the file", v->name);
+	}
+	if (v->verdict_only) {
+		return 0;
 	}
 	for (i = 0; i + ent <= size; i += ent) {
 		const unsigned char *p = v->raw.b + off + i + (v->raw.is64 ? 8 : 4);
@@ -933,6 +967,9 @@ static int parse(const struct view *v0, struct kw_elf_info **out, struct kw_erro
 				rc = kw_error_set(err, KW_EFORMAT, "'%s': interpreter path lies outside the file", v.name);
 				goto out;
 			}
+			if (v.verdict_only) {
+				break;
+			}
 			free(info->interp);
 			info->interp = kw_strdup((const char *)v.raw.b + ph.offset);
 			if (!info->interp) {
@@ -981,7 +1018,7 @@ static int parse(const struct view *v0, struct kw_elf_info **out, struct kw_erro
 					  v.name, (unsigned long long)d.needed[i]);
 			goto out;
 		}
-		if (push_str(&info->needed, &info->n_needed, &ncap, s)) {
+		if (!v.verdict_only && push_str(&info->needed, &info->n_needed, &ncap, s)) {
 			rc = kw_error_set(err, KW_ENOMEM, "out of memory");
 			goto out;
 		}
@@ -1002,6 +1039,10 @@ static int parse(const struct view *v0, struct kw_elf_info **out, struct kw_erro
 		goto out;
 	}
 done:
+	if (v.verdict_only) {
+		/* What follows reads notes and attributes, which never fail a file. */
+		goto keep;
+	}
 	info->arm_cpu_arch = info->machine == EM_ARM ? arm_cpu_arch(e, &v) : -1;
 	if (info->machine == EM_X86_64 || info->machine == EM_386) {
 		if (have_prop) {
@@ -1010,6 +1051,7 @@ done:
 			note_sections(e, &v, info);
 		}
 	}
+keep:
 	*out = info;
 	info = NULL;
 	rc = 0;
@@ -1032,6 +1074,27 @@ int kw_elf_parse_memory(const void *buf, size_t len, const char *name, struct kw
 	v.raw.len = len;
 	v.name = name ? name : "(memory)";
 	return parse(&v, out, err);
+}
+
+int kw_elf_check_memory(const void *buf, size_t len, const char *name, uint64_t *n_syms, struct kw_error *err)
+{
+	struct kw_elf_info *info = NULL;
+	uint64_t counted = 0;
+	struct view v;
+	int rc;
+
+	memset(&v, 0, sizeof(v));
+	v.raw.b = buf;
+	v.raw.len = len;
+	v.name = name ? name : "(memory)";
+	v.verdict_only = true;
+	v.counted = &counted;
+	rc = parse(&v, &info, err);
+	if (rc == 0) {
+		*n_syms = counted;
+		kw_elf_info_free(info);
+	}
+	return rc;
 }
 
 int kw_elf_parse_file(const char *path, struct kw_elf_info **out, struct kw_error *err)

@@ -653,6 +653,28 @@ static bool compare_one(const char *file, size_t *n_needed, size_t *n_syms, size
 	return true;
 }
 
+/*
+ * The editor's check (kw_elf_check_memory) must pass and fail exactly the
+ * files the full parse does, with the same message and symbol count: it is
+ * the same walk with the copies left out. rc and err are the full parse's.
+ */
+static void check_agrees(const unsigned char *b, size_t len, const char *what, int rc, const struct kw_error *err,
+			 const struct kw_elf_info *info)
+{
+	struct kw_error cerr = { 0 };
+	uint64_t n = 12345;
+	int crc = kw_elf_check_memory(b, len, what, &n, &cerr);
+
+	ck_assert_msg(crc == rc, "%s: check %d (%s), parse %d (%s)", what, crc, cerr.msg, rc, err->msg);
+	if (rc) {
+		ck_assert_msg(strcmp(cerr.msg, err->msg) == 0, "%s: check says '%s', parse '%s'", what, cerr.msg,
+			      err->msg);
+		ck_assert_uint_eq(n, 12345);
+	} else {
+		ck_assert_uint_eq(n, info->n_syms);
+	}
+}
+
 START_TEST(matches_readelf)
 {
 	size_t i, checked = 0, corpus = 0, system = 0, n_needed = 0, n_syms = 0, n_relocs = 0, n_vers = 0;
@@ -672,6 +694,14 @@ START_TEST(matches_readelf)
 				corpus++;
 			}
 			ck_assert_int_eq(kw_elf_parse_file(files.v[i], &info, &err), 0);
+			{
+				size_t len;
+				char *buf = kwt_read_file(files.v[i], &len);
+
+				ck_assert_ptr_nonnull(buf);
+				check_agrees((const unsigned char *)buf, len, files.v[i], 0, &err, info);
+				free(buf);
+			}
 			m = kwt_fmt("%u/%d/%d", info->machine, info->elfclass, info->data);
 			sl_add(&machines_seen, m);
 			free(m);
@@ -922,6 +952,7 @@ static void expect_error_len(const struct img *m, size_t len, const char *what)
 	ck_assert_ptr_nonnull(exact);
 	memcpy(exact, m->b, len);
 	rc = kw_elf_parse_memory(exact, len, what, &info, &err);
+	check_agrees(exact, len, what, rc, &err, rc == 0 ? info : NULL);
 	if (rc == 0) {
 		kw_elf_info_free(info);
 	}
@@ -949,6 +980,7 @@ static void expect_ok(struct img *m, const char *what)
 	int rc = kw_elf_parse_memory(m->b, m->len, what, &info, &err);
 
 	ck_assert_msg(rc == 0, "%s: %s", what, err.msg);
+	check_agrees(m->b, m->len, what, rc, &err, info);
 	kw_elf_info_free(info);
 	free(m->b);
 	m->b = NULL;
@@ -1313,6 +1345,7 @@ START_TEST(forged_versions)
 		int rc = kw_elf_parse_memory(m.b, m.len, "early end", &info, &err);
 
 		ck_assert_msg(rc == 0 || err.msg[0], "no message");
+		check_agrees(m.b, m.len, "early end", rc, &err, info);
 		kw_elf_info_free(info);
 		free(m.b);
 	}
@@ -1372,6 +1405,7 @@ START_TEST(random_damage_never_crashes)
 			m.b[(seed >> 8) % hdr_end] = (unsigned char)(seed >> 32);
 		}
 		rc = kw_elf_parse_memory(m.b, m.len, "damaged", &info, &err);
+		check_agrees(m.b, m.len, "damaged", rc, &err, info);
 		if (rc) {
 			ck_assert_msg(err.msg[0] != 0, "round %zu: error %d without a message", round, rc);
 			ck_assert_ptr_null(info);
@@ -1521,6 +1555,7 @@ START_TEST(sysv_hash_symbol_count)
 	}
 	rc = kw_elf_parse_memory(bd.b, sizeof(bd.b), kinds[_i].what, &info, &err);
 	ck_assert_msg(rc == 0, "%s: %s", kinds[_i].what, err.msg);
+	check_agrees(bd.b, sizeof(bd.b), kinds[_i].what, rc, &err, info);
 	ck_assert_uint_eq(info->n_needed, 1);
 	ck_assert_str_eq(info->needed[0], "libc.so.6");
 	ck_assert_str_eq(info->soname, "libtest.so.1");
