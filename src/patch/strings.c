@@ -197,10 +197,7 @@ static int collect_refs(struct plan *p, bool *complete, struct kw_error *err)
 			off += next;
 		}
 	}
-	/* qsort's array must not be NULL even for no elements, and nothing may be referenced. */
-	if (p->n_refs > 0) {
-		qsort(p->refs, p->n_refs, sizeof(*p->refs), cmp_u64);
-	}
+	/* Sorted by plan_place_strings once the last references are in: one sort, not two. */
 	*complete = true;
 	return 0;
 }
@@ -227,12 +224,14 @@ static bool find_existing(const struct plan *p, const char *s, uint64_t *off)
 	return true;
 }
 
-static int place_string(struct plan *p, const char *s, bool can_overwrite, uint64_t *off, struct kw_error *err)
+/* absent: the caller's own find_existing found no copy in .dynstr, which planning never changes. */
+static int place_string(struct plan *p, const char *s, bool can_overwrite, bool absent, uint64_t *off,
+			struct kw_error *err)
 {
 	size_t n = strlen(s), i;
 	struct slot *best = NULL;
 
-	if (find_existing(p, s, off)) {
+	if (!absent && find_existing(p, s, off)) {
 		return plan_add_ref(p, *off, err) < 0 ? KW_ENOMEM : 0;
 	}
 	for (i = 0; i < p->n_sw; i++) {
@@ -346,19 +345,21 @@ int plan_place_strings(struct plan *p, struct kw_error *err)
 	if (rc < 0) {
 		return rc;
 	}
+	/* qsort's array must not be NULL even for no elements, and nothing may be referenced. */
 	if (complete && p->n_refs > 0) {
 		qsort(p->refs, p->n_refs, sizeof(*p->refs), cmp_u64);
 	}
 	for (i = 0; i < p->n; i++) {
 		if (p->e[i].str && p->e[i].changed) {
-			rc = place_string(p, p->e[i].str, complete, &p->e[i].val, err);
+			/* Still changed: the first pass found no copy. */
+			rc = place_string(p, p->e[i].str, complete, true, &p->e[i].val, err);
 			if (rc < 0) {
 				return rc;
 			}
 		}
 	}
 	for (i = 0; i < p->n_vn; i++) {
-		rc = place_string(p, p->vn[i].str, complete, &p->vn[i].val, err);
+		rc = place_string(p, p->vn[i].str, complete, false, &p->vn[i].val, err);
 		if (rc < 0) {
 			return rc;
 		}
