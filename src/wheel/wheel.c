@@ -634,6 +634,48 @@ static int count_inflated(struct kw_wheel *w, size_t i, uint64_t done, bool ahea
 	return rc;
 }
 
+/* The error of the callback that took member i's bytes, with the member named. */
+static int taker_failed(const struct kw_wheel *w, size_t i, int rc, struct kw_error *err)
+{
+	return kw_error_set(err, rc, "'%s': member '%s': %s", w->label, w->members[i].name, kw_status_str(rc));
+}
+
+/* The end of member i: exactly its declared size, neither short nor long. */
+static int check_size(const struct kw_wheel *w, size_t i, uint64_t total, struct kw_error *err)
+{
+	const struct kw_wheel_member *m = &w->members[i];
+
+	if (total == m->size) {
+		return 0;
+	}
+	return kw_error_set(err, KW_EHOSTILE, "'%s': member '%s' inflates to %llu bytes, not the declared %llu",
+			    w->label, m->name, (unsigned long long)total, (unsigned long long)m->size);
+}
+
+/*
+ * The next got bytes of member i, streamed (*total so far): never past the
+ * declared size, counted against the limits (locked: the caller holds the
+ * wheel's lock), then handed to cb.
+ */
+static int take_piece(struct kw_wheel *w, size_t i, const unsigned char *p, size_t got, uint64_t *total, bool locked,
+		      kw_wheel_chunk_fn cb, void *ud, struct kw_error *err)
+{
+	const struct kw_wheel_member *m = &w->members[i];
+	int rc;
+
+	if (got > m->size - *total) {
+		return kw_error_set(err, KW_EHOSTILE, "'%s': member '%s' inflates to more than its declared %llu bytes",
+				    w->label, m->name, (unsigned long long)m->size);
+	}
+	*total += got;
+	rc = locked ? count_locked(w, i, *total, false, err) : count_inflated(w, i, *total, false, err);
+	if (rc) {
+		return rc;
+	}
+	rc = cb(ud, p, got);
+	return rc ? taker_failed(w, i, rc, err) : 0;
+}
+
 /*
  * Member i (deflated, at most WHOLE_MAX either way) inflated in one call and
  * handed to cb in CHUNK pieces: the same checks as the libzip path (exact
@@ -671,9 +713,8 @@ static int stream_whole(struct kw_wheel *w, size_t i, kw_wheel_chunk_fn cb, void
 				  w->label, m->name);
 		goto out;
 	}
-	if (got != m->size) {
-		rc = kw_error_set(err, KW_EHOSTILE, "'%s': member '%s' inflates to %llu bytes, not the declared %llu",
-				  w->label, m->name, (unsigned long long)got, (unsigned long long)m->size);
+	rc = check_size(w, i, got, err);
+	if (rc) {
 		goto out;
 	}
 	if (libdeflate_crc32(0, out, got) != m->crc) {
@@ -689,7 +730,7 @@ static int stream_whole(struct kw_wheel *w, size_t i, kw_wheel_chunk_fn cb, void
 
 		rc = cb(ud, out + off, n);
 		if (rc) {
-			kw_error_set(err, rc, "'%s': member '%s': %s", w->label, m->name, kw_status_str(rc));
+			taker_failed(w, i, rc, err);
 			goto out;
 		}
 	}
@@ -759,29 +800,17 @@ static int stream_pread(struct kw_wheel *w, size_t i, kw_wheel_chunk_fn cb, void
 				goto out;
 			}
 		}
-		if (got > m->size - total) {
-			rc = kw_error_set(err, KW_EHOSTILE, "'%s': member '%s' inflates to more than its declared %llu bytes",
-					  w->label, m->name, (unsigned long long)m->size);
-			goto out;
-		}
 		if (got == 0) {
 			continue;
 		}
-		total += got;
+		rc = take_piece(w, i, out, got, &total, false, cb, ud, err);
+		if (rc) {
+			goto out;
+		}
 		crc = crc32(crc, out, (uInt)got);
-		rc = count_inflated(w, i, total, false, err);
-		if (rc) {
-			goto out;
-		}
-		rc = cb(ud, out, got);
-		if (rc) {
-			kw_error_set(err, rc, "'%s': member '%s': %s", w->label, m->name, kw_status_str(rc));
-			goto out;
-		}
 	}
-	if (total != m->size) {
-		rc = kw_error_set(err, KW_EHOSTILE, "'%s': member '%s' inflates to %llu bytes, not the declared %llu",
-				  w->label, m->name, (unsigned long long)total, (unsigned long long)m->size);
+	rc = check_size(w, i, total, err);
+	if (rc) {
 		goto out;
 	}
 	if (crc != m->crc) {
@@ -854,28 +883,12 @@ int kw_wheel_stream(struct kw_wheel *w, size_t i, kw_wheel_chunk_fn cb, void *ud
 		if (got == 0) {
 			break;
 		}
-		if ((uint64_t)got > m->size - total) {
-			rc = kw_error_set(err, KW_EHOSTILE, "'%s': member '%s' inflates to more than its declared %llu bytes",
-					  w->label, m->name, (unsigned long long)m->size);
-			goto out;
-		}
-		total += (uint64_t)got;
-		rc = count_locked(w, i, total, false, err);
+		rc = take_piece(w, i, buf, (size_t)got, &total, true, cb, ud, err);
 		if (rc) {
 			goto out;
 		}
-		rc = cb(ud, buf, (size_t)got);
-		if (rc) {
-			kw_error_set(err, rc, "'%s': member '%s': %s", w->label, m->name, kw_status_str(rc));
-			goto out;
-		}
 	}
-	if (total != m->size) {
-		rc = kw_error_set(err, KW_EHOSTILE, "'%s': member '%s' inflates to %llu bytes, not the declared %llu",
-				  w->label, m->name, (unsigned long long)total, (unsigned long long)m->size);
-		goto out;
-	}
-	rc = 0;
+	rc = check_size(w, i, total, err);
 out:
 	if (f) {
 		zip_fclose(f);
