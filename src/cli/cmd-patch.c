@@ -254,7 +254,7 @@ static int patch_one(struct kw_ctx *ctx, const char *path, struct args *a)
 		if (a->prefixes) {
 			char *save = NULL, *tok;
 
-			prefix_copy = strdup(a->prefixes);
+			prefix_copy = kw_strdup(a->prefixes);
 			for (tok = prefix_copy ? strtok_r(prefix_copy, ":", &save) : NULL; tok && n_prefixes < 64;
 			     tok = strtok_r(NULL, ":", &save)) {
 				prefixes[n_prefixes++] = tok;
@@ -499,7 +499,7 @@ static int run_files(struct kw_ctx *ctx, struct args *a, char **files, int n)
 
 static struct args *args_new(void)
 {
-	struct args *a = calloc(1, sizeof(*a));
+	struct args *a = kw_calloc(1, sizeof(*a));
 
 	if (!a) {
 		fprintf(stderr, "kwheel patch: out of memory\n");
@@ -616,7 +616,7 @@ static int cmd_patchelf(struct kw_ctx *ctx, int argc, char **argv)
 		return 1;
 	}
 	a->patchelf = true;
-	files = calloc((size_t)argc + 1, sizeof(*files));
+	files = kw_calloc((size_t)argc + 1, sizeof(*files));
 	if (!files) {
 		rc = KW_EXIT_ERROR;
 		goto out;
