@@ -343,18 +343,25 @@ def symbol_sections(path, names):
     return got
 
 
+def extension_wheel(tmp, compiler, source, module, libs):
+    """A one-module wheel (module-1.0, cp311) of source built against libs, or None (failure recorded)."""
+    so = os.path.join(tmp, f"{module}.cpython-311-x86_64-linux-gnu.so")
+    r = run(compiler, "-O2", "-fPIC", "-shared", "-I" + PYINC, source, "-o", so, "-Wl,--no-as-needed", *libs)
+    if not check(r.returncode == 0, f"{compiler} builds the fixture ({r.stderr.strip()[-300:]})"):
+        return None
+    whl = os.path.join(tmp, f"{module}-1.0-cp311-cp311-linux_x86_64.whl")
+    with open(so, "rb") as f:
+        make_wheel(whl, {f"{module}.cpython-311-x86_64-linux-gnu.so": f.read()})
+    return whl
+
+
 def runtime(tmp):
     libs = [os.path.join(HOSTLIB, n) for n in ("libunwind.so.8", "libbsd.so.0")]
     if not all(os.path.exists(p) for p in libs):
         skip("libunwind8 and libbsd0 are not installed")
-    so = os.path.join(tmp, "kmrt.cpython-311-x86_64-linux-gnu.so")
-    r = run("g++", "-O2", "-fPIC", "-shared", "-I" + PYINC, os.path.join(SRC, "runtime", "kmrt.cc"), "-o", so,
-            "-Wl,--no-as-needed", *libs)
-    if not check(r.returncode == 0, f"g++ builds the fixture ({r.stderr.strip()[-300:]})"):
+    whl = extension_wheel(tmp, "g++", os.path.join(SRC, "runtime", "kmrt.cc"), "kmrt", libs)
+    if not whl:
         return
-    whl = os.path.join(tmp, "kmrt-1.0-cp311-cp311-linux_x86_64.whl")
-    with open(so, "rb") as f:
-        make_wheel(whl, {"kmrt.cpython-311-x86_64-linux-gnu.so": f.read()})
     out, interp = convert_and_link(tmp, [whl], "--deps")
     if failures:
         return
@@ -418,15 +425,10 @@ print(np.linalg.solve(np.array([[3., 1.], [1., 2.]]), np.array([9., 8.])).round(
 
 def once(tmp):
     numpy = os.path.join(DEB, "numpy-1.24.2-cp311-cp311-linux_x86_64.whl")
-    so = os.path.join(tmp, "kmblas.cpython-311-x86_64-linux-gnu.so")
     libs = [os.path.join(SYSROOT, "usr/lib/x86_64-linux-gnu", d, f"lib{d}.so.3") for d in ("blas", "lapack")]
-    r = run("gcc", "-O2", "-fPIC", "-shared", "-I" + PYINC, os.path.join(SRC, "shared", "kmblas.c"), "-o", so,
-            "-Wl,--no-as-needed", *libs)
-    if not check(r.returncode == 0, f"gcc builds the fixture ({r.stderr.strip()[-300:]})"):
+    whl = extension_wheel(tmp, "gcc", os.path.join(SRC, "shared", "kmblas.c"), "kmblas", libs)
+    if not whl:
         return
-    whl = os.path.join(tmp, "kmblas-1.0-cp311-cp311-linux_x86_64.whl")
-    with open(so, "rb") as f:
-        make_wheel(whl, {"kmblas.cpython-311-x86_64-linux-gnu.so": f.read()})
     # The oracle: each wheel converted alone, in its own run.
     alone = {}
     for dist, w in (("numpy", numpy), ("kmblas", whl)):
