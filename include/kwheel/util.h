@@ -109,6 +109,8 @@ int kw_map_file(const char *path, unsigned char **buf, size_t *len, struct kw_er
 void kw_unmap_file(unsigned char *buf, size_t len);
 /* Write all len bytes at fd's position, retrying short writes and EINTR. 0, or -1 with errno set. */
 int kw_write_all(int fd, const void *buf, size_t len);
+/* The same at offset off, fd's position untouched (pwrite). */
+int kw_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
 /*
  * Copy len bytes of in from offset off to out at its position (out's
  * position advances, in's does not), in the kernel (copy_file_range) where

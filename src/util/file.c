@@ -77,6 +77,29 @@ void kw_unmap_file(unsigned char *buf, size_t len)
 	}
 }
 
+int kw_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
+{
+	const unsigned char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = pwrite(fd, p, len > (1u << 30) ? (1u << 30) : len, (off_t)off);
+
+		if (n < 0 && errno == EINTR) {
+			continue;
+		}
+		if (n <= 0) {
+			if (n == 0) {
+				errno = EIO;
+			}
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
 int kw_write_all(int fd, const void *buf, size_t len)
 {
 	const unsigned char *p = buf;

@@ -1030,29 +1030,14 @@ static bool all_zero(const unsigned char *p, size_t n)
 static int write_chunk(void *ud, const void *data, size_t len)
 {
 	struct to_file *t = ud;
-	const unsigned char *p = data;
 	uint64_t off = t->off;
-	size_t left = len;
 
 	kw_sha256_update(&t->sha, data, len);
 	t->off += len;
-	if (all_zero(p, len)) {
+	if (all_zero(data, len)) {
 		return 0;
 	}
-	while (left > 0) {
-		ssize_t n = pwrite(t->fd, p, left, (off_t)off);
-
-		if (n < 0 && errno == EINTR) {
-			continue;
-		}
-		if (n <= 0) {
-			return KW_EIO;
-		}
-		p += n;
-		left -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
+	return kw_pwrite_all(t->fd, data, len, off) < 0 ? KW_EIO : 0;
 }
 
 /* An unlinked temporary file in $TMPDIR (or /tmp): nothing is left behind, whatever happens next. */
