@@ -71,6 +71,18 @@ struct kw_patch_ops {
 	 * still renamed into place, never left half-written.
 	 */
 	bool scratch;
+	/*
+	 * kw_patch_file, when the output is the input: write the blocks the
+	 * edit changed into the file itself instead of replacing it, as
+	 * patchelf does. The file keeps its inode (hard links see the edit),
+	 * owner, mode and extended attributes, and nothing is copied: an edit
+	 * costs its own few blocks. The price is patchelf's: a process that has
+	 * the file mapped sees its bytes change, and a crash or an I/O error
+	 * between the writes can leave a mix of old and new blocks. A failure
+	 * before the first write (a refused edit, a full disk when the file
+	 * grows) leaves it as it was.
+	 */
+	bool in_place;
 };
 
 /*

@@ -34,7 +34,7 @@ enum {
 	OPT_PRINT_RPATH, OPT_PRINT_SONAME, OPT_PRINT_NEEDED, OPT_PRINT_INTERP, OPT_SET_INTERP, OPT_PAGE_SIZE,
 	OPT_PRINT_OS_ABI, OPT_SET_OS_ABI, OPT_ADD_DEBUG_TAG, OPT_PRINT_EXECSTACK, OPT_SET_EXECSTACK,
 	OPT_CLEAR_EXECSTACK, OPT_NO_DEFAULT_LIB, OPT_NO_SORT, OPT_CLEAR_SYMBOL_VERSION, OPT_RENAME_DYNSYMS,
-	OPT_DEBUG, OPT_VERSION, OPT_FSYNC,
+	OPT_DEBUG, OPT_VERSION, OPT_FSYNC, OPT_IN_PLACE,
 };
 
 static const struct kw_opt_help helps[] = {
@@ -67,6 +67,7 @@ static const struct kw_opt_help helps[] = {
 	{ { "output", required_argument, NULL, 'o' }, "FILE", "write the result to FILE instead of in place (one input only)" },
 	{ { "verbose", no_argument, NULL, 'v' }, NULL, "say how each file was changed" },
 	{ { "fsync", no_argument, NULL, OPT_FSYNC }, NULL, "sync each new file before the rename (survives power loss)" },
+	{ { "in-place", no_argument, NULL, OPT_IN_PLACE }, NULL, "write the changed blocks into the file itself, as patchelf does (no copy; see kwheel-patch(1))" },
 	KW_CLI_RESOLVE_OPTS,
 	{ { "help", no_argument, NULL, 'h' }, NULL, "show this help" },
 	{ { NULL, 0, NULL, 0 }, NULL, NULL },
@@ -459,6 +460,7 @@ static int take_opt(struct kw_ctx *ctx, struct args *a, int c, const char *raw, 
 	case 'v':
 	case OPT_DEBUG: a->verbose = true; break;
 	case OPT_FSYNC: a->ops.durable = true; break;
+	case OPT_IN_PLACE: a->ops.in_place = true; break;
 	default: return kw_cli_usage("patch", "unknown option");
 	}
 	return KW_EXIT_OK;
@@ -470,6 +472,9 @@ static int run_files(struct kw_ctx *ctx, struct args *a, char **files, int n)
 
 	if (a->output && n > 1) {
 		return kw_cli_usage("patch", "--output takes one input file");
+	}
+	if (a->output && a->ops.in_place) {
+		return kw_cli_usage("patch", "--in-place edits the input itself: not with --output");
 	}
 	if (a->prefixes && !a->shrink) {
 		return kw_cli_usage("patch", "--allowed-rpath-prefixes only goes with --shrink-rpath");

@@ -51,6 +51,64 @@ static int write_image(int in, int out, const unsigned char *map, size_t len, co
 	return res->tail_len ? kw_write_all(out, res->tail, res->tail_len) : 0;
 }
 
+/*
+ * ops->in_place: the edit written into the file it was read from, the
+ * inode st describes (opened again for writing, and refused if the name
+ * now holds another file). The tail goes first: if the disk is full the
+ * file is cut back to its old size and is as it was; then the written
+ * blocks, each run in one write, from the private map, whose pages there
+ * are the editor's copies. Nothing else is written.
+ */
+static int write_in_place(const char *path, const struct stat *st, const unsigned char *map, size_t len,
+			  const struct kw_patch_result *res, bool durable, struct kw_error *err)
+{
+	size_t nblk = len / KW_PATCH_BLOCK + (len % KW_PATCH_BLOCK != 0), i = 0;
+	struct stat now;
+	int fd = open(path, O_WRONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC), rc = 0;
+
+	if (fd < 0) {
+		return kw_error_set(err, KW_EIO, "'%s': cannot write in place: %s", path, strerror(errno));
+	}
+	if (fstat(fd, &now) < 0 || now.st_dev != st->st_dev || now.st_ino != st->st_ino ||
+	    now.st_size != st->st_size) {
+		close(fd);
+		return kw_error_set(err, KW_EIO, "'%s': changed while it was edited", path);
+	}
+	if (res->tail_len && kw_pwrite_all(fd, res->tail, res->tail_len, (uint64_t)len) < 0) {
+		rc = kw_error_set(err, KW_EIO, "'%s': write failed: %s", path, strerror(errno));
+		if (ftruncate(fd, (off_t)len) < 0) {
+			rc = kw_error_set(err, KW_EIO, "'%s': write failed, and the file keeps %zu new bytes: %s", path,
+					  res->tail_len, strerror(errno));
+		}
+		close(fd);
+		return rc;
+	}
+	while (!rc && i < nblk) {
+		size_t j = i + 1, off = i * (size_t)KW_PATCH_BLOCK, end;
+
+		if (!block_written(res, i)) {
+			i++;
+			continue;
+		}
+		while (j < nblk && block_written(res, j)) {
+			j++;
+		}
+		end = j == nblk ? len : j * (size_t)KW_PATCH_BLOCK;
+		if (kw_pwrite_all(fd, map + off, end - off, (uint64_t)off) < 0) {
+			rc = kw_error_set(err, KW_EIO, "'%s': write failed, the file may be part edited: %s", path,
+					  strerror(errno));
+		}
+		i = j;
+	}
+	if (!rc && durable && fsync(fd) < 0) {
+		rc = kw_error_set(err, KW_EIO, "'%s': %s", path, strerror(errno));
+	}
+	if (close(fd) < 0 && !rc) {
+		rc = kw_error_set(err, KW_EIO, "'%s': %s", path, strerror(errno));
+	}
+	return rc;
+}
+
 static char *dir_of(const char *path)
 {
 	const char *slash = strrchr(path, '/');
@@ -196,6 +254,10 @@ int kw_patch_file(const char *in, const char *out, const struct kw_patch_ops *op
 		goto out;
 	}
 	if (!res->changed && strcmp(in, out) == 0) {
+		goto out;
+	}
+	if (ops->in_place && strcmp(in, out) == 0) {
+		rc = write_in_place(in, &st, map, (size_t)st.st_size, res, ops->durable, err);
 		goto out;
 	}
 	rc = resolve_dest(out, &dest, &old, &ost, err);
