@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """`kwheel repair -j N` writes the bytes `-j 1` writes, though one wheel's grafts and members are worked on N threads.
 
-Every corpus Debian wheel and a big wheel (testlib.big_wheel: 14 ELF members whose closure of about 45
+Every corpus Debian wheel (its libraries from the corpus sysroot) and a big wheel (testlib.big_wheel: 14 ELF members whose closure of about 45
 libraries is grafted, ICU's 30 MB data among them) are repaired with -j 1, 2 and 4 (SOURCE_DATE_EPOCH
 fixed): each output wheel is the same file (cmp), each report the same text, and the big one still
 loads: every grafted ELF member's closure resolves inside the unpacked wheel (ldd finds no host path
@@ -20,6 +20,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from testlib import big_wheel, check, failures, run  # noqa: E402
 
 KWHEEL, CORPUS = sys.argv[1], sys.argv[2]
+# The Debian wheels' libraries come from the corpus sysroot, not from whatever the host has installed.
+LIBPATH = ":".join(os.path.join(CORPUS, "sysroot", d) for d in ("usr/lib/x86_64-linux-gnu", "lib/x86_64-linux-gnu"))
 
 
 def main():
@@ -32,7 +34,7 @@ def main():
             outs = {}
             for j in (1, 2, 4):
                 d = os.path.join(tmp, f"j{j}-{name}")
-                r = run([KWHEEL, "repair", "-j", str(j), "-w", d, w], env=env)
+                r = run([KWHEEL, "repair", "-j", str(j), "--library-path", LIBPATH, "-w", d, w], env=env)
                 made = sorted(os.listdir(d)) if os.path.isdir(d) else []
                 outs[j] = (r.returncode, r.stdout.replace(d, "OUT"), made, d)
             one = outs[1]
