@@ -210,10 +210,14 @@ struct kw_wheel_writer;
 /*
  * level: deflate level 1-9, 0 to store, negative for the default (6). mtime:
  * time stamp for new members (UTC seconds; DOS time has two-second
- * resolution). New members are compressed on every core at commit.
+ * resolution). New members are compressed at commit, on the pool given by
+ * kw_wheel_writer_use_pool (the caller's thread alone without one); the
+ * bytes are the same on any number of threads.
  */
 int kw_wheel_writer_new(const char *final_path, int level, int64_t mtime, struct kw_wheel_writer **out,
 			struct kw_error *err);
+/* Compress on pool's threads (borrowed: it must outlive the commit). */
+void kw_wheel_writer_use_pool(struct kw_wheel_writer *ww, struct kw_pool *pool);
 /* Copy member i of src as it is stored (src must stay open until commit). */
 int kw_wheel_writer_copy(struct kw_wheel_writer *ww, struct kw_wheel *src, size_t i, struct kw_error *err);
 /*

@@ -472,6 +472,9 @@ int kw_wheel_rewrite_commit(struct kw_wheel_rewrite *rw, struct kw_error *err)
 	if (!rc) {
 		rc = kw_wheel_writer_new(rw->out_path, rw->level, rw->mtime, &ww, err);
 	}
+	if (!rc) {
+		kw_wheel_writer_use_pool(ww, rw->src->ctx->pool);
+	}
 	if (!rc && rw->progress) {
 		kw_wheel_writer_on_progress(ww, rw->progress, rw->progress_ud);
 	}

@@ -5,15 +5,12 @@
  * keep their compressed bytes, moved by the kernel (copy_file_range) without
  * passing through user space; and the output must be the same bytes for the
  * same input (no extra fields, fixed field values, our time stamps). New
- * members are still deflated by libzip: each worker thread compresses its
- * share into a private temporary archive, whose compressed bytes are then
- * copied like any other member. So deflate runs on every core. One large
- * member would still be one core's work (a 120 MB grafted library is most of
- * a repair): members past CHUNKED_MIN are deflated here instead, in
- * independent 1 MiB pieces on every core, as pigz does (each piece primed
- * with the 32 KiB before it, ended by a sync flush, the last by the final
- * block), which any inflater reads as one stream. The pieces are the same
- * whatever the number of cores, so the bytes are too.
+ * members are compressed here too, on the caller's pool (see compress_all):
+ * small ones whole, large ones in independent 1 MiB pieces on every thread,
+ * as pigz does (each piece primed with the 32 KiB before it, ended by a sync
+ * flush, the last by the final block), which any inflater reads as one
+ * stream. The pieces are the same whatever the number of threads, so the
+ * bytes are too.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -28,12 +25,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <libdeflate.h>
 #include <zlib.h>
 
 #include "internal.h"
 #include "rawzip.h"
 
-#define MAX_WORKERS 16
 /* New members this large are deflated in pieces of PIECE bytes on every core. */
 #define CHUNKED_MIN (UINT64_C(4) << 20)
 #define PIECE ((size_t)1 << 20)
@@ -50,9 +47,9 @@ struct item {
 	void *buf;             /* ITEM_BUFFER */
 	size_t len;
 	unsigned mode;
-	int worker;            /* ITEM_FILE/BUFFER: which temporary archive holds it; -1 chunked */
-	int chunked_fd;        /* chunked: its deflated bytes (raw fields in chunked), or -1 */
-	struct raw chunked;
+	uint64_t size;         /* new members: bytes before compression (fixed at commit) */
+	size_t first_task, n_tasks; /* new members: their pieces, in order, in ww->tasks */
+	struct raw z;          /* new members: method, crc and sizes once compressed */
 };
 
 struct kw_wheel_writer {
@@ -62,7 +59,15 @@ struct kw_wheel_writer {
 	char *dir;
 	struct kw_wheel *whole; /* copy this archive whole instead of member by member */
 	int level;
-	int jobs;
+	struct kw_pool *pool;  /* borrowed: where the compression runs; NULL: here */
+	pthread_mutex_t lock;  /* the scratch file's end, the compressor cache, task_errno */
+	int scratch_fd;        /* the new members' compressed bytes, or -1 */
+	uint64_t scratch_end;
+	struct task *tasks;
+	size_t n_tasks;
+	int task_errno;        /* why the first task to fail failed */
+	struct libdeflate_compressor *compressors[64];
+	size_t n_compressors;
 	uint16_t dtime, ddate;
 	struct item *items;
 	size_t n_items, cap_items;
@@ -126,6 +131,18 @@ static int write_all(int fd, const void *buf, size_t len)
 
 /* ---- output ------------------------------------------------------------ */
 
+/* One piece of a new member's compression (see compress_all). */
+struct task {
+	size_t item;
+	uint64_t off;        /* of the member's bytes */
+	size_t len;
+	bool last;           /* the member's last piece (chunked: ends the stream) */
+	uint64_t out_off;    /* what it made, in the scratch file */
+	size_t out_len;
+	uint32_t crc;        /* of its len input bytes */
+};
+
+
 struct central {
 	unsigned char *buf;
 	size_t len, cap;
@@ -162,9 +179,13 @@ static bool has_high_bytes(const char *s)
 	return false;
 }
 
-/* One member: local header, data, and its central directory record. */
+/*
+ * One member: local header, data, and its central directory record. The
+ * data is r's comp_size bytes at r->data_off in src_fd, or, for a new
+ * member, what its n tasks appended there, in order.
+ */
 static int emit(int out, uint64_t *pos, struct central *cd, const struct raw *r, const char *name, int src_fd,
-		struct kw_error *err, const char *dest)
+		const struct task *tasks, size_t n, struct kw_error *err, const char *dest)
 {
 	size_t nl = strlen(name);
 	bool z64 = r->size >= 0xffffffffu || r->comp_size >= 0xffffffffu || *pos >= 0xffffffffu;
@@ -175,7 +196,7 @@ static int emit(int out, uint64_t *pos, struct central *cd, const struct raw *r,
 	 * the deflate option bits only.
 	 */
 	uint16_t flags = (uint16_t)((r->flags & 0x0006) | (has_high_bytes(name) ? 0x0800 : 0));
-	size_t need = 46 + nl + 28;
+	size_t need = 46 + nl + 28, k;
 	unsigned char *c;
 
 	put32(lh, SIG_LOCAL);
@@ -196,8 +217,13 @@ static int emit(int out, uint64_t *pos, struct central *cd, const struct raw *r,
 		put64(lh + 42, r->comp_size);
 	}
 	if (write_all(out, lh, 30) < 0 || write_all(out, name, nl) < 0 || (z64 && write_all(out, lh + 30, 20) < 0) ||
-	    kw_copy_range(src_fd, r->data_off, out, r->comp_size) < 0) {
+	    (!tasks && kw_copy_range(src_fd, r->data_off, out, r->comp_size) < 0)) {
 		return kw_error_set(err, KW_EIO, "'%s': write failed: %s", dest, strerror(errno));
+	}
+	for (k = 0; k < n; k++) {
+		if (kw_copy_range(src_fd, tasks[k].out_off, out, tasks[k].out_len) < 0) {
+			return kw_error_set(err, KW_EIO, "'%s': write failed: %s", dest, strerror(errno));
+		}
 	}
 	if (kw_grow(&cd->buf, &cd->cap, cd->len + need, 1)) {
 		return kw_error_set(err, KW_ENOMEM, "out of memory");
@@ -274,253 +300,251 @@ static int finish(int out, uint64_t pos, const struct central *cd, const char *d
 	return 0;
 }
 
-/* ---- compression workers ------------------------------------------------ */
+/* ---- compression --------------------------------------------------------- */
 
-struct worker {
-	struct kw_wheel_writer *ww;
-	int id;
-	char *zpath;
-	int rc;
-	struct kw_error err;
-};
+/*
+ * Every new member is compressed by the tasks of one batch on the pool: a
+ * member under CHUNKED_MIN is one task, deflated whole by libdeflate (about
+ * twice zlib's speed at the same level, and as small); a larger one is a
+ * task per PIECE, deflated by zlib, whose sync flush lets independent
+ * pieces join into one stream (libdeflate cannot end a piece without ending
+ * the stream). A task appends what it made to the commit's scratch file and
+ * records where, so memory is a few pieces per thread, not the output. The
+ * bytes of a task depend on its input alone, and the wheel is written from
+ * the records in member order: the same bytes on any number of threads.
+ */
 
-static void *compress_worker(void *arg)
+/* A libdeflate compressor at the commit's level: reused across tasks, one per thread at a time. */
+static struct libdeflate_compressor *take_compressor(struct kw_wheel_writer *ww)
 {
-	struct worker *wk = arg;
-	struct kw_wheel_writer *ww = wk->ww;
-	zip_t *z;
-	int zerr = 0;
-	size_t i;
+	struct libdeflate_compressor *c = NULL;
 
-	z = zip_open(wk->zpath, ZIP_CREATE | ZIP_TRUNCATE, &zerr);
-	if (!z) {
-		wk->rc = kw_error_set(&wk->err, KW_EIO, "'%s': cannot create a temporary archive", ww->final_path);
-		return NULL;
+	pthread_mutex_lock(&ww->lock);
+	if (ww->n_compressors > 0) {
+		c = ww->compressors[--ww->n_compressors];
 	}
-	for (i = 0; i < ww->n_items; i++) {
-		struct item *it = &ww->items[i];
-		zip_source_t *s;
-		zip_int64_t idx;
-
-		if (it->kind == ITEM_COPY || it->worker != wk->id) {
-			continue;
-		}
-		s = it->kind == ITEM_FILE ? zip_source_file(z, it->path, 0, -1) : zip_source_buffer(z, it->buf, it->len, 0);
-		idx = s ? zip_file_add(z, it->name, s, ZIP_FL_ENC_UTF_8) : -1;
-		if (idx < 0) {
-			zip_source_free(s);
-			wk->rc = kw_error_set(&wk->err, KW_EIO, "'%s': %s: %s", ww->final_path, it->name, zip_strerror(z));
-			zip_discard(z);
-			return NULL;
-		}
-		zip_set_file_compression(z, (zip_uint64_t)idx, ww->level ? ZIP_CM_DEFLATE : ZIP_CM_STORE,
-					 (zip_uint32_t)ww->level);
-	}
-	if (zip_close(z) < 0) {
-		wk->rc = kw_error_set(&wk->err, KW_EIO, "'%s': compressing: %s", ww->final_path, zip_strerror(z));
-		zip_discard(z);
-	}
-	return NULL;
+	pthread_mutex_unlock(&ww->lock);
+	return c ? c : libdeflate_alloc_compressor(ww->level);
 }
 
-/* ---- chunked deflate of large members ----------------------------------- */
-
-struct piece {
-	const unsigned char *in;  /* len bytes, preceded by dict bytes of history */
-	size_t len, dict;
-	bool last;
-	int level;
-	unsigned char *out;       /* deflated bytes: out_len of out_cap */
-	size_t out_len, out_cap;
-	uLong crc;
-	int rc;
-};
-
-static void *deflate_piece(void *arg)
+static void give_compressor(struct kw_wheel_writer *ww, struct libdeflate_compressor *c)
 {
-	struct piece *p = arg;
+	pthread_mutex_lock(&ww->lock);
+	if (ww->n_compressors < sizeof(ww->compressors) / sizeof(ww->compressors[0])) {
+		ww->compressors[ww->n_compressors++] = c;
+		c = NULL;
+	}
+	pthread_mutex_unlock(&ww->lock);
+	libdeflate_free_compressor(c);
+}
+
+/* Deflate len bytes (dict bytes of history before them) as one piece of a longer stream. */
+static int zlib_piece(const unsigned char *in, size_t len, size_t dict, bool last, int level, unsigned char **out,
+		      size_t *out_len)
+{
 	z_stream s;
-	int zr;
+	size_t cap;
+	int zr, rc = KW_EINTERNAL;
 
 	memset(&s, 0, sizeof(s));
-	p->rc = KW_EINTERNAL;
-	p->out_len = 0;
-	p->crc = crc32(0L, p->in, (uInt)p->len);
-	if (deflateInit2(&s, p->level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
-		p->rc = KW_ENOMEM;
-		return NULL;
+	if (deflateInit2(&s, level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+		return KW_ENOMEM;
 	}
-	if (p->dict && deflateSetDictionary(&s, p->in - p->dict, (uInt)p->dict) != Z_OK) {
+	if (dict && deflateSetDictionary(&s, in - dict, (uInt)dict) != Z_OK) {
 		goto out;
 	}
 	/* A sync flush adds an empty stored block (5 bytes) past what deflateBound allows for. */
-	if (p->out_cap < deflateBound(&s, p->len) + 64) {
-		unsigned char *n = kw_realloc(p->out, deflateBound(&s, p->len) + 64);
-
-		if (!n) {
-			p->rc = KW_ENOMEM;
-			goto out;
-		}
-		p->out = n;
-		p->out_cap = deflateBound(&s, p->len) + 64;
-	}
-	s.next_in = (Bytef *)(uintptr_t)p->in;
-	s.avail_in = (uInt)p->len;
-	s.next_out = p->out;
-	s.avail_out = (uInt)p->out_cap;
-	zr = deflate(&s, p->last ? Z_FINISH : Z_SYNC_FLUSH);
-	if (s.avail_in != 0 || (p->last ? zr != Z_STREAM_END : zr != Z_OK)) {
+	cap = deflateBound(&s, (uLong)len) + 64;
+	*out = kw_malloc(cap);
+	if (!*out) {
+		rc = KW_ENOMEM;
 		goto out;
 	}
-	p->out_len = p->out_cap - s.avail_out;
-	p->rc = 0;
+	s.next_in = (Bytef *)(uintptr_t)in;
+	s.avail_in = (uInt)len;
+	s.next_out = *out;
+	s.avail_out = (uInt)cap;
+	zr = deflate(&s, last ? Z_FINISH : Z_SYNC_FLUSH);
+	if (s.avail_in == 0 && (last ? zr == Z_STREAM_END : zr == Z_OK)) {
+		*out_len = cap - s.avail_out;
+		rc = 0;
+	}
 out:
 	deflateEnd(&s);
-	return NULL;
-}
-
-/* The len bytes of item it from offset off on, with dict bytes before them, into buf (or pointed at). */
-static int piece_input(const struct item *it, int fd, uint64_t off, size_t dict, size_t len, unsigned char *buf,
-		       const unsigned char **in)
-{
-	if (it->kind == ITEM_BUFFER) {
-		*in = (const unsigned char *)it->buf + off;
-		return 0;
-	}
-	if (pread_all(fd, buf, dict + len, off - dict) != 0) {
-		return KW_EIO;
-	}
-	*in = buf + dict;
-	return 0;
-}
-
-/*
- * Deflate item it (size bytes) into a new file in the commit's directory,
- * PIECE bytes at a time on up to jobs threads, and describe the result in
- * it->chunked. Memory: jobs pieces in and out, whatever the member's size.
- */
-static int deflate_chunked(struct kw_wheel_writer *ww, struct item *it, uint64_t size, int id, struct kw_error *err)
-{
-	struct piece pc[MAX_WORKERS];
-	unsigned char *inbuf[MAX_WORKERS] = { NULL };
-	pthread_t th[MAX_WORKERS];
-	bool started[MAX_WORKERS];
-	char name[32];
-	uint64_t off = 0, comp = 0;
-	uLong crc = crc32(0L, Z_NULL, 0);
-	int fd = -1, rc = KW_ENOMEM, k;
-
-	memset(pc, 0, sizeof(pc));
-	if (it->kind == ITEM_FILE) {
-		fd = open(it->path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0) {
-			return kw_error_set(err, KW_EIO, "'%s': %s: %s", ww->final_path, it->name, strerror(errno));
-		}
-		for (k = 0; k < ww->jobs; k++) {
-			inbuf[k] = kw_malloc(WINDOW + PIECE);
-			if (!inbuf[k]) {
-				rc = kw_error_set(err, KW_ENOMEM, "out of memory");
-				goto out;
-			}
-		}
-	}
-	snprintf(name, sizeof(name), "c%d", id);
-	it->chunked_fd = openat(ww->tmp_fd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (it->chunked_fd < 0) {
-		rc = kw_error_set(err, KW_EIO, "'%s': cannot create a file there: %s", ww->final_path, strerror(errno));
-		goto out;
-	}
-	while (off < size) {
-		int n = 0;
-
-		/* One round: the next pieces, one per thread; written in order once all are done. */
-		for (k = 0; k < ww->jobs && off < size; k++, n++) {
-			size_t len = size - off < PIECE ? (size_t)(size - off) : PIECE;
-			size_t dict = off < WINDOW ? (size_t)off : WINDOW;
-
-			rc = piece_input(it, fd, off, dict, len, inbuf[k], &pc[k].in);
-			if (rc) {
-				rc = kw_error_set(err, KW_EIO, "'%s': %s: %s", ww->final_path, it->name, strerror(errno));
-				goto out;
-			}
-			pc[k].len = len;
-			pc[k].dict = dict;
-			pc[k].level = ww->level;
-			off += len;
-			pc[k].last = off == size;
-		}
-		for (k = 1; k < n; k++) {
-			started[k] = pthread_create(&th[k], NULL, deflate_piece, &pc[k]) == 0;
-		}
-		deflate_piece(&pc[0]);
-		for (k = 1; k < n; k++) {
-			if (started[k]) {
-				pthread_join(th[k], NULL);
-			} else {
-				deflate_piece(&pc[k]);
-			}
-		}
-		for (k = 0; k < n; k++) {
-			if (pc[k].rc) {
-				rc = kw_error_set(err, pc[k].rc, "'%s': %s: deflate failed", ww->final_path, it->name);
-				goto out;
-			}
-			if (write_all(it->chunked_fd, pc[k].out, pc[k].out_len) < 0) {
-				rc = kw_error_set(err, KW_EIO, "'%s': write failed: %s", ww->final_path, strerror(errno));
-				goto out;
-			}
-			crc = crc32_combine(crc, pc[k].crc, (z_off_t)pc[k].len);
-			comp += pc[k].out_len;
-		}
-	}
-	memset(&it->chunked, 0, sizeof(it->chunked));
-	it->chunked.method = ZIP_CM_DEFLATE;
-	it->chunked.crc = (uint32_t)crc;
-	it->chunked.size = size;
-	it->chunked.comp_size = comp;
-	it->chunked.data_off = 0;
-	rc = 0;
-out:
-	if (fd >= 0) {
-		close(fd);
-	}
-	for (k = 0; k < MAX_WORKERS; k++) {
-		free(inbuf[k]);
-		free(pc[k].out);
-	}
 	return rc;
 }
 
-/* Mark the new members deflate_chunked takes (worker -1) and deflate them; assign() then skips them. */
-static int deflate_large(struct kw_wheel_writer *ww, struct kw_error *err)
+/* Append n bytes to the scratch file; where they went in *off. */
+static int scratch_append(struct kw_wheel_writer *ww, const void *buf, size_t n, uint64_t *off)
+{
+	pthread_mutex_lock(&ww->lock);
+	*off = ww->scratch_end;
+	ww->scratch_end += n;
+	pthread_mutex_unlock(&ww->lock);
+	return kw_pwrite_all(ww->scratch_fd, buf, n, *off);
+}
+
+/* One task (kw_pool_run_until): its input read, compressed, appended; a failure in the task's slot. */
+static int compress_task(void *ud, size_t i)
+{
+	struct kw_wheel_writer *ww = ud;
+	struct task *t = &ww->tasks[i];
+	struct item *it = &ww->items[t->item];
+	bool chunked = it->size >= CHUNKED_MIN;
+	size_t dict = chunked && ww->level > 0 ? (t->off < WINDOW ? (size_t)t->off : WINDOW) : 0;
+	unsigned char *buf = NULL, *made = NULL;
+	const unsigned char *in, *out;
+	int fd = -1, rc = 0;
+
+	if (it->kind == ITEM_BUFFER) {
+		/* An empty member may have no buffer at all. */
+		in = it->buf ? (const unsigned char *)it->buf + t->off : (const unsigned char *)"";
+	} else {
+		fd = open(it->path, O_RDONLY | O_CLOEXEC);
+		buf = fd >= 0 ? kw_malloc(dict + t->len + 1) : NULL;
+		if (!buf || pread_all(fd, buf, dict + t->len, t->off - dict) != 0) {
+			rc = fd < 0 || buf ? KW_EIO : KW_ENOMEM;
+			goto out;
+		}
+		in = buf + dict;
+	}
+	t->crc = (uint32_t)crc32(0L, in, (uInt)t->len);
+	if (ww->level == 0) {
+		out = in;
+		t->out_len = t->len;
+	} else if (chunked) {
+		rc = zlib_piece(in, t->len, dict, t->last, ww->level, &made, &t->out_len);
+		out = made;
+	} else {
+		struct libdeflate_compressor *c = take_compressor(ww);
+		size_t cap = c ? libdeflate_deflate_compress_bound(c, t->len) : 0;
+
+		made = c ? kw_malloc(cap) : NULL;
+		t->out_len = made ? libdeflate_deflate_compress(c, in, t->len, made, cap) : 0;
+		rc = !c || !made ? KW_ENOMEM : t->out_len == 0 ? KW_EINTERNAL : 0;
+		if (c) {
+			give_compressor(ww, c);
+		}
+		out = made;
+	}
+	if (!rc && scratch_append(ww, out, t->out_len, &t->out_off) < 0) {
+		rc = KW_EIO;
+	}
+out:
+	if (rc) {
+		pthread_mutex_lock(&ww->lock);
+		if (!ww->task_errno) {
+			ww->task_errno = rc == KW_ENOMEM ? ENOMEM : rc == KW_EIO && errno ? errno : EIO;
+		}
+		pthread_mutex_unlock(&ww->lock);
+	}
+	if (fd >= 0) {
+		close(fd);
+	}
+	free(buf);
+	free(made);
+	return rc;
+}
+
+/*
+ * The size of each new member, fixed before anything is compressed: a file
+ * is read for exactly this many bytes, so one that changes size later is an
+ * error, not a different member.
+ */
+static int measure(struct kw_wheel_writer *ww, struct kw_error *err)
 {
 	size_t i;
-	int id = 0, rc;
 
-	/* On every machine, one core or many: the output bytes must not depend on it. */
-	for (i = 0; ww->level > 0 && i < ww->n_items; i++) {
+	for (i = 0; i < ww->n_items; i++) {
 		struct item *it = &ww->items[i];
 		struct stat st;
-		uint64_t sz;
+
+		if (it->kind == ITEM_BUFFER) {
+			it->size = it->len;
+		} else if (it->kind == ITEM_FILE) {
+			if (stat(it->path, &st) < 0) {
+				return kw_error_set(err, KW_EIO, "'%s': %s: %s", ww->final_path, it->name, strerror(errno));
+			}
+			if (!S_ISREG(st.st_mode)) {
+				return kw_error_set(err, KW_EIO, "'%s': %s: not a regular file", ww->final_path, it->name);
+			}
+			it->size = (uint64_t)st.st_size;
+		}
+	}
+	return 0;
+}
+
+/* Compress every new member into the scratch file and describe each in it->z. */
+static int compress_all(struct kw_wheel_writer *ww, struct kw_error *err)
+{
+	size_t i, n = 0, failed;
+	int rc = measure(ww, err);
+
+	if (rc) {
+		return rc;
+	}
+	for (i = 0; i < ww->n_items; i++) {
+		const struct item *it = &ww->items[i];
+
+		if (it->kind != ITEM_COPY) {
+			n += it->size >= CHUNKED_MIN ? (size_t)((it->size + PIECE - 1) / PIECE) : 1;
+		}
+	}
+	if (n == 0) {
+		return 0;
+	}
+	ww->scratch_fd = openat(ww->tmp_fd, "deflated", O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	ww->tasks = kw_calloc(n, sizeof(*ww->tasks));
+	if (ww->scratch_fd < 0 || !ww->tasks) {
+		return ww->tasks ? kw_error_set(err, KW_EIO, "'%s': cannot create a file there: %s", ww->final_path,
+						strerror(errno))
+				 : kw_error_set(err, KW_ENOMEM, "out of memory");
+	}
+	for (i = 0; i < ww->n_items; i++) {
+		struct item *it = &ww->items[i];
+		uint64_t off = 0;
 
 		if (it->kind == ITEM_COPY) {
 			continue;
 		}
-		if (it->kind == ITEM_BUFFER) {
-			sz = it->len;
-		} else if (stat(it->path, &st) == 0 && S_ISREG(st.st_mode)) {
-			sz = (uint64_t)st.st_size;
-		} else {
-			continue; /* libzip's worker reports what is wrong with it */
-		}
-		if (sz < CHUNKED_MIN) {
+		it->first_task = ww->n_tasks;
+		do {
+			struct task *t = &ww->tasks[ww->n_tasks++];
+			uint64_t left = it->size - off;
+
+			t->item = i;
+			t->off = off;
+			t->len = it->size < CHUNKED_MIN ? (size_t)it->size : left < PIECE ? (size_t)left : PIECE;
+			off += t->len;
+			t->last = off == it->size;
+		} while (off < it->size);
+		it->n_tasks = ww->n_tasks - it->first_task;
+	}
+	failed = kw_pool_run_until(ww->pool, ww->n_tasks, compress_task, ww);
+	if (failed < ww->n_tasks) {
+		const struct item *it = &ww->items[ww->tasks[failed].item];
+
+		return kw_error_set(err, KW_EIO, "'%s': %s: cannot compress it: %s", ww->final_path, it->name,
+				    strerror(ww->task_errno));
+	}
+	for (i = 0; i < ww->n_items; i++) {
+		struct item *it = &ww->items[i];
+		uLong crc = crc32(0L, Z_NULL, 0);
+		size_t k;
+
+		if (it->kind == ITEM_COPY) {
 			continue;
 		}
-		it->worker = -1;
-		rc = deflate_chunked(ww, it, sz, id++, err);
-		if (rc) {
-			return rc;
+		memset(&it->z, 0, sizeof(it->z));
+		for (k = 0; k < it->n_tasks; k++) {
+			const struct task *t = &ww->tasks[it->first_task + k];
+
+			crc = crc32_combine(crc, t->crc, (z_off_t)t->len);
+			it->z.comp_size += t->out_len;
 		}
+		it->z.method = ww->level ? ZIP_CM_DEFLATE : ZIP_CM_STORE;
+		it->z.crc = (uint32_t)crc;
+		it->z.size = it->size;
 	}
 	return 0;
 }
@@ -532,7 +556,6 @@ int kw_wheel_writer_new(const char *final_path, int level, int64_t mtime, struct
 {
 	struct kw_wheel_writer *ww;
 	const char *slash = strrchr(final_path, '/');
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 
 	*out = NULL;
 	ww = kw_calloc(1, sizeof(*ww));
@@ -541,9 +564,10 @@ int kw_wheel_writer_new(const char *final_path, int level, int64_t mtime, struct
 	}
 	/* Negative is "default": zlib's 6, what pip and auditwheel write; 0 stores. */
 	ww->level = level < 0 ? 6 : level > 9 ? 9 : level;
-	ww->jobs = ncpu < 1 ? 1 : ncpu > MAX_WORKERS ? MAX_WORKERS : (int)ncpu;
 	dos_stamp(mtime, &ww->dtime, &ww->ddate);
 	ww->tmp_fd = -1;
+	ww->scratch_fd = -1;
+	pthread_mutex_init(&ww->lock, NULL);
 	ww->final_path = kw_strdup(final_path);
 	ww->dir = slash ? kw_strndup(final_path, (size_t)(slash - final_path)) : kw_strdup(".");
 	if (!ww->final_path || !ww->dir) {
@@ -567,7 +591,6 @@ static struct item *new_item(struct kw_wheel_writer *ww, enum item_kind kind, co
 	it = &ww->items[ww->n_items];
 	memset(it, 0, sizeof(*it));
 	it->kind = kind;
-	it->chunked_fd = -1;
 	it->name = kw_strdup(name);
 	if (!it->name) {
 		return NULL;
@@ -627,48 +650,6 @@ int kw_wheel_writer_add_file(struct kw_wheel_writer *ww, const char *name, const
 	}
 	it->mode = mode;
 	return 0;
-}
-
-/* Spread new members over the workers, biggest first, to the least loaded. */
-static int assign(struct kw_wheel_writer *ww)
-{
-	uint64_t load[MAX_WORKERS] = { 0 };
-	size_t i;
-	int used = 0;
-
-	for (;;) {
-		struct item *big = NULL;
-		uint64_t bs = 0;
-		int k, best = 0;
-
-		for (i = 0; i < ww->n_items; i++) {
-			struct item *it = &ww->items[i];
-			uint64_t sz;
-			struct stat st;
-
-			if (it->kind == ITEM_COPY || it->worker != 0) {
-				continue;
-			}
-			sz = it->kind == ITEM_BUFFER ? it->len : (stat(it->path, &st) == 0 ? (uint64_t)st.st_size : 0);
-			if (!big || sz > bs) {
-				big = it;
-				bs = sz;
-			}
-		}
-		if (!big) {
-			return used;
-		}
-		for (k = 1; k < ww->jobs; k++) {
-			if (load[k] < load[best]) {
-				best = k;
-			}
-		}
-		load[best] += bs + 1;
-		big->worker = best + 1; /* 0 means unassigned */
-		if (best + 1 > used) {
-			used = best + 1;
-		}
-	}
 }
 
 void kw_wheel_writer_on_progress(struct kw_wheel_writer *ww, kw_progress_fn fn, void *ud)
@@ -813,27 +794,21 @@ out:
 	return rc;
 }
 
+void kw_wheel_writer_use_pool(struct kw_wheel_writer *ww, struct kw_pool *pool)
+{
+	ww->pool = pool;
+}
+
 int kw_wheel_writer_commit(struct kw_wheel_writer *ww, struct kw_error *err)
 {
-	struct worker wk[MAX_WORKERS];
-	pthread_t th[MAX_WORKERS];
-	bool started[MAX_WORKERS] = { false };
-	struct rawzip tz[MAX_WORKERS];
 	struct rawzip in[8];
 	size_t n_in = 0, i;
 	struct central cd = { 0 };
 	uint64_t pos = 0, total = 0;
 	const char *base = strrchr(ww->final_path, '/') ? strrchr(ww->final_path, '/') + 1 : ww->final_path;
 	char *stem = NULL;
-	int out = -1, rc = 0, used = 0, k;
+	int out = -1, rc = 0;
 
-	memset(wk, 0, sizeof(wk));
-	for (k = 0; k < MAX_WORKERS; k++) {
-		tz[k].fd = -1;
-		tz[k].n = 0;
-		tz[k].e = NULL;
-		tz[k].path = NULL;
-	}
 	/* ".<name>.kwheel-<pid>-XXXXXX": all of this commit's temporaries go in there. */
 	stem = kw_asprintf(".%s.kwheel", base);
 	rc = stem ? kw_wheel_temp_dir(ww->dir, stem, &ww->tmp_dir, &ww->tmp_fd, err)
@@ -842,38 +817,10 @@ int kw_wheel_writer_commit(struct kw_wheel_writer *ww, struct kw_error *err)
 	if (rc) {
 		goto out;
 	}
-	rc = ww->whole ? 0 : deflate_large(ww, err);
-	if (rc) {
-		goto out;
-	}
-	used = ww->whole ? 0 : assign(ww);
-	if (ww->progress && used) {
+	if (ww->progress && !ww->whole) {
 		ww->progress(ww->progress_ud, "compressing", 0, 0);
 	}
-	for (k = 0; k < used; k++) {
-		wk[k].ww = ww;
-		wk[k].id = k + 1;
-		wk[k].zpath = kw_asprintf("%s/z%d", ww->tmp_dir, k);
-		if (!wk[k].zpath) {
-			rc = kw_error_set(err, KW_ENOMEM, "out of memory");
-			break;
-		}
-		started[k] = pthread_create(&th[k], NULL, compress_worker, &wk[k]) == 0;
-		if (!started[k]) {
-			compress_worker(&wk[k]);
-		}
-	}
-	for (k = 0; k < used; k++) {
-		if (started[k]) {
-			pthread_join(th[k], NULL);
-		}
-		if (!rc && wk[k].rc) {
-			rc = kw_error_set(err, wk[k].rc, "%s", wk[k].err.msg);
-		}
-	}
-	for (k = 0; !rc && k < used; k++) {
-		rc = rawzip_open(&tz[k], wk[k].zpath, err);
-	}
+	rc = ww->whole ? 0 : compress_all(ww, err);
 	if (rc) {
 		goto out;
 	}
@@ -889,24 +836,20 @@ int kw_wheel_writer_commit(struct kw_wheel_writer *ww, struct kw_error *err)
 	}
 	for (i = 0; ww->progress && i < ww->n_items; i++) {
 		const struct item *it = &ww->items[i];
-		const struct raw *r = it->kind == ITEM_COPY ? NULL
-				      : it->worker < 0 ? &it->chunked : rawzip_find(&tz[it->worker - 1], it->name);
 
-		total += it->kind == ITEM_COPY ? kw_wheel_member(it->src, it->src_index)->comp_size : r ? r->comp_size : 0;
+		total += it->kind == ITEM_COPY ? kw_wheel_member(it->src, it->src_index)->comp_size : it->z.comp_size;
 	}
 	for (i = 0; !rc && i < ww->n_items; i++) {
 		struct item *it = &ww->items[i];
-		const struct raw *r;
 		struct raw copy;
-		int fd;
 
 		if (ww->progress) {
 			ww->progress(ww->progress_ud, "writing", pos, total);
 		}
-
 		if (it->kind == ITEM_COPY) {
 			const char *p = kw_wheel_path(it->src);
 			const struct kw_wheel_member *m = kw_wheel_member(it->src, it->src_index);
+			const struct raw *r;
 			size_t z;
 
 			for (z = 0; z < n_in && strcmp(in[z].path, p) != 0; z++) {
@@ -931,21 +874,16 @@ int kw_wheel_writer_commit(struct kw_wheel_writer *ww, struct kw_error *err)
 			}
 			copy = *r;
 			copy.ext_attr = sane_attr(r->ext_attr, r->name, r->name_len);
-			fd = in[z].fd;
+			rc = emit(out, &pos, &cd, &copy, it->name, in[z].fd, NULL, 0, err, ww->final_path);
 		} else {
-			r = it->worker < 0 ? &it->chunked : rawzip_find(&tz[it->worker - 1], it->name);
-			if (!r) {
-				rc = kw_error_set(err, KW_EINTERNAL, "compressed member '%s' went missing", it->name);
-				break;
-			}
-			copy = *r;
+			copy = it->z;
 			copy.dtime = ww->dtime;
 			copy.ddate = ww->ddate;
 			copy.ext_attr = sane_attr((uint32_t)(0100000 | (it->mode & 0777)) << 16, it->name,
 						  strlen(it->name));
-			fd = it->worker < 0 ? it->chunked_fd : tz[it->worker - 1].fd;
+			rc = emit(out, &pos, &cd, &copy, it->name, ww->scratch_fd, ww->tasks + it->first_task, it->n_tasks,
+				  err, ww->final_path);
 		}
-		rc = emit(out, &pos, &cd, &copy, it->name, fd, err, ww->final_path);
 	}
 	if (!rc && !ww->whole) {
 		rc = finish(out, pos, &cd, ww->final_path, err);
@@ -965,10 +903,6 @@ out:
 	if (out >= 0) {
 		close(out);
 	}
-	for (k = 0; k < used; k++) {
-		rawzip_close(&tz[k]);
-		free(wk[k].zpath);
-	}
 	for (i = 0; i < n_in; i++) {
 		rawzip_close(&in[i]);
 	}
@@ -986,13 +920,18 @@ void kw_wheel_writer_abort(struct kw_wheel_writer *ww)
 	}
 	kw_wheel_temp_dir_remove(ww->tmp_dir, ww->tmp_fd);
 	for (i = 0; i < ww->n_items; i++) {
-		if (ww->items[i].chunked_fd >= 0) {
-			close(ww->items[i].chunked_fd);
-		}
 		free(ww->items[i].name);
 		free(ww->items[i].path);
 		free(ww->items[i].buf);
 	}
+	if (ww->scratch_fd >= 0) {
+		close(ww->scratch_fd);
+	}
+	while (ww->n_compressors > 0) {
+		libdeflate_free_compressor(ww->compressors[--ww->n_compressors]);
+	}
+	pthread_mutex_destroy(&ww->lock);
+	free(ww->tasks);
 	free(ww->items);
 	free(ww->final_path);
 	free(ww->dir);

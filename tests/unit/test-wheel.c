@@ -1276,10 +1276,18 @@ static char *sha_hex(const unsigned char *b, size_t len)
 	return hex;
 }
 
+/*
+ * New members of every size through the writer's one compression batch:
+ * deflated whole (small, empty), in pieces (a buffer and a file past
+ * CHUNKED_MIN), stored at level 0; on no pool and on pools of 2 and 4
+ * threads the wheel is the same bytes, and Python reads every member back.
+ */
 START_TEST(writer_large_members_in_pieces)
 {
 	const size_t nbig = (9u << 20) + 7, nfile = (5u << 20) + 12345;
-	char *dir = kwt_mkdtemp(), *file = kwt_fmt("%s/member.bin", dir), *out[2], *got = NULL, *want, *h1, *h2, *h3;
+	const unsigned threads[] = { 0, 2, 4, 0, 3 };
+	char *dir = kwt_mkdtemp(), *file = kwt_fmt("%s/member.bin", dir), *out[5], *got = NULL, *want, *h1, *h2, *h3,
+	     *h0;
 	unsigned char *big = words(nbig, 1), *fdata = words(nfile, 2);
 	char *a, *b;
 	size_t la, lb;
@@ -1289,36 +1297,59 @@ START_TEST(writer_large_members_in_pieces)
 	h1 = sha_hex(big, nbig);
 	h2 = sha_hex(fdata, nfile);
 	h3 = sha_hex((const unsigned char *)"small", 5);
-	for (r = 0; r < 2; r++) {
+	h0 = sha_hex((const unsigned char *)"", 0);
+	for (r = 0; r < 5; r++) {
 		struct kw_wheel_writer *ww = NULL;
+		struct kw_pool *pool = NULL;
 		struct kw_error err = { 0 };
 		unsigned char *copy = malloc(nbig);
 
+		if (threads[r]) {
+			ck_assert_int_eq(kw_pool_new(threads[r], &pool, &err), 0);
+		}
 		memcpy(copy, big, nbig);
 		out[r] = kwt_fmt("%s/out%d.whl", dir, r);
-		ck_assert_int_eq(kw_wheel_writer_new(out[r], 6, 315532800, &ww, &err), 0);
+		ck_assert_int_eq(kw_wheel_writer_new(out[r], r < 3 ? 6 : 0, 315532800, &ww, &err), 0);
+		kw_wheel_writer_use_pool(ww, pool);
 		ck_assert_int_eq(kw_wheel_writer_add_buffer(ww, "pkg/big.bin", copy, nbig, 0644, &err), 0);
 		ck_assert_int_eq(kw_wheel_writer_add_file(ww, "pkg/file.bin", file, 0644, &err), 0);
 		ck_assert_int_eq(kw_wheel_writer_add_buffer(ww, "pkg/small.txt", strdup("small"), 5, 0644, &err), 0);
+		ck_assert_int_eq(kw_wheel_writer_add_buffer(ww, "pkg/empty", NULL, 0, 0644, &err), 0);
 		ck_assert_msg(kw_wheel_writer_commit(ww, &err) == 0, "commit: %s", err.msg);
+		kw_pool_free(pool);
 	}
 	got = python("check_members.py", check_members_py, out[0]);
-	want = kwt_fmt("pkg/big.bin 8 True %zu %s\npkg/file.bin 8 True %zu %s\npkg/small.txt 8 False 5 %s\n", nbig, h1,
-		       nfile, h2, h3);
+	want = kwt_fmt("pkg/big.bin 8 True %zu %s\npkg/file.bin 8 True %zu %s\npkg/small.txt 8 False 5 %s\n"
+		       "pkg/empty 8 False 0 %s\n", nbig, h1, nfile, h2, h3, h0);
 	ck_assert_str_eq(got, want);
-	/* the pieces do not depend on timing or threads: the same bytes twice */
-	a = kwt_read_file(out[0], &la);
-	b = kwt_read_file(out[1], &lb);
-	ck_assert(a && b && la == lb && memcmp(a, b, la) == 0);
-	free(a);
-	free(b);
 	free(got);
 	free(want);
+	got = python("check_members.py", check_members_py, out[3]);
+	want = kwt_fmt("pkg/big.bin 0 False %zu %s\npkg/file.bin 0 False %zu %s\npkg/small.txt 0 False 5 %s\n"
+		       "pkg/empty 0 False 0 %s\n", nbig, h1, nfile, h2, h3, h0);
+	ck_assert_str_eq(got, want);
+	/* the pieces do not depend on timing or threads: the same bytes on any pool */
+	for (r = 1; r < 5; r++) {
+		int base = r < 3 ? 0 : 3;
+
+		if (r == base) {
+			continue;
+		}
+		a = kwt_read_file(out[base], &la);
+		b = kwt_read_file(out[r], &lb);
+		ck_assert_msg(a && b && la == lb && memcmp(a, b, la) == 0, "pool %u differs", threads[r]);
+		free(a);
+		free(b);
+	}
+	free(got);
+	free(want);
+	free(h0);
 	free(h1);
 	free(h2);
 	free(h3);
-	free(out[0]);
-	free(out[1]);
+	for (r = 0; r < 5; r++) {
+		free(out[r]);
+	}
 	free(big);
 	free(fdata);
 	free(file);
