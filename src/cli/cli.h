@@ -67,7 +67,10 @@ int kw_cli_resolve_opt(struct kw_ctx *ctx, int c, const char *arg, struct kw_err
 /*
  * Run fn(ud, i) for each i < n on a pool of jobs threads (kw_pool_run), the
  * pool set as ctx->pool for the calls' own parallel work (a wheel's
- * members) and unset after. Without a pool (out of memory), in order here.
+ * members) and unset after. jobs 0 (no -j given): one call after another
+ * in input order, each with a pool of every core for its own work, so that
+ * a lone wheel gets the whole machine and reports keep their order.
+ * Without a pool (out of memory), in order here.
  */
 void kw_cli_pool_run(struct kw_ctx *ctx, long jobs, size_t n, void (*fn)(void *ud, size_t i), void *ud);
 

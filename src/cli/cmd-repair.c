@@ -52,7 +52,7 @@ static const struct kw_opt_help helps[] = {
 	{ { "patcher", required_argument, NULL, OPT_PATCHER }, "NAME",
 	  "accepted for auditwheel's sake and ignored: kwheel edits ELF files itself" },
 	{ { "jobs", required_argument, NULL, 'j' }, "N",
-	  "N threads: N wheels at once, and each wheel's grafts and members prepared on all of them (default 1)" },
+	  "N threads: N wheels at once, and each wheel's grafts, members and compression on all of them (default: one wheel at a time on every core)" },
 	{ { "json", no_argument, NULL, OPT_JSON }, NULL, "one JSON object per wheel, one a line" },
 	KW_CLI_RESOLVE_OPTS,
 	{ { "help", no_argument, NULL, 'h' }, NULL, "show this help" },
@@ -228,7 +228,7 @@ static int cmd_repair(struct kw_ctx *ctx, int argc, char **argv)
 	const char *wheel_dir = "wheelhouse", *sde, *level = getenv("AUDITWHEEL_ZIP_COMPRESSION_LEVEL");
 	const char *ldpaths = NULL, *aw_ldpath = getenv("AUDITWHEEL_LD_LIBRARY_PATH");
 	bool library_path = false;
-	long jobs = 1;
+	long jobs = 0; /* no -j: kw_cli_pool_run's default */
 	int c, rc = KW_EXIT_ERROR;
 
 	/*
@@ -370,7 +370,7 @@ static int cmd_repair(struct kw_ctx *ctx, int argc, char **argv)
 	job.inputs = &inputs;
 	pthread_mutex_init(&job.lock, NULL);
 	/* Several wheels at once would interleave their lines; JSON readers want no noise. */
-	job.progress = jobs == 1 && !job.json && isatty(STDERR_FILENO);
+	job.progress = jobs <= 1 && !job.json && isatty(STDERR_FILENO);
 	kw_cli_pool_run(ctx, jobs, inputs.n, work, &job);
 	pthread_mutex_destroy(&job.lock);
 	rc = job.worst;

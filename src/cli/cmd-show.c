@@ -28,7 +28,7 @@ enum { OPT_JSON = 2001, OPT_ORDERED, OPT_NO_ISA, OPT_SHARD, OPT_SKIP_DONE };
 static const struct kw_opt_help helps[] = {
 	{ { "json", no_argument, NULL, OPT_JSON }, NULL, "one JSON object per wheel, one a line (JSONL)" },
 	{ { "jobs", required_argument, NULL, 'j' }, "N",
-	  "N threads: N wheels at once, and each wheel's members read on all of them (default 1)" },
+	  "N threads: N wheels at once, and each wheel's members read on all of them (default: one wheel at a time on every core)" },
 	{ { "ordered", no_argument, NULL, OPT_ORDERED }, NULL,
 	  "with -j: write the reports in input order (default: as each wheel finishes)" },
 	{ { "verbose", no_argument, NULL, 'v' }, NULL, "the full text report: tags, every member with its dependency tree, every library, "
@@ -340,7 +340,7 @@ static int cmd_show(struct kw_ctx *ctx, int argc, char **argv)
 	struct job job;
 	const char *skip_done = NULL;
 	unsigned long shard_k = 0, shard_n = 0;
-	long jobs = 1;
+	long jobs = 0; /* no -j: kw_cli_pool_run's default */
 	int c, rc = KW_EXIT_ERROR;
 
 	memset(&job, 0, sizeof(job));

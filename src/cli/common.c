@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kwheel/kwheel.h"
 #include "kwheel/report.h"
@@ -126,11 +127,24 @@ void kw_cli_pool_run(struct kw_ctx *ctx, long jobs, size_t n, void (*fn)(void *u
 {
 	struct kw_pool *pool = NULL;
 	struct kw_error err = { 0 };
+	long threads = jobs;
+	size_t i;
 
-	if (jobs > 1 && kw_pool_new((unsigned)jobs, &pool, &err) == 0) {
+	if (jobs == 0) {
+		long cores = sysconf(_SC_NPROCESSORS_ONLN);
+
+		threads = cores < 1 ? 1 : cores > 256 ? 256 : cores;
+	}
+	if (threads > 1 && kw_pool_new((unsigned)threads, &pool, &err) == 0) {
 		ctx->pool = pool;
 	}
-	kw_pool_run(ctx->pool, n, fn, ud);
+	if (jobs == 0) {
+		for (i = 0; i < n; i++) {
+			fn(ud, i);
+		}
+	} else {
+		kw_pool_run(ctx->pool, n, fn, ud);
+	}
 	ctx->pool = NULL;
 	kw_pool_free(pool);
 }
