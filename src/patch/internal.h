@@ -61,14 +61,15 @@ struct plan {
 	bool drop_versioning;    /* .gnu.version and .gnu.version_r become plain data */
 	size_t n_dropped;
 	/* strings */
-	uint64_t *refs;          /* offsets still referenced after the edit */
-	size_t n_refs, cap_refs;
 	char *append;            /* bytes appended to .dynstr */
 	size_t n_append, cap_append;
 	struct slot {
 		uint64_t off, len;
 		int64_t tag; /* the entry whose old string it was */
 		bool used;
+		bool hit;        /* a reference starts inside it */
+		bool has_before; /* and the nearest reference before it: */
+		uint64_t before;
 	} *slots;
 	size_t n_slots;
 	struct slot_write {

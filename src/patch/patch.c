@@ -22,7 +22,6 @@ static void plan_release(struct plan *p)
 	free(p->vn);
 	free(p->vn_bytes);
 	free(p->dropped_ndx);
-	free(p->refs);
 	free(p->append);
 	free(p->slots);
 	free(p->sw);

@@ -10,50 +10,49 @@
 
 #include "internal.h"
 
+/*
+ * A string offset still referenced after the edit, weighed against each
+ * candidate slot as it comes: the slot is hit if the reference starts
+ * inside it, and keeps the nearest reference before it (see referenced()).
+ * A library has thousands of references and an edit a few slots, so this
+ * is cheaper than keeping and sorting them all.
+ */
 int plan_add_ref(struct plan *p, uint64_t off, struct kw_error *err)
 {
-	if (kw_grow(&p->refs, &p->cap_refs, p->n_refs + 1, sizeof(*p->refs)) < 0) {
-		return plan_oom(err);
+	size_t i;
+
+	(void)err;
+	for (i = 0; i < p->n_slots; i++) {
+		struct slot *sl = &p->slots[i];
+
+		if (off >= sl->off && off < sl->off + sl->len) {
+			sl->hit = true;
+		} else if (off < sl->off && (!sl->has_before || off > sl->before)) {
+			sl->before = off;
+			sl->has_before = true;
+		}
 	}
-	p->refs[p->n_refs++] = off;
 	return 0;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 /*
- * True if a string still referenced shares a byte with [off, off+len]: one
- * that starts inside it, or one that starts before it and runs into it (the
- * linker merges tails: "libc.so.6" also serves as ".6").
+ * True if a string still referenced shares a byte with the slot: one that
+ * starts inside it, or one that starts before it and runs into it (the
+ * linker merges tails: "libc.so.6" also serves as ".6"). Nearer earlier
+ * references are suffixes of farther ones: the nearest decides.
  */
-static bool referenced(const struct plan *p, uint64_t off, uint64_t len)
+static bool referenced(const struct plan *p, const struct slot *sl)
 {
-	size_t lo = 0, hi = p->n_refs;
+	const char *s;
 
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (p->refs[mid] < off) {
-			lo = mid + 1;
-		} else {
-			hi = mid;
-		}
-	}
-	if (lo < p->n_refs && p->refs[lo] < off + len) {
+	if (sl->hit) {
 		return true;
 	}
-	if (lo > 0) {
-		/* Nearer earlier references are suffixes of farther ones: the nearest decides. */
-		const char *s = img_str(&p->im, p->refs[lo - 1]);
-
-		return !s || p->refs[lo - 1] + strlen(s) >= off;
+	if (!sl->has_before) {
+		return false;
 	}
-	return false;
+	s = img_str(&p->im, sl->before);
+	return !s || sl->before + strlen(s) >= sl->off;
 }
 
 struct ref_walk {
@@ -197,7 +196,6 @@ static int collect_refs(struct plan *p, bool *complete, struct kw_error *err)
 			off += next;
 		}
 	}
-	/* Sorted by plan_place_strings once the last references are in: one sort, not two. */
 	*complete = true;
 	return 0;
 }
@@ -244,7 +242,7 @@ static int place_string(struct plan *p, const char *s, bool can_overwrite, bool 
 		for (i = 0; i < p->n_slots; i++) {
 			struct slot *sl = &p->slots[i];
 
-			if (!sl->used && sl->len >= n && !referenced(p, sl->off, sl->len) &&
+			if (!sl->used && sl->len >= n && !referenced(p, sl) &&
 			    img_table_hit(&p->im, p->im.str_off + sl->off, sl->len + 1, DT_STRTAB) == DT_NULL &&
 			    (!best || sl->len < best->len)) {
 				best = sl;
@@ -295,12 +293,12 @@ int plan_place_strings(struct plan *p, struct kw_error *err)
 	size_t i, j;
 	int rc;
 
-	rc = collect_refs(p, &complete, err);
-	if (rc < 0) {
-		return rc;
-	}
-	/* Old strings of changed or removed entries are candidate slots. */
-	for (i = 0; complete && i < p->im.ndyn; i++) {
+	/*
+	 * Old strings of changed or removed entries are candidate slots; they
+	 * exist before the references are walked, which are counted against
+	 * them, and go again if the walk cannot know every reference.
+	 */
+	for (i = 0; i < p->im.ndyn; i++) {
 		const struct kw_elf_dyn *d = &p->im.dyn[i];
 		bool still = false;
 
@@ -317,12 +315,19 @@ int plan_place_strings(struct plan *p, struct kw_error *err)
 				return plan_oom(err);
 			}
 			p->slots = ns;
+			memset(&p->slots[p->n_slots], 0, sizeof(*ns));
 			p->slots[p->n_slots].off = d->val;
 			p->slots[p->n_slots].len = strlen(img_str(&p->im, d->val));
 			p->slots[p->n_slots].tag = d->tag;
-			p->slots[p->n_slots].used = false;
 			p->n_slots++;
 		}
+	}
+	rc = collect_refs(p, &complete, err);
+	if (rc < 0) {
+		return rc;
+	}
+	if (!complete) {
+		p->n_slots = 0;
 	}
 	/* First pass: strings that already exist, so their bytes are protected before any overwrite. */
 	for (i = 0; i < p->n; i++) {
@@ -344,10 +349,6 @@ int plan_place_strings(struct plan *p, struct kw_error *err)
 	rc = plan_place_symbol_names(p, err);
 	if (rc < 0) {
 		return rc;
-	}
-	/* qsort's array must not be NULL even for no elements, and nothing may be referenced. */
-	if (complete && p->n_refs > 0) {
-		qsort(p->refs, p->n_refs, sizeof(*p->refs), cmp_u64);
 	}
 	for (i = 0; i < p->n; i++) {
 		if (p->e[i].str && p->e[i].changed) {
@@ -380,7 +381,7 @@ void plan_taint_old_paths(const struct plan *p, unsigned char *strdst)
 	for (i = 0; i < p->n_slots; i++) {
 		const struct slot *sl = &p->slots[i];
 
-		if (sl->used || (sl->tag != DT_RPATH && sl->tag != DT_RUNPATH) || referenced(p, sl->off, sl->len) ||
+		if (sl->used || (sl->tag != DT_RPATH && sl->tag != DT_RUNPATH) || referenced(p, sl) ||
 		    img_table_hit(&p->im, p->im.str_off + sl->off, sl->len + 1, DT_STRTAB) != DT_NULL) {
 			continue;
 		}
