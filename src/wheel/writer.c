@@ -60,12 +60,11 @@ struct kw_wheel_writer {
 	struct kw_wheel *whole; /* copy this archive whole instead of member by member */
 	int level;
 	struct kw_pool *pool;  /* borrowed: where the compression runs; NULL: here */
-	pthread_mutex_t lock;  /* the scratch file's end, the compressor cache, task_errno */
+	pthread_mutex_t lock;  /* the scratch file's end and the compressor cache */
 	int scratch_fd;        /* the new members' compressed bytes, or -1 */
 	uint64_t scratch_end;
 	struct task *tasks;
 	size_t n_tasks;
-	int task_errno;        /* why the first task to fail failed */
 	struct libdeflate_compressor *compressors[64];
 	size_t n_compressors;
 	uint16_t dtime, ddate;
@@ -140,6 +139,7 @@ struct task {
 	uint64_t out_off;    /* what it made, in the scratch file */
 	size_t out_len;
 	uint32_t crc;        /* of its len input bytes */
+	int error;           /* errno of its failure, or 0 */
 };
 
 
@@ -432,11 +432,7 @@ static int compress_task(void *ud, size_t i)
 	}
 out:
 	if (rc) {
-		pthread_mutex_lock(&ww->lock);
-		if (!ww->task_errno) {
-			ww->task_errno = rc == KW_ENOMEM ? ENOMEM : rc == KW_EIO && errno ? errno : EIO;
-		}
-		pthread_mutex_unlock(&ww->lock);
+		t->error = rc == KW_ENOMEM ? ENOMEM : rc == KW_EIO && errno ? errno : EIO;
 	}
 	if (fd >= 0) {
 		close(fd);
@@ -525,7 +521,7 @@ static int compress_all(struct kw_wheel_writer *ww, struct kw_error *err)
 		const struct item *it = &ww->items[ww->tasks[failed].item];
 
 		return kw_error_set(err, KW_EIO, "'%s': %s: cannot compress it: %s", ww->final_path, it->name,
-				    strerror(ww->task_errno));
+				    strerror(ww->tasks[failed].error));
 	}
 	for (i = 0; i < ww->n_items; i++) {
 		struct item *it = &ww->items[i];
