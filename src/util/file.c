@@ -2,6 +2,7 @@
 /* Whole-file helpers: opening only regular files, a private mapping and copies. */
 #define _GNU_SOURCE /* copy_file_range */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -77,12 +78,14 @@ void kw_unmap_file(unsigned char *buf, size_t len)
 	}
 }
 
-int kw_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
+/* Both writers: at fd's position, or at off when at is set; short writes and EINTR retried. */
+static int write_loop(int fd, const void *buf, size_t len, bool at, uint64_t off)
 {
 	const unsigned char *p = buf;
 
 	while (len > 0) {
-		ssize_t n = pwrite(fd, p, len > (1u << 30) ? (1u << 30) : len, (off_t)off);
+		size_t chunk = len > (1u << 30) ? (1u << 30) : len;
+		ssize_t n = at ? pwrite(fd, p, chunk, (off_t)off) : write(fd, p, chunk);
 
 		if (n < 0 && errno == EINTR) {
 			continue;
@@ -100,26 +103,14 @@ int kw_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
+int kw_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
+{
+	return write_loop(fd, buf, len, true, off);
+}
+
 int kw_write_all(int fd, const void *buf, size_t len)
 {
-	const unsigned char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = write(fd, p, len > (1u << 30) ? (1u << 30) : len);
-
-		if (n < 0 && errno == EINTR) {
-			continue;
-		}
-		if (n <= 0) {
-			if (n == 0) {
-				errno = EIO;
-			}
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
+	return write_loop(fd, buf, len, false, 0);
 }
 
 /* kw_copy_range where the kernel cannot copy: through a bounded buffer. */
