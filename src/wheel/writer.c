@@ -109,25 +109,6 @@ static void dos_stamp(int64_t t, uint16_t *dtime, uint16_t *ddate)
 	*ddate = (uint16_t)((tm.tm_year - 80) << 9 | (tm.tm_mon + 1) << 5 | tm.tm_mday);
 }
 
-static int write_all(int fd, const void *buf, size_t len)
-{
-	const unsigned char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR) {
-			continue;
-		}
-		if (n <= 0) {
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* ---- output ------------------------------------------------------------ */
 
 /* One piece of a new member's compression (see compress_all). */
@@ -216,8 +197,8 @@ static int emit(int out, uint64_t *pos, struct central *cd, const struct raw *r,
 		put64(lh + 34, r->size);
 		put64(lh + 42, r->comp_size);
 	}
-	if (write_all(out, lh, 30) < 0 || write_all(out, name, nl) < 0 || (z64 && write_all(out, lh + 30, 20) < 0) ||
-	    (!tasks && kw_copy_range(src_fd, r->data_off, out, r->comp_size) < 0)) {
+	if (kw_write_all(out, lh, 30) < 0 || kw_write_all(out, name, nl) < 0 ||
+	    (z64 && kw_write_all(out, lh + 30, 20) < 0) || (!tasks && kw_copy_range(src_fd, r->data_off, out, r->comp_size) < 0)) {
 		return kw_error_set(err, KW_EIO, "'%s': write failed: %s", dest, strerror(errno));
 	}
 	for (k = 0; k < n; k++) {
@@ -266,7 +247,7 @@ static int finish(int out, uint64_t pos, const struct central *cd, const char *d
 	bool z64 = cd->count >= 0xffff || pos >= 0xffffffffu || cd->len >= 0xffffffffu;
 	size_t el = 0;
 
-	if (write_all(out, cd->buf, cd->len) < 0) {
+	if (kw_write_all(out, cd->buf, cd->len) < 0) {
 		return kw_error_set(err, KW_EIO, "'%s': write failed: %s", dest, strerror(errno));
 	}
 	if (z64) {
@@ -294,7 +275,7 @@ static int finish(int out, uint64_t pos, const struct central *cd, const char *d
 	put32(e + el + 12, z64 ? 0xffffffffu : cd->len);
 	put32(e + el + 16, z64 ? 0xffffffffu : pos);
 	put16(e + el + 20, 0);
-	if (write_all(out, e, el + 22) < 0) {
+	if (kw_write_all(out, e, el + 22) < 0) {
 		return kw_error_set(err, KW_EIO, "'%s': write failed: %s", dest, strerror(errno));
 	}
 	return 0;
