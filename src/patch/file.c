@@ -27,26 +27,36 @@ static bool block_written(const struct kw_patch_result *res, size_t i)
 }
 
 /*
+ * The run of blocks from byte *off of a len-byte image that the edit all
+ * wrote or all left alone: its end in *end, and whether it was written.
+ */
+static bool next_run(const struct kw_patch_result *res, size_t len, size_t off, size_t *end)
+{
+	size_t nblk = len / KW_PATCH_BLOCK + (len % KW_PATCH_BLOCK != 0), i = off / KW_PATCH_BLOCK, j = i + 1;
+	bool w = block_written(res, i);
+
+	while (j < nblk && block_written(res, j) == w) {
+		j++;
+	}
+	*end = j == nblk ? len : j * (size_t)KW_PATCH_BLOCK;
+	return w;
+}
+
+/*
  * Write the edited image at out's position: the blocks the edit wrote from
  * the map, the runs between them copied from the input by the kernel (the
  * map's pages there are never touched), then the tail.
  */
 static int write_image(int in, int out, const unsigned char *map, size_t len, const struct kw_patch_result *res)
 {
-	size_t nblk = len / KW_PATCH_BLOCK + (len % KW_PATCH_BLOCK != 0), i = 0;
+	size_t off, end;
 
-	while (i < nblk) {
-		bool w = block_written(res, i);
-		size_t j = i + 1, off = i * (size_t)KW_PATCH_BLOCK, end;
+	for (off = 0; off < len; off = end) {
+		bool w = next_run(res, len, off, &end);
 
-		while (j < nblk && block_written(res, j) == w) {
-			j++;
-		}
-		end = j == nblk ? len : j * (size_t)KW_PATCH_BLOCK;
 		if (w ? kw_write_all(out, map + off, end - off) < 0 : kw_copy_range(in, off, out, end - off) < 0) {
 			return -1;
 		}
-		i = j;
 	}
 	return res->tail_len ? kw_write_all(out, res->tail, res->tail_len) : 0;
 }
@@ -62,7 +72,7 @@ static int write_image(int in, int out, const unsigned char *map, size_t len, co
 static int write_in_place(const char *path, const struct stat *st, const unsigned char *map, size_t len,
 			  const struct kw_patch_result *res, bool durable, struct kw_error *err)
 {
-	size_t nblk = len / KW_PATCH_BLOCK + (len % KW_PATCH_BLOCK != 0), i = 0;
+	size_t off, end;
 	struct stat now;
 	int fd = open(path, O_WRONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC), rc = 0;
 
@@ -83,22 +93,11 @@ static int write_in_place(const char *path, const struct stat *st, const unsigne
 		close(fd);
 		return rc;
 	}
-	while (!rc && i < nblk) {
-		size_t j = i + 1, off = i * (size_t)KW_PATCH_BLOCK, end;
-
-		if (!block_written(res, i)) {
-			i++;
-			continue;
-		}
-		while (j < nblk && block_written(res, j)) {
-			j++;
-		}
-		end = j == nblk ? len : j * (size_t)KW_PATCH_BLOCK;
-		if (kw_pwrite_all(fd, map + off, end - off, (uint64_t)off) < 0) {
+	for (off = 0; !rc && off < len; off = end) {
+		if (next_run(res, len, off, &end) && kw_pwrite_all(fd, map + off, end - off, (uint64_t)off) < 0) {
 			rc = kw_error_set(err, KW_EIO, "'%s': write failed, the file may be part edited: %s", path,
 					  strerror(errno));
 		}
-		i = j;
 	}
 	if (!rc && durable && fsync(fd) < 0) {
 		rc = kw_error_set(err, KW_EIO, "'%s': %s", path, strerror(errno));
