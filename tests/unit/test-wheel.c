@@ -1263,6 +1263,37 @@ static unsigned char *words(size_t len, unsigned seed)
 	return b;
 }
 
+/*
+ * Bytes whose kind changes every few KiB (words, noise, runs, a ramp), so
+ * that the pieces of a large member end their deflate streams at every bit
+ * of a byte, each a different case of joining them.
+ */
+static unsigned char *mixed(size_t len, unsigned seed)
+{
+	unsigned char *b = words(len, seed);
+	size_t i = 0;
+
+	while (i < len) {
+		size_t run;
+		unsigned kind, k;
+
+		seed = seed * 1103515245u + 12345u;
+		run = 1000 + (seed >> 8) % 9000;
+		kind = (seed >> 4) % 4;
+		for (k = 0; k < run && i < len; k++, i++) {
+			seed = seed * 1103515245u + 12345u;
+			if (kind == 1) {
+				b[i] = (unsigned char)(seed >> 16);
+			} else if (kind == 2) {
+				b[i] = (unsigned char)(seed % 3 == 0 ? seed >> 24 : 0);
+			} else if (kind == 3) {
+				b[i] = (unsigned char)(k / 7);
+			}
+		}
+	}
+	return b;
+}
+
 static char *sha_hex(const unsigned char *b, size_t len)
 {
 	struct kw_sha256 s;
@@ -1279,7 +1310,8 @@ static char *sha_hex(const unsigned char *b, size_t len)
 /*
  * New members of every size through the writer's one compression batch:
  * deflated whole (small, empty), in pieces (a buffer and a file past
- * CHUNKED_MIN), stored at level 0; on no pool and on pools of 2 and 4
+ * CHUNKED_MIN; their fourteen joins fall on each of the eight bits of a
+ * byte), stored at level 0; on no pool and on pools of 2 and 4
  * threads the wheel is the same bytes, and Python reads every member back.
  */
 START_TEST(writer_large_members_in_pieces)
@@ -1288,7 +1320,7 @@ START_TEST(writer_large_members_in_pieces)
 	const unsigned threads[] = { 0, 2, 4, 0, 3 };
 	char *dir = kwt_mkdtemp(), *file = kwt_fmt("%s/member.bin", dir), *out[5], *got = NULL, *want, *h1, *h2, *h3,
 	     *h0;
-	unsigned char *big = words(nbig, 1), *fdata = words(nfile, 2);
+	unsigned char *big = mixed(nbig, 1), *fdata = words(nfile, 2);
 	char *a, *b;
 	size_t la, lb;
 	int r;
