@@ -99,17 +99,32 @@ int km_find_plugins(const char *root, const unsigned char *buf, size_t len, stru
 	size_t pos = 0, found = 0;
 	int rc = 0;
 
+	/*
+	 * The candidates are the NUL-terminated strings that start with '/':
+	 * look for the slashes, which are rare in code and data, rather than
+	 * cut the file at every NUL, which are most of a library's bytes.
+	 */
 	while (!rc && pos < len && found < MAX_PLUGINS) {
-		const char *s = (const char *)buf + pos;
-		const char *nul = memchr(s, '\0', len - pos);
-		size_t n = nul ? (size_t)(nul - s) : len - pos;
+		const char *s = memchr(buf + pos, '/', len - pos), *nul;
+		size_t at, n;
 		char *path, *rooted;
 		struct stat st;
 
-		pos += n + 1;
+		if (!s) {
+			break;
+		}
+		at = (size_t)((const unsigned char *)s - buf);
+		pos = at + 1;
+		if (at > 0 && buf[at - 1] != '\0') {
+			continue;
+		}
+		/* plain_path takes 255 bytes at most: no need to look further for the end. */
+		nul = memchr(s, '\0', len - at < 257 ? len - at : 257);
+		n = nul ? (size_t)(nul - s) : 0;
 		if (!nul || !plain_path(s, n)) {
 			continue;
 		}
+		pos = at + n + 1;
 		if (!(path = kw_strndup(s, n)) || !(rooted = rooted_path(root, path))) {
 			free(path);
 			return KW_ENOMEM;
