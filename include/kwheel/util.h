@@ -38,6 +38,32 @@ void kw_strv_release(struct kw_strv *sv);
 int kw_strv_split(struct kw_strv *sv, const char *s, char sep);
 
 /*
+ * Strings to indexes, by open addressing: the index that makes a lookup in
+ * a list O(1) where it would be a scan per insert. It does not own the
+ * strings, which must outlive it unchanged (a kw_strv's strings do, even as
+ * its array grows). Zero-initialised is empty.
+ */
+struct kw_strmap_slot {
+	const char *key;
+	size_t val;
+};
+struct kw_strmap {
+	struct kw_strmap_slot *slot;
+	size_t n, n_slot;
+};
+/* Map s to val unless s is there (its first value stays): 1 if added, 0 if present, or KW_ENOMEM. */
+int kw_strmap_add(struct kw_strmap *m, const char *s, size_t val);
+/* The value of s, or -1. */
+long kw_strmap_get(const struct kw_strmap *m, const char *s);
+/* The same for the first n bytes of s as a string. */
+long kw_strmap_get_n(const struct kw_strmap *m, const char *s, size_t n);
+void kw_strmap_release(struct kw_strmap *m);
+/* kw_strv_push_unique with m indexing sv (each string to its index): O(1) rather than a scan. */
+int kw_strv_push_indexed(struct kw_strv *sv, struct kw_strmap *m, const char *s);
+/* FNV-1a of the first n bytes of s, continuing from h (0xcbf29ce484222325 to start). */
+uint64_t kw_hash_bytes(uint64_t h, const char *s, size_t n);
+
+/*
  * A growable string. Zero-initialised is empty. Appends never fail loudly:
  * the first failed allocation makes the builder "failed", later appends do
  * nothing, and kw_buf_take reports it, so a text is built without a check per

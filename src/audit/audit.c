@@ -282,24 +282,30 @@ bool kw_audit_is_extension(const struct kw_elf_info *info, const char *name)
  * path is found in constant time (a torch-sized wheel gives 1,500 reasons
  * to a policy, and a linear search per insert was a tenth of show).
  */
+/*
+ * The judge's indexes of one verdict, so that nothing it does per library
+ * is a scan: its reasons, and its lists of what to vendor and what would
+ * load twice (each string to its index there).
+ */
 struct reason_set {
 	size_t cap;
 	size_t *slot;          /* index + 1 into v->reasons, 0 for empty; n_slot a power of two */
 	size_t n_slot;
+	struct kw_strmap graft, twice;
 };
 
 static void reason_set_release(struct reason_set *rs)
 {
 	free(rs->slot);
+	kw_strmap_release(&rs->graft);
+	kw_strmap_release(&rs->twice);
 	memset(rs, 0, sizeof(*rs));
 }
 
 static uint64_t hash_str(uint64_t h, const char *s)
 {
 	/* FNV-1a, with a separator so that ("ab", "c") and ("a", "bc") differ. */
-	for (; s && *s; s++) {
-		h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-	}
+	h = kw_hash_bytes(h, s ? s : "", s ? strlen(s) : 0);
 	return (h ^ 0xff) * 0x100000001b3ull;
 }
 
@@ -338,8 +344,10 @@ static size_t *reason_slot(const struct kw_audit_verdict *v, const struct reason
 static int reason_set_grow(const struct kw_audit_verdict *v, struct reason_set *rs)
 {
 	size_t n = rs->n_slot ? rs->n_slot * 2 : 64, i;
-	struct reason_set bigger = { rs->cap, kw_calloc(n, sizeof(*rs->slot)), n };
+	struct reason_set bigger = *rs;
 
+	bigger.slot = kw_calloc(n, sizeof(*rs->slot));
+	bigger.n_slot = n;
 	if (!bigger.slot) {
 		return KW_ENOMEM;
 	}
@@ -469,7 +477,7 @@ static int check_object(struct kw_audit *a, struct kw_audit_verdict *v, struct r
 		 * A vendored copy answers these, whatever the system has; so does a
 		 * library the wheel ships; libpython's DT_NEEDED goes in repair.
 		 */
-		if (kw_strv_find(&v->graft, vn->file) >= 0 || from_wheel(g, vn->file) ||
+		if (kw_strmap_get(&rs->graft, vn->file) >= 0 || from_wheel(g, vn->file) ||
 		    kw_audit_is_libpython(vn->file)) {
 			continue;
 		}
@@ -544,7 +552,7 @@ static const char *node_label(const struct kw_audit_member *m, const struct kw_d
  * does not allow: candidates for v->twice ("SONAME\tLIB"), kept once
  * every member is walked only if they are vendored too.
  */
-static int under_allowed(struct kw_audit_verdict *v, const struct kw_dep_graph *g, size_t a)
+static int under_allowed(struct kw_audit_verdict *v, struct reason_set *rs, const struct kw_dep_graph *g, size_t a)
 {
 	size_t *stack = kw_calloc(g->n_nodes + 1, sizeof(*stack)), sp = 0, i;
 	bool *seen = kw_calloc(g->n_nodes, sizeof(*seen));
@@ -572,7 +580,7 @@ static int under_allowed(struct kw_audit_verdict *v, const struct kw_dep_graph *
 			if (!policy_allows(v->policy, dn->name)) {
 				char *t = kw_asprintf("%s\t%s", dn->name, g->nodes[a].name);
 
-				rc = t ? kw_strv_push_unique(&v->twice, t) : KW_ENOMEM;
+				rc = t ? kw_strv_push_indexed(&v->twice, &rs->twice, t) : KW_ENOMEM;
 				free(t);
 			}
 			stack[sp++] = d;
@@ -583,21 +591,15 @@ static int under_allowed(struct kw_audit_verdict *v, const struct kw_dep_graph *
 	return rc;
 }
 
-/* Keep the candidates of v->twice whose library is vendored; sorted. */
-static void keep_twice(struct kw_audit_verdict *v)
+/* Keep the candidates of v->twice whose library is vendored (in rs->graft); sorted. */
+static void keep_twice(struct kw_audit_verdict *v, const struct reason_set *rs)
 {
 	size_t i, k = 0;
 
 	for (i = 0; i < v->twice.n; i++) {
 		char *t = v->twice.v[i];
-		size_t l = strcspn(t, "\t");
-		bool vendored = false;
-		size_t j;
 
-		for (j = 0; j < v->graft.n && !vendored; j++) {
-			vendored = strlen(v->graft.v[j]) == l && strncmp(v->graft.v[j], t, l) == 0;
-		}
-		if (vendored) {
+		if (kw_strmap_get_n(&rs->graft, t, strcspn(t, "\t")) >= 0) {
 			v->twice.v[k++] = t;
 		} else {
 			free(t);
@@ -656,14 +658,14 @@ static int walk_policy(struct kw_audit_verdict *v, struct reason_set *rs, const 
 			}
 			if (!dn->in_overlay) {
 				if (policy_allows(v->policy, dn->name)) {
-					rc = under_allowed(v, g, d);
+					rc = under_allowed(v, rs, g, d);
 					if (rc) {
 						goto out;
 					}
 					continue;
 				}
 				rc = add_reason(v, rs, KW_REASON_LIB, node_label(m, g, ni), dn->name, NULL);
-				if (rc || (rc = kw_strv_push_unique(&v->graft, dn->name))) {
+				if (rc || (rc = kw_strv_push_indexed(&v->graft, &rs->graft, dn->name))) {
 					goto out;
 				}
 			}
@@ -677,45 +679,51 @@ out:
 	return rc;
 }
 
-/* A vendored library brings its own symbol versions and imports along. */
+/*
+ * A vendored library brings its own symbol versions and imports along: each
+ * is checked once, as the first node of that name in the members' graphs
+ * (members in order), in the order of v->graft.
+ */
 static int check_grafted(struct kw_audit *a, struct kw_audit_verdict *v, struct reason_set *rs, bool *sym_ok, bool isa_check)
 {
+	const struct kw_dep_node **first = v->graft.n ? kw_calloc(v->graft.n, sizeof(*first)) : NULL;
 	size_t i, k, j;
+	int rc = 0;
 
-	for (i = 0; i < v->graft.n; i++) {
-		for (k = 0; k < a->n_members; k++) {
-			const struct kw_dep_graph *g = a->members[k].graph;
-			bool done = false;
+	if (v->graft.n && !first) {
+		return KW_ENOMEM;
+	}
+	for (k = 0; k < a->n_members; k++) {
+		const struct kw_dep_graph *g = a->members[k].graph;
 
-			for (j = 1; g && j < g->n_nodes && !done; j++) {
-				const struct kw_dep_node *n = &g->nodes[j];
+		for (j = 1; g && j < g->n_nodes; j++) {
+			const struct kw_dep_node *n = &g->nodes[j];
+			long gi = n->in_overlay || !n->info ? -1 : kw_strmap_get(&rs->graft, n->name);
 
-				if (n->in_overlay || !n->info || strcmp(n->name, v->graft.v[i]) != 0) {
-					continue;
-				}
-				/*
-				 * Only its symbol versions: black-listed imports and fpectl are
-				 * the wheel's own members' business (a system library may well
-				 * import glibc's internals).
-				 */
-				if (check_object(a, v, rs, n->path ? n->path : n->name, n->info, NULL, sym_ok, true)) {
-					return KW_ENOMEM;
-				}
-				if (isa_check && isa_level(n->info)) {
-					a->unsupported_isa = true;
-					if (add_reason(v, rs, KW_REASON_ISA, n->path ? n->path : n->name, NULL,
-						       isa_level(n->info))) {
-						return KW_ENOMEM;
-					}
-				}
-				done = true;
-			}
-			if (done) {
-				break;
+			if (gi >= 0 && !first[gi]) {
+				first[gi] = n;
 			}
 		}
 	}
-	return 0;
+	for (i = 0; !rc && i < v->graft.n; i++) {
+		const struct kw_dep_node *n = first[i];
+
+		if (!n) {
+			continue;
+		}
+		/*
+		 * Only its symbol versions: black-listed imports and fpectl are
+		 * the wheel's own members' business (a system library may well
+		 * import glibc's internals).
+		 */
+		rc = check_object(a, v, rs, n->path ? n->path : n->name, n->info, NULL, sym_ok, true);
+		if (!rc && isa_check && isa_level(n->info)) {
+			a->unsupported_isa = true;
+			rc = add_reason(v, rs, KW_REASON_ISA, n->path ? n->path : n->name, NULL, isa_level(n->info));
+		}
+	}
+	free(first);
+	return rc ? KW_ENOMEM : 0;
 }
 
 /* 32-bit ARM: an older ISA's code runs on a newer core, so armv6l code may sit in an armv7l wheel. */
@@ -874,13 +882,14 @@ static int judge(struct kw_audit *a, const struct kw_policy_set *set, const stru
 			rc = m->info ? check_object(a, v, &rs, m->name, m->info, m->graph, &sym_ok, k >= a->n_members) : 0;
 		}
 		rc = rc ? rc : check_grafted(a, v, &rs, &sym_ok, isa_check);
-		reason_set_release(&rs);
 		if (rc) {
+			reason_set_release(&rs);
 			return kw_error_set(err, KW_ENOMEM, "out of memory");
 		}
 		v->sym_ok = sym_ok;
 		kw_strv_sort(&v->graft);
-		keep_twice(v);
+		keep_twice(v, &rs);
+		reason_set_release(&rs);
 		if (v->n_reasons == 0 && a->best < 0) {
 			a->best = (long)i;
 		}

@@ -108,6 +108,73 @@ START_TEST(b64url_forms)
 END_TEST
 
 /* The first of each string stays where it was, as kw_strv_push_unique one by one would leave it. */
+/*
+ * The index agrees with the list it indexes: push_indexed leaves the list
+ * push_unique would, every string maps to its place, a prefix is looked up
+ * by its length alone, and a failed allocation leaves list and map as they
+ * were.
+ */
+START_TEST(strmap_indexes_a_list)
+{
+	struct kw_strv sv = { 0 }, one = { 0 };
+	struct kw_strmap m = { 0 };
+	size_t i;
+	long k;
+	int rc;
+
+	ck_assert_int_eq(kw_strmap_get(&m, "x"), -1);
+	for (i = 0; i < 30000; i++) {
+		char s[16];
+
+		snprintf(s, sizeof(s), "lib%zu.so", (i * 7919) % 10007);
+		ck_assert_int_eq(kw_strv_push_indexed(&sv, &m, s), 0);
+		ck_assert_int_eq(kw_strv_push_unique(&one, s), 0);
+	}
+	ck_assert_uint_eq(sv.n, 10007);
+	ck_assert_uint_eq(m.n, 10007);
+	for (i = 0; i < sv.n; i++) {
+		ck_assert_str_eq(sv.v[i], one.v[i]);
+		ck_assert_int_eq(kw_strmap_get(&m, sv.v[i]), (long)i);
+	}
+	ck_assert_int_eq(kw_strmap_get(&m, "lib10007.so"), -1);
+	ck_assert_int_eq(kw_strmap_get(&m, ""), -1);
+	ck_assert_int_eq(kw_strmap_get_n(&m, "lib0.so\tlibc.so.6", 7), kw_strmap_get(&m, "lib0.so"));
+	ck_assert_int_eq(kw_strmap_get_n(&m, "lib0.so", 6), -1);
+	/* the first value stays */
+	ck_assert_int_eq(kw_strmap_add(&m, sv.v[5], 99), 0);
+	ck_assert_int_eq(kw_strmap_get(&m, sv.v[5]), 5);
+	kw_strmap_release(&m);
+	kw_strv_release(&sv);
+	kw_strv_release(&one);
+	/* the ninth string grows a map of eight: each allocation of the push failed in turn */
+	for (k = 1; k < 6; k++) {
+		for (i = 0; i < 8; i++) {
+			char s[8];
+
+			snprintf(s, sizeof(s), "s%zu", i);
+			ck_assert_int_eq(kw_strv_push_indexed(&sv, &m, s), 0);
+		}
+		kw_alloc_fail_at(k);
+		rc = kw_strv_push_indexed(&sv, &m, "new.so");
+		kw_alloc_fail_at(0);
+		if (rc == 0) {
+			ck_assert_uint_eq(sv.n, 9);
+			ck_assert_int_eq(kw_strmap_get(&m, "new.so"), 8);
+		} else {
+			ck_assert_int_eq(rc, KW_ENOMEM);
+			ck_assert_uint_eq(sv.n, 8);
+			ck_assert_ptr_null(sv.v[8]);
+			ck_assert_int_eq(kw_strmap_get(&m, "new.so"), -1);
+		}
+		for (i = 0; i < 8; i++) {
+			ck_assert_int_eq(kw_strmap_get(&m, sv.v[i]), (long)i);
+		}
+		kw_strmap_release(&m);
+		kw_strv_release(&sv);
+	}
+}
+END_TEST
+
 START_TEST(strv_dedup_keeps_first_in_order)
 {
 	static const char *const in[] = { "b", "a", "b", "c", "a", "a", "d", "c", "b" };
@@ -418,6 +485,7 @@ int main(void)
 	tcase_add_test(tc, b64url_forms);
 	tcase_add_test(tc, strv_split_keeps_empty_fields);
 	tcase_add_test(tc, strv_dedup_keeps_first_in_order);
+	tcase_add_test(tc, strmap_indexes_a_list);
 	tcase_add_test(tc, alloc_fault_injection);
 	tcase_add_test(tc, ctx_root_is_normalised);
 	tcase_add_test(tc, file_copy_and_map);
