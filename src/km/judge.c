@@ -244,12 +244,16 @@ static int binds_old_version(struct verindexes *vx, const struct kw_elf_info *li
 	return 0;
 }
 
-/* needed: something loads it as a library, so an interpreter segment does not make it a program. */
+/*
+ * needed: something loads it as a library, so an interpreter segment does
+ * not make it a program. vx: the verdict's indexes of the libraries that
+ * provide versions, built once for all its objects (the same libc and
+ * libstdc++ serve hundreds of them).
+ */
 static int judge_info(struct kw_km_object *o, const struct kw_elf_info *info, const struct kw_dep_graph *g,
-		      bool needed)
+		      bool needed, struct verindexes *vx)
 {
 	struct kw_strv unique = { 0 }, hidden = { 0 }, old = { 0 }, rels = { 0 };
-	struct verindexes vx = { 0 };
 	size_t i;
 	int rc = KW_ENOMEM;
 
@@ -313,7 +317,7 @@ static int judge_info(struct kw_km_object *o, const struct kw_elf_info *info, co
 
 				bool is_old = false;
 
-				if (lib && binds_old_version(&vx, lib, s, &is_old)) {
+				if (lib && binds_old_version(vx, lib, s, &is_old)) {
 					goto out;
 				}
 				if (is_old && kw_strv_push_own(&old, kw_asprintf("%s@%s", s->name, s->version))) {
@@ -347,7 +351,6 @@ static int judge_info(struct kw_km_object *o, const struct kw_elf_info *info, co
 	}
 	rc = 0;
 out:
-	verindexes_release(&vx);
 	kw_strv_release(&unique);
 	kw_strv_release(&hidden);
 	kw_strv_release(&old);
@@ -473,7 +476,8 @@ static int walk_deps(struct kw_km_verdict *v, size_t *cap, size_t self, const st
 		}
 		o->mode = KW_KM_LIB;
 		v->needs_deps = true;
-		if (judge_info(o, d->info, NULL, true) || find_plugins(o, d->info, root, key)) {
+		/* No graph: no version is looked up, so no index is needed. */
+		if (judge_info(o, d->info, NULL, true, NULL) || find_plugins(o, d->info, root, key)) {
 			return KW_ENOMEM;
 		}
 	}
@@ -759,6 +763,7 @@ static bool loaded_by_another(const struct kw_audit *a, size_t i)
 int kw_km_judge(const struct kw_audit *a, struct kw_km_verdict *out, struct kw_error *err)
 {
 	struct kw_km_verdict v;
+	struct verindexes vx = { 0 };
 	size_t cap = 0, i;
 	int rc = KW_ENOMEM;
 
@@ -789,7 +794,7 @@ int kw_km_judge(const struct kw_audit *a, struct kw_km_verdict *out, struct kw_e
 		}
 		o->mode = m->extension ? KW_KM_MODULE : KW_KM_LIB;
 		if ((m->info->soname && !(o->soname = kw_strdup(m->info->soname))) ||
-		    judge_info(o, m->info, m->graph, loaded_by_another(a, i))) {
+		    judge_info(o, m->info, m->graph, loaded_by_another(a, i), &vx)) {
 			goto out;
 		}
 	}
@@ -827,6 +832,7 @@ int kw_km_judge(const struct kw_audit *a, struct kw_km_verdict *out, struct kw_e
 	memset(&v, 0, sizeof(v));
 	rc = 0;
 out:
+	verindexes_release(&vx);
 	kw_km_verdict_release(&v);
 	return rc ? kw_error_set(err, rc, "out of memory") : 0;
 }
