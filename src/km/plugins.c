@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "kwheel/elf-decode.h"
 #include "kwheel/elf.h"
 #include "kwheel/km.h"
 
@@ -94,9 +95,10 @@ static int add_plugin(const char *root, const char *path, struct kw_strv *out)
 	return rc;
 }
 
-int km_find_plugins(const char *root, const unsigned char *buf, size_t len, struct kw_strv *out)
+/* The plugins named by the strings that start in [pos, end) of buf; *found counts them. */
+static int scan(const char *root, const unsigned char *buf, size_t len, size_t pos, size_t end, size_t *found,
+		struct kw_strv *out)
 {
-	size_t pos = 0, found = 0;
 	int rc = 0;
 
 	/*
@@ -104,8 +106,8 @@ int km_find_plugins(const char *root, const unsigned char *buf, size_t len, stru
 	 * look for the slashes, which are rare in code and data, rather than
 	 * cut the file at every NUL, which are most of a library's bytes.
 	 */
-	while (!rc && pos < len && found < MAX_PLUGINS) {
-		const char *s = memchr(buf + pos, '/', len - pos), *nul;
+	while (!rc && pos < end && *found < MAX_PLUGINS) {
+		const char *s = memchr(buf + pos, '/', end - pos), *nul;
 		size_t at, n;
 		char *path, *rooted;
 		struct stat st;
@@ -149,7 +151,7 @@ int km_find_plugins(const char *root, const unsigned char *buf, size_t len, stru
 				size_t before = out->n;
 
 				rc = p ? add_plugin(root, p, out) : KW_ENOMEM;
-				found += out->n - before;
+				*found += out->n - before;
 				free(p);
 			}
 			kw_strv_release(&names);
@@ -157,10 +159,44 @@ int km_find_plugins(const char *root, const unsigned char *buf, size_t len, stru
 			size_t before = out->n;
 
 			rc = add_plugin(root, path, out);
-			found += out->n - before;
+			*found += out->n - before;
 		}
 		free(rooted);
 		free(path);
 	}
 	return rc;
+}
+
+/*
+ * A path compiled in is data, read-only (.rodata) or, for a char array,
+ * writable (.data), and never in an executable segment once the linker
+ * keeps code apart (binutils' -z separate-code, the default on x86_64
+ * since 2.31). So only the loaded segments without PF_X are looked at, a
+ * fraction of a large C++ library; a file laid out otherwise (every
+ * loaded segment executable), or whose headers do not read, is looked at
+ * whole.
+ */
+int km_find_plugins(const char *root, const unsigned char *buf, size_t len, struct kw_strv *out)
+{
+	struct kw_elf_raw r;
+	struct kw_elf_ehdr eh;
+	size_t found = 0, i, scanned = 0;
+	int rc = 0;
+
+	if (kw_elf_raw_init(&r, buf, len) != KW_ELF_IDENT_OK || !kw_elf_get_ehdr(&r, &eh)) {
+		return scan(root, buf, len, 0, len, &found, out);
+	}
+	for (i = 0; !rc && i < eh.phnum; i++) {
+		struct kw_elf_phdr ph;
+
+		if (!kw_elf_get_phdr(&r, eh.phoff + i * (uint64_t)kw_elf_phent_size(&r), &ph)) {
+			break;
+		}
+		if (ph.type != 1 /* PT_LOAD */ || (ph.flags & 1 /* PF_X */) || !kw_elf_in_file(&r, ph.offset, ph.filesz)) {
+			continue;
+		}
+		rc = scan(root, buf, len, (size_t)ph.offset, (size_t)(ph.offset + ph.filesz), &found, out);
+		scanned++;
+	}
+	return rc || scanned ? rc : scan(root, buf, len, 0, len, &found, out);
 }
