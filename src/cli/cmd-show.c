@@ -269,13 +269,8 @@ static void work(void *ud, size_t idx)
 static unsigned long shard_of(const char *path, unsigned long n)
 {
 	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-	uint64_t h = 14695981039346656037ull;
 
-	for (; *base; base++) {
-		h ^= (unsigned char)*base;
-		h *= 1099511628211ull;
-	}
-	return (unsigned long)(h % n);
+	return (unsigned long)(kw_hash_bytes(0xcbf29ce484222325ull, base, strlen(base)) % n);
 }
 
 /* "K/N", 0 <= K < N <= 1000000. */

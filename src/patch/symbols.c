@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "kwheel/util.h"
 
 #ifndef DT_ANDROID_REL
 #define DT_ANDROID_REL 0x6000000f
@@ -618,12 +619,7 @@ struct str_index {
 
 static uint64_t fnv(const char *s)
 {
-	uint64_t h = 1469598103934665603ull;
-
-	for (; *s; s++) {
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
-	}
-	return h;
+	return kw_hash_bytes(0xcbf29ce484222325ull, s, strlen(s));
 }
 
 static int index_strings(const struct img *im, struct str_index *x, struct kw_error *err)

@@ -44,12 +44,7 @@ struct htab {
 
 static size_t hash(const char *s)
 {
-	size_t h = (size_t)14695981039346656037ULL;
-
-	for (; *s; s++) {
-		h = (h ^ (unsigned char)*s) * (size_t)1099511628211ULL;
-	}
-	return h;
+	return (size_t)kw_hash_bytes(0xcbf29ce484222325ull, s, strlen(s));
 }
 
 static struct hnode *htab_find(const struct htab *t, const char *key)
