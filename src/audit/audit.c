@@ -1063,6 +1063,7 @@ static bool in_purelib(const char *name)
 
 /* One wheel member's read, made on the pool: its own slot, so the result is the same on any number of threads. */
 struct member_read {
+	bool ran;                  /* read_one was called for it */
 	bool binary;               /* an ELF or wasm member: m holds it */
 	struct kw_audit_member m;
 	int rc;                    /* a failure that stops the audit, in err */
@@ -1074,17 +1075,32 @@ struct reads {
 	unsigned char (*digests)[32];
 	bool *have;
 	struct member_read *r;     /* per wheel member */
+	size_t *order;             /* the members by size, largest first: task t reads order[t] */
 };
 
 /* Member i: is it ELF or wasm, and if so inflated once, hashed and parsed. */
 static void read_one(struct reads *rs, size_t i);
 
-static int read_member(void *ud, size_t i)
+static int read_member(void *ud, size_t t)
 {
 	struct reads *rs = ud;
+	size_t i = rs->order[t];
 
 	read_one(rs, i);
 	return rs->r[i].rc;
+}
+
+struct sized {
+	uint64_t size;
+	size_t i;
+};
+
+/* Larger first; equal sizes in wheel order. */
+static int by_size(const void *x, const void *y)
+{
+	const struct sized *a = x, *b = y;
+
+	return a->size != b->size ? (a->size < b->size) - (a->size > b->size) : (a->i > b->i) - (a->i < b->i);
 }
 
 static void read_one(struct reads *rs, size_t i)
@@ -1098,6 +1114,7 @@ static void read_one(struct reads *rs, size_t i)
 	size_t got = 0;
 	int rc;
 
+	r->ran = true;
 	if (wm->is_dir) {
 		return;
 	}
@@ -1146,23 +1163,56 @@ static void read_one(struct reads *rs, size_t i)
 }
 
 /*
- * The ELF and wasm members, in wheel order, each read on ctx's pool.
- * digests/have (per member index, may be NULL): the sha256 of each one,
- * from the read that parses it. The first failure in wheel order is the
- * one returned, as reading them one after another would give.
+ * The ELF and wasm members, each read on ctx's pool, the largest first:
+ * one big library started last would be the tail that one thread reads
+ * while the others idle. digests/have (per member index, may be NULL):
+ * the sha256 of each one, from the read that parses it. The first failure
+ * in wheel order is the one returned, as reading them one after another
+ * would give: the pool stops starting reads after a failure, so the
+ * members before it in wheel order that were not read are read then, in
+ * order, up to the first that fails.
  */
 static int read_members(struct kw_ctx *ctx, struct kw_audit *a, struct kw_wheel *w, unsigned char (*digests)[32],
 			bool *have, struct kw_error *err)
 {
 	size_t n = kw_wheel_member_count(w), i, k = 0;
-	struct reads rs = { w, digests, have, NULL };
+	struct reads rs = { w, digests, have, NULL, NULL };
+	struct sized *keys = kw_calloc(n ? n : 1, sizeof(*keys));
 	int rc = 0;
 
 	rs.r = kw_calloc(n ? n : 1, sizeof(*rs.r));
-	if (!rs.r) {
+	rs.order = kw_calloc(n ? n : 1, sizeof(*rs.order));
+	if (!rs.r || !rs.order || !keys) {
+		free(rs.r);
+		free(rs.order);
+		free(keys);
 		return kw_error_set(err, KW_ENOMEM, "out of memory");
 	}
-	kw_pool_run_until(ctx->pool, n, read_member, &rs);
+	for (i = 0; i < n; i++) {
+		keys[i].size = kw_wheel_member(w, i)->size;
+		keys[i].i = i;
+	}
+	qsort(keys, n, sizeof(*keys), by_size);
+	for (i = 0; i < n; i++) {
+		rs.order[i] = keys[i].i;
+	}
+	free(keys);
+	if (kw_pool_run_until(ctx->pool, n, read_member, &rs) < n) {
+		size_t first = 0;
+
+		while (first < n && !(rs.r[first].ran && rs.r[first].rc)) {
+			first++;
+		}
+		for (i = 0; i < first; i++) {
+			if (!rs.r[i].ran) {
+				read_one(&rs, i);
+				if (rs.r[i].rc) {
+					break;
+				}
+			}
+		}
+	}
+	free(rs.order);
 	for (i = 0; i < n; i++) {
 		k += rs.r[i].binary;
 	}
