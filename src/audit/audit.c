@@ -292,6 +292,8 @@ struct reason_set {
 	size_t *slot;          /* index + 1 into v->reasons, 0 for empty; n_slot a power of two */
 	size_t n_slot;
 	struct kw_strmap graft, twice;
+	/* What the audit as a whole learns while judging this verdict, merged in after every verdict. */
+	bool blacklisted, unsupported_isa;
 };
 
 static void reason_set_release(struct reason_set *rs)
@@ -515,7 +517,7 @@ static int check_object(struct kw_audit *a, struct kw_audit_verdict *v, struct r
 		 */
 		for (k = 0; black && s->bind != STB_WEAK_ && k < info->n_needed; k++) {
 			if (kw_policy_blacklisted(p, info->needed[k], s->name)) {
-				a->blacklisted = true;
+				rs->blacklisted = true;
 				rc = add_reason(v, rs, KW_REASON_BLACKLIST, who, info->needed[k], s->name);
 				if (rc) {
 					return rc;
@@ -718,7 +720,7 @@ static int check_grafted(struct kw_audit *a, struct kw_audit_verdict *v, struct 
 		 */
 		rc = check_object(a, v, rs, n->path ? n->path : n->name, n->info, NULL, sym_ok, true);
 		if (!rc && isa_check && isa_level(n->info)) {
-			a->unsupported_isa = true;
+			rs->unsupported_isa = true;
 			rc = add_reason(v, rs, KW_REASON_ISA, n->path ? n->path : n->name, NULL, isa_level(n->info));
 		}
 	}
@@ -819,11 +821,78 @@ static const struct kw_policy *android_policy(const struct kw_audit *a, const st
 	return best;
 }
 
-static int judge(struct kw_audit *a, const struct kw_policy_set *set, const struct kw_policy *android,
-		 bool isa_check, struct kw_error *err)
-{
-	size_t i, k, cap = 0;
+/* One verdict's judging (a task of judge's batch): what it learns about the audit goes in out[i]. */
+struct judged {
+	int rc;
+	bool blacklisted, unsupported_isa;
+};
+
+struct judging {
+	struct kw_audit *a;
 	long musl_top;
+	bool isa_check;
+	struct judged *out;
+};
+
+static void judge_task(void *ud, size_t i)
+{
+	struct judging *j = ud;
+	struct kw_audit *a = j->a;
+	struct kw_audit_verdict *v = &a->verdicts[i];
+	struct reason_set rs = { 0 };
+	bool sym_ok = true, isa_check = j->isa_check;
+	long musl_top = j->musl_top;
+	size_t k;
+	int rc = 0;
+
+	/*
+	 * musl versions no symbol, so nothing in a binary shows which musl
+	 * it was built against, and a newer musl's headers and libc may give
+	 * it symbols and ABI (64-bit time_t on 32-bit arches since 1.2) the
+	 * older one lacks. The safe claim is the newest musl kwheel knows,
+	 * which is what auditwheel assumes without a musl build host; the
+	 * older policies stay listed, with this reason.
+	 */
+	if (musl_top >= 0 && (long)i != musl_top) {
+		char *ver = kw_asprintf("%d.%d", a->verdicts[musl_top].policy->major,
+					a->verdicts[musl_top].policy->minor);
+
+		rc = !ver || add_reason(v, &rs, KW_REASON_LIBC_VERSION, NULL, "musl", ver);
+		free(ver);
+		sym_ok = false;
+	}
+	for (k = 0; !rc && k < a->n_members; k++) {
+		rc = check_member_refusals(a, v, &rs, &a->members[k], isa_check);
+	}
+	/* First what must be vendored, then what the result still requires. */
+	for (k = 0; !rc && k < a->n_members; k++) {
+		rc = a->members[k].info ? walk_policy(v, &rs, &a->members[k]) : 0;
+	}
+	for (k = 0; !rc && k < 2 * a->n_members; k++) {
+		const struct kw_audit_member *m = &a->members[k % a->n_members];
+
+		rc = m->info ? check_object(a, v, &rs, m->name, m->info, m->graph, &sym_ok, k >= a->n_members) : 0;
+	}
+	rc = rc ? rc : check_grafted(a, v, &rs, &sym_ok, isa_check);
+	v->sym_ok = sym_ok;
+	kw_strv_sort(&v->graft);
+	keep_twice(v, &rs);
+	j->out[i].rc = rc;
+	j->out[i].blacklisted = rs.blacklisted;
+	j->out[i].unsupported_isa = rs.unsupported_isa;
+	reason_set_release(&rs);
+}
+
+/*
+ * The verdict of each policy of the wheel's family, judged as tasks of one
+ * batch on pool (they share nothing but the read-only members and graphs),
+ * then merged in policy order: the same verdicts on any number of threads.
+ */
+static int judge(struct kw_audit *a, struct kw_pool *pool, const struct kw_policy_set *set,
+		 const struct kw_policy *android, bool isa_check, struct kw_error *err)
+{
+	struct judging j = { 0 };
+	size_t i, cap = 0;
 
 	for (i = 0; i < set->n_policies; i++) {
 		const struct kw_policy *p = &set->policies[i];
@@ -846,74 +915,76 @@ static int judge(struct kw_audit *a, const struct kw_policy_set *set, const stru
 	}
 	a->best = -1;
 	a->sym_best = -1;
-	musl_top = newest_musl(a);
+	j.a = a;
+	j.musl_top = newest_musl(a);
+	j.isa_check = isa_check;
+	j.out = kw_calloc(a->n_verdicts ? a->n_verdicts : 1, sizeof(*j.out));
+	if (!j.out) {
+		return kw_error_set(err, KW_ENOMEM, "out of memory");
+	}
+	kw_pool_run(pool, a->n_verdicts, judge_task, &j);
 	for (i = 0; i < a->n_verdicts; i++) {
-		struct kw_audit_verdict *v = &a->verdicts[i];
-		struct reason_set rs = { 0 };
-		bool sym_ok = true;
-		int rc = 0;
+		const struct kw_audit_verdict *v = &a->verdicts[i];
 
-		/*
-		 * musl versions no symbol, so nothing in a binary shows which musl
-		 * it was built against, and a newer musl's headers and libc may give
-		 * it symbols and ABI (64-bit time_t on 32-bit arches since 1.2) the
-		 * older one lacks. The safe claim is the newest musl kwheel knows,
-		 * which is what auditwheel assumes without a musl build host; the
-		 * older policies stay listed, with this reason.
-		 */
-		if (musl_top >= 0 && (long)i != musl_top) {
-			char *ver = kw_asprintf("%d.%d", a->verdicts[musl_top].policy->major,
-						a->verdicts[musl_top].policy->minor);
-
-			rc = !ver || add_reason(v, &rs, KW_REASON_LIBC_VERSION, NULL, "musl", ver);
-			free(ver);
-			sym_ok = false;
-		}
-		for (k = 0; !rc && k < a->n_members; k++) {
-			rc = check_member_refusals(a, v, &rs, &a->members[k], isa_check);
-		}
-		/* First what must be vendored, then what the result still requires. */
-		for (k = 0; !rc && k < a->n_members; k++) {
-			rc = a->members[k].info ? walk_policy(v, &rs, &a->members[k]) : 0;
-		}
-		for (k = 0; !rc && k < 2 * a->n_members; k++) {
-			const struct kw_audit_member *m = &a->members[k % a->n_members];
-
-			rc = m->info ? check_object(a, v, &rs, m->name, m->info, m->graph, &sym_ok, k >= a->n_members) : 0;
-		}
-		rc = rc ? rc : check_grafted(a, v, &rs, &sym_ok, isa_check);
-		if (rc) {
-			reason_set_release(&rs);
+		if (j.out[i].rc) {
+			free(j.out);
 			return kw_error_set(err, KW_ENOMEM, "out of memory");
 		}
-		v->sym_ok = sym_ok;
-		kw_strv_sort(&v->graft);
-		keep_twice(v, &rs);
-		reason_set_release(&rs);
+		a->blacklisted = a->blacklisted || j.out[i].blacklisted;
+		a->unsupported_isa = a->unsupported_isa || j.out[i].unsupported_isa;
 		if (v->n_reasons == 0 && a->best < 0) {
 			a->best = (long)i;
 		}
-		if (sym_ok && a->sym_best < 0) {
+		if (v->sym_ok && a->sym_best < 0) {
 			a->sym_best = (long)i;
 		}
 	}
+	free(j.out);
 	return 0;
 }
 
-static int add_lib(struct kw_audit *a, size_t *cap, const struct kw_dep_node *dn, const char *by)
-{
-	struct kw_audit_lib *l = NULL;
-	size_t i;
+/*
+ * collect_libs' indexes: each library by SONAME and real path, and each
+ * (library, needer) pair already listed, under keys that cannot collide
+ * whatever bytes the names hold (a length, or an index, then ':').
+ */
+struct lib_index {
+	struct kw_strv keys;
+	struct kw_strmap libs, edges;
+};
 
-	for (i = 0; i < a->n_libs; i++) {
-		if (strcmp(a->libs[i].soname, dn->name) == 0 &&
-		    !strcmp(a->libs[i].realpath ? a->libs[i].realpath : "",
-			    dn->realpath ? dn->realpath : "")) {
-			l = &a->libs[i];
-			break;
-		}
+/* key (taken) in m: 1 with its value in *val if it is there, else 0 once added with value fresh; or KW_ENOMEM. */
+static int index_key(struct lib_index *x, struct kw_strmap *m, char *key, size_t fresh, size_t *val)
+{
+	long have;
+
+	if (!key) {
+		return KW_ENOMEM;
 	}
-	if (!l) {
+	have = kw_strmap_get(m, key);
+	if (have >= 0) {
+		free(key);
+		*val = (size_t)have;
+		return 1;
+	}
+	if (kw_strv_push_own(&x->keys, key) || kw_strmap_add(m, x->keys.v[x->keys.n - 1], fresh) < 0) {
+		return KW_ENOMEM;
+	}
+	*val = fresh;
+	return 0;
+}
+
+static int add_lib(struct kw_audit *a, size_t *cap, struct lib_index *x, const struct kw_dep_node *dn, const char *by)
+{
+	const char *real = dn->realpath ? dn->realpath : "";
+	struct kw_audit_lib *l;
+	size_t i, unused;
+	int rc = index_key(x, &x->libs, kw_asprintf("%zu:%s%s", strlen(dn->name), dn->name, real), a->n_libs, &i);
+
+	if (rc < 0) {
+		return rc;
+	}
+	if (rc == 0) {
 		if (kw_grow(&a->libs, cap, a->n_libs + 1, sizeof(*a->libs))) {
 			return KW_ENOMEM;
 		}
@@ -927,22 +998,21 @@ static int add_lib(struct kw_audit *a, size_t *cap, const struct kw_dep_node *dn
 			return KW_ENOMEM;
 		}
 	}
-	return kw_strv_push_unique(&l->needed_by, by);
+	rc = index_key(x, &x->edges, kw_asprintf("%zu:%s", i, by), 0, &unused);
+	return rc < 0 ? rc : rc == 0 ? kw_strv_push(&a->libs[i].needed_by, by) : 0;
 }
 
-/* Every library outside the wheel that any member reaches, and who needs it. */
+/* Every library outside the wheel that any member reaches, and who needs it, each in the order first met. */
 static int collect_libs(struct kw_audit *a)
 {
+	struct lib_index x = { 0 };
 	size_t cap = 0, i, k, d;
-	int rc;
+	int rc = 0;
 
-	for (i = 0; i < a->n_members; i++) {
+	for (i = 0; !rc && i < a->n_members; i++) {
 		const struct kw_dep_graph *g = a->members[i].graph;
 
-		if (!g) {
-			continue;
-		}
-		for (k = 0; k < g->n_nodes; k++) {
+		for (k = 0; !rc && g && k < g->n_nodes; k++) {
 			const struct kw_dep_node *n = &g->nodes[k];
 			const char *by = node_label(&a->members[i], g, k);
 
@@ -950,20 +1020,20 @@ static int collect_libs(struct kw_audit *a)
 			if (k > 0 && !n->in_overlay && kw_audit_is_libpython(n->name)) {
 				continue;
 			}
-			for (d = 0; d < n->n_deps; d++) {
+			for (d = 0; !rc && d < n->n_deps; d++) {
 				size_t j = n->deps[d];
 
 				if (j == 0 || j >= g->n_nodes || g->nodes[j].in_overlay) {
 					continue;
 				}
-				rc = add_lib(a, &cap, &g->nodes[j], by);
-				if (rc) {
-					return rc;
-				}
+				rc = add_lib(a, &cap, &x, &g->nodes[j], by);
 			}
 		}
 	}
-	return 0;
+	kw_strmap_release(&x.libs);
+	kw_strmap_release(&x.edges);
+	kw_strv_release(&x.keys);
+	return rc;
 }
 
 static int collect_symvers(struct kw_audit *a)
@@ -1750,7 +1820,7 @@ int kw_audit_wheel_flags(struct kw_ctx *ctx, const char *path, unsigned flags, s
 		a->family = libc_family(a);
 	}
 	if (a->arch && !a->no_policy) {
-		rc = judge(a, set, android, !(flags & KW_AUDIT_NO_ISA_CHECK), err);
+		rc = judge(a, ctx->pool, set, android, !(flags & KW_AUDIT_NO_ISA_CHECK), err);
 		if (rc) {
 			goto out;
 		}
