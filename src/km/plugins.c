@@ -169,34 +169,42 @@ static int scan(const char *root, const unsigned char *buf, size_t len, size_t p
 
 /*
  * A path compiled in is data, read-only (.rodata) or, for a char array,
- * writable (.data), and never in an executable segment once the linker
- * keeps code apart (binutils' -z separate-code, the default on x86_64
- * since 2.31). So only the loaded segments without PF_X are looked at, a
- * fraction of a large C++ library; a file laid out otherwise (every
- * loaded segment executable), or whose headers do not read, is looked at
- * whole.
+ * writable (.data). Once the linker keeps code apart (binutils' -z
+ * separate-code, the default on x86_64 since 2.31) .rodata has a loaded
+ * segment of its own, neither executable nor writable, and no data lies in
+ * an executable one: then only the loaded segments without PF_X are looked
+ * at, a fraction of a large C++ library. A file laid out the older way
+ * (.rodata inside the executable segment: no read-only one), or whose
+ * headers do not read, is looked at whole.
  */
 int km_find_plugins(const char *root, const unsigned char *buf, size_t len, struct kw_strv *out)
 {
 	struct kw_elf_raw r;
 	struct kw_elf_ehdr eh;
-	size_t found = 0, i, scanned = 0;
+	struct kw_elf_phdr ph;
+	size_t found = 0, i;
+	bool separate = false;
 	int rc = 0;
 
 	if (kw_elf_raw_init(&r, buf, len) != KW_ELF_IDENT_OK || !kw_elf_get_ehdr(&r, &eh)) {
 		return scan(root, buf, len, 0, len, &found, out);
 	}
-	for (i = 0; !rc && i < eh.phnum; i++) {
-		struct kw_elf_phdr ph;
-
+	for (i = 0; i < eh.phnum && !separate; i++) {
 		if (!kw_elf_get_phdr(&r, eh.phoff + i * (uint64_t)kw_elf_phent_size(&r), &ph)) {
 			break;
 		}
-		if (ph.type != 1 /* PT_LOAD */ || (ph.flags & 1 /* PF_X */) || !kw_elf_in_file(&r, ph.offset, ph.filesz)) {
-			continue;
-		}
-		rc = scan(root, buf, len, (size_t)ph.offset, (size_t)(ph.offset + ph.filesz), &found, out);
-		scanned++;
+		separate = ph.type == 1 /* PT_LOAD */ && !(ph.flags & 3 /* PF_X | PF_W */) && ph.filesz > 0;
 	}
-	return rc || scanned ? rc : scan(root, buf, len, 0, len, &found, out);
+	if (!separate) {
+		return scan(root, buf, len, 0, len, &found, out);
+	}
+	for (i = 0; !rc && i < eh.phnum; i++) {
+		if (!kw_elf_get_phdr(&r, eh.phoff + i * (uint64_t)kw_elf_phent_size(&r), &ph)) {
+			break;
+		}
+		if (ph.type == 1 /* PT_LOAD */ && !(ph.flags & 1 /* PF_X */) && kw_elf_in_file(&r, ph.offset, ph.filesz)) {
+			rc = scan(root, buf, len, (size_t)ph.offset, (size_t)(ph.offset + ph.filesz), &found, out);
+		}
+	}
+	return rc;
 }
