@@ -277,15 +277,12 @@ bool kw_audit_is_extension(const struct kw_elf_info *info, const char *name)
 }
 
 /*
- * A verdict's reasons as they are collected: the array's capacity, and an
- * index of them by content, so that the same reason met through another
- * path is found in constant time (a torch-sized wheel gives 1,500 reasons
- * to a policy, and a linear search per insert was a tenth of show).
- */
-/*
- * The judge's indexes of one verdict, so that nothing it does per library
- * is a scan: its reasons, and its lists of what to vendor and what would
- * load twice (each string to its index there).
+ * One verdict as it is judged: its reasons' array capacity and an index of
+ * them by content, so that the same reason met through another path is
+ * found in constant time (a torch-sized wheel gives 1,500 reasons to a
+ * policy, and a linear search per insert was a tenth of show); and indexes
+ * of its lists of what to vendor and what would load twice (each string to
+ * its index there), which were scanned per library too.
  */
 struct reason_set {
 	size_t cap;
