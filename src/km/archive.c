@@ -19,7 +19,7 @@
 
 struct member {
 	const char *name;
-	unsigned char *data;
+	unsigned char *data;   /* mapped only while its symbols are read */
 	size_t len;
 	struct kw_strv syms;   /* global definitions */
 	uint64_t hdr_off;
@@ -104,16 +104,23 @@ int km_archive_write(FILE *f, const char *path, const char *const *objects, cons
 	struct kw_strv longnames = { 0 };
 	size_t i, k, n_syms = 0, str_len = 0, long_len = 0;
 	uint64_t off;
-	int rc = 0;
+	int rc = 0, fd;
 
 	if (!m) {
 		return kw_error_set(err, KW_ENOMEM, "out of memory");
 	}
+	/*
+	 * Each object is mapped for its symbols, then let go: the bytes are
+	 * copied from the file by the kernel when its turn comes, so memory
+	 * is one object at a time, not the archive (a closure's is 500 MB).
+	 */
 	for (i = 0; !rc && i < n; i++) {
 		m[i].name = names[i];
 		rc = kw_map_file(objects[i], &m[i].data, &m[i].len, err);
 		if (!rc) {
 			rc = defined_globals(&m[i], err);
+			kw_unmap_file(m[i].data, m[i].len);
+			m[i].data = NULL;
 		}
 		for (k = 0; !rc && k < m[i].syms.n; k++) {
 			str_len += strlen(m[i].syms.v[k]) + 1;
@@ -173,17 +180,31 @@ int km_archive_write(FILE *f, const char *path, const char *const *objects, cons
 			snprintf(nm, sizeof(nm), "%s/", names[i]);
 		}
 		header(f, nm, m[i].len);
-		fwrite(m[i].data, 1, m[i].len, f);
+		if (fflush(f) != 0) {
+			break;
+		}
+		fd = open(objects[i], O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0 || kw_copy_range(fd, 0, fileno(f), m[i].len) < 0) {
+			rc = kw_error_set(err, KW_EIO, "cannot copy '%s' into '%s': %s", objects[i], path, strerror(errno));
+			if (fd >= 0) {
+				close(fd);
+			}
+			goto out;
+		}
+		close(fd);
+		/* The stream goes on where the copy left the file. */
+		if (fseeko(f, 0, SEEK_END) != 0) {
+			break;
+		}
 		if (m[i].len & 1) {
 			fputc('\n', f);
 		}
 	}
-	if (ferror(f)) {
+	if (i < n || ferror(f)) {
 		rc = kw_error_set(err, KW_EIO, "cannot write '%s': %s", path, strerror(errno));
 	}
 out:
 	for (i = 0; i < n; i++) {
-		kw_unmap_file(m[i].data, m[i].len);
 		kw_strv_release(&m[i].syms);
 	}
 	kw_strv_release(&longnames);
