@@ -286,8 +286,9 @@ static int finish(int out, uint64_t pos, const struct central *cd, const char *d
  * member under CHUNKED_MIN is one task, deflated whole by libdeflate (about
  * twice zlib's speed at the same level, and as small); a larger one is a
  * task per PIECE, each deflated by libdeflate on its own and then made a
- * piece of the longer stream (unfinal). A task appends what it made to the commit's scratch file and
- * records where, so memory is a few pieces per thread, not the output. The
+ * piece of the longer stream (unfinal). A task appends what it made to the
+ * commit's scratch file and records where, so memory is a few pieces per
+ * thread, not the output. The
  * bytes of a task depend on its input alone, and the wheel is written from
  * the records in member order: the same bytes on any number of threads.
  */
