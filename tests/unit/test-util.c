@@ -123,20 +123,21 @@ START_TEST(strmap_indexes_a_list)
 	int rc;
 
 	ck_assert_int_eq(kw_strmap_get(&m, "x"), -1);
-	for (i = 0; i < 30000; i++) {
+	/* push_unique, the oracle, scans: a few thousand names keep it quick under the sanitizers */
+	for (i = 0; i < 3000; i++) {
 		char s[16];
 
-		snprintf(s, sizeof(s), "lib%zu.so", (i * 7919) % 10007);
+		snprintf(s, sizeof(s), "lib%zu.so", (i * 7919) % 1009);
 		ck_assert_int_eq(kw_strv_push_indexed(&sv, &m, s), 0);
 		ck_assert_int_eq(kw_strv_push_unique(&one, s), 0);
 	}
-	ck_assert_uint_eq(sv.n, 10007);
-	ck_assert_uint_eq(m.n, 10007);
+	ck_assert_uint_eq(sv.n, 1009);
+	ck_assert_uint_eq(m.n, 1009);
 	for (i = 0; i < sv.n; i++) {
 		ck_assert_str_eq(sv.v[i], one.v[i]);
 		ck_assert_int_eq(kw_strmap_get(&m, sv.v[i]), (long)i);
 	}
-	ck_assert_int_eq(kw_strmap_get(&m, "lib10007.so"), -1);
+	ck_assert_int_eq(kw_strmap_get(&m, "lib1009.so"), -1);
 	ck_assert_int_eq(kw_strmap_get(&m, ""), -1);
 	ck_assert_int_eq(kw_strmap_get_n(&m, "lib0.so\tlibc.so.6", 7), kw_strmap_get(&m, "lib0.so"));
 	ck_assert_int_eq(kw_strmap_get_n(&m, "lib0.so", 6), -1);
