@@ -1137,12 +1137,17 @@ struct member_read {
 	struct kw_error err;
 };
 
+struct sized {
+	uint64_t size;
+	size_t i;
+};
+
 struct reads {
 	struct kw_wheel *w;
 	unsigned char (*digests)[32];
 	bool *have;
 	struct member_read *r;     /* per wheel member */
-	size_t *order;             /* the members by size, largest first: task t reads order[t] */
+	struct sized *order;       /* the members by size, largest first: task t reads order[t].i */
 };
 
 /* Member i: is it ELF or wasm, and if so inflated once, hashed and parsed. */
@@ -1151,16 +1156,11 @@ static void read_one(struct reads *rs, size_t i);
 static int read_member(void *ud, size_t t)
 {
 	struct reads *rs = ud;
-	size_t i = rs->order[t];
+	size_t i = rs->order[t].i;
 
 	read_one(rs, i);
 	return rs->r[i].rc;
 }
-
-struct sized {
-	uint64_t size;
-	size_t i;
-};
 
 /* Larger first; equal sizes in wheel order. */
 static int by_size(const void *x, const void *y)
@@ -1244,26 +1244,20 @@ static int read_members(struct kw_ctx *ctx, struct kw_audit *a, struct kw_wheel 
 {
 	size_t n = kw_wheel_member_count(w), i, k = 0;
 	struct reads rs = { w, digests, have, NULL, NULL };
-	struct sized *keys = kw_calloc(n ? n : 1, sizeof(*keys));
 	int rc = 0;
 
 	rs.r = kw_calloc(n ? n : 1, sizeof(*rs.r));
 	rs.order = kw_calloc(n ? n : 1, sizeof(*rs.order));
-	if (!rs.r || !rs.order || !keys) {
+	if (!rs.r || !rs.order) {
 		free(rs.r);
 		free(rs.order);
-		free(keys);
 		return kw_error_set(err, KW_ENOMEM, "out of memory");
 	}
 	for (i = 0; i < n; i++) {
-		keys[i].size = kw_wheel_member(w, i)->size;
-		keys[i].i = i;
+		rs.order[i].size = kw_wheel_member(w, i)->size;
+		rs.order[i].i = i;
 	}
-	qsort(keys, n, sizeof(*keys), by_size);
-	for (i = 0; i < n; i++) {
-		rs.order[i] = keys[i].i;
-	}
-	free(keys);
+	qsort(rs.order, n, sizeof(*rs.order), by_size);
 	if (kw_pool_run_until(ctx->pool, n, read_member, &rs) < n) {
 		size_t first = 0;
 
