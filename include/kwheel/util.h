@@ -60,8 +60,12 @@ long kw_strmap_get_n(const struct kw_strmap *m, const char *s, size_t n);
 void kw_strmap_release(struct kw_strmap *m);
 /* kw_strv_push_unique with m indexing sv (each string to its index): O(1) rather than a scan. */
 int kw_strv_push_indexed(struct kw_strv *sv, struct kw_strmap *m, const char *s);
-/* FNV-1a of the first n bytes of s, continuing from h (0xcbf29ce484222325 to start). */
+/* FNV-1a's offset basis: where a hash of a new string starts. */
+#define KW_FNV_BASIS 0xcbf29ce484222325ull
+/* FNV-1a of the first n bytes of s, continuing from h (KW_FNV_BASIS to start). */
 uint64_t kw_hash_bytes(uint64_t h, const char *s, size_t n);
+/* FNV-1a of the string s, from KW_FNV_BASIS. */
+uint64_t kw_hash_str(const char *s);
 
 /*
  * A growable string. Zero-initialised is empty. Appends never fail loudly:

@@ -310,7 +310,7 @@ static uint64_t hash_str(uint64_t h, const char *s)
 
 static uint64_t reason_hash(enum kw_reason_kind kind, const char *member, const char *lib, const char *what)
 {
-	uint64_t h = (0xcbf29ce484222325ull ^ (uint64_t)kind) * 0x100000001b3ull;
+	uint64_t h = (KW_FNV_BASIS ^ (uint64_t)kind) * 0x100000001b3ull;
 
 	return hash_str(hash_str(hash_str(h, member), lib), what);
 }

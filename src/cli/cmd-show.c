@@ -270,7 +270,7 @@ static unsigned long shard_of(const char *path, unsigned long n)
 {
 	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
 
-	return (unsigned long)(kw_hash_bytes(0xcbf29ce484222325ull, base, strlen(base)) % n);
+	return (unsigned long)(kw_hash_str(base) % n);
 }
 
 /* "K/N", 0 <= K < N <= 1000000. */

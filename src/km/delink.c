@@ -1302,7 +1302,7 @@ void kw_km_converted_release(struct kw_km_converted *c)
  */
 __attribute__((noinline)) static uint64_t fnv1a64(const unsigned char *buf, size_t len)
 {
-	uint64_t h = 0xcbf29ce484222325ull, w;
+	uint64_t h = KW_FNV_BASIS, w;
 	size_t k;
 
 	for (k = 0; k + 8 <= len; k += 8) {

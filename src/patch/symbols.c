@@ -617,11 +617,6 @@ struct str_index {
 	size_t mask;
 };
 
-static uint64_t fnv(const char *s)
-{
-	return kw_hash_bytes(0xcbf29ce484222325ull, s, strlen(s));
-}
-
 static int index_strings(const struct img *im, struct str_index *x, struct kw_error *err)
 {
 	const char *base = (const char *)im->b + im->str_off;
@@ -647,7 +642,7 @@ static int index_strings(const struct img *im, struct str_index *x, struct kw_er
 			if (!memchr(base + i, 0, im->str_size - i)) {
 				break;
 			}
-			for (h = fnv(base + i) & x->mask; x->slot[h]; h = (h + 1) & x->mask) {
+			for (h = kw_hash_str(base + i) & x->mask; x->slot[h]; h = (h + 1) & x->mask) {
 				if (strcmp(base + x->slot[h] - 1, base + i) == 0) {
 					break;
 				}
@@ -665,7 +660,7 @@ static bool index_find(const struct img *im, const struct str_index *x, const ch
 	const char *base = (const char *)im->b + im->str_off;
 	size_t h;
 
-	for (h = fnv(s) & x->mask; x->slot[h]; h = (h + 1) & x->mask) {
+	for (h = kw_hash_str(s) & x->mask; x->slot[h]; h = (h + 1) & x->mask) {
 		if (strcmp(base + x->slot[h] - 1, s) == 0) {
 			*off = x->slot[h] - 1;
 			return true;

@@ -42,11 +42,6 @@ struct htab {
 	size_t nb, n;
 };
 
-static size_t hash(const char *s)
-{
-	return (size_t)kw_hash_bytes(0xcbf29ce484222325ull, s, strlen(s));
-}
-
 static struct hnode *htab_find(const struct htab *t, const char *key)
 {
 	struct hnode *n;
@@ -54,7 +49,7 @@ static struct hnode *htab_find(const struct htab *t, const char *key)
 	if (!t->nb) {
 		return NULL;
 	}
-	for (n = t->b[hash(key) & (t->nb - 1)]; n; n = n->next) {
+	for (n = t->b[(size_t)kw_hash_str(key) & (t->nb - 1)]; n; n = n->next) {
 		if (strcmp(n->key, key) == 0) {
 			return n;
 		}
@@ -76,7 +71,7 @@ static int htab_add(struct htab *t, struct hnode *n)
 			struct hnode *x = t->b[i], *xn;
 
 			for (; x; x = xn) {
-				size_t h = hash(x->key) & (nb - 1);
+				size_t h = (size_t)kw_hash_str(x->key) & (nb - 1);
 
 				xn = x->next;
 				x->next = b[h];
@@ -88,7 +83,7 @@ static int htab_add(struct htab *t, struct hnode *n)
 		t->nb = nb;
 	}
 	{
-		size_t h = hash(n->key) & (t->nb - 1);
+		size_t h = (size_t)kw_hash_str(n->key) & (t->nb - 1);
 
 		n->next = t->b[h];
 		t->b[h] = n;

@@ -14,10 +14,15 @@ uint64_t kw_hash_bytes(uint64_t h, const char *s, size_t n)
 	return h;
 }
 
+uint64_t kw_hash_str(const char *s)
+{
+	return kw_hash_bytes(KW_FNV_BASIS, s, strlen(s));
+}
+
 /* The slot of the first n bytes of s: where it is, or the empty one where it would go. */
 static struct kw_strmap_slot *find(const struct kw_strmap *m, const char *s, size_t n)
 {
-	size_t mask = m->n_slot - 1, i = (size_t)kw_hash_bytes(0xcbf29ce484222325ull, s, n) & mask;
+	size_t mask = m->n_slot - 1, i = (size_t)kw_hash_bytes(KW_FNV_BASIS, s, n) & mask;
 
 	/* Never full (grown at half), so the probe ends. */
 	for (;; i = (i + 1) & mask) {
