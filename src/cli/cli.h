@@ -73,6 +73,15 @@ int kw_cli_resolve_opt(struct kw_ctx *ctx, int c, const char *arg, struct kw_err
  * Without a pool (out of memory), in order here.
  */
 void kw_cli_pool_run(struct kw_ctx *ctx, long jobs, size_t n, void (*fn)(void *ud, size_t i), void *ud);
+/*
+ * The pool alone, for work done in order here whose pieces run on it: set
+ * as ctx->pool with threads threads (0: every core; none without memory);
+ * kw_cli_pool_close frees it and unsets ctx->pool.
+ */
+void kw_cli_pool_open(struct kw_ctx *ctx, long threads);
+void kw_cli_pool_close(struct kw_ctx *ctx);
+/* -j's argument into *jobs (1 to 256): 0, or the usage exit code of cmd after saying why. */
+int kw_cli_jobs(const char *cmd, const char *arg, long *jobs);
 
 /*
  * A progress line for one long piece of work, on stderr (the caller checks

@@ -254,7 +254,6 @@ static int cmd_repair(struct kw_ctx *ctx, int argc, char **argv)
 	kw_cli_opts(helps, longopts, 32, shortopts, sizeof(shortopts));
 	while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
 		int r = kw_cli_resolve_opt(ctx, c, optarg, &err);
-		char *end;
 
 		if (r < 0) {
 			rc = kw_cli_error(&err);
@@ -292,10 +291,7 @@ static int cmd_repair(struct kw_ctx *ctx, int argc, char **argv)
 			fprintf(stderr, "kwheel: --patcher %s ignored: kwheel edits ELF files itself\n", optarg);
 			break;
 		case 'j':
-			errno = 0;
-			jobs = strtol(optarg, &end, 10);
-			if (errno || *end || jobs < 1 || jobs > 256) {
-				rc = kw_cli_usage("repair", "--jobs takes a number from 1 to 256, not '%s'", optarg);
+			if ((rc = kw_cli_jobs("repair", optarg, &jobs))) {
 				goto out;
 			}
 			break;

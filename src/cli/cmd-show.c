@@ -368,12 +368,10 @@ static int cmd_show(struct kw_ctx *ctx, int argc, char **argv)
 			skip_done = optarg;
 			break;
 		case 'j': {
-			char *end;
+			int u = kw_cli_jobs("show", optarg, &jobs);
 
-			errno = 0;
-			jobs = strtol(optarg, &end, 10);
-			if (errno || *end || jobs < 1 || jobs > 256) {
-				return kw_cli_usage("show", "--jobs takes a number from 1 to 256, not '%s'", optarg);
+			if (u) {
+				return u;
 			}
 			break;
 		}

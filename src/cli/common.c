@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -123,14 +124,24 @@ int kw_cli_resolve_opt(struct kw_ctx *ctx, int c, const char *arg, struct kw_err
 	return 0;
 }
 
-void kw_cli_pool_run(struct kw_ctx *ctx, long jobs, size_t n, void (*fn)(void *ud, size_t i), void *ud)
+int kw_cli_jobs(const char *cmd, const char *arg, long *jobs)
+{
+	char *end;
+
+	errno = 0;
+	*jobs = strtol(arg, &end, 10);
+	if (errno || end == arg || *end || *jobs < 1 || *jobs > 256) {
+		return kw_cli_usage(cmd, "--jobs takes a number from 1 to 256, not '%s'", arg);
+	}
+	return 0;
+}
+
+void kw_cli_pool_open(struct kw_ctx *ctx, long threads)
 {
 	struct kw_pool *pool = NULL;
 	struct kw_error err = { 0 };
-	long threads = jobs;
-	size_t i;
 
-	if (jobs == 0) {
+	if (threads == 0) {
 		long cores = sysconf(_SC_NPROCESSORS_ONLN);
 
 		threads = cores < 1 ? 1 : cores > 256 ? 256 : cores;
@@ -138,6 +149,19 @@ void kw_cli_pool_run(struct kw_ctx *ctx, long jobs, size_t n, void (*fn)(void *u
 	if (threads > 1 && kw_pool_new((unsigned)threads, &pool, &err) == 0) {
 		ctx->pool = pool;
 	}
+}
+
+void kw_cli_pool_close(struct kw_ctx *ctx)
+{
+	kw_pool_free(ctx->pool);
+	ctx->pool = NULL;
+}
+
+void kw_cli_pool_run(struct kw_ctx *ctx, long jobs, size_t n, void (*fn)(void *ud, size_t i), void *ud)
+{
+	size_t i;
+
+	kw_cli_pool_open(ctx, jobs);
 	if (jobs == 0) {
 		for (i = 0; i < n; i++) {
 			fn(ud, i);
@@ -145,8 +169,7 @@ void kw_cli_pool_run(struct kw_ctx *ctx, long jobs, size_t n, void (*fn)(void *u
 	} else {
 		kw_pool_run(ctx->pool, n, fn, ud);
 	}
-	ctx->pool = NULL;
-	kw_pool_free(pool);
+	kw_cli_pool_close(ctx);
 }
 
 void kw_cli_progress_init(struct kw_cli_progress *p, const char *name)
