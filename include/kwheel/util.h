@@ -151,6 +151,8 @@ int kw_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
  * (EIO if in ends before off + len).
  */
 int kw_copy_range(int in, uint64_t off, int out, uint64_t len);
+/* The same to out at offset out_off, out's position untouched (as pwrite is to write). */
+int kw_pcopy_range(int in, uint64_t off, int out, uint64_t out_off, uint64_t len);
 /* Copy src to a new file dst (created with mode; it must not exist, and a link there is not followed). */
 int kw_copy_file(const char *src, const char *dst, unsigned mode, struct kw_error *err);
 

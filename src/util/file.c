@@ -113,8 +113,8 @@ int kw_write_all(int fd, const void *buf, size_t len)
 	return write_loop(fd, buf, len, false, 0);
 }
 
-/* kw_copy_range where the kernel cannot copy: through a bounded buffer. */
-static int copy_by_hand(int in, uint64_t off, int out, uint64_t len)
+/* copy_range where the kernel cannot copy: through a bounded buffer. */
+static int copy_by_hand(int in, uint64_t off, int out, bool at, uint64_t out_off, uint64_t len)
 {
 	unsigned char buf[1 << 16];
 
@@ -131,21 +131,24 @@ static int copy_by_hand(int in, uint64_t off, int out, uint64_t len)
 			}
 			return -1;
 		}
-		if (kw_write_all(out, buf, (size_t)n) < 0) {
+		if (write_loop(out, buf, (size_t)n, at, out_off) < 0) {
 			return -1;
 		}
 		off += (uint64_t)n;
+		out_off += (uint64_t)n;
 		len -= (uint64_t)n;
 	}
 	return 0;
 }
 
-int kw_copy_range(int in, uint64_t off, int out, uint64_t len)
+/* Both copies: to out's position, or to out_off when at is set. */
+static int copy_range(int in, uint64_t off, int out, bool at, uint64_t out_off, uint64_t len)
 {
-	off_t o = (off_t)off; /* 64 bits: the build sets _FILE_OFFSET_BITS */
+	off_t o = (off_t)off, oo = (off_t)out_off; /* 64 bits: the build sets _FILE_OFFSET_BITS */
 
 	while (len > 0) {
-		ssize_t n = copy_file_range(in, &o, out, NULL, len > (1u << 30) ? (1u << 30) : (size_t)len, 0);
+		ssize_t n = copy_file_range(in, &o, out, at ? &oo : NULL, len > (1u << 30) ? (1u << 30) : (size_t)len,
+					    0);
 
 		if (n < 0 && errno == EINTR) {
 			continue;
@@ -157,7 +160,7 @@ int kw_copy_range(int in, uint64_t off, int out, uint64_t len)
 			 * after 5.19, a pipe or device, a seccomp filter): nothing
 			 * was copied by the failing call, so do the rest by hand.
 			 */
-			return copy_by_hand(in, (uint64_t)o, out, len);
+			return copy_by_hand(in, (uint64_t)o, out, at, (uint64_t)oo, len);
 		}
 		if (n <= 0) {
 			if (n == 0) {
@@ -168,6 +171,16 @@ int kw_copy_range(int in, uint64_t off, int out, uint64_t len)
 		len -= (uint64_t)n;
 	}
 	return 0;
+}
+
+int kw_copy_range(int in, uint64_t off, int out, uint64_t len)
+{
+	return copy_range(in, off, out, false, 0, len);
+}
+
+int kw_pcopy_range(int in, uint64_t off, int out, uint64_t out_off, uint64_t len)
+{
+	return copy_range(in, off, out, true, out_off, len);
 }
 
 int kw_copy_file(const char *src, const char *dst, unsigned mode, struct kw_error *err)
