@@ -366,12 +366,23 @@ json_t *report_jstr(const char *s)
 static void dump_string(struct kw_buf *b, const char *str, size_t n)
 {
 	const unsigned char *s = (const unsigned char *)str;
-	size_t i = 0;
+	size_t i = 0, run = 0;
 
 	kw_buf_append(b, "\"");
 	while (i < n) {
-		size_t len = utf8_len(s + i, n - i);
+		size_t len;
 
+		/* Printable ASCII is most of every report: taken in runs, appended at once. */
+		if (s[i] >= 0x20 && s[i] < 0x7f && s[i] != '"' && s[i] != '\\') {
+			i++;
+			continue;
+		}
+		len = utf8_len(s + i, n - i);
+		if (len > 1 && !is_c1(s + i, len)) {
+			i += len;
+			continue;
+		}
+		kw_buf_append_n(b, str + run, i - run);
 		if (len == 0) {
 			/* Python's surrogateescape: the byte 0xNN is U+DCNN, which no valid UTF-8 decodes to. */
 			kw_buf_appendf(b, "\\uDC%02X", s[i]);
@@ -383,17 +394,16 @@ static void dump_string(struct kw_buf *b, const char *str, size_t n)
 			kw_buf_appendf(b, "\\%c", s[i] == '\n' ? 'n' : s[i] == '\t' ? 't' : s[i] == '\r' ? 'r'
 						 : s[i] == '\b' ? 'b' : 'f');
 			i++;
-		} else if (len == 1 && (s[i] < 0x20 || s[i] == 0x7f)) {
+		} else if (len == 1) {
 			kw_buf_appendf(b, "\\u%04X", s[i]);
 			i++;
-		} else if (is_c1(s + i, len)) {
+		} else {
 			kw_buf_appendf(b, "\\u%04X", s[i + 1]);
 			i += 2;
-		} else {
-			kw_buf_append_n(b, str + i, len);
-			i += len;
 		}
+		run = i;
 	}
+	kw_buf_append_n(b, str + run, i - run);
 	kw_buf_append(b, "\"");
 }
 
@@ -405,14 +415,16 @@ static int cmp_key(const void *a, const void *b)
 /* A newline and the indentation of depth, when indenting. */
 static void newline(struct kw_buf *b, int indent, int depth)
 {
-	int i;
+	static const char spaces[] = "                                ";
+	size_t want, k;
 
 	if (indent <= 0) {
 		return;
 	}
-	kw_buf_append(b, "\n");
-	for (i = 0; i < indent * depth; i++) {
-		kw_buf_append(b, " ");
+	kw_buf_append_n(b, "\n", 1);
+	for (want = (size_t)indent * (size_t)depth; want; want -= k) {
+		k = want < sizeof(spaces) - 1 ? want : sizeof(spaces) - 1;
+		kw_buf_append_n(b, spaces, k);
 	}
 }
 
