@@ -31,6 +31,9 @@ static const struct kw_opt_help helps[] = {
 	  "and a registration added (needs --id)" },
 	{ { "id", required_argument, NULL, OPT_ID }, "PATH",
 	  "with --objects: the extension's path as installed, e.g. pkg/_mod.cpython-311-x86_64-linux-gnu.so" },
+	{ { "jobs", required_argument, NULL, 'j' }, "N",
+	  "N threads for each wheel's members and conversions (default: every core); wheels one after another, "
+	  "as they share conversions" },
 	{ { "no-wx", no_argument, NULL, OPT_NO_WX }, NULL,
 	  "leave converted images writable and executable (by default each object's constructor restores "
 	  "its segments' permissions)" },
@@ -51,7 +54,7 @@ static const struct kw_opt_help helps[] = {
 
 static int cmd_km(struct kw_ctx *ctx, int argc, char **argv)
 {
-	struct option longopts[16];
+	struct option longopts[20];
 	char shortopts[32];
 	struct kw_error err = { 0 };
 	struct kw_km_options opts = { .manifest = kw_report_km_manifest };
@@ -60,9 +63,10 @@ static int cmd_km(struct kw_ctx *ctx, int argc, char **argv)
 	struct kw_strv inputs = { 0 }, links = { 0 };
 	const char *link_out = NULL, *python = "python3", *objects = NULL, *id = NULL;
 	size_t i;
+	long jobs = 0;
 	int c, rc = KW_EXIT_OK;
 
-	kw_cli_opts(helps, longopts, 16, shortopts, sizeof(shortopts));
+	kw_cli_opts(helps, longopts, 20, shortopts, sizeof(shortopts));
 	while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
 		int r = kw_cli_resolve_opt(ctx, c, optarg, &err);
 
@@ -81,6 +85,12 @@ static int cmd_km(struct kw_ctx *ctx, int argc, char **argv)
 			break;
 		case OPT_NO_WX:
 			opts.no_wx = true;
+			break;
+		case 'j':
+			if ((c = kw_cli_jobs("km", optarg, &jobs))) {
+				kw_strv_release(&links);
+				return c;
+			}
 			break;
 		case OPT_OBJECTS:
 			objects = optarg;
@@ -169,6 +179,7 @@ static int cmd_km(struct kw_ctx *ctx, int argc, char **argv)
 		goto out;
 	}
 	opts.cache = cache;
+	kw_cli_pool_open(ctx, jobs);
 	/* On a terminal a progress line: each wheel's conversion takes seconds to minutes with --deps. */
 	progress = isatty(STDERR_FILENO);
 	for (i = 0; i < inputs.n; i++) {
@@ -246,6 +257,7 @@ static int cmd_km(struct kw_ctx *ctx, int argc, char **argv)
 		}
 	}
 out:
+	kw_cli_pool_close(ctx);
 	kw_km_cache_free(cache);
 	kw_strv_release(&inputs);
 	kw_strv_release(&links);

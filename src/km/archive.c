@@ -19,10 +19,20 @@
 
 struct member {
 	const char *name;
+	const char *object;    /* its file */
 	unsigned char *data;   /* mapped only while its symbols are read */
 	size_t len;
 	struct kw_strv syms;   /* global definitions */
 	uint64_t hdr_off;
+	char hdr_name[32];     /* the header's name field: "NAME/" or "/OFFSET" into the long names */
+	struct kw_error err;   /* the member's failure, told in archive order */
+};
+
+/* What the members' tasks share (read_member, copy_member). */
+struct members {
+	struct member *m;
+	const char *path;      /* the archive's, for messages */
+	int fd;
 };
 
 int km_each_nonlocal(Elf *e, km_sym_fn fn, void *ud)
@@ -80,75 +90,134 @@ static int defined_globals(struct member *m, struct kw_error *err)
 	return rc ? kw_error_set(err, KW_ENOMEM, "out of memory") : 0;
 }
 
+static void header_text(char h[61], const char *name, uint64_t size)
+{
+	snprintf(h, 61, "%-16s%-12s%-6s%-6s%-8s%-10llu`\n", name, "0", "0", "0", "644", (unsigned long long)size);
+}
+
 static void header(FILE *f, const char *name, uint64_t size)
 {
 	char h[61];
 
-	snprintf(h, sizeof(h), "%-16s%-12s%-6s%-6s%-8s%-10llu`\n", name, "0", "0", "0", "644",
-		 (unsigned long long)size);
+	header_text(h, name, size);
 	fwrite(h, 1, 60, f);
 }
 
-static void be32(FILE *f, uint32_t v)
+/* A big-endian number of the symbol index, 4 or 8 bytes wide. */
+static void be(FILE *f, uint64_t v, unsigned width)
 {
-	unsigned char b[4] = { (unsigned char)(v >> 24), (unsigned char)(v >> 16), (unsigned char)(v >> 8),
-			       (unsigned char)v };
+	unsigned char b[8];
+	unsigned i;
 
-	fwrite(b, 1, 4, f);
+	for (i = 0; i < width; i++) {
+		b[i] = (unsigned char)(v >> (8 * (width - 1 - i)));
+	}
+	fwrite(b, 1, width, f);
+}
+
+/*
+ * Each object is mapped for its symbols, then let go: the bytes are copied
+ * from the file by the kernel when its turn comes, so memory is an object
+ * per thread at a time, not the archive (a closure's is 500 MB).
+ */
+static int read_member(void *ud, size_t i)
+{
+	struct members *ms = ud;
+	struct member *m = &ms->m[i];
+	int rc = kw_map_file(m->object, &m->data, &m->len, &m->err);
+
+	if (!rc) {
+		rc = defined_globals(m, &m->err);
+		kw_unmap_file(m->data, m->len);
+		m->data = NULL;
+	}
+	return rc;
+}
+
+/* A member's header, bytes and padding, each at its offset. */
+static int copy_member(void *ud, size_t i)
+{
+	struct members *ms = ud;
+	struct member *m = &ms->m[i];
+	char h[61];
+	int fd, e;
+
+	header_text(h, m->hdr_name, m->len);
+	fd = open(m->object, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 || kw_pwrite_all(ms->fd, h, 60, m->hdr_off) < 0 ||
+	    kw_pcopy_range(fd, 0, ms->fd, m->hdr_off + 60, m->len) < 0 ||
+	    ((m->len & 1) && kw_pwrite_all(ms->fd, "\n", 1, m->hdr_off + 60 + m->len) < 0)) {
+		e = errno;
+		if (fd >= 0) {
+			close(fd);
+		}
+		return kw_error_set(&m->err, KW_EIO, "cannot copy '%s' into '%s': %s", m->object, ms->path,
+				    strerror(e));
+	}
+	close(fd);
+	return 0;
 }
 
 int km_archive_write(FILE *f, const char *path, const char *const *objects, const char *const *names, size_t n,
-		     struct kw_error *err)
+		     struct kw_pool *pool, struct kw_error *err)
 {
 	struct member *m = kw_calloc(n ? n : 1, sizeof(*m));
-	struct kw_strv longnames = { 0 };
-	size_t i, k, n_syms = 0, str_len = 0, long_len = 0;
+	struct members ms = { m, path, fileno(f) };
+	size_t i, k, n_syms = 0, str_len = 0, long_len = 0, failed;
 	uint64_t off;
-	int rc = 0, fd;
+	unsigned width = 4;
+	int rc = 0;
 
 	if (!m) {
 		return kw_error_set(err, KW_ENOMEM, "out of memory");
 	}
-	/*
-	 * Each object is mapped for its symbols, then let go: the bytes are
-	 * copied from the file by the kernel when its turn comes, so memory
-	 * is one object at a time, not the archive (a closure's is 500 MB).
-	 */
-	for (i = 0; !rc && i < n; i++) {
+	for (i = 0; i < n; i++) {
 		m[i].name = names[i];
-		rc = kw_map_file(objects[i], &m[i].data, &m[i].len, err);
-		if (!rc) {
-			rc = defined_globals(&m[i], err);
-			kw_unmap_file(m[i].data, m[i].len);
-			m[i].data = NULL;
-		}
-		for (k = 0; !rc && k < m[i].syms.n; k++) {
+		m[i].object = objects[i];
+	}
+	if ((failed = kw_pool_run_until(pool, n, read_member, &ms)) < n) {
+		rc = m[failed].err.code;
+		*err = m[failed].err;
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		for (k = 0; k < m[i].syms.n; k++) {
 			str_len += strlen(m[i].syms.v[k]) + 1;
 			n_syms++;
 		}
 		if (strlen(names[i]) > 15) {
+			snprintf(m[i].hdr_name, sizeof(m[i].hdr_name), "/%zu", long_len);
 			long_len += strlen(names[i]) + 2;
+		} else {
+			snprintf(m[i].hdr_name, sizeof(m[i].hdr_name), "%s/", names[i]);
 		}
 	}
-	if (rc) {
-		goto out;
-	}
-	/* Member offsets: magic, index member, long-name member, then each member. */
-	off = 8 + 60 + 4 + 4 * (uint64_t)n_syms + str_len;
-	off += off & 1;
-	if (long_len) {
-		off += 60 + long_len + (long_len & 1);
-	}
-	for (i = 0; i < n; i++) {
-		m[i].hdr_off = off;
-		off += 60 + m[i].len + (m[i].len & 1);
+	/*
+	 * Member offsets: magic, index member, long-name member, then each
+	 * member. The index holds 32-bit offsets unless a member starts past
+	 * 4 GiB; then it is GNU's /SYM64/ of 64-bit ones, as ar writes it.
+	 */
+	for (;;) {
+		off = 8 + 60 + width + (uint64_t)width * n_syms + str_len;
+		off += off & 1;
+		if (long_len) {
+			off += 60 + long_len + (long_len & 1);
+		}
+		for (i = 0; i < n; i++) {
+			m[i].hdr_off = off;
+			off += 60 + m[i].len + (m[i].len & 1);
+		}
+		if (width == 8 || n == 0 || m[n - 1].hdr_off <= UINT32_MAX) {
+			break;
+		}
+		width = 8;
 	}
 	fwrite("!<arch>\n", 1, 8, f);
-	header(f, "/", 4 + 4 * (uint64_t)n_syms + str_len);
-	be32(f, (uint32_t)n_syms);
+	header(f, width == 8 ? "/SYM64/" : "/", width + (uint64_t)width * n_syms + str_len);
+	be(f, n_syms, width);
 	for (i = 0; i < n; i++) {
 		for (k = 0; k < m[i].syms.n; k++) {
-			be32(f, (uint32_t)m[i].hdr_off);
+			be(f, m[i].hdr_off, width);
 		}
 	}
 	for (i = 0; i < n; i++) {
@@ -156,7 +225,7 @@ int km_archive_write(FILE *f, const char *path, const char *const *objects, cons
 			fwrite(m[i].syms.v[k], 1, strlen(m[i].syms.v[k]) + 1, f);
 		}
 	}
-	if ((4 + 4 * n_syms + str_len) & 1) {
+	if ((width + (uint64_t)width * n_syms + str_len) & 1) {
 		fputc('\n', f);
 	}
 	if (long_len) {
@@ -170,44 +239,28 @@ int km_archive_write(FILE *f, const char *path, const char *const *objects, cons
 			fputc('\n', f);
 		}
 	}
-	for (i = 0, k = 0; i < n; i++) {
-		char nm[32];
-
-		if (strlen(names[i]) > 15) {
-			snprintf(nm, sizeof(nm), "/%zu", k);
-			k += strlen(names[i]) + 2;
-		} else {
-			snprintf(nm, sizeof(nm), "%s/", names[i]);
-		}
-		header(f, nm, m[i].len);
-		if (fflush(f) != 0) {
-			break;
-		}
-		fd = open(objects[i], O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-		if (fd < 0 || kw_copy_range(fd, 0, fileno(f), m[i].len) < 0) {
-			rc = kw_error_set(err, KW_EIO, "cannot copy '%s' into '%s': %s", objects[i], path, strerror(errno));
-			if (fd >= 0) {
-				close(fd);
-			}
-			goto out;
-		}
-		close(fd);
-		/* The stream goes on where the copy left the file. */
-		if (fseeko(f, 0, SEEK_END) != 0) {
-			break;
-		}
-		if (m[i].len & 1) {
-			fputc('\n', f);
-		}
+	/* The head is in the file before the members are copied in beside it. */
+	if (fflush(f) != 0 || ferror(f)) {
+		rc = kw_error_set(err, KW_EIO, "cannot write '%s': %s", path, strerror(errno));
+		goto out;
 	}
-	if (i < n || ferror(f)) {
+	/*
+	 * The copies are made one after another: writes to one file take its
+	 * inode's lock, so a second thread would only spin on it (measured).
+	 */
+	if ((failed = kw_pool_run_until(NULL, n, copy_member, &ms)) < n) {
+		rc = m[failed].err.code;
+		*err = m[failed].err;
+		goto out;
+	}
+	/* The stream's position stays where a writer after this one expects it: the end. */
+	if (fseeko(f, (off_t)off, SEEK_SET) != 0) {
 		rc = kw_error_set(err, KW_EIO, "cannot write '%s': %s", path, strerror(errno));
 	}
 out:
 	for (i = 0; i < n; i++) {
 		kw_strv_release(&m[i].syms);
 	}
-	kw_strv_release(&longnames);
 	free(m);
 	return rc;
 }
@@ -219,7 +272,7 @@ int kw_km_write_archive(const char *path, const char *const *objects, const char
 	int rc = km_out_open(&o, path, err);
 
 	if (!rc) {
-		rc = km_archive_write(o.f, path, objects, names, n, err);
+		rc = km_archive_write(o.f, path, objects, names, n, NULL, err);
 	}
 	if (!rc) {
 		rc = km_out_commit(&o, err);
@@ -277,7 +330,7 @@ int km_archive_each(const char *path, km_member_fn fn, void *ud, struct kw_error
 			goto out;
 		}
 		pos += 60;
-		if (h[0] == '/' && h[1] == ' ') {
+		if ((h[0] == '/' && h[1] == ' ') || memcmp(h, "/SYM64/ ", 8) == 0) {
 			/* the symbol index: rebuilt by whoever writes the members again */
 		} else if (h[0] == '/' && h[1] == '/' && h[2] == ' ') {
 			longnames = (const char *)buf + pos;

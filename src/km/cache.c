@@ -9,6 +9,7 @@
  * included.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -28,7 +29,7 @@ struct cache_entry {
 struct kw_km_cache {
 	struct cache_entry *v;
 	size_t n, cap;
-	size_t converted, reused;
+	atomic_size_t converted, reused; /* counted on the threads that convert */
 };
 
 int kw_km_cache_new(struct kw_km_cache **out, struct kw_error *err)
@@ -60,8 +61,8 @@ void kw_km_cache_free(struct kw_km_cache *c)
 
 void kw_km_cache_counts(const struct kw_km_cache *c, size_t *converted, size_t *reused)
 {
-	*converted = c ? c->converted : 0;
-	*reused = c ? c->reused : 0;
+	*converted = c ? atomic_load(&c->converted) : 0;
+	*reused = c ? atomic_load(&c->reused) : 0;
 }
 
 static int cmp_strp(const void *a, const void *b)
@@ -173,14 +174,15 @@ int km_convert(struct kw_km_cache *cache, const unsigned char *buf, size_t len, 
 			unlink(out_path);
 			return kw_error_set(err, KW_ENOMEM, "out of memory");
 		}
-		cache->reused++;
+		/* Objects of one wheel convert on several threads; the cache's entries are only read then. */
+		atomic_fetch_add_explicit(&cache->reused, 1, memory_order_relaxed);
 		*reused_from = e->from;
 		return 0;
 	}
 	/* Not seen, or its object has gone since: converted again. */
 	rc = kw_km_delink_with(buf, len, name, id, mode, flags, runtime, out_path, res, err);
 	if (!rc) {
-		cache->converted++;
+		atomic_fetch_add_explicit(&cache->converted, 1, memory_order_relaxed);
 	}
 	return rc;
 }

@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -216,33 +217,160 @@ static int tag_object(const char *dir, size_t n, const char *base, const char *t
 	return 0;
 }
 
-/* What the progress line measures: the bytes of every object to delink (a library that cannot be stat()ed counts 0). */
-static uint64_t work_bytes(struct kw_ctx *ctx, const struct kw_wheel *w, const struct kw_km_verdict *v)
+/* What an object costs to delink, for the progress line and the run's order: its bytes (0 if a library cannot be stat()ed). */
+static uint64_t object_bytes(struct kw_ctx *ctx, const struct kw_wheel *w, const struct kw_km_object *o)
 {
-	uint64_t total = 0;
-	size_t k;
+	uint64_t size = 0;
 
-	for (k = 0; k < v->n_objects; k++) {
-		const struct kw_km_object *o = &v->objects[k];
+	if (o->in_wheel) {
+		long mi = kw_wheel_find(w, o->name);
 
-		if (o->executable) {
-			continue;
+		size = mi < 0 ? 0 : kw_wheel_member(w, (size_t)mi)->size;
+	} else {
+		char *rooted = kw_ctx_rooted(ctx, o->name);
+		struct stat st;
+
+		if (rooted && stat(rooted, &st) == 0 && st.st_size > 0) {
+			size = (uint64_t)st.st_size;
 		}
+		free(rooted);
+	}
+	return size;
+}
+
+/*
+ * One object of a wheel's conversion: its slot, filled by convert_item on
+ * any of the pool's threads; everything that depends on the order of the
+ * objects (names, cache, manifest) is done afterwards, in order.
+ */
+struct conv_item {
+	const struct kw_km_object *o;
+	size_t n;              /* its number in the archive */
+	uint64_t size;         /* the bytes to delink (0 if a library cannot be stat()ed) */
+	char *opath, *oname;
+	struct kw_km_converted c;
+	unsigned char key[32];
+	const char *from;      /* the wheel its object was reused from, or NULL */
+	bool done;             /* c holds a conversion */
+	int rc;
+	struct kw_error err;
+};
+
+struct by_size {
+	uint64_t size;
+	size_t i;
+};
+
+struct conv_run {
+	struct kw_ctx *ctx;
+	struct kw_wheel *w;
+	const struct kw_km_options *opts;
+	const struct kw_strv *runtime;
+	const char *dir;       /* the objects directory being made */
+	struct conv_item *items;
+	struct by_size *by_size; /* the run's order: largest first, so no big library is left for last */
+	pthread_mutex_t lock;  /* the progress line */
+	uint64_t done, total;
+};
+
+static void convert_item(void *ud, size_t i)
+{
+	struct conv_run *r = ud;
+	struct conv_item *it = &r->items[r->by_size[i].i];
+	const struct kw_km_object *o = it->o;
+	const char *base = strrchr(o->name, '/') ? strrchr(o->name, '/') + 1 : o->name;
+	unsigned char *buf = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (o->in_wheel) {
+		long mi = kw_wheel_find(r->w, o->name);
+
+		rc = mi < 0 ? kw_error_set(&it->err, KW_EINTERNAL, "member '%s' vanished", o->name)
+			    : kw_wheel_read(r->w, (size_t)mi, &buf, &len, &it->err);
+	} else {
+		char *rooted = kw_ctx_rooted(r->ctx, o->name);
+
+		rc = rooted ? kw_map_file(rooted, &buf, &len, &it->err)
+			    : kw_error_set(&it->err, KW_ENOMEM, "out of memory");
+		free(rooted);
+	}
+	if (!rc) {
+		rc = km_convert(r->opts->cache, buf, len, o->name, o->in_wheel ? o->name : base, o->mode,
+				r->opts->no_wx ? KW_KM_NO_WX : 0, r->runtime, it->opath, &it->c, it->key, &it->from,
+				&it->err);
+		it->done = rc == 0;
 		if (o->in_wheel) {
-			long mi = kw_wheel_find(w, o->name);
-
-			total += mi < 0 ? 0 : kw_wheel_member(w, (size_t)mi)->size;
+			free(buf);
 		} else {
-			char *rooted = kw_ctx_rooted(ctx, o->name);
-			struct stat st;
-
-			if (rooted && stat(rooted, &st) == 0 && st.st_size > 0) {
-				total += (uint64_t)st.st_size;
-			}
-			free(rooted);
+			kw_unmap_file(buf, len);
 		}
 	}
-	return total;
+	/*
+	 * A library's member name carries its symbol tag (the .so's digest):
+	 * the static link keeps one copy of each library however many wheels'
+	 * archives hold it.
+	 */
+	if (!rc && o->mode == KW_KM_LIB) {
+		rc = tag_object(r->dir, it->n, base, it->c.tag, &it->opath, &it->oname, &it->err);
+	}
+	it->rc = rc;
+	if (r->opts->progress) {
+		pthread_mutex_lock(&r->lock);
+		r->done += it->size;
+		r->opts->progress(r->opts->progress_ud, "converting", r->done < r->total ? r->done : r->total,
+				  r->total);
+		pthread_mutex_unlock(&r->lock);
+	}
+}
+
+static int cmp_by_size(const void *a, const void *b)
+{
+	const struct by_size *x = a, *y = b;
+
+	if (x->size != y->size) {
+		return x->size > y->size ? -1 : 1;
+	}
+	return x->i < y->i ? -1 : x->i > y->i;
+}
+
+static void conv_items_release(struct conv_item *items, size_t n)
+{
+	size_t i;
+
+	for (i = 0; items && i < n; i++) {
+		free(items[i].opath);
+		free(items[i].oname);
+		if (items[i].done) {
+			kw_km_converted_release(&items[i].c);
+		}
+	}
+	free(items);
+}
+
+/* The last two pieces of a wheel's outputs, independent of each other: on two threads where there are two. */
+struct finish {
+	struct kw_pool *pool;
+	const struct kw_km_options *opts;
+	FILE *archive_f;
+	const char *archive;
+	const struct kw_strv *objs, *names;
+	const struct kw_km_manifest *m;
+	char *text;            /* the manifest */
+	int rc[2];
+	struct kw_error err[2];
+};
+
+static void finish_task(void *ud, size_t i)
+{
+	struct finish *f = ud;
+
+	if (i == 0) {
+		f->rc[0] = km_archive_write(f->archive_f, f->archive, (const char *const *)f->objs->v,
+					    (const char *const *)f->names->v, f->objs->n, f->pool, &f->err[0]);
+	} else {
+		f->rc[1] = f->opts->manifest(f->m, &f->text, &f->err[1]);
+	}
 }
 
 int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km_options *opts,
@@ -258,8 +386,9 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 	struct km_out o_archive = { 0 }, o_link = { 0 }, o_manifest = { 0 };
 	char *objdir_path = NULL, *text = NULL, *wheel = NULL;
 	const char *dist;
-	size_t i, k, n = 0, *order = NULL;
-	uint64_t done = 0, total = 0;
+	size_t i, k, n = 0, *order = NULL, n_items = 0;
+	struct conv_item *items = NULL;
+	struct conv_run run = { .lock = PTHREAD_MUTEX_INITIALIZER };
 	int rc;
 
 	memset(res, 0, sizeof(*res));
@@ -327,149 +456,110 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 		rc = kw_error_set(err, KW_ENOMEM, "out of memory");
 		goto out;
 	}
-	if (opts->progress) {
-		total = work_bytes(ctx, w, &v);
-		opts->progress(opts->progress_ud, "converting", 0, total);
+	items = kw_calloc(v.n_objects, sizeof(*items));
+	run.by_size = kw_calloc(v.n_objects, sizeof(*run.by_size));
+	if (!items || !run.by_size) {
+		kw_error_set(err, rc, "out of memory");
+		goto out;
 	}
 	for (k = 0; k < v.n_objects; k++) {
-		size_t j;
 		const struct kw_km_object *o = &v.objects[order[k]];
-		struct kw_km_converted c;
-		unsigned char *buf = NULL;
-		size_t len = 0;
-		bool mapped = false;
-		const char *base, *from = NULL;
-		char *opath, *oname;
-		unsigned char key[32];
-		struct kw_km_manifest_object *mo;
-
-		base = strrchr(o->name, '/') ? strrchr(o->name, '/') + 1 : o->name;
+		const char *base = strrchr(o->name, '/') ? strrchr(o->name, '/') + 1 : o->name;
+		struct conv_item *it = &items[n_items];
 
 		if (o->executable) {
 			continue;
 		}
-		if (o->in_wheel) {
-			long mi = kw_wheel_find(w, o->name);
-
-			if (mi < 0) {
-				rc = kw_error_set(err, KW_EINTERNAL, "'%s': member '%s' vanished", a->filename, o->name);
-				goto out;
-			}
-			rc = kw_wheel_read(w, (size_t)mi, &buf, &len, err);
-		} else {
-			char *rooted = kw_ctx_rooted(ctx, o->name);
-
-			rc = rooted ? kw_map_file(rooted, &buf, &len, err) : kw_error_set(err, KW_ENOMEM, "out of memory");
-			mapped = true;
-			free(rooted);
-		}
-		if (rc) {
+		it->o = o;
+		it->n = n_items;
+		it->size = object_bytes(ctx, w, o);
+		it->oname = kw_asprintf("%03zu-%s.o", it->n, base);
+		it->opath = it->oname ? kw_asprintf("%s/%s", objdir.tmp, it->oname) : NULL;
+		if (!it->opath) {
+			n_items++;
+			kw_error_set(err, rc, "out of memory");
 			goto out;
 		}
-		oname = kw_asprintf("%03zu-%s.o", n, base);
-		opath = oname ? kw_asprintf("%s/%s", objdir.tmp, oname) : NULL;
-		if (!opath) {
-			rc = kw_error_set(err, KW_ENOMEM, "out of memory");
-		} else {
-			rc = km_convert(opts->cache, buf, len, o->name, o->in_wheel ? o->name : base, o->mode,
-					opts->no_wx ? KW_KM_NO_WX : 0, &runtime, opath, &c, key, &from, err);
-		}
-		if (mapped) {
-			kw_unmap_file(buf, len);
-		} else {
-			free(buf);
-		}
-		if (opts->progress) {
-			done += len;
-			opts->progress(opts->progress_ud, "converting", done < total ? done : total, total);
-		}
-		if (rc) {
+		run.by_size[n_items] = (struct by_size){ it->size, n_items };
+		run.total += it->size;
+		n_items++;
+	}
+	/* Each object is delinked on its own (a thread each); the first failure in archive order is the one told. */
+	qsort(run.by_size, n_items, sizeof(*run.by_size), cmp_by_size);
+	run.ctx = ctx;
+	run.w = w;
+	run.opts = opts;
+	run.runtime = &runtime;
+	run.dir = objdir.tmp;
+	run.items = items;
+	if (opts->progress) {
+		opts->progress(opts->progress_ud, "converting", 0, run.total);
+	}
+	kw_pool_run(ctx->pool, n_items, convert_item, &run);
+	for (k = 0; k < n_items; k++) {
+		if (items[k].rc) {
+			rc = items[k].rc;
+			*err = items[k].err;
 			/* The converter names the member; the user needs the wheel too. */
 			if (rc != KW_ENOMEM) {
 				kw_error_prefix(err, "'%s'", a->filename);
 			}
-			free(opath);
-			free(oname);
 			goto out;
 		}
-		rc = KW_ENOMEM;
-		/*
-		 * A library's member name carries its symbol tag (the .so's
-		 * digest): the static link keeps one copy of each library however
-		 * many wheels' archives hold it.
-		 */
-		if (o->mode == KW_KM_LIB) {
-			rc = tag_object(objdir.tmp, n, base, c.tag, &opath, &oname, err);
-			if (rc) {
-				kw_km_converted_release(&c);
-				free(opath);
-				free(oname);
-				goto out;
-			}
-			rc = KW_ENOMEM;
-		}
-		if (km_cache_pend(opts->cache, key, &c, oname)) {
-			kw_km_converted_release(&c);
-			free(opath);
-			free(oname);
-			kw_error_set(err, rc, "out of memory");
-			goto out;
-		}
-		if (kw_strv_push_own(&objs, opath) | kw_strv_push_own(&names, oname)) {
-			kw_km_converted_release(&c);
+	}
+	for (k = 0; k < n_items; k++) {
+		struct conv_item *it = &items[k];
+		const struct kw_km_object *o = it->o;
+		struct kw_km_manifest_object *mo;
+		const struct kw_elf_info *info = NULL;
+		size_t j;
+		int bad = 0;
+
+		if (km_cache_pend(opts->cache, it->key, &it->c, it->oname) || kw_strv_push(&objs, it->opath) ||
+		    kw_strv_push(&names, it->oname) || kw_grow(&mobjs, &mcap, n_mo + 1, sizeof(*mobjs))) {
 			kw_error_set(err, rc, "out of memory");
 			goto out;
 		}
 		n++;
-		if (kw_grow(&mobjs, &mcap, n_mo + 1, sizeof(*mobjs))) {
-			kw_km_converted_release(&c);
+		mo = &mobjs[n_mo++];
+		memset(mo, 0, sizeof(*mo));
+		mo->path = kw_strdup(o->name);
+		mo->id = kw_strdup(o->in_wheel ? o->name : strrchr(o->name, '/') ? strrchr(o->name, '/') + 1 : o->name);
+		mo->object = kw_strdup(it->oname);
+		mo->in_wheel = o->in_wheel;
+		mo->mode = o->mode;
+		if (it->from) {
+			mo->reused_from = kw_strdup(it->from);
+			bad |= !mo->reused_from;
+			res->n_reused++;
+		}
+		memcpy(mo->symbol_tag, it->c.tag, sizeof(mo->symbol_tag));
+		mo->exports = it->c.exports;
+		mo->undefined = it->c.undefined;
+		memset(&it->c.exports, 0, sizeof(it->c.exports));
+		memset(&it->c.undefined, 0, sizeof(it->c.undefined));
+		mo->n_relocs = it->c.n_relocs;
+		mo->n_registered = it->c.n_registered;
+		for (j = 0; o->in_wheel && j < a->n_members; j++) {
+			if (strcmp(a->members[j].name, o->name) == 0) {
+				info = a->members[j].info;
+			}
+		}
+		for (j = 0; info && j < info->n_needed; j++) {
+			bad |= kw_strv_push(&mo->needed, info->needed[j]);
+		}
+		for (j = 0; j < o->warnings.n; j++) {
+			bad |= kw_strv_push(&mo->warnings, o->warnings.v[j]);
+		}
+		for (j = 0; j < it->c.warnings.n; j++) {
+			bad |= kw_strv_push(&mo->warnings, it->c.warnings.v[j]);
+		}
+		if (bad || !mo->path || !mo->id || !mo->object) {
 			kw_error_set(err, rc, "out of memory");
 			goto out;
 		}
-		mo = &mobjs[n_mo++];
-		memset(mo, 0, sizeof(*mo));
-		{
-			const struct kw_elf_info *info = NULL;
-			int bad = 0;
-
-			mo->path = kw_strdup(o->name);
-			mo->id = kw_strdup(o->in_wheel ? o->name : base);
-			mo->object = kw_strdup(names.v[names.n - 1]);
-			mo->in_wheel = o->in_wheel;
-			mo->mode = o->mode;
-			if (from) {
-				mo->reused_from = kw_strdup(from);
-				bad |= !mo->reused_from;
-				res->n_reused++;
-			}
-			memcpy(mo->symbol_tag, c.tag, sizeof(mo->symbol_tag));
-			mo->exports = c.exports;
-			mo->undefined = c.undefined;
-			memset(&c.exports, 0, sizeof(c.exports));
-			memset(&c.undefined, 0, sizeof(c.undefined));
-			mo->n_relocs = c.n_relocs;
-			mo->n_registered = c.n_registered;
-			for (j = 0; o->in_wheel && j < a->n_members; j++) {
-				if (strcmp(a->members[j].name, o->name) == 0) {
-					info = a->members[j].info;
-				}
-			}
-			for (j = 0; info && j < info->n_needed; j++) {
-				bad |= kw_strv_push(&mo->needed, info->needed[j]);
-			}
-			for (j = 0; j < o->warnings.n; j++) {
-				bad |= kw_strv_push(&mo->warnings, o->warnings.v[j]);
-			}
-			for (j = 0; j < c.warnings.n; j++) {
-				bad |= kw_strv_push(&mo->warnings, c.warnings.v[j]);
-			}
-			kw_km_converted_release(&c);
-			if (bad || !mo->path || !mo->id || !mo->object) {
-				kw_error_set(err, rc, "out of memory");
-				goto out;
-			}
-		}
 	}
+
 	/*
 	 * The plugins the converted system libraries load by path, after
 	 * everything: like modules (their exports their own, for the emulated
@@ -617,12 +707,6 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 	if (opts->progress) {
 		opts->progress(opts->progress_ud, "writing", 0, 0);
 	}
-	if ((rc = km_out_open(&o_archive, res->archive, err)) ||
-	    (rc = km_archive_write(o_archive.f, res->archive, (const char *const *)objs.v,
-				   (const char *const *)names.v, objs.n, err)) ||
-	    (rc = km_out_close(&o_archive, err))) {
-		goto out;
-	}
 	rc = KW_ENOMEM;
 	text = link_text(res->archive, &flags);
 	if (!text) {
@@ -634,14 +718,28 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 	}
 	free(text);
 	text = NULL;
-	rc = KW_ENOMEM;
+	if ((rc = km_out_open(&o_archive, res->archive, err))) {
+		goto out;
+	}
 	{
 		struct kw_km_manifest m = { a->filename, res->archive, res->link_file, &flags, &v.warnings, mobjs, n_mo,
 					    NULL, NULL, NULL, NULL };
+		struct finish fin = { .pool = ctx->pool, .opts = opts, .archive_f = o_archive.f, .archive = res->archive,
+				      .objs = &objs, .names = &names, .m = &m };
 
-		if ((rc = opts->manifest(&m, &text, err))) {
+		/* The archive first: the manifest is the shorter piece, and is done in order on one thread. */
+		kw_pool_run(ctx->pool, 2, finish_task, &fin);
+		text = fin.text;
+		for (i = 0; i < 2 && !fin.rc[i]; i++) {
+		}
+		if (i < 2) {
+			rc = fin.rc[i];
+			*err = fin.err[i];
 			goto out;
 		}
+	}
+	if ((rc = km_out_close(&o_archive, err))) {
+		goto out;
 	}
 	if ((rc = km_out_open(&o_manifest, res->manifest, err)) ||
 	    (rc = km_out_write(&o_manifest, text, strlen(text), err))) {
@@ -674,6 +772,8 @@ out:
 	km_out_discard(&o_manifest);
 	free(objdir_path);
 	free(order);
+	conv_items_release(items, n_items);
+	free(run.by_size);
 	free(text);
 	free(wheel);
 	manifest_objects_release(mobjs, n_mo);

@@ -45,9 +45,13 @@ int km_dir_open(struct km_dir *d, const char *final, struct kw_error *err);
 int km_dir_commit(struct km_dir *d, struct kw_error *err);
 void km_dir_discard(struct km_dir *d);
 
-/* Write the archive of kw_km_write_archive into f (left open; the caller checks and closes it). */
+/*
+ * Write the archive of kw_km_write_archive into f (left open, positioned at
+ * its end; the caller checks and closes it), the objects' symbols read on
+ * pool's threads (NULL: here). The bytes are the same either way.
+ */
 int km_archive_write(FILE *f, const char *path, const char *const *objects, const char *const *names, size_t n,
-		     struct kw_error *err);
+		     struct kw_pool *pool, struct kw_error *err);
 
 /* Between a library member's file name and its symbol tag: "003-libz.so.1.2.13@0123456789ab.o". */
 #define KM_LIB_TAG_SEP "@"

@@ -482,7 +482,7 @@ static int convert_dynload(const char *dir, const char *outdir, struct kw_km_cac
 	kw_strv_sort(skipped);
 	if ((rc = km_out_open(&o_archive, archive, err)) ||
 	    (rc = km_archive_write(o_archive.f, archive, (const char *const *)objs.v, (const char *const *)names.v,
-				   objs.n, err)) ||
+				   objs.n, NULL, err)) ||
 	    (rc = km_out_close(&o_archive, err))) {
 		goto out;
 	}
