@@ -20,9 +20,10 @@ int km_each_nonlocal(Elf *e, km_sym_fn fn, void *ud);
 
 /*
  * One output file in the making (output.c): km_out_open creates a unique
- * temporary beside final (mode 0644) and opens f on it; km_out_close flushes
- * and syncs it; km_out_commit closes it and renames it over final;
- * km_out_discard removes the temporary (a no-op on a zeroed or committed one).
+ * temporary beside final (mode 0644) and opens f on it; km_out_close
+ * flushes and closes it (never synced: see output.c); km_out_commit closes
+ * it and renames it over final; km_out_discard removes the temporary (a
+ * no-op on a zeroed or committed one).
  */
 struct km_out {
 	char *final;
