@@ -358,11 +358,22 @@ out:
 	return rc;
 }
 
-static struct kw_km_object *new_object(struct kw_km_verdict *v, size_t *cap, const char *name)
+/*
+ * The verdict's objects as they are added: the array's capacity, and names
+ * to indexes, so that the lookups of every node of every member's graph
+ * are not scans (torch's 1,300 members, OpenCV's 357-library closure).
+ */
+struct objects_ix {
+	size_t cap;
+	struct kw_strmap names;    /* each object's name (its own string) to its index */
+	struct kw_strmap members;  /* the wheel's member names to their indexes */
+};
+
+static struct kw_km_object *new_object(struct kw_km_verdict *v, struct objects_ix *ix, const char *name)
 {
 	struct kw_km_object *o;
 
-	if (kw_grow(&v->objects, cap, v->n_objects + 1, sizeof(*v->objects))) {
+	if (kw_grow(&v->objects, &ix->cap, v->n_objects + 1, sizeof(*v->objects))) {
 		return NULL;
 	}
 	o = &v->objects[v->n_objects];
@@ -370,20 +381,18 @@ static struct kw_km_object *new_object(struct kw_km_verdict *v, size_t *cap, con
 	if (!(o->name = kw_strdup(name))) {
 		return NULL;
 	}
+	if (kw_strmap_add(&ix->names, o->name, v->n_objects) < 0) {
+		free(o->name);
+		o->name = NULL;
+		return NULL;
+	}
 	v->n_objects++;
 	return o;
 }
 
-static long find_object(const struct kw_km_verdict *v, const char *name)
+static long find_object(const struct objects_ix *ix, const char *name)
 {
-	size_t i;
-
-	for (i = 0; i < v->n_objects; i++) {
-		if (strcmp(v->objects[i].name, name) == 0) {
-			return (long)i;
-		}
-	}
-	return -1;
+	return kw_strmap_get(&ix->names, name);
 }
 
 /*
@@ -445,7 +454,7 @@ static int find_plugins(struct kw_km_object *o, const struct kw_elf_info *info, 
 }
 
 /* The dependencies of one object: not found, wheel member, static link, or to convert. */
-static int walk_deps(struct kw_km_verdict *v, size_t *cap, size_t self, const struct kw_dep_graph *g,
+static int walk_deps(struct kw_km_verdict *v, struct objects_ix *ix, size_t self, const struct kw_dep_graph *g,
 		     const char *root)
 {
 	size_t n;
@@ -467,10 +476,10 @@ static int walk_deps(struct kw_km_verdict *v, size_t *cap, size_t self, const st
 			continue;
 		}
 		key = d->realpath ? d->realpath : d->path;
-		if (find_object(v, key) >= 0) {
+		if (find_object(ix, key) >= 0) {
 			continue;
 		}
-		if (!(o = new_object(v, cap, key)) || (d->info->soname && !(o->soname = kw_strdup(d->info->soname))) ||
+		if (!(o = new_object(v, ix, key)) || (d->info->soname && !(o->soname = kw_strdup(d->info->soname))) ||
 		    (!o->soname && !(o->soname = kw_strdup(d->name)))) {
 			return KW_ENOMEM;
 		}
@@ -485,11 +494,9 @@ static int walk_deps(struct kw_km_verdict *v, size_t *cap, size_t self, const st
 }
 
 /* The object a graph node stands for: a wheel member (served by the overlay) or a library to convert; -1 if none. */
-static long node_object(const struct kw_km_verdict *v, const struct kw_audit *a, size_t member,
-			const struct kw_dep_graph *g, size_t n)
+static long node_object(const struct objects_ix *ix, size_t member, const struct kw_dep_graph *g, size_t n)
 {
 	const struct kw_dep_node *d = &g->nodes[n];
-	size_t i;
 
 	if (n == 0) {
 		return (long)member;
@@ -502,17 +509,12 @@ static long node_object(const struct kw_km_verdict *v, const struct kw_audit *a,
 		const char *p = d->realpath ? d->realpath : d->path;
 		const char *rest = p && p[0] == '/' ? strchr(p + 1, '/') : NULL;
 
-		for (i = 0; rest && i < a->n_members; i++) {
-			if (strcmp(a->members[i].name, rest + 1) == 0) {
-				return (long)i;
-			}
-		}
-		return -1;
+		return rest ? kw_strmap_get(&ix->members, rest + 1) : -1;
 	}
 	if (!d->info) {
 		return -1;
 	}
-	return find_object(v, d->realpath ? d->realpath : d->path);
+	return find_object(ix, d->realpath ? d->realpath : d->path);
 }
 
 /* Add the edge from -> to once (objects needing themselves aside). */
@@ -538,7 +540,7 @@ static int add_edge(struct kw_km_object *from, size_t to, size_t self)
 }
 
 /* Every member's graph, as edges between the verdict's objects. */
-static int add_edges(struct kw_km_verdict *v, const struct kw_audit *a)
+static int add_edges(struct kw_km_verdict *v, const struct kw_audit *a, const struct objects_ix *ix)
 {
 	size_t i, n, k;
 
@@ -546,11 +548,11 @@ static int add_edges(struct kw_km_verdict *v, const struct kw_audit *a)
 		const struct kw_dep_graph *g = a->members[i].graph;
 
 		for (n = 0; a->members[i].info && g && n < g->n_nodes; n++) {
-			long from = node_object(v, a, i, g, n);
+			long from = node_object(ix, i, g, n);
 
 			for (k = 0; from >= 0 && k < g->nodes[n].n_deps; k++) {
 				size_t dn = g->nodes[n].deps[k];
-				long to = dn < g->n_nodes ? node_object(v, a, i, g, dn) : -1;
+				long to = dn < g->n_nodes ? node_object(ix, i, g, dn) : -1;
 
 				if (to >= 0 && add_edge(&v->objects[from], (size_t)to, (size_t)from)) {
 					return KW_ENOMEM;
@@ -743,28 +745,31 @@ out:
 	return rc;
 }
 
-/* Does another member of the wheel load member i as a library? */
-static bool loaded_by_another(const struct kw_audit *a, size_t i)
+/* Which members of the wheel another member loads as a library (loaded[i]), in one pass over the graphs. */
+static void loaded_by_another(const struct kw_audit *a, const struct objects_ix *ix, bool *loaded)
 {
 	size_t k, n;
 
 	for (k = 0; k < a->n_members; k++) {
 		const struct kw_dep_graph *g = a->members[k].graph;
 
-		for (n = 1; k != i && g && n < g->n_nodes; n++) {
-			if (g->nodes[n].member && strcmp(g->nodes[n].member, a->members[i].name) == 0) {
-				return true;
+		for (n = 1; g && n < g->n_nodes; n++) {
+			long i = g->nodes[n].member ? kw_strmap_get(&ix->members, g->nodes[n].member) : -1;
+
+			if (i >= 0 && (size_t)i != k) {
+				loaded[i] = true;
 			}
 		}
 	}
-	return false;
 }
 
 int kw_km_judge(const struct kw_audit *a, struct kw_km_verdict *out, struct kw_error *err)
 {
 	struct kw_km_verdict v;
 	struct verindexes vx = { 0 };
-	size_t cap = 0, i;
+	struct objects_ix ix = { 0 };
+	bool *loaded = NULL;
+	size_t i;
 	int rc = KW_ENOMEM;
 
 	memset(&v, 0, sizeof(v));
@@ -777,9 +782,19 @@ int kw_km_judge(const struct kw_audit *a, struct kw_km_verdict *out, struct kw_e
 	    addf(&v.reasons, "built for %s/%s: the static interpreter is CPython", a->name.python, a->name.abi)) {
 		goto out;
 	}
+	/* Member names are unique in a wheel (the reader refuses twins); the first is kept if not. */
+	for (i = 0; i < a->n_members; i++) {
+		if (kw_strmap_add(&ix.members, a->members[i].name, i) < 0) {
+			goto out;
+		}
+	}
+	if (!(loaded = kw_calloc(a->n_members ? a->n_members : 1, sizeof(*loaded)))) {
+		goto out;
+	}
+	loaded_by_another(a, &ix, loaded);
 	for (i = 0; i < a->n_members; i++) {
 		const struct kw_audit_member *m = &a->members[i];
-		struct kw_km_object *o = new_object(&v, &cap, m->name);
+		struct kw_km_object *o = new_object(&v, &ix, m->name);
 
 		if (!o) {
 			goto out;
@@ -794,18 +809,18 @@ int kw_km_judge(const struct kw_audit *a, struct kw_km_verdict *out, struct kw_e
 		}
 		o->mode = m->extension ? KW_KM_MODULE : KW_KM_LIB;
 		if ((m->info->soname && !(o->soname = kw_strdup(m->info->soname))) ||
-		    judge_info(o, m->info, m->graph, loaded_by_another(a, i), &vx)) {
+		    judge_info(o, m->info, m->graph, loaded[i], &vx)) {
 			goto out;
 		}
 	}
 	/* Dependencies after every member: the objects array may move while they are added. */
 	for (i = 0; i < a->n_members; i++) {
-		if (a->members[i].info && (rc = walk_deps(&v, &cap, i, a->members[i].graph, a->root)) != 0) {
+		if (a->members[i].info && (rc = walk_deps(&v, &ix, i, a->members[i].graph, a->root)) != 0) {
 			goto out;
 		}
 		rc = KW_ENOMEM;
 	}
-	if (add_edges(&v, a) || global_exporters(&v, a)) {
+	if (add_edges(&v, a, &ix) || global_exporters(&v, a)) {
 		goto out;
 	}
 	if (a->family == KW_POLICY_MUSLLINUX &&
@@ -833,6 +848,9 @@ int kw_km_judge(const struct kw_audit *a, struct kw_km_verdict *out, struct kw_e
 	rc = 0;
 out:
 	verindexes_release(&vx);
+	kw_strmap_release(&ix.names);
+	kw_strmap_release(&ix.members);
+	free(loaded);
 	kw_km_verdict_release(&v);
 	return rc ? kw_error_set(err, rc, "out of memory") : 0;
 }
