@@ -868,6 +868,12 @@ struct build {
 	const char *root_path;     /* for the error when lookups run out */
 	struct kw_strv ld_path;    /* LD_LIBRARY_PATH expanded against the root */
 	bool ld_path_done;
+	/*
+	 * Every name a found node answers to (the names it was asked by, its
+	 * soname, its path) to the first node that answers to it: the lookup
+	 * of each DT_NEEDED of each node, which was a scan of the nodes.
+	 */
+	struct kw_strmap loaded;
 };
 
 void kw_dep_graph_free(struct kw_dep_graph *g)
@@ -896,6 +902,19 @@ static char *dir_of(const char *path)
 		return kw_strdup("/");
 	}
 	return kw_strndup(path, (size_t)(s - path));
+}
+
+/* Node i is found: find_loaded answers with it for the name it was asked by, its soname and its path. */
+static int know_node(struct build *b, size_t i)
+{
+	const struct kw_dep_node *n = &b->g->nodes[i];
+
+	if (kw_strmap_add(&b->loaded, b->priv[i].names.v[0], i) < 0 ||
+	    (n->info->soname && kw_strmap_add(&b->loaded, n->info->soname, i) < 0) ||
+	    kw_strmap_add(&b->loaded, n->path, i) < 0) {
+		return KW_ENOMEM;
+	}
+	return 0;
 }
 
 static int add_node(struct build *b, const char *name, const struct hit *h, enum kw_found_via via,
@@ -939,6 +958,9 @@ static int add_node(struct build *b, const char *name, const struct hit *h, enum
 			return KW_ENOMEM;
 		}
 		n->member = overlay_member(b->r, n);
+		if (know_node(b, g->n_nodes - 1)) {
+			return KW_ENOMEM;
+		}
 	}
 	*idx = g->n_nodes - 1;
 	return 0;
@@ -956,23 +978,14 @@ static int add_dep(struct kw_dep_node *n, size_t idx)
 	return 0;
 }
 
-/* Is this already-loaded (found) object known by name? */
+/*
+ * Is this already-loaded (found) object known by name? The first node that
+ * is, as a scan would find: a node's keys are added when it is made, in
+ * node order, and a name added later (resolve_one) is one no node had.
+ */
 static long find_loaded(const struct build *b, const char *name)
 {
-	size_t i;
-
-	for (i = 0; i < b->g->n_nodes; i++) {
-		const struct kw_dep_node *n = &b->g->nodes[i];
-
-		if (!n->info) {
-			continue;
-		}
-		if (kw_strv_find(&b->priv[i].names, name) >= 0 || (n->info->soname && strcmp(n->info->soname, name) == 0) ||
-		    (n->path && strcmp(n->path, name) == 0)) {
-			return (long)i;
-		}
-	}
-	return -1;
+	return kw_strmap_get(&b->loaded, name);
 }
 
 static const char *const x86_64_subdirs[] = {
@@ -1356,7 +1369,9 @@ static int resolve_one(struct build *b, size_t req, const char *name, struct kw_
 		/* The same file under another name is the same object. */
 		for (i = 0; i < b->g->n_nodes; i++) {
 			if (b->g->nodes[i].realpath && strcmp(b->g->nodes[i].realpath, found.ie->h.key) == 0) {
-				if (kw_strv_push(&b->priv[i].names, name) || add_dep(&b->g->nodes[req], i)) {
+				if (kw_strv_push(&b->priv[i].names, name) ||
+				    kw_strmap_add(&b->loaded, b->priv[i].names.v[b->priv[i].names.n - 1], i) < 0 ||
+				    add_dep(&b->g->nodes[req], i)) {
 					rc = kw_error_set(err, KW_ENOMEM, "out of memory");
 				}
 				goto out;
@@ -1454,7 +1469,7 @@ int kw_resolve_tree(struct kw_resolver *r, const char *path, const struct kw_elf
 		}
 		n->member = overlay_member(r, n);
 		b.priv[0].origin = dir_of(abs);
-		rc = (!n->path || !n->realpath || !b.priv[0].origin) ? KW_ENOMEM : 0;
+		rc = (!n->path || !n->realpath || !b.priv[0].origin || know_node(&b, 0)) ? KW_ENOMEM : 0;
 	}
 	if (rc) {
 		rc = kw_error_set(err, KW_ENOMEM, "out of memory");
@@ -1492,6 +1507,7 @@ out:
 		free(b.priv);
 	}
 	kw_strv_release(&b.ld_path);
+	kw_strmap_release(&b.loaded);
 	kw_dep_graph_free(b.g);
 	free(abs);
 	return rc;
