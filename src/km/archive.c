@@ -176,8 +176,7 @@ int km_archive_write(FILE *f, const char *path, const char *const *objects, cons
 		m[i].object = objects[i];
 	}
 	if ((failed = kw_pool_run_until(pool, n, read_member, &ms)) < n) {
-		rc = m[failed].err.code;
-		*err = m[failed].err;
+		rc = kw_error_set(err, m[failed].err.code, "%s", m[failed].err.msg);
 		goto out;
 	}
 	for (i = 0; i < n; i++) {
@@ -249,8 +248,7 @@ int km_archive_write(FILE *f, const char *path, const char *const *objects, cons
 	 * inode's lock, so a second thread would only spin on it (measured).
 	 */
 	if ((failed = kw_pool_run_until(NULL, n, copy_member, &ms)) < n) {
-		rc = m[failed].err.code;
-		*err = m[failed].err;
+		rc = kw_error_set(err, m[failed].err.code, "%s", m[failed].err.msg);
 		goto out;
 	}
 	/* The stream's position stays where a writer after this one expects it: the end. */

@@ -498,8 +498,7 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 	kw_pool_run(ctx->pool, n_items, convert_item, &run);
 	for (k = 0; k < n_items; k++) {
 		if (items[k].rc) {
-			rc = items[k].rc;
-			*err = items[k].err;
+			rc = kw_error_set(err, items[k].rc, "%s", items[k].err.msg);
 			/* The converter names the member; the user needs the wheel too. */
 			if (rc != KW_ENOMEM) {
 				kw_error_prefix(err, "'%s'", a->filename);
@@ -733,8 +732,7 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 		for (i = 0; i < 2 && !fin.rc[i]; i++) {
 		}
 		if (i < 2) {
-			rc = fin.rc[i];
-			*err = fin.err[i];
+			rc = kw_error_set(err, fin.rc[i], "%s", fin.err[i].msg);
 			goto out;
 		}
 	}
