@@ -166,9 +166,14 @@ struct kw_km_options {
 	bool deps;               /* convert libraries from outside the wheel too */
 	const char *wheel_dir;   /* where the wheel for the KM payload goes, or NULL for none */
 	bool no_wx;              /* keep converted images writable and executable */
-	kw_km_render_fn manifest;/* renders the manifest (required) */
+	kw_km_render_fn manifest;/* renders the manifest (required; called on any of ctx's pool's threads) */
 	struct kw_km_cache *cache; /* borrowed: conversions shared with the other wheels of the run, or NULL */
-	kw_progress_fn progress; /* told of the conversion in bytes delinked ("converting"), then "writing"; or NULL */
+	/*
+	 * Told of the conversion in bytes delinked ("converting"), then
+	 * "writing"; or NULL. Called from whichever of ctx's pool's threads
+	 * finished an object, one call at a time.
+	 */
+	kw_progress_fn progress;
 	void *progress_ud;
 };
 
