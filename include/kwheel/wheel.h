@@ -98,8 +98,11 @@ int kw_wheel_read_sha256(struct kw_wheel *w, size_t i, unsigned char **buf, size
 /*
  * A member's bytes as a mapping of an unlinked temporary file, for readers
  * of large members (ELF): the memory it costs grows with the pages read,
- * not with the member's size.
+ * not with the member's size. A member of at most KW_WHEEL_MAP_IN_MEMORY
+ * bytes is read into memory instead (the file would cost more than it
+ * saves); the caller cannot tell the difference.
  */
+#define KW_WHEEL_MAP_IN_MEMORY ((uint64_t)4 << 20)
 struct kw_wheel_map {
 	const unsigned char *data; /* len bytes; valid until kw_wheel_unmap, even after kw_wheel_free */
 	size_t len;
@@ -110,7 +113,8 @@ struct kw_wheel_map {
 /*
  * Inflate member i into an unlinked temporary file in $TMPDIR (or /tmp),
  * hashing it in the same pass (digest may be NULL), and map it into *map
- * (release with kw_wheel_unmap). Runs of zeros become holes in the file.
+ * (release with kw_wheel_unmap); into memory if it is small (above). Runs
+ * of zeros become holes in the file.
  * Same checks and limits as kw_wheel_read. On failure *map is zeroed.
  */
 int kw_wheel_map(struct kw_wheel *w, size_t i, struct kw_wheel_map *map, unsigned char digest[32],

@@ -1068,8 +1068,10 @@ static int open_unlinked(char **where)
 
 void kw_wheel_unmap(struct kw_wheel_map *map)
 {
-	if (map && map->base_) {
+	if (map && map->base_ && map->maplen_) {
 		munmap(map->base_, map->maplen_);
+	} else if (map) {
+		free(map->base_); /* a small member, read into memory */
 	}
 	if (map) {
 		memset(map, 0, sizeof(*map));
@@ -1093,6 +1095,30 @@ int kw_wheel_map(struct kw_wheel *w, size_t i, struct kw_wheel_map *out, unsigne
 	}
 	if (m->size > SIZE_MAX) {
 		return kw_error_set(err, KW_ELIMIT, "'%s': member '%s' is too large to map", w->label, m->name);
+	}
+	/*
+	 * A small member is read into memory: a temporary file's creation,
+	 * writes, mapping and removal cost more than its pages (a wheel of a
+	 * thousand small extension modules), and memory stays bounded by the
+	 * limit per member read at once. The declared size is checked by the
+	 * read, which refuses a member that inflates to more.
+	 */
+	if (m->size > 0 && m->size <= KW_WHEEL_MAP_IN_MEMORY) {
+		unsigned char *buf = NULL;
+		size_t len = 0;
+		unsigned char d[32];
+
+		rc = kw_wheel_read_sha256(w, i, &buf, &len, d, err);
+		if (rc) {
+			return rc;
+		}
+		out->data = buf;
+		out->base_ = buf;
+		out->len = len;
+		if (digest) {
+			memcpy(digest, d, 32);
+		}
+		return 0;
 	}
 	t.fd = open_unlinked(&where);
 	if (t.fd < 0) {

@@ -1175,11 +1175,15 @@ START_TEST(limits_on_inflated_bytes)
 }
 END_TEST
 
-/* A mapped member holds the same bytes and sha256 as one read into memory, zeros (holes) included. */
+/*
+ * A mapped member holds the same bytes and sha256 as one read into memory,
+ * zeros (holes) included: z.bin is past KW_WHEEL_MAP_IN_MEMORY (a file),
+ * s.bin is not (memory, so it needs no temporary directory).
+ */
 START_TEST(map_matches_read)
 {
-	char *spec = kwt_fmt("{\"members\": [[\"pkg/z.bin\", \"headtail\", {\"zeros\": 900000, \"at\": 4}], "
-			     "[\"pkg/e.bin\", \"\"]]}");
+	char *spec = kwt_fmt("{\"members\": [[\"pkg/z.bin\", \"headtail\", {\"zeros\": 4500000, \"at\": 4}], "
+			     "[\"pkg/e.bin\", \"\"], [\"pkg/s.bin\", \"small\"]]}");
 	char *path = make_wheel("pkg-1.0-py3-none-any.whl", spec);
 	struct kw_ctx *ctx;
 	struct kw_wheel *w = NULL;
@@ -1201,9 +1205,10 @@ START_TEST(map_matches_read)
 	ck_assert(memcmp(map.data, buf, len) == 0);
 	ck_assert(memcmp(d1, d2, 32) == 0);
 	/* the zeros are zeros wherever the chunks fell */
-	ck_assert_uint_eq(len, 900008);
-	ck_assert(memcmp(map.data, "head", 4) == 0 && memcmp(map.data + 900004, "tail", 4) == 0);
-	for (k = 4; k < 900004; k++) {
+	ck_assert_uint_eq(len, 4500008);
+	ck_assert(len > KW_WHEEL_MAP_IN_MEMORY);
+	ck_assert(memcmp(map.data, "head", 4) == 0 && memcmp(map.data + 4500004, "tail", 4) == 0);
+	for (k = 4; k < 4500004; k++) {
 		ck_assert_int_eq(map.data[k], 0);
 	}
 	kw_wheel_unmap(&map);
@@ -1219,6 +1224,17 @@ START_TEST(map_matches_read)
 	ck_assert_int_eq(kw_wheel_map(w, (size_t)z, &map, NULL, &err), KW_EIO);
 	ck_assert_ptr_null(map.data);
 	ck_assert_msg(strstr(err.msg, "pkg-1.0-py3-none-any.whl") && strstr(err.msg, "pkg/z.bin"), "%s", err.msg);
+	{
+		long sm = kw_wheel_find(w, "pkg/s.bin");
+
+		ck_assert(sm >= 0);
+		ck_assert_int_eq(kw_wheel_read_sha256(w, (size_t)sm, &buf, &len, d1, &err), 0);
+		ck_assert_msg(kw_wheel_map(w, (size_t)sm, &map, d2, &err) == 0, "small map: %s", err.msg);
+		ck_assert(map.len == 5 && len == 5 && memcmp(map.data, "small", 5) == 0 && memcmp(d1, d2, 32) == 0);
+		kw_wheel_unmap(&map);
+		kw_wheel_unmap(&map);
+		free(buf);
+	}
 	if (old_tmp) {
 		setenv("TMPDIR", old_tmp, 1);
 	} else {
