@@ -203,6 +203,16 @@ void kw_pool_run(struct kw_pool *p, size_t n, void (*fn)(void *ud, size_t i), vo
  * order would have stopped at, on any number of threads.
  */
 size_t kw_pool_run_until(struct kw_pool *p, size_t n, int (*fn)(void *ud, size_t i), void *ud);
+/*
+ * An item of a batch (its index i) and what it costs: sorted by
+ * kw_sort_largest_first (largest first, equal sizes in index order), a
+ * batch run in that order leaves no big item for last on one thread.
+ */
+struct kw_sized {
+	uint64_t size;
+	size_t i;
+};
+void kw_sort_largest_first(struct kw_sized *v, size_t n);
 
 /* Does name match the shell glob pat (fnmatch without flags)? */
 int kw_glob_match(const char *pat, const char *name);

@@ -1137,17 +1137,12 @@ struct member_read {
 	struct kw_error err;
 };
 
-struct sized {
-	uint64_t size;
-	size_t i;
-};
-
 struct reads {
 	struct kw_wheel *w;
 	unsigned char (*digests)[32];
 	bool *have;
 	struct member_read *r;     /* per wheel member */
-	struct sized *order;       /* the members by size, largest first: task t reads order[t].i */
+	struct kw_sized *order;    /* the members by size, largest first: task t reads order[t].i */
 };
 
 /* Member i: is it ELF or wasm, and if so inflated once, hashed and parsed. */
@@ -1160,14 +1155,6 @@ static int read_member(void *ud, size_t t)
 
 	read_one(rs, i);
 	return rs->r[i].rc;
-}
-
-/* Larger first; equal sizes in wheel order. */
-static int by_size(const void *x, const void *y)
-{
-	const struct sized *a = x, *b = y;
-
-	return a->size != b->size ? (a->size < b->size) - (a->size > b->size) : (a->i > b->i) - (a->i < b->i);
 }
 
 static void read_one(struct reads *rs, size_t i)
@@ -1257,7 +1244,7 @@ static int read_members(struct kw_ctx *ctx, struct kw_audit *a, struct kw_wheel 
 		rs.order[i].size = kw_wheel_member(w, i)->size;
 		rs.order[i].i = i;
 	}
-	qsort(rs.order, n, sizeof(*rs.order), by_size);
+	kw_sort_largest_first(rs.order, n);
 	if (kw_pool_run_until(ctx->pool, n, read_member, &rs) < n) {
 		size_t first = 0;
 

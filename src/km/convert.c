@@ -217,14 +217,16 @@ static int tag_object(const char *dir, size_t n, const char *base, const char *t
 	return 0;
 }
 
-/* What an object costs to delink, for the progress line and the run's order: its bytes (0 if a library cannot be stat()ed). */
-static uint64_t object_bytes(struct kw_ctx *ctx, const struct kw_wheel *w, const struct kw_km_object *o)
+/*
+ * What an object costs to delink, for the progress line and the run's
+ * order: its bytes (member mi of w when in the wheel; 0 if a library cannot
+ * be stat()ed).
+ */
+static uint64_t object_bytes(struct kw_ctx *ctx, const struct kw_wheel *w, const struct kw_km_object *o, long mi)
 {
 	uint64_t size = 0;
 
 	if (o->in_wheel) {
-		long mi = kw_wheel_find(w, o->name);
-
 		size = mi < 0 ? 0 : kw_wheel_member(w, (size_t)mi)->size;
 	} else {
 		char *rooted = kw_ctx_rooted(ctx, o->name);
@@ -245,6 +247,8 @@ static uint64_t object_bytes(struct kw_ctx *ctx, const struct kw_wheel *w, const
  */
 struct conv_item {
 	const struct kw_km_object *o;
+	const char *base;      /* its file name: o's name after the last slash */
+	long member;           /* in the wheel: its member index (-1 if it has gone) */
 	size_t n;              /* its number in the archive */
 	uint64_t size;         /* the bytes to delink (0 if a library cannot be stat()ed) */
 	char *opath, *oname;
@@ -256,11 +260,6 @@ struct conv_item {
 	struct kw_error err;
 };
 
-struct by_size {
-	uint64_t size;
-	size_t i;
-};
-
 struct conv_run {
 	struct kw_ctx *ctx;
 	struct kw_wheel *w;
@@ -268,7 +267,7 @@ struct conv_run {
 	const struct kw_strv *runtime;
 	const char *dir;       /* the objects directory being made */
 	struct conv_item *items;
-	struct by_size *by_size; /* the run's order: largest first, so no big library is left for last */
+	struct kw_sized *by_size; /* the run's order: largest first, so no big library is left for last */
 	pthread_mutex_t lock;  /* the progress line */
 	uint64_t done, total;
 };
@@ -278,16 +277,14 @@ static void convert_item(void *ud, size_t i)
 	struct conv_run *r = ud;
 	struct conv_item *it = &r->items[r->by_size[i].i];
 	const struct kw_km_object *o = it->o;
-	const char *base = strrchr(o->name, '/') ? strrchr(o->name, '/') + 1 : o->name;
+	const char *base = it->base;
 	unsigned char *buf = NULL;
 	size_t len = 0;
 	int rc;
 
 	if (o->in_wheel) {
-		long mi = kw_wheel_find(r->w, o->name);
-
-		rc = mi < 0 ? kw_error_set(&it->err, KW_EINTERNAL, "member '%s' vanished", o->name)
-			    : kw_wheel_read(r->w, (size_t)mi, &buf, &len, &it->err);
+		rc = it->member < 0 ? kw_error_set(&it->err, KW_EINTERNAL, "member '%s' vanished", o->name)
+				    : kw_wheel_read(r->w, (size_t)it->member, &buf, &len, &it->err);
 	} else {
 		char *rooted = kw_ctx_rooted(r->ctx, o->name);
 
@@ -322,16 +319,6 @@ static void convert_item(void *ud, size_t i)
 				  r->total);
 		pthread_mutex_unlock(&r->lock);
 	}
-}
-
-static int cmp_by_size(const void *a, const void *b)
-{
-	const struct by_size *x = a, *y = b;
-
-	if (x->size != y->size) {
-		return x->size > y->size ? -1 : 1;
-	}
-	return x->i < y->i ? -1 : x->i > y->i;
 }
 
 static void conv_items_release(struct conv_item *items, size_t n)
@@ -471,8 +458,10 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 			continue;
 		}
 		it->o = o;
+		it->base = base;
+		it->member = o->in_wheel ? kw_wheel_find(w, o->name) : -1;
 		it->n = n_items;
-		it->size = object_bytes(ctx, w, o);
+		it->size = object_bytes(ctx, w, o, it->member);
 		it->oname = kw_asprintf("%03zu-%s.o", it->n, base);
 		it->opath = it->oname ? kw_asprintf("%s/%s", objdir.tmp, it->oname) : NULL;
 		if (!it->opath) {
@@ -480,12 +469,12 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 			kw_error_set(err, rc, "out of memory");
 			goto out;
 		}
-		run.by_size[n_items] = (struct by_size){ it->size, n_items };
+		run.by_size[n_items] = (struct kw_sized){ it->size, n_items };
 		run.total += it->size;
 		n_items++;
 	}
 	/* Each object is delinked on its own (a thread each); the first failure in archive order is the one told. */
-	qsort(run.by_size, n_items, sizeof(*run.by_size), cmp_by_size);
+	kw_sort_largest_first(run.by_size, n_items);
 	run.ctx = ctx;
 	run.w = w;
 	run.opts = opts;
@@ -523,7 +512,7 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 		mo = &mobjs[n_mo++];
 		memset(mo, 0, sizeof(*mo));
 		mo->path = kw_strdup(o->name);
-		mo->id = kw_strdup(o->in_wheel ? o->name : strrchr(o->name, '/') ? strrchr(o->name, '/') + 1 : o->name);
+		mo->id = kw_strdup(o->in_wheel ? o->name : it->base);
 		mo->object = kw_strdup(it->oname);
 		mo->in_wheel = o->in_wheel;
 		mo->mode = o->mode;

@@ -16,6 +16,18 @@
 
 #include "kwheel/util.h"
 
+static int larger_first(const void *x, const void *y)
+{
+	const struct kw_sized *a = x, *b = y;
+
+	return a->size != b->size ? (a->size < b->size) - (a->size > b->size) : (a->i > b->i) - (a->i < b->i);
+}
+
+void kw_sort_largest_first(struct kw_sized *v, size_t n)
+{
+	qsort(v, n, sizeof(*v), larger_first);
+}
+
 struct batch {
 	size_t n, next, done;   /* items, the next unclaimed, those finished */
 	void (*fn)(void *ud, size_t i);
