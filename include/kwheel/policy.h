@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include "kwheel/kwheel.h"
+#include "kwheel/util.h"
 
 enum kw_policy_family {
 	KW_POLICY_LINUX = 0,     /* plain linux_<arch>: anything goes */
@@ -32,6 +33,8 @@ struct kw_policy_blacklist {
 	char *lib;          /* "libc.so.6" */
 	char **symbols;     /* NULL-terminated */
 	size_t n_symbols;
+	/* symbols indexed: a C++ library imports tens of thousands, each looked up once per policy */
+	struct kw_strmap index;
 };
 
 /* One platform policy: manylinux_2_17, musllinux_1_2, linux. */

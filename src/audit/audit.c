@@ -465,7 +465,7 @@ static int check_object(struct kw_audit *a, struct kw_audit_verdict *v, struct r
 			const struct kw_elf_info *info, const struct kw_dep_graph *g, bool *sym_ok, bool versions)
 {
 	const struct kw_policy *p = v->policy;
-	bool black = false;
+	size_t *bk = NULL, n_bk = 0; /* which of the needed libraries the policy blacklists symbols of */
 	size_t i, k;
 	int rc;
 
@@ -496,10 +496,17 @@ static int check_object(struct kw_audit *a, struct kw_audit_verdict *v, struct r
 	 * of, or fpectl's: without either, a large C++ library's tens of
 	 * thousands of imports need not be looked at, once per policy.
 	 */
-	for (k = 0; !versions && k < info->n_needed && !black; k++) {
-		black = kw_policy_blacklists_lib(p, info->needed[k]);
+	for (k = 0; !versions && k < info->n_needed; k++) {
+		if (!kw_policy_blacklists_lib(p, info->needed[k])) {
+			continue;
+		}
+		if (!bk && !(bk = kw_calloc(info->n_needed, sizeof(*bk)))) {
+			return KW_ENOMEM;
+		}
+		bk[n_bk++] = k;
 	}
-	for (i = 0; !versions && (black || a->pyfpe) && i < info->n_syms; i++) {
+	rc = 0;
+	for (i = 0; !versions && (n_bk || a->pyfpe) && i < info->n_syms && !rc; i++) {
 		const struct kw_elf_sym *s = &info->syms[i];
 
 		if (s->defined) {
@@ -512,24 +519,19 @@ static int check_object(struct kw_audit *a, struct kw_audit_verdict *v, struct r
 		 * repair would copy (the build machine's) need not define the
 		 * symbol either, and the module would then fail to load.
 		 */
-		for (k = 0; black && s->bind != STB_WEAK_ && k < info->n_needed; k++) {
-			if (kw_policy_blacklisted(p, info->needed[k], s->name)) {
+		for (k = 0; s->bind != STB_WEAK_ && k < n_bk && !rc; k++) {
+			if (kw_policy_blacklisted(p, info->needed[bk[k]], s->name)) {
 				rs->blacklisted = true;
-				rc = add_reason(v, rs, KW_REASON_BLACKLIST, who, info->needed[k], s->name);
-				if (rc) {
-					return rc;
-				}
+				rc = add_reason(v, rs, KW_REASON_BLACKLIST, who, info->needed[bk[k]], s->name);
 			}
 		}
-		if (a->pyfpe && is_pyfpe(s)) {
+		if (!rc && a->pyfpe && is_pyfpe(s)) {
 			/* One reason per member, whichever of fpectl's symbols it imports. */
 			rc = add_reason(v, rs, KW_REASON_PYFPE, who, NULL, "PyFPE_jbuf");
-			if (rc) {
-				return rc;
-			}
 		}
 	}
-	return 0;
+	free(bk);
+	return rc;
 }
 
 /* How a node is named in reasons: wheel members by their path in the wheel. */

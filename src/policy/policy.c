@@ -44,6 +44,7 @@ static void policy_release(struct kw_policy *p)
 	free(p->arches);
 	for (i = 0; i < p->n_blacklist; i++) {
 		free(p->blacklist[i].lib);
+		kw_strmap_release(&p->blacklist[i].index);
 		free_strv(p->blacklist[i].symbols, p->blacklist[i].n_symbols);
 	}
 	free(p->blacklist);
@@ -259,6 +260,11 @@ static int load_policy(struct kw_policy *p, json_t *jp, json_t *lib_sets, json_t
 		rc = add_named(sym_sets, sets, &b->symbols, &b->n_symbols, where, err);
 		if (rc) {
 			return rc;
+		}
+		for (size_t k = 0; k < b->n_symbols; k++) {
+			if (kw_strmap_add(&b->index, b->symbols[k], k) < 0) {
+				return kw_error_set(err, KW_ENOMEM, "out of memory");
+			}
 		}
 	}
 	return 0;
@@ -572,16 +578,11 @@ bool kw_policy_blacklists_lib(const struct kw_policy *p, const char *lib)
 
 bool kw_policy_blacklisted(const struct kw_policy *p, const char *lib, const char *symbol)
 {
-	size_t i, k;
+	size_t i;
 
 	for (i = 0; i < p->n_blacklist; i++) {
-		if (strcmp(p->blacklist[i].lib, lib) != 0) {
-			continue;
-		}
-		for (k = 0; k < p->blacklist[i].n_symbols; k++) {
-			if (strcmp(p->blacklist[i].symbols[k], symbol) == 0) {
-				return true;
-			}
+		if (strcmp(p->blacklist[i].lib, lib) == 0 && kw_strmap_get(&p->blacklist[i].index, symbol) >= 0) {
+			return true;
 		}
 	}
 	return false;
