@@ -99,8 +99,9 @@ int kw_wheel_read_sha256(struct kw_wheel *w, size_t i, unsigned char **buf, size
  * A member's bytes as a mapping of an unlinked temporary file, for readers
  * of large members (ELF): the memory it costs grows with the pages read,
  * not with the member's size. A member of at most KW_WHEEL_MAP_IN_MEMORY
- * bytes is read into memory instead (the file would cost more than it
- * saves); the caller cannot tell the difference.
+ * bytes, or a deflated one of at most 32 MiB either way (inflated in one
+ * call, so in memory whole anyway), is read into memory instead (the file
+ * would cost more than it saves); the caller cannot tell the difference.
  */
 #define KW_WHEEL_MAP_IN_MEMORY ((uint64_t)4 << 20)
 struct kw_wheel_map {

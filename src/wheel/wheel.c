@@ -676,22 +676,30 @@ static int take_piece(struct kw_wheel *w, size_t i, const unsigned char *p, size
 	return rc ? taker_failed(w, i, rc, err) : 0;
 }
 
+/* Can member i be inflated in one call (inflate_whole)? Deflated, at most WHOLE_MAX either way. */
+static bool whole_ok(const struct kw_wheel *w, const struct kw_wheel_member *m)
+{
+	return w->fd >= 0 && m->method == ZIP_CM_DEFLATE && m->size > 0 && m->size <= WHOLE_MAX &&
+	       m->comp_size <= WHOLE_MAX;
+}
+
 /*
- * Member i (deflated, at most WHOLE_MAX either way) inflated in one call and
- * handed to cb in CHUNK pieces: the same checks as the libzip path (exact
- * size, CRC, limits), made on the whole.
+ * Member i (whole_ok) inflated in one call into *out, a new buffer of its
+ * size plus a NUL: the same checks as the streaming paths (exact size, CRC,
+ * limits), made on the whole.
  */
-static int stream_whole(struct kw_wheel *w, size_t i, kw_wheel_chunk_fn cb, void *ud, struct kw_error *err)
+static int inflate_whole(struct kw_wheel *w, size_t i, unsigned char **res, struct kw_error *err)
 {
 	const struct kw_wheel_member *m = &w->members[i];
 	struct libdeflate_decompressor *inflater = NULL;
 	unsigned char *in = NULL, *out = NULL;
-	size_t got = 0, off;
+	size_t got = 0;
 	enum libdeflate_result r;
 	int rc = KW_ENOMEM;
 
+	*res = NULL;
 	in = kw_malloc(m->comp_size ? (size_t)m->comp_size : 1);
-	out = kw_malloc(m->size ? (size_t)m->size : 1);
+	out = kw_malloc((size_t)m->size + 1);
 	/* One per read: reads of other members run on other threads at the same time. */
 	inflater = libdeflate_alloc_decompressor();
 	if (!in || !out || !inflater) {
@@ -725,19 +733,29 @@ static int stream_whole(struct kw_wheel *w, size_t i, kw_wheel_chunk_fn cb, void
 	if (rc) {
 		goto out;
 	}
-	for (off = 0; off < got; off += CHUNK) {
-		size_t n = got - off < CHUNK ? got - off : CHUNK;
-
-		rc = cb(ud, out + off, n);
-		if (rc) {
-			taker_failed(w, i, rc, err);
-			goto out;
-		}
-	}
-	rc = 0;
+	out[got] = '\0';
+	*res = out;
+	out = NULL;
 out:
 	libdeflate_free_decompressor(inflater);
 	free(in);
+	free(out);
+	return rc;
+}
+
+/* Member i (whole_ok) inflated in one call and handed to cb in CHUNK pieces. */
+static int stream_whole(struct kw_wheel *w, size_t i, kw_wheel_chunk_fn cb, void *ud, struct kw_error *err)
+{
+	unsigned char *out;
+	size_t off, len = (size_t)w->members[i].size;
+	int rc = inflate_whole(w, i, &out, err);
+
+	for (off = 0; !rc && off < len; off += CHUNK) {
+		rc = cb(ud, out + off, len - off < CHUNK ? len - off : CHUNK);
+		if (rc) {
+			taker_failed(w, i, rc, err);
+		}
+	}
 	free(out);
 	return rc;
 }
@@ -851,8 +869,7 @@ int kw_wheel_stream(struct kw_wheel *w, size_t i, kw_wheel_chunk_fn cb, void *ud
 	if (rc) {
 		return rc;
 	}
-	if (w->fd >= 0 && m->method == ZIP_CM_DEFLATE && m->size > 0 && m->size <= WHOLE_MAX &&
-	    m->comp_size <= WHOLE_MAX) {
+	if (whole_ok(w, m)) {
 		return stream_whole(w, i, cb, ud, err);
 	}
 	if (w->fd >= 0 && (m->method == ZIP_CM_DEFLATE || m->method == ZIP_CM_STORE)) {
@@ -898,10 +915,11 @@ out:
 	return rc;
 }
 
-/* A member's bytes in memory: grown as they arrive, never past the declared size (more is refused). */
+/* A member's bytes in memory (and their sha256 when sha is set): grown as they arrive, never past the declared size. */
 struct membuf {
 	unsigned char *p;
 	size_t len, cap, max;
+	struct kw_sha256 *sha;
 };
 
 static int append(void *ud, const void *data, size_t len)
@@ -927,12 +945,18 @@ static int append(void *ud, const void *data, size_t len)
 	}
 	memcpy(b->p + b->len, data, len);
 	b->len += len;
+	if (b->sha) {
+		kw_sha256_update(b->sha, data, len);
+	}
 	return 0;
 }
 
-/* Stream member i into b (and sha when not NULL); b->p is NUL-terminated on success. */
-static int read_into(struct kw_wheel *w, size_t i, kw_wheel_chunk_fn cb, void *ud, struct membuf *b,
-		     struct kw_error *err)
+/*
+ * Member i into b (and b->sha); b->p is NUL-terminated on success. A
+ * member inflated in one call is inflated straight into the buffer
+ * returned: no growing copy of it piece by piece.
+ */
+static int read_into(struct kw_wheel *w, size_t i, struct membuf *b, struct kw_error *err)
 {
 	const struct kw_wheel_member *m = kw_wheel_member(w, i);
 	int rc;
@@ -944,7 +968,21 @@ static int read_into(struct kw_wheel *w, size_t i, kw_wheel_chunk_fn cb, void *u
 		return kw_error_set(err, KW_ELIMIT, "'%s': member '%s' is too large", w->label, m->name);
 	}
 	b->max = (size_t)m->size;
-	rc = kw_wheel_stream(w, i, cb, ud, err);
+	if (whole_ok(w, m)) {
+		/* kw_wheel_stream's refusal, ahead of the work, of a member whose declared size breaks a limit. */
+		rc = count_inflated(w, i, m->size, true, err);
+		if (!rc) {
+			rc = inflate_whole(w, i, &b->p, err);
+		}
+		if (!rc) {
+			b->len = (size_t)m->size;
+			if (b->sha) {
+				kw_sha256_update(b->sha, b->p, b->len);
+			}
+		}
+	} else {
+		rc = kw_wheel_stream(w, i, append, b, err);
+	}
 	if (!rc && !b->p) {
 		b->p = kw_malloc(1);
 		if (!b->p) {
@@ -970,7 +1008,7 @@ int kw_wheel_read(struct kw_wheel *w, size_t i, unsigned char **out, size_t *len
 
 	*out = NULL;
 	*len = 0;
-	rc = read_into(w, i, append, &b, &b, err);
+	rc = read_into(w, i, &b, err);
 	if (rc) {
 		return rc;
 	}
@@ -979,39 +1017,23 @@ int kw_wheel_read(struct kw_wheel *w, size_t i, unsigned char **out, size_t *len
 	return 0;
 }
 
-struct hashed {
-	struct membuf b;
-	struct kw_sha256 sha;
-};
-
-static int append_hash(void *ud, const void *data, size_t len)
-{
-	struct hashed *h = ud;
-	int rc = append(&h->b, data, len);
-
-	if (!rc) {
-		kw_sha256_update(&h->sha, data, len);
-	}
-	return rc;
-}
-
 int kw_wheel_read_sha256(struct kw_wheel *w, size_t i, unsigned char **out, size_t *len, unsigned char digest[32],
 			 struct kw_error *err)
 {
-	struct hashed h;
+	struct kw_sha256 sha;
+	struct membuf b = { .sha = &sha };
 	int rc;
 
 	*out = NULL;
 	*len = 0;
-	memset(&h, 0, sizeof(h));
-	kw_sha256_init(&h.sha);
-	rc = read_into(w, i, append_hash, &h, &h.b, err);
+	kw_sha256_init(&sha);
+	rc = read_into(w, i, &b, err);
 	if (rc) {
 		return rc;
 	}
-	kw_sha256_final(&h.sha, digest);
-	*out = h.b.p;
-	*len = h.b.len;
+	kw_sha256_final(&sha, digest);
+	*out = b.p;
+	*len = b.len;
 	return 0;
 }
 
@@ -1100,10 +1122,12 @@ int kw_wheel_map(struct kw_wheel *w, size_t i, struct kw_wheel_map *out, unsigne
 	 * A small member is read into memory: a temporary file's creation,
 	 * writes, mapping and removal cost more than its pages (a wheel of a
 	 * thousand small extension modules), and memory stays bounded by the
-	 * limit per member read at once. The declared size is checked by the
-	 * read, which refuses a member that inflates to more.
+	 * limit per member read at once. So is one inflated in one call: that
+	 * holds it whole in memory anyway, and the file would be a copy of it.
+	 * The declared size is checked by the read, which refuses a member that
+	 * inflates to more.
 	 */
-	if (m->size > 0 && m->size <= KW_WHEEL_MAP_IN_MEMORY) {
+	if (m->size > 0 && (m->size <= KW_WHEEL_MAP_IN_MEMORY || whole_ok(w, m))) {
 		unsigned char *buf = NULL;
 		size_t len = 0;
 		unsigned char d[32];

@@ -41,10 +41,11 @@ def record_digest(data):
     return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
 
-def write_wheel(path, files, date_time=(2020, 1, 1, 0, 0, 0)):
+def write_wheel(path, files, date_time=(2020, 1, 1, 0, 0, 0), stored=()):
     """Write FILES (name -> bytes, in order) as the wheel PATH, with a RECORD listing every member.
 
     The .dist-info directory is the one the file name implies; fixed dates keep the bytes reproducible.
+    Members named in STORED are stored, the others deflated.
     """
     dist, ver = os.path.basename(path).split("-")[:2]
     rec = f"{dist}-{ver}.dist-info/RECORD"
@@ -53,7 +54,7 @@ def write_wheel(path, files, date_time=(2020, 1, 1, 0, 0, 0)):
         for n, data in list(files.items()) + [(rec, "\n".join(lines).encode() + b"\n")]:
             info = zipfile.ZipInfo(n, date_time)
             info.external_attr = 0o644 << 16
-            z.writestr(info, data, zipfile.ZIP_DEFLATED)
+            z.writestr(info, data, zipfile.ZIP_STORED if n in stored else zipfile.ZIP_DEFLATED)
     return path
 
 

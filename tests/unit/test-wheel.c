@@ -1177,13 +1177,15 @@ END_TEST
 
 /*
  * A mapped member holds the same bytes and sha256 as one read into memory,
- * zeros (holes) included: z.bin is past KW_WHEEL_MAP_IN_MEMORY (a file),
- * s.bin is not (memory, so it needs no temporary directory).
+ * zeros (holes) included: z.bin is stored and past KW_WHEEL_MAP_IN_MEMORY
+ * (a file); s.bin is small and d.bin deflated (memory, so they need no
+ * temporary directory).
  */
 START_TEST(map_matches_read)
 {
-	char *spec = kwt_fmt("{\"members\": [[\"pkg/z.bin\", \"headtail\", {\"zeros\": 4500000, \"at\": 4}], "
-			     "[\"pkg/e.bin\", \"\"], [\"pkg/s.bin\", \"small\"]]}");
+	char *spec = kwt_fmt("{\"members\": [[\"pkg/z.bin\", \"headtail\", {\"zeros\": 4500000, \"at\": 4, \"store\": true}], "
+			     "[\"pkg/e.bin\", \"\"], [\"pkg/s.bin\", \"small\"], "
+			     "[\"pkg/d.bin\", \"headtail\", {\"zeros\": 4500000, \"at\": 4}]]}");
 	char *path = make_wheel("pkg-1.0-py3-none-any.whl", spec);
 	struct kw_ctx *ctx;
 	struct kw_wheel *w = NULL;
@@ -1232,6 +1234,17 @@ START_TEST(map_matches_read)
 		ck_assert_msg(kw_wheel_map(w, (size_t)sm, &map, d2, &err) == 0, "small map: %s", err.msg);
 		ck_assert(map.len == 5 && len == 5 && memcmp(map.data, "small", 5) == 0 && memcmp(d1, d2, 32) == 0);
 		kw_wheel_unmap(&map);
+		kw_wheel_unmap(&map);
+		free(buf);
+	}
+	{
+		long dm = kw_wheel_find(w, "pkg/d.bin");
+
+		ck_assert(dm >= 0);
+		ck_assert_int_eq(kw_wheel_read_sha256(w, (size_t)dm, &buf, &len, d1, &err), 0);
+		ck_assert_msg(kw_wheel_map(w, (size_t)dm, &map, d2, &err) == 0, "deflated map: %s", err.msg);
+		ck_assert(map.len == 4500008 && len == 4500008 && memcmp(map.data, buf, len) == 0 &&
+			  memcmp(d1, d2, 32) == 0);
 		kw_wheel_unmap(&map);
 		free(buf);
 	}
