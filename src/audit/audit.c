@@ -1619,19 +1619,177 @@ int kw_audit_wheel(struct kw_ctx *ctx, const char *path, struct kw_audit **out, 
 	return kw_audit_wheel_flags(ctx, path, 0, out, err);
 }
 
+/*
+ * What the audit finds once the ELF members are parsed: the resolution of
+ * every member's tree, the libraries and versions, and the verdict of each
+ * policy. *r: the resolver, the caller's to free.
+ */
+static int assess(struct kw_ctx *ctx, struct kw_audit *a, struct kw_wheel *w, unsigned flags,
+		  const struct kw_policy_set *set, struct overlay *ov, struct kw_resolver **r, struct kw_error *err)
+{
+	const struct kw_policy *android = NULL;
+	bool all_pure = true;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < a->name.n_platforms; i++) {
+		all_pure = all_pure && tag_is_pure(a->name.platforms[i]);
+	}
+	/* wasm: the same graphs and library list from the wasm resolver; Pyodide releases for policies. */
+	if (kw_audit_is_wasm_wheel(a)) {
+		rc = kw_audit_wasm_resolve(ctx, a, w, err);
+		if (rc) {
+			return rc;
+		}
+		if (collect_libs(a)) {
+			return kw_error_set(err, KW_ENOMEM, "out of memory");
+		}
+		rc = kw_audit_wasm_judge(a, err);
+		if (rc) {
+			return rc;
+		}
+		return 0;
+	}
+	for (i = 0; i < a->n_members && !a->arch; i++) {
+		a->arch = a->members[i].arch;
+	}
+	if (a->n_members == 0) {
+		a->pure = all_pure;
+		if (!all_pure) {
+			a->not_elf = kw_asprintf("not an ELF platform wheel: no ELF member for platform '%s'",
+						 a->name.platform);
+			if (!a->not_elf) {
+				return kw_error_set(err, KW_ENOMEM, "out of memory");
+			}
+		}
+		if (check_tags(a)) {
+			return kw_error_set(err, KW_ENOMEM, "out of memory");
+		}
+		return 0;
+	}
+
+	rc = kw_resolver_new(ctx, r, err);
+	if (rc) {
+		return rc;
+	}
+	ov->w = w;
+	ov->parsed = kw_calloc(kw_wheel_member_count(w) ? kw_wheel_member_count(w) : 1, sizeof(*ov->parsed));
+	if (!ov->parsed) {
+		return kw_error_set(err, KW_ENOMEM, "out of memory");
+	}
+	for (i = 0; i < a->n_members; i++) {
+		long idx = kw_wheel_find(w, a->members[i].name);
+
+		if (idx >= 0) {
+			ov->parsed[idx] = &a->members[i];
+		}
+	}
+	rc = kw_resolver_set_overlay(*r, OVERLAY_PREFIX, overlay_load, ov, err);
+	if (rc) {
+		return rc;
+	}
+	for (i = 0; i < a->n_members; i++) {
+		struct kw_audit_member *m = &a->members[i];
+		char *vpath;
+
+		if (!m->info) {
+			continue;
+		}
+		vpath = kw_asprintf("%s/%s", OVERLAY_PREFIX, m->name);
+		if (!vpath) {
+			return kw_error_set(err, KW_ENOMEM, "out of memory");
+		}
+		rc = kw_resolve_tree(*r, vpath, m->info, &m->graph, err);
+		free(vpath);
+		if (rc) {
+			kw_error_prefix(err, "'%s'", a->filename);
+			return rc;
+		}
+	}
+	for (i = 0; i < a->n_members; i++) {
+		const struct kw_elf_info *info = a->members[i].info;
+		size_t k;
+
+		/* As auditwheel: what the interpreter's ABI says is the extension modules' business. */
+		for (k = 0; info && a->members[i].extension && k < info->n_syms; k++) {
+			a->pyfpe = a->pyfpe || is_pyfpe(&info->syms[k]);
+			a->ucs2 = a->ucs2 || is_ucs2(&info->syms[k]);
+		}
+		a->purelib_elf = a->purelib_elf || a->members[i].purelib;
+		if (a->members[i].isa && !(flags & KW_AUDIT_NO_ISA_CHECK)) {
+			a->unsupported_isa = true;
+		}
+	}
+	if (collect_libs(a) || collect_symvers(a) || find_arch_mismatch(a)) {
+		return kw_error_set(err, KW_ENOMEM, "out of memory");
+	}
+	if (strncmp(a->name.platform, "android_", 8) == 0) {
+		const char *why = NULL;
+
+		a->family = KW_POLICY_ANDROID;
+		android = android_policy(a, set, &why);
+		if (!android && !(a->no_policy = kw_strdup(why))) {
+			return kw_error_set(err, KW_ENOMEM, "out of memory");
+		}
+	} else {
+		a->family = libc_family(a);
+	}
+	if (a->arch && !a->no_policy) {
+		rc = judge(a, ctx->pool, set, android, !(flags & KW_AUDIT_NO_ISA_CHECK), err);
+		if (rc) {
+			return rc;
+		}
+	}
+	/* libpython stays needed on android: nothing to drop there. */
+	if (check_tags(a) || (!a->no_policy && !android && collect_drops(a)) || collect_refusals(a)) {
+		return kw_error_set(err, KW_ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+/* The two halves of an audit that need each other's results only at the end: run side by side. */
+struct halves {
+	struct kw_ctx *ctx;
+	struct kw_audit *a;
+	struct kw_wheel *w;
+	unsigned flags;
+	const struct kw_policy_set *set;
+	struct overlay *ov;
+	struct kw_resolver *r;
+	const unsigned char (*digests)[32];
+	const bool *have;
+	int rc[2];
+	struct kw_error err[2];
+};
+
+/*
+ * Item 0 checks RECORD, hashing the members the parse did not (a batch of
+ * its own); item 1 resolves and judges, which is mostly one thread's work
+ * until the policies are judged: the hashing fills the other threads.
+ */
+static void halve(void *ud, size_t i)
+{
+	struct halves *h = ud;
+
+	if (i == 0) {
+		h->rc[0] = (h->flags & KW_AUDIT_NO_RECORD)
+				   ? 0
+				   : kw_wheel_verify_record_known(h->w, &h->a->record, h->digests, h->have, &h->err[0]);
+	} else {
+		h->rc[1] = assess(h->ctx, h->a, h->w, h->flags, h->set, h->ov, &h->r, &h->err[1]);
+	}
+}
+
 int kw_audit_wheel_flags(struct kw_ctx *ctx, const char *path, unsigned flags, struct kw_audit **out,
 			 struct kw_error *err)
 {
 	const struct kw_policy_set *set = NULL;
-	const struct kw_policy *android = NULL;
 	struct kw_resolver *r = NULL;
 	struct kw_wheel *w = NULL;
 	struct kw_audit *a = NULL;
 	struct overlay ov = { 0 };
 	unsigned char (*digests)[32] = NULL;
 	bool *have = NULL;
-	size_t i;
-	bool all_pure = true;
 	int rc = KW_EINTERNAL;
 
 	*out = NULL;
@@ -1684,133 +1842,19 @@ int kw_audit_wheel_flags(struct kw_ctx *ctx, const char *path, unsigned flags, s
 	if (rc) {
 		goto out;
 	}
-	rc = (flags & KW_AUDIT_NO_RECORD) ? 0
-					  : kw_wheel_verify_record_known(w, &a->record, (const unsigned char (*)[32])digests,
-									 have, err);
-	if (rc) {
-		goto out;
-	}
-	for (i = 0; i < a->name.n_platforms; i++) {
-		all_pure = all_pure && tag_is_pure(a->name.platforms[i]);
-	}
-	/* wasm: the same graphs and library list from the wasm resolver; Pyodide releases for policies. */
-	if (kw_audit_is_wasm_wheel(a)) {
-		rc = kw_audit_wasm_resolve(ctx, a, w, err);
+	{
+		struct halves h = { ctx, a, w, flags, set, &ov, NULL, (const unsigned char (*)[32])digests, have,
+				    { 0, 0 }, { { 0 }, { 0 } } };
+
+		kw_pool_run(ctx->pool, 2, halve, &h);
+		r = h.r;
+		/* The RECORD's failure first, as when it was checked before the rest. */
+		rc = h.rc[0] ? h.rc[0] : h.rc[1];
 		if (rc) {
-			goto out;
-		}
-		if (collect_libs(a)) {
-			rc = kw_error_set(err, KW_ENOMEM, "out of memory");
-			goto out;
-		}
-		rc = kw_audit_wasm_judge(a, err);
-		if (rc) {
-			goto out;
-		}
-		goto done;
-	}
-	for (i = 0; i < a->n_members && !a->arch; i++) {
-		a->arch = a->members[i].arch;
-	}
-	if (a->n_members == 0) {
-		a->pure = all_pure;
-		if (!all_pure) {
-			a->not_elf = kw_asprintf("not an ELF platform wheel: no ELF member for platform '%s'",
-						 a->name.platform);
-			if (!a->not_elf) {
-				rc = kw_error_set(err, KW_ENOMEM, "out of memory");
-				goto out;
-			}
-		}
-		if (check_tags(a)) {
-			rc = kw_error_set(err, KW_ENOMEM, "out of memory");
-			goto out;
-		}
-		goto done;
-	}
-
-	rc = kw_resolver_new(ctx, &r, err);
-	if (rc) {
-		goto out;
-	}
-	ov.w = w;
-	ov.parsed = kw_calloc(kw_wheel_member_count(w) ? kw_wheel_member_count(w) : 1, sizeof(*ov.parsed));
-	if (!ov.parsed) {
-		rc = kw_error_set(err, KW_ENOMEM, "out of memory");
-		goto out;
-	}
-	for (i = 0; i < a->n_members; i++) {
-		long idx = kw_wheel_find(w, a->members[i].name);
-
-		if (idx >= 0) {
-			ov.parsed[idx] = &a->members[i];
-		}
-	}
-	rc = kw_resolver_set_overlay(r, OVERLAY_PREFIX, overlay_load, &ov, err);
-	if (rc) {
-		goto out;
-	}
-	for (i = 0; i < a->n_members; i++) {
-		struct kw_audit_member *m = &a->members[i];
-		char *vpath;
-
-		if (!m->info) {
-			continue;
-		}
-		vpath = kw_asprintf("%s/%s", OVERLAY_PREFIX, m->name);
-		if (!vpath) {
-			rc = kw_error_set(err, KW_ENOMEM, "out of memory");
-			goto out;
-		}
-		rc = kw_resolve_tree(r, vpath, m->info, &m->graph, err);
-		free(vpath);
-		if (rc) {
-			kw_error_prefix(err, "'%s'", a->filename);
+			*err = h.err[h.rc[0] ? 0 : 1];
 			goto out;
 		}
 	}
-	for (i = 0; i < a->n_members; i++) {
-		const struct kw_elf_info *info = a->members[i].info;
-		size_t k;
-
-		/* As auditwheel: what the interpreter's ABI says is the extension modules' business. */
-		for (k = 0; info && a->members[i].extension && k < info->n_syms; k++) {
-			a->pyfpe = a->pyfpe || is_pyfpe(&info->syms[k]);
-			a->ucs2 = a->ucs2 || is_ucs2(&info->syms[k]);
-		}
-		a->purelib_elf = a->purelib_elf || a->members[i].purelib;
-		if (a->members[i].isa && !(flags & KW_AUDIT_NO_ISA_CHECK)) {
-			a->unsupported_isa = true;
-		}
-	}
-	if (collect_libs(a) || collect_symvers(a) || find_arch_mismatch(a)) {
-		rc = kw_error_set(err, KW_ENOMEM, "out of memory");
-		goto out;
-	}
-	if (strncmp(a->name.platform, "android_", 8) == 0) {
-		const char *why = NULL;
-
-		a->family = KW_POLICY_ANDROID;
-		android = android_policy(a, set, &why);
-		if (!android && !(a->no_policy = kw_strdup(why))) {
-			rc = kw_error_set(err, KW_ENOMEM, "out of memory");
-			goto out;
-		}
-	} else {
-		a->family = libc_family(a);
-	}
-	if (a->arch && !a->no_policy) {
-		rc = judge(a, ctx->pool, set, android, !(flags & KW_AUDIT_NO_ISA_CHECK), err);
-		if (rc) {
-			goto out;
-		}
-	}
-	/* libpython stays needed on android: nothing to drop there. */
-	if (check_tags(a) || (!a->no_policy && !android && collect_drops(a)) || collect_refusals(a)) {
-		rc = kw_error_set(err, KW_ENOMEM, "out of memory");
-		goto out;
-	}
-done:
 	if (a->arch && !a->wasm) {
 		a->best_tag = a->best >= 0 ? kw_strdup(a->verdicts[a->best].tag)
 					   : kw_asprintf("linux_%s", a->arch);
