@@ -425,7 +425,9 @@ static bool from_wheel(const struct kw_dep_graph *g, const char *file)
 /* An undefined reference to fpectl's globals (CPython built --with-fpectl). */
 static bool is_pyfpe(const struct kw_elf_sym *s)
 {
-	return !s->defined && (s->type == STT_FUNC_ || s->type == STT_NOTYPE_) &&
+	/* The prefix first: this runs for every import of every member. */
+	return !s->defined && (s->type == STT_FUNC_ || s->type == STT_NOTYPE_) && s->name[0] == 'P' &&
+	       strncmp(s->name, "PyFPE_", 6) == 0 &&
 	       (strcmp(s->name, "PyFPE_jbuf") == 0 || strcmp(s->name, "PyFPE_dummy") == 0 ||
 		strcmp(s->name, "PyFPE_counter") == 0);
 }
@@ -433,7 +435,7 @@ static bool is_pyfpe(const struct kw_elf_sym *s)
 /* An undefined narrow-unicode (UCS2) CPython 2 function. */
 static bool is_ucs2(const struct kw_elf_sym *s)
 {
-	return !s->defined && s->type == STT_FUNC_ && strncmp(s->name, "PyUnicodeUCS2_", 14) == 0;
+	return !s->defined && s->type == STT_FUNC_ && s->name[0] == 'P' && strncmp(s->name, "PyUnicodeUCS2_", 14) == 0;
 }
 
 /*
@@ -950,10 +952,30 @@ static int judge(struct kw_audit *a, struct kw_pool *pool, const struct kw_polic
 struct lib_index {
 	struct kw_strv keys;
 	struct kw_strmap libs, edges;
+	struct kw_buf key;      /* the key being looked up: most are there already, and need no copy */
 };
 
-/* key (taken) in m: 1 with its value in *val if it is there, else 0 once added with value fresh; or KW_ENOMEM. */
-static int index_key(struct lib_index *x, struct kw_strmap *m, char *key, size_t fresh, size_t *val)
+/*
+ * The key "NUM:AB" in x->key: built by hand, as it is once per edge of
+ * every member's graph (a formatted print each was a tenth of an audit).
+ */
+static const char *make_key(struct lib_index *x, size_t num, const char *a, const char *b)
+{
+	char n[24];
+
+	x->key.len = 0;
+	if (x->key.s) {
+		x->key.s[0] = '\0';
+	}
+	snprintf(n, sizeof(n), "%zu:", num);
+	kw_buf_append(&x->key, n);
+	kw_buf_append(&x->key, a);
+	kw_buf_append(&x->key, b);
+	return x->key.failed ? NULL : x->key.s;
+}
+
+/* key in m: 1 with its value in *val if it is there, else 0 once added (a copy) with value fresh; or KW_ENOMEM. */
+static int index_key(struct lib_index *x, struct kw_strmap *m, const char *key, size_t fresh, size_t *val)
 {
 	long have;
 
@@ -962,11 +984,10 @@ static int index_key(struct lib_index *x, struct kw_strmap *m, char *key, size_t
 	}
 	have = kw_strmap_get(m, key);
 	if (have >= 0) {
-		free(key);
 		*val = (size_t)have;
 		return 1;
 	}
-	if (kw_strv_push_own(&x->keys, key) || kw_strmap_add(m, x->keys.v[x->keys.n - 1], fresh) < 0) {
+	if (kw_strv_push(&x->keys, key) || kw_strmap_add(m, x->keys.v[x->keys.n - 1], fresh) < 0) {
 		return KW_ENOMEM;
 	}
 	*val = fresh;
@@ -978,7 +999,7 @@ static int add_lib(struct kw_audit *a, size_t *cap, struct lib_index *x, const s
 	const char *real = dn->realpath ? dn->realpath : "";
 	struct kw_audit_lib *l;
 	size_t i, unused;
-	int rc = index_key(x, &x->libs, kw_asprintf("%zu:%s%s", strlen(dn->name), dn->name, real), a->n_libs, &i);
+	int rc = index_key(x, &x->libs, make_key(x, strlen(dn->name), dn->name, real), a->n_libs, &i);
 
 	if (rc < 0) {
 		return rc;
@@ -997,7 +1018,7 @@ static int add_lib(struct kw_audit *a, size_t *cap, struct lib_index *x, const s
 			return KW_ENOMEM;
 		}
 	}
-	rc = index_key(x, &x->edges, kw_asprintf("%zu:%s", i, by), 0, &unused);
+	rc = index_key(x, &x->edges, make_key(x, i, by, ""), 0, &unused);
 	return rc < 0 ? rc : rc == 0 ? kw_strv_push(&a->libs[i].needed_by, by) : 0;
 }
 
@@ -1032,6 +1053,7 @@ static int collect_libs(struct kw_audit *a)
 	kw_strmap_release(&x.libs);
 	kw_strmap_release(&x.edges);
 	kw_strv_release(&x.keys);
+	kw_buf_release(&x.key);
 	return rc;
 }
 

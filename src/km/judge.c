@@ -254,6 +254,8 @@ static int judge_info(struct kw_km_object *o, const struct kw_elf_info *info, co
 		      bool needed, struct verindexes *vx)
 {
 	struct kw_strv unique = { 0 }, hidden = { 0 }, old = { 0 }, rels = { 0 };
+	const struct kw_elf_info *last_lib = NULL;
+	const char *last_ver = NULL;
 	size_t i;
 	int rc = KW_ENOMEM;
 
@@ -303,7 +305,8 @@ static int judge_info(struct kw_km_object *o, const struct kw_elf_info *info, co
 							  "dlinfo" };
 			size_t k;
 
-			for (k = 0; k < sizeof(dl) / sizeof(dl[0]); k++) {
+			/* The prefix first: this runs for every import of every library. */
+			for (k = 0; s->name[0] == 'd' && s->name[1] == 'l' && k < sizeof(dl) / sizeof(dl[0]); k++) {
 				if (strcmp(s->name, dl[k]) == 0 &&
 				    addf(&o->warnings, "imports %s: %s", s->name,
 					 k < 2 ? "only converted, registered modules can be opened; files loaded at run "
@@ -313,9 +316,15 @@ static int judge_info(struct kw_km_object *o, const struct kw_elf_info *info, co
 				}
 			}
 			if (s->version) {
-				const struct kw_elf_info *lib = provider_of(info, g, s->version);
-
+				const struct kw_elf_info *lib;
 				bool is_old = false;
+
+				/* Imports of one version come in runs: its provider is looked up once a run. */
+				if (!last_ver || strcmp(last_ver, s->version) != 0) {
+					last_ver = s->version;
+					last_lib = provider_of(info, g, s->version);
+				}
+				lib = last_lib;
 
 				if (lib && binds_old_version(vx, lib, s, &is_old)) {
 					goto out;
@@ -410,7 +419,7 @@ static int find_plugins(struct kw_km_object *o, const struct kw_elf_info *info, 
 	int rc;
 
 	for (i = 0; i < info->n_syms && !dl; i++) {
-		dl = !info->syms[i].defined && strcmp(info->syms[i].name, "dlopen") == 0;
+		dl = !info->syms[i].defined && info->syms[i].name[0] == 'd' && strcmp(info->syms[i].name, "dlopen") == 0;
 	}
 	if (!dl || !root) {
 		return 0;
