@@ -57,6 +57,8 @@ static int cmd_lddtree(struct kw_ctx *ctx, int argc, char **argv)
 	if (optind >= argc) {
 		return kw_cli_usage("lddtree", "no file given");
 	}
+	/* The libraries one level of a tree needs are parsed side by side. */
+	kw_cli_pool_open(ctx, 0);
 	for (i = optind; i < argc; i++) {
 		struct kw_dep_graph *g = NULL;
 		size_t k;
@@ -100,6 +102,7 @@ static int cmd_lddtree(struct kw_ctx *ctx, int argc, char **argv)
 		kw_dep_graph_free(g);
 	}
 	kw_resolver_free(r);
+	kw_cli_pool_close(ctx);
 	return rc;
 }
 

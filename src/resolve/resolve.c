@@ -161,7 +161,17 @@ struct kw_resolver {
 	struct htab dirs;      /* struct dir */
 	uint64_t lookups;      /* (directory, name) lookups so far, against ctx->limits.max_lookups */
 	char *cwd;
+	/*
+	 * While prefetch looks ahead: a parse the search needs is not made but
+	 * its path put in wanted (the search then stops with DEFERRED), so the
+	 * parses a node's names need can be made side by side on the pool.
+	 */
+	bool deferring;
+	struct kw_strv wanted;
 };
+
+/* A search stopped at a parse prefetch makes later (not an enum kw_status: never leaves this file). */
+#define DEFERRED 1
 
 int kw_resolver_new(struct kw_ctx *ctx, struct kw_resolver **out, struct kw_error *err)
 {
@@ -225,6 +235,7 @@ void kw_resolver_free(struct kw_resolver *r)
 	htab_release(&r->listings, free_listing);
 	htab_release(&r->infos, free_info);
 	kw_strv_release(&r->conf);
+	kw_strv_release(&r->wanted);
 	free(r->overlay_prefix);
 	free(r->cwd);
 	free(r);
@@ -400,49 +411,32 @@ static int load_conf(struct kw_resolver *r, struct kw_error *err)
 
 /* Probing and caching */
 
-/* The cached parse of the object at realpath; NULL with *rc 0 if the overlay has no such member. */
-static struct info_entry *info_for(struct kw_resolver *r, const char *realpath, bool overlay, int *rc,
-				   struct kw_error *err)
+/*
+ * Cache the result of parsing realpath (prc, info, perr; borrowed: the
+ * overlay's info): the entry, or NULL with *rc set (then info is freed).
+ */
+static struct info_entry *cache_info(struct kw_resolver *r, const char *realpath, int prc, struct kw_elf_info *info,
+				     bool borrowed, const struct kw_error *perr, int *rc, struct kw_error *err)
 {
-	struct info_entry *ie = (struct info_entry *)htab_find(&r->infos, realpath);
-	struct kw_error perr = { 0 };
-	int prc;
+	struct info_entry *ie = kw_calloc(1, sizeof(*ie));
 
-	*rc = 0;
-	if (ie) {
-		return ie;
-	}
-	ie = kw_calloc(1, sizeof(*ie));
-	if (!ie || !(ie->h.key = kw_strdup(realpath))) {
-		free(ie);
-		*rc = kw_error_set(err, KW_ENOMEM, "out of memory");
-		return NULL;
-	}
-	if (overlay) {
-		prc = r->overlay_fn(r->overlay_ud, realpath, &ie->info, &ie->borrowed, &perr);
-	} else {
-		char *rooted = kw_ctx_rooted(r->ctx, realpath);
-
-		prc = rooted ? kw_elf_parse_file(rooted, &ie->info, &perr) : KW_ENOMEM;
-		free(rooted);
-	}
-	if (prc == KW_ENOTFOUND && overlay) {
-		/* The overlay has no such member: nothing is there (not cached: asking is cheap). */
-		free(ie->h.key);
-		free(ie);
-		return NULL;
-	}
-	if (prc == KW_ENOMEM || (prc && !(ie->error = kw_strdup(perr.msg[0] ? perr.msg : "unreadable")))) {
-		if (!ie->borrowed) {
-			kw_elf_info_free(ie->info);
+	if (!ie || !(ie->h.key = kw_strdup(realpath)) ||
+	    (prc && !(ie->error = kw_strdup(perr->msg[0] ? perr->msg : "unreadable"))) || prc == KW_ENOMEM) {
+		if (!borrowed) {
+			kw_elf_info_free(info);
 		}
-		free(ie->h.key);
+		if (ie) {
+			free(ie->h.key);
+			free(ie->error);
+		}
 		free(ie);
 		*rc = kw_error_set(err, KW_ENOMEM, "out of memory");
 		return NULL;
 	}
-	if (prc) {
-		ie->info = NULL;
+	ie->info = prc ? NULL : info;
+	ie->borrowed = borrowed;
+	if (prc && !borrowed) {
+		kw_elf_info_free(info);
 	}
 	if (htab_add(&r->infos, &ie->h)) {
 		free_info(&ie->h);
@@ -450,6 +444,50 @@ static struct info_entry *info_for(struct kw_resolver *r, const char *realpath, 
 		return NULL;
 	}
 	return ie;
+}
+
+/* A file of the file system parsed: what kw_elf_parse_file says of realpath under the root. */
+static int parse_real(const struct kw_resolver *r, const char *realpath, struct kw_elf_info **info,
+		      struct kw_error *perr)
+{
+	char *rooted = kw_ctx_rooted(r->ctx, realpath);
+	int prc = rooted ? kw_elf_parse_file(rooted, info, perr) : KW_ENOMEM;
+
+	free(rooted);
+	return prc;
+}
+
+/*
+ * The cached parse of the object at realpath; NULL with *rc 0 if the
+ * overlay has no such member. While deferring, a file not parsed yet is
+ * put in wanted instead, and *rc is DEFERRED.
+ */
+static struct info_entry *info_for(struct kw_resolver *r, const char *realpath, bool overlay, int *rc,
+				   struct kw_error *err)
+{
+	struct info_entry *ie = (struct info_entry *)htab_find(&r->infos, realpath);
+	struct kw_error perr = { 0 };
+	struct kw_elf_info *info = NULL;
+	bool borrowed = false;
+	int prc;
+
+	*rc = 0;
+	if (ie) {
+		return ie;
+	}
+	if (overlay) {
+		prc = r->overlay_fn(r->overlay_ud, realpath, &info, &borrowed, &perr);
+	} else if (r->deferring) {
+		*rc = kw_strv_push_unique(&r->wanted, realpath) ? kw_error_set(err, KW_ENOMEM, "out of memory") : DEFERRED;
+		return NULL;
+	} else {
+		prc = parse_real(r, realpath, &info, &perr);
+	}
+	if (prc == KW_ENOTFOUND && overlay) {
+		/* The overlay has no such member: nothing is there (not cached: asking is cheap). */
+		return NULL;
+	}
+	return cache_info(r, realpath, prc, info, borrowed, &perr, rc, err);
 }
 
 static bool under_overlay(const struct kw_resolver *r, const char *path)
@@ -1315,6 +1353,111 @@ static int probe_hit(struct build *b, char *path, struct hit *found, struct kw_e
 	return 0;
 }
 
+/* The parses prefetch makes on the pool, each into its own slot. */
+struct parse_job {
+	const struct kw_resolver *r;
+	struct kw_elf_info **info;
+	int *prc;
+	struct kw_error *perr;
+};
+
+static void parse_one(void *ud, size_t i)
+{
+	struct parse_job *j = ud;
+
+	j->prc[i] = parse_real(j->r, j->r->wanted.v[i], &j->info[i], &j->perr[i]);
+}
+
+/* Parse every path in r->wanted side by side and cache the results in its order; wanted is emptied. */
+static int parse_wanted(struct kw_resolver *r, struct kw_error *err)
+{
+	size_t n = r->wanted.n, i;
+	struct parse_job j = { r, kw_calloc(n, sizeof(*j.info)), kw_calloc(n, sizeof(*j.prc)),
+			       kw_calloc(n, sizeof(*j.perr)) };
+	int rc = 0;
+
+	if (!j.info || !j.prc || !j.perr) {
+		rc = kw_error_set(err, KW_ENOMEM, "out of memory");
+	} else {
+		kw_pool_run(r->ctx->pool, n, parse_one, &j);
+		for (i = 0; i < n; i++) {
+			if (rc) {
+				kw_elf_info_free(j.info[i]);
+			} else {
+				(void)cache_info(r, r->wanted.v[i], j.prc[i], j.info[i], false, &j.perr[i], &rc, err);
+			}
+		}
+	}
+	kw_strv_release(&r->wanted);
+	free(j.info);
+	free(j.prc);
+	free(j.perr);
+	return rc;
+}
+
+/*
+ * Before node q's names are resolved one by one: the files their searches
+ * will parse, parsed side by side. Each name's search runs as resolve_one
+ * will run it, but stops where it needs a parse not yet cached; those are
+ * made on the pool and the searches run again, until none stops (a
+ * candidate that is not a compatible object sends its search on to the
+ * next) or a few rounds have passed. Only caches change (the same parses
+ * the searches would have made, and the directory listings), and the count
+ * of lookups is put back, so what resolve_one then finds is what it finds
+ * without this, only sooner.
+ */
+static int prefetch(struct build *b, size_t q, struct kw_error *err)
+{
+	const struct kw_elf_info *qi = b->g->nodes[q].info;
+	struct kw_resolver *r = b->r;
+	uint64_t lookups = r->lookups;
+	size_t i, round;
+	int rc = 0;
+
+	if (!r->ctx->pool || kw_pool_threads(r->ctx->pool) < 2) {
+		return 0;
+	}
+	for (round = 0; round < 4 && !rc; round++) {
+		bool stopped = false;
+
+		r->deferring = true;
+		for (i = 0; i < qi->n_needed && !rc; i++) {
+			const char *name = qi->needed[i];
+			struct hit found = { NULL, NULL, false };
+			enum kw_found_via via = KW_VIA_NONE;
+			struct kw_error serr = { 0 };
+			int src;
+
+			/* Names with a slash and the loader's own are probed, not searched: resolve_one does them. */
+			if (find_loaded(b, name) >= 0 || strchr(name, '/') ||
+			    (b->interp && strcmp(strrchr(b->interp, '/') ? strrchr(b->interp, '/') + 1 : b->interp,
+						 name) == 0)) {
+				continue;
+			}
+			src = search(b, q, name, &found, &via, &serr);
+			free(found.path);
+			stopped = stopped || src == DEFERRED;
+			/* A real failure is resolve_one's to report; out of memory is everyone's. */
+			if (src == KW_ENOMEM) {
+				rc = kw_error_set(err, KW_ENOMEM, "out of memory");
+			}
+		}
+		r->deferring = false;
+		r->lookups = lookups;
+		if (!rc && r->wanted.n >= 2) {
+			rc = parse_wanted(r, err);
+		} else {
+			/* One parse gains nothing from the pool: resolve_one makes it. */
+			kw_strv_release(&r->wanted);
+			break;
+		}
+		if (!stopped) {
+			break;
+		}
+	}
+	return rc;
+}
+
 /* Where the object at node req gets DT_NEEDED name from; adds the edge. */
 static int resolve_one(struct build *b, size_t req, const char *name, struct kw_error *err)
 {
@@ -1484,7 +1627,8 @@ int kw_resolve_tree(struct kw_resolver *r, const char *path, const struct kw_elf
 		if (!qi) {
 			continue;
 		}
-		for (i = 0; i < qi->n_needed; i++) {
+		rc = prefetch(&b, q, err);
+		for (i = 0; !rc && i < qi->n_needed; i++) {
 			rc = resolve_one(&b, q, qi->needed[i], err);
 			if (rc) {
 				goto out;

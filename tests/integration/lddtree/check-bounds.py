@@ -16,6 +16,11 @@ usage: check-bounds.py KWHEEL CASE
   fifo       a FIFO as the file, and FIFOs named like the libraries in the
              search directories: "not a regular file" for the first, the next
              directory's library for the others, and nothing hangs
+  skip       an object needing six libraries over three RPATH directories
+             whose first (and for some the second) file of each name is an
+             object of another class or machine: the search passes them by
+             as ldd does, also when the parses one node's names need run
+             side by side
 """
 import os
 import re
@@ -227,10 +232,42 @@ def fifo(tmp):
           f"show passes the FIFOs by ({r and r.returncode}, {secs:.1f} s, {r and r.stderr.strip()[:200]})")
 
 
+def skip(tmp):
+    dirs = [os.path.join(tmp, d) for d in ("d1", "d2", "d3")]
+    for d in dirs:
+        os.makedirs(d)
+    # name -> the directory of the real library; the directories before it hold one the loader skips: the same
+    # bytes marked 32-bit (e_ident[EI_CLASS]) or for aarch64 (e_machine). (A file that is no ELF object at all
+    # is not skipped: the loader stops there with an error.)
+    where = {"a": 1, "b": 1, "c": 0, "d": 2, "e": 2, "f": 0}
+    for name, k in where.items():
+        real = os.path.join(dirs[k], f"libkws{name}.so.1")
+        cc(real, f"int kws{name}(void) {{ return 1; }}\n", tmp, f"-Wl,-soname,libkws{name}.so.1")
+        for j in range(k):
+            other = bytearray(open(real, "rb").read())
+            if (j + len(name)) % 2:
+                other[4] = 1
+            else:
+                other[18:20] = (183).to_bytes(2, "little")
+            with open(os.path.join(dirs[j], f"libkws{name}.so.1"), "wb") as f:
+                f.write(other)
+    top = os.path.join(tmp, "top.so")
+    cc(top, "int top(void) { return 0; }\n", tmp, *[f"-L{d}" for d in reversed(dirs)], "-Wl,--no-as-needed",
+       *[f"-l:libkws{n}.so.1" for n in where], "-Wl,--disable-new-dtags", "-Wl,-rpath," + ":".join(dirs))
+    ldd = run(["ldd", top], env=dict(os.environ, LD_LIBRARY_PATH=""))
+    want = sorted(re.findall(r"(libkws\w\.so\.1) => (/\S+)", ldd.stdout))
+    check(len(want) == len(where) and all(p == os.path.join(dirs[where[n[6]]], n) for n, p in want),
+          f"ldd passes the objects of another class or machine by ({want})")
+    r, secs = kw(["lddtree", "-l", top])
+    got = sorted((os.path.basename(p), p) for p in (r.stdout.split() if r else []) if "libkws" in p)
+    check(r is not None and r.returncode == 0 and got == want,
+          f"kwheel lddtree finds what ldd finds ({r and r.returncode}: {got}, {r and r.stderr.strip()[:200]})")
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="kwheel-bounds-")
     try:
-        {"quadratic": quadratic, "stat-once": stat_once, "ldsoconf": ldsoconf, "fifo": fifo}[CASE](tmp)
+        {"quadratic": quadratic, "stat-once": stat_once, "ldsoconf": ldsoconf, "fifo": fifo, "skip": skip}[CASE](tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"{len(failures)} failures")
