@@ -94,9 +94,14 @@ void kw_elf_info_free(struct kw_elf_info *info)
 		free(info->verdef[i]);
 	}
 	free(info->verdef);
-	for (i = 0; i < info->n_syms; i++) {
-		free(info->syms[i].name);
-		free(info->syms[i].version);
+	if (info->strings_ || info->versions_) {
+		free(info->strings_);
+		free(info->versions_);
+	} else {
+		for (i = 0; i < info->n_syms; i++) {
+			free(info->syms[i].name);
+			free(info->syms[i].version);
+		}
 	}
 	free(info->syms);
 	free(info->reloc_types);
@@ -455,6 +460,9 @@ static int read_symbols(const struct view *v, uint16_t machine, const struct dyn
 {
 	uint64_t syment = v->raw.is64 ? 24 : 16, off, room, count, i, voff = 0;
 	bool have_versym = false;
+	const char *table;
+	char **by_index = NULL;
+	size_t n_index = 0;
 	int rc;
 
 	if (!d->has_symtab) {
@@ -523,6 +531,44 @@ static int read_symbols(const struct view *v, uint16_t machine, const struct dyn
 	if (!info->syms) {
 		return kw_error_set(err, KW_ENOMEM, "out of memory");
 	}
+	/* The names: the string table copied once (it lies in the file), each name pointing into the copy. */
+	table = v->have_str ? (const char *)v->raw.b + v->str_off : NULL;
+	if (table && !(info->strings_ = kw_malloc(v->str_size ? (size_t)v->str_size : 1))) {
+		return kw_error_set(err, KW_ENOMEM, "out of memory");
+	}
+	if (table) {
+		memcpy(info->strings_, table, (size_t)v->str_size);
+	}
+	/* The version names by version index, each copied once. */
+	if (have_versym && n_map) {
+		size_t k, len = 0, top = 0, at = 0;
+
+		for (k = 0; k < n_map; k++) {
+			if (map[k].name) {
+				len += strlen(map[k].name) + 1;
+				top = map[k].index > top ? map[k].index : top;
+			}
+		}
+		if (len) {
+			by_index = kw_calloc(top + 1, sizeof(*by_index));
+			info->versions_ = kw_malloc(len);
+			if (!by_index || !info->versions_) {
+				free(by_index);
+				return kw_error_set(err, KW_ENOMEM, "out of memory");
+			}
+			/* The first entry of an index is the one a symbol gets, as the scan it replaces found. */
+			for (k = 0; k < n_map; k++) {
+				if (map[k].name && !by_index[map[k].index]) {
+					size_t n = strlen(map[k].name) + 1;
+
+					memcpy(info->versions_ + at, map[k].name, n);
+					by_index[map[k].index] = info->versions_ + at;
+					at += n;
+				}
+			}
+			n_index = top + 1;
+		}
+	}
 	for (i = 1; i < count; i++) {
 		const unsigned char *p = v->raw.b + off + i * syment;
 		struct kw_elf_sym *s = &info->syms[info->n_syms];
@@ -546,13 +592,11 @@ static int read_symbols(const struct view *v, uint16_t machine, const struct dyn
 		}
 		nm = dynstr(v, name);
 		if (!nm) {
+			free(by_index);
 			return kw_error_set(err, KW_EFORMAT, "'%s': symbol %llu name outside the string table",
 					    v->name, (unsigned long long)i);
 		}
-		s->name = kw_strdup(nm);
-		if (!s->name) {
-			return kw_error_set(err, KW_ENOMEM, "out of memory");
-		}
+		s->name = info->strings_ + (nm - table);
 		info->n_syms++;
 		s->bind = (unsigned char)(st_info >> 4);
 		s->type = (unsigned char)(st_info & 0xf);
@@ -562,20 +606,14 @@ static int read_symbols(const struct view *v, uint16_t machine, const struct dyn
 		if (have_versym) {
 			uint16_t vs = kw_elf_rd16(&v->raw, v->raw.b + voff + 2 * i);
 			uint16_t idx = vs & 0x7fff;
-			size_t k;
 
 			s->version_hidden = (vs & 0x8000) != 0;
-			for (k = 0; idx > 1 && k < n_map; k++) {
-				if (map[k].index == idx && map[k].name) {
-					s->version = kw_strdup(map[k].name);
-					if (!s->version) {
-						return kw_error_set(err, KW_ENOMEM, "out of memory");
-					}
-					break;
-				}
+			if (idx > 1 && idx < n_index) {
+				s->version = by_index[idx];
 			}
 		}
 	}
+	free(by_index);
 	return 0;
 }
 
