@@ -173,8 +173,13 @@ static int cmd_km(struct kw_ctx *ctx, int argc, char **argv)
 		rc = kw_cli_error(&err);
 		goto out;
 	}
-	/* A library several wheels (or a wheel and lib-dynload) need is delinked once. */
-	if (kw_km_cache_new(&cache, &err)) {
+	/*
+	 * A library several wheels (or a wheel and lib-dynload) need is
+	 * delinked once. One wheel alone has no later conversion to share
+	 * with, and keying each object costs a parse and a SHA-256 of its
+	 * bytes (a closure's 400 MB): then there is no cache.
+	 */
+	if ((inputs.n > 1 || link_out) && kw_km_cache_new(&cache, &err)) {
 		rc = kw_cli_error(&err);
 		goto out;
 	}
