@@ -344,6 +344,11 @@ struct finish {
 	const struct kw_strv *objs, *names;
 	const struct kw_km_manifest *m;
 	char *text;            /* the manifest */
+	/* what only the manifest needed: released once it is made (taken) */
+	struct kw_km_manifest_object *mobjs;
+	size_t n_mo;
+	struct conv_item *items;
+	size_t n_items;
 	int rc[2];
 	struct kw_error err[2];
 };
@@ -357,6 +362,13 @@ static void finish_task(void *ud, size_t i)
 					    (const char *const *)f->names->v, f->objs->n, f->pool, &f->err[0]);
 	} else {
 		f->rc[1] = f->opts->manifest(f->m, &f->text, &f->err[1]);
+		/*
+		 * The objects' lists (a closure's hundreds of thousands of names)
+		 * are freed here, while the archive is still being copied, not
+		 * on one thread after it.
+		 */
+		manifest_objects_release(f->mobjs, f->n_mo);
+		conv_items_release(f->items, f->n_items);
 	}
 }
 
@@ -713,10 +725,15 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 		struct kw_km_manifest m = { a->filename, res->archive, res->link_file, &flags, &v.warnings, mobjs, n_mo,
 					    NULL, NULL, NULL, NULL };
 		struct finish fin = { .pool = ctx->pool, .opts = opts, .archive_f = o_archive.f, .archive = res->archive,
-				      .objs = &objs, .names = &names, .m = &m };
+				      .objs = &objs, .names = &names, .m = &m, .mobjs = mobjs, .n_mo = n_mo,
+				      .items = items, .n_items = n_items };
 
 		/* The archive first: the manifest is the shorter piece, and is done in order on one thread. */
 		kw_pool_run(ctx->pool, 2, finish_task, &fin);
+		mobjs = NULL;
+		n_mo = 0;
+		items = NULL;
+		n_items = 0;
 		text = fin.text;
 		for (i = 0; i < 2 && !fin.rc[i]; i++) {
 		}
