@@ -9,6 +9,8 @@
 
 #include "internal.h"
 #define ELF_HEAD 64
+/* Members up to this size are read whole where their digest is wanted (read_one). */
+#define SMALL_WHOLE (64 * 1024)
 
 struct overlay {
 	struct kw_wheel *w;
@@ -1181,26 +1183,16 @@ static int read_member(void *ud, size_t t)
 	return rs->r[i].rc;
 }
 
-static void read_one(struct reads *rs, size_t i)
+/* Member i, a binary whose bytes are data (len; head: their first got): parsed into r->m. */
+static void binary_member(struct reads *rs, size_t i, const unsigned char *data, size_t len,
+			  const unsigned char *head, size_t got)
 {
 	const struct kw_wheel_member *wm = kw_wheel_member(rs->w, i);
 	struct member_read *r = &rs->r[i];
 	struct kw_audit_member *m = &r->m;
-	unsigned char head[ELF_HEAD];
-	struct kw_wheel_map map;
 	struct kw_error merr = { 0 };
-	size_t got = 0;
 	int rc;
 
-	r->ran = true;
-	if (wm->is_dir) {
-		return;
-	}
-	r->rc = kw_wheel_read_head(rs->w, i, head, sizeof(head), &got, &r->err);
-	/* wasm side modules are members too: an Emscripten/Pyodide wheel's binary view. */
-	if (r->rc || (!kw_elf_is_elf(head, got) && !kw_wasm_is_wasm(head, got))) {
-		return;
-	}
 	r->binary = true;
 	m->name = kw_strdup(wm->name);
 	if (!m->name) {
@@ -1208,21 +1200,11 @@ static void read_one(struct reads *rs, size_t i)
 		return;
 	}
 	m->purelib = in_purelib(wm->name);
-	/* Mapped, not read into memory: the ELF reader touches only the pages it parses. */
-	r->rc = kw_wheel_map(rs->w, i, &map, rs->digests ? rs->digests[i] : NULL, &r->err);
-	if (r->rc) {
-		return;
-	}
-	if (rs->digests) {
-		rs->have[i] = true;
-	}
 	if (kw_wasm_is_wasm(head, got)) {
-		r->rc = kw_audit_wasm_member(m, map.data, map.len, &r->err);
-		kw_wheel_unmap(&map);
+		r->rc = kw_audit_wasm_member(m, data, len, &r->err);
 		return;
 	}
-	rc = kw_elf_parse_memory(map.data, map.len, wm->name, &m->info, &merr);
-	kw_wheel_unmap(&map);
+	rc = kw_elf_parse_memory(data, len, wm->name, &m->info, &merr);
 	if (rc == KW_ENOMEM) {
 		r->rc = kw_error_set(&r->err, rc, "%s", merr.msg);
 		return;
@@ -1238,6 +1220,58 @@ static void read_one(struct reads *rs, size_t i)
 	m->extension = kw_audit_is_extension(m->info, m->name);
 	m->arch = kw_elf_arch(m->info);
 	m->isa = isa_level(m->info);
+}
+
+static void read_one(struct reads *rs, size_t i)
+{
+	const struct kw_wheel_member *wm = kw_wheel_member(rs->w, i);
+	struct member_read *r = &rs->r[i];
+	unsigned char head[ELF_HEAD];
+	struct kw_wheel_map map;
+	size_t got = 0;
+
+	r->ran = true;
+	if (wm->is_dir) {
+		return;
+	}
+	/*
+	 * A small member whose digest RECORD wants is read whole at once and
+	 * hashed, then dropped unless it is a binary: its head read (a zlib
+	 * stream set up for 64 bytes) and a second inflate for RECORD cost
+	 * more than the member itself (a wheel of a thousand Python files).
+	 */
+	if (rs->digests && wm->size <= SMALL_WHOLE) {
+		unsigned char *buf = NULL;
+		size_t len = 0;
+
+		r->rc = kw_wheel_read_sha256(rs->w, i, &buf, &len, rs->digests[i], &r->err);
+		if (r->rc) {
+			return;
+		}
+		rs->have[i] = true;
+		got = len < sizeof(head) ? len : sizeof(head);
+		memcpy(head, buf, got);
+		/* wasm side modules are members too: an Emscripten/Pyodide wheel's binary view. */
+		if (kw_elf_is_elf(head, got) || kw_wasm_is_wasm(head, got)) {
+			binary_member(rs, i, buf, len, head, got);
+		}
+		free(buf);
+		return;
+	}
+	r->rc = kw_wheel_read_head(rs->w, i, head, sizeof(head), &got, &r->err);
+	if (r->rc || (!kw_elf_is_elf(head, got) && !kw_wasm_is_wasm(head, got))) {
+		return;
+	}
+	/* Mapped, not read into memory: the ELF reader touches only the pages it parses. */
+	r->rc = kw_wheel_map(rs->w, i, &map, rs->digests ? rs->digests[i] : NULL, &r->err);
+	if (r->rc) {
+		return;
+	}
+	if (rs->digests) {
+		rs->have[i] = true;
+	}
+	binary_member(rs, i, map.data, map.len, head, got);
+	kw_wheel_unmap(&map);
 }
 
 /*
