@@ -66,12 +66,11 @@ struct kw_elf_info {
 	bool has_x86_isa_needed;
 	uint32_t x86_isa_needed;
 	/*
-	 * Private: where the names of syms live, a copy of the string table
-	 * they index, and their version names, each once; one allocation each
-	 * instead of two per symbol (a C++ library has a hundred thousand).
+	 * Private: where the names of syms and their version names live, a
+	 * copy of the string table they index; one allocation instead of two
+	 * per symbol (a C++ library has a hundred thousand).
 	 */
 	char *strings_;
-	char *versions_;
 };
 
 /* True if buf starts with the ELF magic. */

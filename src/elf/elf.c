@@ -94,9 +94,8 @@ void kw_elf_info_free(struct kw_elf_info *info)
 		free(info->verdef[i]);
 	}
 	free(info->verdef);
-	if (info->strings_ || info->versions_) {
+	if (info->strings_) {
 		free(info->strings_);
-		free(info->versions_);
 	} else {
 		for (i = 0; i < info->n_syms; i++) {
 			free(info->syms[i].name);
@@ -539,35 +538,27 @@ static int read_symbols(const struct view *v, uint16_t machine, const struct dyn
 	if (table) {
 		memcpy(info->strings_, table, (size_t)v->str_size);
 	}
-	/* The version names by version index, each copied once. */
-	if (have_versym && n_map) {
-		size_t k, len = 0, top = 0, at = 0;
+	/*
+	 * The version names by version index: they lie in the same string
+	 * table (the version walks read them there), so they point into the
+	 * copy too. The first entry of an index is the one a symbol gets, as
+	 * the scan this replaces found.
+	 */
+	if (have_versym && n_map && table) {
+		size_t k, top = 0;
 
 		for (k = 0; k < n_map; k++) {
-			if (map[k].name) {
-				len += strlen(map[k].name) + 1;
-				top = map[k].index > top ? map[k].index : top;
+			top = map[k].name && map[k].index > top ? map[k].index : top;
+		}
+		if (!(by_index = kw_calloc(top + 1, sizeof(*by_index)))) {
+			return kw_error_set(err, KW_ENOMEM, "out of memory");
+		}
+		for (k = 0; k < n_map; k++) {
+			if (map[k].name && !by_index[map[k].index]) {
+				by_index[map[k].index] = info->strings_ + (map[k].name - table);
 			}
 		}
-		if (len) {
-			by_index = kw_calloc(top + 1, sizeof(*by_index));
-			info->versions_ = kw_malloc(len);
-			if (!by_index || !info->versions_) {
-				free(by_index);
-				return kw_error_set(err, KW_ENOMEM, "out of memory");
-			}
-			/* The first entry of an index is the one a symbol gets, as the scan it replaces found. */
-			for (k = 0; k < n_map; k++) {
-				if (map[k].name && !by_index[map[k].index]) {
-					size_t n = strlen(map[k].name) + 1;
-
-					memcpy(info->versions_ + at, map[k].name, n);
-					by_index[map[k].index] = info->versions_ + at;
-					at += n;
-				}
-			}
-			n_index = top + 1;
-		}
+		n_index = top + 1;
 	}
 	for (i = 1; i < count; i++) {
 		const unsigned char *p = v->raw.b + off + i * syment;
