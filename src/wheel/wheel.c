@@ -1103,8 +1103,6 @@ void kw_wheel_unmap(struct kw_wheel_map *map)
 int kw_wheel_map(struct kw_wheel *w, size_t i, struct kw_wheel_map *out, unsigned char digest[32],
 		 struct kw_error *err)
 {
-	/* What an empty member maps to: a pointer that may be read for 0 bytes. */
-	static const unsigned char empty[1];
 	const struct kw_wheel_member *m = kw_wheel_member(w, i);
 	struct to_file t = { .fd = -1 };
 	char *where = NULL;
@@ -1127,21 +1125,17 @@ int kw_wheel_map(struct kw_wheel *w, size_t i, struct kw_wheel_map *out, unsigne
 	 * The declared size is checked by the read, which refuses a member that
 	 * inflates to more.
 	 */
-	if (m->size > 0 && (m->size <= KW_WHEEL_MAP_IN_MEMORY || whole_ok(w, m))) {
+	if (m->size <= KW_WHEEL_MAP_IN_MEMORY || whole_ok(w, m)) {
 		unsigned char *buf = NULL;
 		size_t len = 0;
-		unsigned char d[32];
 
-		rc = kw_wheel_read_sha256(w, i, &buf, &len, d, err);
+		rc = digest ? kw_wheel_read_sha256(w, i, &buf, &len, digest, err) : kw_wheel_read(w, i, &buf, &len, err);
 		if (rc) {
 			return rc;
 		}
 		out->data = buf;
 		out->base_ = buf;
 		out->len = len;
-		if (digest) {
-			memcpy(digest, d, 32);
-		}
 		return 0;
 	}
 	t.fd = open_unlinked(&where);
@@ -1161,11 +1155,7 @@ int kw_wheel_map(struct kw_wheel *w, size_t i, struct kw_wheel_map *out, unsigne
 	if (rc) {
 		goto out;
 	}
-	if (t.off == 0) {
-		out->data = empty;
-		goto done;
-	}
-	/* The trailing hole, if the member ends in zeros. */
+	/* The trailing hole, if the member ends in zeros. (It is not empty: that was read into memory.) */
 	if (ftruncate(t.fd, (off_t)t.off) < 0) {
 		rc = kw_error_set(err, KW_EIO, "'%s': cannot write member '%s' to a temporary file: %s", w->label, m->name,
 				  strerror(errno));
@@ -1181,7 +1171,6 @@ int kw_wheel_map(struct kw_wheel *w, size_t i, struct kw_wheel_map *out, unsigne
 	out->data = base;
 	out->base_ = base;
 	out->maplen_ = (size_t)t.off;
-done:
 	out->len = (size_t)t.off;
 	if (digest) {
 		kw_sha256_final(&t.sha, digest);
