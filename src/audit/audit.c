@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,8 +10,9 @@
 
 #include "internal.h"
 #define ELF_HEAD 64
-/* Members up to this size are read whole where their digest is wanted (read_one). */
+/* Members up to this size are read whole where their digest is wanted (read_one): in memory, by kw_wheel_map. */
 #define SMALL_WHOLE (64 * 1024)
+static_assert(SMALL_WHOLE <= KW_WHEEL_MAP_IN_MEMORY, "read_one's whole reads stay in memory");
 
 struct overlay {
 	struct kw_wheel *w;
@@ -1230,40 +1232,28 @@ static void read_one(struct reads *rs, size_t i)
 	unsigned char head[ELF_HEAD];
 	struct kw_wheel_map map;
 	size_t got = 0;
+	bool whole;
 
 	r->ran = true;
 	if (wm->is_dir) {
 		return;
 	}
 	/*
-	 * A small member whose digest RECORD wants is read whole at once and
-	 * hashed, then dropped unless it is a binary: its head read (a zlib
-	 * stream set up for 64 bytes) and a second inflate for RECORD cost
-	 * more than the member itself (a wheel of a thousand Python files).
+	 * A small member whose digest RECORD wants is read whole at once (in
+	 * memory, as kw_wheel_map reads small members) and hashed, then dropped
+	 * unless it is a binary: a head read first (a zlib stream set up for
+	 * 64 bytes) and a second inflate for RECORD would cost more than the
+	 * member itself (a wheel of a thousand Python files).
 	 */
-	if (rs->digests && wm->size <= SMALL_WHOLE) {
-		unsigned char *buf = NULL;
-		size_t len = 0;
-
-		r->rc = kw_wheel_read_sha256(rs->w, i, &buf, &len, rs->digests[i], &r->err);
-		if (r->rc) {
+	whole = rs->digests && wm->size <= SMALL_WHOLE;
+	if (!whole) {
+		r->rc = kw_wheel_read_head(rs->w, i, head, sizeof(head), &got, &r->err);
+		/* wasm side modules are members too: an Emscripten/Pyodide wheel's binary view. */
+		if (r->rc || (!kw_elf_is_elf(head, got) && !kw_wasm_is_wasm(head, got))) {
 			return;
 		}
-		rs->have[i] = true;
-		got = len < sizeof(head) ? len : sizeof(head);
-		memcpy(head, buf, got);
-		/* wasm side modules are members too: an Emscripten/Pyodide wheel's binary view. */
-		if (kw_elf_is_elf(head, got) || kw_wasm_is_wasm(head, got)) {
-			binary_member(rs, i, buf, len, head, got);
-		}
-		free(buf);
-		return;
 	}
-	r->rc = kw_wheel_read_head(rs->w, i, head, sizeof(head), &got, &r->err);
-	if (r->rc || (!kw_elf_is_elf(head, got) && !kw_wasm_is_wasm(head, got))) {
-		return;
-	}
-	/* Mapped, not read into memory: the ELF reader touches only the pages it parses. */
+	/* Mapped, not read into memory (unless small): the ELF reader touches only the pages it parses. */
 	r->rc = kw_wheel_map(rs->w, i, &map, rs->digests ? rs->digests[i] : NULL, &r->err);
 	if (r->rc) {
 		return;
@@ -1271,7 +1261,13 @@ static void read_one(struct reads *rs, size_t i)
 	if (rs->digests) {
 		rs->have[i] = true;
 	}
-	binary_member(rs, i, map.data, map.len, head, got);
+	if (whole) {
+		got = map.len < sizeof(head) ? map.len : sizeof(head);
+		memcpy(head, map.data, got);
+	}
+	if (kw_elf_is_elf(head, got) || kw_wasm_is_wasm(head, got)) {
+		binary_member(rs, i, map.data, map.len, head, got);
+	}
 	kw_wheel_unmap(&map);
 }
 
