@@ -221,18 +221,68 @@ static size_t descriptor_len(const unsigned char *d, size_t avail, const struct 
 	return 0;
 }
 
-/* The local header of r: it must repeat what the directory says; sets data_off and end. */
-static int check_local(struct rawzip *z, struct raw *r, unsigned char *lb, struct kw_error *err)
+/*
+ * The local headers, read in file order through one buffer: a read takes
+ * every header that follows within WINDOW bytes, so a wheel of small
+ * members costs a read per few dozen of them, not two per member, and a
+ * big member costs one read of its header, not of its data. Reads only
+ * move forward, and one overlaps the one before only by a header whose
+ * extra field outgrew the guess: whatever the directory claims, the bytes
+ * read come to the file's and the headers' at most.
+ */
+#define WINDOW 65536
+#define HEADER_MAX (30 + 2 * 65535) /* the buffer's size: a local header with the longest name and extra */
+
+struct window {
+	unsigned char *buf;   /* HEADER_MAX bytes */
+	uint64_t off;         /* what buf holds: [off, off + len) */
+	size_t len;
+};
+
+/* A header's likely end: its name as in the directory, and room for the usual extra fields. */
+static uint64_t likely_end(const struct raw *r)
 {
+	return r->local_off + 30 + r->name_len + 64;
+}
+
+/*
+ * The len bytes at off (off + len <= cd_off, len <= HEADER_MAX), from the
+ * window or read into it, with the headers of the entries after e[i] that
+ * fit. NULL if they cannot be read.
+ */
+static const unsigned char *fetch(struct rawzip *z, struct window *w, size_t i, uint64_t off, size_t len)
+{
+	uint64_t end = off + len;
+
+	if (off >= w->off && end <= w->off + w->len) {
+		return w->buf + (off - w->off);
+	}
+	for (i++; i < z->n && z->e[i].local_off >= off && likely_end(&z->e[i]) <= off + WINDOW; i++) {
+		end = likely_end(&z->e[i]) > end ? likely_end(&z->e[i]) : end;
+	}
+	end = end < z->cd_off ? end : z->cd_off;
+	if (pread_all(z->fd, w->buf, (size_t)(end - off), off) < 0) {
+		w->len = 0;
+		return NULL;
+	}
+	w->off = off;
+	w->len = (size_t)(end - off);
+	return w->buf;
+}
+
+/* The local header of e[i]: it must repeat what the directory says; sets data_off and end. */
+static int check_local(struct rawzip *z, size_t i, struct window *w, struct kw_error *err)
+{
+	struct raw *r = &z->e[i];
 	const char *path = z->path;
 	uint64_t lcs, lus;
 	size_t lnl, lxl, q = 0, z64_len;
-	const unsigned char *z64;
-	uint16_t lflags;
+	const unsigned char *z64, *lb, *nx;
+	uint16_t lflags, lmethod;
 	uint32_t lcrc;
 
-	if (r->local_off > z->cd_off || z->cd_off - r->local_off < 30 || pread_all(z->fd, lb, 30, r->local_off) < 0 ||
-	    le32(lb) != SIG_LOCAL) {
+	if (r->local_off > z->cd_off || z->cd_off - r->local_off < 30 ||
+	    !(lb = fetch(z, w, i, r->local_off, 30)) || le32(lb) != SIG_LOCAL) {
 		return kw_error_set(err, KW_EFORMAT, "'%s': member '%s' has no local header (inconsistent archive)", path,
 				    r->name);
 	}
@@ -242,20 +292,22 @@ static int check_local(struct rawzip *z, struct raw *r, unsigned char *lb, struc
 	lus = le32(lb + 22);
 	lnl = le16(lb + 26);
 	lxl = le16(lb + 28);
-	if (lnl + lxl > z->cd_off - r->local_off - 30 || pread_all(z->fd, lb + 30, lnl + lxl, r->local_off + 30) < 0) {
+	lmethod = le16(lb + 8);
+	/* lb is the window's: the next fetch may move it. */
+	if (lnl + lxl > z->cd_off - r->local_off - 30 || !(nx = fetch(z, w, i, r->local_off + 30, lnl + lxl))) {
 		return kw_error_set(err, KW_EFORMAT, "'%s': local header of member '%s' runs past the members", path,
 				    r->name);
 	}
-	if (lnl != r->name_len || memcmp(lb + 30, r->raw_name, lnl) != 0) {
+	if (lnl != r->name_len || memcmp(nx, r->raw_name, lnl) != 0) {
 		return kw_error_set(err, KW_EHOSTILE, "'%s': the local header of member '%s' names another file "
 				    "(inconsistent archive)", path, r->name);
 	}
-	if (lflags != r->flags || le16(lb + 8) != r->method) {
+	if (lflags != r->flags || lmethod != r->method) {
 		return kw_error_set(err, KW_EHOSTILE, "'%s': the local header of member '%s' gives flags %#x and method %u, "
 				    "the central directory %#x and %u (inconsistent archive)", path, r->name, lflags,
-				    le16(lb + 8), r->flags, r->method);
+				    lmethod, r->flags, r->method);
 	}
-	if (walk_extra(lb + 30 + lnl, lxl, &z64, &z64_len) < 0) {
+	if (walk_extra(nx + lnl, lxl, &z64, &z64_len) < 0) {
 		return kw_error_set(err, KW_EHOSTILE, "'%s': the local header of member '%s' has a corrupt extra field",
 				    path, r->name);
 	}
@@ -279,10 +331,10 @@ static int check_local(struct rawzip *z, struct raw *r, unsigned char *lb, struc
 	}
 	r->end = r->data_off + r->comp_size;
 	if (r->flags & ZFLAG_DESCRIPTOR) {
-		unsigned char d[24];
-		size_t avail = z->cd_off - r->end < sizeof(d) ? (size_t)(z->cd_off - r->end) : sizeof(d), dl;
+		const unsigned char *d;
+		size_t avail = z->cd_off - r->end < 24 ? (size_t)(z->cd_off - r->end) : 24, dl;
 
-		if (pread_all(z->fd, d, avail, r->end) < 0) {
+		if (!(d = fetch(z, w, i, r->end, avail))) {
 			return kw_error_set(err, KW_EIO, "'%s': cannot read: %s", path, strerror(errno));
 		}
 		dl = descriptor_len(d, avail, r, z64 != NULL);
@@ -405,7 +457,8 @@ static int find_eocd(struct rawzip *z, uint64_t fsize, unsigned char *tail, size
 
 int rawzip_open(struct rawzip *z, const char *path, struct kw_error *err)
 {
-	unsigned char *tail = NULL, *lb = NULL, h[56], *cd = NULL, *p;
+	unsigned char *tail = NULL, h[56], *cd = NULL, *p;
+	struct window win = { NULL, 0, 0 };
 	uint64_t fsize, cd_off, cd_size, n_ent, pos, i, eocd_off, cd_end, prev;
 	size_t tl = 0, at = 0;
 	struct stat st;
@@ -421,8 +474,8 @@ int rawzip_open(struct rawzip *z, const char *path, struct kw_error *err)
 	}
 	fsize = (uint64_t)st.st_size;
 	tail = kw_malloc(EOCD_WINDOW);
-	lb = kw_malloc(30 + 2 * 65535);
-	if (!tail || !lb) {
+	win.buf = kw_malloc(HEADER_MAX);
+	if (!tail || !win.buf) {
 		rc = kw_error_set(err, KW_ENOMEM, "out of memory");
 		goto fail;
 	}
@@ -504,7 +557,6 @@ int rawzip_open(struct rawzip *z, const char *path, struct kw_error *err)
 		if (!rc) {
 			z->e[z->n].cd_entry_off = cd_off + pos;
 			z->n++;
-			rc = check_local(z, &z->e[z->n - 1], lb, err);
 		} else if (z->e[z->n].raw_name || z->e[z->n].name) {
 			z->n++; /* rawzip_close frees what it holds */
 		}
@@ -519,9 +571,15 @@ int rawzip_open(struct rawzip *z, const char *path, struct kw_error *err)
 				  "entries", path, (unsigned long long)(cd_size - pos), (unsigned long long)n_ent);
 		goto fail;
 	}
-	/* The members tile the file from 0 to the directory: no overlap, nothing unaccounted for. */
+	/* The local headers in file order; then the members must tile the file from 0 to the directory. */
 	if (z->n) {
 		qsort(z->e, z->n, sizeof(*z->e), off_cmp);
+	}
+	for (i = 0; i < z->n; i++) {
+		rc = check_local(z, (size_t)i, &win, err);
+		if (rc) {
+			goto fail;
+		}
 	}
 	for (prev = 0, i = 0; i < z->n; i++) {
 		const struct raw *r = &z->e[i];
@@ -546,12 +604,12 @@ int rawzip_open(struct rawzip *z, const char *path, struct kw_error *err)
 	if (z->n) {
 		qsort(z->e, z->n, sizeof(*z->e), raw_cmp);
 	}
-	free(lb);
+	free(win.buf);
 	free(tail);
 	free(cd);
 	return 0;
 fail:
-	free(lb);
+	free(win.buf);
 	free(tail);
 	free(cd);
 	rawzip_close(z);
