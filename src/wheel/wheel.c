@@ -288,8 +288,27 @@ static uint8_t *own(uint8_t *got, uint8_t *scratch, size_t len)
 static uint8_t *fold_key(const char *name, size_t *len)
 {
 	uint8_t scratch[512];
-	size_t n = sizeof(scratch);
-	uint8_t *got = u8_casefold((const uint8_t *)name, strlen(name), NULL, UNINORM_NFC, scratch, &n);
+	size_t n = strlen(name), k;
+	uint8_t *got;
+
+	/*
+	 * ASCII is its own NFC, and folds to lower case and to nothing else:
+	 * the key libunistring would give, at a fraction of its cost. (Other
+	 * names can fold into ASCII, KELVIN SIGN to "k"; they take the full
+	 * path and meet these keys there.)
+	 */
+	for (k = 0; k < n && !(name[k] & 0x80); k++) {
+	}
+	if (k == n) {
+		got = kw_malloc(n ? n : 1);
+		for (k = 0; got && k < n; k++) {
+			got[k] = (uint8_t)(name[k] >= 'A' && name[k] <= 'Z' ? name[k] - 'A' + 'a' : name[k]);
+		}
+		*len = n;
+		return got;
+	}
+	n = sizeof(scratch);
+	got = u8_casefold((const uint8_t *)name, strlen(name), NULL, UNINORM_NFC, scratch, &n);
 
 	*len = n;
 	return own(got, scratch, n);

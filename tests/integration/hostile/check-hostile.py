@@ -66,6 +66,7 @@ TABLE = {
     "method-97": E(2, "compression method 97"),
     "duplicate": E(2, "duplicate", "appears twice"),
     "case-dup": E(2, "differ only in case"),
+    "case-kelvin": E(2, "differ only in case"),
     "name-nfd": E(2, "normalisation"),
     "name-bad-utf8": E(2, "not valid utf-8"),
     # pip reads the name as CP437 (no flag bit 11), and so must kwheel: RECORD, which lists that name, is right
