@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,14 @@ int main(int argc, char **argv)
 	if (!getenv("TZ")) {
 		setenv("TZ", ":/etc/localtime", 0);
 	}
+	/*
+	 * Members are inflated into buffers of a few MiB, one after another on
+	 * each thread. With glibc's default pad of 128 KiB the heaps are grown
+	 * and trimmed around them: system calls and fresh zeroed pages per
+	 * member. Heaps that keep 16 MiB spare reuse their pages: measured, 5%
+	 * of a show of scipy, and torch's peak RSS 54 MiB instead of 69.
+	 */
+	mallopt(M_TOP_PAD, 16 << 20);
 	/* Called by patchelf's name (a link), it is patchelf's command line from the first word on. */
 	base = base ? base + 1 : argc > 0 ? argv[0] : "";
 	if (strcmp(base, "patchelf") == 0 || strcmp(base, "kwheel-patchelf") == 0) {
