@@ -140,13 +140,19 @@ static const struct kw_elf_info *provider_of(const struct kw_elf_info *info, con
 }
 
 /*
- * One library's defined, versioned symbols sorted by name, version and
- * place in the file: a lookup per import is a binary search, not a scan of
- * a C++ library's hundred thousand symbols.
+ * One library's defined, versioned symbols sorted by a hash of name and
+ * version: a lookup per import is a binary search, not a scan of a C++
+ * library's hundred thousand symbols, and building it compares integers,
+ * not strings.
  */
+struct versym {
+	uint64_t key;
+	const struct kw_elf_sym *s;
+};
+
 struct verindex {
 	const struct kw_elf_info *lib;
-	const struct kw_elf_sym **syms;
+	struct versym *syms;
 	size_t n;
 };
 
@@ -155,19 +161,25 @@ struct verindexes {
 	size_t n, cap;
 };
 
-static int cmp_sym(const struct kw_elf_sym *a, const char *name, const char *version)
+static uint64_t versym_key(const char *name, const char *version)
 {
-	int c = strcmp(a->name, name);
-
-	return c ? c : strcmp(a->version, version);
+	return kw_hash_bytes(kw_hash_bytes(KW_FNV_BASIS, name, strlen(name) + 1), version, strlen(version));
 }
 
+/* Equal keys in the order of name, version and place in the file: the first match is the first definition. */
 static int cmp_versym(const void *x, const void *y)
 {
-	const struct kw_elf_sym *a = *(const struct kw_elf_sym *const *)x, *b = *(const struct kw_elf_sym *const *)y;
-	int c = cmp_sym(a, b->name, b->version);
+	const struct versym *a = x, *b = y;
+	int c;
 
-	return c ? c : (a > b) - (a < b);
+	if (a->key != b->key) {
+		return a->key < b->key ? -1 : 1;
+	}
+	c = strcmp(a->s->name, b->s->name);
+	if (!c) {
+		c = strcmp(a->s->version, b->s->version);
+	}
+	return c ? c : (a->s > b->s) - (a->s < b->s);
 }
 
 static void verindexes_release(struct verindexes *vx)
@@ -202,8 +214,11 @@ static const struct verindex *verindex_of(struct verindexes *vx, const struct kw
 		return NULL;
 	}
 	for (i = 0; i < lib->n_syms; i++) {
-		if (lib->syms[i].defined && lib->syms[i].version) {
-			x->syms[x->n++] = &lib->syms[i];
+		const struct kw_elf_sym *s = &lib->syms[i];
+
+		if (s->defined && s->version) {
+			x->syms[x->n].key = versym_key(s->name, s->version);
+			x->syms[x->n++].s = s;
 		}
 	}
 	if (x->n > 1) {
@@ -222,24 +237,29 @@ static int binds_old_version(struct verindexes *vx, const struct kw_elf_info *li
 			     bool *old)
 {
 	const struct verindex *x = verindex_of(vx, lib);
+	uint64_t key;
 	size_t lo = 0, hi;
 
 	*old = false;
 	if (!x) {
 		return KW_ENOMEM;
 	}
+	key = versym_key(s->name, s->version);
 	hi = x->n;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
-		if (cmp_sym(x->syms[mid], s->name, s->version) < 0) {
+		if (x->syms[mid].key < key) {
 			lo = mid + 1;
 		} else {
 			hi = mid;
 		}
 	}
-	if (lo < x->n && cmp_sym(x->syms[lo], s->name, s->version) == 0) {
-		*old = x->syms[lo]->version_hidden;
+	for (; lo < x->n && x->syms[lo].key == key; lo++) {
+		if (strcmp(x->syms[lo].s->name, s->name) == 0 && strcmp(x->syms[lo].s->version, s->version) == 0) {
+			*old = x->syms[lo].s->version_hidden;
+			break;
+		}
 	}
 	return 0;
 }
