@@ -49,10 +49,11 @@ struct kw_km_verdict {
 /*
  * Judge every ELF member of an audited wheel and every external library its
  * extensions reach that a static link does not provide (libc, libstdc++,
- * libgcc_s, libpython are provided). Returns 0 and fills *out
- * (kw_km_verdict_release), or KW_ENOMEM.
+ * libgcc_s, libpython are provided). The system libraries' plugin scans
+ * (each reads a library) run on pool (NULL: in order, on this thread).
+ * Returns 0 and fills *out (kw_km_verdict_release), or KW_ENOMEM.
  */
-int kw_km_judge(const struct kw_audit *a, struct kw_km_verdict *out, struct kw_error *err);
+int kw_km_judge(struct kw_pool *pool, const struct kw_audit *a, struct kw_km_verdict *out, struct kw_error *err);
 void kw_km_verdict_release(struct kw_km_verdict *v);
 
 /*

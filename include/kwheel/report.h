@@ -16,9 +16,10 @@
 
 /*
  * One wheel's audit as a JSON object on one line (no newline), keys sorted.
- * New string in *out (free()).
+ * km: its KM verdict (kw_km_judge), NULL for none (a WebAssembly wheel's
+ * "km" is null whatever km is). New string in *out (free()).
  */
-int kw_report_show_json(const struct kw_audit *a, char **out, struct kw_error *err);
+int kw_report_show_json(const struct kw_audit *a, const struct kw_km_verdict *km, char **out, struct kw_error *err);
 /* The JSON line for a wheel that could not be audited. New string in *out. */
 int kw_report_error_json(const char *path, const struct kw_error *what, char **out,
 			 struct kw_error *err);
@@ -33,8 +34,8 @@ struct kw_report_key {
 	const char *kwheel_version; /* the version of the kwheel writing the line */
 };
 /* kw_report_show_json and kw_report_error_json with the "sha256" and "kwheel_version" keys added. */
-int kw_report_show_json_keyed(const struct kw_audit *a, const struct kw_report_key *key, char **out,
-			      struct kw_error *err);
+int kw_report_show_json_keyed(const struct kw_audit *a, const struct kw_km_verdict *km,
+			      const struct kw_report_key *key, char **out, struct kw_error *err);
 int kw_report_error_json_keyed(const char *path, const struct kw_error *what, const struct kw_report_key *key,
 			       char **out, struct kw_error *err);
 /*
@@ -44,8 +45,12 @@ int kw_report_error_json_keyed(const char *path, const struct kw_error *what, co
  * one without the keys), or KW_ENOMEM, otherwise.
  */
 int kw_report_show_json_read_key(const char *line, char **sha256, char **kwheel_version, struct kw_error *err);
-/* The human report of one audit. New string in *out. verbose adds every member's tree. */
-int kw_report_show_text(const struct kw_audit *a, bool verbose, char **out, struct kw_error *err);
+/*
+ * The human report of one audit, with its KM verdict km (none printed if
+ * NULL). New string in *out. verbose adds every member's tree.
+ */
+int kw_report_show_text(const struct kw_audit *a, const struct kw_km_verdict *km, bool verbose, char **out,
+			struct kw_error *err);
 
 /*
  * A dependency graph as one JSON line: {"path", "interpreter", "needed",

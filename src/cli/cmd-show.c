@@ -198,6 +198,7 @@ static void audit_one(struct job *job, size_t idx, const char *path)
 	struct kw_error rerr = { 0 };
 	char *text = NULL, hex[65];
 	struct kw_report_key key = { NULL, KW_VERSION };
+	struct kw_km_verdict km = { 0 };
 	const char *hp = hex;
 	struct both b = { job, path, hex, -1, 0, NULL, { 0 } };
 	int code;
@@ -240,8 +241,10 @@ static void audit_one(struct job *job, size_t idx, const char *path)
 			code = KW_EXIT_VERDICT;
 		}
 	}
-	if (job->json ? kw_report_show_json_keyed(a, &key, &text, &rerr)
-		      : kw_report_show_text(a, job->verbose, &text, &rerr)) {
+	/* The verdict is the CLI's to make: its plugin scans read system libraries on the pool. */
+	if ((!a->wasm && kw_km_judge(job->ctx->pool, a, &km, &rerr)) ||
+	    (job->json ? kw_report_show_json_keyed(a, a->wasm ? NULL : &km, &key, &text, &rerr)
+		       : kw_report_show_text(a, a->wasm ? NULL : &km, job->verbose, &text, &rerr))) {
 		char *line;
 
 		kw_error_prefix(&rerr, "'%s'", path);
@@ -252,6 +255,7 @@ static void audit_one(struct job *job, size_t idx, const char *path)
 		emit(job, idx, text, false, code);
 	}
 	free(text);
+	kw_km_verdict_release(&km);
 	kw_audit_free(a);
 }
 

@@ -395,7 +395,7 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 	if (rc) {
 		return rc;
 	}
-	if ((rc = kw_km_judge(a, &v, err))) {
+	if ((rc = kw_km_judge(ctx->pool, a, &v, err))) {
 		goto out;
 	}
 	if (!v.convertible) {

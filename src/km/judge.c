@@ -482,9 +482,24 @@ static int find_plugins(struct kw_km_object *o, const struct kw_elf_info *info, 
 	}
 }
 
-/* The dependencies of one object: not found, wheel member, static link, or to convert. */
+/* Libraries to convert whose plugins are still to be looked for. */
+struct scans {
+	struct {
+		size_t object;
+		const struct kw_elf_info *info;
+		int rc;
+	} *v;
+	size_t n, cap;
+	struct kw_km_verdict *verdict;
+	const char *root;
+};
+
+/*
+ * The dependencies of one object: not found, wheel member, static link, or
+ * to convert (its plugin scan noted in sc).
+ */
 static int walk_deps(struct kw_km_verdict *v, struct objects_ix *ix, size_t self, const struct kw_dep_graph *g,
-		     const char *root)
+		     struct scans *sc)
 {
 	size_t n;
 
@@ -515,11 +530,28 @@ static int walk_deps(struct kw_km_verdict *v, struct objects_ix *ix, size_t self
 		o->mode = KW_KM_LIB;
 		v->needs_deps = true;
 		/* No graph: no version is looked up, so no index is needed. */
-		if (judge_info(o, d->info, NULL, true, NULL) || find_plugins(o, d->info, root, key)) {
+		if (judge_info(o, d->info, NULL, true, NULL) ||
+		    kw_grow(&sc->v, &sc->cap, sc->n + 1, sizeof(*sc->v))) {
 			return KW_ENOMEM;
 		}
+		sc->v[sc->n].object = v->n_objects - 1;
+		sc->v[sc->n++].info = d->info;
 	}
 	return 0;
+}
+
+/*
+ * The plugin scans of the libraries walk_deps added: each reads one file
+ * and fills one object, so they run side by side, after every object
+ * exists (the array no longer moves) and before anything else is added to
+ * their warnings.
+ */
+static void scan_task(void *ud, size_t i)
+{
+	struct scans *sc = ud;
+	struct kw_km_object *o = &sc->verdict->objects[sc->v[i].object];
+
+	sc->v[i].rc = find_plugins(o, sc->v[i].info, sc->root, o->name);
 }
 
 /* The object a graph node stands for: a wheel member (served by the overlay) or a library to convert; -1 if none. */
@@ -792,11 +824,12 @@ static void loaded_by_another(const struct kw_audit *a, const struct objects_ix 
 	}
 }
 
-int kw_km_judge(const struct kw_audit *a, struct kw_km_verdict *out, struct kw_error *err)
+int kw_km_judge(struct kw_pool *pool, const struct kw_audit *a, struct kw_km_verdict *out, struct kw_error *err)
 {
 	struct kw_km_verdict v;
 	struct verindexes vx = { 0 };
 	struct objects_ix ix = { 0 };
+	struct scans sc = { NULL, 0, 0, &v, a->root };
 	bool *loaded = NULL;
 	size_t i;
 	int rc = KW_ENOMEM;
@@ -844,10 +877,16 @@ int kw_km_judge(const struct kw_audit *a, struct kw_km_verdict *out, struct kw_e
 	}
 	/* Dependencies after every member: the objects array may move while they are added. */
 	for (i = 0; i < a->n_members; i++) {
-		if (a->members[i].info && (rc = walk_deps(&v, &ix, i, a->members[i].graph, a->root)) != 0) {
+		if (a->members[i].info && (rc = walk_deps(&v, &ix, i, a->members[i].graph, &sc)) != 0) {
 			goto out;
 		}
 		rc = KW_ENOMEM;
+	}
+	kw_pool_run(pool, sc.n, scan_task, &sc);
+	for (i = 0; i < sc.n; i++) {
+		if (sc.v[i].rc) {
+			goto out;
+		}
 	}
 	if (add_edges(&v, a, &ix) || global_exporters(&v, a)) {
 		goto out;
@@ -877,6 +916,7 @@ int kw_km_judge(const struct kw_audit *a, struct kw_km_verdict *out, struct kw_e
 	rc = 0;
 out:
 	verindexes_release(&vx);
+	free(sc.v);
 	kw_strmap_release(&ix.names);
 	kw_strmap_release(&ix.members);
 	free(loaded);

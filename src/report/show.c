@@ -242,26 +242,21 @@ static const char *km_mode_str(enum kw_km_mode m)
 }
 
 /* The KM verdict: can the wheel's objects be delinked into a static interpreter? */
-static json_t *km_json(const struct kw_audit *a)
+static json_t *km_json(const struct kw_km_verdict *v)
 {
-	struct kw_km_verdict v;
-	struct kw_error err = { 0 };
 	json_t *o, *objs;
 	size_t i;
 	int bad;
 
-	if (kw_km_judge(a, &v, &err)) {
-		return NULL;
-	}
 	o = json_object();
 	objs = json_array();
 	bad = !o || !objs;
-	bad |= set(o, "convertible", json_boolean(v.convertible));
-	bad |= set(o, "needs_deps", json_boolean(v.needs_deps));
-	bad |= set(o, "reasons", strv_json(v.reasons.v, v.reasons.n));
-	bad |= set(o, "warnings", strv_json(v.warnings.v, v.warnings.n));
-	for (i = 0; !bad && i < v.n_objects; i++) {
-		const struct kw_km_object *ko = &v.objects[i];
+	bad |= set(o, "convertible", json_boolean(v->convertible));
+	bad |= set(o, "needs_deps", json_boolean(v->needs_deps));
+	bad |= set(o, "reasons", strv_json(v->reasons.v, v->reasons.n));
+	bad |= set(o, "warnings", strv_json(v->warnings.v, v->warnings.n));
+	for (i = 0; !bad && i < v->n_objects; i++) {
+		const struct kw_km_object *ko = &v->objects[i];
 		json_t *e = json_object();
 
 		bad |= set(e, "name", report_jstr(ko->name));
@@ -275,7 +270,6 @@ static json_t *km_json(const struct kw_audit *a)
 		bad |= json_array_append_new(objs, e);
 	}
 	bad |= set(o, "objects", objs);
-	kw_km_verdict_release(&v);
 	if (bad) {
 		json_decref(o);
 		return NULL;
@@ -284,43 +278,41 @@ static json_t *km_json(const struct kw_audit *a)
 }
 
 /* The KM verdict and why; warnings in full with verbose, else counted. */
-static int print_km(struct kw_buf *f, const struct kw_audit *a, bool verbose)
+/* Nothing without a verdict (a WebAssembly wheel has none). */
+static int print_km(struct kw_buf *f, const struct kw_km_verdict *v, bool verbose)
 {
-	struct kw_km_verdict v;
-	struct kw_error err = { 0 };
 	size_t i, k, deps = 0, n_warn;
 
-	if (kw_km_judge(a, &v, &err)) {
-		return -1;
+	if (!v) {
+		return 0;
 	}
-	for (i = 0; i < v.n_objects; i++) {
-		deps += !v.objects[i].in_wheel;
+	for (i = 0; i < v->n_objects; i++) {
+		deps += !v->objects[i].in_wheel;
 	}
-	if (v.convertible && deps) {
+	if (v->convertible && deps) {
 		kw_report_appendf(f, "  KM: convertible, with %zu external librar%s converted too (km --deps)\n", deps,
 			deps == 1 ? "y" : "ies");
 	} else {
-		kw_report_appendf(f, "  KM: %s\n", v.convertible ? "convertible" : "not convertible");
+		kw_report_appendf(f, "  KM: %s\n", v->convertible ? "convertible" : "not convertible");
 	}
-	for (i = 0; i < v.reasons.n; i++) {
-		kw_report_appendf(f, "    %s\n", v.reasons.v[i]);
+	for (i = 0; i < v->reasons.n; i++) {
+		kw_report_appendf(f, "    %s\n", v->reasons.v[i]);
 	}
-	n_warn = v.warnings.n;
-	for (i = 0; i < v.n_objects; i++) {
-		n_warn += v.objects[i].warnings.n;
+	n_warn = v->warnings.n;
+	for (i = 0; i < v->n_objects; i++) {
+		n_warn += v->objects[i].warnings.n;
 	}
 	if (!verbose && n_warn) {
 		kw_report_appendf(f, "    %zu warning%s (-v shows them)\n", n_warn, n_warn == 1 ? "" : "s");
 	}
-	for (i = 0; verbose && i < v.warnings.n; i++) {
-		kw_report_appendf(f, "    warning: %s\n", v.warnings.v[i]);
+	for (i = 0; verbose && i < v->warnings.n; i++) {
+		kw_report_appendf(f, "    warning: %s\n", v->warnings.v[i]);
 	}
-	for (i = 0; verbose && i < v.n_objects; i++) {
-		for (k = 0; k < v.objects[i].warnings.n; k++) {
-			kw_report_appendf(f, "    warning: %s: %s\n", v.objects[i].name, v.objects[i].warnings.v[k]);
+	for (i = 0; verbose && i < v->n_objects; i++) {
+		for (k = 0; k < v->objects[i].warnings.n; k++) {
+			kw_report_appendf(f, "    warning: %s: %s\n", v->objects[i].name, v->objects[i].warnings.v[k]);
 		}
 	}
-	kw_km_verdict_release(&v);
 	return 0;
 }
 
@@ -424,7 +416,7 @@ static const char *family_str(const struct kw_audit *a)
 	return a->family == KW_POLICY_MUSLLINUX ? "musl" : a->family == KW_POLICY_ANDROID ? "bionic" : "glibc";
 }
 
-static json_t *audit_json(const struct kw_audit *a)
+static json_t *audit_json(const struct kw_audit *a, const struct kw_km_verdict *km)
 {
 	json_t *o = json_object();
 	json_t *name = json_object();
@@ -491,7 +483,7 @@ static json_t *audit_json(const struct kw_audit *a)
 	}
 	bad |= set(o, "policy_upgrades", up);
 	bad |= set(o, "record", record_json(&a->record));
-	bad |= set(o, "km", a->wasm ? json_null() : km_json(a));
+	bad |= set(o, "km", a->wasm || !km ? json_null() : km_json(km));
 	bad |= set(o, "wasm", a->wasm ? report_wasm_json(a) : json_null());
 	if (bad) {
 		json_decref(o);
@@ -510,20 +502,20 @@ static int set_key_fields(json_t *o, const struct kw_report_key *key)
 	       set(o, "kwheel_version", str_or_null(key->kwheel_version));
 }
 
-int kw_report_show_json(const struct kw_audit *a, char **out, struct kw_error *err)
+int kw_report_show_json(const struct kw_audit *a, const struct kw_km_verdict *km, char **out, struct kw_error *err)
 {
-	return kw_report_show_json_keyed(a, NULL, out, err);
+	return kw_report_show_json_keyed(a, km, NULL, out, err);
 }
 
-int kw_report_show_json_keyed(const struct kw_audit *a, const struct kw_report_key *key, char **out,
-			      struct kw_error *err)
+int kw_report_show_json_keyed(const struct kw_audit *a, const struct kw_km_verdict *km,
+			      const struct kw_report_key *key, char **out, struct kw_error *err)
 {
 	json_t *o;
 	char *s;
 
 	*out = NULL;
 	report_json_init();
-	o = audit_json(a);
+	o = audit_json(a, km);
 	if (o && set_key_fields(o, key)) {
 		json_decref(o);
 		o = NULL;
@@ -812,7 +804,8 @@ static void print_short(struct kw_buf *f, const struct kw_audit *a)
 	}
 }
 
-int kw_report_show_text(const struct kw_audit *a, bool verbose, char **out, struct kw_error *err)
+int kw_report_show_text(const struct kw_audit *a, const struct kw_km_verdict *km, bool verbose, char **out,
+			struct kw_error *err)
 {
 	struct kw_buf text = { 0 }, *f = &text;
 	size_t i, k;
@@ -833,7 +826,7 @@ int kw_report_show_text(const struct kw_audit *a, bool verbose, char **out, stru
 			kw_report_appendf(f, "  %s\n", a->not_elf);
 		} else {
 			print_short(f, a);
-			if (print_km(f, a, false)) {
+			if (print_km(f, km, false)) {
 				kw_buf_release(&text);
 				return kw_error_set(err, KW_ENOMEM, "out of memory building the report");
 			}
@@ -943,7 +936,7 @@ int kw_report_show_text(const struct kw_audit *a, bool verbose, char **out, stru
 			print_reasons(f, &a->verdicts[i]);
 		}
 	}
-	if (print_km(f, a, true)) {
+	if (print_km(f, km, true)) {
 		kw_buf_release(&text);
 		return kw_error_set(err, KW_ENOMEM, "out of memory building the report");
 	}

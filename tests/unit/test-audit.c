@@ -88,7 +88,7 @@ START_TEST(extension_audit_and_km_agree)
 	ck_assert_msg(kw_audit_wheel(ctx, whl, &a, &err) == 0, "%s", err.msg);
 	ck_assert(member(a, "pkg/foo.cpython-311-x86_64-linux-gnu.so")->extension);
 	ck_assert(!member(a, "pkg/libcurses.so")->extension);
-	ck_assert_int_eq(kw_km_judge(a, &v, &err), 0);
+	ck_assert_int_eq(kw_km_judge(NULL, a, &v, &err), 0);
 	for (i = 0; i < v.n_objects; i++) {
 		if (strcmp(v.objects[i].name, "pkg/foo.cpython-311-x86_64-linux-gnu.so") == 0) {
 			ck_assert_int_eq(v.objects[i].mode, KW_KM_MODULE);

@@ -129,6 +129,7 @@ START_TEST(show_json_under_failing_allocations)
 	char *whl = kwt_fmt("%s/wheels/auditwheel/testzlib-0.0.1-cp310-cp310-linux_x86_64.whl", kwt_corpus());
 	struct kw_ctx *ctx = NULL;
 	struct kw_audit *a = NULL;
+	struct kw_km_verdict km = { 0 };
 	struct kw_error err = { 0 };
 	char *clean[2] = { NULL, NULL };
 	long n;
@@ -136,8 +137,9 @@ START_TEST(show_json_under_failing_allocations)
 
 	ck_assert_int_eq(kw_ctx_new(&ctx, &err), 0);
 	ck_assert_msg(kw_audit_wheel(ctx, whl, &a, &err) == 0, "%s", err.msg);
-	ck_assert_int_eq(kw_report_show_json(a, &clean[0], &err), 0);
-	ck_assert_int_eq(kw_report_show_text(a, true, &clean[1], &err), 0);
+	ck_assert_msg(kw_km_judge(NULL, a, &km, &err) == 0, "%s", err.msg);
+	ck_assert_int_eq(kw_report_show_json(a, &km, &clean[0], &err), 0);
+	ck_assert_int_eq(kw_report_show_text(a, &km, true, &clean[1], &err), 0);
 	ck_assert_ptr_nonnull(strstr(clean[0], "\"blacklisted_symbols\":{\"libz.so.1\":["));
 	for (k = 0; k < 2; k++) {
 		for (n = 1;; n++) {
@@ -146,7 +148,7 @@ START_TEST(show_json_under_failing_allocations)
 			int rc;
 
 			kw_alloc_fail_at(n);
-			rc = k ? kw_report_show_text(a, true, &s, &err) : kw_report_show_json(a, &s, &err);
+			rc = k ? kw_report_show_text(a, &km, true, &s, &err) : kw_report_show_json(a, &km, &s, &err);
 			used = kw_alloc_fail_at(0);
 			if (rc == 0) {
 				ck_assert_msg(strcmp(s, clean[k]) == 0, "allocation %ld failing: a different report", n);
@@ -163,6 +165,7 @@ START_TEST(show_json_under_failing_allocations)
 	}
 	free(clean[0]);
 	free(clean[1]);
+	kw_km_verdict_release(&km);
 	kw_audit_free(a);
 	kw_ctx_free(ctx);
 	free(whl);
@@ -190,19 +193,21 @@ START_TEST(show_json_one_jansson_failure_at_a_time)
 	char *whl = kwt_fmt("%s/wheels/auditwheel/testzlib-0.0.1-cp310-cp310-linux_x86_64.whl", kwt_corpus());
 	struct kw_ctx *ctx = NULL;
 	struct kw_audit *a = NULL;
+	struct kw_km_verdict km = { 0 };
 	struct kw_error err = { 0 };
 	char *clean = NULL;
 	long n, total;
 
 	ck_assert_int_eq(kw_ctx_new(&ctx, &err), 0);
 	ck_assert_msg(kw_audit_wheel(ctx, whl, &a, &err) == 0, "%s", err.msg);
+	ck_assert_msg(kw_km_judge(NULL, a, &km, &err) == 0, "%s", err.msg);
 	/* The first report call installs kwheel's allocator; this test's replaces it afterwards. */
-	ck_assert_int_eq(kw_report_show_json(a, &clean, &err), 0);
+	ck_assert_int_eq(kw_report_show_json(a, &km, &clean, &err), 0);
 	json_set_alloc_funcs(one_failure_malloc, free);
 	jansson_calls = 0;
 	jansson_fail_nth = 0;
 	free(clean);
-	ck_assert_int_eq(kw_report_show_json(a, &clean, &err), 0);
+	ck_assert_int_eq(kw_report_show_json(a, &km, &clean, &err), 0);
 	total = jansson_calls;
 	ck_assert_int_gt(total, 100);
 	for (n = 1; n <= total; n++) {
@@ -211,7 +216,7 @@ START_TEST(show_json_one_jansson_failure_at_a_time)
 
 		jansson_calls = 0;
 		jansson_fail_nth = n;
-		rc = kw_report_show_json(a, &s, &err);
+		rc = kw_report_show_json(a, &km, &s, &err);
 		if (rc == 0) {
 			ck_assert_msg(strcmp(s, clean) == 0, "jansson allocation %ld failing: a different report", n);
 			free(s);
@@ -222,6 +227,7 @@ START_TEST(show_json_one_jansson_failure_at_a_time)
 	}
 	json_set_alloc_funcs(malloc, free);
 	free(clean);
+	kw_km_verdict_release(&km);
 	kw_audit_free(a);
 	kw_ctx_free(ctx);
 	free(whl);
