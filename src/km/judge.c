@@ -140,20 +140,21 @@ static const struct kw_elf_info *provider_of(const struct kw_elf_info *info, con
 }
 
 /*
- * One library's defined, versioned symbols sorted by a hash of name and
- * version: a lookup per import is a binary search, not a scan of a C++
- * library's hundred thousand symbols, and building it compares integers,
- * not strings.
+ * One library's defined, versioned symbols in an open-addressing table
+ * keyed by a hash of name and version: a lookup per import is a probe or
+ * two, not a scan of a C++ library's hundred thousand symbols, and
+ * building it neither sorts nor compares strings (a sort of libc,
+ * libstdc++ and libm was a millisecond of every show).
  */
 struct versym {
 	uint64_t key;
-	const struct kw_elf_sym *s;
+	const struct kw_elf_sym *s; /* NULL: an empty slot */
 };
 
 struct verindex {
 	const struct kw_elf_info *lib;
-	struct versym *syms;
-	size_t n;
+	struct versym *slots;
+	size_t mask;
 };
 
 struct verindexes {
@@ -166,28 +167,12 @@ static uint64_t versym_key(const char *name, const char *version)
 	return kw_hash_bytes(kw_hash_bytes(KW_FNV_BASIS, name, strlen(name) + 1), version, strlen(version));
 }
 
-/* Equal keys in the order of name, version and place in the file: the first match is the first definition. */
-static int cmp_versym(const void *x, const void *y)
-{
-	const struct versym *a = x, *b = y;
-	int c;
-
-	if (a->key != b->key) {
-		return a->key < b->key ? -1 : 1;
-	}
-	c = strcmp(a->s->name, b->s->name);
-	if (!c) {
-		c = strcmp(a->s->version, b->s->version);
-	}
-	return c ? c : (a->s > b->s) - (a->s < b->s);
-}
-
 static void verindexes_release(struct verindexes *vx)
 {
 	size_t i;
 
 	for (i = 0; i < vx->n; i++) {
-		free(vx->v[i].syms);
+		free(vx->v[i].slots);
 	}
 	free(vx->v);
 }
@@ -196,7 +181,7 @@ static void verindexes_release(struct verindexes *vx)
 static const struct verindex *verindex_of(struct verindexes *vx, const struct kw_elf_info *lib)
 {
 	struct verindex *x;
-	size_t i;
+	size_t i, n = 0, size = 1;
 
 	for (i = 0; i < vx->n; i++) {
 		if (vx->v[i].lib == lib) {
@@ -206,23 +191,37 @@ static const struct verindex *verindex_of(struct verindexes *vx, const struct kw
 	if (kw_grow(&vx->v, &vx->cap, vx->n + 1, sizeof(*vx->v))) {
 		return NULL;
 	}
+	for (i = 0; i < lib->n_syms; i++) {
+		n += lib->syms[i].defined && lib->syms[i].version;
+	}
+	/* At most half full, so probes stay short; n is bounded by the symbols the file holds. */
+	while (size < 2 * n) {
+		size *= 2;
+	}
 	x = &vx->v[vx->n];
 	x->lib = lib;
-	x->n = 0;
-	x->syms = kw_calloc(lib->n_syms ? lib->n_syms : 1, sizeof(*x->syms));
-	if (!x->syms) {
+	x->mask = size - 1;
+	x->slots = kw_calloc(size, sizeof(*x->slots));
+	if (!x->slots) {
 		return NULL;
 	}
+	/*
+	 * In file order: equal keys share a home slot, so a later definition
+	 * of the same name@version lies further along the probe than the first.
+	 */
 	for (i = 0; i < lib->n_syms; i++) {
 		const struct kw_elf_sym *s = &lib->syms[i];
 
 		if (s->defined && s->version) {
-			x->syms[x->n].key = versym_key(s->name, s->version);
-			x->syms[x->n++].s = s;
+			uint64_t key = versym_key(s->name, s->version);
+			size_t j = key & x->mask;
+
+			while (x->slots[j].s) {
+				j = (j + 1) & x->mask;
+			}
+			x->slots[j].key = key;
+			x->slots[j].s = s;
 		}
-	}
-	if (x->n > 1) {
-		qsort(x->syms, x->n, sizeof(*x->syms), cmp_versym);
 	}
 	vx->n++;
 	return x;
@@ -238,26 +237,18 @@ static int binds_old_version(struct verindexes *vx, const struct kw_elf_info *li
 {
 	const struct verindex *x = verindex_of(vx, lib);
 	uint64_t key;
-	size_t lo = 0, hi;
+	size_t j;
 
 	*old = false;
 	if (!x) {
 		return KW_ENOMEM;
 	}
 	key = versym_key(s->name, s->version);
-	hi = x->n;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
+	for (j = key & x->mask; x->slots[j].s; j = (j + 1) & x->mask) {
+		const struct kw_elf_sym *d = x->slots[j].s;
 
-		if (x->syms[mid].key < key) {
-			lo = mid + 1;
-		} else {
-			hi = mid;
-		}
-	}
-	for (; lo < x->n && x->syms[lo].key == key; lo++) {
-		if (strcmp(x->syms[lo].s->name, s->name) == 0 && strcmp(x->syms[lo].s->version, s->version) == 0) {
-			*old = x->syms[lo].s->version_hidden;
+		if (x->slots[j].key == key && strcmp(d->name, s->name) == 0 && strcmp(d->version, s->version) == 0) {
+			*old = d->version_hidden;
 			break;
 		}
 	}
