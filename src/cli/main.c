@@ -70,14 +70,6 @@ int main(int argc, char **argv)
 	if (!getenv("TZ")) {
 		setenv("TZ", ":/etc/localtime", 0);
 	}
-	/*
-	 * Members are inflated into buffers of a few MiB, one after another on
-	 * each thread. With glibc's default pad of 128 KiB the heaps are grown
-	 * and trimmed around them: system calls and fresh zeroed pages per
-	 * member. Heaps that keep 16 MiB spare reuse their pages: measured, 5%
-	 * of a show of scipy, and torch's peak RSS 54 MiB instead of 69.
-	 */
-	mallopt(M_TOP_PAD, 16 << 20);
 	/* Called by patchelf's name (a link), it is patchelf's command line from the first word on. */
 	base = base ? base + 1 : argc > 0 ? argv[0] : "";
 	if (strcmp(base, "patchelf") == 0 || strcmp(base, "kwheel-patchelf") == 0) {
@@ -119,6 +111,18 @@ int main(int argc, char **argv)
 		return KW_EXIT_USAGE;
 	}
 run:
+	/*
+	 * show inflates members into buffers of a few MiB, one after another on
+	 * each thread. With glibc's default pad of 128 KiB the heaps are grown
+	 * and trimmed around them: system calls and fresh zeroed pages per
+	 * member. Heaps that keep 16 MiB spare reuse their pages: measured, 5%
+	 * of a show of scipy, and torch's peak RSS 54 MiB instead of 69. Not for
+	 * the other commands: repair -j 2 of four wheels was 7% slower with it
+	 * (5.6-5.8 s against 5.2-5.4 s, side by side after a sync each).
+	 */
+	if (cmd == &kw_cmd_show) {
+		mallopt(M_TOP_PAD, 16 << 20);
+	}
 	/*
 	 * Test hook, always compiled in: KWHEEL_FAIL_ALLOC=N makes the Nth library
 	 * allocation of the command, and every later one, fail (kw_alloc_fail_at).
