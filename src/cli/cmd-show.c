@@ -199,6 +199,7 @@ static void audit_one(struct job *job, size_t idx, const char *path)
 	char *text = NULL, hex[65];
 	struct kw_report_key key = { NULL, KW_VERSION };
 	struct kw_km_verdict km = { 0 };
+	const struct kw_km_verdict *kv;
 	const char *hp = hex;
 	struct both b = { job, path, hex, -1, 0, NULL, { 0 } };
 	int code;
@@ -241,10 +242,14 @@ static void audit_one(struct job *job, size_t idx, const char *path)
 			code = KW_EXIT_VERDICT;
 		}
 	}
-	/* The verdict is the CLI's to make: its plugin scans read system libraries on the pool. */
-	if ((!a->wasm && kw_km_judge(job->ctx->pool, a, &km, &rerr)) ||
-	    (job->json ? kw_report_show_json_keyed(a, a->wasm ? NULL : &km, &key, &text, &rerr)
-		       : kw_report_show_text(a, a->wasm ? NULL : &km, job->verbose, &text, &rerr))) {
+	/*
+	 * The verdict is the CLI's to make: its plugin scans read system
+	 * libraries on the pool. A WebAssembly wheel has none.
+	 */
+	kv = a->wasm ? NULL : &km;
+	if ((kv && kw_km_judge(job->ctx->pool, a, &km, &rerr)) ||
+	    (job->json ? kw_report_show_json_keyed(a, kv, &key, &text, &rerr)
+		       : kw_report_show_text(a, kv, job->verbose, &text, &rerr))) {
 		char *line;
 
 		kw_error_prefix(&rerr, "'%s'", path);

@@ -478,7 +478,6 @@ struct scans {
 	struct {
 		size_t object;
 		const struct kw_elf_info *info;
-		int rc;
 	} *v;
 	size_t n, cap;
 	struct kw_km_verdict *verdict;
@@ -537,12 +536,12 @@ static int walk_deps(struct kw_km_verdict *v, struct objects_ix *ix, size_t self
  * exists (the array no longer moves) and before anything else is added to
  * their warnings.
  */
-static void scan_task(void *ud, size_t i)
+static int scan_task(void *ud, size_t i)
 {
 	struct scans *sc = ud;
 	struct kw_km_object *o = &sc->verdict->objects[sc->v[i].object];
 
-	sc->v[i].rc = find_plugins(o, sc->v[i].info, sc->root, o->name);
+	return find_plugins(o, sc->v[i].info, sc->root, o->name);
 }
 
 /* The object a graph node stands for: a wheel member (served by the overlay) or a library to convert; -1 if none. */
@@ -873,11 +872,8 @@ int kw_km_judge(struct kw_pool *pool, const struct kw_audit *a, struct kw_km_ver
 		}
 		rc = KW_ENOMEM;
 	}
-	kw_pool_run(pool, sc.n, scan_task, &sc);
-	for (i = 0; i < sc.n; i++) {
-		if (sc.v[i].rc) {
-			goto out;
-		}
+	if (kw_pool_run_until(pool, sc.n, scan_task, &sc) < sc.n) {
+		goto out;
 	}
 	if (add_edges(&v, a, &ix) || global_exporters(&v, a)) {
 		goto out;

@@ -277,8 +277,10 @@ static json_t *km_json(const struct kw_km_verdict *v)
 	return o;
 }
 
-/* The KM verdict and why; warnings in full with verbose, else counted. */
-/* Nothing without a verdict (a WebAssembly wheel has none). */
+/*
+ * The KM verdict and why; warnings in full with verbose, else counted.
+ * Nothing without a verdict (a WebAssembly wheel has none).
+ */
 static int print_km(struct kw_buf *f, const struct kw_km_verdict *v, bool verbose)
 {
 	size_t i, k, deps = 0, n_warn;
