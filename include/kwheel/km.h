@@ -102,9 +102,15 @@ int kw_km_delink_with(const unsigned char *buf, size_t len, const char *name, co
 		      struct kw_error *err);
 void kw_km_converted_release(struct kw_km_converted *c);
 
-/* Write a GNU ar archive of the objects (stored as names[i]) with a symbol index. */
+/*
+ * Write a GNU ar archive of the objects with a symbol index. thin_dir NULL:
+ * the objects' bytes are in it, stored as names[i]. Otherwise it is a thin
+ * archive (GNU's "!<thin>"): only the index and each member's path,
+ * "thin_dir/names[i]" (names[i] when thin_dir is empty), which the linker
+ * reads relative to the archive's directory.
+ */
 int kw_km_write_archive(const char *path, const char *const *objects, const char *const *names, size_t n,
-			struct kw_error *err);
+			const char *thin_dir, struct kw_error *err);
 
 /* One converted object as the manifest lists it. */
 struct kw_km_manifest_object {

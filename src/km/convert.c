@@ -341,6 +341,7 @@ struct finish {
 	const struct kw_km_options *opts;
 	FILE *archive_f;
 	const char *archive;
+	const char *thin_dir;  /* the objects directory's name, which the thin archive's paths start with */
 	const struct kw_strv *objs, *names;
 	const struct kw_km_manifest *m;
 	char *text;            /* the manifest */
@@ -359,7 +360,7 @@ static void finish_task(void *ud, size_t i)
 
 	if (i == 0) {
 		f->rc[0] = km_archive_write(f->archive_f, f->archive, (const char *const *)f->objs->v,
-					    (const char *const *)f->names->v, f->objs->n, f->pool, &f->err[0]);
+					    (const char *const *)f->names->v, f->objs->n, f->pool, f->thin_dir, &f->err[0]);
 	} else {
 		f->rc[1] = f->opts->manifest(f->m, &f->text, &f->err[1]);
 		/*
@@ -382,7 +383,7 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 	struct kw_km_manifest_object *mobjs = NULL;
 	size_t mcap = 0, n_mo = 0;
 	struct km_dir objdir = { 0 };
-	struct km_out o_archive = { 0 }, o_link = { 0 }, o_manifest = { 0 };
+	struct km_out o_archive = { 0 }, o_link = { 0 }, o_manifest = { 0 }, o_full = { 0 };
 	char *objdir_path = NULL, *text = NULL, *wheel = NULL;
 	const char *dist;
 	size_t i, k, n = 0, *order = NULL, n_items = 0;
@@ -725,7 +726,7 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 		struct kw_km_manifest m = { a->filename, res->archive, res->link_file, &flags, &v.warnings, mobjs, n_mo,
 					    NULL, NULL, NULL, NULL };
 		struct finish fin = { .pool = ctx->pool, .opts = opts, .archive_f = o_archive.f, .archive = res->archive,
-				      .objs = &objs, .names = &names, .m = &m, .mobjs = mobjs, .n_mo = n_mo,
+				      .thin_dir = strrchr(objdir_path, '/') + 1, .objs = &objs, .names = &names, .m = &m, .mobjs = mobjs, .n_mo = n_mo,
 				      .items = items, .n_items = n_items };
 
 		/* The archive first: the manifest is the shorter piece, and is done in order on one thread. */
@@ -751,11 +752,20 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 	}
 	res->n_objects = n;
 	res->cxx = kw_strv_find(&flags, "-lstdc++") >= 0;
-	/* The payload wheel reads the archive and manifest from their temporaries; its own commit is atomic. */
-	if (opts->wheel_dir && (rc = write_km_wheel(w, a, &v, res, &flags, o_archive.tmp, o_manifest.tmp,
-						    opts->wheel_dir, &wheel, err))) {
+	/*
+	 * The payload wheel installs without the objects directory, so its
+	 * archive holds the objects: made in a temporary beside the thin one,
+	 * the manifest read from its own; the wheel's commit is atomic.
+	 */
+	if (opts->wheel_dir &&
+	    ((rc = km_out_open(&o_full, res->archive, err)) ||
+	     (rc = km_archive_write(o_full.f, res->archive, (const char *const *)objs.v, (const char *const *)names.v,
+				    objs.n, ctx->pool, NULL, err)) ||
+	     (rc = km_out_close(&o_full, err)) ||
+	     (rc = write_km_wheel(w, a, &v, res, &flags, o_full.tmp, o_manifest.tmp, opts->wheel_dir, &wheel, err)))) {
 		goto out;
 	}
+	km_out_discard(&o_full);
 	if ((rc = km_dir_commit(&objdir, err)) || (rc = km_out_commit(&o_archive, err)) ||
 	    (rc = km_out_commit(&o_link, err)) || (rc = km_out_commit(&o_manifest, err))) {
 		goto out;
@@ -774,6 +784,7 @@ out:
 	km_out_discard(&o_archive);
 	km_out_discard(&o_link);
 	km_out_discard(&o_manifest);
+	km_out_discard(&o_full);
 	free(objdir_path);
 	free(order);
 	conv_items_release(items, n_items);

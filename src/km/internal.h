@@ -52,7 +52,7 @@ void km_dir_discard(struct km_dir *d);
  * pool's threads (NULL: here). The bytes are the same either way.
  */
 int km_archive_write(FILE *f, const char *path, const char *const *objects, const char *const *names, size_t n,
-		     struct kw_pool *pool, struct kw_error *err);
+		     struct kw_pool *pool, const char *thin_dir, struct kw_error *err);
 
 /* Between a library member's file name and its symbol tag: "003-libz.so.1.2.13@0123456789ab.o". */
 #define KM_LIB_TAG_SEP "@"
@@ -60,9 +60,12 @@ int km_archive_write(FILE *f, const char *path, const char *const *objects, cons
 /*
  * Each member of the ar archive at path (as km_archive_write makes them:
  * GNU long names, the symbol index skipped), in order; non-zero from fn
- * stops the walk and is returned.
+ * stops the walk and is returned. A full archive's member is name, its
+ * bytes data and len, file NULL. A thin archive's is name (its path's last
+ * part), data NULL, len its header's size, and file the absolute path of
+ * the file it names, which must lie inside the archive's directory.
  */
-typedef int (*km_member_fn)(void *ud, const char *name, const unsigned char *data, size_t len,
+typedef int (*km_member_fn)(void *ud, const char *name, const unsigned char *data, size_t len, const char *file,
 			    struct kw_error *err);
 int km_archive_each(const char *path, km_member_fn fn, void *ud, struct kw_error *err);
 

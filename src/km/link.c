@@ -482,7 +482,7 @@ static int convert_dynload(const char *dir, const char *outdir, struct kw_km_cac
 	kw_strv_sort(skipped);
 	if ((rc = km_out_open(&o_archive, archive, err)) ||
 	    (rc = km_archive_write(o_archive.f, archive, (const char *const *)objs.v, (const char *const *)names.v,
-				   objs.n, NULL, err)) ||
+				   objs.n, NULL, strrchr(objdir, '/') + 1, err)) ||
 	    (rc = km_out_close(&o_archive, err))) {
 		goto out;
 	}
@@ -573,11 +573,13 @@ struct dedup {
 	struct kw_strv *tmp;    /* files made in dir, removed after the link */
 	const char *dir;
 	bool write;             /* second pass: write the members kept */
+	bool thin;              /* the archive is thin: the copy names the same files */
 	size_t dropped;
 	struct kw_strv paths, names; /* the members kept (second pass) */
 };
 
-static int dedup_member(void *ud, const char *name, const unsigned char *data, size_t len, struct kw_error *err)
+static int dedup_member(void *ud, const char *name, const unsigned char *data, size_t len, const char *file,
+			struct kw_error *err)
 {
 	struct dedup *d = ud;
 	char tag[13];
@@ -594,6 +596,13 @@ static int dedup_member(void *ud, const char *name, const unsigned char *data, s
 	if (lib && kw_strv_push(d->seen, tag)) {
 		return kw_error_set(err, KW_ENOMEM, "out of memory");
 	}
+	if (file) {
+		/* A thin archive's copy is thin too, naming the kept members where they are (absolute paths). */
+		d->thin = true;
+		return kw_strv_push(&d->paths, file) || kw_strv_push(&d->names, file)
+			       ? kw_error_set(err, KW_ENOMEM, "out of memory")
+			       : 0;
+	}
 	p = kw_asprintf("%s/m%zu-%s", d->dir, d->tmp->n, name);
 	if (!p || kw_strv_push(d->tmp, p) || kw_strv_push(&d->names, name)) {
 		free(p);
@@ -606,13 +615,15 @@ static int dedup_member(void *ud, const char *name, const unsigned char *data, s
 }
 
 /* Record the library tags of an archive nothing is dropped from. */
-static int dedup_note(void *ud, const char *name, const unsigned char *data, size_t len, struct kw_error *err)
+static int dedup_note(void *ud, const char *name, const unsigned char *data, size_t len, const char *file,
+		      struct kw_error *err)
 {
 	struct dedup *d = ud;
 	char tag[13];
 
 	(void)data;
 	(void)len;
+	(void)file;
 	if (lib_tag(name, tag) && kw_strv_push(d->seen, tag)) {
 		return kw_error_set(err, KW_ENOMEM, "out of memory");
 	}
@@ -655,7 +666,7 @@ static int dedup_link_file(const char *link_file, const char *dir, struct kw_str
 		}
 		if (n > 5 && line[0] != '-' && strcmp(line + n - 5, ".km.a") == 0 && stat(line, &st) == 0 &&
 		    S_ISREG(st.st_mode)) {
-			struct dedup d = { seen, tmp, dir, false, 0, { 0 }, { 0 } };
+			struct dedup d = { seen, tmp, dir, false, false, 0, { 0 }, { 0 } };
 
 			rc = km_archive_each(line, dedup_member, &d, err);
 			if (!rc && d.dropped) {
@@ -666,7 +677,8 @@ static int dedup_link_file(const char *link_file, const char *dir, struct kw_str
 				rc = copy ? km_archive_each(line, dedup_member, &d, err) : KW_ENOMEM;
 				if (!rc && (rc = kw_strv_push(tmp, copy)) == 0) {
 					rc = kw_km_write_archive(copy, (const char *const *)d.paths.v,
-								 (const char *const *)d.names.v, d.paths.n, err);
+								 (const char *const *)d.names.v, d.paths.n,
+								 d.thin ? "" : NULL, err);
 				} else if (rc == KW_ENOMEM) {
 					kw_error_set(err, rc, "out of memory");
 				}

@@ -141,14 +141,14 @@ START_TEST(archive_readable)
 	char *so = build_module(), *oa = kwt_fmt("%s/a.o", dir), *ob = kwt_fmt("%s/b.o", dir);
 	char *ar = kwt_fmt("%s/libx.km.a", dir), *cmd, *out = NULL, *sym;
 	const char *objs[2], *names[2] = { "a.o", "b.o" };
-	size_t len;
-	unsigned char *buf = (unsigned char *)kwt_read_file(so, &len);
+	size_t len, len2;
+	unsigned char *buf = (unsigned char *)kwt_read_file(so, &len), *buf2;
 
 	ck_assert_int_eq(kw_km_delink(buf, len, "mod.so", "pkg/a.so", KW_KM_MODULE, 0, oa, &a, &err), 0);
 	ck_assert_int_eq(kw_km_delink(buf, len, "mod.so", "pkg/b.so", KW_KM_LIB, 0, ob, &b, &err), 0);
 	objs[0] = oa;
 	objs[1] = ob;
-	ck_assert_msg(kw_km_write_archive(ar, objs, names, 2, &err) == 0, "%s", err.msg);
+	ck_assert_msg(kw_km_write_archive(ar, objs, names, 2, NULL, &err) == 0, "%s", err.msg);
 	cmd = kwt_fmt("ar t '%s' | tr '\\n' ' '", ar);
 	ck_assert_int_eq(kwt_run(cmd, &out, NULL), 0);
 	ck_assert_msg(out && strcmp(out, "a.o b.o ") == 0, "ar t: '%s'", out ? out : "");
@@ -159,6 +159,22 @@ START_TEST(archive_readable)
 	sym = kwt_fmt("kwhelper in b.o");
 	ck_assert_msg(out && strstr(out, "Archive index:") && strstr(out, sym), "nm -s lists the index");
 	free(sym), free(out), free(cmd);
+	out = NULL;
+	/* Thin: the same index, the paths beside it, and ld links a member from it. */
+	ck_assert_msg(kw_km_write_archive(ar, objs, names, 2, "", &err) == 0, "%s", err.msg);
+	buf2 = (unsigned char *)kwt_read_file(ar, &len2);
+	ck_assert(len2 > 8 && memcmp(buf2, "!<thin>\n", 8) == 0 && len2 < 4096);
+	free(buf2);
+	cmd = kwt_fmt("cd '%s' && ar t libx.km.a | tr '\n' ' ' && nm -s libx.km.a | grep -c 'kwhelper in b.o'", dir);
+	ck_assert_int_eq(kwt_run(cmd, &out, NULL), 0);
+	ck_assert_msg(out && strcmp(out, "a.o b.o 1\n") == 0, "thin ar t, nm -s: '%s'", out ? out : "");
+	free(out), free(cmd);
+	out = NULL;
+	cmd = kwt_fmt("cd / && ld -r -o '%s/whole.o' --whole-archive '%s' && nm '%s/whole.o' | grep -c ' kwhelper$'", dir,
+		      ar, dir);
+	ck_assert_int_eq(kwt_run(cmd, &out, NULL), 0);
+	ck_assert_msg(out && atoi(out) >= 1, "ld reads the thin archive's members from beside it: '%s'", out ? out : "");
+	free(out), free(cmd);
 	kw_km_converted_release(&a);
 	kw_km_converted_release(&b);
 	free(buf), free(so), free(oa), free(ob), free(ar);

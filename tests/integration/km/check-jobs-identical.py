@@ -66,14 +66,19 @@ def main():
             if len(objdir) != 1:
                 continue
             n_archives += 1
-            members = run(["ar", "t", a]).stdout.split()
-            check(members == sorted(os.listdir(objdir[0])), f"{os.path.basename(a)}: ar t lists its directory's "
-                  f"objects in order ({len(members)})")
+            # A thin archive beside its objects: ar names each member by its path there.
+            listed = run(["ar", "t", a]).stdout.split()
+            members = [os.path.basename(m) for m in listed]
+            with open(a, "rb") as f:
+                check(f.read(8) == b"!<thin>\n", f"{os.path.basename(a)}: a thin archive")
+            check(members == sorted(os.listdir(objdir[0])) and
+                  all(os.path.samefile(m, os.path.join(objdir[0], b)) for m, b in zip(listed, members)),
+                  f"{os.path.basename(a)}: ar t lists its directory's objects in order ({len(members)})")
             index = {}
             for line in run(["nm", "-s", a]).stdout.splitlines():
                 if " in " in line and not line.startswith(" "):
                     sym, mem = line.rsplit(" in ", 1)
-                    index.setdefault(mem, set()).add(sym)
+                    index.setdefault(os.path.basename(mem), set()).add(sym)
             bad = []
             for m in members:
                 defined = {p[2] for p in (ln.split() for ln in run(["nm", "-g", "--defined-only",

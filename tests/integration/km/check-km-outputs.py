@@ -91,6 +91,44 @@ def deep_output(tmp, whl):
           f"the payload's link file names the installed archive once ({inner[:4]})")
     check(inner[3:] == outer[3:], "and carries exactly the flags of the one beside the archive")
     check(not any(out[:40] in l for l in inner), "and no piece of the -o path")
+    # Beside its objects the archive is thin; the payload's holds the same objects' bytes (it installs alone).
+    with open(o["archive"], "rb") as f:
+        check(f.read(8) == b"!<thin>\n", "the archive beside the objects directory is thin")
+    with zipfile.ZipFile(os.path.join(out, kmw[0])) as z:
+        full = z.read(f"{DIST}-1.0.dist-info/km/lib{DIST}.km.a")
+    objdir = [os.path.join(out, d) for d in os.listdir(out) if d.endswith(".km") and os.path.isdir(os.path.join(out, d))]
+    objects = {}
+    for d in objdir:
+        for n in os.listdir(d):
+            with open(os.path.join(d, n), "rb") as f:
+                objects[n] = f.read()
+    inside = ar_members(full)
+    check(full[:8] == b"!<arch>\n" and inside == objects and len(objects) >= 1,
+          f"the payload's archive holds every object of the directory, byte for byte ({sorted(inside)[:3]})")
+    listed = run("ar", "t", o["archive"]).stdout.split()
+    check([os.path.basename(m) for m in listed] == list(inside),
+          f"the thin archive lists them in the payload archive's order ({listed[:3]})")
+
+
+def ar_members(data):
+    """The members of a GNU ar archive by name, in order (a plain reader, not kwheel's)."""
+    pos, longnames, out = 8, b"", {}
+    while pos + 60 <= len(data):
+        h = data[pos:pos + 60]
+        size = int(h[48:58].decode().strip())
+        body = data[pos + 60:pos + 60 + size]
+        name = h[:16].decode().rstrip()
+        if name == "//":
+            longnames = body
+        elif name not in ("/", "/SYM64/"):
+            if name.startswith("/"):
+                off = int(name[1:])
+                name = longnames[off:longnames.index(b"/\n", off)].decode()
+            else:
+                name = name.rstrip("/")
+            out[name] = body
+        pos += 60 + size + (size & 1)
+    return out
 
 
 def planted_symlinks(tmp, whl):
