@@ -45,6 +45,7 @@ int kw_strv_split(struct kw_strv *sv, const char *s, char sep);
  */
 struct kw_strmap_slot {
 	const char *key;
+	uint64_t hash;         /* the table's hash of key: compared before the key, and kept when the table grows */
 	size_t val;
 };
 struct kw_strmap {

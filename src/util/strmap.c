@@ -19,16 +19,43 @@ uint64_t kw_hash_str(const char *s)
 	return kw_hash_bytes(KW_FNV_BASIS, s, strlen(s));
 }
 
-/* The slot of the first n bytes of s: where it is, or the empty one where it would go. */
-static struct kw_strmap_slot *find(const struct kw_strmap *m, const char *s, size_t n)
+/*
+ * The table's own hash, not FNV-1a: a table only needs its slots spread,
+ * and FNV's multiplication per byte was most of the cost of indexing a
+ * C++ library's long mangled names (kw_hash_str stays FNV-1a: --shard's
+ * buckets are defined by it). Eight bytes a step, then a final mix, since
+ * the slot is taken from the low bits.
+ */
+static uint64_t table_hash(const char *s, size_t n)
 {
-	size_t mask = m->n_slot - 1, i = (size_t)kw_hash_bytes(KW_FNV_BASIS, s, n) & mask;
+	uint64_t h = KW_FNV_BASIS ^ n, w;
+	size_t k;
+
+	for (k = 0; k + 8 <= n; k += 8) {
+		memcpy(&w, s + k, 8);
+		h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+		h ^= h >> 29;
+	}
+	if (k < n) {
+		w = 0;
+		memcpy(&w, s + k, n - k);
+		h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+	}
+	h ^= h >> 32;
+	h *= 0xd6e8feb86659fd93ull;
+	return h ^ (h >> 32);
+}
+
+/* The slot of the first n bytes of s (hash h): where it is, or the empty one where it would go. */
+static struct kw_strmap_slot *find(const struct kw_strmap *m, const char *s, size_t n, uint64_t h)
+{
+	size_t mask = m->n_slot - 1, i = (size_t)h & mask;
 
 	/* Never full (grown at half), so the probe ends. */
 	for (;; i = (i + 1) & mask) {
 		struct kw_strmap_slot *e = &m->slot[i];
 
-		if (!e->key || (strncmp(e->key, s, n) == 0 && e->key[n] == '\0')) {
+		if (!e->key || (e->hash == h && strncmp(e->key, s, n) == 0 && e->key[n] == '\0')) {
 			return e;
 		}
 	}
@@ -37,16 +64,23 @@ static struct kw_strmap_slot *find(const struct kw_strmap *m, const char *s, siz
 static int grow(struct kw_strmap *m)
 {
 	struct kw_strmap bigger = { 0 };
-	size_t i;
+	size_t i, mask;
 
 	bigger.n_slot = m->n_slot ? m->n_slot * 2 : 16;
 	bigger.slot = kw_calloc(bigger.n_slot, sizeof(*bigger.slot));
 	if (!bigger.slot) {
 		return KW_ENOMEM;
 	}
+	/* Each key moves by its stored hash: no key is read again. */
+	mask = bigger.n_slot - 1;
 	for (i = 0; i < m->n_slot; i++) {
 		if (m->slot[i].key) {
-			*find(&bigger, m->slot[i].key, strlen(m->slot[i].key)) = m->slot[i];
+			size_t j = (size_t)m->slot[i].hash & mask;
+
+			while (bigger.slot[j].key) {
+				j = (j + 1) & mask;
+			}
+			bigger.slot[j] = m->slot[i];
 		}
 	}
 	bigger.n = m->n;
@@ -55,18 +89,29 @@ static int grow(struct kw_strmap *m)
 	return 0;
 }
 
+/* The slot for s (length n, hash h), the table grown first so an insert there keeps it at most half full. */
+static struct kw_strmap_slot *slot_for_add(struct kw_strmap *m, const char *s, size_t n, uint64_t h)
+{
+	if ((m->n + 1) * 2 > m->n_slot && grow(m)) {
+		return NULL;
+	}
+	return find(m, s, n, h);
+}
+
 int kw_strmap_add(struct kw_strmap *m, const char *s, size_t val)
 {
-	struct kw_strmap_slot *e;
+	size_t n = strlen(s);
+	uint64_t h = table_hash(s, n);
+	struct kw_strmap_slot *e = slot_for_add(m, s, n, h);
 
-	if ((m->n + 1) * 2 > m->n_slot && grow(m)) {
+	if (!e) {
 		return KW_ENOMEM;
 	}
-	e = find(m, s, strlen(s));
 	if (e->key) {
 		return 0;
 	}
 	e->key = s;
+	e->hash = h;
 	e->val = val;
 	m->n++;
 	return 1;
@@ -79,7 +124,7 @@ long kw_strmap_get_n(const struct kw_strmap *m, const char *s, size_t n)
 	if (m->n == 0) {
 		return -1;
 	}
-	e = find(m, s, n);
+	e = find(m, s, n, table_hash(s, n));
 	return e->key ? (long)e->val : -1;
 }
 
@@ -96,16 +141,23 @@ void kw_strmap_release(struct kw_strmap *m)
 
 int kw_strv_push_indexed(struct kw_strv *sv, struct kw_strmap *m, const char *s)
 {
-	if (kw_strmap_get(m, s) >= 0) {
+	size_t n = strlen(s);
+	uint64_t h = table_hash(s, n);
+	struct kw_strmap_slot *e = slot_for_add(m, s, n, h);
+
+	/* One probe: the slot found empty is where the new string goes. */
+	if (!e) {
+		return KW_ENOMEM;
+	}
+	if (e->key) {
 		return 0;
 	}
 	if (kw_strv_push(sv, s)) {
 		return KW_ENOMEM;
 	}
-	if (kw_strmap_add(m, sv->v[sv->n - 1], sv->n - 1) < 0) {
-		free(sv->v[--sv->n]);
-		sv->v[sv->n] = NULL;
-		return KW_ENOMEM;
-	}
+	e->key = sv->v[sv->n - 1];
+	e->hash = h;
+	e->val = sv->n - 1;
+	m->n++;
 	return 0;
 }
