@@ -1294,26 +1294,40 @@ void kw_km_converted_release(struct kw_km_converted *c)
 
 /*
  * The tag only tells objects apart in one link: a fast 64-bit hash of the
- * bytes will do, FNV-1a's step taken a word at a time (eight times fewer
- * multiplications than per byte, which was a tenth of a closure's
- * conversion). Two different libraries with one tag in a link would define
- * the same names: the link fails, it does not go wrong.
+ * bytes will do. FNV-1a's step is taken a word at a time in four lanes,
+ * each over every fourth word, so four multiplications are in flight at
+ * once instead of one chain (one lane was a tenth of a closure's
+ * conversion), and the lanes are folded together at the end. Two different
+ * libraries with one tag in a link would define the same names: the link
+ * fails, it does not go wrong.
  * Out of line so the fuzzing build can leave this loop out of coverage (fuzz/coverage-ignore.txt).
  */
 __attribute__((noinline)) static uint64_t fnv1a64(const unsigned char *buf, size_t len)
 {
-	uint64_t h = KW_FNV_BASIS, w;
-	size_t k;
+	uint64_t h[4] = { KW_FNV_BASIS, KW_FNV_BASIS ^ 1, KW_FNV_BASIS ^ 2, KW_FNV_BASIS ^ 3 }, w, x;
+	size_t k, j;
 
-	for (k = 0; k + 8 <= len; k += 8) {
+	for (k = 0; k + 32 <= len; k += 32) {
+		for (j = 0; j < 4; j++) {
+			memcpy(&w, buf + k + 8 * j, 8);
+			h[j] = (h[j] ^ w) * 0x100000001b3ull;
+			h[j] ^= h[j] >> 32;
+		}
+	}
+	for (; k + 8 <= len; k += 8) {
 		memcpy(&w, buf + k, 8);
-		h = (h ^ w) * 0x100000001b3ull;
-		h ^= h >> 32;
+		h[0] = (h[0] ^ w) * 0x100000001b3ull;
+		h[0] ^= h[0] >> 32;
 	}
 	for (; k < len; k++) {
-		h = (h ^ buf[k]) * 0x100000001b3ull;
+		h[0] = (h[0] ^ buf[k]) * 0x100000001b3ull;
 	}
-	return h ^ (h >> 29) ^ len;
+	x = h[0];
+	for (j = 1; j < 4; j++) {
+		x = (x ^ h[j]) * 0x100000001b3ull;
+		x ^= x >> 32;
+	}
+	return x ^ (x >> 29) ^ len;
 }
 
 int kw_km_delink(const unsigned char *buf, size_t len, const char *name, const char *id, enum kw_km_mode mode,
