@@ -123,6 +123,7 @@ struct kw_km_manifest_object {
 	struct kw_strv exports, undefined, needed, warnings;
 	size_t n_relocs, n_registered;
 	char *reused_from;       /* the wheel whose conversion of the same object was reused, or NULL */
+	char *json;              /* the object already rendered (kw_km_render_object_fn), or NULL: the fields above */
 };
 
 /*
@@ -150,6 +151,12 @@ struct kw_km_manifest {
  * kw_report_km_manifest here (km sits below report and cannot call it).
  */
 typedef int (*kw_km_render_fn)(const struct kw_km_manifest *m, char **out, struct kw_error *err);
+/*
+ * Renders one object as the manifest holds it (a new string in *out), for
+ * its json: so each object is rendered on the thread that converted it,
+ * and its lists freed there, not all at the end on one thread.
+ */
+typedef int (*kw_km_render_object_fn)(const struct kw_km_manifest_object *mo, char **out, struct kw_error *err);
 
 /*
  * Conversions shared by the wheels of one run (kw_km_options.cache, and
@@ -174,6 +181,7 @@ struct kw_km_options {
 	const char *wheel_dir;   /* where the wheel for the KM payload goes, or NULL for none */
 	bool no_wx;              /* keep converted images writable and executable */
 	kw_km_render_fn manifest;/* renders the manifest (required; called on any of ctx's pool's threads) */
+	kw_km_render_object_fn manifest_object; /* renders one of its objects beforehand (on any thread), or NULL */
 	struct kw_km_cache *cache; /* borrowed: conversions shared with the other wheels of the run, or NULL */
 	/*
 	 * Told of the conversion in bytes delinked ("converting"), then

@@ -84,6 +84,8 @@ void kw_report_repair_print(FILE *f, const struct kw_repair_result *r);
  * in *out.
  */
 int kw_report_km_manifest(const struct kw_km_manifest *m, char **out, struct kw_error *err);
+/* One object of that manifest, as it stands there (its json): a kw_km_render_object_fn. */
+int kw_report_km_manifest_object(const struct kw_km_manifest_object *mo, char **out, struct kw_error *err);
 
 /*
  * A repaired wheel's SBOM as CycloneDX 1.4 JSON, in auditwheel's form: the

@@ -57,7 +57,8 @@ static int cmd_km(struct kw_ctx *ctx, int argc, char **argv)
 	struct option longopts[20];
 	char shortopts[32];
 	struct kw_error err = { 0 };
-	struct kw_km_options opts = { .manifest = kw_report_km_manifest };
+	struct kw_km_options opts = { .manifest = kw_report_km_manifest,
+				      .manifest_object = kw_report_km_manifest_object };
 	struct kw_km_cache *cache = NULL;
 	bool no_wheel = false, progress = false;
 	struct kw_strv inputs = { 0 }, links = { 0 };

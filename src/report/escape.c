@@ -501,6 +501,16 @@ static void dump(struct kw_buf *b, const json_t *j, int indent, int depth)
 	}
 }
 
+void report_json_dump_into(struct kw_buf *b, const json_t *j, int indent, int depth)
+{
+	dump(b, j, indent, depth);
+}
+
+void report_json_newline(struct kw_buf *b, int indent, int depth)
+{
+	newline(b, indent, depth);
+}
+
 char *report_json_dumps(const json_t *j, int indent)
 {
 	struct kw_buf b = { 0 };

@@ -21,6 +21,16 @@ json_t *report_jstr(const char *s);
  * NULL if out of memory.
  */
 char *report_json_dumps(const json_t *j, int indent);
+struct kw_buf;
+/*
+ * The same dump appended to b as the value found at depth inside a larger
+ * document (its lines indented for that depth), for documents assembled
+ * from pieces rendered apart; report_json_newline is the newline and
+ * indentation the dump puts before an element at depth. b->failed says
+ * whether memory ran out.
+ */
+void report_json_dump_into(struct kw_buf *b, const json_t *j, int indent, int depth);
+void report_json_newline(struct kw_buf *b, int indent, int depth);
 
 struct kw_audit;
 struct kw_audit_member;

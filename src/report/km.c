@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* The manifest `kwheel km` writes beside each archive (OUTDIR/<name>.km.json). */
+#include <stdbool.h>
 #include <stdlib.h>
 
 #include <jansson.h>
@@ -53,41 +54,121 @@ static json_t *object_json(const struct kw_km_manifest_object *mo)
 	return o;
 }
 
+/* The manifest's indentation, and the depth of an object's members: {"objects": [{...}]}. */
+#define MANIFEST_INDENT 1
+#define OBJECT_DEPTH 2
+
+int kw_report_km_manifest_object(const struct kw_km_manifest_object *mo, char **out, struct kw_error *err)
+{
+	struct kw_buf b = { 0 };
+	json_t *o;
+
+	*out = NULL;
+	report_json_init();
+	o = object_json(mo);
+	if (o) {
+		report_json_dump_into(&b, o, MANIFEST_INDENT, OBJECT_DEPTH);
+		json_decref(o);
+	}
+	if (!o || b.failed || !(*out = kw_buf_take(&b))) {
+		kw_buf_release(&b);
+		return kw_error_set(err, KW_ENOMEM, "out of memory building the manifest");
+	}
+	return 0;
+}
+
+/* One "key": value of the wheel manifest's top level, value dumped at depth 1 (NULL: a failure). */
+static void top_key(struct kw_buf *b, bool first, const char *key, json_t *val)
+{
+	if (!val) {
+		b->failed = true;
+		return;
+	}
+	kw_buf_append(b, first ? "" : ",");
+	report_json_newline(b, MANIFEST_INDENT, 1);
+	kw_buf_appendf(b, "\"%s\": ", key);
+	report_json_dump_into(b, val, MANIFEST_INDENT, 1);
+	json_decref(val);
+}
+
+/*
+ * A wheel's manifest, put together from its pieces as the dump of one
+ * document would write it (keys in sorted order), so an object rendered
+ * beforehand (mo->json, on the thread that converted it) is copied in.
+ */
+static char *wheel_manifest(const struct kw_km_manifest *m)
+{
+	struct kw_buf b = { 0 };
+	size_t i;
+
+	kw_buf_append(&b, "{");
+	top_key(&b, true, "archive", report_jstr(m->archive));
+	top_key(&b, false, "link_file", report_jstr(m->link_file));
+	kw_buf_append(&b, ",");
+	report_json_newline(&b, MANIFEST_INDENT, 1);
+	kw_buf_append(&b, "\"objects\": [");
+	for (i = 0; i < m->n_objects; i++) {
+		const struct kw_km_manifest_object *mo = &m->objects[i];
+
+		kw_buf_append(&b, i ? "," : "");
+		report_json_newline(&b, MANIFEST_INDENT, OBJECT_DEPTH);
+		if (mo->json) {
+			kw_buf_append(&b, mo->json);
+		} else {
+			json_t *o = object_json(mo);
+
+			if (!o) {
+				b.failed = true;
+				break;
+			}
+			report_json_dump_into(&b, o, MANIFEST_INDENT, OBJECT_DEPTH);
+			json_decref(o);
+		}
+	}
+	if (m->n_objects) {
+		report_json_newline(&b, MANIFEST_INDENT, 1);
+	}
+	kw_buf_append(&b, "]");
+	top_key(&b, false, "static_libs", strv_json(m->static_libs));
+	top_key(&b, false, "warnings", strv_json(m->warnings));
+	top_key(&b, false, "wheel", report_jstr(m->wheel));
+	/* A text file: it ends with a newline. */
+	kw_buf_append(&b, "\n}\n");
+	if (b.failed) {
+		kw_buf_release(&b);
+		return NULL;
+	}
+	return kw_buf_take(&b);
+}
+
 int kw_report_km_manifest(const struct kw_km_manifest *m, char **out, struct kw_error *err)
 {
-	json_t *o;
+	json_t *o, *ren;
 	size_t i;
 	int bad;
 	char *s;
 
 	*out = NULL;
 	report_json_init();
+	if (!m->id) {
+		if (!(s = wheel_manifest(m))) {
+			return kw_error_set(err, KW_ENOMEM, "out of memory building the manifest");
+		}
+		*out = s;
+		return 0;
+	}
 	o = json_object();
+	ren = json_object();
 	bad = !o;
 	bad |= set(o, "archive", report_jstr(m->archive));
-	if (m->id) {
-		json_t *ren = json_object();
-
-		bad |= set(o, "id", report_jstr(m->id));
-		bad |= set(o, "mode", json_string("objects"));
-		bad |= set(o, "symbol_tag", report_jstr(m->symbol_tag));
-		for (i = 0; ren && m->renamed && i < m->renamed->n && i < m->renamed_to->n; i++) {
-			bad |= json_object_set_new_nocheck(ren, m->renamed->v[i], report_jstr(m->renamed_to->v[i]));
-		}
-		bad |= set(o, "renamed", ren);
-	} else {
-		json_t *objs = json_array();
-
-		bad |= set(o, "wheel", report_jstr(m->wheel));
-		bad |= set(o, "link_file", report_jstr(m->link_file));
-		bad |= set(o, "static_libs", strv_json(m->static_libs));
-		bad |= set(o, "warnings", strv_json(m->warnings));
-		for (i = 0; objs && i < m->n_objects; i++) {
-			bad |= json_array_append_new(objs, object_json(&m->objects[i]));
-		}
-		bad |= set(o, "objects", objs);
+	bad |= set(o, "id", report_jstr(m->id));
+	bad |= set(o, "mode", json_string("objects"));
+	bad |= set(o, "symbol_tag", report_jstr(m->symbol_tag));
+	for (i = 0; ren && m->renamed && i < m->renamed->n && i < m->renamed_to->n; i++) {
+		bad |= json_object_set_new_nocheck(ren, m->renamed->v[i], report_jstr(m->renamed_to->v[i]));
 	}
-	s = bad ? NULL : report_json_dumps(o, 1);
+	bad |= set(o, "renamed", ren);
+	s = bad ? NULL : report_json_dumps(o, MANIFEST_INDENT);
 	json_decref(o);
 	if (s) {
 		struct kw_buf b = { 0 };
