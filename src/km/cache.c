@@ -146,9 +146,9 @@ static int converted_copy(struct kw_km_converted *dst, const struct kw_km_conver
 	return 0;
 }
 
-int km_convert(struct kw_km_cache *cache, const unsigned char *buf, size_t len, const char *name, const char *id,
-	       enum kw_km_mode mode, unsigned flags, const struct kw_strv *runtime, const char *out_path,
-	       struct kw_km_converted *res, unsigned char key[32], const char **reused_from,
+int km_convert(struct kw_km_cache *cache, const unsigned char *buf, size_t len, const char *tag, const char *name,
+	       const char *id, enum kw_km_mode mode, unsigned flags, const struct kw_strv *runtime,
+	       const char *out_path, struct kw_km_converted *res, unsigned char key[32], const char **reused_from,
 	       struct kw_error *err)
 {
 	struct cache_entry *e;
@@ -158,7 +158,7 @@ int km_convert(struct kw_km_cache *cache, const unsigned char *buf, size_t len, 
 	*reused_from = NULL;
 	memset(key, 0, 32);
 	if (!cache || !cache_key(buf, len, name, mode, flags, id, runtime, key)) {
-		return kw_km_delink_with(buf, len, name, id, mode, flags, runtime, out_path, res, err);
+		return km_delink(buf, len, tag, name, id, mode, flags, runtime, out_path, res, err);
 	}
 	e = find(cache, key);
 	/* A hard link where it can (the same file system: instant, no bytes written), else a copy. */
@@ -180,7 +180,7 @@ int km_convert(struct kw_km_cache *cache, const unsigned char *buf, size_t len, 
 		return 0;
 	}
 	/* Not seen, or its object has gone since: converted again. */
-	rc = kw_km_delink_with(buf, len, name, id, mode, flags, runtime, out_path, res, err);
+	rc = km_delink(buf, len, tag, name, id, mode, flags, runtime, out_path, res, err);
 	if (!rc) {
 		atomic_fetch_add_explicit(&cache->converted, 1, memory_order_relaxed);
 	}

@@ -194,28 +194,21 @@ char *link_text(const char *archive, const struct kw_strv *flags)
 
 
 /*
- * Rename the converted object *opath (named *oname in dir) to
- * "NNN-base<sep>tag.o", the member name that lets the static link keep one
- * copy of a library however many archives hold it. On success *opath and
- * *oname are the new names (the old ones freed); on failure they are left
- * to the caller.
+ * Name a library's object "NNN-base<sep>tag.o" in dir, the member name that
+ * lets the static link keep one copy of a library however many archives
+ * hold it, before it is written (a rename after would take the directory's
+ * lock once more per object). *opath and *oname are replaced (the old
+ * ones freed).
  */
-static int tag_object(const char *dir, size_t n, const char *base, const char *tag, char **opath, char **oname,
-		      struct kw_error *err)
+static int tagged_name(const char *dir, size_t n, const char *base, const char *tag, char **opath, char **oname,
+		       struct kw_error *err)
 {
 	char *ln = kw_asprintf("%03zu-%s" KM_LIB_TAG_SEP "%s.o", n, base, tag);
 	char *lp = ln ? kw_asprintf("%s/%s", dir, ln) : NULL;
-	int rc = 0;
 
 	if (!lp) {
-		rc = kw_error_set(err, KW_ENOMEM, "out of memory");
-	} else if (rename(*opath, lp) != 0) {
-		rc = kw_error_set(err, KW_EIO, "cannot rename '%s': %s", *opath, strerror(errno));
-	}
-	if (rc) {
 		free(ln);
-		free(lp);
-		return rc;
+		return kw_error_set(err, KW_ENOMEM, "out of memory");
 	}
 	free(*opath);
 	free(*oname);
@@ -351,23 +344,28 @@ static void convert_item(void *ud, size_t i)
 		free(rooted);
 	}
 	if (!rc) {
-		rc = km_convert(r->opts->cache, buf, len, o->name, o->in_wheel ? o->name : base, o->mode,
-				r->opts->no_wx ? KW_KM_NO_WX : 0, r->runtime, it->opath, &it->c, it->key, &it->from,
-				&it->err);
+		char tag[13];
+
+		/*
+		 * A library's member name carries its symbol tag (the .so's
+		 * digest): the static link keeps one copy of each library
+		 * however many wheels' archives hold it.
+		 */
+		if (o->mode == KW_KM_LIB) {
+			km_symbol_tag(buf, len, tag);
+			rc = tagged_name(r->dir, it->n, base, tag, &it->opath, &it->oname, &it->err);
+		}
+		if (!rc) {
+			rc = km_convert(r->opts->cache, buf, len, o->mode == KW_KM_LIB ? tag : NULL, o->name,
+					o->in_wheel ? o->name : base, o->mode, r->opts->no_wx ? KW_KM_NO_WX : 0,
+					r->runtime, it->opath, &it->c, it->key, &it->from, &it->err);
+		}
 		it->done = rc == 0;
 		if (o->in_wheel) {
 			free(buf);
 		} else {
 			kw_unmap_file(buf, len);
 		}
-	}
-	/*
-	 * A library's member name carries its symbol tag (the .so's digest):
-	 * the static link keeps one copy of each library however many wheels'
-	 * archives hold it.
-	 */
-	if (!rc && o->mode == KW_KM_LIB) {
-		rc = tag_object(r->dir, it->n, base, it->c.tag, &it->opath, &it->oname, &it->err);
 	}
 	/*
 	 * The manifest entry is rendered here, while the lists are fresh, and
@@ -680,8 +678,16 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 			rc = kw_map_file(rooted, &buf, &len, err);
 			free(rooted);
 			if (!rc) {
-				rc = km_convert(opts->cache, buf, len, pp, pp + 1, KW_KM_MODULE,
-						opts->no_wx ? KW_KM_NO_WX : 0, &runtime, opath, &c, key, &from, err);
+				/* Tagged as libraries are: lib-dynload's copy of the same plugin links once. */
+				char tag[13];
+
+				km_symbol_tag(buf, len, tag);
+				rc = tagged_name(objdir.tmp, n, pbase, tag, &opath, &oname, err);
+				if (!rc) {
+					rc = km_convert(opts->cache, buf, len, tag, pp, pp + 1, KW_KM_MODULE,
+							opts->no_wx ? KW_KM_NO_WX : 0, &runtime, opath, &c, key, &from,
+							err);
+				}
 				kw_unmap_file(buf, len);
 			}
 			if (rc) {
@@ -693,19 +699,12 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 				goto out;
 			}
 			rc = KW_ENOMEM;
-			/* Tagged as libraries are: lib-dynload's copy of the same plugin links once. */
-			{
-				rc = tag_object(objdir.tmp, n, pbase, c.tag, &opath, &oname, err);
-				if (!rc && km_cache_pend(opts->cache, key, &c, oname)) {
-					rc = kw_error_set(err, KW_ENOMEM, "out of memory");
-				}
-				if (rc) {
-					kw_km_converted_release(&c);
-					free(opath);
-					free(oname);
-					goto out;
-				}
-				rc = KW_ENOMEM;
+			if (km_cache_pend(opts->cache, key, &c, oname)) {
+				kw_km_converted_release(&c);
+				free(opath);
+				free(oname);
+				kw_error_set(err, rc, "out of memory");
+				goto out;
 			}
 			if (kw_strv_push_own(&objs, opath) | kw_strv_push_own(&names, oname) ||
 			    kw_grow(&mobjs, &mcap, n_mo + 1, sizeof(*mobjs))) {

@@ -22,6 +22,8 @@
 #include "kwheel/elf.h"
 #include "kwheel/km.h"
 
+#include "internal.h"
+
 #ifndef R_X86_64_TLSDESC
 #define R_X86_64_TLSDESC 36
 #endif
@@ -1330,15 +1332,27 @@ __attribute__((noinline)) static uint64_t fnv1a64(const unsigned char *buf, size
 	return x ^ (x >> 29) ^ len;
 }
 
+void km_symbol_tag(const unsigned char *buf, size_t len, char tag[13])
+{
+	snprintf(tag, 13, "%012llx", (unsigned long long)(fnv1a64(buf, len) & 0xffffffffffffull));
+}
+
 int kw_km_delink(const unsigned char *buf, size_t len, const char *name, const char *id, enum kw_km_mode mode,
 		 unsigned flags, const char *out_path, struct kw_km_converted *res, struct kw_error *err)
 {
-	return kw_km_delink_with(buf, len, name, id, mode, flags, NULL, out_path, res, err);
+	return km_delink(buf, len, NULL, name, id, mode, flags, NULL, out_path, res, err);
 }
 
 int kw_km_delink_with(const unsigned char *buf, size_t len, const char *name, const char *id, enum kw_km_mode mode,
 		      unsigned flags, const struct kw_strv *runtime, const char *out_path, struct kw_km_converted *res,
 		      struct kw_error *err)
+{
+	return km_delink(buf, len, NULL, name, id, mode, flags, runtime, out_path, res, err);
+}
+
+int km_delink(const unsigned char *buf, size_t len, const char *tag, const char *name, const char *id,
+	      enum kw_km_mode mode, unsigned flags, const struct kw_strv *runtime, const char *out_path,
+	      struct kw_km_converted *res, struct kw_error *err)
 {
 	struct kw_elf_info *info = NULL;
 	struct dl d;
@@ -1366,7 +1380,11 @@ int kw_km_delink_with(const unsigned char *buf, size_t len, const char *name, co
 		rc = kw_error_set(err, KW_EUNSUPPORTED, "'%s': DT_TEXTREL: text relocations cannot be converted", name);
 		goto out;
 	}
-	snprintf(d.tag, sizeof(d.tag), "%012llx", (unsigned long long)(fnv1a64(buf, len) & 0xffffffffffffull));
+	if (tag) {
+		snprintf(d.tag, sizeof(d.tag), "%s", tag);
+	} else {
+		km_symbol_tag(buf, len, d.tag);
+	}
 	memcpy(res->tag, d.tag, sizeof(res->tag));
 	if ((rc = read_layout(&d))) {
 		goto out;

@@ -105,7 +105,18 @@ int write_km_wheel(struct kw_wheel *w, const struct kw_audit *a, const struct kw
 		   const char *manifest_src, const char *outdir, char **out_path, struct kw_error *err);
 
 /*
- * The conversion cache (cache.c). km_convert:
+ * The symbol tag of the shared object buf (twelve hex digits): what
+ * kw_km_delink names the object's symbols with. A library's object file is
+ * named with it too, so it is taken first and handed to km_delink (tag
+ * NULL: taken there), which is kw_km_delink_with otherwise.
+ */
+void km_symbol_tag(const unsigned char *buf, size_t len, char tag[13]);
+int km_delink(const unsigned char *buf, size_t len, const char *tag, const char *name, const char *id,
+	      enum kw_km_mode mode, unsigned flags, const struct kw_strv *runtime, const char *out_path,
+	      struct kw_km_converted *res, struct kw_error *err);
+
+/*
+ * The conversion cache (cache.c). km_convert (tag as km_delink's):
  * kw_km_delink_with, or (cache not NULL, an object with the same key
  * committed before) that object linked or copied to out_path, with *res
  * filled from its conversion and *reused_from the wheel it was converted
@@ -116,9 +127,9 @@ int write_km_wheel(struct kw_wheel *w, const struct kw_audit *a, const struct kw
  * will be. Each is a no-op on a NULL cache; KW_ENOMEM only, but for
  * km_convert's own errors.
  */
-int km_convert(struct kw_km_cache *cache, const unsigned char *buf, size_t len, const char *name, const char *id,
-	       enum kw_km_mode mode, unsigned flags, const struct kw_strv *runtime, const char *out_path,
-	       struct kw_km_converted *res, unsigned char key[32], const char **reused_from,
+int km_convert(struct kw_km_cache *cache, const unsigned char *buf, size_t len, const char *tag, const char *name,
+	       const char *id, enum kw_km_mode mode, unsigned flags, const struct kw_strv *runtime,
+	       const char *out_path, struct kw_km_converted *res, unsigned char key[32], const char **reused_from,
 	       struct kw_error *err);
 int km_cache_pend(struct kw_km_cache *cache, const unsigned char key[32], const struct kw_km_converted *res,
 		  const char *object);
