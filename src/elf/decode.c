@@ -85,25 +85,6 @@ uint64_t kw_elf_rd(const struct kw_elf_raw *r, const unsigned char *p, size_t wi
 	return v;
 }
 
-/* The fixed widths are spelled out: they are most of what the readers do, and the loop above is slower. */
-uint16_t kw_elf_rd16(const struct kw_elf_raw *r, const unsigned char *p)
-{
-	return r->msb ? (uint16_t)(p[0] << 8 | p[1]) : (uint16_t)(p[1] << 8 | p[0]);
-}
-
-uint32_t kw_elf_rd32(const struct kw_elf_raw *r, const unsigned char *p)
-{
-	return r->msb ? (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]
-		      : (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[1] << 8 | p[0];
-}
-
-uint64_t kw_elf_rd64(const struct kw_elf_raw *r, const unsigned char *p)
-{
-	uint64_t a = kw_elf_rd32(r, p), b = kw_elf_rd32(r, p + 4);
-
-	return r->msb ? a << 32 | b : b << 32 | a;
-}
-
 uint64_t kw_elf_rdword(const struct kw_elf_raw *r, const unsigned char *p)
 {
 	return r->is64 ? kw_elf_rd64(r, p) : kw_elf_rd32(r, p);
