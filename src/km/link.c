@@ -355,28 +355,7 @@ static int dyn_convert(struct dyn_plan *p, struct dyn_obj *o, const char *dir, s
 		rc = 0; /* the converter refuses it: left out, and named */
 		goto out;
 	}
-	if (kw_map_file(o->path, &buf, &len, &e2) != 0) {
-		rc = 0;
-		goto out;
-	}
-	if (o->lib || o->plugin) {
-		/* Named with its tag, as a wheel's libraries are, so a wheel's copy and this one link once. */
-		km_symbol_tag(buf, len, tag);
-		ln = kw_asprintf("%03zu-%s" KM_LIB_TAG_SEP "%s.o", objs->n, base, tag);
-		lp = ln ? kw_asprintf("%s/%s", dir, ln) : NULL;
-		if (!lp) {
-			kw_unmap_file(buf, len);
-			goto nomem;
-		}
-		free(opath);
-		free(oname);
-		opath = lp;
-		oname = ln;
-		lp = ln = NULL;
-	}
-	rc = km_convert(p->cache, buf, len, o->lib || o->plugin ? tag : NULL, o->path, o->id,
-			o->lib ? KW_KM_LIB : KW_KM_MODULE, 0, &p->runtime, opath, &c, key, &from, &e2);
-	kw_unmap_file(buf, len);	if (km_cache_pend(p->cache, key, &c, oname)) {
+	if (km_cache_pend(p->cache, key, &c, oname)) {
 		kw_km_converted_release(&c);
 		goto nomem;
 	}
