@@ -261,6 +261,34 @@ def linker_error(tmp):
           f"the link error names the first undefined reference, on one line ({r.stderr.strip()[-300:]})")
 
 
+def thin_escape(tmp):
+    """A thin archive a link file names may only name files inside its own directory."""
+    d = os.path.join(tmp, "thin")
+    os.makedirs(os.path.join(d, "sub"))
+    src, obj = os.path.join(d, "esc.c"), os.path.join(d, "esc.o")
+    with open(src, "w") as f:
+        f.write("int kw_esc(void) { return 1; }\n")
+    r = run("gcc", "-c", src, "-o", obj)
+    if not check(r.returncode == 0, "gcc builds an object beside the thin archive's directory"):
+        return
+    # ar stores the member relative to the archive: "../esc.o", outside sub/.
+    r = run("ar", "rcT", os.path.join("sub", "libesc.km.a"), "esc.o", cwd=d)
+    with open(os.path.join(d, "sub", "libesc.km.a"), "rb") as f:
+        stored = f.read()
+    if not check(r.returncode == 0 and b"../esc.o" in stored, "ar makes a thin archive naming ../esc.o"):
+        return
+    link = os.path.join(d, "esc.link")
+    with open(link, "w") as f:
+        f.write(os.path.join(d, "sub", "libesc.km.a") + "\n")
+    out = os.path.join(d, "python-esc")
+    r = run(KWHEEL, "km", "--link-python", out, "--python", "/usr/bin/python3", "--link-file", link)
+    if "no static library" in r.stderr:
+        return
+    err = r.stderr.strip().splitlines()
+    check(r.returncode == 2 and len(err) == 1 and "leaves the archive's directory" in err[0] and
+          not os.path.exists(out), f"a thin member outside the archive's directory is refused, on one line ({err[-1:]})")
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="kw-km-out-")
     try:
@@ -270,6 +298,7 @@ def main():
         failed_rerun(tmp, whl)
         objects_mode(tmp)
         linker_error(tmp)
+        thin_escape(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"{len(failures)} failure(s)")
