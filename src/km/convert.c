@@ -443,9 +443,9 @@ static void finish_task(void *ud, size_t i)
 	} else {
 		f->rc[1] = f->opts->manifest(f->m, &f->text, &f->err[1]);
 		/*
-		 * The objects' lists (a closure's hundreds of thousands of names)
-		 * are freed here, while the archive is still being copied, not
-		 * on one thread after it.
+		 * What is left of the objects' lists (those a run's cache kept:
+		 * a closure's hundreds of thousands of names) is freed here,
+		 * while the archive's index is read, not on one thread after it.
 		 */
 		manifest_objects_release(f->mobjs, f->n_mo);
 		conv_items_release(f->items, f->n_items);
@@ -776,10 +776,11 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 		struct kw_km_manifest m = { a->filename, res->archive, res->link_file, &flags, &v.warnings, mobjs, n_mo,
 					    NULL, NULL, NULL, NULL };
 		struct finish fin = { .pool = ctx->pool, .opts = opts, .archive_f = o_archive.f, .archive = res->archive,
-				      .thin_dir = strrchr(objdir_path, '/') + 1, .objs = &objs, .names = &names, .m = &m, .mobjs = mobjs, .n_mo = n_mo,
+				      .thin_dir = strrchr(objdir_path, '/') + 1, .objs = &objs, .names = &names, .m = &m,
+				      .mobjs = mobjs, .n_mo = n_mo,
 				      .items = items, .n_items = n_items };
 
-		/* The archive first: the manifest is the shorter piece, and is done in order on one thread. */
+		/* The archive's index (read from every object) and the manifest (joined from its entries) side by side. */
 		kw_pool_run(ctx->pool, 2, finish_task, &fin);
 		mobjs = NULL;
 		n_mo = 0;
