@@ -89,32 +89,41 @@ static int grow(struct kw_strmap *m)
 	return 0;
 }
 
-/* The slot for s (length n, hash h), the table grown first so an insert there keeps it at most half full. */
-static struct kw_strmap_slot *slot_for_add(struct kw_strmap *m, const char *s, size_t n, uint64_t h)
+/*
+ * Where s goes: KW_ENOMEM; 0 if it is there; 1 with *e the empty slot it
+ * would take (the table grown first, so filling it keeps the table at
+ * most half full) and *h its hash, for occupy.
+ */
+static int claim(struct kw_strmap *m, const char *s, struct kw_strmap_slot **e, uint64_t *h)
 {
+	size_t n = strlen(s);
+
+	*h = table_hash(s, n);
 	if ((m->n + 1) * 2 > m->n_slot && grow(m)) {
-		return NULL;
+		return KW_ENOMEM;
 	}
-	return find(m, s, n, h);
+	*e = find(m, s, n, *h);
+	return (*e)->key ? 0 : 1;
+}
+
+static void occupy(struct kw_strmap *m, struct kw_strmap_slot *e, const char *key, uint64_t h, size_t val)
+{
+	e->key = key;
+	e->hash = h;
+	e->val = val;
+	m->n++;
 }
 
 int kw_strmap_add(struct kw_strmap *m, const char *s, size_t val)
 {
-	size_t n = strlen(s);
-	uint64_t h = table_hash(s, n);
-	struct kw_strmap_slot *e = slot_for_add(m, s, n, h);
+	struct kw_strmap_slot *e = NULL;
+	uint64_t h = 0;
+	int rc = claim(m, s, &e, &h);
 
-	if (!e) {
-		return KW_ENOMEM;
+	if (rc == 1) {
+		occupy(m, e, s, h, val);
 	}
-	if (e->key) {
-		return 0;
-	}
-	e->key = s;
-	e->hash = h;
-	e->val = val;
-	m->n++;
-	return 1;
+	return rc;
 }
 
 long kw_strmap_get_n(const struct kw_strmap *m, const char *s, size_t n)
@@ -141,23 +150,17 @@ void kw_strmap_release(struct kw_strmap *m)
 
 int kw_strv_push_indexed(struct kw_strv *sv, struct kw_strmap *m, const char *s)
 {
-	size_t n = strlen(s);
-	uint64_t h = table_hash(s, n);
-	struct kw_strmap_slot *e = slot_for_add(m, s, n, h);
+	struct kw_strmap_slot *e = NULL;
+	uint64_t h = 0;
+	int rc = claim(m, s, &e, &h);
 
 	/* One probe: the slot found empty is where the new string goes. */
-	if (!e) {
-		return KW_ENOMEM;
-	}
-	if (e->key) {
-		return 0;
+	if (rc != 1) {
+		return rc;
 	}
 	if (kw_strv_push(sv, s)) {
 		return KW_ENOMEM;
 	}
-	e->key = sv->v[sv->n - 1];
-	e->hash = h;
-	e->val = sv->n - 1;
-	m->n++;
+	occupy(m, e, sv->v[sv->n - 1], h, sv->n - 1);
 	return 0;
 }
