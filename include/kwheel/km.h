@@ -71,6 +71,13 @@ struct kw_km_converted {
 	struct kw_strv exports;  /* names exported by the shared object */
 	struct kw_strv undefined;/* names the object needs from the static link */
 	struct kw_strv warnings;
+	/*
+	 * The object's defined global symbols, each name NUL-ended, one after
+	 * another in its symbol table's order (n_defined of them, defined_len
+	 * bytes): its entries in an archive's index, known as it is written.
+	 */
+	char *defined;
+	size_t defined_len, n_defined;
 	size_t n_relocs;         /* dynamic relocations translated */
 	size_t n_registered;     /* symbols in the registration table */
 	size_t n_ifuncs;         /* IFUNC slots its constructor fills */

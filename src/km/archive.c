@@ -25,7 +25,10 @@ struct member {
 	const char *object;    /* its file */
 	unsigned char *data;   /* mapped only while its symbols are read */
 	size_t len;
-	struct kw_strv syms;   /* global definitions */
+	/* its global definitions, each NUL-ended, one after another: given, or read here (own) */
+	const char *syms;
+	char *syms_own;
+	size_t syms_len, syms_cap, n_syms;
 	uint64_t hdr_off;
 	char hdr_name[32];     /* the header's name field: "NAME/" or "/OFFSET" into the long names */
 	struct kw_error err;   /* the member's failure, told in archive order */
@@ -36,6 +39,7 @@ struct members {
 	struct member *m;
 	const char *path;      /* the archive's, for messages */
 	int fd;
+	const struct km_index_names *known; /* or NULL */
 };
 
 int km_each_nonlocal(Elf *e, km_sym_fn fn, void *ud)
@@ -70,6 +74,7 @@ int km_each_nonlocal(Elf *e, km_sym_fn fn, void *ud)
 static int add_defined(void *ud, Elf *e, Elf_Data *syms, size_t i, GElf_Sym *sym, const char *name)
 {
 	struct member *m = ud;
+	size_t l = strlen(name) + 1;
 
 	(void)e;
 	(void)syms;
@@ -77,7 +82,14 @@ static int add_defined(void *ud, Elf *e, Elf_Data *syms, size_t i, GElf_Sym *sym
 	if (sym->st_shndx == SHN_UNDEF) {
 		return 0;
 	}
-	return kw_strv_push(&m->syms, name) ? KW_ENOMEM : 0;
+	if (kw_grow(&m->syms_own, &m->syms_cap, m->syms_len + l, 1)) {
+		return KW_ENOMEM;
+	}
+	memcpy(m->syms_own + m->syms_len, name, l);
+	m->syms_len += l;
+	m->n_syms++;
+	m->syms = m->syms_own;
+	return 0;
 }
 
 static int defined_globals(struct member *m, struct kw_error *err)
@@ -107,14 +119,20 @@ static void header(FILE *f, const char *name, uint64_t size)
 }
 
 /* A big-endian number of the symbol index, 4 or 8 bytes wide. */
-static void be(FILE *f, uint64_t v, unsigned width)
+static void be_into(unsigned char *b, uint64_t v, unsigned width)
 {
-	unsigned char b[8];
 	unsigned i;
 
 	for (i = 0; i < width; i++) {
 		b[i] = (unsigned char)(v >> (8 * (width - 1 - i)));
 	}
+}
+
+static void be(FILE *f, uint64_t v, unsigned width)
+{
+	unsigned char b[8];
+
+	be_into(b, v, width);
 	fwrite(b, 1, width, f);
 }
 
@@ -127,8 +145,25 @@ static int read_member(void *ud, size_t i)
 {
 	struct members *ms = ud;
 	struct member *m = &ms->m[i];
-	int rc = kw_map_file(m->object, &m->data, &m->len, &m->err);
+	int rc;
 
+	/* Known from the conversion that wrote the object: only its size is read. */
+	if (ms->known && ms->known[i].names) {
+		struct stat st;
+
+		if (lstat(m->object, &st) != 0) {
+			return kw_error_set(&m->err, KW_EIO, "cannot read '%s': %s", m->object, strerror(errno));
+		}
+		if (!S_ISREG(st.st_mode)) {
+			return kw_error_set(&m->err, KW_EIO, "cannot read '%s': not a regular file", m->object);
+		}
+		m->len = (size_t)st.st_size;
+		m->syms = ms->known[i].names;
+		m->syms_len = ms->known[i].len;
+		m->n_syms = ms->known[i].n;
+		return 0;
+	}
+	rc = kw_map_file(m->object, &m->data, &m->len, &m->err);
 	if (!rc) {
 		rc = defined_globals(m, &m->err);
 		kw_unmap_file(m->data, m->len);
@@ -162,10 +197,11 @@ static int copy_member(void *ud, size_t i)
 }
 
 int km_archive_write(FILE *f, const char *path, const char *const *objects, const char *const *names, size_t n,
-		     struct kw_pool *pool, const char *thin_dir, struct kw_error *err)
+		     const struct km_index_names *known, struct kw_pool *pool, const char *thin_dir,
+		     struct kw_error *err)
 {
 	struct member *m = kw_calloc(n ? n : 1, sizeof(*m));
-	struct members ms = { m, path, fileno(f) };
+	struct members ms = { m, path, fileno(f), known };
 	size_t i, k, n_syms = 0, str_len = 0, long_len = 0, failed;
 	uint64_t off;
 	unsigned width = 4;
@@ -188,10 +224,8 @@ int km_archive_write(FILE *f, const char *path, const char *const *objects, cons
 		goto out;
 	}
 	for (i = 0; i < n; i++) {
-		for (k = 0; k < m[i].syms.n; k++) {
-			str_len += strlen(m[i].syms.v[k]) + 1;
-			n_syms++;
-		}
+		str_len += m[i].syms_len;
+		n_syms += m[i].n_syms;
 		/* A thin archive's paths are all long names, as ar writes them. */
 		if (thin || strlen(m[i].name) > 15) {
 			snprintf(m[i].hdr_name, sizeof(m[i].hdr_name), "/%zu", long_len);
@@ -225,13 +259,20 @@ int km_archive_write(FILE *f, const char *path, const char *const *objects, cons
 	header(f, width == 8 ? "/SYM64/" : "/", width + (uint64_t)width * n_syms + str_len);
 	be(f, n_syms, width);
 	for (i = 0; i < n; i++) {
-		for (k = 0; k < m[i].syms.n; k++) {
-			be(f, m[i].hdr_off, width);
+		unsigned char b[8 * 64];
+
+		/* The member's offset, once per symbol it defines, written 64 at a time. */
+		be_into(b, m[i].hdr_off, width);
+		for (k = 1; k < 64; k++) {
+			memcpy(b + k * width, b, width);
+		}
+		for (k = 0; k < m[i].n_syms; k += 64) {
+			fwrite(b, width, m[i].n_syms - k < 64 ? m[i].n_syms - k : 64, f);
 		}
 	}
 	for (i = 0; i < n; i++) {
-		for (k = 0; k < m[i].syms.n; k++) {
-			fwrite(m[i].syms.v[k], 1, strlen(m[i].syms.v[k]) + 1, f);
+		if (m[i].syms_len) {
+			fwrite(m[i].syms, 1, m[i].syms_len, f);
 		}
 	}
 	if ((width + (uint64_t)width * n_syms + str_len) & 1) {
@@ -279,7 +320,7 @@ int km_archive_write(FILE *f, const char *path, const char *const *objects, cons
 	}
 out:
 	for (i = 0; i < n; i++) {
-		kw_strv_release(&m[i].syms);
+		free(m[i].syms_own);
 		if (m[i].name != names[i]) {
 			free((char *)m[i].name);
 		}
@@ -295,7 +336,7 @@ int kw_km_write_archive(const char *path, const char *const *objects, const char
 	int rc = km_out_open(&o, path, err);
 
 	if (!rc) {
-		rc = km_archive_write(o.f, path, objects, names, n, NULL, thin_dir, err);
+		rc = km_archive_write(o.f, path, objects, names, n, NULL, NULL, thin_dir, err);
 	}
 	if (!rc) {
 		rc = km_out_commit(&o, err);

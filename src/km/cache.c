@@ -138,8 +138,12 @@ static int converted_copy(struct kw_km_converted *dst, const struct kw_km_conver
 	memset(&dst->exports, 0, sizeof(dst->exports));
 	memset(&dst->undefined, 0, sizeof(dst->undefined));
 	memset(&dst->warnings, 0, sizeof(dst->warnings));
-	if (strv_copy(&dst->exports, &src->exports) || strv_copy(&dst->undefined, &src->undefined) ||
-	    strv_copy(&dst->warnings, &src->warnings)) {
+	dst->defined = src->defined ? kw_malloc(src->defined_len ? src->defined_len : 1) : NULL;
+	if (dst->defined) {
+		memcpy(dst->defined, src->defined, src->defined_len);
+	}
+	if ((src->defined && !dst->defined) || strv_copy(&dst->exports, &src->exports) ||
+	    strv_copy(&dst->undefined, &src->undefined) || strv_copy(&dst->warnings, &src->warnings)) {
 		kw_km_converted_release(dst);
 		return KW_ENOMEM;
 	}

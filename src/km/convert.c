@@ -422,6 +422,7 @@ struct finish {
 	const char *archive;
 	const char *thin_dir;  /* the objects directory's name, which the thin archive's paths start with */
 	const struct kw_strv *objs, *names;
+	const struct km_index_names *known; /* each object's index entries, from its conversion */
 	const struct kw_km_manifest *m;
 	char *text;            /* the manifest */
 	/* what only the manifest needed: released once it is made (taken) */
@@ -439,7 +440,8 @@ static void finish_task(void *ud, size_t i)
 
 	if (i == 0) {
 		f->rc[0] = km_archive_write(f->archive_f, f->archive, (const char *const *)f->objs->v,
-					    (const char *const *)f->names->v, f->objs->n, f->pool, f->thin_dir, &f->err[0]);
+					    (const char *const *)f->names->v, f->objs->n, f->known, f->pool, f->thin_dir,
+					    &f->err[0]);
 	} else {
 		f->rc[1] = f->opts->manifest(f->m, &f->text, &f->err[1]);
 		/*
@@ -452,9 +454,26 @@ static void finish_task(void *ud, size_t i)
 	}
 }
 
+/*
+ * The object's index entries move from its conversion to known[*n], beside
+ * the object in the archive's list: the archive (both, with a payload
+ * wheel) takes them from there instead of reading every object back.
+ */
+static int take_index(struct km_index_names **known, size_t *cap, size_t *n, struct kw_km_converted *c)
+{
+	if (kw_grow(known, cap, *n + 1, sizeof(**known))) {
+		return KW_ENOMEM;
+	}
+	(*known)[(*n)++] = (struct km_index_names){ c->defined, c->defined_len, c->n_defined };
+	c->defined = NULL;
+	return 0;
+}
+
 int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km_options *opts,
 			struct kw_km_wheel *res, struct kw_error *err)
 {
+	struct km_index_names *known = NULL;
+	size_t kcap = 0, n_known = 0;
 	struct kw_audit *a = NULL;
 	struct kw_wheel *w = NULL;
 	struct kw_km_verdict v = { 0 };
@@ -593,7 +612,8 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 		struct kw_km_manifest_object *mo;
 
 		if (km_cache_pend(opts->cache, it->key, &it->c, it->oname) || kw_strv_push(&objs, it->opath) ||
-		    kw_strv_push(&names, it->oname) || kw_grow(&mobjs, &mcap, n_mo + 1, sizeof(*mobjs))) {
+		    take_index(&known, &kcap, &n_known, &it->c) || kw_strv_push(&names, it->oname) ||
+		    kw_grow(&mobjs, &mcap, n_mo + 1, sizeof(*mobjs))) {
 			kw_error_set(err, rc, "out of memory");
 			goto out;
 		}
@@ -706,7 +726,8 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 				kw_error_set(err, rc, "out of memory");
 				goto out;
 			}
-			if (kw_strv_push_own(&objs, opath) | kw_strv_push_own(&names, oname) ||
+			if (take_index(&known, &kcap, &n_known, &c) ||
+			    kw_strv_push_own(&objs, opath) | kw_strv_push_own(&names, oname) ||
 			    kw_grow(&mobjs, &mcap, n_mo + 1, sizeof(*mobjs))) {
 				kw_km_converted_release(&c);
 				kw_error_set(err, rc, "out of memory");
@@ -776,7 +797,8 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 		struct kw_km_manifest m = { a->filename, res->archive, res->link_file, &flags, &v.warnings, mobjs, n_mo,
 					    NULL, NULL, NULL, NULL };
 		struct finish fin = { .pool = ctx->pool, .opts = opts, .archive_f = o_archive.f, .archive = res->archive,
-				      .thin_dir = strrchr(objdir_path, '/') + 1, .objs = &objs, .names = &names, .m = &m,
+				      .thin_dir = strrchr(objdir_path, '/') + 1, .objs = &objs, .names = &names,
+				      .known = known, .m = &m,
 				      .mobjs = mobjs, .n_mo = n_mo,
 				      .items = items, .n_items = n_items };
 
@@ -811,7 +833,7 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 	if (opts->wheel_dir &&
 	    ((rc = km_out_open(&o_full, res->archive, err)) ||
 	     (rc = km_archive_write(o_full.f, res->archive, (const char *const *)objs.v, (const char *const *)names.v,
-				    objs.n, ctx->pool, NULL, err)) ||
+				    objs.n, known, ctx->pool, NULL, err)) ||
 	     (rc = km_out_close(&o_full, err)) ||
 	     (rc = write_km_wheel(w, a, &v, res, &flags, o_full.tmp, o_manifest.tmp, opts->wheel_dir, &wheel, err)))) {
 		goto out;
@@ -848,6 +870,10 @@ out:
 	kw_strv_release(&flags);
 	kw_strv_release(&runtime);
 	kw_strv_release(&plugins_done);
+	for (i = 0; i < n_known; i++) {
+		free((char *)known[i].names);
+	}
+	free(known);
 	kw_km_verdict_release(&v);
 	kw_wheel_free(w);
 	kw_audit_free(a);

@@ -1161,6 +1161,31 @@ static int write_object(struct dl *d, const char *out_path)
 			}
 		}
 	}
+	/* The archive's index lists these; reading them back from each object was a tenth of a closure's run. */
+	{
+		struct bytes def = { 0 };
+		size_t n_def = 0;
+
+		for (i = 0; i < d->globals.n; i++) {
+			const struct osym *s = &d->globals.v[i];
+
+			if (s->shndx != SHN_UNDEF && s->name && *s->name) {
+				if (put(&def, s->name, strlen(s->name) + 1)) {
+					free(def.v);
+					goto out;
+				}
+				n_def++;
+			}
+		}
+		/* Not NULL when there are none: NULL is "not known" to the archive's writer. */
+		if (!def.v && !(def.v = kw_malloc(1))) {
+			goto out;
+		}
+		free(d->res->defined);
+		d->res->defined = (char *)def.v;
+		d->res->defined_len = def.n;
+		d->res->n_defined = n_def;
+	}
 	sd[S_SYMTAB] = (struct secdef){ ".symtab", SHT_SYMTAB, 0, 8, 24, symtab.v, symtab.n, S_STRTAB,
 					(uint32_t)(1 + n_locals) };
 	sd[S_STRTAB] = (struct secdef){ ".strtab", SHT_STRTAB, 0, 1, 0, strtab.v, strtab.n, 0, 0 };
@@ -1291,6 +1316,7 @@ void kw_km_converted_release(struct kw_km_converted *c)
 	kw_strv_release(&c->exports);
 	kw_strv_release(&c->undefined);
 	kw_strv_release(&c->warnings);
+	free(c->defined);
 	memset(c, 0, sizeof(*c));
 }
 

@@ -46,13 +46,22 @@ int km_dir_open(struct km_dir *d, const char *final, struct kw_error *err);
 int km_dir_commit(struct km_dir *d, struct kw_error *err);
 void km_dir_discard(struct km_dir *d);
 
+/* An object's index entries as its conversion knew them (kw_km_converted's defined); names NULL: not known. */
+struct km_index_names {
+	const char *names;
+	size_t len, n;
+};
+
 /*
  * Write the archive of kw_km_write_archive into f (left open, positioned at
- * its end; the caller checks and closes it), the objects' symbols read on
- * pool's threads (NULL: here). The bytes are the same either way.
+ * its end; the caller checks and closes it). The symbols of the objects
+ * whose known[i] is given are taken from it (known may be NULL); the others
+ * are read from their files on pool's threads (NULL: here). The bytes are
+ * the same either way.
  */
 int km_archive_write(FILE *f, const char *path, const char *const *objects, const char *const *names, size_t n,
-		     struct kw_pool *pool, const char *thin_dir, struct kw_error *err);
+		     const struct km_index_names *known, struct kw_pool *pool, const char *thin_dir,
+		     struct kw_error *err);
 
 /* Between a library member's file name and its symbol tag: "003-libz.so.1.2.13@0123456789ab.o". */
 #define KM_LIB_TAG_SEP "@"

@@ -479,7 +479,7 @@ static int convert_dynload(const char *dir, const char *outdir, struct kw_km_cac
 	kw_strv_sort(skipped);
 	if ((rc = km_out_open(&o_archive, archive, err)) ||
 	    (rc = km_archive_write(o_archive.f, archive, (const char *const *)objs.v, (const char *const *)names.v,
-				   objs.n, NULL, strrchr(objdir, '/') + 1, err)) ||
+				   objs.n, NULL, NULL, strrchr(objdir, '/') + 1, err)) ||
 	    (rc = km_out_close(&o_archive, err))) {
 		goto out;
 	}

@@ -266,7 +266,7 @@ int kw_km_convert_objects(const char *dir, const char *id, const char *outdir, k
 					    defined.n, objs.v[objs.n - 1], err)) ||
 	    (rc = km_out_open(&o_archive, res->archive, err)) ||
 	    (rc = km_archive_write(o_archive.f, res->archive, (const char *const *)objs.v,
-				   (const char *const *)names.v, objs.n, NULL, strrchr(objdir, '/') + 1, err)) ||
+				   (const char *const *)names.v, objs.n, NULL, NULL, strrchr(objdir, '/') + 1, err)) ||
 	    (rc = km_out_close(&o_archive, err))) {
 		goto out;
 	}
