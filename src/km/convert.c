@@ -447,7 +447,7 @@ static void finish_task(void *ud, size_t i)
 		/*
 		 * What is left of the objects' lists (those a run's cache kept:
 		 * a closure's hundreds of thousands of names) is freed here,
-		 * while the archive's index is read, not on one thread after it.
+		 * while the archive is written, not on one thread after it.
 		 */
 		manifest_objects_release(f->mobjs, f->n_mo);
 		conv_items_release(f->items, f->n_items);
@@ -802,7 +802,7 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 				      .mobjs = mobjs, .n_mo = n_mo,
 				      .items = items, .n_items = n_items };
 
-		/* The archive's index (read from every object) and the manifest (joined from its entries) side by side. */
+		/* The archive (its index from the conversions) and the manifest (joined from its entries) side by side. */
 		kw_pool_run(ctx->pool, 2, finish_task, &fin);
 		mobjs = NULL;
 		n_mo = 0;
