@@ -690,6 +690,10 @@ static bool reserved_name(const char *n)
 					     "_GLOBAL_OFFSET_TABLE_", "__dso_handle" };
 	size_t i;
 
+	/* Each starts with '_' and none with "_Z": a C++ library's names are nearly all "_Z...". */
+	if (n[0] != '_' || n[1] == 'Z') {
+		return false;
+	}
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		if (strcmp(n, names[i]) == 0) {
 			return true;
@@ -710,7 +714,8 @@ static bool runtime_owned(const struct dl *d, const char *name)
 						"__frame_state_for" };
 	size_t i;
 
-	for (i = 0; i < sizeof(unwinder) / sizeof(unwinder[0]); i++) {
+	/* The prefixes start with '_' and none with "_Z" (see reserved_name). */
+	for (i = 0; name[0] == '_' && name[1] != 'Z' && i < sizeof(unwinder) / sizeof(unwinder[0]); i++) {
 		if (strncmp(name, unwinder[i], strlen(unwinder[i])) == 0) {
 			return true;
 		}
