@@ -1396,22 +1396,24 @@ static int parse_wanted(struct kw_resolver *r, struct kw_error *err)
 }
 
 /*
- * Before node q's names are resolved one by one: the files their searches
- * will parse, parsed side by side. Each name's search runs as resolve_one
- * will run it, but stops where it needs a parse not yet cached; those are
- * made on the pool and the searches run again, until none stops (a
- * candidate that is not a compatible object sends its search on to the
- * next) or a few rounds have passed. Only caches change (the same parses
- * the searches would have made, and the directory listings), and the count
- * of lookups is put back, so what resolve_one then finds is what it finds
- * without this, only sooner.
+ * Before the names of nodes q0..q1-1 (one level of the breadth-first walk)
+ * are resolved one by one: the files their searches will parse, parsed side
+ * by side. Each name's search runs as resolve_one will run it, but stops
+ * where it needs a parse not yet cached; those are made on the pool and the
+ * searches run again, until none stops (a candidate that is not a
+ * compatible object sends its search on to the next) or a few rounds have
+ * passed. Only caches change (parses and directory listings: those the
+ * searches will make, and a few they may not, where a name is found loaded
+ * by the time its node's turn comes), and the count of lookups is put back,
+ * so what resolve_one then finds is what it finds without this, only
+ * sooner. A whole level at a time, not a node: past the first level most
+ * nodes add a library or two, too few to fill the pool alone.
  */
-static int prefetch(struct build *b, size_t q, struct kw_error *err)
+static int prefetch(struct build *b, size_t q0, size_t q1, struct kw_error *err)
 {
-	const struct kw_elf_info *qi = b->g->nodes[q].info;
 	struct kw_resolver *r = b->r;
 	uint64_t lookups = r->lookups;
-	size_t i, round;
+	size_t i, q, round;
 	int rc = 0;
 
 	if (!r->ctx->pool || kw_pool_threads(r->ctx->pool) < 2) {
@@ -1421,25 +1423,29 @@ static int prefetch(struct build *b, size_t q, struct kw_error *err)
 		bool stopped = false;
 
 		r->deferring = true;
-		for (i = 0; i < qi->n_needed && !rc; i++) {
-			const char *name = qi->needed[i];
-			struct hit found = { NULL, NULL, false };
-			enum kw_found_via via = KW_VIA_NONE;
-			struct kw_error serr = { 0 };
-			int src;
+		for (q = q0; q < q1 && !rc; q++) {
+			const struct kw_elf_info *qi = b->g->nodes[q].info;
 
-			/* Names with a slash and the loader's own are probed, not searched: resolve_one does them. */
-			if (find_loaded(b, name) >= 0 || strchr(name, '/') ||
-			    (b->interp && strcmp(strrchr(b->interp, '/') ? strrchr(b->interp, '/') + 1 : b->interp,
-						 name) == 0)) {
-				continue;
-			}
-			src = search(b, q, name, &found, &via, &serr);
-			free(found.path);
-			stopped = stopped || src == DEFERRED;
-			/* A real failure is resolve_one's to report; out of memory is everyone's. */
-			if (src == KW_ENOMEM) {
-				rc = kw_error_set(err, KW_ENOMEM, "out of memory");
+			for (i = 0; qi && i < qi->n_needed && !rc; i++) {
+				const char *name = qi->needed[i];
+				struct hit found = { NULL, NULL, false };
+				enum kw_found_via via = KW_VIA_NONE;
+				struct kw_error serr = { 0 };
+				int src;
+
+				/* Names with a slash and the loader's own are probed, not searched: resolve_one's. */
+				if (find_loaded(b, name) >= 0 || strchr(name, '/') ||
+				    (b->interp && strcmp(strrchr(b->interp, '/') ? strrchr(b->interp, '/') + 1 : b->interp,
+							 name) == 0)) {
+					continue;
+				}
+				src = search(b, q, name, &found, &via, &serr);
+				free(found.path);
+				stopped = stopped || src == DEFERRED;
+				/* A real failure is resolve_one's to report; out of memory is everyone's. */
+				if (src == KW_ENOMEM) {
+					rc = kw_error_set(err, KW_ENOMEM, "out of memory");
+				}
 			}
 		}
 		r->deferring = false;
@@ -1566,7 +1572,7 @@ int kw_resolve_tree(struct kw_resolver *r, const char *path, const struct kw_elf
 	struct build b;
 	struct hit root_h = { NULL, NULL, false };
 	char *abs = NULL;
-	size_t idx, q, i;
+	size_t idx, q, i, level_end;
 	int rc = KW_ENOMEM;
 
 	*out = NULL;
@@ -1620,14 +1626,20 @@ int kw_resolve_tree(struct kw_resolver *r, const char *path, const struct kw_elf
 	}
 	b.root_info = info;
 	b.interp = info->interp ? info->interp : default_interp(info);
-	/* Breadth first, as the loader maps dependencies. */
-	for (q = 0; q < b.g->n_nodes; q++) {
+	/* Breadth first, as the loader maps dependencies; each level's parses prefetched together. */
+	for (q = 0, level_end = 0; q < b.g->n_nodes; q++) {
 		const struct kw_elf_info *qi = b.g->nodes[q].info;
 
+		if (q == level_end) {
+			level_end = b.g->n_nodes;
+			rc = prefetch(&b, q, level_end, err);
+			if (rc) {
+				goto out;
+			}
+		}
 		if (!qi) {
 			continue;
 		}
-		rc = prefetch(&b, q, err);
 		for (i = 0; !rc && i < qi->n_needed; i++) {
 			rc = resolve_one(&b, q, qi->needed[i], err);
 			if (rc) {
