@@ -726,9 +726,9 @@ int kw_km_convert_wheel(struct kw_ctx *ctx, const char *path, const struct kw_km
 				kw_error_set(err, rc, "out of memory");
 				goto out;
 			}
-			if (take_index(&known, &kcap, &n_known, &c) ||
-			    kw_strv_push_own(&objs, opath) | kw_strv_push_own(&names, oname) ||
-			    kw_grow(&mobjs, &mcap, n_mo + 1, sizeof(*mobjs))) {
+			/* Both pushes run: each takes its string, pushed or not. */
+			if (kw_strv_push_own(&objs, opath) | kw_strv_push_own(&names, oname) ||
+			    take_index(&known, &kcap, &n_known, &c) || kw_grow(&mobjs, &mcap, n_mo + 1, sizeof(*mobjs))) {
 				kw_km_converted_release(&c);
 				kw_error_set(err, rc, "out of memory");
 				goto out;
