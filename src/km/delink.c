@@ -1078,7 +1078,7 @@ static unsigned char *rela_bytes(struct dl *d, const struct relvec *rv, size_t n
 
 static int write_object(struct dl *d, const char *out_path)
 {
-	struct bytes shstr = { 0 }, strtab = { 0 }, symtab = { 0 };
+	struct bytes shstr = { 0 }, strtab = { 0 }, symtab = { 0 }, def = { 0 };
 	struct secdef sd[S_COUNT];
 	unsigned char *relas[S_COUNT] = { 0 };
 	unsigned char *tdata = NULL;
@@ -1146,9 +1146,14 @@ static int write_object(struct dl *d, const char *out_path)
 							  8, 24, relas[i], rv->n * 24, S_SYMTAB, (uint32_t)rs[i].sec };
 		}
 	}
-	/* Symbol table: null, locals (section symbols first), globals. */
+	/*
+	 * Symbol table: null, locals (section symbols first), globals. The
+	 * defined globals' names are also gathered for the archive's index
+	 * (reading them back from each object was a tenth of a closure's run).
+	 */
 	{
 		unsigned char z[24] = { 0 };
+		size_t n_def = 0;
 
 		if (put(&strtab, &nul, 1) || put(&symtab, z, 24)) {
 			goto out;
@@ -1159,10 +1164,14 @@ static int write_object(struct dl *d, const char *out_path)
 			uint64_t name = 0;
 
 			if (s->name && *s->name) {
+				size_t l = strlen(s->name) + 1;
+
 				name = strtab.n;
-				if (put(&strtab, s->name, strlen(s->name) + 1)) {
+				if (put(&strtab, s->name, l) ||
+				    (i >= d->locals.n && s->shndx != SHN_UNDEF && put(&def, s->name, l))) {
 					goto out;
 				}
+				n_def += i >= d->locals.n && s->shndx != SHN_UNDEF;
 			}
 			b[0] = (unsigned char)name;
 			b[1] = (unsigned char)(name >> 8);
@@ -1178,23 +1187,6 @@ static int write_object(struct dl *d, const char *out_path)
 				goto out;
 			}
 		}
-	}
-	/* The archive's index lists these; reading them back from each object was a tenth of a closure's run. */
-	{
-		struct bytes def = { 0 };
-		size_t n_def = 0;
-
-		for (i = 0; i < d->globals.n; i++) {
-			const struct osym *s = &d->globals.v[i];
-
-			if (s->shndx != SHN_UNDEF && s->name && *s->name) {
-				if (put(&def, s->name, strlen(s->name) + 1)) {
-					free(def.v);
-					goto out;
-				}
-				n_def++;
-			}
-		}
 		/* Not NULL when there are none: NULL is "not known" to the archive's writer. */
 		if (!def.v && !(def.v = kw_malloc(1))) {
 			goto out;
@@ -1203,6 +1195,7 @@ static int write_object(struct dl *d, const char *out_path)
 		d->res->defined = (char *)def.v;
 		d->res->defined_len = def.n;
 		d->res->n_defined = n_def;
+		def = (struct bytes){ 0 };
 	}
 	sd[S_SYMTAB] = (struct secdef){ ".symtab", SHT_SYMTAB, 0, 8, 24, symtab.v, symtab.n, S_STRTAB,
 					(uint32_t)(1 + n_locals) };
@@ -1322,6 +1315,7 @@ out:
 	free(shstr.v);
 	free(strtab.v);
 	free(symtab.v);
+	free(def.v);
 	return rc;
 #undef SEC
 }
