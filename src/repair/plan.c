@@ -404,48 +404,34 @@ static char *graft_name(const char *realpath, const char *sha)
 	return kw_buf_take(&out);
 }
 
-/* Aliases of one library under several real paths share content: graft once. */
-static int add_inst(struct job *j, const struct kw_dep_graph *g, const struct kw_dep_node *n, size_t *cap,
-		    struct kw_error *err)
+/* Aliases of one library under several real paths share content: graft once. sha is its digest. */
+static int add_inst(struct job *j, const struct kw_dep_graph *g, const struct kw_dep_node *n, const char *sha,
+		    size_t *cap, struct kw_error *err)
 {
 	struct inst *in;
-	char sha[65];
-	char *src;
 	size_t i;
-	int rc;
 
 	if (repair_find_inst_by_real(j, n->realpath) >= 0) {
 		return 0;
 	}
-	src = kw_ctx_rooted(j->ctx, n->realpath);
-	if (!src) {
-		return oom(err);
-	}
-	rc = sha256_file(src, sha, err);
-	if (rc) {
-		free(src);
-		return rc;
-	}
 	for (i = 0; i < j->n_inst; i++) {
 		if (strcmp(j->inst[i].sha, sha) == 0 && strcmp(j->inst[i].soname, n->name) == 0) {
-			free(src);
 			return 0;
 		}
 	}
 	if (kw_grow(&j->inst, cap, j->n_inst + 1, sizeof(*j->inst))) {
-		free(src);
 		return oom(err);
 	}
 	in = &j->inst[j->n_inst++];
 	memset(in, 0, sizeof(*in));
-	in->src = src;
-	memcpy(in->sha, sha, sizeof(sha));
+	in->src = kw_ctx_rooted(j->ctx, n->realpath);
+	memcpy(in->sha, sha, sizeof(in->sha));
 	in->soname = kw_strdup(n->name);
 	in->realpath = kw_strdup(n->realpath);
 	in->newname = graft_name(n->realpath, sha);
 	in->node = n;
 	in->graph = g;
-	if (!in->soname || !in->realpath || !in->newname) {
+	if (!in->src || !in->soname || !in->realpath || !in->newname) {
 		return oom(err);
 	}
 	for (i = 0; i + 1 < j->n_inst; i++) {
@@ -457,6 +443,49 @@ static int add_inst(struct job *j, const struct kw_dep_graph *g, const struct kw
 		}
 	}
 	return 0;
+}
+
+/* A library the plan reaches, in the order it reaches them, and the file it reads for its digest. */
+struct reached {
+	const struct kw_dep_node *node;
+	const struct kw_dep_graph *graph;
+	size_t file;               /* index in the plan's files */
+};
+
+/* One file to hash: every library's digest is taken on the pool, a failure in its own slot. */
+struct digest {
+	char *src;                 /* rooted path */
+	char sha[65];
+	struct kw_error err;
+};
+
+static int digest_task(void *ud, size_t i)
+{
+	struct digest *d = &((struct digest *)ud)[i];
+
+	return sha256_file(d->src, d->sha, &d->err);
+}
+
+/*
+ * The libraries reached, each file hashed once, all on the pool (a closure
+ * can be 500 MB, too much to read on one core), then taken in the order
+ * they were reached, so the plan and its first failure are what one pass
+ * in that order gives.
+ */
+static int add_reached(struct job *j, const struct reached *r, size_t n_r, struct digest *d, size_t n_d,
+		       struct kw_error *err)
+{
+	size_t i, cap = 0, failed = kw_pool_run_until(j->ctx->pool, n_d, digest_task, d);
+	int rc = 0;
+
+	for (i = 0; i < n_r && !rc; i++) {
+		/* A failure to read is reported where the pass in order would have met it. */
+		if (r[i].file == failed) {
+			return kw_error_set(err, d[failed].err.code ? d[failed].err.code : KW_EIO, "%s", d[failed].err.msg);
+		}
+		rc = add_inst(j, r[i].graph, r[i].node, d[r[i].file].sha, &cap, err);
+	}
+	return rc;
 }
 
 /* Who needs node k of member's graph g, for a message: the member or a library. */
@@ -515,9 +544,12 @@ int repair_plan_grafts(struct job *j, struct kw_error *err)
 	struct kw_strv missing = { 0 }; /* "soname (needed by x)", each soname once */
 	struct kw_strv missing_names = { 0 };
 	struct kw_buf list = { 0 };
-	size_t i, k, cap = 0;
+	struct kw_strmap files = { 0 }; /* realpath to its index in d */
+	struct reached *r = NULL;
+	struct digest *d = NULL;
+	size_t i, k, n_r = 0, cap_r = 0, n_d = 0, cap_d = 0;
 	char *names = NULL;
-	int rc;
+	int rc = 0, refused = 0;
 
 	/* Vendored: what the chosen policy does not allow, among the libraries still in the trees. */
 	for (i = 0; i < j->v->graft.n; i++) {
@@ -546,12 +578,13 @@ int repair_plan_grafts(struct job *j, struct kw_error *err)
 			return oom(err);
 		}
 	}
-	for (i = 0; i < a->n_members; i++) {
+	for (i = 0; i < a->n_members && !refused; i++) {
 		const struct kw_dep_graph *g = a->members[i].graph;
 
-		for (k = 1; g && k < g->n_nodes; k++) {
+		for (k = 1; g && k < g->n_nodes && !refused; k++) {
 			const struct kw_dep_node *n = &g->nodes[k];
 			const struct kw_dep_graph *ng = g;
+			long f;
 
 			if (n->in_overlay || !j->reach[i][k] || kw_strv_find(&j->graft, n->name) < 0) {
 				continue;
@@ -563,11 +596,12 @@ int repair_plan_grafts(struct job *j, struct kw_error *err)
 				 * the wheel picked, and only a library inside the wheel may be
 				 * named so.
 				 */
-				rc = kw_error_set(err, KW_EHOSTILE,
-						  "'%s': %s needs '%s' by path, outside the wheel: kwheel does not "
-						  "vendor a library named by path",
-						  a->filename, needed_by(g, k, a->members[i].name), n->name);
-				goto out;
+				/* Reported after the libraries reached before it: a pass in order meets those first. */
+				refused = kw_error_set(err, KW_EHOSTILE,
+						       "'%s': %s needs '%s' by path, outside the wheel: kwheel does not "
+						       "vendor a library named by path",
+						       a->filename, needed_by(g, k, a->members[i].name), n->name);
+				break;
 			}
 			if (!n->path || !n->realpath || !n->info) {
 				n = found_through_loader(j, i, n->name, &ng);
@@ -586,14 +620,31 @@ int repair_plan_grafts(struct job *j, struct kw_error *err)
 				}
 				continue;
 			}
-			rc = add_inst(j, ng, n, &cap, err);
-			if (rc) {
+			f = kw_strmap_get(&files, n->realpath);
+			if (f < 0) {
+				f = (long)n_d;
+				if (kw_grow(&d, &cap_d, n_d + 1, sizeof(*d)) || kw_strmap_add(&files, n->realpath, n_d) < 0) {
+					rc = oom(err);
+					goto out;
+				}
+				memset(&d[n_d], 0, sizeof(*d));
+				if (!(d[n_d++].src = kw_ctx_rooted(j->ctx, n->realpath))) {
+					rc = oom(err);
+					goto out;
+				}
+			}
+			if (kw_grow(&r, &cap_r, n_r + 1, sizeof(*r))) {
+				rc = oom(err);
 				goto out;
 			}
+			r[n_r++] = (struct reached){ n, ng, (size_t)f };
 		}
 	}
-	rc = 0;
-	if (missing.n) {
+	rc = add_reached(j, r, n_r, d, n_d, err);
+	if (!rc) {
+		rc = refused;
+	}
+	if (!rc && missing.n) {
 		for (i = 0; i < missing.n; i++) {
 			kw_buf_appendf(&list, "%s%s", i ? ", " : "", missing.v[i]);
 		}
@@ -607,6 +658,12 @@ int repair_plan_grafts(struct job *j, struct kw_error *err)
 			   : oom(err);
 	}
 out:
+	for (i = 0; i < n_d; i++) {
+		free(d[i].src);
+	}
+	free(d);
+	free(r);
+	kw_strmap_release(&files);
 	free(names);
 	kw_buf_release(&list);
 	kw_strv_release(&missing);
