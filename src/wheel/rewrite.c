@@ -22,6 +22,8 @@ struct content {
 	void *buf;
 	size_t len;
 	unsigned mode;
+	char *hash;      /* path's RECORD hash and size, when taken ahead (prehash) */
+	uint64_t size;
 };
 
 struct added {
@@ -57,6 +59,7 @@ static void content_release(struct content *c)
 {
 	free(c->path);
 	free(c->buf);
+	free(c->hash);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -318,7 +321,11 @@ static int put_content(struct kw_wheel_rewrite *rw, struct kw_wheel_writer *ww, 
 	int rc = 0;
 
 	(void)rw;
-	if (c->path) {
+	if (c->path && c->hash) {
+		h = c->hash;
+		c->hash = NULL;
+		size = c->size;
+	} else if (c->path) {
 		rc = hash_path(c->path, &h, &size, err);
 	} else {
 		h = kw_record_digest_buf(c->buf ? c->buf : "", c->len);
@@ -342,6 +349,50 @@ static int put_content(struct kw_wheel_rewrite *rw, struct kw_wheel_writer *ww, 
 	rc = kw_wheel_writer_add_buffer(ww, name, c->buf, c->len, c->mode, err);
 	c->buf = NULL;
 	return rc;
+}
+
+/* The files to hash ahead, each hash in its content (or none, if it failed). */
+struct prehash {
+	struct content **c;
+	size_t n;
+};
+
+static void prehash_task(void *ud, size_t i)
+{
+	struct content *c = ((struct prehash *)ud)->c[i];
+	struct kw_error ignored;
+
+	if (hash_path(c->path, &c->hash, &c->size, &ignored)) {
+		c->hash = NULL;
+	}
+}
+
+/*
+ * Every new file's hash, taken on the pool before the members are put in
+ * order: a repair adds hundreds of libraries (500 MB for torch), too much
+ * to read on one core. A file that fails here is hashed again in its turn,
+ * so the failure reported is the one the members in order meet first.
+ */
+static void prehash(struct kw_wheel_rewrite *rw)
+{
+	size_t n = kw_wheel_member_count(rw->src), i;
+	struct prehash p = { kw_calloc(n + rw->n_add + 1, sizeof(*p.c)), 0 };
+
+	if (!p.c) {
+		return; /* each file is hashed in its turn instead */
+	}
+	for (i = 0; i < n; i++) {
+		if (rw->action[i] == REPLACE && rw->repl[i].path) {
+			p.c[p.n++] = &rw->repl[i];
+		}
+	}
+	for (i = 0; i < rw->n_add; i++) {
+		if (rw->add[i].c.path) {
+			p.c[p.n++] = &rw->add[i].c;
+		}
+	}
+	kw_pool_run(rw->src->ctx->pool, p.n, prehash_task, &p);
+	free(p.c);
 }
 
 static int cmp_key_entry(const void *key, const void *e)
@@ -474,6 +525,7 @@ int kw_wheel_rewrite_commit(struct kw_wheel_rewrite *rw, struct kw_error *err)
 	}
 	if (!rc) {
 		kw_wheel_writer_use_pool(ww, rw->src->ctx->pool);
+		prehash(rw);
 	}
 	if (!rc && rw->progress) {
 		kw_wheel_writer_on_progress(ww, rw->progress, rw->progress_ud);
