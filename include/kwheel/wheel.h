@@ -237,6 +237,13 @@ int kw_wheel_writer_add_buffer(struct kw_wheel_writer *ww, const char *name, voi
 /* Add name from a file read at commit time (it must stay until then). */
 int kw_wheel_writer_add_file(struct kw_wheel_writer *ww, const char *name, const char *path, unsigned mode,
 			     struct kw_error *err);
+/*
+ * The files added are scratch, each added once: commit removes each as soon
+ * as it is compressed, so their pages are freed on the pool while the rest
+ * compresses, not all at the end on one core (a repair's work files: 500 MB
+ * for torch). A commit that fails may have removed some.
+ */
+void kw_wheel_writer_consume_files(struct kw_wheel_writer *ww);
 /* Progress of a long step: phase, and bytes done of total (0, 0 when unknown). */
 typedef void (*kw_progress_fn)(void *ud, const char *phase, uint64_t done, uint64_t total);
 /* Have commit report its progress through fn (called from the committing thread only). */
@@ -279,6 +286,8 @@ void kw_wheel_rewrite_on_progress(struct kw_wheel_rewrite *rw, kw_progress_fn fn
  * them.
  */
 void kw_wheel_rewrite_additions_first(struct kw_wheel_rewrite *rw);
+/* The files given are scratch, each given once: as kw_wheel_writer_consume_files. */
+void kw_wheel_rewrite_consume_files(struct kw_wheel_rewrite *rw);
 /* Leave member i out. */
 int kw_wheel_rewrite_drop(struct kw_wheel_rewrite *rw, size_t i, struct kw_error *err);
 /* Member i's content from a file read at commit (it must stay until then), or from a buffer (taken). */

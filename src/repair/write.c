@@ -71,6 +71,10 @@ int repair_write_wheel(struct job *j, const char *out_path, int64_t mtime, struc
 	if (!rc && j->o->progress) {
 		kw_wheel_rewrite_on_progress(rw, j->o->progress, j->o->progress_ud);
 	}
+	/* Every file given is a work file, deleted with the work directory anyway. */
+	if (!rc) {
+		kw_wheel_rewrite_consume_files(rw);
+	}
 	for (i = 0; !rc && i < j->n_inst; i++) {
 		char *name = kw_asprintf("%s/%s", j->libs_dir, j->inst[i].newname);
 

@@ -46,6 +46,7 @@ struct kw_wheel_rewrite {
 	size_t n_verified;
 	const struct kw_wheel_retag *retag;
 	bool additions_first;            /* added members outside dist-info before src's */
+	bool consume;                    /* the files given are scratch (kw_wheel_writer_consume_files) */
 	char *dist_info_prefix;          /* "pkg-1.0.dist-info/" */
 	char *record_name;
 };
@@ -132,6 +133,11 @@ void kw_wheel_rewrite_on_progress(struct kw_wheel_rewrite *rw, kw_progress_fn fn
 void kw_wheel_rewrite_additions_first(struct kw_wheel_rewrite *rw)
 {
 	rw->additions_first = true;
+}
+
+void kw_wheel_rewrite_consume_files(struct kw_wheel_rewrite *rw)
+{
+	rw->consume = true;
 }
 
 static int check_index(struct kw_wheel_rewrite *rw, size_t i, struct kw_error *err)
@@ -525,6 +531,9 @@ int kw_wheel_rewrite_commit(struct kw_wheel_rewrite *rw, struct kw_error *err)
 	}
 	if (!rc) {
 		kw_wheel_writer_use_pool(ww, rw->src->ctx->pool);
+		if (rw->consume) {
+			kw_wheel_writer_consume_files(ww);
+		}
 		prehash(rw);
 	}
 	if (!rc && rw->progress) {

@@ -47,6 +47,7 @@ struct item {
 	unsigned mode;
 	uint64_t size;         /* new members: bytes before compression (fixed at commit) */
 	size_t first_task, n_tasks; /* new members: their pieces, in order, in ww->tasks */
+	size_t tasks_left;     /* ITEM_FILE: pieces not yet compressed (under ww->lock) */
 	struct raw z;          /* new members: method, crc and sizes once compressed */
 };
 
@@ -58,6 +59,7 @@ struct kw_wheel_writer {
 	struct kw_wheel *whole; /* copy this archive whole instead of member by member */
 	int level;
 	struct kw_pool *pool;  /* borrowed: where the compression runs; NULL: here */
+	bool consume;          /* added files are scratch: each removed once compressed */
 	pthread_mutex_t lock;  /* the scratch file's end and the compressor cache */
 	int scratch_fd;        /* the new members' compressed bytes, or -1 */
 	uint64_t scratch_end;
@@ -447,6 +449,17 @@ out:
 	}
 	free(buf);
 	free(made);
+	if (!rc && ww->consume && it->kind == ITEM_FILE) {
+		bool read_all;
+
+		pthread_mutex_lock(&ww->lock);
+		read_all = --it->tasks_left == 0;
+		pthread_mutex_unlock(&ww->lock);
+		/* Its pages are freed here, on the pool, while the rest compresses: not all at the end on one core. */
+		if (read_all) {
+			unlink(it->path);
+		}
+	}
 	return rc;
 }
 
@@ -523,6 +536,7 @@ static int compress_all(struct kw_wheel_writer *ww, struct kw_error *err)
 			t->last = off == it->size;
 		} while (off < it->size);
 		it->n_tasks = ww->n_tasks - it->first_task;
+		it->tasks_left = it->n_tasks;
 	}
 	failed = kw_pool_run_until(ww->pool, ww->n_tasks, compress_task, ww);
 	if (failed < ww->n_tasks) {
@@ -801,6 +815,11 @@ out:
 void kw_wheel_writer_use_pool(struct kw_wheel_writer *ww, struct kw_pool *pool)
 {
 	ww->pool = pool;
+}
+
+void kw_wheel_writer_consume_files(struct kw_wheel_writer *ww)
+{
+	ww->consume = true;
 }
 
 int kw_wheel_writer_commit(struct kw_wheel_writer *ww, struct kw_error *err)
